@@ -1,0 +1,227 @@
+//! The management API under `/api/v1`: one method per route of `docs/api.md` (registries, artifacts,
+//! metadata, tokens), each taking and returning the JSON types of `arca_protocol::api`.
+
+use std::collections::BTreeMap;
+
+use arca_protocol::MetadataTarget;
+use arca_protocol::api::{
+    CopyVersionRequest, CreateRegistryRequest, CreateTokenRequest, CreatedToken,
+    DeleteMetadataRequest, MetadataBody, PackageInfo, PackageSummary, Page, PageQuery,
+    RegistryInfo, TokenInfo, VersionInfo, WhoAmI,
+};
+use arca_protocol::model::Role;
+use reqwest::{Method, Url};
+
+use crate::client::Client;
+use crate::error::ClientError;
+
+const API: [&str; 2] = ["api", "v1"];
+
+fn registry_path(registry: &str) -> [&str; 2] {
+    ["registries", registry]
+}
+
+fn package_path<'a>(registry: &'a str, package: &'a str) -> [&'a str; 4] {
+    ["registries", registry, "packages", package]
+}
+
+fn version_path<'a>(registry: &'a str, package: &'a str, version: &'a str) -> [&'a str; 6] {
+    [
+        "registries",
+        registry,
+        "packages",
+        package,
+        "versions",
+        version,
+    ]
+}
+
+impl Client {
+    /// `/api/v1/<rest...>`
+    fn api_url(&self, rest: &[&str]) -> Result<Url, ClientError> {
+        self.url(&[&API[..], rest].concat())
+    }
+
+    /// `/api/v1/registries/{registry}[/packages/{package}[/versions/{version}]]/<rest...>`
+    fn target_url(&self, target: &MetadataTarget, rest: &[&str]) -> Result<Url, ClientError> {
+        let path: Vec<&str> = match target {
+            MetadataTarget::Registry { registry } => registry_path(registry).to_vec(),
+            MetadataTarget::Package { registry, package } => {
+                package_path(registry, package).to_vec()
+            }
+            MetadataTarget::Version {
+                registry,
+                package,
+                version,
+            } => version_path(registry, package, version).to_vec(),
+        };
+        self.api_url(&[&path[..], rest].concat())
+    }
+
+    /// Sends a request whose answer has no body (204).
+    async fn send_empty(&self, method: Method, url: Url) -> Result<(), ClientError> {
+        self.send(self.request(method, url)).await.map(drop)
+    }
+
+    /// `GET /api/v1/whoami`: the caller's token, or `None` for an anonymous caller.
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        let url = self.api_url(&["whoami"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `POST /api/v1/registries`.
+    pub async fn create_registry(
+        &self,
+        request: &CreateRegistryRequest,
+    ) -> Result<RegistryInfo, ClientError> {
+        let url = self.api_url(&["registries"])?;
+        self.send_json(self.request(Method::POST, url).json(request))
+            .await
+    }
+
+    /// `GET /api/v1/registries`.
+    pub async fn list_registries(&self) -> Result<Vec<RegistryInfo>, ClientError> {
+        let url = self.api_url(&["registries"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `GET /api/v1/registries/{registry}`.
+    pub async fn get_registry(&self, registry: &str) -> Result<RegistryInfo, ClientError> {
+        let url = self.api_url(&registry_path(registry))?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `DELETE /api/v1/registries/{registry}`.
+    pub async fn delete_registry(&self, registry: &str) -> Result<(), ClientError> {
+        let url = self.api_url(&registry_path(registry))?;
+        self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `GET /api/v1/artifacts`: one page of packages, of one registry or of all.
+    pub async fn list_artifacts(
+        &self,
+        registry: Option<&str>,
+        page: PageQuery,
+    ) -> Result<Page<PackageSummary>, ClientError> {
+        let mut url = self.api_url(&["artifacts"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(registry) = registry {
+                query.append_pair("registry", registry);
+            }
+            query
+                .append_pair("page", &page.page.to_string())
+                .append_pair("page_size", &page.page_size.to_string());
+        }
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `GET /api/v1/registries/{registry}/packages/{package}`.
+    pub async fn get_package(
+        &self,
+        registry: &str,
+        package: &str,
+    ) -> Result<PackageInfo, ClientError> {
+        let url = self.api_url(&package_path(registry, package))?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `DELETE /api/v1/registries/{registry}/packages/{package}`.
+    pub async fn delete_package(&self, registry: &str, package: &str) -> Result<(), ClientError> {
+        let url = self.api_url(&package_path(registry, package))?;
+        self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `GET /api/v1/registries/{registry}/packages/{package}/versions/{version}`.
+    pub async fn get_version(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<VersionInfo, ClientError> {
+        let url = self.api_url(&version_path(registry, package, version))?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `DELETE /api/v1/registries/{registry}/packages/{package}/versions/{version}`.
+    pub async fn delete_version(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<(), ClientError> {
+        let url = self.api_url(&version_path(registry, package, version))?;
+        self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `POST .../versions/{version}/copy`: copies a version into `destination_registry` and answers the
+    /// copy.
+    pub async fn copy_version(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+        destination_registry: &str,
+    ) -> Result<VersionInfo, ClientError> {
+        let url =
+            self.api_url(&[&version_path(registry, package, version)[..], &["copy"]].concat())?;
+        let body = CopyVersionRequest {
+            destination_registry: destination_registry.to_string(),
+        };
+        self.send_json(self.request(Method::POST, url).json(&body))
+            .await
+    }
+
+    /// `GET .../metadata` of a registry, package or version.
+    pub async fn get_metadata(&self, target: &MetadataTarget) -> Result<MetadataBody, ClientError> {
+        let url = self.target_url(target, &["metadata"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `PUT .../metadata`: sets `entries` and answers every key afterwards.
+    pub async fn set_metadata(
+        &self,
+        target: &MetadataTarget,
+        entries: BTreeMap<String, String>,
+    ) -> Result<MetadataBody, ClientError> {
+        let url = self.target_url(target, &["metadata"])?;
+        let body = MetadataBody { metadata: entries };
+        self.send_json(self.request(Method::PUT, url).json(&body))
+            .await
+    }
+
+    /// `DELETE .../metadata`: removes `keys` (every key when empty) and answers the keys left.
+    pub async fn delete_metadata(
+        &self,
+        target: &MetadataTarget,
+        keys: Vec<String>,
+    ) -> Result<MetadataBody, ClientError> {
+        let url = self.target_url(target, &["metadata"])?;
+        let body = DeleteMetadataRequest { keys };
+        self.send_json(self.request(Method::DELETE, url).json(&body))
+            .await
+    }
+
+    /// `POST /api/v1/tokens`: the answer holds the secret, shown this once.
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<CreatedToken, ClientError> {
+        let url = self.api_url(&["tokens"])?;
+        let body = CreateTokenRequest {
+            name: name.to_string(),
+            role,
+        };
+        self.send_json(self.request(Method::POST, url).json(&body))
+            .await
+    }
+
+    /// `GET /api/v1/tokens`.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        let url = self.api_url(&["tokens"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.api_url(&["tokens", id])?;
+        self.send_empty(Method::DELETE, url).await
+    }
+}

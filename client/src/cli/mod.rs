@@ -1,0 +1,105 @@
+//! The command tree of `arca`: global flags, the top-level subcommands, where the server URL and token
+//! come from (flag, environment, then the file `arca login` wrote), and dispatch to the command modules.
+
+mod artifact;
+mod config;
+mod metadata;
+mod output;
+mod registry;
+mod session;
+mod token;
+mod transfer;
+
+use anyhow::{Context as _, Result, bail};
+use arca_client::Client;
+use clap::{Parser, Subcommand};
+
+use self::config::Config;
+use self::output::Format;
+
+/// The server used when neither a flag, the environment nor `arca login` names one.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+/// Command-line client of an Arca artifact registry.
+#[derive(Debug, Parser)]
+#[command(name = "arca", version, propagate_version = true)]
+pub struct Cli {
+    /// Server URL [default: the one saved by `arca login`, else http://127.0.0.1:7070]
+    #[arg(long, global = true, env = "ARCA_SERVER", value_name = "URL")]
+    server: Option<String>,
+
+    /// API token [default: the one saved by `arca login`]
+    #[arg(long, global = true, env = "ARCA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a server URL and token (--server, --token) and save them for later commands
+    Login,
+    /// Show the token the server sees
+    Whoami,
+    /// Create, list, inspect and delete registries
+    #[command(subcommand, visible_alias = "reg")]
+    Registry(registry::RegistryCommand),
+    /// List, inspect, push, pull, copy and delete artifacts
+    #[command(subcommand, visible_alias = "art")]
+    Artifact(artifact::ArtifactCommand),
+    /// Create, list and revoke API tokens
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// What every command runs with: a client of the chosen server and the output format.
+pub struct Context {
+    /// Client of the chosen server, with the chosen token.
+    pub client: Client,
+    /// How to print results.
+    pub format: Format,
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let Cli {
+        server,
+        token,
+        format,
+        command,
+    } = cli;
+    if matches!(command, Command::Login) && token.is_none() {
+        bail!("`arca login` needs a token: pass --token or set ARCA_TOKEN");
+    }
+    let context = Context {
+        client: connect(server, token)?,
+        format,
+    };
+    match command {
+        Command::Login => session::login(&context).await,
+        Command::Whoami => session::whoami(&context).await,
+        Command::Registry(command) => command.run(&context).await,
+        Command::Artifact(command) => command.run(&context).await,
+        Command::Token(command) => command.run(&context).await,
+    }
+}
+
+/// A client of the server and token given by flag or environment, completed from the saved
+/// configuration, with the default server last.
+fn connect(server: Option<String>, token: Option<String>) -> Result<Client> {
+    let saved = if server.is_none() || token.is_none() {
+        Config::load()?
+    } else {
+        Config::default()
+    };
+    let server = server
+        .or(saved.server)
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let token = token.or(saved.token);
+    Client::new(&server, token).with_context(|| format!("connecting to {server}"))
+}

@@ -1,0 +1,3 @@
+//! arca-node: the Arca server.
+
+pub mod meta;

@@ -1,0 +1,483 @@
+//! The replicated metadata state and the deterministic function that applies a [`Command`] to it.
+//!
+//! Everything here is pure: the same commands in the same order give the same state on every node. A
+//! refused command leaves the state untouched.
+
+use std::collections::BTreeMap;
+
+use arca_protocol::model::Metadata;
+use arca_protocol::{
+    BlobRef, Command, CommandError, CommandOutcome, MetadataTarget, Package, Registry, Sha256,
+    Token, Version,
+};
+use serde::{Deserialize, Serialize};
+
+/// A registry and its packages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryState {
+    /// The registry's settings and metadata.
+    pub registry: Registry,
+    /// Packages by name.
+    pub packages: BTreeMap<String, Package>,
+}
+
+/// All metadata a node holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaState {
+    /// Registries by name.
+    pub registries: BTreeMap<String, RegistryState>,
+    /// Every blob any file refers to, by sha256.
+    pub blobs: BTreeMap<Sha256, BlobRef>,
+    /// API tokens by id.
+    pub tokens: BTreeMap<String, Token>,
+}
+
+fn not_found(what: impl std::fmt::Display) -> CommandError {
+    CommandError::NotFound(what.to_string())
+}
+
+impl MetaState {
+    /// The registry called `name`.
+    pub fn registry(&self, name: &str) -> Option<&RegistryState> {
+        self.registries.get(name)
+    }
+
+    /// A package of a registry.
+    pub fn package(&self, registry: &str, package: &str) -> Option<&Package> {
+        self.registries.get(registry)?.packages.get(package)
+    }
+
+    /// A version of a package.
+    pub fn version(&self, registry: &str, package: &str, version: &str) -> Option<&Version> {
+        self.package(registry, package)?.versions.get(version)
+    }
+
+    /// The token whose secret hashes to `secret_sha256`.
+    pub fn token_by_secret(&self, secret_sha256: &Sha256) -> Option<&Token> {
+        self.tokens
+            .values()
+            .find(|token| &token.secret_sha256 == secret_sha256)
+    }
+
+    /// Applies one command. On error nothing has changed.
+    pub fn apply(&mut self, command: Command) -> CommandOutcome {
+        match command {
+            Command::CreateRegistry { registry } => {
+                if self.registries.contains_key(&registry.name) {
+                    return Err(CommandError::AlreadyExists(format!(
+                        "registry {}",
+                        registry.name
+                    )));
+                }
+                self.registries.insert(
+                    registry.name.clone(),
+                    RegistryState {
+                        registry,
+                        packages: BTreeMap::new(),
+                    },
+                );
+                Ok(())
+            }
+            Command::DeleteRegistry { name } => self
+                .registries
+                .remove(&name)
+                .map(drop)
+                .ok_or_else(|| not_found(format_args!("registry {name}"))),
+            Command::PutFile {
+                registry,
+                package,
+                version,
+                filename,
+                blob,
+                at,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let immutable = state.registry.immutable;
+                let existing = state
+                    .packages
+                    .get(&package)
+                    .and_then(|p| p.versions.get(&version))
+                    .and_then(|v| v.files.get(&filename));
+                if immutable && existing.is_some() {
+                    return Err(CommandError::Conflict(format!(
+                        "registry {registry} is immutable: {package}/{version}/{filename} already exists"
+                    )));
+                }
+                let entry = arca_protocol::FileEntry {
+                    sha256: blob.sha256,
+                    size: blob.size,
+                    created_at: at,
+                };
+                let package_entry = state
+                    .packages
+                    .entry(package.clone())
+                    .or_insert_with(|| new_package(&package, at));
+                package_entry.updated_at = at;
+                let version_entry = package_entry
+                    .versions
+                    .entry(version.clone())
+                    .or_insert_with(|| new_version(&version, at));
+                version_entry.updated_at = at;
+                version_entry.files.insert(filename, entry);
+                self.blobs.entry(blob.sha256).or_insert(blob);
+                Ok(())
+            }
+            Command::DeleteFile {
+                registry,
+                package,
+                version,
+                filename,
+                at,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let package_entry = state
+                    .packages
+                    .get_mut(&package)
+                    .ok_or_else(|| not_found(format_args!("package {package}")))?;
+                let version_entry = package_entry
+                    .versions
+                    .get_mut(&version)
+                    .ok_or_else(|| not_found(format_args!("version {package}/{version}")))?;
+                version_entry.files.remove(&filename).ok_or_else(|| {
+                    not_found(format_args!("file {package}/{version}/{filename}"))
+                })?;
+                version_entry.updated_at = at;
+                package_entry.updated_at = at;
+                if version_entry.files.is_empty() {
+                    package_entry.versions.remove(&version);
+                }
+                if package_entry.versions.is_empty() {
+                    state.packages.remove(&package);
+                }
+                Ok(())
+            }
+            Command::DeleteVersion {
+                registry,
+                package,
+                version,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let package_entry = state
+                    .packages
+                    .get_mut(&package)
+                    .ok_or_else(|| not_found(format_args!("package {package}")))?;
+                package_entry
+                    .versions
+                    .remove(&version)
+                    .ok_or_else(|| not_found(format_args!("version {package}/{version}")))?;
+                if package_entry.versions.is_empty() {
+                    state.packages.remove(&package);
+                }
+                Ok(())
+            }
+            Command::DeletePackage { registry, package } => self
+                .registry_mut(&registry)?
+                .packages
+                .remove(&package)
+                .map(drop)
+                .ok_or_else(|| not_found(format_args!("package {package}"))),
+            Command::CopyVersion {
+                from_registry,
+                package,
+                version,
+                to_registry,
+                at,
+            } => {
+                let source = self
+                    .version(&from_registry, &package, &version)
+                    .ok_or_else(|| {
+                        not_found(format_args!("version {from_registry}/{package}/{version}"))
+                    })?
+                    .clone();
+                let source_type = self
+                    .registries
+                    .get(&from_registry)
+                    .map(|r| r.registry.package_type);
+                let destination = self.registry_mut(&to_registry)?;
+                if Some(destination.registry.package_type) != source_type {
+                    return Err(CommandError::Invalid(format!(
+                        "registry {to_registry} holds {} packages, not {}",
+                        destination.registry.package_type,
+                        source_type.map(|t| t.to_string()).unwrap_or_default()
+                    )));
+                }
+                let exists = destination
+                    .packages
+                    .get(&package)
+                    .is_some_and(|p| p.versions.contains_key(&version));
+                if exists && destination.registry.immutable {
+                    return Err(CommandError::Conflict(format!(
+                        "registry {to_registry} is immutable: {package}/{version} already exists"
+                    )));
+                }
+                let package_entry = destination
+                    .packages
+                    .entry(package.clone())
+                    .or_insert_with(|| new_package(&package, at));
+                package_entry.updated_at = at;
+                package_entry.versions.insert(
+                    version,
+                    Version {
+                        created_at: at,
+                        updated_at: at,
+                        ..source
+                    },
+                );
+                Ok(())
+            }
+            Command::SetMetadata { target, entries } => {
+                self.metadata_mut(&target)?.extend(entries);
+                Ok(())
+            }
+            Command::DeleteMetadata { target, keys } => {
+                let metadata = self.metadata_mut(&target)?;
+                if keys.is_empty() {
+                    metadata.clear();
+                } else {
+                    for key in &keys {
+                        metadata.remove(key);
+                    }
+                }
+                Ok(())
+            }
+            Command::CreateToken { token } => {
+                if self.tokens.contains_key(&token.id) {
+                    return Err(CommandError::AlreadyExists(format!("token {}", token.id)));
+                }
+                self.tokens.insert(token.id.clone(), token);
+                Ok(())
+            }
+            Command::RevokeToken { id } => self
+                .tokens
+                .remove(&id)
+                .map(drop)
+                .ok_or_else(|| not_found(format_args!("token {id}"))),
+        }
+    }
+
+    fn registry_mut(&mut self, name: &str) -> Result<&mut RegistryState, CommandError> {
+        self.registries
+            .get_mut(name)
+            .ok_or_else(|| not_found(format_args!("registry {name}")))
+    }
+
+    /// The metadata map a target names.
+    pub fn metadata(&self, target: &MetadataTarget) -> Result<&Metadata, CommandError> {
+        match target {
+            MetadataTarget::Registry { registry } => self
+                .registry(registry)
+                .map(|r| &r.registry.metadata)
+                .ok_or_else(|| not_found(format_args!("registry {registry}"))),
+            MetadataTarget::Package { registry, package } => self
+                .package(registry, package)
+                .map(|p| &p.metadata)
+                .ok_or_else(|| not_found(format_args!("package {registry}/{package}"))),
+            MetadataTarget::Version {
+                registry,
+                package,
+                version,
+            } => self
+                .version(registry, package, version)
+                .map(|v| &v.metadata)
+                .ok_or_else(|| not_found(format_args!("version {registry}/{package}/{version}"))),
+        }
+    }
+
+    fn metadata_mut(&mut self, target: &MetadataTarget) -> Result<&mut Metadata, CommandError> {
+        match target {
+            MetadataTarget::Registry { registry } => {
+                Ok(&mut self.registry_mut(registry)?.registry.metadata)
+            }
+            MetadataTarget::Package { registry, package } => self
+                .registry_mut(registry)?
+                .packages
+                .get_mut(package)
+                .map(|p| &mut p.metadata)
+                .ok_or_else(|| not_found(format_args!("package {registry}/{package}"))),
+            MetadataTarget::Version {
+                registry,
+                package,
+                version,
+            } => self
+                .registry_mut(registry)?
+                .packages
+                .get_mut(package)
+                .and_then(|p| p.versions.get_mut(version))
+                .map(|v| &mut v.metadata)
+                .ok_or_else(|| not_found(format_args!("version {registry}/{package}/{version}"))),
+        }
+    }
+}
+
+fn new_package(name: &str, at: u64) -> Package {
+    Package {
+        name: name.to_string(),
+        created_at: at,
+        updated_at: at,
+        versions: BTreeMap::new(),
+        metadata: Metadata::new(),
+    }
+}
+
+fn new_version(name: &str, at: u64) -> Version {
+    Version {
+        name: name.to_string(),
+        created_at: at,
+        updated_at: at,
+        files: BTreeMap::new(),
+        metadata: Metadata::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_protocol::{ChunkId, ChunkRef, PackageType};
+
+    fn registry(name: &str, immutable: bool) -> Command {
+        Command::CreateRegistry {
+            registry: Registry {
+                name: name.into(),
+                package_type: PackageType::Generic,
+                description: String::new(),
+                immutable,
+                allow_anonymous_read: false,
+                created_at: 1,
+                metadata: Metadata::new(),
+            },
+        }
+    }
+
+    fn blob(byte: u8) -> BlobRef {
+        BlobRef {
+            sha256: Sha256([byte; 32]),
+            size: 3,
+            chunks: vec![ChunkRef {
+                id: ChunkId([byte; 32]),
+                size: 3,
+            }],
+        }
+    }
+
+    fn put(registry: &str, version: &str, byte: u8) -> Command {
+        Command::PutFile {
+            registry: registry.into(),
+            package: "tool".into(),
+            version: version.into(),
+            filename: "tool.bin".into(),
+            blob: blob(byte),
+            at: 10,
+        }
+    }
+
+    #[test]
+    fn immutable_registry_refuses_overwrite_but_mutable_allows_it() {
+        let mut state = MetaState::default();
+        state.apply(registry("frozen", true)).expect("create");
+        state.apply(registry("open", false)).expect("create");
+        state.apply(put("frozen", "1.0", 1)).expect("first put");
+        let before = state.clone();
+        assert!(matches!(
+            state.apply(put("frozen", "1.0", 2)),
+            Err(CommandError::Conflict(_))
+        ));
+        assert_eq!(state, before, "a refused command changes nothing");
+        assert!(
+            state.apply(put("frozen", "1.0", 1)).is_err(),
+            "even identical bytes are an overwrite"
+        );
+        state.apply(put("open", "1.0", 1)).expect("put");
+        state.apply(put("open", "1.0", 2)).expect("overwrite");
+        let file = &state.version("open", "tool", "1.0").expect("version").files["tool.bin"];
+        assert_eq!(file.sha256, Sha256([2; 32]));
+    }
+
+    #[test]
+    fn deleting_the_last_file_removes_version_and_package() {
+        let mut state = MetaState::default();
+        state.apply(registry("r", false)).expect("create");
+        state.apply(put("r", "1.0", 1)).expect("put");
+        state
+            .apply(Command::DeleteFile {
+                registry: "r".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+                filename: "tool.bin".into(),
+                at: 11,
+            })
+            .expect("delete");
+        assert!(state.package("r", "tool").is_none());
+    }
+
+    #[test]
+    fn copy_shares_blobs_and_checks_package_type() {
+        let mut state = MetaState::default();
+        state.apply(registry("a", false)).expect("create");
+        state.apply(registry("b", false)).expect("create");
+        state.apply(put("a", "1.0", 7)).expect("put");
+        state
+            .apply(Command::CopyVersion {
+                from_registry: "a".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+                to_registry: "b".into(),
+                at: 20,
+            })
+            .expect("copy");
+        let copied = state.version("b", "tool", "1.0").expect("copied");
+        assert_eq!(copied.files["tool.bin"].sha256, Sha256([7; 32]));
+        assert_eq!(state.blobs.len(), 1, "no bytes or blob records duplicated");
+        assert!(matches!(
+            state.apply(Command::CopyVersion {
+                from_registry: "a".into(),
+                package: "tool".into(),
+                version: "9.9".into(),
+                to_registry: "b".into(),
+                at: 20,
+            }),
+            Err(CommandError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn metadata_set_and_delete_on_every_level() {
+        let mut state = MetaState::default();
+        state.apply(registry("r", false)).expect("create");
+        state.apply(put("r", "1.0", 1)).expect("put");
+        let targets = [
+            MetadataTarget::Registry {
+                registry: "r".into(),
+            },
+            MetadataTarget::Package {
+                registry: "r".into(),
+                package: "tool".into(),
+            },
+            MetadataTarget::Version {
+                registry: "r".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+            },
+        ];
+        for target in targets {
+            let entries = BTreeMap::from([
+                ("owner".to_string(), "platform".to_string()),
+                ("tier".to_string(), "gold".to_string()),
+            ]);
+            state
+                .apply(Command::SetMetadata {
+                    target: target.clone(),
+                    entries,
+                })
+                .expect("set");
+            state
+                .apply(Command::DeleteMetadata {
+                    target: target.clone(),
+                    keys: vec!["tier".into()],
+                })
+                .expect("delete");
+            let metadata = state.metadata(&target).expect("target exists");
+            assert_eq!(metadata.len(), 1);
+            assert_eq!(metadata["owner"], "platform");
+        }
+    }
+}

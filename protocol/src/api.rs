@@ -1,0 +1,231 @@
+//! JSON bodies of the management API under `/api/v1`, shared by the server and the typed client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256;
+use crate::model::{Metadata, PackageType, Role};
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `NOT_FOUND`, `UNAUTHORIZED`, `CONFLICT`, `INVALID`.
+    pub code: String,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// `POST /api/v1/registries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRegistryRequest {
+    /// Registry name.
+    pub name: String,
+    /// Package type.
+    pub package_type: PackageType,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Refuse overwrites of existing versions.
+    #[serde(default)]
+    pub immutable: bool,
+    /// Allow reads without a token.
+    #[serde(default)]
+    pub allow_anonymous_read: bool,
+}
+
+/// A registry as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryInfo {
+    /// Registry name.
+    pub name: String,
+    /// Package type.
+    pub package_type: PackageType,
+    /// Description.
+    pub description: String,
+    /// Immutable flag.
+    pub immutable: bool,
+    /// Anonymous read flag.
+    pub allow_anonymous_read: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+    /// Number of packages.
+    pub package_count: u64,
+    /// Metadata.
+    pub metadata: Metadata,
+}
+
+/// Paging parameters (`?page=&page_size=`); pages count from 1.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PageQuery {
+    /// Page number, from 1.
+    #[serde(default = "default_page")]
+    pub page: u64,
+    /// Items per page (1-1000).
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+}
+
+fn default_page() -> u64 {
+    1
+}
+
+fn default_page_size() -> u64 {
+    50
+}
+
+impl Default for PageQuery {
+    fn default() -> Self {
+        PageQuery {
+            page: default_page(),
+            page_size: default_page_size(),
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// This page's number, from 1.
+    pub page: u64,
+    /// Items per page.
+    pub page_size: u64,
+    /// Items in all pages.
+    pub total: u64,
+}
+
+/// A package in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    /// Registry name.
+    pub registry: String,
+    /// Package name.
+    pub name: String,
+    /// The most recently updated version.
+    pub latest_version: Option<String>,
+    /// Number of versions.
+    pub version_count: u64,
+    /// Total bytes of all files of all versions.
+    pub size: u64,
+    /// Last change, unix milliseconds.
+    pub updated_at: u64,
+}
+
+/// A package with its versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    /// Registry name.
+    pub registry: String,
+    /// Package name.
+    pub name: String,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+    /// Last change, unix milliseconds.
+    pub updated_at: u64,
+    /// Versions, oldest first.
+    pub versions: Vec<VersionInfo>,
+    /// Metadata.
+    pub metadata: Metadata,
+}
+
+/// A version with its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Registry name.
+    pub registry: String,
+    /// Package name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+    /// Last change, unix milliseconds.
+    pub updated_at: u64,
+    /// Files.
+    pub files: Vec<FileInfo>,
+    /// Metadata.
+    pub metadata: Metadata,
+}
+
+/// A file of a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the content.
+    pub sha256: Sha256,
+    /// Commit time, unix milliseconds.
+    pub created_at: u64,
+}
+
+/// `PUT .../metadata`: keys to set. Also the answer of `GET .../metadata`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetadataBody {
+    /// Keys and values.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `DELETE .../metadata`: keys to remove (all keys when empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeleteMetadataRequest {
+    /// Keys to remove.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// `POST .../versions/{version}/copy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CopyVersionRequest {
+    /// Where to copy the version.
+    pub destination_registry: String,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    /// Human label.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Token id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+}
+
+/// The answer to `POST /api/v1/tokens`: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// The token's public description.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The secret to send as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The caller's token, or `None` for anonymous callers.
+    pub token: Option<TokenInfo>,
+}

@@ -1,0 +1,153 @@
+//! Raft commands: the only way metadata changes. Each is a log entry that every node applies in the same
+//! order with the same result; anything non-deterministic (time, generated ids) is decided by the proposer
+//! and carried inside the command.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{BlobRef, Registry, Token};
+
+/// Where a metadata operation applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataTarget {
+    /// A registry.
+    Registry {
+        /// Registry name.
+        registry: String,
+    },
+    /// A package.
+    Package {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+    },
+    /// One version of a package.
+    Version {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+    },
+}
+
+/// A metadata change, as replicated through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a registry; fails if the name is taken.
+    CreateRegistry {
+        /// The new registry.
+        registry: Registry,
+    },
+    /// Delete a registry with all its packages.
+    DeleteRegistry {
+        /// Registry name.
+        name: String,
+    },
+    /// Put one file into a version, creating the package and version as needed. Immutable registries
+    /// refuse to replace an existing file.
+    PutFile {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// File name within the version.
+        filename: String,
+        /// The stored bytes.
+        blob: BlobRef,
+        /// Commit time, unix milliseconds.
+        at: u64,
+    },
+    /// Remove one file from a version; an emptied version and package disappear with it.
+    DeleteFile {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// File name.
+        filename: String,
+        /// Change time, unix milliseconds.
+        at: u64,
+    },
+    /// Delete a version with all its files.
+    DeleteVersion {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+    },
+    /// Delete a package with all its versions.
+    DeletePackage {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+    },
+    /// Copy a version's files (references to the same blobs) into another registry.
+    CopyVersion {
+        /// Source registry.
+        from_registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Destination registry.
+        to_registry: String,
+        /// Copy time, unix milliseconds.
+        at: u64,
+    },
+    /// Set metadata keys.
+    SetMetadata {
+        /// What to change.
+        target: MetadataTarget,
+        /// Keys and values to set.
+        entries: BTreeMap<String, String>,
+    },
+    /// Remove metadata keys; keys that are absent are ignored.
+    DeleteMetadata {
+        /// What to change.
+        target: MetadataTarget,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
+    /// Create an API token.
+    CreateToken {
+        /// The token (its secret hashed).
+        token: Token,
+    },
+    /// Revoke an API token.
+    RevokeToken {
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    /// Something the command names does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Something the command would create already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The command conflicts with the current state (for example an immutable registry).
+    #[error("{0}")]
+    Conflict(String),
+    /// The command is not valid as given.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What applying a command produced.
+pub type CommandOutcome = Result<(), CommandError>;

@@ -1,0 +1,241 @@
+//! The metadata model every node holds in its state machine: registries, packages, versions, the files
+//! of a version and the blobs behind them, and the tokens that authenticate callers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{ChunkId, Sha256};
+
+/// Key/value metadata attached to a registry, package or version.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Which protocol a registry speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PackageType {
+    /// Arbitrary files under `/generic/`.
+    Generic,
+    /// OCI / Docker images and artifacts.
+    #[serde(alias = "OCI")]
+    Docker,
+    /// Helm charts.
+    Helm,
+    /// npm packages.
+    Npm,
+    /// Python packages.
+    Pypi,
+    /// Maven artifacts.
+    Maven,
+    /// Go modules.
+    Go,
+    /// Cargo crates.
+    Cargo,
+    /// NuGet packages.
+    Nuget,
+}
+
+impl PackageType {
+    /// Every package type, in display order.
+    pub const ALL: [PackageType; 9] = [
+        PackageType::Generic,
+        PackageType::Docker,
+        PackageType::Helm,
+        PackageType::Npm,
+        PackageType::Pypi,
+        PackageType::Maven,
+        PackageType::Go,
+        PackageType::Cargo,
+        PackageType::Nuget,
+    ];
+
+    /// The upper-case name used in the API and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageType::Generic => "GENERIC",
+            PackageType::Docker => "DOCKER",
+            PackageType::Helm => "HELM",
+            PackageType::Npm => "NPM",
+            PackageType::Pypi => "PYPI",
+            PackageType::Maven => "MAVEN",
+            PackageType::Go => "GO",
+            PackageType::Cargo => "CARGO",
+            PackageType::Nuget => "NUGET",
+        }
+    }
+}
+
+impl fmt::Display for PackageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A package type name that Arca does not know.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET)"
+)]
+pub struct UnknownPackageType(pub String);
+
+impl FromStr for PackageType {
+    type Err = UnknownPackageType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.to_ascii_uppercase();
+        if upper == "OCI" {
+            return Ok(PackageType::Docker);
+        }
+        PackageType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == upper)
+            .ok_or_else(|| UnknownPackageType(s.to_string()))
+    }
+}
+
+/// One stored chunk of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// blake3 of the chunk's bytes.
+    pub id: ChunkId,
+    /// Length of the chunk in bytes.
+    pub size: u32,
+}
+
+/// Immutable bytes: known to clients by sha256, stored as an ordered list of chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// sha256 of the whole blob.
+    pub sha256: Sha256,
+    /// Total length in bytes (the sum of the chunk sizes).
+    pub size: u64,
+    /// The chunks, in order.
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// A named registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Unique name, used in every URL.
+    pub name: String,
+    /// The protocol it speaks.
+    pub package_type: PackageType,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: String,
+    /// An immutable registry refuses to overwrite any existing version's files.
+    #[serde(default)]
+    pub immutable: bool,
+    /// Reads without a token are allowed.
+    #[serde(default)]
+    pub allow_anonymous_read: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+    /// User metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// A file of a version: a name pointing at a blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// sha256 of the blob holding the file's bytes.
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the file was committed, unix milliseconds.
+    pub created_at: u64,
+}
+
+/// One version of a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// The version string.
+    pub name: String,
+    /// First commit time, unix milliseconds.
+    pub created_at: u64,
+    /// Last change time, unix milliseconds.
+    pub updated_at: u64,
+    /// Files by name.
+    pub files: BTreeMap<String, FileEntry>,
+    /// User metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// A package: a name within a registry and its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    /// The package name.
+    pub name: String,
+    /// First commit time, unix milliseconds.
+    pub created_at: u64,
+    /// Last change time, unix milliseconds.
+    pub updated_at: u64,
+    /// Versions by name.
+    pub versions: BTreeMap<String, Version>,
+    /// User metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read artifacts and metadata.
+    Read,
+    /// Read, push and delete artifacts and metadata.
+    Write,
+    /// Everything, including registries and tokens.
+    Admin,
+}
+
+impl Role {
+    /// True when this role includes everything `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?} (expected read, write or admin)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+/// An API token. Only the sha256 of its secret is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// Public identifier, shown in listings and used to revoke.
+    pub id: String,
+    /// Human label.
+    pub name: String,
+    /// sha256 of the secret the caller presents.
+    pub secret_sha256: Sha256,
+    /// What the token may do.
+    pub role: Role,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+}

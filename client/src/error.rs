@@ -18,10 +18,10 @@ pub enum ClientError {
         message: String,
     },
     /// The request could not be sent or the answer could not be read.
-    #[error("http: {0}")]
+    #[error(transparent)]
     Http(#[from] reqwest::Error),
     /// A local file could not be read or written.
-    #[error("i/o: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The input or the server's answer is not what the API allows.
     #[error("{0}")]

@@ -13,3 +13,6 @@ mod generic;
 pub use client::Client;
 pub use error::ClientError;
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, PushedFile, sha256_file};
+
+#[cfg(test)]
+mod tests;

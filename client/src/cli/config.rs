@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// Saved connection settings.
+/// Saved connection settings. Unknown keys are refused, so a file that is not this configuration (for
+/// example a node's, which also answers to `ARCA_CONFIG`) is never read as one or overwritten.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Server URL.
     pub server: Option<String>,

@@ -10,7 +10,7 @@ mod session;
 mod token;
 mod transfer;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use arca_client::Client;
 use clap::{Parser, Subcommand};
 
@@ -22,7 +22,7 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 
 /// Command-line client of an Arca artifact registry.
 #[derive(Debug, Parser)]
-#[command(name = "arca", version, propagate_version = true)]
+#[command(name = "arca", version)]
 pub struct Cli {
     /// Server URL [default: the one saved by `arca login`, else http://127.0.0.1:7070]
     #[arg(long, global = true, env = "ARCA_SERVER", value_name = "URL")]
@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// A client of the server and token given by flag or environment, completed from the saved
-/// configuration, with the default server last.
+/// configuration, with the default server last. The saved token is only ever sent to the saved server.
 fn connect(server: Option<String>, token: Option<String>) -> Result<Client> {
     let saved = if server.is_none() || token.is_none() {
         Config::load()?
@@ -98,8 +98,45 @@ fn connect(server: Option<String>, token: Option<String>) -> Result<Client> {
         Config::default()
     };
     let server = server
-        .or(saved.server)
+        .or_else(|| saved.server.clone())
         .unwrap_or_else(|| DEFAULT_SERVER.to_string());
-    let token = token.or(saved.token);
-    Client::new(&server, token).with_context(|| format!("connecting to {server}"))
+    let token = token.or_else(|| {
+        let same_server = |saved: &str| saved.trim_end_matches('/') == server.trim_end_matches('/');
+        saved
+            .token
+            .filter(|_| saved.server.as_deref().is_none_or(same_server))
+    });
+    Ok(Client::new(&server, token)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "arca",
+            "art",
+            "get",
+            "pkg",
+            "--registry",
+            "r",
+            "--version",
+            "1",
+            "--format",
+            "json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.format, Format::Json);
+        let cli = Cli::try_parse_from(["arca", "--format", "yaml", "reg", "list"]).expect("parses");
+        assert_eq!(cli.format, Format::Yaml);
+    }
 }

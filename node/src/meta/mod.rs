@@ -7,7 +7,7 @@ pub mod state;
 pub mod store;
 
 use std::path::Path;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arca_protocol::{Command, CommandError, CommandOutcome};
@@ -76,7 +76,8 @@ pub struct MetaOptions {
 pub struct Meta {
     raft: Raft<TypeConfig>,
     applied: Arc<RwLock<AppliedState>>,
-    database: Weak<redb::Database>,
+    /// The database handle this instance keeps so that [`Meta::shutdown`] can close it last.
+    database: Arc<Mutex<Option<Arc<redb::Database>>>>,
 }
 
 impl Meta {
@@ -87,7 +88,7 @@ impl Meta {
             path: path.display().to_string(),
             source,
         })?;
-        let database = Arc::downgrade(&db);
+        let database = Arc::new(Mutex::new(Some(db.clone())));
         let log_store = LogStore::new(db.clone());
         let state_machine =
             StateMachineStore::open(db).map_err(|e| MetaError::Load(e.to_string()))?;
@@ -188,15 +189,24 @@ impl Meta {
         Ok(())
     }
 
-    /// Stops Raft and waits (up to 10 s) until its tasks have released the database, so the same data
-    /// directory can be opened again.
+    /// Stops Raft, waits (up to 10 s) until its tasks have released the database and closes it, so the
+    /// same data directory can be opened again as soon as this returns.
     pub async fn shutdown(&self) {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown");
         }
+        let database = self
+            .database
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(database) = database else { return };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.database.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+        while Arc::strong_count(&database) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(error) = tokio::task::spawn_blocking(move || drop(database)).await {
+            tracing::warn!(%error, "closing the metadata database");
         }
     }
 }

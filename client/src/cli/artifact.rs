@@ -1,0 +1,258 @@
+//! `arca artifact`: list, get, delete and copy packages and versions, their metadata, and (through
+//! [`super::transfer`]) pushing and pulling files.
+
+use anyhow::{Context as _, Result};
+use arca_protocol::MetadataTarget;
+use arca_protocol::api::{PackageInfo, PackageSummary, PageQuery, VersionInfo};
+use clap::{Args, Subcommand};
+
+use super::Context;
+use super::metadata::MetadataCommand;
+use super::output::{Deleted, Row, Subject, Tabular, bytes, emit, table, timestamp};
+use super::transfer::{PullCommand, PushCommand};
+
+/// `arca artifact` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCommand {
+    /// List packages, one page at a time
+    List {
+        /// Only this registry's packages
+        #[arg(long)]
+        registry: Option<String>,
+        /// Page number, from 1
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Packages per page (1-1000)
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        page_size: u64,
+    },
+    /// Show a package and its versions, or with --version one version and its files
+    Get(ArtifactRef),
+    /// Upload a file
+    #[command(subcommand)]
+    Push(PushCommand),
+    /// Download a file
+    #[command(subcommand)]
+    Pull(PullCommand),
+    /// Delete a package with all its versions, or with --version one version
+    Delete(ArtifactRef),
+    /// Copy a version into another registry
+    Copy {
+        /// The version to copy
+        #[arg(value_name = "SRC_REGISTRY/PACKAGE/VERSION")]
+        source: String,
+        /// The registry to copy it into
+        #[arg(value_name = "DEST_REGISTRY")]
+        destination: String,
+    },
+    /// Set, show or delete a package's or version's metadata
+    #[command(subcommand)]
+    Metadata(MetadataCommand<ArtifactTarget>),
+}
+
+/// A package, or one of its versions, named by a positional package and flags.
+#[derive(Debug, Args)]
+pub struct ArtifactRef {
+    /// Package name
+    package: String,
+    /// Registry name
+    #[arg(long)]
+    registry: String,
+    /// One version of the package
+    #[arg(long)]
+    version: Option<String>,
+}
+
+/// A package, or one of its versions, named by flags (for `artifact metadata`).
+#[derive(Debug, Args)]
+pub struct ArtifactTarget {
+    /// Registry name
+    #[arg(long)]
+    registry: String,
+    /// Package name
+    #[arg(long)]
+    package: String,
+    /// One version of the package
+    #[arg(long)]
+    version: Option<String>,
+}
+
+impl From<ArtifactTarget> for MetadataTarget {
+    fn from(target: ArtifactTarget) -> Self {
+        match target.version {
+            Some(version) => MetadataTarget::Version {
+                registry: target.registry,
+                package: target.package,
+                version,
+            },
+            None => MetadataTarget::Package {
+                registry: target.registry,
+                package: target.package,
+            },
+        }
+    }
+}
+
+impl ArtifactCommand {
+    /// Runs the subcommand.
+    pub async fn run(self, context: &Context) -> Result<()> {
+        let client = &context.client;
+        match self {
+            ArtifactCommand::List {
+                registry,
+                page,
+                page_size,
+            } => {
+                let query = PageQuery { page, page_size };
+                let listing = client.list_artifacts(registry.as_deref(), query).await?;
+                emit(context.format, &listing)
+            }
+            ArtifactCommand::Get(ArtifactRef {
+                package,
+                registry,
+                version,
+            }) => match version {
+                Some(version) => {
+                    let info = client.get_version(&registry, &package, &version).await?;
+                    emit(context.format, &info)
+                }
+                None => emit(
+                    context.format,
+                    &client.get_package(&registry, &package).await?,
+                ),
+            },
+            ArtifactCommand::Push(command) => command.run(context).await,
+            ArtifactCommand::Pull(command) => command.run(context).await,
+            ArtifactCommand::Delete(ArtifactRef {
+                package,
+                registry,
+                version,
+            }) => {
+                let deleted = match version {
+                    Some(version) => {
+                        client.delete_version(&registry, &package, &version).await?;
+                        Subject::Version {
+                            registry,
+                            package,
+                            version,
+                        }
+                    }
+                    None => {
+                        client.delete_package(&registry, &package).await?;
+                        Subject::Package { registry, package }
+                    }
+                };
+                emit(context.format, &Deleted { deleted })
+            }
+            ArtifactCommand::Copy {
+                source,
+                destination,
+            } => {
+                let (registry, package, version) = parse_version_path(&source)?;
+                let copy = client
+                    .copy_version(registry, package, version, &destination)
+                    .await?;
+                emit(context.format, &copy)
+            }
+            ArtifactCommand::Metadata(command) => command.run(context).await,
+        }
+    }
+}
+
+/// `REGISTRY/PACKAGE/VERSION` -> its parts: the registry is the first segment, the version the last,
+/// the package everything between (it may contain '/').
+fn parse_version_path(text: &str) -> Result<(&str, &str, &str)> {
+    text.split_once('/')
+        .and_then(|(registry, rest)| {
+            let (package, version) = rest.rsplit_once('/')?;
+            [registry, package, version]
+                .iter()
+                .all(|part| !part.is_empty())
+                .then_some((registry, package, version))
+        })
+        .with_context(|| format!("invalid version {text:?}: expected REGISTRY/PACKAGE/VERSION"))
+}
+
+impl Row for PackageSummary {
+    const HEADERS: &'static [&'static str] = &[
+        "REGISTRY",
+        "PACKAGE",
+        "LATEST VERSION",
+        "VERSIONS",
+        "SIZE",
+        "UPDATED",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.registry.clone(),
+            self.name.clone(),
+            self.latest_version.clone().unwrap_or_default(),
+            self.version_count.to_string(),
+            bytes(self.size),
+            timestamp(self.updated_at),
+        ]
+    }
+}
+
+impl Tabular for PackageInfo {
+    fn table(&self) -> String {
+        let versions = self.versions.iter().map(|version| {
+            vec![
+                version.version.clone(),
+                version.files.len().to_string(),
+                bytes(version.files.iter().map(|file| file.size).sum()),
+                timestamp(version.updated_at),
+            ]
+        });
+        format!(
+            "package {} in registry {}\n{}",
+            self.name,
+            self.registry,
+            table(&["VERSION", "FILES", "SIZE", "UPDATED"], versions)
+        )
+    }
+}
+
+impl Tabular for VersionInfo {
+    fn table(&self) -> String {
+        let files = self.files.iter().map(|file| {
+            vec![
+                file.name.clone(),
+                bytes(file.size),
+                file.sha256.to_hex(),
+                timestamp(file.created_at),
+            ]
+        });
+        format!(
+            "version {} of package {} in registry {}\n{}",
+            self.version,
+            self.package,
+            self.registry,
+            table(&["FILE", "SIZE", "SHA256", "CREATED"], files)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_paths_keep_slashes_in_the_package() {
+        assert_eq!(
+            parse_version_path("reg/a/b/c/1.0").expect("valid"),
+            ("reg", "a/b/c", "1.0")
+        );
+        assert_eq!(
+            parse_version_path("reg/pkg/1.0").expect("valid"),
+            ("reg", "pkg", "1.0")
+        );
+        for bad in ["reg/pkg", "reg//1.0", "/pkg/1.0", "reg/pkg/", "reg"] {
+            assert!(
+                parse_version_path(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
+//! progress bar on stderr when stderr is a terminal (and silence when it is not).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use arca_client::{GenericFile, Progress, PushedFile, sha256_file};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::Context;
+use super::output::{Row, bytes, emit};
+
+/// `arca artifact push` formats.
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Upload a file to a generic registry
+    Generic {
+        /// Registry name
+        registry: String,
+        /// The file to upload
+        file: PathBuf,
+        /// Package name
+        #[arg(long)]
+        package: String,
+        /// Version
+        #[arg(long)]
+        version: String,
+        /// File name in the registry [default: FILE's base name]
+        #[arg(long)]
+        filename: Option<String>,
+    },
+}
+
+/// `arca artifact pull` formats.
+#[derive(Debug, Subcommand)]
+pub enum PullCommand {
+    /// Download a file from a generic registry
+    Generic {
+        /// Registry name
+        registry: String,
+        /// The file to download
+        #[arg(value_name = "PACKAGE/VERSION/FILENAME")]
+        file: String,
+        /// Where to write it; a directory means DEST/FILENAME
+        dest: PathBuf,
+    },
+}
+
+/// The answer of a pull: where the file went and how big it is.
+#[derive(Debug, Serialize)]
+struct PulledFile {
+    path: PathBuf,
+    size: u64,
+}
+
+impl PushCommand {
+    /// Runs the upload: hashes the file, then streams it with its sha256 for the server to verify.
+    pub async fn run(self, context: &Context) -> Result<()> {
+        let PushCommand::Generic {
+            registry,
+            file,
+            package,
+            version,
+            filename,
+        } = self;
+        let filename = match filename {
+            Some(filename) => filename,
+            None => file
+                .file_name()
+                .and_then(|name| name.to_str())
+                .map(str::to_string)
+                .with_context(|| {
+                    format!(
+                        "{} has no usable file name: pass --filename",
+                        file.display()
+                    )
+                })?,
+        };
+        let target = GenericFile {
+            registry,
+            package,
+            version,
+            filename,
+        };
+        let bar = progress_bar()?;
+        bar.set_message("hashing");
+        let sha256 = sha256_file(&file, follow(&bar))
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        bar.reset();
+        bar.set_message("uploading");
+        let pushed = context
+            .client
+            .push_generic(&target, &file, Some(sha256), follow(&bar))
+            .await;
+        bar.finish_and_clear();
+        emit(context.format, &pushed?)
+    }
+}
+
+impl PullCommand {
+    /// Runs the download into `dest` (or `dest/FILENAME` when `dest` is a directory).
+    pub async fn run(self, context: &Context) -> Result<()> {
+        let PullCommand::Generic {
+            registry,
+            file,
+            dest,
+        } = self;
+        let (package, version, filename) = parse_file_path(&file)?;
+        let path = if dest.is_dir() {
+            dest.join(filename)
+        } else {
+            dest
+        };
+        let source = GenericFile {
+            registry,
+            package: package.to_string(),
+            version: version.to_string(),
+            filename: filename.to_string(),
+        };
+        let bar = progress_bar()?;
+        bar.set_message("downloading");
+        let pulled = context
+            .client
+            .pull_generic(&source, &path, follow(&bar))
+            .await;
+        bar.finish_and_clear();
+        let size = pulled.with_context(|| format!("writing {}", path.display()))?;
+        emit(context.format, &PulledFile { path, size })
+    }
+}
+
+/// `PACKAGE/VERSION/FILENAME` -> its parts: the file name is the last segment, the version the one
+/// before, the package everything before that (it may contain '/').
+fn parse_file_path(text: &str) -> Result<(&str, &str, &str)> {
+    let parts = text.rsplit_once('/').and_then(|(rest, filename)| {
+        let (package, version) = rest.rsplit_once('/')?;
+        Some((package, version, filename))
+    });
+    match parts {
+        Some((package, version, filename))
+            if !package.is_empty() && !version.is_empty() && !filename.is_empty() =>
+        {
+            if matches!(filename, "." | "..") {
+                bail!("invalid file name {filename:?}");
+            }
+            Ok((package, version, filename))
+        }
+        _ => bail!("invalid file {text:?}: expected PACKAGE/VERSION/FILENAME"),
+    }
+}
+
+/// A byte progress bar on stderr when stderr is a terminal; a hidden one otherwise.
+fn progress_bar() -> Result<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(ProgressBar::hidden());
+    }
+    let style = ProgressStyle::with_template(
+        "{msg:>11} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )?
+    .progress_chars("=> ");
+    Ok(ProgressBar::no_length().with_style(style))
+}
+
+/// A progress callback that moves `bar`.
+fn follow(bar: &ProgressBar) -> impl Fn(Progress) + Send + Sync + 'static {
+    let bar = bar.clone();
+    move |progress| {
+        if let Some(total) = progress.total {
+            bar.set_length(total);
+        }
+        bar.set_position(progress.done);
+    }
+}
+
+impl Row for PushedFile {
+    const HEADERS: &'static [&'static str] =
+        &["REGISTRY", "PACKAGE", "VERSION", "FILE", "SIZE", "SHA256"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.registry.clone(),
+            self.package.clone(),
+            self.version.clone(),
+            self.filename.clone(),
+            bytes(self.size),
+            self.sha256.to_hex(),
+        ]
+    }
+}
+
+impl Row for PulledFile {
+    const HEADERS: &'static [&'static str] = &["PATH", "SIZE"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.path.display().to_string(), bytes(self.size)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_paths_keep_slashes_in_the_package() {
+        assert_eq!(
+            parse_file_path("org/tool/1.0/tool.tar.gz").expect("valid"),
+            ("org/tool", "1.0", "tool.tar.gz")
+        );
+        for bad in ["pkg/1.0", "pkg/1.0/", "/1.0/f", "pkg//f", "pkg/1.0/.."] {
+            assert!(parse_file_path(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

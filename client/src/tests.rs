@@ -1,0 +1,204 @@
+//! Unit tests of the library against a one-shot fake HTTP server: URL encoding, error decoding, and
+//! the streaming push and pull of generic files with their checksums.
+
+use std::path::Path;
+
+use arca_protocol::Sha256;
+use sha2::Digest;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::{Client, ClientError, GenericFile, PushedFile};
+
+/// A request as the fake server saw it.
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Serves one request with `response` (status line, headers, body) and hands back what it received.
+async fn serve_once(response: Vec<u8>) -> (String, oneshot::Receiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        let mut reader = BufReader::new(socket);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.expect("read head");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await.expect("read body");
+        let mut socket = reader.into_inner();
+        socket.write_all(&response).await.expect("write answer");
+        socket.shutdown().await.expect("close");
+        let _ = tx.send(Seen { head, body });
+    });
+    (url, rx)
+}
+
+fn answer(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn sha256(bytes: &[u8]) -> Sha256 {
+    Sha256(sha2::Sha256::digest(bytes).into())
+}
+
+fn file() -> GenericFile {
+    GenericFile {
+        registry: "files".into(),
+        package: "org/tool".into(),
+        version: "1.0".into(),
+        filename: "tool bin".into(),
+    }
+}
+
+#[test]
+fn urls_encode_each_segment() {
+    let client = Client::new("http://example.test:7070/prefix/", None).expect("client");
+    assert_eq!(client.server(), "http://example.test:7070/prefix");
+    let url = client.url(&["a/b", "c%d", "e f"]).expect("url");
+    assert_eq!(
+        url.as_str(),
+        "http://example.test:7070/prefix/a%2Fb/c%25d/e%20f"
+    );
+    assert!(Client::new("ftp://example.test", None).is_err());
+    assert!(Client::new("not a url", None).is_err());
+}
+
+#[tokio::test]
+async fn error_answers_become_api_errors() {
+    let body = br#"{"error":{"code":"UNAUTHORIZED","message":"bad token"}}"#;
+    let (url, seen) = serve_once(answer("401 Unauthorized", &[], body)).await;
+    let client = Client::new(&url, Some("secret".into())).expect("client");
+    match client.get_package("files", "org/tool").await {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => assert_eq!(
+            (status, &*code, &*message),
+            (401, "UNAUTHORIZED", "bad token")
+        ),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    let seen = seen.await.expect("request");
+    assert!(
+        seen.head
+            .starts_with("GET /api/v1/registries/files/packages/org%2Ftool HTTP/1.1"),
+        "{}",
+        seen.head
+    );
+    assert!(
+        seen.head.contains("authorization: Bearer secret"),
+        "{}",
+        seen.head
+    );
+
+    let (url, _seen) = serve_once(answer("502 Bad Gateway", &[], b"upstream down")).await;
+    let client = Client::new(&url, None).expect("client");
+    match client.list_registries().await {
+        Err(err @ ClientError::Api { .. }) => {
+            assert_eq!(err.to_string(), "502 BAD_GATEWAY: upstream down")
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn push_streams_the_file_with_length_and_checksum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("tool.bin");
+    let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &content).expect("write source");
+    let digest = sha256(&content);
+    let pushed = PushedFile {
+        registry: "files".into(),
+        package: "org/tool".into(),
+        version: "1.0".into(),
+        filename: "tool bin".into(),
+        size: content.len() as u64,
+        sha256: digest,
+    };
+    let reply = serde_json::to_vec(&pushed).expect("json");
+    let (url, seen) = serve_once(answer("201 Created", &[], &reply)).await;
+    let client = Client::new(&url, None).expect("client");
+
+    let hashed = crate::sha256_file(&source, |_| {}).await.expect("hash");
+    assert_eq!(hashed, digest);
+    let answer = client
+        .push_generic(&file(), &source, Some(hashed), |_| {})
+        .await
+        .expect("push");
+    assert_eq!(answer, pushed);
+
+    let seen = seen.await.expect("request");
+    assert!(
+        seen.head
+            .starts_with("PUT /generic/files/org%2Ftool/1.0/tool%20bin HTTP/1.1"),
+        "{}",
+        seen.head
+    );
+    assert!(
+        seen.head
+            .contains(&format!("content-length: {}", content.len()))
+    );
+    assert!(!seen.head.contains("transfer-encoding"), "{}", seen.head);
+    assert!(seen.head.contains(&format!("x-checksum-sha256: {digest}")));
+    assert_eq!(seen.body, content);
+}
+
+async fn pull(announced: Sha256, content: &[u8], dest: &Path) -> Result<u64, ClientError> {
+    let headers = [("x-checksum-sha256", announced.to_hex())];
+    let (url, _seen) = serve_once(answer("200 OK", &headers, content)).await;
+    let client = Client::new(&url, None).expect("client");
+    client.pull_generic(&file(), dest, |_| {}).await
+}
+
+#[tokio::test]
+async fn pull_verifies_the_checksum_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let content = b"hello, arca".repeat(1000);
+    let dest = dir.path().join("out.bin");
+
+    let size = pull(sha256(&content), &content, &dest).await.expect("pull");
+    assert_eq!(size, content.len() as u64);
+    assert_eq!(std::fs::read(&dest).expect("read back"), content);
+
+    let other = dir.path().join("bad.bin");
+    let err = pull(sha256(b"something else"), &content, &other)
+        .await
+        .expect_err("mismatch is refused");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["out.bin"], "no partial or refused file remains");
+}

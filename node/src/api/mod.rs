@@ -1,0 +1,168 @@
+//! The HTTP surface of a node: the management API under `/api/v1`, `/healthz`, `/metrics`, and the
+//! package-manager front-ends from [`crate::formats`], all on one router.
+
+pub mod artifacts;
+pub mod error;
+pub mod metadata;
+pub mod metrics;
+pub mod registries;
+pub mod tokens;
+
+use arca_protocol::api::{Page, PageQuery, WhoAmI};
+use arca_protocol::{Registry, Role};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+pub use self::error::ApiError;
+use crate::AppState;
+use crate::auth::{self, Caller};
+
+/// A JSON request body; a body that does not parse is answered in Arca's error format.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+/// Query parameters; ones that do not parse are answered in Arca's error format.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct QueryParams<T>(pub T);
+
+/// Path parameters; ones that do not parse are answered in Arca's error format.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+/// Declares how an axum extractor rejection becomes an [`ApiError`] with the same status.
+macro_rules! rejection_into_api_error {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(rejection: $rejection) -> Self {
+                ApiError::new(rejection.status(), "INVALID", rejection.body_text())
+            }
+        }
+    )*};
+}
+
+rejection_into_api_error!(JsonRejection, QueryRejection, PathRejection);
+
+/// The node's whole router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/whoami", get(whoami))
+        .merge(registries::routes())
+        .merge(artifacts::routes())
+        .merge(metadata::routes())
+        .merge(tokens::routes());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(crate::formats::routes())
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_requests,
+        ))
+        .with_state(state)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(auth::authenticate(&state.meta, &parts.headers)?)
+    }
+}
+
+impl AppState {
+    /// The registry called `name`, after checking that `caller` may do what `needed` allows on it. An
+    /// anonymous caller learns nothing about registries it may not read: it gets 401, never 404.
+    pub fn registry_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+    ) -> Result<Registry, ApiError> {
+        let registry = self
+            .meta
+            .read(|state| state.registry(name).map(|r| r.registry.clone()));
+        caller.require_on(registry.as_ref(), needed)?;
+        registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
+    }
+}
+
+/// Cuts one page out of `items`.
+pub fn paginate<T>(items: Vec<T>, query: PageQuery) -> Result<Page<T>, ApiError> {
+    if query.page == 0 {
+        return Err(ApiError::invalid("page counts from 1"));
+    }
+    if !(1..=1000).contains(&query.page_size) {
+        return Err(ApiError::invalid("page_size must be between 1 and 1000"));
+    }
+    let total = items.len() as u64;
+    let skip = (query.page - 1).saturating_mul(query.page_size);
+    let items = items
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(query.page_size as usize)
+        .collect();
+    Ok(Page {
+        items,
+        page: query.page,
+        page_size: query.page_size,
+        total,
+    })
+}
+
+async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
+    caller.require(Role::Read)?;
+    Ok(Json(WhoAmI {
+        token: caller.info(),
+    }))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let raft = state.meta.raft_metrics();
+    let healthy = raft.current_leader.is_some();
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "no-leader" },
+        "node_id": raft.id,
+        "raft_state": format!("{:?}", raft.state),
+        "leader": raft.current_leader,
+        "last_applied": raft.last_applied.map(|l| l.index),
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_count_from_one_and_report_the_total() {
+        let items: Vec<u32> = (0..7).collect();
+        let page = paginate(items.clone(), PageQuery { page: 2, page_size: 3 }).expect("page");
+        assert_eq!(page.items, vec![3, 4, 5]);
+        assert_eq!(page.total, 7);
+        let last = paginate(items.clone(), PageQuery { page: 3, page_size: 3 }).expect("page");
+        assert_eq!(last.items, vec![6]);
+        let beyond = paginate(items.clone(), PageQuery { page: 9, page_size: 3 }).expect("page");
+        assert!(beyond.items.is_empty());
+        assert!(paginate(items.clone(), PageQuery { page: 0, page_size: 3 }).is_err());
+        assert!(paginate(items, PageQuery { page: 1, page_size: 0 }).is_err());
+    }
+}

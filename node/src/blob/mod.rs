@@ -1,0 +1,37 @@
+//! The content-addressed chunk store and the blobs built from it.
+//!
+//! A blob is cut into content-defined chunks (FastCDC); each chunk is named by its blake3 hash and
+//! written once to `<dir>/<aa>/<bb>/<hash>` (temp file, fsync, rename, fsync of the directory), so
+//! identical chunks in any blob are stored once. The blob's sha256 is computed on the same pass, and
+//! no blob is ever held whole in memory. Every read re-hashes the chunk and refuses to serve bytes that
+//! do not match their name.
+
+mod reader;
+mod store;
+mod writer;
+
+pub use reader::{ByteRange, read_blob};
+pub use store::{ChunkStore, ChunkStoreStats};
+pub use writer::BlobWriter;
+
+/// Errors of the chunk store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The disk failed.
+    #[error("chunk store i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A chunk's bytes no longer match its name.
+    #[error("chunk {id} is corrupt: its content hashes to {actual}")]
+    Corrupt {
+        /// The chunk's name.
+        id: String,
+        /// What the bytes on disk hash to.
+        actual: String,
+    },
+    /// A chunk the metadata names is not on this node.
+    #[error("chunk {0} is missing")]
+    Missing(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("chunk store task failed: {0}")]
+    Task(String),
+}

@@ -1,0 +1,113 @@
+//! Chunks on local disk, named by their blake3 hash.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arca_protocol::{ChunkId, ChunkRef};
+use bytes::Bytes;
+
+use super::BlobError;
+
+/// Counters of what the store has done since start.
+#[derive(Debug, Default)]
+pub struct ChunkStoreStats {
+    /// Chunks written to disk.
+    pub chunks_written: AtomicU64,
+    /// Chunks that were already present and not written again.
+    pub chunks_deduplicated: AtomicU64,
+    /// Bytes written to disk.
+    pub bytes_written: AtomicU64,
+    /// Chunk reads that failed verification.
+    pub corrupt_reads: AtomicU64,
+}
+
+/// The chunk directory of one node.
+#[derive(Debug)]
+pub struct ChunkStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    /// What the store has done since start.
+    pub stats: ChunkStoreStats,
+}
+
+impl ChunkStore {
+    /// Opens (creating as needed) a chunk store under `dir`, and clears temp files a crash left behind.
+    pub fn open(dir: &Path) -> io::Result<ChunkStore> {
+        let root = dir.join("chunks");
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&root)?;
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        Ok(ChunkStore {
+            root,
+            tmp,
+            stats: ChunkStoreStats::default(),
+        })
+    }
+
+    fn chunk_path(&self, id: &ChunkId) -> PathBuf {
+        let name = id.to_hex();
+        self.root.join(&name[0..2]).join(&name[2..4]).join(name)
+    }
+
+    /// True when the chunk is stored here.
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.chunk_path(id).exists()
+    }
+
+    /// Stores one chunk (blocking) unless an identical one is already stored, and returns its reference.
+    /// When this returns the chunk is durable.
+    pub fn put(&self, data: &[u8]) -> Result<ChunkRef, BlobError> {
+        let id = ChunkId(*blake3::hash(data).as_bytes());
+        let size = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
+        let path = self.chunk_path(&id);
+        if path.exists() {
+            self.stats.chunks_deduplicated.fetch_add(1, Ordering::Relaxed);
+            return Ok(ChunkRef { id, size });
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir)?;
+        let temp = tempfile::NamedTempFile::new_in(&self.tmp)?;
+        let mut file: &File = temp.as_file();
+        file.write_all(data)?;
+        file.sync_all()?;
+        temp.persist(&path).map_err(|e| e.error)?;
+        File::open(dir)?.sync_all()?;
+        self.stats.chunks_written.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(ChunkRef { id, size })
+    }
+
+    /// Reads one chunk (blocking) and verifies it against its name.
+    pub fn get(&self, chunk: &ChunkRef) -> Result<Bytes, BlobError> {
+        let data = match fs::read(self.chunk_path(&chunk.id)) {
+            Ok(data) => data,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing(chunk.id.to_hex()));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let actual = blake3::hash(&data);
+        if actual.as_bytes() != &chunk.id.0 || data.len() != chunk.size as usize {
+            self.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(chunk = %chunk.id, "chunk failed verification");
+            return Err(BlobError::Corrupt {
+                id: chunk.id.to_hex(),
+                actual: actual.to_hex().to_string(),
+            });
+        }
+        Ok(Bytes::from(data))
+    }
+
+    /// Where a chunk lives on disk (for tests that damage it on purpose).
+    pub fn path_of(&self, id: &ChunkId) -> PathBuf {
+        self.chunk_path(id)
+    }
+}

@@ -1,0 +1,107 @@
+//! Streams bytes into the chunk store: content-defined cutting, sha256 of the whole blob on the same
+//! pass, and chunk writes running in the background while more bytes arrive.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arca_protocol::{BlobRef, ChunkRef, Sha256};
+use bytes::{Bytes, BytesMut};
+use sha2::Digest;
+use tokio::task::JoinHandle;
+
+use super::{BlobError, ChunkStore};
+
+/// Smallest chunk FastCDC cuts (except the last of a blob).
+const MIN_CHUNK: u32 = 512 * 1024;
+/// Chunk size FastCDC aims at.
+const AVG_CHUNK: u32 = 2 * 1024 * 1024;
+/// Largest chunk; also the most a writer buffers before cutting.
+const MAX_CHUNK: u32 = 8 * 1024 * 1024;
+/// Chunk writes that may run while more bytes are received.
+const WRITES_IN_FLIGHT: usize = 4;
+
+/// Writes one blob. Feed it with [`BlobWriter::write`], then call [`BlobWriter::finish`]; dropping it
+/// unfinished leaves only unreferenced chunks behind, never a blob.
+pub struct BlobWriter {
+    store: Arc<ChunkStore>,
+    buffer: BytesMut,
+    sha256: sha2::Sha256,
+    size: u64,
+    written: Vec<ChunkRef>,
+    in_flight: VecDeque<JoinHandle<Result<ChunkRef, BlobError>>>,
+}
+
+impl BlobWriter {
+    /// A writer for a new blob.
+    pub fn new(store: Arc<ChunkStore>) -> Self {
+        BlobWriter {
+            store,
+            buffer: BytesMut::new(),
+            sha256: sha2::Sha256::new(),
+            size: 0,
+            written: Vec::new(),
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends bytes to the blob.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), BlobError> {
+        self.sha256.update(data);
+        self.size += data.len() as u64;
+        self.buffer.extend_from_slice(data);
+        while self.buffer.len() >= MAX_CHUNK as usize {
+            let cut = first_cut(&self.buffer);
+            let chunk = self.buffer.split_to(cut).freeze();
+            self.spawn_write(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob.
+    pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
+        let rest = self.buffer.split().freeze();
+        let cuts: Vec<(usize, usize)> =
+            fastcdc::v2020::FastCDC::new(&rest, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+                .map(|chunk| (chunk.offset, chunk.length))
+                .collect();
+        for (offset, length) in cuts {
+            self.spawn_write(rest.slice(offset..offset + length)).await?;
+        }
+        while let Some(pending) = self.in_flight.pop_front() {
+            self.written.push(join(pending).await?);
+        }
+        Ok(BlobRef {
+            sha256: Sha256(self.sha256.finalize().into()),
+            size: self.size,
+            chunks: self.written,
+        })
+    }
+
+    async fn spawn_write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        if self.in_flight.len() >= WRITES_IN_FLIGHT
+            && let Some(oldest) = self.in_flight.pop_front()
+        {
+            self.written.push(join(oldest).await?);
+        }
+        let store = self.store.clone();
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || store.put(&chunk)));
+        Ok(())
+    }
+}
+
+/// Length of the first content-defined chunk of `data`, which holds at least `MAX_CHUNK` bytes.
+fn first_cut(data: &[u8]) -> usize {
+    fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+        .next()
+        .map_or(data.len(), |chunk| chunk.length)
+}
+
+async fn join(handle: JoinHandle<Result<ChunkRef, BlobError>>) -> Result<ChunkRef, BlobError> {
+    handle.await.map_err(|e| BlobError::Task(e.to_string()))?
+}

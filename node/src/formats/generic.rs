@@ -1,0 +1,172 @@
+//! Generic registries: any file under `/generic/<registry>/<package>/<version>/<filename>`, uploaded
+//! with `PUT` (optionally checked against `X-Checksum-Sha256`), served with `GET`/`HEAD` (ranges, ETag)
+//! and removed with `DELETE`. Errors use Arca's JSON error format.
+
+use arca_protocol::names::{validate_filename, validate_segment, validate_version};
+use arca_protocol::{Command, PackageType, Registry, Role, Sha256};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::{RangeNotSatisfiable, UploadError, receive_blob, serve_blob, unsatisfiable_range_header};
+use crate::api::{ApiError, PathParams};
+use crate::auth::Caller;
+use crate::{AppState, now_ms};
+
+/// Routes of this front-end.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/generic/{registry}/{package}/{version}/{filename}",
+        get(download).put(upload).delete(remove),
+    )
+}
+
+/// The answer to a successful upload.
+#[derive(Debug, Serialize)]
+struct Uploaded {
+    registry: String,
+    package: String,
+    version: String,
+    filename: String,
+    size: u64,
+    sha256: Sha256,
+}
+
+type FilePath = (String, String, String, String);
+
+/// Validates the names of a file path and returns its generic registry, checking `needed`.
+fn generic_registry(
+    state: &AppState,
+    caller: &Caller,
+    (registry, package, version, filename): &FilePath,
+    needed: Role,
+) -> Result<Registry, ApiError> {
+    validate_segment("package name", package, 256)?;
+    validate_version(version)?;
+    validate_filename(filename)?;
+    let found = state.registry_for(caller, registry, needed)?;
+    if found.package_type != PackageType::Generic {
+        return Err(ApiError::invalid(format!(
+            "registry {registry} holds {} packages, not GENERIC",
+            found.package_type
+        )));
+    }
+    Ok(found)
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::TooLarge { limit } => ApiError::too_large(limit),
+            UploadError::Truncated(_) => ApiError::invalid(error.to_string()),
+            UploadError::DigestMismatch { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_MISMATCH", error.to_string())
+            }
+            UploadError::Store(store) => store.into(),
+        }
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(path): PathParams<FilePath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let registry = generic_registry(&state, &caller, &path, Role::Write)?;
+    let (registry_name, package, version, filename) = path;
+    if registry.immutable
+        && state.meta.read(|meta| {
+            meta.version(&registry_name, &package, &version)
+                .is_some_and(|v| v.files.contains_key(&filename))
+        })
+    {
+        return Err(ApiError::conflict(format!(
+            "registry {registry_name} is immutable: {package}/{version}/{filename} already exists"
+        )));
+    }
+    let expected = headers
+        .get("X-Checksum-Sha256")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<Sha256>().ok())
+                .ok_or_else(|| ApiError::invalid("X-Checksum-Sha256 must be 64 hex characters"))
+        })
+        .transpose()?;
+    let blob = receive_blob(&state, &headers, body, expected).await?;
+    let uploaded = Uploaded {
+        registry: registry_name.clone(),
+        package: package.clone(),
+        version: version.clone(),
+        filename: filename.clone(),
+        size: blob.size,
+        sha256: blob.sha256,
+    };
+    state
+        .meta
+        .propose(Command::PutFile {
+            registry: registry_name,
+            package,
+            version,
+            filename,
+            blob,
+            at: now_ms(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(path): PathParams<FilePath>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    generic_registry(&state, &caller, &path, Role::Read)?;
+    let (registry, package, version, filename) = &path;
+    let blob = state
+        .meta
+        .read(|meta| {
+            let file = meta.version(registry, package, version)?.files.get(filename)?;
+            meta.blobs.get(&file.sha256).cloned()
+        })
+        .ok_or_else(|| {
+            ApiError::not_found(format!("file {package}/{version}/{filename} not found in {registry}"))
+        })?;
+    serve_blob(&state, &headers, &blob).or_else(|RangeNotSatisfiable { size }| {
+        let mut response =
+            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", format!("range not satisfiable for {size} bytes"))
+                .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
+        Ok(response)
+    })
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(path): PathParams<FilePath>,
+) -> Result<StatusCode, ApiError> {
+    generic_registry(&state, &caller, &path, Role::Write)?;
+    let (registry, package, version, filename) = path;
+    state
+        .meta
+        .propose(Command::DeleteFile {
+            registry,
+            package,
+            version,
+            filename,
+            at: now_ms(),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,214 @@
+//! Package-manager front-ends, one module per protocol. Each turns its protocol into the same few core
+//! calls, which live here: [`receive_blob`] streams a request body into the chunk store and
+//! [`serve_blob`] answers a download (ranges, ETag). Front-ends own nothing else.
+
+pub mod generic;
+
+use arca_protocol::{BlobRef, Sha256};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures::StreamExt;
+
+use crate::AppState;
+use crate::blob::{BlobError, BlobWriter, ByteRange, read_blob};
+
+/// The routes of every front-end.
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(generic::routes())
+}
+
+/// Why an upload was not stored. Nothing is committed in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The body is larger than the node accepts.
+    #[error("the body exceeds this node's limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The body ended early or could not be read.
+    #[error("the upload was interrupted or truncated: {0}")]
+    Truncated(String),
+    /// The bytes do not hash to the digest the client announced.
+    #[error("digest mismatch: expected sha256 {expected}, received {actual}")]
+    DigestMismatch {
+        /// What the client said.
+        expected: Sha256,
+        /// What arrived.
+        actual: Sha256,
+    },
+    /// The chunk store failed.
+    #[error(transparent)]
+    Store(#[from] BlobError),
+}
+
+/// Streams `body` into the chunk store and returns the blob. Refuses bodies over the node's limit
+/// (before reading when `Content-Length` says so) and, when `expected` is given, bytes with another
+/// sha256.
+pub async fn receive_blob(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    expected: Option<Sha256>,
+) -> Result<BlobRef, UploadError> {
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(UploadError::TooLarge { limit });
+    }
+    let mut writer = BlobWriter::new(state.chunks.clone());
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let data = frame.map_err(|e| UploadError::Truncated(e.to_string()))?;
+        if writer.size() + data.len() as u64 > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        writer.write(&data).await?;
+    }
+    if let Some(declared) = declared
+        && declared != writer.size()
+    {
+        return Err(UploadError::Truncated(format!(
+            "Content-Length was {declared}, received {} bytes",
+            writer.size()
+        )));
+    }
+    let blob = writer.finish().await?;
+    state.metrics.upload_bytes.inc_by(blob.size);
+    match expected {
+        Some(expected) if expected != blob.sha256 => Err(UploadError::DigestMismatch {
+            expected,
+            actual: blob.sha256,
+        }),
+        _ => Ok(blob),
+    }
+}
+
+/// A `Range` header that cannot be satisfied for a blob of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("range not satisfiable for {size} bytes")]
+pub struct RangeNotSatisfiable {
+    /// The blob's size.
+    pub size: u64,
+}
+
+/// Parses a single-range `Range: bytes=...` header. Headers this server does not act on (other
+/// units, several ranges, bad syntax) give `Ok(None)`: the whole blob is served, as RFC 9110 allows.
+pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNotSatisfiable> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let unsatisfiable = RangeNotSatisfiable { size };
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => match suffix.parse::<u64>() {
+            Ok(0) => return Err(unsatisfiable),
+            Ok(n) => (size.saturating_sub(n), size.saturating_sub(1)),
+            Err(_) => return Ok(None),
+        },
+        (first, "") => match first.parse::<u64>() {
+            Ok(start) => (start, size.saturating_sub(1)),
+            Err(_) => return Ok(None),
+        },
+        (first, last) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(start), Ok(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
+            _ => return Ok(None),
+        },
+    };
+    if size == 0 || start >= size {
+        return Err(unsatisfiable);
+    }
+    Ok(Some(ByteRange { start, end }))
+}
+
+/// Answers a download of `blob`: 200 with the whole blob, 206 for a satisfiable `Range`, 304 when
+/// `If-None-Match` names its ETag. Every chunk is verified as it is read; a chunk that fails
+/// verification aborts the response instead of sending wrong bytes.
+pub fn serve_blob(
+    state: &AppState,
+    request_headers: &HeaderMap,
+    blob: &BlobRef,
+) -> Result<Response, RangeNotSatisfiable> {
+    let etag = format!("\"{}\"", blob.sha256);
+    let mut builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header("X-Checksum-Sha256", blob.sha256.to_hex())
+        .header(header::ACCEPT_RANGES, "bytes");
+    let not_modified = request_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    if not_modified {
+        return Ok(response(builder.status(StatusCode::NOT_MODIFIED), Body::empty()));
+    }
+    let range = match request_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) => parse_range(value, blob.size)?,
+        None => None,
+    };
+    let length = range.map_or(blob.size, |r| r.byte_count());
+    builder = builder
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, length);
+    builder = match range {
+        Some(r) => builder.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", r.start, r.end, blob.size),
+        ),
+        None => builder.status(StatusCode::OK),
+    };
+    state.metrics.download_bytes.inc_by(length);
+    let sha256 = blob.sha256;
+    let stream = read_blob(state.chunks.clone(), blob, range).map(move |piece| {
+        piece.map_err(|error| {
+            tracing::error!(blob = %sha256, %error, "aborting a download");
+            std::io::Error::other(error)
+        })
+    });
+    Ok(response(builder, Body::from_stream(stream)))
+}
+
+fn response(builder: axum::http::response::Builder, body: Body) -> Response {
+    builder.body(body).unwrap_or_else(|error| {
+        tracing::error!(%error, "building a response");
+        let mut fallback = Response::new(Body::empty());
+        *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// A `Content-Range: bytes */size` value for a 416 answer.
+pub fn unsatisfiable_range_header(size: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |start, end| Ok(Some(ByteRange { start, end }));
+        assert_eq!(parse_range("bytes=0-9", 100), r(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), r(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), r(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Err(RangeNotSatisfiable { size: 100 }));
+        assert_eq!(parse_range("bytes=-0", 100), Err(RangeNotSatisfiable { size: 100 }));
+        assert_eq!(parse_range("bytes=0-0", 0), Err(RangeNotSatisfiable { size: 0 }));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=9-2", 100), Ok(None));
+        assert_eq!(parse_range("bytes=x-2", 100), Ok(None));
+    }
+}

@@ -12,14 +12,14 @@ use crate::digest::{ChunkId, Sha256};
 /// Key/value metadata attached to a registry, package or version.
 pub type Metadata = BTreeMap<String, String>;
 
-/// Which protocol a registry speaks.
+/// Which protocol a registry speaks. Serialised as its upper-case name; parsed case-insensitively, with
+/// `OCI` as an alias of `DOCKER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(into = "String", try_from = "String")]
 pub enum PackageType {
     /// Arbitrary files under `/generic/`.
     Generic,
     /// OCI / Docker images and artifacts.
-    #[serde(alias = "OCI")]
     Docker,
     /// Helm charts.
     Helm,
@@ -70,6 +70,20 @@ impl PackageType {
 impl fmt::Display for PackageType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<PackageType> for String {
+    fn from(package_type: PackageType) -> String {
+        package_type.as_str().to_string()
+    }
+}
+
+impl TryFrom<String> for PackageType {
+    type Error = UnknownPackageType;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
     }
 }
 
@@ -238,4 +252,33 @@ pub struct Token {
     pub role: Role,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_types_parse_case_insensitively_with_the_oci_alias() {
+        for (text, expected) in [
+            ("\"GENERIC\"", PackageType::Generic),
+            ("\"generic\"", PackageType::Generic),
+            ("\"oci\"", PackageType::Docker),
+            ("\"Docker\"", PackageType::Docker),
+        ] {
+            assert_eq!(serde_json::from_str::<PackageType>(text).expect(text), expected);
+        }
+        assert_eq!(
+            serde_json::to_string(&PackageType::Pypi).expect("serialises"),
+            "\"PYPI\""
+        );
+        assert!(serde_json::from_str::<PackageType>("\"TARBALL\"").is_err());
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Admin.allows(Role::Write));
+        assert!(Role::Write.allows(Role::Read));
+        assert!(!Role::Read.allows(Role::Write));
+    }
 }

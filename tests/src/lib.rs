@@ -32,6 +32,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct TestNode {
     child: Option<Child>,
     data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`
     pub url: String,
     /// The admin token the node created on first start.
@@ -46,10 +47,20 @@ impl TestNode {
 
     /// Starts a node on a fresh data directory with extra command-line arguments.
     pub fn start_with_args(extra: &[&str]) -> Result<TestNode> {
+        Self::start_with(extra, &[])
+    }
+
+    /// Starts a node on a fresh data directory with extra arguments and environment variables (kept
+    /// for restarts).
+    pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Result<TestNode> {
         let data_dir = tempfile::tempdir()?;
         let mut node = TestNode {
             child: None,
             data_dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             url: String::new(),
             admin_token: String::new(),
         };
@@ -75,6 +86,7 @@ impl TestNode {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -183,4 +195,39 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// A minimal HTTP/1.1 exchange over a raw socket, for requests a well-behaved client library refuses
+/// to send (literal `..` segments, bodies longer than announced). The request should carry
+/// `Connection: close`. Returns the status code and the whole answer (headers and body).
+pub fn raw_http(url: &str, request: &[u8]) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(request)?;
+    let mut answer = Vec::new();
+    // A reset after the answer was written is fine: what was read is the answer.
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no HTTP status in answer {text:?}"))?;
+    Ok((status, text))
+}
+
+/// Sends the start of a request and closes the connection, as a client that dies mid-upload would.
+pub fn raw_http_abandoned(url: &str, partial_request: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://"))?;
+    stream.write_all(partial_request)?;
+    stream.shutdown(std::net::Shutdown::Both)?;
+    Ok(())
+}
+
+/// An HTTP client for tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
 }

@@ -157,7 +157,13 @@ mod tests {
             http: Some("127.0.0.1:1".parse().expect("addr")),
             data_dir: None,
         };
-        assert_eq!(Config::load(Some(&file), env, flags).expect("flags").http.port(), 1);
+        assert_eq!(
+            Config::load(Some(&file), env, flags)
+                .expect("flags")
+                .http
+                .port(),
+            1
+        );
     }
 
     #[test]
@@ -165,7 +171,10 @@ mod tests {
         let env = |name: &str| (name == "ARCA_NODE_ID").then(|| "one".to_string());
         assert!(matches!(
             Config::load(None, env, Overrides::default()),
-            Err(ConfigError::Env { name: "ARCA_NODE_ID", .. })
+            Err(ConfigError::Env {
+                name: "ARCA_NODE_ID",
+                ..
+            })
         ));
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("arca.toml");

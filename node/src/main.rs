@@ -40,7 +40,9 @@ async fn main() -> anyhow::Result<()> {
             data_dir: args.data_dir,
         },
     )?;
-    let node = arca_node::start(config).await.context("starting the node")?;
+    let node = arca_node::start(config)
+        .await
+        .context("starting the node")?;
     shutdown_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await?;

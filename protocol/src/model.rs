@@ -266,7 +266,10 @@ mod tests {
             ("\"oci\"", PackageType::Docker),
             ("\"Docker\"", PackageType::Docker),
         ] {
-            assert_eq!(serde_json::from_str::<PackageType>(text).expect(text), expected);
+            assert_eq!(
+                serde_json::from_str::<PackageType>(text).expect(text),
+                expected
+            );
         }
         assert_eq!(
             serde_json::to_string(&PackageType::Pypi).expect("serialises"),

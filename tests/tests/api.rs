@@ -49,7 +49,11 @@ async fn registries_artifacts_and_metadata() {
     assert_eq!(created["description"], "build tools");
 
     let (status, duplicate) = api
-        .call(Method::POST, "/registries", Some(json!({"name": "tools", "package_type": "GENERIC"})))
+        .call(
+            Method::POST,
+            "/registries",
+            Some(json!({"name": "tools", "package_type": "GENERIC"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(duplicate["error"]["code"], "ALREADY_EXISTS");
@@ -59,7 +63,9 @@ async fn registries_artifacts_and_metadata() {
         json!({"name": "ok", "package_type": "TARBALL"}),
         json!({"package_type": "GENERIC"}),
     ] {
-        let (status, error) = api.call(Method::POST, "/registries", Some(bad.clone())).await;
+        let (status, error) = api
+            .call(Method::POST, "/registries", Some(bad.clone()))
+            .await;
         assert!(status.is_client_error(), "{bad} gave {status}");
         assert_eq!(error["error"]["code"], "INVALID", "{bad}");
     }
@@ -77,7 +83,10 @@ async fn registries_artifacts_and_metadata() {
 
     for (package, version) in [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1"), ("d", "1")] {
         let response = http()
-            .put(format!("{}/generic/tools/{package}/{version}/{package}.bin", node.url))
+            .put(format!(
+                "{}/generic/tools/{package}/{version}/{package}.bin",
+                node.url
+            ))
             .bearer_auth(&node.admin_token)
             .body(format!("{package}{version}"))
             .send()
@@ -85,8 +94,20 @@ async fn registries_artifacts_and_metadata() {
             .expect("put");
         assert_eq!(response.status(), StatusCode::CREATED);
     }
-    let (_, page1) = api.call(Method::GET, "/artifacts?registry=tools&page=1&page_size=3", None).await;
-    let (_, page2) = api.call(Method::GET, "/artifacts?registry=tools&page=2&page_size=3", None).await;
+    let (_, page1) = api
+        .call(
+            Method::GET,
+            "/artifacts?registry=tools&page=1&page_size=3",
+            None,
+        )
+        .await;
+    let (_, page2) = api
+        .call(
+            Method::GET,
+            "/artifacts?registry=tools&page=2&page_size=3",
+            None,
+        )
+        .await;
     assert_eq!(page1["total"], 4);
     let names: Vec<&str> = page1["items"]
         .as_array()
@@ -100,38 +121,70 @@ async fn registries_artifacts_and_metadata() {
     let (status, _) = api.call(Method::GET, "/artifacts?page=0", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let (status, package) = api.call(Method::GET, "/registries/tools/packages/a", None).await;
+    let (status, package) = api
+        .call(Method::GET, "/registries/tools/packages/a", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(package["versions"].as_array().expect("versions").len(), 2);
     assert_eq!(package["versions"][0]["files"][0]["name"], "a.bin");
 
-    for scope in ["/registries/tools", "/registries/tools/packages/a", "/registries/tools/packages/a/versions/2"] {
+    for scope in [
+        "/registries/tools",
+        "/registries/tools/packages/a",
+        "/registries/tools/packages/a/versions/2",
+    ] {
         let path = format!("{scope}/metadata");
         let (status, set) = api
-            .call(Method::PUT, &path, Some(json!({"metadata": {"owner": "build", "tier": "1"}})))
+            .call(
+                Method::PUT,
+                &path,
+                Some(json!({"metadata": {"owner": "build", "tier": "1"}})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{scope}");
         assert_eq!(set["metadata"]["owner"], "build");
-        let (_, after) = api.call(Method::DELETE, &path, Some(json!({"keys": ["tier"]}))).await;
+        let (_, after) = api
+            .call(Method::DELETE, &path, Some(json!({"keys": ["tier"]})))
+            .await;
         assert_eq!(after["metadata"], json!({"owner": "build"}), "{scope}");
         let (_, fetched) = api.call(Method::GET, &path, None).await;
         assert_eq!(fetched["metadata"], json!({"owner": "build"}), "{scope}");
         let (status, bad) = api
-            .call(Method::PUT, &path, Some(json!({"metadata": {"bad key": "x"}})))
+            .call(
+                Method::PUT,
+                &path,
+                Some(json!({"metadata": {"bad key": "x"}})),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{scope}");
         assert_eq!(bad["error"]["code"], "INVALID");
         let (_, cleared) = api.call(Method::DELETE, &path, None).await;
         assert_eq!(cleared["metadata"], json!({}), "{scope}");
     }
-    let (status, _) = api.call(Method::GET, "/registries/tools/packages/zzz/metadata", None).await;
+    let (status, _) = api
+        .call(Method::GET, "/registries/tools/packages/zzz/metadata", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (status, _) = api.call(Method::DELETE, "/registries/tools/packages/a/versions/1", None).await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/registries/tools/packages/a/versions/1",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, package) = api.call(Method::GET, "/registries/tools/packages/a", None).await;
+    let (_, package) = api
+        .call(Method::GET, "/registries/tools/packages/a", None)
+        .await;
     assert_eq!(package["versions"].as_array().expect("versions").len(), 1);
-    let (status, _) = api.call(Method::DELETE, "/registries/tools/packages/a/versions/1", None).await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/registries/tools/packages/a/versions/1",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, _) = api.call(Method::DELETE, "/registries/tools", None).await;
@@ -148,7 +201,11 @@ async fn tokens_roles_and_revocation() {
         token: node.admin_token.clone(),
     };
     let (status, created) = admin
-        .call(Method::POST, "/tokens", Some(json!({"name": "ci", "role": "write"})))
+        .call(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "ci", "role": "write"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let writer = Api {
@@ -161,7 +218,11 @@ async fn tokens_roles_and_revocation() {
     assert_eq!(me["token"]["role"], "write");
 
     let (status, refused) = writer
-        .call(Method::POST, "/registries", Some(json!({"name": "x", "package_type": "GENERIC"})))
+        .call(
+            Method::POST,
+            "/registries",
+            Some(json!({"name": "x", "package_type": "GENERIC"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(refused["error"]["code"], "FORBIDDEN");
@@ -171,10 +232,16 @@ async fn tokens_roles_and_revocation() {
     let (_, listed) = admin.call(Method::GET, "/tokens", None).await;
     let listed = listed.as_array().expect("tokens");
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().all(|t| t.get("token").is_none() && t.get("secret_sha256").is_none()));
+    assert!(
+        listed
+            .iter()
+            .all(|t| t.get("token").is_none() && t.get("secret_sha256").is_none())
+    );
 
     let id = created["id"].as_str().expect("id");
-    let (status, _) = admin.call(Method::DELETE, &format!("/tokens/{id}"), None).await;
+    let (status, _) = admin
+        .call(Method::DELETE, &format!("/tokens/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, error) = writer.call(Method::GET, "/whoami", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -211,6 +278,11 @@ async fn tokens_roles_and_revocation() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("arca_http_requests_total{method=\"GET\",route=\"/api/v1/whoami\",status=\"401\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "arca_http_requests_total{method=\"GET\",route=\"/api/v1/whoami\",status=\"401\"} 1"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("arca_raft_is_leader 1"));
 }

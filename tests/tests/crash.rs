@@ -21,7 +21,11 @@ async fn acknowledged_pushes_survive_sigkill() {
 
     let mut files = Vec::new();
     for i in 0..9u64 {
-        let size = if i == 8 { 12 * 1024 * 1024 + 5 } else { 1000 + i as usize * 7919 };
+        let size = if i == 8 {
+            12 * 1024 * 1024 + 5
+        } else {
+            1000 + i as usize * 7919
+        };
         let data = pseudo_random_bytes(size, 100 + i);
         let url = format!("{}/generic/durable/pkg{}/1.{i}/file.bin", node.url, i % 3);
         let response = http()

@@ -97,13 +97,19 @@ async fn push_pull_range_head_etag_and_checksums() {
 
     let response = get(&node, &url).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let etag = response.headers()["etag"].to_str().expect("etag").to_string();
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_string();
     assert_eq!(etag, format!("\"{}\"", sha256_hex(&data)));
     assert_eq!(
         response.headers()["content-length"].to_str().expect("len"),
         data.len().to_string()
     );
-    assert_eq!(response.bytes().await.expect("body").as_ref(), data.as_slice());
+    assert_eq!(
+        response.bytes().await.expect("body").as_ref(),
+        data.as_slice()
+    );
 
     let ranged = http()
         .get(&url)
@@ -117,7 +123,10 @@ async fn push_pull_range_head_etag_and_checksums() {
         ranged.headers()["content-range"].to_str().expect("cr"),
         format!("bytes 5000000-5000099/{}", data.len())
     );
-    assert_eq!(ranged.bytes().await.expect("body").as_ref(), &data[5_000_000..5_000_100]);
+    assert_eq!(
+        ranged.bytes().await.expect("body").as_ref(),
+        &data[5_000_000..5_000_100]
+    );
 
     let suffix = http()
         .get(&url)
@@ -126,7 +135,10 @@ async fn push_pull_range_head_etag_and_checksums() {
         .send()
         .await
         .expect("suffix");
-    assert_eq!(suffix.bytes().await.expect("body").as_ref(), &data[data.len() - 10..]);
+    assert_eq!(
+        suffix.bytes().await.expect("body").as_ref(),
+        &data[data.len() - 10..]
+    );
 
     let unsatisfiable = http()
         .get(&url)
@@ -137,7 +149,9 @@ async fn push_pull_range_head_etag_and_checksums() {
         .expect("416");
     assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
-        unsatisfiable.headers()["content-range"].to_str().expect("cr"),
+        unsatisfiable.headers()["content-range"]
+            .to_str()
+            .expect("cr"),
         format!("bytes */{}", data.len())
     );
 
@@ -195,11 +209,21 @@ async fn identical_bytes_are_stored_once_and_copies_share_them() {
     create_registry(&node, json!({"name": "a", "package_type": "GENERIC"})).await;
     create_registry(&node, json!({"name": "b", "package_type": "GENERIC"})).await;
     let data = pseudo_random_bytes(6 * 1024 * 1024, 2);
-    let first = put(&node, &file_url(&node, "a", "lib/1.0/lib.tgz"), data.clone()).await;
+    let first = put(
+        &node,
+        &file_url(&node, "a", "lib/1.0/lib.tgz"),
+        data.clone(),
+    )
+    .await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let written = metric(&node, "arca_chunk_bytes_written_total").await;
     assert!(written >= data.len() as u64);
-    let second = put(&node, &file_url(&node, "b", "other/9/copy.tgz"), data.clone()).await;
+    let second = put(
+        &node,
+        &file_url(&node, "b", "other/9/copy.tgz"),
+        data.clone(),
+    )
+    .await;
     assert_eq!(second.status(), StatusCode::CREATED);
     assert_eq!(
         metric(&node, "arca_chunk_bytes_written_total").await,
@@ -210,7 +234,10 @@ async fn identical_bytes_are_stored_once_and_copies_share_them() {
     // Copy a version to another registry, then delete the source: the copy still serves the bytes.
     create_registry(&node, json!({"name": "release", "package_type": "GENERIC"})).await;
     let copied = http()
-        .post(format!("{}/api/v1/registries/a/packages/lib/versions/1.0/copy", node.url))
+        .post(format!(
+            "{}/api/v1/registries/a/packages/lib/versions/1.0/copy",
+            node.url
+        ))
         .bearer_auth(&node.admin_token)
         .json(&json!({"destination_registry": "release"}))
         .send()
@@ -231,32 +258,55 @@ async fn identical_bytes_are_stored_once_and_copies_share_them() {
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     let response = get(&node, &file_url(&node, "release", "lib/1.0/lib.tgz")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.bytes().await.expect("body").as_ref(), data.as_slice());
+    assert_eq!(
+        response.bytes().await.expect("body").as_ref(),
+        data.as_slice()
+    );
 }
 
 #[tokio::test]
 async fn immutable_registry_refuses_overwrite() {
     let node = TestNode::start().expect("node");
-    create_registry(&node, json!({"name": "frozen", "package_type": "GENERIC", "immutable": true})).await;
+    create_registry(
+        &node,
+        json!({"name": "frozen", "package_type": "GENERIC", "immutable": true}),
+    )
+    .await;
     let url = file_url(&node, "frozen", "app/1.0/app.bin");
-    assert_eq!(put(&node, &url, b"first".to_vec()).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&node, &url, b"first".to_vec()).await.status(),
+        StatusCode::CREATED
+    );
     let again = put(&node, &url, b"second".to_vec()).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(again).await, "CONFLICT");
-    assert_eq!(get(&node, &url).await.bytes().await.expect("body").as_ref(), b"first");
+    assert_eq!(
+        get(&node, &url).await.bytes().await.expect("body").as_ref(),
+        b"first"
+    );
     // New files and versions are still welcome.
     let other = file_url(&node, "frozen", "app/1.1/app.bin");
-    assert_eq!(put(&node, &other, b"next".to_vec()).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&node, &other, b"next".to_vec()).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
 async fn credentials_and_anonymous_reads() {
     let node = TestNode::start().expect("node");
     create_registry(&node, json!({"name": "private", "package_type": "GENERIC"})).await;
-    create_registry(&node, json!({"name": "public", "package_type": "GENERIC", "allow_anonymous_read": true})).await;
+    create_registry(
+        &node,
+        json!({"name": "public", "package_type": "GENERIC", "allow_anonymous_read": true}),
+    )
+    .await;
     for registry in ["private", "public"] {
         let url = file_url(&node, registry, "doc/1/readme.txt");
-        assert_eq!(put(&node, &url, b"secret words".to_vec()).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            put(&node, &url, b"secret words".to_vec()).await.status(),
+            StatusCode::CREATED
+        );
     }
     let private = file_url(&node, "private", "doc/1/readme.txt");
     let public = file_url(&node, "public", "doc/1/readme.txt");
@@ -271,7 +321,12 @@ async fn credentials_and_anonymous_reads() {
         "UNAUTHORIZED"
     );
 
-    let wrong = http().get(&private).bearer_auth("arca_not-a-token").send().await.expect("get");
+    let wrong = http()
+        .get(&private)
+        .bearer_auth("arca_not-a-token")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(!wrong.text().await.expect("body").contains("secret words"));
 
@@ -301,9 +356,20 @@ async fn credentials_and_anonymous_reads() {
         .await
         .expect("json");
     let reader = created["token"].as_str().expect("secret").to_string();
-    let read = http().get(&private).bearer_auth(&reader).send().await.expect("get");
+    let read = http()
+        .get(&private)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(read.status(), StatusCode::OK);
-    let write = http().put(&private).bearer_auth(&reader).body("x").send().await.expect("put");
+    let write = http()
+        .put(&private)
+        .bearer_auth(&reader)
+        .body("x")
+        .send()
+        .await
+        .expect("put");
     assert_eq!(write.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(write).await, "FORBIDDEN");
 }
@@ -328,18 +394,31 @@ async fn bad_paths_names_and_registries_are_refused_cleanly() {
         let request = format!(
             "PUT {path} HTTP/1.1\r\nHost: arca\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
-        let (status, answer) = raw_http(&node.url, request.as_bytes())
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (status, answer) =
+            raw_http(&node.url, request.as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(status, 400, "{path} gave {answer}");
-        assert!(answer.contains("\"code\":\"INVALID\""), "{path} gave {answer}");
+        assert!(
+            answer.contains("\"code\":\"INVALID\""),
+            "{path} gave {answer}"
+        );
     }
     assert_eq!(package_count(&node, "files").await, 0, "nothing was stored");
 
-    let unknown = put(&node, &file_url(&node, "nope", "tool/1.0/x.bin"), b"x".to_vec()).await;
+    let unknown = put(
+        &node,
+        &file_url(&node, "nope", "tool/1.0/x.bin"),
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(unknown).await, "NOT_FOUND");
 
-    let wrong_type = put(&node, &file_url(&node, "npmjs", "tool/1.0/x.bin"), b"x".to_vec()).await;
+    let wrong_type = put(
+        &node,
+        &file_url(&node, "npmjs", "tool/1.0/x.bin"),
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
 
     let bad_checksum = http()
@@ -352,7 +431,12 @@ async fn bad_paths_names_and_registries_are_refused_cleanly() {
         .expect("put");
     assert_eq!(bad_checksum.status(), StatusCode::BAD_REQUEST);
 
-    let extra_segment = put(&node, &file_url(&node, "files", "tool/1.0/dir/x.bin"), b"x".to_vec()).await;
+    let extra_segment = put(
+        &node,
+        &file_url(&node, "files", "tool/1.0/dir/x.bin"),
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!(extra_segment.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(extra_segment).await, "NOT_FOUND");
     assert_eq!(package_count(&node, "files").await, 0, "nothing was stored");
@@ -374,7 +458,9 @@ async fn truncated_longer_and_oversized_bodies() {
     // Give the node a moment to see the connection end.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(
-        get(&node, &file_url(&node, "files", "cut/1.0/cut.bin")).await.status(),
+        get(&node, &file_url(&node, "files", "cut/1.0/cut.bin"))
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
 
@@ -390,17 +476,25 @@ async fn truncated_longer_and_oversized_bodies() {
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("DIGEST_MISMATCH"), "{answer}");
     assert_eq!(
-        get(&node, &file_url(&node, "files", "long/1.0/long.bin")).await.status(),
+        get(&node, &file_url(&node, "files", "long/1.0/long.bin"))
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
 
     // Over the node's limit, announced up front.
-    let too_big = put(&node, &file_url(&node, "files", "big/1.0/big.bin"), vec![7; 200_000]).await;
+    let too_big = put(
+        &node,
+        &file_url(&node, "files", "big/1.0/big.bin"),
+        vec![7; 200_000],
+    )
+    .await;
     assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(too_big).await, "PAYLOAD_TOO_LARGE");
 
     // Over the limit without Content-Length (chunked): caught while streaming.
-    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![1; 60_000]), Ok(vec![2; 60_000])];
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![1; 60_000]), Ok(vec![2; 60_000])];
     let stream = futures::stream::iter(pieces);
     let chunked = http()
         .put(file_url(&node, "files", "big/1.0/big.bin"))

@@ -2,7 +2,7 @@
 //! version to another registry (new references to the same blobs; no bytes move).
 
 use arca_protocol::api::{
-    CopyVersionRequest, FileInfo, Page, PackageInfo, PackageSummary, PageQuery, VersionInfo,
+    CopyVersionRequest, FileInfo, PackageInfo, PackageSummary, Page, PageQuery, VersionInfo,
 };
 use arca_protocol::{Command, Package, Role, Version};
 use axum::extract::State;
@@ -67,10 +67,11 @@ pub fn version_info(registry: &str, package: &str, version: &Version) -> Version
 }
 
 fn package_summary(registry: &str, package: &Package) -> PackageSummary {
-    let latest = package
-        .versions
-        .values()
-        .max_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| a.name.cmp(&b.name)));
+    let latest = package.versions.values().max_by(|a, b| {
+        a.updated_at
+            .cmp(&b.updated_at)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     PackageSummary {
         registry: registry.to_string(),
         name: package.name.clone(),
@@ -100,7 +101,12 @@ async fn list(
     let summaries = state.meta.read(|meta| {
         meta.registries
             .values()
-            .filter(|r| query.registry.as_ref().is_none_or(|name| &r.registry.name == name))
+            .filter(|r| {
+                query
+                    .registry
+                    .as_ref()
+                    .is_none_or(|name| &r.registry.name == name)
+            })
             .flat_map(|r| {
                 r.packages
                     .values()
@@ -126,7 +132,11 @@ async fn fetch_package(
                     .values()
                     .map(|v| version_info(&registry, &package, v))
                     .collect();
-                versions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.version.cmp(&b.version)));
+                versions.sort_by(|a, b| {
+                    a.created_at
+                        .cmp(&b.created_at)
+                        .then_with(|| a.version.cmp(&b.version))
+                });
                 PackageInfo {
                     registry: registry.clone(),
                     name: p.name.clone(),

@@ -55,9 +55,7 @@ fn registry_of(target: &MetadataTarget) -> &str {
 }
 
 fn current(state: &AppState, target: &MetadataTarget) -> Result<Json<MetadataBody>, ApiError> {
-    let metadata = state
-        .meta
-        .read(|meta| meta.metadata(target).cloned())?;
+    let metadata = state.meta.read(|meta| meta.metadata(target).cloned())?;
     Ok(Json(MetadataBody { metadata }))
 }
 

@@ -76,20 +76,68 @@ impl Metrics {
                 .registry
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            registry.register("http_requests", "HTTP requests answered", metrics.requests.clone());
-            registry.register("upload_bytes", "Bytes accepted in uploads", metrics.upload_bytes.clone());
-            registry.register("download_bytes", "Bytes served in downloads", metrics.download_bytes.clone());
+            registry.register(
+                "http_requests",
+                "HTTP requests answered",
+                metrics.requests.clone(),
+            );
+            registry.register(
+                "upload_bytes",
+                "Bytes accepted in uploads",
+                metrics.upload_bytes.clone(),
+            );
+            registry.register(
+                "download_bytes",
+                "Bytes served in downloads",
+                metrics.download_bytes.clone(),
+            );
             registry.register("raft_term", "Current Raft term", metrics.raft_term.clone());
-            registry.register("raft_last_log_index", "Index of the last Raft log entry", metrics.raft_last_log_index.clone());
-            registry.register("raft_last_applied", "Index of the last applied Raft log entry", metrics.raft_last_applied.clone());
-            registry.register("raft_is_leader", "1 when this node is the Raft leader", metrics.raft_is_leader.clone());
+            registry.register(
+                "raft_last_log_index",
+                "Index of the last Raft log entry",
+                metrics.raft_last_log_index.clone(),
+            );
+            registry.register(
+                "raft_last_applied",
+                "Index of the last applied Raft log entry",
+                metrics.raft_last_applied.clone(),
+            );
+            registry.register(
+                "raft_is_leader",
+                "1 when this node is the Raft leader",
+                metrics.raft_is_leader.clone(),
+            );
             registry.register("registries", "Registries", metrics.registries.clone());
-            registry.register("packages", "Packages in all registries", metrics.packages.clone());
-            registry.register("blobs", "Distinct blobs referenced by metadata", metrics.blobs.clone());
-            registry.register("chunks_written", "Chunks written to disk", metrics.chunks_written.clone());
-            registry.register("chunks_deduplicated", "Chunks not written because already stored", metrics.chunks_deduplicated.clone());
-            registry.register("chunk_bytes_written", "Bytes written to the chunk store", metrics.chunk_bytes_written.clone());
-            registry.register("corrupt_chunk_reads", "Chunk reads that failed verification", metrics.corrupt_chunk_reads.clone());
+            registry.register(
+                "packages",
+                "Packages in all registries",
+                metrics.packages.clone(),
+            );
+            registry.register(
+                "blobs",
+                "Distinct blobs referenced by metadata",
+                metrics.blobs.clone(),
+            );
+            registry.register(
+                "chunks_written",
+                "Chunks written to disk",
+                metrics.chunks_written.clone(),
+            );
+            registry.register(
+                "chunks_deduplicated",
+                "Chunks not written because already stored",
+                metrics.chunks_deduplicated.clone(),
+            );
+            registry.register(
+                "chunk_bytes_written",
+                "Bytes written to the chunk store",
+                metrics.chunk_bytes_written.clone(),
+            );
+            registry.register(
+                "corrupt_chunk_reads",
+                "Chunk reads that failed verification",
+                metrics.corrupt_chunk_reads.clone(),
+            );
         }
         metrics
     }
@@ -106,7 +154,10 @@ impl Metrics {
         let (registries, packages, blobs) = state.meta.read(|meta| {
             (
                 meta.registries.len(),
-                meta.registries.values().map(|r| r.packages.len()).sum::<usize>(),
+                meta.registries
+                    .values()
+                    .map(|r| r.packages.len())
+                    .sum::<usize>(),
                 meta.blobs.len(),
             )
         });
@@ -130,7 +181,11 @@ impl Metrics {
 }
 
 /// Counts every request by method, matched route and status.
-pub async fn track_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().to_string();
     let route = request
         .extensions()

@@ -155,14 +155,53 @@ mod tests {
     #[test]
     fn pages_count_from_one_and_report_the_total() {
         let items: Vec<u32> = (0..7).collect();
-        let page = paginate(items.clone(), PageQuery { page: 2, page_size: 3 }).expect("page");
+        let page = paginate(
+            items.clone(),
+            PageQuery {
+                page: 2,
+                page_size: 3,
+            },
+        )
+        .expect("page");
         assert_eq!(page.items, vec![3, 4, 5]);
         assert_eq!(page.total, 7);
-        let last = paginate(items.clone(), PageQuery { page: 3, page_size: 3 }).expect("page");
+        let last = paginate(
+            items.clone(),
+            PageQuery {
+                page: 3,
+                page_size: 3,
+            },
+        )
+        .expect("page");
         assert_eq!(last.items, vec![6]);
-        let beyond = paginate(items.clone(), PageQuery { page: 9, page_size: 3 }).expect("page");
+        let beyond = paginate(
+            items.clone(),
+            PageQuery {
+                page: 9,
+                page_size: 3,
+            },
+        )
+        .expect("page");
         assert!(beyond.items.is_empty());
-        assert!(paginate(items.clone(), PageQuery { page: 0, page_size: 3 }).is_err());
-        assert!(paginate(items, PageQuery { page: 1, page_size: 0 }).is_err());
+        assert!(
+            paginate(
+                items.clone(),
+                PageQuery {
+                    page: 0,
+                    page_size: 3
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            paginate(
+                items,
+                PageQuery {
+                    page: 1,
+                    page_size: 0
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -68,7 +68,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<RegistryInfo>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<RegistryInfo>>, ApiError> {
     caller.require(Role::Read)?;
     Ok(Json(state.meta.read(|meta| {
         meta.registries.values().map(registry_info).collect()

@@ -39,7 +39,10 @@ async fn create(
     ))
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     caller.require(Role::Admin)?;
     Ok(Json(state.meta.read(|meta| {
         meta.tokens.values().map(auth::token_info).collect()

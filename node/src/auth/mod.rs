@@ -112,7 +112,10 @@ pub fn authenticate(meta: &Meta, headers: &HeaderMap) -> Result<Caller, AuthErro
     let secret = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or(AuthError::Unauthorized(
             "the Authorization header must be 'Bearer <token>'",
@@ -223,9 +226,21 @@ mod tests {
         ));
         let open = registry(true);
         let closed = registry(false);
-        assert!(Caller::Anonymous.require_on(Some(&open), Role::Read).is_ok());
-        assert!(Caller::Anonymous.require_on(Some(&open), Role::Write).is_err());
-        assert!(Caller::Anonymous.require_on(Some(&closed), Role::Read).is_err());
+        assert!(
+            Caller::Anonymous
+                .require_on(Some(&open), Role::Read)
+                .is_ok()
+        );
+        assert!(
+            Caller::Anonymous
+                .require_on(Some(&open), Role::Write)
+                .is_err()
+        );
+        assert!(
+            Caller::Anonymous
+                .require_on(Some(&closed), Role::Read)
+                .is_err()
+        );
         assert!(Caller::Anonymous.require_on(None, Role::Read).is_err());
     }
 

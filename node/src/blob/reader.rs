@@ -88,7 +88,11 @@ mod tests {
         writer.finish().await.expect("finish")
     }
 
-    async fn collect(store: &Arc<ChunkStore>, blob: &BlobRef, range: Option<ByteRange>) -> Result<Vec<u8>, BlobError> {
+    async fn collect(
+        store: &Arc<ChunkStore>,
+        blob: &BlobRef,
+        range: Option<ByteRange>,
+    ) -> Result<Vec<u8>, BlobError> {
         let mut out = Vec::new();
         let mut stream = std::pin::pin!(read_blob(store.clone(), blob, range));
         while let Some(piece) = stream.next().await {
@@ -125,11 +129,17 @@ mod tests {
         let store = Arc::new(ChunkStore::open(dir.path()).expect("store"));
         let data = pseudo_random(12 * 1024 * 1024, 3);
         let first = store_bytes(&store, &data).await;
-        let written = store.stats.chunks_written.load(std::sync::atomic::Ordering::Relaxed);
+        let written = store
+            .stats
+            .chunks_written
+            .load(std::sync::atomic::Ordering::Relaxed);
         let second = store_bytes(&store, &data).await;
         assert_eq!(first, second);
         assert_eq!(
-            store.stats.chunks_written.load(std::sync::atomic::Ordering::Relaxed),
+            store
+                .stats
+                .chunks_written
+                .load(std::sync::atomic::Ordering::Relaxed),
             written,
             "no chunk written twice"
         );
@@ -142,7 +152,10 @@ mod tests {
             .iter()
             .filter(|c| first.chunks.contains(c))
             .count();
-        assert!(shared >= first.chunks.len() - 1, "content-defined chunks survive a shift");
+        assert!(
+            shared >= first.chunks.len() - 1,
+            "content-defined chunks survive a shift"
+        );
     }
 
     #[tokio::test]

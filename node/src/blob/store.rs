@@ -67,7 +67,9 @@ impl ChunkStore {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
         let path = self.chunk_path(&id);
         if path.exists() {
-            self.stats.chunks_deduplicated.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .chunks_deduplicated
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(ChunkRef { id, size });
         }
         let dir = path.parent().unwrap_or(&self.root);

@@ -70,7 +70,8 @@ impl BlobWriter {
                 .map(|chunk| (chunk.offset, chunk.length))
                 .collect();
         for (offset, length) in cuts {
-            self.spawn_write(rest.slice(offset..offset + length)).await?;
+            self.spawn_write(rest.slice(offset..offset + length))
+                .await?;
         }
         while let Some(pending) = self.in_flight.pop_front() {
             self.written.push(join(pending).await?);

@@ -12,7 +12,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::{RangeNotSatisfiable, UploadError, receive_blob, serve_blob, unsatisfiable_range_header};
+use super::{
+    RangeNotSatisfiable, UploadError, receive_blob, serve_blob, unsatisfiable_range_header,
+};
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
 use crate::{AppState, now_ms};
@@ -63,9 +65,11 @@ impl From<UploadError> for ApiError {
         match error {
             UploadError::TooLarge { limit } => ApiError::too_large(limit),
             UploadError::Truncated(_) => ApiError::invalid(error.to_string()),
-            UploadError::DigestMismatch { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_MISMATCH", error.to_string())
-            }
+            UploadError::DigestMismatch { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_MISMATCH",
+                error.to_string(),
+            ),
             UploadError::Store(store) => store.into(),
         }
     }
@@ -134,16 +138,24 @@ async fn download(
     let blob = state
         .meta
         .read(|meta| {
-            let file = meta.version(registry, package, version)?.files.get(filename)?;
+            let file = meta
+                .version(registry, package, version)?
+                .files
+                .get(filename)?;
             meta.blobs.get(&file.sha256).cloned()
         })
         .ok_or_else(|| {
-            ApiError::not_found(format!("file {package}/{version}/{filename} not found in {registry}"))
+            ApiError::not_found(format!(
+                "file {package}/{version}/{filename} not found in {registry}"
+            ))
         })?;
     serve_blob(&state, &headers, &blob).or_else(|RangeNotSatisfiable { size }| {
-        let mut response =
-            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", format!("range not satisfiable for {size} bytes"))
-                .into_response();
+        let mut response = ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "RANGE_NOT_SATISFIABLE",
+            format!("range not satisfiable for {size} bytes"),
+        )
+        .into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));

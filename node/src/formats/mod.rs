@@ -147,11 +147,20 @@ pub fn serve_blob(
     let not_modified = request_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     if not_modified {
-        return Ok(response(builder.status(StatusCode::NOT_MODIFIED), Body::empty()));
+        return Ok(response(
+            builder.status(StatusCode::NOT_MODIFIED),
+            Body::empty(),
+        ));
     }
-    let range = match request_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = match request_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(value) => parse_range(value, blob.size)?,
         None => None,
     };
@@ -188,7 +197,8 @@ fn response(builder: axum::http::response::Builder, body: Body) -> Response {
 
 /// A `Content-Range: bytes */size` value for a 416 answer.
 pub fn unsatisfiable_range_header(size: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0"))
+    HeaderValue::from_str(&format!("bytes */{size}"))
+        .unwrap_or(HeaderValue::from_static("bytes */0"))
 }
 
 #[cfg(test)]
@@ -203,9 +213,18 @@ mod tests {
         assert_eq!(parse_range("bytes=-10", 100), r(90, 99));
         assert_eq!(parse_range("bytes=-500", 100), r(0, 99));
         assert_eq!(parse_range("bytes=50-500", 100), r(50, 99));
-        assert_eq!(parse_range("bytes=100-", 100), Err(RangeNotSatisfiable { size: 100 }));
-        assert_eq!(parse_range("bytes=-0", 100), Err(RangeNotSatisfiable { size: 100 }));
-        assert_eq!(parse_range("bytes=0-0", 0), Err(RangeNotSatisfiable { size: 0 }));
+        assert_eq!(
+            parse_range("bytes=100-", 100),
+            Err(RangeNotSatisfiable { size: 100 })
+        );
+        assert_eq!(
+            parse_range("bytes=-0", 100),
+            Err(RangeNotSatisfiable { size: 100 })
+        );
+        assert_eq!(
+            parse_range("bytes=0-0", 0),
+            Err(RangeNotSatisfiable { size: 0 })
+        );
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
         assert_eq!(parse_range("bytes=9-2", 100), Ok(None));

@@ -39,7 +39,7 @@ pub enum MetaError {
         /// The database file.
         path: String,
         /// The cause.
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
     /// The stored state machine could not be loaded.
     #[error("loading metadata state: {0}")]

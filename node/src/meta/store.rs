@@ -65,13 +65,14 @@ fn any<E: std::error::Error + 'static>(error: E) -> AnyError {
 }
 
 /// Opens (or creates) the metadata database and makes sure every table exists.
-pub fn open_database(path: &std::path::Path) -> Result<Arc<Database>, redb::Error> {
-    let db = Database::create(path)?;
-    let txn = db.begin_write()?;
-    txn.open_table(LOG)?;
-    txn.open_table(RAFT_META)?;
-    txn.open_table(SNAPSHOT)?;
-    txn.commit()?;
+pub fn open_database(path: &std::path::Path) -> Result<Arc<Database>, Box<redb::Error>> {
+    let boxed = |error: redb::Error| Box::new(error);
+    let db = Database::create(path).map_err(|e| boxed(e.into()))?;
+    let txn = db.begin_write().map_err(|e| boxed(e.into()))?;
+    txn.open_table(LOG).map_err(|e| boxed(e.into()))?;
+    txn.open_table(RAFT_META).map_err(|e| boxed(e.into()))?;
+    txn.open_table(SNAPSHOT).map_err(|e| boxed(e.into()))?;
+    txn.commit().map_err(|e| boxed(e.into()))?;
     Ok(Arc::new(db))
 }
 

@@ -7,11 +7,11 @@ use arca_protocol::Sha256;
 use futures::TryStreamExt;
 use reqwest::header::{CONTENT_LENGTH, HeaderValue};
 use reqwest::{Body, Method, Response, Url};
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
+use crate::UploadedFile;
 use crate::client::Client;
 use crate::error::ClientError;
 
@@ -41,23 +41,6 @@ pub struct Progress {
     pub done: u64,
     /// Bytes in all, when known.
     pub total: Option<u64>,
-}
-
-/// The server's answer to an upload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushedFile {
-    /// Registry name.
-    pub registry: String,
-    /// Package name.
-    pub package: String,
-    /// Version.
-    pub version: String,
-    /// File name.
-    pub filename: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// sha256 of the content as the server computed it.
-    pub sha256: Sha256,
 }
 
 /// The sha256 of a local file, read in a streaming pass; `progress` sees the bytes hashed so far.
@@ -101,7 +84,7 @@ impl Client {
         source: &Path,
         sha256: Option<Sha256>,
         progress: impl Fn(Progress) + Send + Sync + 'static,
-    ) -> Result<PushedFile, ClientError> {
+    ) -> Result<UploadedFile, ClientError> {
         let url = self.generic_url(file)?;
         let handle = tokio::fs::File::open(source).await?;
         let total = handle.metadata().await?.len();

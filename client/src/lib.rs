@@ -10,9 +10,10 @@ mod client;
 mod error;
 mod generic;
 
+pub use arca_protocol::api::UploadedFile;
 pub use client::Client;
 pub use error::ClientError;
-pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, PushedFile, sha256_file};
+pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
 
 #[cfg(test)]
 mod tests;

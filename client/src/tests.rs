@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::{Client, ClientError, GenericFile, PushedFile};
+use crate::{Client, ClientError, GenericFile, UploadedFile};
 
 /// A request as the fake server saw it.
 struct Seen {
@@ -138,7 +138,7 @@ async fn push_streams_the_file_with_length_and_checksum() {
     let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&source, &content).expect("write source");
     let digest = sha256(&content);
-    let pushed = PushedFile {
+    let pushed = UploadedFile {
         registry: "files".into(),
         package: "org/tool".into(),
         version: "1.0".into(),

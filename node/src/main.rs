@@ -19,7 +19,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (ARCA_* environment variables and flags override it).
-    #[arg(long, value_name = "FILE", env = "ARCA_CONFIG")]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 

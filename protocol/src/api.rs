@@ -229,3 +229,20 @@ pub struct WhoAmI {
     /// The caller's token, or `None` for anonymous callers.
     pub token: Option<TokenInfo>,
 }
+
+/// The answer to a generic upload (`PUT /generic/...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedFile {
+    /// Registry name.
+    pub registry: String,
+    /// Package name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// File name.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the content as the server computed it.
+    pub sha256: Sha256,
+}

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use arca_client::{GenericFile, Progress, PushedFile, sha256_file};
+use arca_client::{GenericFile, Progress, UploadedFile, sha256_file};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -176,7 +176,7 @@ fn follow(bar: &ProgressBar) -> impl Fn(Progress) + Send + Sync + 'static {
     }
 }
 
-impl Row for PushedFile {
+impl Row for UploadedFile {
     const HEADERS: &'static [&'static str] =
         &["REGISTRY", "PACKAGE", "VERSION", "FILE", "SIZE", "SHA256"];
 

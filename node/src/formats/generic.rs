@@ -2,6 +2,7 @@
 //! with `PUT` (optionally checked against `X-Checksum-Sha256`), served with `GET`/`HEAD` (ranges, ETag)
 //! and removed with `DELETE`. Errors use Arca's JSON error format.
 
+use arca_protocol::api::UploadedFile;
 use arca_protocol::names::{validate_filename, validate_segment, validate_version};
 use arca_protocol::{Command, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
@@ -10,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 
 use super::{
     RangeNotSatisfiable, UploadError, receive_blob, serve_blob, unsatisfiable_range_header,
@@ -25,17 +25,6 @@ pub fn routes() -> Router<AppState> {
         "/generic/{registry}/{package}/{version}/{filename}",
         get(download).put(upload).delete(remove),
     )
-}
-
-/// The answer to a successful upload.
-#[derive(Debug, Serialize)]
-struct Uploaded {
-    registry: String,
-    package: String,
-    version: String,
-    filename: String,
-    size: u64,
-    sha256: Sha256,
 }
 
 type FilePath = (String, String, String, String);
@@ -81,7 +70,7 @@ async fn upload(
     PathParams(path): PathParams<FilePath>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
     let registry = generic_registry(&state, &caller, &path, Role::Write)?;
     let (registry_name, package, version, filename) = path;
     if registry.immutable
@@ -105,7 +94,7 @@ async fn upload(
         })
         .transpose()?;
     let blob = receive_blob(&state, &headers, body, expected).await?;
-    let uploaded = Uploaded {
+    let uploaded = UploadedFile {
         registry: registry_name.clone(),
         package: package.clone(),
         version: version.clone(),

@@ -1,0 +1,175 @@
+//! Turning timed runs into throughputs, and printing them as a table or JSON.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One measured operation: every run's time and the throughputs derived from them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// Seconds each run took, in the order they ran.
+    pub seconds: Vec<f64>,
+    /// MiB/s of each run, in the order they ran.
+    pub mib_per_s: Vec<f64>,
+    /// The fastest run's MiB/s.
+    pub best_mib_per_s: f64,
+    /// The median run's MiB/s (the mean of the middle two for an even count).
+    pub median_mib_per_s: f64,
+}
+
+impl Measurement {
+    /// Builds a measurement of moving `bytes` once per run, from the runs' durations.
+    /// Returns `None` when there were no runs.
+    pub fn new(label: &str, bytes: u64, runs: &[Duration]) -> Option<Measurement> {
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        let seconds: Vec<f64> = runs.iter().map(Duration::as_secs_f64).collect();
+        let mib_per_s: Vec<f64> = seconds.iter().map(|s| mib / s.max(1e-9)).collect();
+        let mut sorted = mib_per_s.clone();
+        sorted.sort_by(f64::total_cmp);
+        let best = *sorted.last()?;
+        let mid = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            (sorted[mid - 1] + sorted[mid]) / 2.0
+        } else {
+            sorted[mid]
+        };
+        Some(Measurement {
+            label: label.to_owned(),
+            seconds,
+            mib_per_s,
+            best_mib_per_s: best,
+            median_mib_per_s: median,
+        })
+    }
+}
+
+/// A measurement next to the baseline it is compared with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compared {
+    /// The measurement.
+    #[serde(flatten)]
+    pub measurement: Measurement,
+    /// Best MiB/s over the baseline's best MiB/s.
+    pub ratio_best: f64,
+    /// Median MiB/s over the baseline's median MiB/s.
+    pub ratio_median: f64,
+}
+
+impl Compared {
+    /// Compares `measurement` with `baseline`.
+    pub fn new(measurement: Measurement, baseline: &Measurement) -> Compared {
+        Compared {
+            ratio_best: measurement.best_mib_per_s / baseline.best_mib_per_s,
+            ratio_median: measurement.median_mib_per_s / baseline.median_mib_per_s,
+            measurement,
+        }
+    }
+}
+
+/// Everything the `generic` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenericReport {
+    /// Always `"generic"`.
+    pub benchmark: &'static str,
+    /// File size in MiB.
+    pub size_mib: u64,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Runs of each measurement asked for.
+    pub runs: usize,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// sha256 of the source file, verified after every push and pull.
+    pub sha256: String,
+    /// The baseline: a plain copy of the source file on the same disk, fsynced.
+    pub copy: Measurement,
+    /// The first push, of content the node had never seen.
+    pub push_cold: Compared,
+    /// Later pushes of the same bytes as new versions, whose chunks the node already holds.
+    /// `None` with a single run.
+    pub push_dedup: Option<Compared>,
+    /// Pulls of the pushed file into a new file, fsynced.
+    pub pull: Compared,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl GenericReport {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "arca-bench generic  size={} MiB  runs={}  dir={}",
+            self.size_mib, self.runs, self.dir
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>12} {:>12} {:>10} {:>10}  runs (MiB/s)",
+            "", "best MiB/s", "median", "best/copy", "med/copy"
+        );
+        row(&mut out, &self.copy, None);
+        row(&mut out, &self.push_cold.measurement, Some(&self.push_cold));
+        match &self.push_dedup {
+            Some(dedup) => row(&mut out, &dedup.measurement, Some(dedup)),
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{:<36} {:>12}",
+                    "arca push (dedup, same bytes)", "n/a (needs --runs >= 2)"
+                );
+            }
+        }
+        row(&mut out, &self.pull.measurement, Some(&self.pull));
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
+/// Appends one table row: `m`, and its ratios to the baseline (`None`: it is the baseline).
+fn row(out: &mut String, m: &Measurement, compared: Option<&Compared>) {
+    let (best, median) = compared.map_or((1.0, 1.0), |c| (c.ratio_best, c.ratio_median));
+    let runs: Vec<String> = m.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
+    let _ = writeln!(
+        out,
+        "{:<36} {:>12.1} {:>12.1} {:>10.2} {:>10.2}  {}",
+        m.label,
+        m.best_mib_per_s,
+        m.median_mib_per_s,
+        best,
+        median,
+        runs.join(" ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_and_median_of_runs() {
+        let mib = 1024 * 1024;
+        let runs = [
+            Duration::from_secs(4),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        ];
+        let m = Measurement::new("x", 100 * mib, &runs).expect("runs");
+        assert_eq!(m.mib_per_s, vec![25.0, 100.0, 50.0]);
+        assert_eq!(m.best_mib_per_s, 100.0);
+        assert_eq!(m.median_mib_per_s, 50.0);
+
+        let even = Measurement::new("y", 100 * mib, &runs[..2]).expect("runs");
+        assert_eq!(even.median_mib_per_s, 62.5);
+        assert!(Measurement::new("z", mib, &[]).is_none());
+
+        let c = Compared::new(even, &m);
+        assert_eq!(c.ratio_best, 1.0);
+        assert_eq!(c.ratio_median, 1.25);
+    }
+}

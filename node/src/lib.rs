@@ -34,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Prometheus metrics.
     pub metrics: Arc<api::metrics::Metrics>,
+    /// Node-local state of the OCI front-end (upload sessions, token signing key).
+    pub oci: Arc<formats::oci::OciState>,
 }
 
 /// Why a node could not start or stopped with an error.
@@ -137,6 +139,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         chunks,
         config: Arc::new(config),
         metrics: Arc::new(api::metrics::Metrics::new()),
+        oci: Arc::new(formats::oci::OciState::default()),
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -154,6 +154,9 @@ pub struct VersionInfo {
     pub files: Vec<FileInfo>,
     /// Metadata.
     pub metadata: Metadata,
+    /// Tags pointing at this version (OCI), sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A file of a version.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BlobRef, Registry, Token};
+use crate::model::{BlobRef, ManifestInfo, Registry, Token};
 
 /// Where a metadata operation applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +120,56 @@ pub enum Command {
         /// Keys to remove.
         keys: Vec<String>,
     },
+    /// Make a stored blob available in a package under a digest (an OCI layer upload or mount).
+    LinkBlob {
+        /// Registry name.
+        registry: String,
+        /// Package (repository) name.
+        package: String,
+        /// The digest clients use (`sha256:...` or `sha512:...`).
+        digest: String,
+        /// The stored bytes.
+        blob: BlobRef,
+        /// Time, unix milliseconds.
+        at: u64,
+    },
+    /// Remove a blob from a package.
+    UnlinkBlob {
+        /// Registry name.
+        registry: String,
+        /// Package (repository) name.
+        package: String,
+        /// The blob's digest.
+        digest: String,
+    },
+    /// Store an OCI manifest as the version named by its digest, optionally pointing a tag at it.
+    /// Every blob and child manifest it references must already be in the package; an immutable
+    /// registry refuses to move an existing tag.
+    PutManifest {
+        /// Registry name.
+        registry: String,
+        /// Package (repository) name.
+        package: String,
+        /// The manifest's digest: the version name.
+        digest: String,
+        /// What the manifest references and says.
+        manifest: ManifestInfo,
+        /// The manifest's bytes.
+        blob: BlobRef,
+        /// A tag to point at it.
+        tag: Option<String>,
+        /// Time, unix milliseconds.
+        at: u64,
+    },
+    /// Remove a tag.
+    DeleteTag {
+        /// Registry name.
+        registry: String,
+        /// Package (repository) name.
+        package: String,
+        /// The tag.
+        tag: String,
+    },
     /// Create an API token.
     CreateToken {
         /// The token (its secret hashed).
@@ -147,6 +197,9 @@ pub enum CommandError {
     /// The command is not valid as given.
     #[error("{0}")]
     Invalid(String),
+    /// Something the command refers to (a blob, a child manifest) is not there.
+    #[error("{0} is not in this repository")]
+    MissingReference(String),
 }
 
 /// What applying a command produced.

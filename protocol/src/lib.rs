@@ -14,6 +14,7 @@ pub mod names;
 pub use command::{Command, CommandError, CommandOutcome, MetadataTarget};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use model::{
-    BlobRef, ChunkRef, FileEntry, Package, PackageType, Registry, Role, Token, Version,
+    BlobRef, ChunkRef, FileEntry, ManifestInfo, Package, PackageType, Registry, Role, Token,
+    Version,
 };
 pub use names::NameError;

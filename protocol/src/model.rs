@@ -1,7 +1,7 @@
 //! The metadata model every node holds in its state machine: registries, packages, versions, the files
 //! of a version and the blobs behind them, and the tokens that authenticate callers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -177,6 +177,26 @@ pub struct Version {
     /// User metadata.
     #[serde(default)]
     pub metadata: Metadata,
+    /// For OCI registries: what the version's manifest says (its file is `manifest`).
+    #[serde(default)]
+    pub manifest: Option<ManifestInfo>,
+}
+
+/// What the registry remembers of an OCI manifest, to check references and answer the referrers API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInfo {
+    /// The manifest's media type (OCI or Docker, image or index).
+    pub media_type: String,
+    /// `artifactType`, or for an image manifest without one, its config's media type.
+    pub artifact_type: Option<String>,
+    /// Digest of the manifest this one refers to (`subject`).
+    pub subject: Option<String>,
+    /// Blobs it references (config and layers), by digest.
+    pub blobs: Vec<String>,
+    /// Child manifests it references (an index), by digest.
+    pub manifests: Vec<String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A package: a name within a registry and its versions.
@@ -193,6 +213,12 @@ pub struct Package {
     /// User metadata.
     #[serde(default)]
     pub metadata: Metadata,
+    /// Names that point at versions (OCI tags), tag -> version.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Blobs uploaded into this package that versions may reference (OCI layers), by digest.
+    #[serde(default)]
+    pub blobs: BTreeSet<String>,
 }
 
 /// What a token may do.

@@ -44,11 +44,11 @@ impl ListQuery {
     }
 }
 
-/// How the API shows a version.
-pub fn version_info(registry: &str, package: &str, version: &Version) -> VersionInfo {
+/// How the API shows a version of `package`.
+pub fn version_info(registry: &str, package: &Package, version: &Version) -> VersionInfo {
     VersionInfo {
         registry: registry.to_string(),
-        package: package.to_string(),
+        package: package.name.clone(),
         version: version.name.clone(),
         created_at: version.created_at,
         updated_at: version.updated_at,
@@ -63,6 +63,12 @@ pub fn version_info(registry: &str, package: &str, version: &Version) -> Version
             })
             .collect(),
         metadata: version.metadata.clone(),
+        tags: package
+            .tags
+            .iter()
+            .filter(|(_, target)| **target == version.name)
+            .map(|(tag, _)| tag.clone())
+            .collect(),
     }
 }
 
@@ -130,7 +136,7 @@ async fn fetch_package(
                 let mut versions: Vec<VersionInfo> = p
                     .versions
                     .values()
-                    .map(|v| version_info(&registry, &package, v))
+                    .map(|v| version_info(&registry, p, v))
                     .collect();
                 versions.sort_by(|a, b| {
                     a.created_at
@@ -160,8 +166,10 @@ async fn fetch_version(
     state
         .meta
         .read(|meta| {
-            meta.version(&registry, &package, &version)
-                .map(|v| version_info(&registry, &package, v))
+            let p = meta.package(&registry, &package)?;
+            p.versions
+                .get(&version)
+                .map(|v| version_info(&registry, p, v))
         })
         .map(Json)
         .ok_or_else(|| {
@@ -221,8 +229,10 @@ async fn copy_version(
     let copied = state
         .meta
         .read(|meta| {
-            meta.version(&destination, &package, &version)
-                .map(|v| version_info(&destination, &package, v))
+            let p = meta.package(&destination, &package)?;
+            p.versions
+                .get(&version)
+                .map(|v| version_info(&destination, p, v))
         })
         .ok_or_else(|| ApiError::internal("the copied version vanished"))?;
     Ok((StatusCode::CREATED, Json(copied)))

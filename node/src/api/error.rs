@@ -113,7 +113,9 @@ impl From<CommandError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", error.to_string())
             }
             CommandError::Conflict(_) => Self::conflict(error.to_string()),
-            CommandError::Invalid(_) => Self::invalid(error.to_string()),
+            CommandError::Invalid(_) | CommandError::MissingReference(_) => {
+                Self::invalid(error.to_string())
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`serve_blob`] answers a download (ranges, ETag). Front-ends own nothing else.
 
 pub mod generic;
+pub mod oci;
 
 use arca_protocol::{BlobRef, Sha256};
 use axum::Router;
@@ -16,7 +17,7 @@ use crate::blob::{BlobError, BlobWriter, ByteRange, read_blob};
 
 /// The routes of every front-end.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(generic::routes())
+    Router::new().merge(generic::routes()).merge(oci::routes())
 }
 
 /// Why an upload was not stored. Nothing is committed in any of these cases.
@@ -32,16 +33,51 @@ pub enum UploadError {
     #[error("the upload was interrupted or truncated: {0}")]
     Truncated(String),
     /// The bytes do not hash to the digest the client announced.
-    #[error("digest mismatch: expected sha256 {expected}, received {actual}")]
+    #[error("digest mismatch: expected {expected}, received {actual}")]
     DigestMismatch {
         /// What the client said.
-        expected: Sha256,
+        expected: String,
         /// What arrived.
-        actual: Sha256,
+        actual: String,
     },
     /// The chunk store failed.
     #[error(transparent)]
     Store(#[from] BlobError),
+}
+
+/// The body length a request announces, refused up front when it is over the node's limit.
+pub fn declared_length(state: &AppState, headers: &HeaderMap) -> Result<Option<u64>, UploadError> {
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit => Err(UploadError::TooLarge { limit }),
+        _ => Ok(declared),
+    }
+}
+
+/// Streams `body` into `writer` (which may already hold earlier parts of the blob), keeping the
+/// blob within the node's limit. Returns the number of bytes appended.
+pub async fn append_body(
+    state: &AppState,
+    writer: &mut BlobWriter,
+    body: Body,
+) -> Result<u64, UploadError> {
+    let limit = state.config.max_upload_bytes;
+    let start = writer.size();
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let data = frame.map_err(|e| UploadError::Truncated(e.to_string()))?;
+        if writer.size() + data.len() as u64 > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        writer.write(&data).await?;
+    }
+    let appended = writer.size() - start;
+    state.metrics.upload_bytes.inc_by(appended);
+    Ok(appended)
 }
 
 /// Streams `body` into the chunk store and returns the blob. Refuses bodies over the node's limit
@@ -53,40 +89,34 @@ pub async fn receive_blob(
     body: Body,
     expected: Option<Sha256>,
 ) -> Result<BlobRef, UploadError> {
-    let limit = state.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(UploadError::TooLarge { limit });
-    }
+    let declared = declared_length(state, headers)?;
     let mut writer = BlobWriter::new(state.chunks.clone());
-    let mut stream = body.into_data_stream();
-    while let Some(frame) = stream.next().await {
-        let data = frame.map_err(|e| UploadError::Truncated(e.to_string()))?;
-        if writer.size() + data.len() as u64 > limit {
-            return Err(UploadError::TooLarge { limit });
-        }
-        writer.write(&data).await?;
-    }
+    let received = append_body(state, &mut writer, body).await?;
     if let Some(declared) = declared
-        && declared != writer.size()
+        && declared != received
     {
         return Err(UploadError::Truncated(format!(
-            "Content-Length was {declared}, received {} bytes",
-            writer.size()
+            "Content-Length was {declared}, received {received} bytes"
         )));
     }
     let blob = writer.finish().await?;
-    state.metrics.upload_bytes.inc_by(blob.size);
     match expected {
         Some(expected) if expected != blob.sha256 => Err(UploadError::DigestMismatch {
-            expected,
-            actual: blob.sha256,
+            expected: expected.to_hex(),
+            actual: blob.sha256.to_hex(),
         }),
         _ => Ok(blob),
     }
+}
+
+/// Reads a whole (small) blob into memory, verified; for manifests and other metadata-sized files.
+pub async fn read_small_blob(state: &AppState, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
+    let mut bytes = Vec::with_capacity(blob.size as usize);
+    let mut stream = std::pin::pin!(read_blob(state.chunks.clone(), blob, None));
+    while let Some(piece) = stream.next().await {
+        bytes.extend_from_slice(&piece?);
+    }
+    Ok(bytes)
 }
 
 /// A `Range` header that cannot be satisfied for a blob of `size` bytes.

@@ -30,6 +30,8 @@ pub struct MetaState {
     pub blobs: BTreeMap<Sha256, BlobRef>,
     /// API tokens by id.
     pub tokens: BTreeMap<String, Token>,
+    /// Blobs known by a digest other than their sha256 (`sha512:...`), to their sha256.
+    pub digest_aliases: BTreeMap<String, Sha256>,
 }
 
 fn not_found(what: impl std::fmt::Display) -> CommandError {
@@ -50,6 +52,15 @@ impl MetaState {
     /// A version of a package.
     pub fn version(&self, registry: &str, package: &str, version: &str) -> Option<&Version> {
         self.package(registry, package)?.versions.get(version)
+    }
+
+    /// The blob an OCI-style digest (`sha256:<hex>` or an alias such as `sha512:<hex>`) names.
+    pub fn blob_by_digest(&self, digest: &str) -> Option<&BlobRef> {
+        let sha256 = match digest.strip_prefix("sha256:") {
+            Some(hex) => hex.parse().ok()?,
+            None => *self.digest_aliases.get(digest)?,
+        };
+        self.blobs.get(&sha256)
     }
 
     /// The token whose secret hashes to `secret_sha256`.
@@ -165,7 +176,8 @@ impl MetaState {
                     .versions
                     .remove(&version)
                     .ok_or_else(|| not_found(format_args!("version {package}/{version}")))?;
-                if package_entry.versions.is_empty() {
+                package_entry.tags.retain(|_, target| target != &version);
+                if package_entry.versions.is_empty() && package_entry.blobs.is_empty() {
                     state.packages.remove(&package);
                 }
                 Ok(())
@@ -182,49 +194,7 @@ impl MetaState {
                 version,
                 to_registry,
                 at,
-            } => {
-                let source = self
-                    .version(&from_registry, &package, &version)
-                    .ok_or_else(|| {
-                        not_found(format_args!("version {from_registry}/{package}/{version}"))
-                    })?
-                    .clone();
-                let source_type = self
-                    .registries
-                    .get(&from_registry)
-                    .map(|r| r.registry.package_type);
-                let destination = self.registry_mut(&to_registry)?;
-                if Some(destination.registry.package_type) != source_type {
-                    return Err(CommandError::Invalid(format!(
-                        "registry {to_registry} holds {} packages, not {}",
-                        destination.registry.package_type,
-                        source_type.map(|t| t.to_string()).unwrap_or_default()
-                    )));
-                }
-                let exists = destination
-                    .packages
-                    .get(&package)
-                    .is_some_and(|p| p.versions.contains_key(&version));
-                if exists && destination.registry.immutable {
-                    return Err(CommandError::Conflict(format!(
-                        "registry {to_registry} is immutable: {package}/{version} already exists"
-                    )));
-                }
-                let package_entry = destination
-                    .packages
-                    .entry(package.clone())
-                    .or_insert_with(|| new_package(&package, at));
-                package_entry.updated_at = at;
-                package_entry.versions.insert(
-                    version,
-                    Version {
-                        created_at: at,
-                        updated_at: at,
-                        ..source
-                    },
-                );
-                Ok(())
-            }
+            } => self.copy_version(&from_registry, &package, &version, &to_registry, at),
             Command::SetMetadata { target, entries } => {
                 self.metadata_mut(&target)?.extend(entries);
                 Ok(())
@@ -240,6 +210,116 @@ impl MetaState {
                 }
                 Ok(())
             }
+            Command::LinkBlob {
+                registry,
+                package,
+                digest,
+                blob,
+                at,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let package_entry = state
+                    .packages
+                    .entry(package.clone())
+                    .or_insert_with(|| new_package(&package, at));
+                package_entry.blobs.insert(digest.clone());
+                if !digest.starts_with("sha256:") {
+                    self.digest_aliases.insert(digest, blob.sha256);
+                }
+                self.blobs.entry(blob.sha256).or_insert(blob);
+                Ok(())
+            }
+            Command::UnlinkBlob {
+                registry,
+                package,
+                digest,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let package_entry = state
+                    .packages
+                    .get_mut(&package)
+                    .filter(|p| p.blobs.contains(&digest))
+                    .ok_or_else(|| not_found(format_args!("blob {digest} in {package}")))?;
+                package_entry.blobs.remove(&digest);
+                if package_entry.versions.is_empty() && package_entry.blobs.is_empty() {
+                    state.packages.remove(&package);
+                }
+                Ok(())
+            }
+            Command::PutManifest {
+                registry,
+                package,
+                digest,
+                manifest,
+                blob,
+                tag,
+                at,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                let immutable = state.registry.immutable;
+                let existing = state.packages.get(&package);
+                for reference in &manifest.blobs {
+                    if !existing.is_some_and(|p| p.blobs.contains(reference)) {
+                        return Err(CommandError::MissingReference(format!("blob {reference}")));
+                    }
+                }
+                for reference in &manifest.manifests {
+                    if !existing.is_some_and(|p| p.versions.contains_key(reference)) {
+                        return Err(CommandError::MissingReference(format!(
+                            "manifest {reference}"
+                        )));
+                    }
+                }
+                if let Some(tag) = &tag {
+                    let current = existing.and_then(|p| p.tags.get(tag));
+                    if immutable && current.is_some_and(|target| target != &digest) {
+                        return Err(CommandError::Conflict(format!(
+                            "registry {registry} is immutable: tag {tag} already points at {}",
+                            current.map(String::as_str).unwrap_or_default()
+                        )));
+                    }
+                }
+                let file = arca_protocol::FileEntry {
+                    sha256: blob.sha256,
+                    size: blob.size,
+                    created_at: at,
+                };
+                let package_entry = state
+                    .packages
+                    .entry(package.clone())
+                    .or_insert_with(|| new_package(&package, at));
+                package_entry.updated_at = at;
+                let version = package_entry
+                    .versions
+                    .entry(digest.clone())
+                    .or_insert_with(|| new_version(&digest, at));
+                version.updated_at = at;
+                version.files = BTreeMap::from([(MANIFEST_FILE.to_string(), file)]);
+                version.manifest = Some(manifest);
+                if let Some(tag) = tag {
+                    package_entry.tags.insert(tag, digest);
+                }
+                self.blobs.entry(blob.sha256).or_insert(blob);
+                Ok(())
+            }
+            Command::DeleteTag {
+                registry,
+                package,
+                tag,
+            } => {
+                let state = self.registry_mut(&registry)?;
+                if state.registry.immutable {
+                    return Err(CommandError::Conflict(format!(
+                        "registry {registry} is immutable: tags cannot be removed"
+                    )));
+                }
+                state
+                    .packages
+                    .get_mut(&package)
+                    .and_then(|p| p.tags.remove(&tag))
+                    .map(drop)
+                    .ok_or_else(|| not_found(format_args!("tag {package}:{tag}")))
+            }
             Command::CreateToken { token } => {
                 if self.tokens.contains_key(&token.id) {
                     return Err(CommandError::AlreadyExists(format!("token {}", token.id)));
@@ -253,6 +333,94 @@ impl MetaState {
                 .map(drop)
                 .ok_or_else(|| not_found(format_args!("token {id}"))),
         }
+    }
+
+    /// Copies a version (and, for an OCI index, the manifests it references) into another registry of
+    /// the same package type; OCI blobs the copies reference are linked there too. No bytes move.
+    fn copy_version(
+        &mut self,
+        from_registry: &str,
+        package: &str,
+        version: &str,
+        to_registry: &str,
+        at: u64,
+    ) -> CommandOutcome {
+        let source_registry = self
+            .registries
+            .get(from_registry)
+            .ok_or_else(|| not_found(format_args!("registry {from_registry}")))?;
+        let source_package = source_registry
+            .packages
+            .get(package)
+            .filter(|p| p.versions.contains_key(version))
+            .ok_or_else(|| {
+                not_found(format_args!("version {from_registry}/{package}/{version}"))
+            })?;
+        let source_type = source_registry.registry.package_type;
+        // The version itself, then every child manifest it references, transitively.
+        let mut copies: Vec<Version> = Vec::new();
+        let mut pending = vec![version.to_string()];
+        while let Some(name) = pending.pop() {
+            if copies.iter().any(|v| v.name == name) {
+                continue;
+            }
+            let found = source_package
+                .versions
+                .get(&name)
+                .ok_or_else(|| CommandError::MissingReference(format!("manifest {name}")))?;
+            if let Some(manifest) = &found.manifest {
+                pending.extend(manifest.manifests.iter().cloned());
+            }
+            copies.push(found.clone());
+        }
+        let tags: Vec<String> = source_package
+            .tags
+            .iter()
+            .filter(|(_, target)| target.as_str() == version)
+            .map(|(tag, _)| tag.clone())
+            .collect();
+        let destination = self.registry_mut(to_registry)?;
+        if destination.registry.package_type != source_type {
+            return Err(CommandError::Invalid(format!(
+                "registry {to_registry} holds {} packages, not {source_type}",
+                destination.registry.package_type
+            )));
+        }
+        let existing = destination.packages.get(package);
+        if destination.registry.immutable {
+            let version_exists = existing.is_some_and(|p| p.versions.contains_key(version));
+            let tag_moves = existing.is_some_and(|p| {
+                tags.iter()
+                    .any(|tag| p.tags.get(tag).is_some_and(|target| target != version))
+            });
+            if version_exists || tag_moves {
+                return Err(CommandError::Conflict(format!(
+                    "registry {to_registry} is immutable: {package}/{version} already exists"
+                )));
+            }
+        }
+        let package_entry = destination
+            .packages
+            .entry(package.to_string())
+            .or_insert_with(|| new_package(package, at));
+        package_entry.updated_at = at;
+        for copy in copies {
+            if let Some(manifest) = &copy.manifest {
+                package_entry.blobs.extend(manifest.blobs.iter().cloned());
+            }
+            package_entry.versions.insert(
+                copy.name.clone(),
+                Version {
+                    created_at: at,
+                    updated_at: at,
+                    ..copy
+                },
+            );
+        }
+        for tag in tags {
+            package_entry.tags.insert(tag, version.to_string());
+        }
+        Ok(())
     }
 
     fn registry_mut(&mut self, name: &str) -> Result<&mut RegistryState, CommandError> {
@@ -309,6 +477,9 @@ impl MetaState {
     }
 }
 
+/// The file name under which an OCI version keeps its manifest.
+pub const MANIFEST_FILE: &str = "manifest";
+
 fn new_package(name: &str, at: u64) -> Package {
     Package {
         name: name.to_string(),
@@ -316,6 +487,8 @@ fn new_package(name: &str, at: u64) -> Package {
         updated_at: at,
         versions: BTreeMap::new(),
         metadata: Metadata::new(),
+        tags: BTreeMap::new(),
+        blobs: Default::default(),
     }
 }
 
@@ -326,6 +499,7 @@ fn new_version(name: &str, at: u64) -> Version {
         updated_at: at,
         files: BTreeMap::new(),
         metadata: Metadata::new(),
+        manifest: None,
     }
 }
 

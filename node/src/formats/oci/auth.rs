@@ -1,0 +1,383 @@
+//! Authentication of the OCI API: the Docker token flow and plain credentials.
+//!
+//! A request may carry HTTP Basic credentials (any user name, an Arca token as the password), an Arca
+//! token as a bearer token, or a short-lived registry token issued by `GET /v2/token`. Registry tokens
+//! are signed by this node (blake3 keyed hash) and carry the caller's token id, an expiry and the
+//! repository scopes granted; the caller's role is still checked on every request, so revoking the Arca
+//! token revokes every registry token issued from it.
+
+use arca_protocol::{PackageType, Registry, Role};
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::OciError;
+use super::names::RepositoryName;
+use crate::AppState;
+use crate::auth::{AuthError, Caller, hash_secret};
+
+/// Lifetime of issued registry tokens, in seconds.
+pub const TOKEN_LIFETIME_SECS: u64 = 300;
+
+/// The `service` this registry names in challenges and tokens.
+const SERVICE: &str = "arca";
+
+/// An operation on a repository, as token scopes name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read blobs, manifests, tags.
+    Pull,
+    /// Upload blobs and manifests.
+    Push,
+    /// Delete blobs, manifests, tags.
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn role(self) -> Role {
+        match self {
+            Action::Pull => Role::Read,
+            Action::Push | Action::Delete => Role::Write,
+        }
+    }
+}
+
+/// One granted scope of a registry token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `repository` or `registry`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The repository name (`<registry>/<path>`) or `catalog`.
+    pub name: String,
+    /// Granted actions.
+    pub actions: Vec<String>,
+}
+
+/// The signed content of a registry token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    /// The Arca token id it was issued to; `None` for anonymous callers.
+    sub: Option<String>,
+    /// Expiry, unix seconds.
+    exp: u64,
+    /// What it grants.
+    access: Vec<Grant>,
+}
+
+/// Signs and checks registry tokens with a key only this node knows.
+pub struct TokenSigner {
+    key: [u8; 32],
+}
+
+impl Default for TokenSigner {
+    fn default() -> Self {
+        TokenSigner {
+            key: rand::rng().random(),
+        }
+    }
+}
+
+impl TokenSigner {
+    fn sign(&self, claims: &Claims) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+        let mac = blake3::keyed_hash(&self.key, payload.as_bytes());
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.as_bytes()))
+    }
+
+    fn verify(&self, token: &str, now_secs: u64) -> Option<Claims> {
+        let (payload, mac) = token.split_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = blake3::keyed_hash(&self.key, payload.as_bytes());
+        // blake3::Hash compares in constant time.
+        if expected != blake3::Hash::from_bytes(mac.try_into().ok()?) {
+            return None;
+        }
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        (claims.exp > now_secs).then_some(claims)
+    }
+}
+
+/// Who is calling the OCI API and, for a registry token, which scopes it was granted.
+#[derive(Debug, Clone)]
+pub struct OciCaller {
+    /// The caller.
+    pub caller: Caller,
+    /// `None` for direct credentials; the granted scopes for a registry token.
+    pub grants: Option<Vec<Grant>>,
+}
+
+fn now_secs() -> u64 {
+    crate::now_ms() / 1000
+}
+
+fn unauthorized(message: &'static str) -> AuthError {
+    AuthError::Unauthorized(message)
+}
+
+/// Identifies the caller from its `Authorization` header.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, AuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(OciCaller {
+            caller: Caller::Anonymous,
+            grants: None,
+        });
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| unauthorized("unreadable Authorization header"))?;
+    let (scheme, credentials) = value
+        .split_once(' ')
+        .ok_or(unauthorized("malformed Authorization header"))?;
+    let secret = match scheme.to_ascii_lowercase().as_str() {
+        "basic" => basic_password(credentials.trim())?,
+        "bearer" => {
+            let credentials = credentials.trim();
+            if let Some(claims) = state.oci.signer.verify(credentials, now_secs()) {
+                let caller = match &claims.sub {
+                    None => Caller::Anonymous,
+                    Some(id) => state
+                        .meta
+                        .read(|meta| meta.tokens.get(id).cloned())
+                        .map(Caller::Token)
+                        .ok_or(unauthorized(
+                            "the token behind this registry token was revoked",
+                        ))?,
+                };
+                return Ok(OciCaller {
+                    caller,
+                    grants: Some(claims.access),
+                });
+            }
+            credentials.to_string()
+        }
+        _ => return Err(unauthorized("unsupported authorization scheme")),
+    };
+    let hash = hash_secret(&secret);
+    let token = state
+        .meta
+        .read(|meta| meta.token_by_secret(&hash).cloned())
+        .ok_or(unauthorized("invalid or revoked token"))?;
+    Ok(OciCaller {
+        caller: Caller::Token(token),
+        grants: None,
+    })
+}
+
+fn basic_password(encoded: &str) -> Result<String, AuthError> {
+    let decoded = STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(unauthorized("malformed basic credentials"))?;
+    decoded
+        .split_once(':')
+        .map(|(_, password)| password.to_string())
+        .ok_or(unauthorized("malformed basic credentials"))
+}
+
+/// The `WWW-Authenticate` challenge for a request to `name` needing `actions`.
+pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    let mut challenge =
+        format!("Bearer realm=\"{scheme}://{host}/v2/token\",service=\"{SERVICE}\"");
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(",scope=\"{scope}\""));
+    }
+    challenge
+}
+
+fn repository_scope(name: &RepositoryName, action: Action) -> String {
+    let actions = match action {
+        Action::Pull => "pull",
+        Action::Push => "pull,push",
+        Action::Delete => "delete",
+    };
+    format!("repository:{name}:{actions}")
+}
+
+impl OciCaller {
+    /// Checks that the caller may do `action` on repository `name` and returns its registry, which
+    /// must be an OCI registry.
+    pub fn authorize(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        name: &RepositoryName,
+        action: Action,
+    ) -> Result<Registry, OciError> {
+        let to_error = |error: AuthError| match error {
+            AuthError::Unauthorized(message) => {
+                OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+                    .with_challenge(challenge(headers, Some(repository_scope(name, action))))
+            }
+            AuthError::Forbidden { .. } => {
+                OciError::new(StatusCode::FORBIDDEN, "DENIED", error.to_string())
+            }
+        };
+        if let Some(grants) = &self.grants {
+            let granted = grants.iter().any(|grant| {
+                grant.kind == "repository"
+                    && grant.name == name.to_string()
+                    && grant
+                        .actions
+                        .iter()
+                        .any(|a| a == action.as_str() || a == "*")
+            });
+            if !granted {
+                return Err(to_error(unauthorized(
+                    "the registry token does not grant this action",
+                )));
+            }
+        }
+        let registry = state
+            .registry_for(&self.caller, &name.registry, action.role())
+            .map_err(|error| match error.status {
+                StatusCode::UNAUTHORIZED => to_error(unauthorized("authentication required")),
+                StatusCode::FORBIDDEN => {
+                    OciError::new(StatusCode::FORBIDDEN, "DENIED", error.message)
+                }
+                _ => OciError::name_unknown(&name.to_string()),
+            })?;
+        if registry.package_type != PackageType::Docker {
+            return Err(OciError::name_unknown(&name.to_string()));
+        }
+        Ok(registry)
+    }
+
+    /// Allows requests that need only some valid credentials (`/v2/`, the catalog).
+    pub fn require_login(&self, headers: &HeaderMap) -> Result<(), OciError> {
+        match (&self.caller, &self.grants) {
+            (Caller::Token(_), _) | (Caller::Anonymous, Some(_)) => Ok(()),
+            (Caller::Anonymous, None) => Err(OciError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+            )
+            .with_challenge(challenge(headers, None))),
+        }
+    }
+}
+
+/// Issues a registry token for the scopes requested in `query` (`scope=repository:NAME:ACTIONS`,
+/// repeatable), granting only the actions the caller may do.
+pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json::Value {
+    let mut access = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key != "scope" {
+            continue;
+        }
+        for scope in value.split(' ') {
+            let mut parts = scope.splitn(3, ':');
+            let (Some(kind), Some(name), Some(actions)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let granted: Vec<String> = match (kind, RepositoryName::parse(name)) {
+                ("repository", Ok(repository)) => actions
+                    .split(',')
+                    .filter(|action| {
+                        let needed = match *action {
+                            "pull" => Action::Pull,
+                            "push" => Action::Push,
+                            "delete" | "*" => Action::Delete,
+                            _ => return false,
+                        };
+                        let registry = state.meta.read(|meta| {
+                            meta.registry(&repository.registry)
+                                .map(|r| r.registry.clone())
+                        });
+                        caller.require_on(registry.as_ref(), needed.role()).is_ok()
+                    })
+                    .map(str::to_string)
+                    .collect(),
+                ("registry", _) if name == "catalog" && caller.require(Role::Read).is_ok() => {
+                    vec!["*".to_string()]
+                }
+                _ => Vec::new(),
+            };
+            access.push(Grant {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                actions: granted,
+            });
+        }
+    }
+    let issued = now_secs();
+    let token = state.oci.signer.sign(&Claims {
+        sub: match caller {
+            Caller::Anonymous => None,
+            Caller::Token(token) => Some(token.id.clone()),
+        },
+        exp: issued + TOKEN_LIFETIME_SECS,
+        access,
+    });
+    serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": TOKEN_LIFETIME_SECS,
+        "issued_at": humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(issued)
+        )
+        .to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_tampering_and_expiry() {
+        let signer = TokenSigner::default();
+        let claims = Claims {
+            sub: Some("tok_1".into()),
+            exp: 1000,
+            access: vec![Grant {
+                kind: "repository".into(),
+                name: "images/app".into(),
+                actions: vec!["pull".into()],
+            }],
+        };
+        let token = signer.sign(&claims);
+        let verified = signer.verify(&token, 999).expect("valid");
+        assert_eq!(verified.sub.as_deref(), Some("tok_1"));
+        assert!(signer.verify(&token, 1000).is_none(), "expired");
+        let (payload, mac) = token.split_once('.').expect("two parts");
+        let forged_payload = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&Claims {
+                access: vec![],
+                ..claims
+            })
+            .expect("json"),
+        );
+        assert!(
+            signer
+                .verify(&format!("{forged_payload}.{mac}"), 0)
+                .is_none()
+        );
+        assert!(
+            TokenSigner::default()
+                .verify(&format!("{payload}.{mac}"), 0)
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! Blobs of the OCI API: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` and every upload flow:
+//! monolithic (`POST ?digest=`), `POST` then `PUT`, chunked `PATCH` with `Content-Range` and
+//! resumption, cross-repository mount (`POST ?mount=&from=`), status and cancel.
+//!
+//! An upload session lives in this node's memory and streams into the chunk store as parts arrive;
+//! only when it completes with a matching digest is the blob linked into the repository through Raft.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arca_protocol::{BlobRef, Command};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use rand::Rng;
+use sha2::Digest as _;
+
+use super::auth::{Action, OciCaller};
+use super::names::{Algorithm, Digest, RepositoryName};
+use super::{OciError, query_param};
+use crate::blob::{BlobWriter, read_blob};
+use crate::formats::{
+    RangeNotSatisfiable, append_body, declared_length, serve_blob, unsatisfiable_range_header,
+};
+use crate::{AppState, now_ms};
+
+/// Upload sessions idle for longer than this are dropped.
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// An upload in progress.
+pub struct Upload {
+    writer: Option<BlobWriter>,
+    last_used: Instant,
+}
+
+/// A session: the repository it uploads into, and the upload itself.
+type Session = (RepositoryName, Arc<tokio::sync::Mutex<Upload>>);
+
+/// This node's upload sessions, by id.
+#[derive(Default)]
+pub struct Uploads {
+    sessions: std::sync::Mutex<HashMap<String, Session>>,
+}
+
+impl Uploads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn start(&self, state: &AppState, name: &RepositoryName) -> String {
+        let id = hex::encode(rand::rng().random::<[u8; 16]>());
+        let mut sessions = self.lock();
+        sessions.retain(|_, (_, upload)| {
+            upload
+                .try_lock()
+                .map_or(true, |u| u.last_used.elapsed() < UPLOAD_IDLE_LIMIT)
+        });
+        let upload = Upload {
+            writer: Some(BlobWriter::new(state.chunks.clone())),
+            last_used: Instant::now(),
+        };
+        sessions.insert(
+            id.clone(),
+            (name.clone(), Arc::new(tokio::sync::Mutex::new(upload))),
+        );
+        id
+    }
+
+    /// The session `id`, which must belong to the repository named in the URL.
+    fn get(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<Arc<tokio::sync::Mutex<Upload>>, OciError> {
+        self.lock()
+            .get(id)
+            .filter(|(owner, _)| owner == name)
+            .map(|(_, upload)| upload.clone())
+            .ok_or_else(OciError::upload_unknown)
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+fn upload_location(name: &RepositoryName, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn blob_location(name: &RepositoryName, digest: &str) -> String {
+    format!("/v2/{name}/blobs/{digest}")
+}
+
+/// `Range: 0-<last byte>` of an upload holding `size` bytes.
+fn range_header(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn upload_accepted(name: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    for (key, value) in [
+        (header::LOCATION.as_str(), upload_location(name, id)),
+        ("range", range_header(size)),
+        ("docker-upload-uuid", id.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(key, value);
+        }
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+}
+
+fn blob_created(name: &RepositoryName, digest: &str) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let headers = response.headers_mut();
+    for (key, value) in [
+        (header::LOCATION.as_str(), blob_location(name, digest)),
+        ("docker-content-digest", digest.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(key, value);
+        }
+    }
+    response
+}
+
+/// Verifies a finished blob against the digest the client named. sha256 was computed on the way in;
+/// a sha512 digest (rare) is checked by reading the stored blob once more.
+async fn verify_digest(state: &AppState, blob: &BlobRef, digest: &Digest) -> Result<(), OciError> {
+    let actual = match digest.algorithm {
+        Algorithm::Sha256 => blob.sha256.to_hex(),
+        Algorithm::Sha512 => {
+            let mut hasher = sha2::Sha512::new();
+            let mut stream = std::pin::pin!(read_blob(state.chunks.clone(), blob, None));
+            while let Some(piece) = stream.next().await {
+                hasher.update(&piece?);
+            }
+            hex::encode(hasher.finalize())
+        }
+    };
+    if actual == digest.hex {
+        Ok(())
+    } else {
+        Err(OciError::digest_invalid(format!(
+            "the uploaded bytes do not match digest {digest}"
+        )))
+    }
+}
+
+/// Completes an upload: verifies the digest and links the blob into the repository.
+async fn commit_blob(
+    state: &AppState,
+    name: &RepositoryName,
+    writer: BlobWriter,
+    digest: &Digest,
+) -> Result<Response, OciError> {
+    let blob = writer.finish().await?;
+    verify_digest(state, &blob, digest).await?;
+    let digest = digest.to_string();
+    state
+        .meta
+        .propose(Command::LinkBlob {
+            registry: name.registry.clone(),
+            package: name.repository.clone(),
+            digest: digest.clone(),
+            blob,
+            at: now_ms(),
+        })
+        .await?;
+    Ok(blob_created(name, &digest))
+}
+
+/// The blob `digest` as linked into repository `name`, or a manifest of it served as a blob.
+fn linked_blob(state: &AppState, name: &RepositoryName, digest: &str) -> Option<BlobRef> {
+    state.meta.read(|meta| {
+        let package = meta.package(&name.registry, &name.repository)?;
+        if package.blobs.contains(digest) {
+            return meta.blob_by_digest(digest).cloned();
+        }
+        let manifest = package.versions.get(digest)?.files.values().next()?;
+        meta.blobs.get(&manifest.sha256).cloned()
+    })
+}
+
+/// `GET`/`HEAD /v2/<name>/blobs/<digest>`
+pub async fn fetch(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Pull)?;
+    let digest = Digest::parse(digest)?.to_string();
+    let blob = linked_blob(state, name, &digest).ok_or_else(|| OciError::blob_unknown(&digest))?;
+    let mut response = match serve_blob(state, headers, &blob) {
+        Ok(response) => response,
+        Err(RangeNotSatisfiable { size }) => {
+            let mut answer = OciError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "RANGE_INVALID",
+                format!("range not satisfiable for {size} bytes"),
+            )
+            .into_response();
+            answer
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
+            answer
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&digest) {
+        response
+            .headers_mut()
+            .insert("docker-content-digest", value);
+    }
+    Ok(response)
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>`
+pub async fn delete(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Delete)?;
+    let digest = Digest::parse(digest)?.to_string();
+    let linked = state.meta.read(|meta| {
+        meta.package(&name.registry, &name.repository)
+            .is_some_and(|p| p.blobs.contains(&digest))
+    });
+    if !linked {
+        return Err(OciError::blob_unknown(&digest));
+    }
+    state
+        .meta
+        .propose(Command::UnlinkBlob {
+            registry: name.registry.clone(),
+            package: name.repository.clone(),
+            digest,
+        })
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: mount, monolithic upload, or the start of a session.
+pub async fn start(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    query: &str,
+    body: Body,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    if let (Some(mount), Some(from)) = (query_param(query, "mount"), query_param(query, "from")) {
+        let digest = Digest::parse(&mount)?.to_string();
+        if let Ok(source) = RepositoryName::parse(&from)
+            && caller
+                .authorize(state, headers, &source, Action::Pull)
+                .is_ok()
+            && let Some(blob) = state.meta.read(|meta| {
+                meta.package(&source.registry, &source.repository)
+                    .filter(|p| p.blobs.contains(&digest))
+                    .and_then(|_| meta.blob_by_digest(&digest).cloned())
+            })
+        {
+            state
+                .meta
+                .propose(Command::LinkBlob {
+                    registry: name.registry.clone(),
+                    package: name.repository.clone(),
+                    digest: digest.clone(),
+                    blob,
+                    at: now_ms(),
+                })
+                .await?;
+            return Ok(blob_created(name, &digest));
+        }
+        // The spec says: when the mount cannot be done, start an ordinary upload session.
+    }
+    if let Some(digest) = query_param(query, "digest") {
+        let digest = Digest::parse(&digest)?;
+        declared_length(state, headers)?;
+        let mut writer = BlobWriter::new(state.chunks.clone());
+        append_body(state, &mut writer, body).await?;
+        return commit_blob(state, name, writer, &digest).await;
+    }
+    let id = state.oci.uploads.start(state, name);
+    Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// `GET /v2/<name>/blobs/uploads/<id>`: how much has arrived.
+pub async fn status(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    id: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    let upload = state.oci.uploads.get(name, id)?;
+    let upload = upload.lock().await;
+    let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
+    Ok(upload_accepted(name, id, size, StatusCode::NO_CONTENT))
+}
+
+/// The first byte a `Content-Range: <start>-<end>` header names.
+fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("bytes")
+                .trim_start_matches([' ', '='])
+        })
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(start, _)| start.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "BLOB_UPLOAD_INVALID",
+                "malformed Content-Range",
+            )
+        })
+}
+
+/// Appends a request body to a session, refusing parts that do not start where the upload ends.
+async fn append_part(
+    state: &AppState,
+    upload: &mut Upload,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), OciError> {
+    let writer = upload
+        .writer
+        .as_mut()
+        .ok_or_else(OciError::upload_unknown)?;
+    if let Some(start) = content_range_start(headers)?
+        && start != writer.size()
+    {
+        // The caller adds the Range and Location a client resumes from.
+        return Err(OciError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!(
+                "this part starts at {start}, the upload holds {} bytes",
+                writer.size()
+            ),
+        ));
+    }
+    declared_length(state, headers)?;
+    let result = append_body(state, writer, body).await;
+    upload.last_used = Instant::now();
+    if let Err(error) = result {
+        // A part that failed halfway leaves the session in an unknown state: end it.
+        upload.writer = None;
+        state.oci.uploads.remove(id);
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+/// `PATCH /v2/<name>/blobs/uploads/<id>`: one more part.
+pub async fn patch(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    id: &str,
+    body: Body,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    let upload = state.oci.uploads.get(name, id)?;
+    let mut upload = upload.lock().await;
+    match append_part(state, &mut upload, id, headers, body).await {
+        Ok(()) => {}
+        Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
+            let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
+            let mut response = error.into_response();
+            let expected = upload_accepted(name, id, size, StatusCode::RANGE_NOT_SATISFIABLE);
+            response.headers_mut().extend(expected.headers().clone());
+            return Ok(response);
+        }
+        Err(error) => return Err(error),
+    }
+    let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
+    Ok(upload_accepted(name, id, size, StatusCode::ACCEPTED))
+}
+
+/// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: the last part (possibly empty) and completion.
+pub async fn finish(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    id: &str,
+    query: &str,
+    body: Body,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    let digest = query_param(query, "digest")
+        .ok_or_else(|| OciError::digest_invalid("the digest query parameter is required"))?;
+    let digest = Digest::parse(&digest)?;
+    let upload = state.oci.uploads.get(name, id)?;
+    let mut upload = upload.lock().await;
+    append_part(state, &mut upload, id, headers, body).await?;
+    let writer = upload.writer.take().ok_or_else(OciError::upload_unknown)?;
+    state.oci.uploads.remove(id);
+    commit_blob(state, name, writer, &digest).await
+}
+
+/// `DELETE /v2/<name>/blobs/uploads/<id>`: cancel.
+pub async fn cancel(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    id: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    let upload = state.oci.uploads.get(name, id)?;
+    upload.lock().await.writer = None;
+    state.oci.uploads.remove(id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

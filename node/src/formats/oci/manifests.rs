@@ -1,0 +1,538 @@
+//! Manifests, tags, referrers and the catalog of the OCI API.
+//!
+//! A manifest is stored like any file (its bytes in the chunk store) as the version named by its
+//! digest in the package named by the repository; tags point at versions. A manifest is accepted only
+//! when every blob and child manifest it references is already in the repository
+//! (`MANIFEST_BLOB_UNKNOWN` otherwise); its `subject` feeds the referrers API.
+
+use std::collections::BTreeMap;
+
+use arca_protocol::{Command, ManifestInfo, PackageType, Role};
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Action, OciCaller};
+use super::names::{Algorithm, Digest, RepositoryName, is_tag};
+use super::{OciError, query_param};
+use crate::blob::BlobWriter;
+use crate::formats::read_small_blob;
+use crate::meta::state::MANIFEST_FILE;
+use crate::{AppState, now_ms};
+
+/// The largest manifest accepted.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The config media type of a plain container image (not an artifact).
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// A descriptor inside a manifest.
+#[derive(Debug, Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    urls: Vec<String>,
+}
+
+/// The parts of a manifest or index this registry looks at.
+#[derive(Debug, Deserialize)]
+struct ManifestDocument {
+    #[serde(rename = "schemaVersion")]
+    schema_version: Option<u32>,
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
+    #[serde(rename = "artifactType")]
+    artifact_type: Option<String>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    subject: Option<Descriptor>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Checks a manifest's bytes and extracts what the registry keeps of it.
+fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo, OciError> {
+    let document: ManifestDocument = serde_json::from_slice(bytes)
+        .map_err(|e| OciError::manifest_invalid(format!("malformed manifest JSON: {e}")))?;
+    if document.schema_version != Some(2) {
+        return Err(OciError::manifest_invalid("schemaVersion must be 2"));
+    }
+    let content_type = content_type
+        .map(|v| v.split(';').next().unwrap_or(v).trim())
+        .filter(|v| !v.is_empty() && *v != "application/json" && *v != "application/octet-stream");
+    let media_type = match (content_type, document.media_type.as_deref()) {
+        (Some(header), Some(body)) if header != body => {
+            return Err(OciError::manifest_invalid(format!(
+                "Content-Type {header} does not match the manifest's mediaType {body}"
+            )));
+        }
+        (Some(media_type), _) | (None, Some(media_type)) => media_type.to_string(),
+        (None, None) if document.config.is_some() => OCI_MANIFEST.to_string(),
+        (None, None) => OCI_INDEX.to_string(),
+    };
+    let descriptors_valid = |list: &[Descriptor]| {
+        list.iter()
+            .try_for_each(|d| Digest::parse(&d.digest).map(drop))
+    };
+    let is_index = match media_type.as_str() {
+        OCI_MANIFEST | DOCKER_MANIFEST => false,
+        OCI_INDEX | DOCKER_MANIFEST_LIST => true,
+        other => {
+            return Err(OciError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "MANIFEST_INVALID",
+                format!("unsupported manifest media type {other}"),
+            ));
+        }
+    };
+    descriptors_valid(&document.layers)?;
+    descriptors_valid(&document.manifests)?;
+    if let Some(subject) = &document.subject {
+        Digest::parse(&subject.digest)?;
+    }
+    let (blobs, manifests) = if is_index {
+        let manifests = document
+            .manifests
+            .iter()
+            .map(|d| d.digest.clone())
+            .collect();
+        (Vec::new(), manifests)
+    } else {
+        let config = document
+            .config
+            .as_ref()
+            .ok_or_else(|| OciError::manifest_invalid("an image manifest needs a config"))?;
+        Digest::parse(&config.digest)?;
+        // Foreign layers (with `urls`) live elsewhere and are not required here.
+        let blobs = std::iter::once(config)
+            .chain(document.layers.iter().filter(|d| d.urls.is_empty()))
+            .map(|d| d.digest.clone())
+            .collect();
+        (blobs, Vec::new())
+    };
+    let artifact_type = document.artifact_type.clone().or_else(|| {
+        document
+            .config
+            .as_ref()
+            .map(|c| c.media_type.clone())
+            .filter(|t| !is_index && !IMAGE_CONFIGS.contains(&t.as_str()))
+    });
+    Ok(ManifestInfo {
+        media_type,
+        artifact_type,
+        subject: document.subject.map(|s| s.digest),
+        blobs,
+        manifests,
+        annotations: document.annotations,
+    })
+}
+
+fn with_headers(mut response: Response, headers: &[(&'static str, String)]) -> Response {
+    for (key, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*key, value);
+        }
+    }
+    response
+}
+
+/// `PUT /v2/<name>/manifests/<reference>`
+pub async fn put(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    reference: &str,
+    body: Body,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Push)?;
+    let (tag, algorithm, expected) = if is_tag(reference) {
+        (Some(reference.to_string()), Algorithm::Sha256, None)
+    } else {
+        let digest = Digest::parse(reference)?;
+        (None, digest.algorithm, Some(digest))
+    };
+    let bytes = to_bytes(body, MAX_MANIFEST_BYTES).await.map_err(|_| {
+        OciError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!("a manifest may be at most {MAX_MANIFEST_BYTES} bytes"),
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let manifest = inspect(&bytes, content_type)?;
+    let digest = Digest::of(algorithm, &bytes);
+    if let Some(expected) = expected
+        && expected != digest
+    {
+        return Err(OciError::digest_invalid(format!(
+            "the manifest's digest is {digest}, not {expected}"
+        )));
+    }
+    let digest = digest.to_string();
+    let subject = manifest.subject.clone();
+    let mut writer = BlobWriter::new(state.chunks.clone());
+    writer.write(&bytes).await?;
+    let blob = writer.finish().await?;
+    state
+        .meta
+        .propose(Command::PutManifest {
+            registry: name.registry.clone(),
+            package: name.repository.clone(),
+            digest: digest.clone(),
+            manifest,
+            blob,
+            tag,
+            at: now_ms(),
+        })
+        .await?;
+    let mut answer = vec![
+        ("location", format!("/v2/{name}/manifests/{digest}")),
+        ("docker-content-digest", digest),
+    ];
+    if let Some(subject) = subject {
+        answer.push(("oci-subject", subject));
+    }
+    Ok(with_headers(StatusCode::CREATED.into_response(), &answer))
+}
+
+/// True when the `Accept` headers allow `media_type` (no header accepts anything).
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut values = headers.get_all(header::ACCEPT).iter().peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.split(';').next().unwrap_or(v).trim())
+        .any(|v| v == media_type || v == "*/*" || v == "application/*")
+}
+
+/// `GET`/`HEAD /v2/<name>/manifests/<reference>`
+pub async fn fetch(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    reference: &str,
+    head: bool,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Pull)?;
+    if !is_tag(reference) {
+        Digest::parse(reference)?;
+    }
+    let found = state.meta.read(|meta| {
+        let package = meta.package(&name.registry, &name.repository)?;
+        let digest = package
+            .tags
+            .get(reference)
+            .map_or(reference, String::as_str);
+        let version = package.versions.get(digest)?;
+        let file = version.files.get(MANIFEST_FILE)?;
+        Some((
+            digest.to_string(),
+            version.manifest.as_ref()?.media_type.clone(),
+            meta.blobs.get(&file.sha256)?.clone(),
+        ))
+    });
+    let (digest, media_type, blob) = found.ok_or_else(|| OciError::manifest_unknown(reference))?;
+    if !accepts(headers, &media_type) {
+        return Err(OciError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!("manifest {reference} is a {media_type}, which the request does not accept"),
+        ));
+    }
+    let etag = format!("\"{digest}\"");
+    let answer = [
+        ("content-type", media_type),
+        ("docker-content-digest", digest),
+        ("etag", etag),
+        ("content-length", blob.size.to_string()),
+    ];
+    if head {
+        return Ok(with_headers(StatusCode::OK.into_response(), &answer));
+    }
+    let bytes = read_small_blob(state, &blob).await?;
+    Ok(with_headers(Body::from(bytes).into_response(), &answer))
+}
+
+/// `DELETE /v2/<name>/manifests/<reference>`: a digest deletes the manifest and its tags, a tag only
+/// the tag.
+pub async fn delete(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    reference: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Delete)?;
+    let command = if is_tag(reference) {
+        Command::DeleteTag {
+            registry: name.registry.clone(),
+            package: name.repository.clone(),
+            tag: reference.to_string(),
+        }
+    } else {
+        Command::DeleteVersion {
+            registry: name.registry.clone(),
+            package: name.repository.clone(),
+            version: Digest::parse(reference)?.to_string(),
+        }
+    };
+    state
+        .meta
+        .propose(command)
+        .await
+        .map_err(|error| match error {
+            crate::meta::ProposeError::Refused(arca_protocol::CommandError::NotFound(_)) => {
+                OciError::manifest_unknown(reference)
+            }
+            other => other.into(),
+        })?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Applies `n` / `last` paging to sorted `items` and adds a `Link` header for the next page.
+fn paged(
+    items: Vec<String>,
+    query: &str,
+    path: &str,
+) -> Result<(Vec<String>, Option<String>), OciError> {
+    let last = query_param(query, "last");
+    let limit = match query_param(query, "n") {
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                "n must be a number",
+            )
+        })?),
+        None => None,
+    };
+    let mut rest: Vec<String> = items
+        .into_iter()
+        .filter(|item| last.as_ref().is_none_or(|last| item > last))
+        .collect();
+    let mut link = None;
+    if let Some(limit) = limit
+        && rest.len() > limit
+    {
+        rest.truncate(limit);
+        if let Some(final_item) = rest.last() {
+            let last = form_urlencoded::byte_serialize(final_item.as_bytes()).collect::<String>();
+            link = Some(format!("<{path}?n={limit}&last={last}>; rel=\"next\""));
+        }
+    }
+    Ok((rest, link))
+}
+
+/// `GET /v2/<name>/tags/list`
+pub async fn tags(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    query: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Pull)?;
+    let tags = state
+        .meta
+        .read(|meta| {
+            meta.package(&name.registry, &name.repository)
+                .map(|p| p.tags.keys().cloned().collect::<Vec<_>>())
+        })
+        .ok_or_else(|| OciError::name_unknown(&name.to_string()))?;
+    let (tags, link) = paged(tags, query, &format!("/v2/{name}/tags/list"))?;
+    let response = axum::Json(json!({"name": name.to_string(), "tags": tags})).into_response();
+    Ok(with_headers(
+        response,
+        &link.map(|l| ("link", l)).into_iter().collect::<Vec<_>>(),
+    ))
+}
+
+/// `GET /v2/<name>/referrers/<digest>[?artifactType=]`: an image index of the manifests whose
+/// `subject` is `digest`.
+pub async fn referrers(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    name: &RepositoryName,
+    digest: &str,
+    query: &str,
+) -> Result<Response, OciError> {
+    caller.authorize(state, headers, name, Action::Pull)?;
+    let digest = Digest::parse(digest)?.to_string();
+    let filter = query_param(query, "artifactType");
+    let manifests = state.meta.read(|meta| {
+        let Some(package) = meta.package(&name.registry, &name.repository) else {
+            return Vec::new();
+        };
+        package
+            .versions
+            .values()
+            .filter_map(|version| {
+                let manifest = version.manifest.as_ref()?;
+                if manifest.subject.as_deref() != Some(digest.as_str()) {
+                    return None;
+                }
+                if filter.is_some() && manifest.artifact_type != filter {
+                    return None;
+                }
+                let size = version.files.get(MANIFEST_FILE)?.size;
+                let mut descriptor = json!({
+                    "mediaType": manifest.media_type,
+                    "digest": version.name,
+                    "size": size,
+                });
+                if let Some(artifact_type) = &manifest.artifact_type {
+                    descriptor["artifactType"] = json!(artifact_type);
+                }
+                if !manifest.annotations.is_empty() {
+                    descriptor["annotations"] = json!(manifest.annotations);
+                }
+                Some(descriptor)
+            })
+            .collect::<Vec<_>>()
+    });
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    let mut answer = vec![("content-type", OCI_INDEX.to_string())];
+    if filter.is_some() {
+        answer.push(("oci-filters-applied", "artifactType".to_string()));
+    }
+    let body = serde_json::to_vec(&index).map_err(OciError::internal)?;
+    Ok(with_headers(Body::from(body).into_response(), &answer))
+}
+
+/// `GET /v2/_catalog`: every repository of every OCI registry the caller may read.
+pub async fn catalog(
+    state: &AppState,
+    caller: &OciCaller,
+    headers: &HeaderMap,
+    query: &str,
+) -> Result<Response, OciError> {
+    caller.require_login(headers)?;
+    let repositories = state.meta.read(|meta| {
+        meta.registries
+            .values()
+            .filter(|r| r.registry.package_type == PackageType::Docker)
+            .filter(|r| {
+                caller
+                    .caller
+                    .require_on(Some(&r.registry), Role::Read)
+                    .is_ok()
+            })
+            .flat_map(|r| {
+                r.packages
+                    .values()
+                    .filter(|p| !p.versions.is_empty())
+                    .map(|p| format!("{}/{}", r.registry.name, p.name))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut repositories = repositories;
+    repositories.sort();
+    let (repositories, link) = paged(repositories, query, "/v2/_catalog")?;
+    let response = axum::Json(json!({"repositories": repositories})).into_response();
+    Ok(with_headers(
+        response,
+        &link.map(|l| ("link", l)).into_iter().collect::<Vec<_>>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    const LAYER: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    #[test]
+    fn image_manifest_references_config_and_layers_but_not_foreign_layers() {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": CONFIG, "size": 2},
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": LAYER, "size": 3},
+                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": LAYER, "size": 3, "urls": ["https://example.invalid/layer"]}
+            ]
+        });
+        let info = inspect(manifest.to_string().as_bytes(), Some(OCI_MANIFEST)).expect("valid");
+        assert_eq!(info.blobs, vec![CONFIG.to_string(), LAYER.to_string()]);
+        assert_eq!(info.artifact_type, None, "a plain image is not an artifact");
+    }
+
+    #[test]
+    fn artifact_type_and_subject() {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.example.sbom",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": CONFIG, "size": 2},
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": LAYER, "size": 10}
+        });
+        let info = inspect(manifest.to_string().as_bytes(), None).expect("valid");
+        assert_eq!(
+            info.artifact_type.as_deref(),
+            Some("application/vnd.example.sbom")
+        );
+        assert_eq!(info.subject.as_deref(), Some(LAYER));
+    }
+
+    #[test]
+    fn index_references_children_and_bad_manifests_are_refused() {
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": LAYER, "size": 1}]
+        });
+        let info = inspect(index.to_string().as_bytes(), Some(OCI_INDEX)).expect("valid");
+        assert_eq!(info.manifests, vec![LAYER.to_string()]);
+        assert!(inspect(b"{", None).is_err());
+        assert!(inspect(br#"{"schemaVersion": 1}"#, None).is_err());
+        assert!(
+            inspect(index.to_string().as_bytes(), Some(OCI_MANIFEST)).is_err(),
+            "type mismatch"
+        );
+        let bad_digest = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"digest": "sha256:xyz"}]});
+        assert!(inspect(bad_digest.to_string().as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn paging_with_link() {
+        let items: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let (page, link) = paged(items.clone(), "n=2", "/v2/x/tags/list").expect("page");
+        assert_eq!(page, ["a", "b"]);
+        assert_eq!(
+            link.as_deref(),
+            Some("</v2/x/tags/list?n=2&last=b>; rel=\"next\"")
+        );
+        let (page, link) = paged(items.clone(), "n=2&last=b", "/v2/x/tags/list").expect("page");
+        assert_eq!(page, ["c", "d"]);
+        assert!(link.is_none());
+        assert!(paged(items, "n=x", "/").is_err());
+    }
+}

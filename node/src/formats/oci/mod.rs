@@ -1,0 +1,269 @@
+//! OCI / Docker registries: the OCI Distribution Specification v1.1 (pull, push, content discovery,
+//! content management) and the Docker Registry HTTP API V2 behaviour its clients rely on.
+//!
+//! Repository names are `<registry>/<repository path>`: `host/team-images/app/web:1.2` is repository
+//! `app/web` (the package) in registry `team-images`. Layers are blobs in the chunk store, linked into
+//! repositories; manifests are versions named by their digest; tags point at versions.
+
+mod auth;
+mod blobs;
+mod error;
+mod manifests;
+mod names;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+pub use self::auth::TokenSigner;
+pub use self::blobs::Uploads;
+pub use self::error::OciError;
+use self::names::RepositoryName;
+use crate::AppState;
+
+/// Node-local state of the OCI front-end.
+#[derive(Default)]
+pub struct OciState {
+    /// Signs registry tokens.
+    pub signer: TokenSigner,
+    /// Upload sessions in progress.
+    pub uploads: Uploads,
+}
+
+/// Routes of this front-end.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(base))
+        .route("/v2/", get(base))
+        .route("/v2/token", get(token))
+        .route("/v2/_catalog", get(catalog))
+        .route("/v2/{*path}", any(dispatch))
+}
+
+/// The first value of query parameter `key`.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Every answer of the API carries the protocol version header.
+fn versioned(result: Result<Response, OciError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// `GET /v2/`: 200 for any authenticated caller, 401 with the challenge otherwise.
+async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    versioned((|| {
+        let caller = auth::authenticate(&state, &headers).map_err(|e| unauthorized(&headers, e))?;
+        caller.require_login(&headers)?;
+        Ok(axum::Json(serde_json::json!({})).into_response())
+    })())
+}
+
+fn unauthorized(headers: &HeaderMap, error: crate::auth::AuthError) -> OciError {
+    OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", error.to_string())
+        .with_challenge(auth::challenge(headers, None))
+}
+
+/// `GET /v2/token`: the Docker token endpoint.
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    versioned(
+        auth::authenticate(&state, &headers)
+            .map_err(|e| unauthorized(&headers, e))
+            .map(|caller| {
+                axum::Json(auth::issue_token(
+                    &state,
+                    &caller.caller,
+                    query.as_deref().unwrap_or(""),
+                ))
+                .into_response()
+            }),
+    )
+}
+
+async fn catalog(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let caller = auth::authenticate(&state, &headers).map_err(|e| unauthorized(&headers, e))?;
+        manifests::catalog(&state, &caller, &headers, query.as_deref().unwrap_or("")).await
+    };
+    versioned(result.await)
+}
+
+/// What a `/v2/<name>/...` path addresses.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint<'a> {
+    Upload(&'a str),
+    Blob(&'a str),
+    Manifest(&'a str),
+    Referrers(&'a str),
+    Tags,
+}
+
+/// Builds an endpoint from what follows its marker.
+type EndpointOf = for<'p> fn(&'p str) -> Endpoint<'p>;
+
+/// Splits `<name>/<endpoint>` at the last endpoint marker, so repository paths may contain any
+/// segment names.
+fn parse_path(path: &str) -> Option<(&str, Endpoint<'_>)> {
+    if let Some(name) = path.strip_suffix("/tags/list") {
+        return Some((name, Endpoint::Tags));
+    }
+    if let Some(name) = path
+        .strip_suffix("/blobs/uploads")
+        .or_else(|| path.strip_suffix("/blobs/uploads/"))
+    {
+        return Some((name, Endpoint::Upload("")));
+    }
+    let markers: [(&str, EndpointOf); 4] = [
+        ("/blobs/uploads/", |id| Endpoint::Upload(id)),
+        ("/blobs/", |digest| Endpoint::Blob(digest)),
+        ("/manifests/", |reference| Endpoint::Manifest(reference)),
+        ("/referrers/", |digest| Endpoint::Referrers(digest)),
+    ];
+    markers.iter().find_map(|(marker, endpoint)| {
+        let (name, rest) = path.rsplit_once(marker)?;
+        (!rest.contains('/')).then(|| (name, endpoint(rest)))
+    })
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    versioned(
+        route(
+            &state,
+            method,
+            &path,
+            query.as_deref().unwrap_or(""),
+            &headers,
+            body,
+        )
+        .await,
+    )
+}
+
+async fn route(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let (name, endpoint) = parse_path(path).ok_or_else(|| {
+        OciError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("no such endpoint /v2/{path}"),
+        )
+    })?;
+    let name = RepositoryName::parse(name)?;
+    let caller = auth::authenticate(state, headers).map_err(|e| unauthorized(headers, e))?;
+    let caller = &caller;
+    match (endpoint, method) {
+        (Endpoint::Blob(digest), Method::GET | Method::HEAD) => {
+            blobs::fetch(state, caller, headers, &name, digest).await
+        }
+        (Endpoint::Blob(digest), Method::DELETE) => {
+            blobs::delete(state, caller, headers, &name, digest).await
+        }
+        (Endpoint::Upload(""), Method::POST) => {
+            blobs::start(state, caller, headers, &name, query, body).await
+        }
+        (Endpoint::Upload(id), Method::GET) if !id.is_empty() => {
+            blobs::status(state, caller, headers, &name, id).await
+        }
+        (Endpoint::Upload(id), Method::PATCH) if !id.is_empty() => {
+            blobs::patch(state, caller, headers, &name, id, body).await
+        }
+        (Endpoint::Upload(id), Method::PUT) if !id.is_empty() => {
+            blobs::finish(state, caller, headers, &name, id, query, body).await
+        }
+        (Endpoint::Upload(id), Method::DELETE) if !id.is_empty() => {
+            blobs::cancel(state, caller, headers, &name, id).await
+        }
+        (Endpoint::Manifest(reference), Method::GET) => {
+            manifests::fetch(state, caller, headers, &name, reference, false).await
+        }
+        (Endpoint::Manifest(reference), Method::HEAD) => {
+            manifests::fetch(state, caller, headers, &name, reference, true).await
+        }
+        (Endpoint::Manifest(reference), Method::PUT) => {
+            manifests::put(state, caller, headers, &name, reference, body).await
+        }
+        (Endpoint::Manifest(reference), Method::DELETE) => {
+            manifests::delete(state, caller, headers, &name, reference).await
+        }
+        (Endpoint::Referrers(digest), Method::GET) => {
+            manifests::referrers(state, caller, headers, &name, digest, query).await
+        }
+        (Endpoint::Tags, Method::GET) => {
+            manifests::tags(state, caller, headers, &name, query).await
+        }
+        (_, method) => Err(OciError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!("{method} is not supported on /v2/{path}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_at_the_endpoint() {
+        assert_eq!(
+            parse_path("r/app/web/tags/list"),
+            Some(("r/app/web", Endpoint::Tags))
+        );
+        assert_eq!(
+            parse_path("r/a/blobs/uploads/"),
+            Some(("r/a", Endpoint::Upload("")))
+        );
+        assert_eq!(
+            parse_path("r/a/blobs/uploads"),
+            Some(("r/a", Endpoint::Upload("")))
+        );
+        assert_eq!(
+            parse_path("r/a/blobs/uploads/abc"),
+            Some(("r/a", Endpoint::Upload("abc")))
+        );
+        assert_eq!(
+            parse_path("r/a/blobs/sha256:00"),
+            Some(("r/a", Endpoint::Blob("sha256:00")))
+        );
+        assert_eq!(
+            parse_path("r/manifests/x/manifests/v1"),
+            Some(("r/manifests/x", Endpoint::Manifest("v1")))
+        );
+        assert_eq!(
+            parse_path("r/a/referrers/sha256:00"),
+            Some(("r/a", Endpoint::Referrers("sha256:00")))
+        );
+        assert_eq!(parse_path("r/a/other"), None);
+    }
+}

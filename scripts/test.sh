@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The real clients the integration tests drive (skopeo, umoci, helm, oras, ...).
+bash scripts/install-clients.sh
+
 # The integration tests run the workspace's binaries (arca-node, arca); build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -5,6 +5,8 @@
 //! The binaries are found beside the test executable (`target/<profile>/`); the README's test command
 //! builds them before the tests run.
 
+pub mod oci;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

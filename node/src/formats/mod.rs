@@ -109,6 +109,19 @@ pub async fn receive_blob(
     }
 }
 
+/// Reads and drops a request body that will not be used (at most `limit` bytes), so an early error
+/// answer is not lost to a connection reset while the client is still sending.
+pub async fn discard_body(body: Body, limit: u64) {
+    let mut seen = 0u64;
+    let mut stream = body.into_data_stream();
+    while seen < limit {
+        match stream.next().await {
+            Some(Ok(data)) => seen += data.len() as u64,
+            _ => break,
+        }
+    }
+}
+
 /// Reads a whole (small) blob into memory, verified; for manifests and other metadata-sized files.
 pub async fn read_small_blob(state: &AppState, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
     let mut bytes = Vec::with_capacity(blob.size as usize);

@@ -204,11 +204,13 @@ pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
     challenge
 }
 
+/// The scope a challenge asks for. Reads ask for `pull,push` too: some clients (the ORAS SDK) reuse a
+/// token after a 401 instead of asking again, so the first token should carry everything the caller
+/// may do; the token endpoint grants only that.
 fn repository_scope(name: &RepositoryName, action: Action) -> String {
     let actions = match action {
-        Action::Pull => "pull",
-        Action::Push => "pull,push",
-        Action::Delete => "delete",
+        Action::Pull | Action::Push => "pull,push",
+        Action::Delete => "pull,push,delete",
     };
     format!("repository:{name}:{actions}")
 }
@@ -242,9 +244,13 @@ impl OciCaller {
                         .any(|a| a == action.as_str() || a == "*")
             });
             if !granted {
-                return Err(to_error(unauthorized(
+                let mut error = to_error(unauthorized(
                     "the registry token does not grant this action",
-                )));
+                ));
+                error.challenge = error
+                    .challenge
+                    .map(|c| format!("{c},error=\"insufficient_scope\""));
+                return Err(error);
             }
         }
         let registry = state

@@ -22,9 +22,13 @@ use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
 use crate::blob::{BlobWriter, read_blob};
 use crate::formats::{
-    RangeNotSatisfiable, append_body, declared_length, serve_blob, unsatisfiable_range_header,
+    RangeNotSatisfiable, append_body, declared_length, discard_body, serve_blob,
+    unsatisfiable_range_header,
 };
 use crate::{AppState, now_ms};
+
+/// How much of a refused part is read (and dropped) so the client sees the refusal.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Upload sessions idle for longer than this are dropped.
 const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(3600);
@@ -101,9 +105,9 @@ fn range_header(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
-fn upload_accepted(name: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {
-    let mut response = status.into_response();
-    let headers = response.headers_mut();
+/// `Location`, `Range` and `Docker-Upload-UUID` of an upload holding `size` bytes.
+fn upload_headers(name: &RepositoryName, id: &str, size: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
     for (key, value) in [
         (header::LOCATION.as_str(), upload_location(name, id)),
         ("range", range_header(size)),
@@ -113,7 +117,14 @@ fn upload_accepted(name: &RepositoryName, id: &str, size: u64, status: StatusCod
             headers.insert(key, value);
         }
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    headers
+}
+
+fn upload_accepted(name: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    response
+        .headers_mut()
+        .extend(upload_headers(name, id, size));
     response
 }
 
@@ -353,6 +364,7 @@ async fn append_part(
     if let Some(start) = content_range_start(headers)?
         && start != writer.size()
     {
+        discard_body(body, DISCARD_LIMIT).await;
         // The caller adds the Range and Location a client resumes from.
         return Err(OciError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -392,8 +404,9 @@ pub async fn patch(
         Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
             let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
             let mut response = error.into_response();
-            let expected = upload_accepted(name, id, size, StatusCode::RANGE_NOT_SATISFIABLE);
-            response.headers_mut().extend(expected.headers().clone());
+            response
+                .headers_mut()
+                .extend(upload_headers(name, id, size));
             return Ok(response);
         }
         Err(error) => return Err(error),

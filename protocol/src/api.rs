@@ -114,7 +114,7 @@ pub struct PackageSummary {
     pub latest_version: Option<String>,
     /// Number of versions.
     pub version_count: u64,
-    /// Total bytes of all files of all versions.
+    /// Sum of the sizes of all versions (shared content counted in each version).
     pub size: u64,
     /// Last change, unix milliseconds.
     pub updated_at: u64,
@@ -157,6 +157,9 @@ pub struct VersionInfo {
     /// Tags pointing at this version (OCI), sorted.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Size of this version: its files and, for OCI, every distinct blob its manifest references.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// A file of a version.

@@ -200,8 +200,9 @@ impl Tabular for PackageInfo {
         let versions = self.versions.iter().map(|version| {
             vec![
                 version.version.clone(),
+                version.tags.join(", "),
                 version.files.len().to_string(),
-                bytes(version.files.iter().map(|file| file.size).sum()),
+                bytes(version.size),
                 timestamp(version.updated_at),
             ]
         });
@@ -209,7 +210,7 @@ impl Tabular for PackageInfo {
             "package {} in registry {}\n{}",
             self.name,
             self.registry,
-            table(&["VERSION", "FILES", "SIZE", "UPDATED"], versions)
+            table(&["VERSION", "TAGS", "FILES", "SIZE", "UPDATED"], versions)
         )
     }
 }
@@ -224,11 +225,17 @@ impl Tabular for VersionInfo {
                 timestamp(file.created_at),
             ]
         });
+        let tags = if self.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" (tags: {})", self.tags.join(", "))
+        };
         format!(
-            "version {} of package {} in registry {}\n{}",
+            "version {} of package {} in registry {}{tags}, {} stored\n{}",
             self.version,
             self.package,
             self.registry,
+            bytes(self.size),
             table(&["FILE", "SIZE", "SHA256", "CREATED"], files)
         )
     }

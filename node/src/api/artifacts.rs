@@ -4,6 +4,8 @@
 use arca_protocol::api::{
     CopyVersionRequest, FileInfo, PackageInfo, PackageSummary, Page, PageQuery, VersionInfo,
 };
+use std::collections::BTreeMap;
+
 use arca_protocol::{Command, Package, Role, Version};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{ApiError, JsonBody, PathParams, QueryParams, paginate};
+use crate::meta::state::MetaState;
 use crate::{AppState, auth::Caller, now_ms};
 
 const PACKAGE: &str = "/registries/{registry}/packages/{package}";
@@ -44,8 +47,26 @@ impl ListQuery {
     }
 }
 
+/// The size of a version: its files plus, for OCI, each distinct blob its manifest references.
+fn version_size(meta: &MetaState, version: &Version) -> u64 {
+    let mut blobs = BTreeMap::new();
+    for file in version.files.values() {
+        blobs.insert(file.sha256, file.size);
+    }
+    let referenced = version.manifest.iter().flat_map(|m| m.blobs.iter());
+    for blob in referenced.filter_map(|digest| meta.blob_by_digest(digest)) {
+        blobs.insert(blob.sha256, blob.size);
+    }
+    blobs.values().sum()
+}
+
 /// How the API shows a version of `package`.
-pub fn version_info(registry: &str, package: &Package, version: &Version) -> VersionInfo {
+pub fn version_info(
+    meta: &MetaState,
+    registry: &str,
+    package: &Package,
+    version: &Version,
+) -> VersionInfo {
     VersionInfo {
         registry: registry.to_string(),
         package: package.name.clone(),
@@ -69,10 +90,11 @@ pub fn version_info(registry: &str, package: &Package, version: &Version) -> Ver
             .filter(|(_, target)| **target == version.name)
             .map(|(tag, _)| tag.clone())
             .collect(),
+        size: version_size(meta, version),
     }
 }
 
-fn package_summary(registry: &str, package: &Package) -> PackageSummary {
+fn package_summary(meta: &MetaState, registry: &str, package: &Package) -> PackageSummary {
     let latest = package.versions.values().max_by(|a, b| {
         a.updated_at
             .cmp(&b.updated_at)
@@ -86,8 +108,7 @@ fn package_summary(registry: &str, package: &Package) -> PackageSummary {
         size: package
             .versions
             .values()
-            .flat_map(|v| v.files.values())
-            .map(|f| f.size)
+            .map(|v| version_size(meta, v))
             .sum(),
         updated_at: package.updated_at,
     }
@@ -116,7 +137,7 @@ async fn list(
             .flat_map(|r| {
                 r.packages
                     .values()
-                    .map(|p| package_summary(&r.registry.name, p))
+                    .map(|p| package_summary(meta, &r.registry.name, p))
             })
             .collect::<Vec<_>>()
     });
@@ -136,7 +157,7 @@ async fn fetch_package(
                 let mut versions: Vec<VersionInfo> = p
                     .versions
                     .values()
-                    .map(|v| version_info(&registry, p, v))
+                    .map(|v| version_info(meta, &registry, p, v))
                     .collect();
                 versions.sort_by(|a, b| {
                     a.created_at
@@ -169,7 +190,7 @@ async fn fetch_version(
             let p = meta.package(&registry, &package)?;
             p.versions
                 .get(&version)
-                .map(|v| version_info(&registry, p, v))
+                .map(|v| version_info(meta, &registry, p, v))
         })
         .map(Json)
         .ok_or_else(|| {
@@ -232,7 +253,7 @@ async fn copy_version(
             let p = meta.package(&destination, &package)?;
             p.versions
                 .get(&version)
-                .map(|v| version_info(&destination, p, v))
+                .map(|v| version_info(meta, &destination, p, v))
         })
         .ok_or_else(|| ApiError::internal("the copied version vanished"))?;
     Ok((StatusCode::CREATED, Json(copied)))

@@ -48,8 +48,9 @@ pub enum Command {
         /// Registry name.
         name: String,
     },
-    /// Put one file into a version, creating the package and version as needed. Immutable registries
-    /// refuse to replace an existing file.
+    /// Put one file into a version, creating the package and version as needed, merge format
+    /// attributes into the version and point tags at it, all at once. Immutable registries refuse to
+    /// replace an existing file; `overwrite` may refuse more.
     PutFile {
         /// Registry name.
         registry: String,
@@ -61,7 +62,39 @@ pub enum Command {
         filename: String,
         /// The stored bytes.
         blob: BlobRef,
+        /// Format attributes to set on the version (npm's manifest, PyPI's requires-python, ...).
+        attributes: BTreeMap<String, String>,
+        /// Tags to point at the version (npm dist-tags).
+        tags: Vec<String>,
+        /// What may already exist.
+        overwrite: Overwrite,
         /// Commit time, unix milliseconds.
+        at: u64,
+    },
+    /// Point a tag at an existing version (npm dist-tags).
+    SetTag {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// The tag.
+        tag: String,
+        /// The version it points at.
+        version: String,
+    },
+    /// Set and remove format attributes of a version (npm deprecation, PyPI yanking).
+    SetAttributes {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Attributes to set.
+        set: BTreeMap<String, String>,
+        /// Attributes to remove.
+        remove: Vec<String>,
+        /// Change time, unix milliseconds.
         at: u64,
     },
     /// Remove one file from a version; an emptied version and package disappear with it.
@@ -180,6 +213,17 @@ pub enum Command {
         /// The token's id.
         id: String,
     },
+}
+
+/// What a [`Command::PutFile`] may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Overwrite {
+    /// Replace an existing file (unless the registry is immutable).
+    Allow,
+    /// Refuse when the file already exists (PyPI, Maven releases).
+    RefuseFile,
+    /// Refuse when the version already exists (npm).
+    RefuseVersion,
 }
 
 /// Why a command was refused. A refused command changes nothing.

@@ -11,7 +11,7 @@ pub mod digest;
 pub mod model;
 pub mod names;
 
-pub use command::{Command, CommandError, CommandOutcome, MetadataTarget};
+pub use command::{Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use model::{
     BlobRef, ChunkRef, FileEntry, ManifestInfo, Package, PackageType, Registry, Role, Token,

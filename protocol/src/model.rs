@@ -180,6 +180,9 @@ pub struct Version {
     /// For OCI registries: what the version's manifest says (its file is `manifest`).
     #[serde(default)]
     pub manifest: Option<ManifestInfo>,
+    /// Format attributes (npm's version manifest, deprecation, PyPI's requires-python, yanked...).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// What the registry remembers of an OCI manifest, to check references and answer the referrers API.
@@ -213,7 +216,7 @@ pub struct Package {
     /// User metadata.
     #[serde(default)]
     pub metadata: Metadata,
-    /// Names that point at versions (OCI tags), tag -> version.
+    /// Names that point at versions (OCI tags, npm dist-tags), tag -> version.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Blobs uploaded into this package that versions may reference (OCI layers), by digest.

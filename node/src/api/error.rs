@@ -77,9 +77,15 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
+            // Package managers that only speak Basic (pip, Maven) need their own challenge.
+            let headers = response.headers_mut();
+            headers.append(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"arca\""),
+            );
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"arca\""),
             );
         }
         response

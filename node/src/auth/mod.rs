@@ -9,6 +9,8 @@ use arca_protocol::api::TokenInfo;
 use arca_protocol::{Command, Registry, Role, Sha256, Token};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use rand::Rng;
 use sha2::Digest;
 
@@ -104,26 +106,72 @@ pub fn generate_token(name: &str, role: Role, now: u64) -> (String, Token) {
     (secret, token)
 }
 
-/// Identifies the caller from `Authorization: Bearer <token>`.
-pub fn authenticate(meta: &Meta, headers: &HeaderMap) -> Result<Caller, AuthError> {
+/// What an `Authorization` header carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Basic base64(user:password)`: package managers send the token as the password.
+    Basic {
+        /// The user name (ignored: the token says who is calling).
+        user: String,
+        /// The password: an Arca token.
+        password: String,
+    },
+    /// `Bearer <token>`.
+    Bearer(String),
+}
+
+/// Parses the `Authorization` header, if any.
+pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
-        return Ok(Caller::Anonymous);
+        return Ok(None);
     };
-    let secret = value
+    let malformed = AuthError::Unauthorized("malformed Authorization header");
+    let (scheme, rest) = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or(AuthError::Unauthorized(
-            "the Authorization header must be 'Bearer <token>'",
-        ))?;
+        .and_then(|v| v.split_once(' '))
+        .ok_or(malformed.clone())?;
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Ok(Some(Credentials::Bearer(rest.to_string()))),
+        "basic" => {
+            let decoded = STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or(malformed.clone())?;
+            let (user, password) = decoded.split_once(':').ok_or(malformed)?;
+            Ok(Some(Credentials::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            }))
+        }
+        _ => Err(AuthError::Unauthorized(
+            "the Authorization header must be 'Bearer <token>' or Basic with the token as password",
+        )),
+    }
+}
+
+/// The caller an Arca token secret belongs to.
+pub fn caller_for_secret(meta: &Meta, secret: &str) -> Result<Caller, AuthError> {
     let hash = hash_secret(secret);
     meta.read(|state| state.token_by_secret(&hash).cloned())
         .map(Caller::Token)
         .ok_or(AuthError::Unauthorized("invalid or revoked token"))
+}
+
+/// Identifies the caller from `Authorization: Bearer <token>` or Basic credentials whose password is
+/// a token.
+pub fn authenticate(meta: &Meta, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    match credentials(headers)? {
+        None => Ok(Caller::Anonymous),
+        Some(
+            Credentials::Bearer(secret)
+            | Credentials::Basic {
+                password: secret, ..
+            },
+        ) => caller_for_secret(meta, &secret),
+    }
 }
 
 /// Why the admin token could not be set up.

@@ -4,7 +4,7 @@
 
 use arca_protocol::api::UploadedFile;
 use arca_protocol::names::{validate_filename, validate_segment, validate_version};
-use arca_protocol::{Command, PackageType, Registry, Role, Sha256};
+use arca_protocol::{Command, Overwrite, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -110,6 +110,9 @@ async fn upload(
             version,
             filename,
             blob,
+            attributes: Default::default(),
+            tags: Vec::new(),
+            overwrite: Overwrite::Allow,
             at: now_ms(),
         })
         .await?;

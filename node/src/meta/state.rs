@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use arca_protocol::model::Metadata;
 use arca_protocol::{
-    BlobRef, Command, CommandError, CommandOutcome, MetadataTarget, Package, Registry, Sha256,
-    Token, Version,
+    BlobRef, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite, Package, Registry,
+    Sha256, Token, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,19 +100,35 @@ impl MetaState {
                 version,
                 filename,
                 blob,
+                attributes,
+                tags,
+                overwrite,
                 at,
             } => {
                 let state = self.registry_mut(&registry)?;
                 let immutable = state.registry.immutable;
-                let existing = state
+                let existing_version = state
                     .packages
                     .get(&package)
-                    .and_then(|p| p.versions.get(&version))
-                    .and_then(|v| v.files.get(&filename));
-                if immutable && existing.is_some() {
+                    .and_then(|p| p.versions.get(&version));
+                let existing_file = existing_version.and_then(|v| v.files.get(&filename));
+                if immutable && existing_file.is_some() {
                     return Err(CommandError::Conflict(format!(
                         "registry {registry} is immutable: {package}/{version}/{filename} already exists"
                     )));
+                }
+                match overwrite {
+                    Overwrite::RefuseVersion if existing_version.is_some() => {
+                        return Err(CommandError::AlreadyExists(format!(
+                            "version {package}/{version}"
+                        )));
+                    }
+                    Overwrite::RefuseFile if existing_file.is_some() => {
+                        return Err(CommandError::AlreadyExists(format!(
+                            "file {package}/{version}/{filename}"
+                        )));
+                    }
+                    _ => {}
                 }
                 let entry = arca_protocol::FileEntry {
                     sha256: blob.sha256,
@@ -130,7 +146,47 @@ impl MetaState {
                     .or_insert_with(|| new_version(&version, at));
                 version_entry.updated_at = at;
                 version_entry.files.insert(filename, entry);
+                version_entry.attributes.extend(attributes);
+                for tag in tags {
+                    package_entry.tags.insert(tag, version.clone());
+                }
                 self.blobs.entry(blob.sha256).or_insert(blob);
+                Ok(())
+            }
+            Command::SetTag {
+                registry,
+                package,
+                tag,
+                version,
+            } => {
+                let package_entry = self
+                    .registry_mut(&registry)?
+                    .packages
+                    .get_mut(&package)
+                    .filter(|p| p.versions.contains_key(&version))
+                    .ok_or_else(|| not_found(format_args!("version {package}/{version}")))?;
+                package_entry.tags.insert(tag, version);
+                Ok(())
+            }
+            Command::SetAttributes {
+                registry,
+                package,
+                version,
+                set,
+                remove,
+                at,
+            } => {
+                let version_entry = self
+                    .registry_mut(&registry)?
+                    .packages
+                    .get_mut(&package)
+                    .and_then(|p| p.versions.get_mut(&version))
+                    .ok_or_else(|| not_found(format_args!("version {package}/{version}")))?;
+                for key in &remove {
+                    version_entry.attributes.remove(key);
+                }
+                version_entry.attributes.extend(set);
+                version_entry.updated_at = at;
                 Ok(())
             }
             Command::DeleteFile {
@@ -500,6 +556,7 @@ fn new_version(name: &str, at: u64) -> Version {
         files: BTreeMap::new(),
         metadata: Metadata::new(),
         manifest: None,
+        attributes: BTreeMap::new(),
     }
 }
 
@@ -540,6 +597,9 @@ mod tests {
             version: version.into(),
             filename: "tool.bin".into(),
             blob: blob(byte),
+            attributes: BTreeMap::new(),
+            tags: Vec::new(),
+            overwrite: Overwrite::Allow,
             at: 10,
         }
     }

@@ -9,14 +9,14 @@
 use arca_protocol::{PackageType, Registry, Role};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::OciError;
 use super::names::RepositoryName;
 use crate::AppState;
-use crate::auth::{AuthError, Caller, hash_secret};
+use crate::auth::{AuthError, Caller, Credentials, caller_for_secret, credentials};
 
 /// Lifetime of issued registry tokens, in seconds.
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
@@ -125,25 +125,19 @@ fn unauthorized(message: &'static str) -> AuthError {
     AuthError::Unauthorized(message)
 }
 
-/// Identifies the caller from its `Authorization` header.
+/// Identifies the caller from its `Authorization` header: a registry token this node issued, or an
+/// Arca token as bearer token or Basic password.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, AuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(OciCaller {
-            caller: Caller::Anonymous,
-            grants: None,
-        });
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| unauthorized("unreadable Authorization header"))?;
-    let (scheme, credentials) = value
-        .split_once(' ')
-        .ok_or(unauthorized("malformed Authorization header"))?;
-    let secret = match scheme.to_ascii_lowercase().as_str() {
-        "basic" => basic_password(credentials.trim())?,
-        "bearer" => {
-            let credentials = credentials.trim();
-            if let Some(claims) = state.oci.signer.verify(credentials, now_secs()) {
+    let secret = match credentials(headers)? {
+        None => {
+            return Ok(OciCaller {
+                caller: Caller::Anonymous,
+                grants: None,
+            });
+        }
+        Some(Credentials::Basic { password, .. }) => password,
+        Some(Credentials::Bearer(token)) => {
+            if let Some(claims) = state.oci.signer.verify(&token, now_secs()) {
                 let caller = match &claims.sub {
                     None => Caller::Anonymous,
                     Some(id) => state
@@ -159,31 +153,13 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, 
                     grants: Some(claims.access),
                 });
             }
-            credentials.to_string()
+            token
         }
-        _ => return Err(unauthorized("unsupported authorization scheme")),
     };
-    let hash = hash_secret(&secret);
-    let token = state
-        .meta
-        .read(|meta| meta.token_by_secret(&hash).cloned())
-        .ok_or(unauthorized("invalid or revoked token"))?;
     Ok(OciCaller {
-        caller: Caller::Token(token),
+        caller: caller_for_secret(&state.meta, &secret)?,
         grants: None,
     })
-}
-
-fn basic_password(encoded: &str) -> Result<String, AuthError> {
-    let decoded = STANDARD
-        .decode(encoded)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(unauthorized("malformed basic credentials"))?;
-    decoded
-        .split_once(':')
-        .map(|(_, password)| password.to_string())
-        .ok_or(unauthorized("malformed basic credentials"))
 }
 
 /// The `WWW-Authenticate` challenge for a request to `name` needing `actions`.

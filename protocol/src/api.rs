@@ -39,6 +39,9 @@ pub struct CreateRegistryRequest {
     /// Allow reads without a token.
     #[serde(default)]
     pub allow_anonymous_read: bool,
+    /// Allow released versions to be deployed again (Maven).
+    #[serde(default)]
+    pub allow_redeploy: bool,
 }
 
 /// A registry as the API shows it.
@@ -54,6 +57,9 @@ pub struct RegistryInfo {
     pub immutable: bool,
     /// Anonymous read flag.
     pub allow_anonymous_read: bool,
+    /// Redeploy flag.
+    #[serde(default)]
+    pub allow_redeploy: bool,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
     /// Number of packages.

@@ -145,6 +145,9 @@ pub struct Registry {
     /// Reads without a token are allowed.
     #[serde(default)]
     pub allow_anonymous_read: bool,
+    /// Released versions may be deployed again (Maven); off by default.
+    #[serde(default)]
+    pub allow_redeploy: bool,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
     /// User metadata.

@@ -28,6 +28,9 @@ pub enum RegistryCommand {
         /// Serve reads without a token
         #[arg(long)]
         allow_anonymous_read: bool,
+        /// Allow released versions to be deployed again (Maven)
+        #[arg(long)]
+        allow_redeploy: bool,
     },
     /// List registries
     List,
@@ -73,6 +76,7 @@ impl RegistryCommand {
                 description,
                 immutable,
                 allow_anonymous_read,
+                allow_redeploy,
             } => {
                 let request = CreateRegistryRequest {
                     name,
@@ -80,6 +84,7 @@ impl RegistryCommand {
                     description,
                     immutable,
                     allow_anonymous_read,
+                    allow_redeploy,
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }

@@ -29,6 +29,7 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
         description: registry.description.clone(),
         immutable: registry.immutable,
         allow_anonymous_read: registry.allow_anonymous_read,
+        allow_redeploy: registry.allow_redeploy,
         created_at: registry.created_at,
         package_count: state.packages.len() as u64,
         metadata: registry.metadata.clone(),
@@ -58,6 +59,7 @@ async fn create(
         description: request.description,
         immutable: request.immutable,
         allow_anonymous_read: request.allow_anonymous_read,
+        allow_redeploy: request.allow_redeploy,
         created_at: now_ms(),
         metadata: Default::default(),
     };

@@ -256,6 +256,7 @@ mod tests {
             description: String::new(),
             immutable: false,
             allow_anonymous_read: anonymous,
+            allow_redeploy: false,
             created_at: 0,
             metadata: Default::default(),
         }

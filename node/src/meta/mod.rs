@@ -245,6 +245,7 @@ mod tests {
                 description: String::new(),
                 immutable: false,
                 allow_anonymous_read: false,
+                allow_redeploy: false,
                 created_at: 1,
                 metadata: Metadata::new(),
             },

@@ -142,10 +142,10 @@ mod tests {
             "http = \"127.0.0.1:8080\"\ndata_dir = \"/srv/arca\"\nnode_id = 3\n",
         )
         .expect("write");
-        assert_eq!(
-            Config::load(None, |_| None, Overrides::default()).expect("defaults"),
-            Config::default()
-        );
+        let defaults = Config::load(None, |_| None, Overrides::default()).expect("defaults");
+        assert_eq!(defaults, Config::default());
+        assert_eq!(defaults.http, SocketAddr::from(([127, 0, 0, 1], 7070)));
+        assert_eq!(defaults.data_dir, PathBuf::from("./arca-data"));
         let from_file = Config::load(Some(&file), |_| None, Overrides::default()).expect("file");
         assert_eq!(from_file.http.port(), 8080);
         assert_eq!(from_file.node_id, 3);

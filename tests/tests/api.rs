@@ -286,3 +286,45 @@ async fn tokens_roles_and_revocation() {
     );
     assert!(metrics.contains("arca_raft_is_leader 1"));
 }
+
+#[tokio::test]
+async fn config_file_settings_apply_and_flags_override_them() {
+    let config_dir = tempfile::tempdir().expect("dir");
+    let config = config_dir.path().join("arca.toml");
+    // The file names another port and data directory; the harness's --http and --data-dir win.
+    std::fs::write(
+        &config,
+        "http = \"127.0.0.1:1\"\ndata_dir = \"/nonexistent/arca\"\nmax_upload_bytes = 1000\n",
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().to_string();
+    let node = TestNode::start_with_args(&["--config", &config]).expect("node");
+    let api = Api {
+        node: &node,
+        token: node.admin_token.clone(),
+    };
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/registries",
+            Some(json!({"name": "files", "package_type": "GENERIC"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let too_big = http()
+        .put(format!("{}/generic/files/a/1/a.bin", node.url))
+        .bearer_auth(&node.admin_token)
+        .body(vec![0u8; 2000])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(
+        too_big.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "max_upload_bytes came from the file"
+    );
+    assert!(
+        node.data_dir().join("meta.redb").exists(),
+        "--data-dir overrode the file"
+    );
+}

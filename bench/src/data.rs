@@ -1,5 +1,5 @@
-//! Blocking file work that is the same for every benchmark: generating an incompressible source file,
-//! the plain-copy baseline, and hashing a file to verify it.
+//! Blocking work that is the same for every benchmark: generating incompressible data (as a file or in
+//! memory), the plain-copy baseline, and hashing a file to verify it.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,17 +11,32 @@ use sha2::{Digest, Sha256};
 /// Size of the blocks the source is generated in and the copy baseline moves.
 pub const BLOCK: usize = 8 << 20;
 
+/// An endless source of pseudo-random bytes: the blake3 extendable output of `seed` under the key
+/// derived from `context`. The bytes neither compress nor repeat, so content-defined chunking finds no
+/// duplicate chunks within them, and different seeds (or contexts) give unrelated bytes.
+pub fn pseudo_random(context: &str, seed: &[u8]) -> blake3::OutputReader {
+    blake3::Hasher::new_derive_key(context)
+        .update(seed)
+        .finalize_xof()
+}
+
+/// Returns `size` bytes of [`pseudo_random`] data for `context` and `seed`, and their lowercase hex
+/// sha256.
+pub fn random_bytes(context: &str, seed: &[u8], size: usize) -> (Vec<u8>, String) {
+    let mut bytes = vec![0u8; size];
+    pseudo_random(context, seed).fill(&mut bytes);
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    (bytes, sha256)
+}
+
 /// Writes `size` pseudo-random bytes to `path` in [`BLOCK`]-sized blocks, fsyncs the file, and returns
 /// the lowercase hex sha256 of what was written.
 ///
-/// The bytes are a blake3 extendable output (keyed by a fixed context and the size), so they neither
-/// compress nor repeat: content-defined chunking finds no duplicate chunks within the file.
+/// The bytes are [`pseudo_random`], keyed by a fixed context and the size.
 pub fn generate(path: &Path, size: u64) -> anyhow::Result<String> {
     let mut file =
         File::create_new(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut xof = blake3::Hasher::new_derive_key("arca-bench 2025 generic source file")
-        .update(&size.to_le_bytes())
-        .finalize_xof();
+    let mut xof = pseudo_random("arca-bench 2025 generic source file", &size.to_le_bytes());
     let mut sha = Sha256::new();
     let mut block = vec![0u8; BLOCK];
     let mut left = size;
@@ -106,5 +121,16 @@ mod tests {
         let bytes = std::fs::read(&source)?;
         assert_ne!(bytes[..BLOCK / 2], bytes[BLOCK / 2..BLOCK]);
         Ok(())
+    }
+
+    #[test]
+    fn random_bytes_follow_their_seed() {
+        let (a, sha_a) = random_bytes("test", b"a", 1000);
+        assert_eq!(a.len(), 1000);
+        assert_eq!(sha_a, hex::encode(Sha256::digest(&a)));
+        assert_eq!(random_bytes("test", b"a", 1000), (a.clone(), sha_a));
+        // A longer output starts with the shorter one; another seed gives other bytes.
+        assert_eq!(random_bytes("test", b"a", 2000).0[..1000], a[..]);
+        assert_ne!(random_bytes("test", b"b", 1000).0, a);
     }
 }

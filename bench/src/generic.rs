@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use reqwest::{StatusCode, header};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
+use crate::common::{self, blocking, expect_status};
 use crate::data;
 use crate::report::{Compared, GenericReport, Measurement};
 
@@ -63,13 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .checked_mul(1024 * 1024)
         .context("--size-mib is too large")?;
     let runs = usize::try_from(args.runs).context("--runs is too large")?;
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    let temp = tempfile::Builder::new()
-        .prefix("arca-bench-")
-        .tempdir_in(&args.dir)
-        .with_context(|| format!("making a temporary directory in {}", args.dir.display()))?;
-    let root = std::fs::canonicalize(temp.path())?;
+    let (temp, root) = common::temp_root(&args.dir)?;
 
     let source = root.join("source.bin");
     eprintln!(
@@ -90,13 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sha256,
     };
 
-    let node = arca_node::start(arca_node::config::Config {
-        http: "127.0.0.1:0".parse()?,
-        data_dir: root.join("node"),
-        ..Default::default()
-    })
-    .await
-    .context("starting the node")?;
+    let node = common::start_node(root.join("node")).await?;
     let measured = measure(&node, &files, runs).await;
     let stopped = node.shutdown().await.context("stopping the node");
     let removed = temp
@@ -151,13 +140,11 @@ async fn measure(
     files: &Files,
     runs: usize,
 ) -> anyhow::Result<(Measurement, Measurement, Option<Measurement>, Measurement)> {
-    let token = tokio::fs::read_to_string(&node.admin_token_path)
-        .await
-        .with_context(|| format!("reading {}", node.admin_token_path.display()))?;
-    let token = token.trim();
+    let token = common::admin_token(node).await?;
+    let token = token.as_str();
     let base = format!("http://{}", node.http_addr);
     let client = reqwest::Client::new();
-    create_registry(&client, &base, token).await?;
+    common::create_registry(&client, &base, token, REGISTRY, "GENERIC").await?;
 
     let mut copies = Vec::with_capacity(runs);
     for run in 1..=runs {
@@ -227,19 +214,6 @@ fn file_url(base: &str, run: usize) -> String {
     format!("{base}/generic/{REGISTRY}/{PACKAGE}/1.{run}/{FILENAME}")
 }
 
-/// Creates the generic registry the benchmark uses.
-async fn create_registry(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
-    let response = client
-        .post(format!("{base}/api/v1/registries"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "name": REGISTRY, "package_type": "GENERIC" }))
-        .send()
-        .await
-        .context("creating the registry")?;
-    expect_status(response, StatusCode::CREATED, "creating the registry").await?;
-    Ok(())
-}
-
 /// Streams `path` to `url` and returns the node's answer.
 async fn push(
     client: &reqwest::Client,
@@ -296,30 +270,4 @@ async fn pull(client: &reqwest::Client, url: &str, token: &str, path: &Path) -> 
         .sync_all()
         .await
         .with_context(|| format!("syncing {}", path.display()))
-}
-
-/// Passes `response` on when its status is `expected`, and otherwise fails with its body.
-async fn expect_status(
-    response: reqwest::Response,
-    expected: StatusCode,
-    what: &str,
-) -> anyhow::Result<reqwest::Response> {
-    let status = response.status();
-    if status == expected {
-        return Ok(response);
-    }
-    let body = response
-        .text()
-        .await
-        .unwrap_or_else(|error| format!("(body unreadable: {error})"));
-    bail!("{what}: expected {expected}, got {status}: {body}")
-}
-
-/// Runs blocking file work off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .context("blocking task panicked")?
 }

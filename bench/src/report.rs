@@ -24,18 +24,9 @@ impl Measurement {
     /// Builds a measurement of moving `bytes` once per run, from the runs' durations.
     /// Returns `None` when there were no runs.
     pub fn new(label: &str, bytes: u64, runs: &[Duration]) -> Option<Measurement> {
-        let mib = bytes as f64 / (1024.0 * 1024.0);
         let seconds: Vec<f64> = runs.iter().map(Duration::as_secs_f64).collect();
-        let mib_per_s: Vec<f64> = seconds.iter().map(|s| mib / s.max(1e-9)).collect();
-        let mut sorted = mib_per_s.clone();
-        sorted.sort_by(f64::total_cmp);
-        let best = *sorted.last()?;
-        let mid = sorted.len() / 2;
-        let median = if sorted.len().is_multiple_of(2) {
-            (sorted[mid - 1] + sorted[mid]) / 2.0
-        } else {
-            sorted[mid]
-        };
+        let mib_per_s: Vec<f64> = seconds.iter().map(|s| mib_per_second(bytes, *s)).collect();
+        let (best, median) = best_and_median(&mib_per_s)?;
         Some(Measurement {
             label: label.to_owned(),
             seconds,
@@ -44,6 +35,26 @@ impl Measurement {
             median_mib_per_s: median,
         })
     }
+}
+
+/// MiB/s of moving `bytes` in `seconds`.
+pub fn mib_per_second(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / seconds.max(1e-9)
+}
+
+/// The highest of `rates` and their median (the mean of the middle two for an even count), or `None`
+/// when there are none.
+pub fn best_and_median(rates: &[f64]) -> Option<(f64, f64)> {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let best = *sorted.last()?;
+    let mid = sorted.len() / 2;
+    let median = if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    };
+    Some((best, median))
 }
 
 /// A measurement next to the baseline it is compared with.
@@ -147,6 +158,139 @@ fn row(out: &mut String, m: &Measurement, compared: Option<&Compared>) {
     );
 }
 
+/// The rate one registry reached in each run of a measurement, in the unit of the measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rates {
+    /// Each run's rate, in the order they ran.
+    pub runs: Vec<f64>,
+    /// The highest rate.
+    pub best: f64,
+    /// The median rate (the mean of the middle two for an even count).
+    pub median: f64,
+}
+
+impl Rates {
+    /// Summarises the runs' rates; `None` when there were no runs.
+    pub fn new(runs: Vec<f64>) -> Option<Rates> {
+        let (best, median) = best_and_median(&runs)?;
+        Some(Rates { runs, best, median })
+    }
+}
+
+/// One measurement taken against Arca and against a peer registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideBySide {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// The unit of every rate (`"MiB/s"`, `"req/s"`): higher is better.
+    pub unit: &'static str,
+    /// Arca's rates.
+    pub arca: Rates,
+    /// The peer's rates.
+    pub peer: Rates,
+    /// Arca's best over the peer's best.
+    pub ratio_best: f64,
+    /// Arca's median over the peer's median.
+    pub ratio_median: f64,
+}
+
+impl SideBySide {
+    /// Puts Arca's `arca` rates next to the peer's `peer` rates.
+    pub fn new(label: &str, unit: &'static str, arca: Rates, peer: Rates) -> SideBySide {
+        SideBySide {
+            label: label.to_owned(),
+            unit,
+            ratio_best: arca.best / peer.best,
+            ratio_median: arca.median / peer.median,
+            arca,
+            peer,
+        }
+    }
+}
+
+/// Everything the `oci` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct OciReport {
+    /// Always `"oci"`.
+    pub benchmark: &'static str,
+    /// The peer registry, with its version.
+    pub peer: String,
+    /// Size of each layer in MiB.
+    pub layer_mib: u64,
+    /// Layers in the image.
+    pub layers: usize,
+    /// Runs of each measurement asked for.
+    pub runs: usize,
+    /// Pulls of a layer by the single client, per run.
+    pub pulls_one_client: u64,
+    /// Concurrent clients of the concurrent pull.
+    pub pull_clients: usize,
+    /// Pulls of a layer by all the concurrent clients together, per run.
+    pub pulls_many_clients: u64,
+    /// Concurrent clients of the manifest GETs.
+    pub manifest_clients: usize,
+    /// Seconds each run of the manifest GETs lasts.
+    pub manifest_seconds: f64,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// Pushing the image: its layers concurrently, then its manifest.
+    pub push: SideBySide,
+    /// Pulling layers with one client.
+    pub pull_one_client: SideBySide,
+    /// Pulling layers with many concurrent clients.
+    pub pull_many_clients: SideBySide,
+    /// GETs of the manifest by tag.
+    pub manifest_get: SideBySide,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl OciReport {
+    /// The human-readable table: medians, their ratio, and every run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "arca-bench oci  layer={} MiB  layers={}  runs={}  dir={}",
+            self.layer_mib, self.layers, self.runs, self.dir
+        );
+        let _ = writeln!(
+            out,
+            "{:<32} {:>12} {:>14} {:>19}  runs: arca | distribution",
+            "(medians)", "arca", "distribution", "arca/distribution"
+        );
+        for m in [
+            &self.push,
+            &self.pull_one_client,
+            &self.pull_many_clients,
+            &self.manifest_get,
+        ] {
+            let runs = |r: &Rates| {
+                r.runs
+                    .iter()
+                    .map(|v| format!("{v:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                out,
+                "{:<32} {:>12.1} {:>14.1} {:>19.2}  {} | {}",
+                format!("{} ({})", m.label, m.unit),
+                m.arca.median,
+                m.peer.median,
+                m.ratio_median,
+                runs(&m.arca),
+                runs(&m.peer)
+            );
+        }
+        let _ = writeln!(out, "peer: {}", self.peer);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +315,16 @@ mod tests {
         let c = Compared::new(even, &m);
         assert_eq!(c.ratio_best, 1.0);
         assert_eq!(c.ratio_median, 1.25);
+    }
+
+    #[test]
+    fn side_by_side_ratios() {
+        let arca = Rates::new(vec![300.0, 100.0, 200.0]).expect("runs");
+        assert_eq!((arca.best, arca.median), (300.0, 200.0));
+        let peer = Rates::new(vec![150.0, 50.0]).expect("runs");
+        assert_eq!((peer.best, peer.median), (150.0, 100.0));
+        assert!(Rates::new(Vec::new()).is_none());
+        let m = SideBySide::new("push", "MiB/s", arca, peer);
+        assert_eq!((m.ratio_best, m.ratio_median), (2.0, 2.0));
     }
 }

@@ -51,6 +51,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Build a metadata snapshot after this many log entries.
     pub snapshot_every: u64,
+    /// Bytes of verified chunks kept in memory.
+    pub chunk_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             node_id: 1,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             snapshot_every: 5000,
+            chunk_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -76,7 +79,8 @@ pub struct Overrides {
 
 impl Config {
     /// Builds the configuration: defaults, then `file`, then the environment (`ARCA_HTTP`,
-    /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_EVERY`), then `flags`.
+    /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_EVERY`,
+    /// `ARCA_CHUNK_CACHE_BYTES`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -100,6 +104,7 @@ impl Config {
         env_override(&env, "ARCA_NODE_ID", &mut config.node_id)?;
         env_override(&env, "ARCA_MAX_UPLOAD_BYTES", &mut config.max_upload_bytes)?;
         env_override(&env, "ARCA_SNAPSHOT_EVERY", &mut config.snapshot_every)?;
+        env_override(&env, "ARCA_CHUNK_CACHE_BYTES", &mut config.chunk_cache_bytes)?;
         if let Some(http) = flags.http {
             config.http = http;
         }

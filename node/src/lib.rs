@@ -111,7 +111,9 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let chunks = Arc::new(ChunkStore::open(&data_dir).map_err(dir_error)?);
+    let chunks = Arc::new(
+        ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?,
+    );
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| NodeError::Http {

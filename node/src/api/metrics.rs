@@ -43,6 +43,7 @@ pub struct Metrics {
     chunks_deduplicated: Counter<u64, AtomicU64>,
     chunk_bytes_written: Counter<u64, AtomicU64>,
     corrupt_chunk_reads: Counter<u64, AtomicU64>,
+    chunk_cache_hits: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
             chunks_deduplicated: Counter::default(),
             chunk_bytes_written: Counter::default(),
             corrupt_chunk_reads: Counter::default(),
+            chunk_cache_hits: Counter::default(),
         };
         {
             let mut registry = metrics
@@ -134,6 +136,11 @@ impl Metrics {
                 metrics.chunk_bytes_written.clone(),
             );
             registry.register(
+                "chunk_cache_hits",
+                "Chunk reads served from the memory tier",
+                metrics.chunk_cache_hits.clone(),
+            );
+            registry.register(
                 "corrupt_chunk_reads",
                 "Chunk reads that failed verification",
                 metrics.corrupt_chunk_reads.clone(),
@@ -170,6 +177,7 @@ impl Metrics {
             (&self.chunks_deduplicated, &stats.chunks_deduplicated),
             (&self.chunk_bytes_written, &stats.bytes_written),
             (&self.corrupt_chunk_reads, &stats.corrupt_reads),
+            (&self.chunk_cache_hits, &stats.cache_hits),
         ] {
             let now = source.load(Ordering::Relaxed);
             let seen = counter.get();

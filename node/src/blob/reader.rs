@@ -104,7 +104,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_ranges_and_sha256() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path()).expect("store"));
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
         let data = pseudo_random(20 * 1024 * 1024 + 17, 7);
         let blob = store_bytes(&store, &data).await;
         assert_eq!(blob.size, data.len() as u64);
@@ -126,7 +126,7 @@ mod tests {
     #[tokio::test]
     async fn identical_content_is_stored_once() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path()).expect("store"));
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
         let data = pseudo_random(12 * 1024 * 1024, 3);
         let first = store_bytes(&store, &data).await;
         let written = store
@@ -161,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn corrupt_chunk_is_never_served() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path()).expect("store"));
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
         let data = pseudo_random(1024 * 1024, 11);
         let blob = store_bytes(&store, &data).await;
         let path = store.path_of(&blob.chunks[0].id);
@@ -180,9 +180,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn verified_chunks_are_served_from_the_memory_tier() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(ChunkStore::open(dir.path(), 64 << 20).expect("store"));
+        let data = pseudo_random(3 * 1024 * 1024, 5);
+        let blob = store_bytes(&store, &data).await;
+        assert_eq!(collect(&store, &blob, None).await.expect("read"), data);
+        let hits = || store.stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(hits(), 0, "the first read comes from disk");
+        for chunk in &blob.chunks {
+            std::fs::remove_file(store.path_of(&chunk.id)).expect("remove");
+        }
+        assert_eq!(collect(&store, &blob, None).await.expect("read"), data);
+        assert_eq!(hits(), blob.chunks.len() as u64);
+    }
+
+    #[tokio::test]
     async fn empty_blob() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path()).expect("store"));
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
         let blob = store_bytes(&store, b"").await;
         assert_eq!(blob.size, 0);
         assert!(collect(&store, &blob, None).await.expect("read").is_empty());

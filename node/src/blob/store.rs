@@ -21,20 +21,27 @@ pub struct ChunkStoreStats {
     pub bytes_written: AtomicU64,
     /// Chunk reads that failed verification.
     pub corrupt_reads: AtomicU64,
+    /// Chunk reads served from the memory tier.
+    pub cache_hits: AtomicU64,
 }
 
-/// The chunk directory of one node.
-#[derive(Debug)]
+/// Verified chunks kept in memory, weighed by their size.
+type ChunkCache = foyer_memory::Cache<ChunkId, Bytes>;
+
+/// The chunk directory of one node, with a memory tier of recently read, already verified chunks in
+/// front of it.
 pub struct ChunkStore {
     root: PathBuf,
     tmp: PathBuf,
+    cache: ChunkCache,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
 }
 
 impl ChunkStore {
-    /// Opens (creating as needed) a chunk store under `dir`, and clears temp files a crash left behind.
-    pub fn open(dir: &Path) -> io::Result<ChunkStore> {
+    /// Opens (creating as needed) a chunk store under `dir` with a memory tier of `cache_bytes`, and
+    /// clears temp files a crash left behind.
+    pub fn open(dir: &Path, cache_bytes: usize) -> io::Result<ChunkStore> {
         let root = dir.join("chunks");
         let tmp = dir.join("tmp");
         fs::create_dir_all(&root)?;
@@ -42,9 +49,13 @@ impl ChunkStore {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)?;
+        let cache = foyer_memory::CacheBuilder::new(cache_bytes.max(1))
+            .with_weighter(|_: &ChunkId, chunk: &Bytes| chunk.len())
+            .build();
         Ok(ChunkStore {
             root,
             tmp,
+            cache,
             stats: ChunkStoreStats::default(),
         })
     }
@@ -87,8 +98,13 @@ impl ChunkStore {
         Ok(ChunkRef { id, size })
     }
 
-    /// Reads one chunk (blocking) and verifies it against its name.
+    /// One chunk: from the memory tier, or read from disk (blocking), verified against its name and
+    /// kept in the memory tier.
     pub fn get(&self, chunk: &ChunkRef) -> Result<Bytes, BlobError> {
+        if let Some(cached) = self.cache.get(&chunk.id) {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(cached.value().clone());
+        }
         let data = match fs::read(self.chunk_path(&chunk.id)) {
             Ok(data) => data,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -105,7 +121,9 @@ impl ChunkStore {
                 actual: actual.to_hex().to_string(),
             });
         }
-        Ok(Bytes::from(data))
+        let data = Bytes::from(data);
+        self.cache.insert(chunk.id, data.clone());
+        Ok(data)
     }
 
     /// Where a chunk lives on disk (for tests that damage it on purpose).

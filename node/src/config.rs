@@ -104,7 +104,11 @@ impl Config {
         env_override(&env, "ARCA_NODE_ID", &mut config.node_id)?;
         env_override(&env, "ARCA_MAX_UPLOAD_BYTES", &mut config.max_upload_bytes)?;
         env_override(&env, "ARCA_SNAPSHOT_EVERY", &mut config.snapshot_every)?;
-        env_override(&env, "ARCA_CHUNK_CACHE_BYTES", &mut config.chunk_cache_bytes)?;
+        env_override(
+            &env,
+            "ARCA_CHUNK_CACHE_BYTES",
+            &mut config.chunk_cache_bytes,
+        )?;
         if let Some(http) = flags.http {
             config.http = http;
         }

@@ -5,6 +5,7 @@
 //! The binaries are found beside the test executable (`target/<profile>/`); the README's test command
 //! builds them before the tests run.
 
+pub mod clients;
 pub mod oci;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! same client flows against.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -20,49 +20,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The annotation that names a manifest in a layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// True when running under CI (`CI=true`), where a missing client is a failure, not a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The first executable called `name` on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// Writes straight to the process's stderr, past libtest's output capture, so a skip is seen even
-/// when the test passes.
-fn loud(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n!!! {message} !!!\n");
-}
-
-/// Locates a client binary. Missing under CI: panics (the test must not pass without its client).
-/// Missing elsewhere: says so loudly on stderr and returns `None`, so the test can return early.
-pub fn require_client(name: &str, test: &str) -> Option<PathBuf> {
-    if let Some(path) = which(name) {
-        return Some(path);
-    }
-    if in_ci() {
-        panic!(
-            "{test}: client `{name}` is not on PATH and CI=true; `bash scripts/install-clients.sh` \
-             installs it"
-        );
-    }
-    loud(&format!(
-        "SKIPPED {test}: client `{name}` is not on PATH (run `bash scripts/install-clients.sh`; \
-         under CI=true this is a failure)"
-    ));
-    None
-}
+use crate::clients::loud;
+pub use crate::clients::{ClientOutput, in_ci, require_client, run, which};
 
 /// True when `python3` can import the ORAS Python SDK; under CI a missing SDK panics, elsewhere it is
 /// reported loudly and the caller skips.
@@ -87,92 +46,6 @@ pub fn require_oras_python(test: &str) -> bool {
          under CI=true this is a failure)"
     ));
     false
-}
-
-/// What a finished client process printed, with the command line for failure messages.
-#[derive(Debug)]
-pub struct ClientOutput {
-    /// The command line, for messages.
-    pub command: String,
-    /// Exit status.
-    pub success: bool,
-    /// Exit code, when the process exited normally.
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl ClientOutput {
-    fn from_output(command: String, output: Output) -> ClientOutput {
-        ClientOutput {
-            command,
-            success: output.status.success(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Everything about the run, for assertion messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command, self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// The output when the command succeeded; an error with the command, exit code, stdout and stderr
-    /// otherwise.
-    pub fn ok(self) -> Result<ClientOutput> {
-        if self.success {
-            Ok(self)
-        } else {
-            bail!("{}", self.describe())
-        }
-    }
-
-    /// The output when the command failed; an error when it unexpectedly succeeded.
-    pub fn failed(self) -> Result<ClientOutput> {
-        if self.success {
-            bail!("expected a failure, but {}", self.describe())
-        } else {
-            Ok(self)
-        }
-    }
-
-    /// stdout and stderr together.
-    pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `program` with `args` and the given environment, stdin closed, and collects what it printed.
-pub fn run(program: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Result<ClientOutput> {
-    let command = std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| shell_quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let output = Command::new(program)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("spawning {command}"))?;
-    Ok(ClientOutput::from_output(command, output))
-}
-
-fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
-    {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
 }
 
 /// A client run with its own temporary `HOME` (and XDG and Helm directories inside it), so no user

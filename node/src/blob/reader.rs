@@ -186,7 +186,12 @@ mod tests {
         let data = pseudo_random(3 * 1024 * 1024, 5);
         let blob = store_bytes(&store, &data).await;
         assert_eq!(collect(&store, &blob, None).await.expect("read"), data);
-        let hits = || store.stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed);
+        let hits = || {
+            store
+                .stats
+                .cache_hits
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
         assert_eq!(hits(), 0, "the first read comes from disk");
         for chunk in &blob.chunks {
             std::fs::remove_file(store.path_of(&chunk.id)).expect("remove");

@@ -4,7 +4,7 @@
 
 use arca_protocol::api::UploadedFile;
 use arca_protocol::names::{validate_filename, validate_segment, validate_version};
-use arca_protocol::{Command, Overwrite, PackageType, Registry, Role, Sha256};
+use arca_protocol::{BlobRef, Command, Overwrite, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -141,7 +141,13 @@ async fn download(
                 "file {package}/{version}/{filename} not found in {registry}"
             ))
         })?;
-    serve_blob(&state, &headers, &blob).or_else(|RangeNotSatisfiable { size }| {
+    Ok(serve_file(&state, &headers, &blob))
+}
+
+/// Answers a download of `blob` with [`serve_blob`]; an unsatisfiable range gets a 416 in Arca's error
+/// format.
+pub fn serve_file(state: &AppState, headers: &HeaderMap, blob: &BlobRef) -> Response {
+    serve_blob(state, headers, blob).unwrap_or_else(|RangeNotSatisfiable { size }| {
         let mut response = ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "RANGE_NOT_SATISFIABLE",
@@ -151,7 +157,7 @@ async fn download(
         response
             .headers_mut()
             .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
-        Ok(response)
+        response
     })
 }
 

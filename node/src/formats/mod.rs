@@ -3,7 +3,10 @@
 //! [`serve_blob`] answers a download (ranges, ETag). Front-ends own nothing else.
 
 pub mod generic;
+pub mod maven;
+pub mod npm;
 pub mod oci;
+pub mod pypi;
 
 use arca_protocol::{BlobRef, Sha256};
 use axum::Router;
@@ -17,7 +20,12 @@ use crate::blob::{BlobError, BlobWriter, ByteRange, read_blob};
 
 /// The routes of every front-end.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(generic::routes()).merge(oci::routes())
+    Router::new()
+        .merge(generic::routes())
+        .merge(oci::routes())
+        .merge(npm::routes())
+        .merge(maven::routes())
+        .merge(pypi::routes())
 }
 
 /// Why an upload was not stored. Nothing is committed in any of these cases.

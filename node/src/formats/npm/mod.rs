@@ -1,0 +1,156 @@
+//! npm registries under `/npm/<registry>/`: the registry API the npm CLI (and pnpm, yarn) speak.
+//!
+//! Storage mapping: an npm package is a package (`left-pad`, `@scope/name`), a published version is
+//! a version whose one file is its tarball (`<name>-<version>.tgz`); the version's package.json
+//! manifest and deprecation message are version attributes, dist-tags are the package's tags. See
+//! [`packument`] for what is rendered from that and [`publish`] for the writes.
+//!
+//! Authentication: npm sends `Authorization: Bearer <_authToken>`, an Arca token. `npm login`
+//! (`--auth-type=legacy`, or the default web login, which falls back to it here) exchanges a user
+//! name (any) and a password (an Arca token) for that same token. Errors are npm's
+//! `{"error": "..."}`.
+
+mod error;
+mod names;
+pub mod packument;
+mod publish;
+mod read;
+mod session;
+
+use arca_protocol::{Package, PackageType, Registry, Role};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+pub use self::error::NpmError;
+use self::names::{Endpoint, parse_endpoint};
+use crate::AppState;
+use crate::auth::{Caller, authenticate};
+
+/// Routes of this front-end.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/npm/{registry}/{*path}", any(dispatch))
+}
+
+/// One request: the node, the caller and the registry it addresses.
+pub struct Context<'a> {
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    caller: Caller,
+    registry: String,
+}
+
+impl Context<'_> {
+    /// Checks that the caller may do what `needed` allows on the registry, and that it is an npm
+    /// registry.
+    fn authorize(&self, needed: Role) -> Result<Registry, NpmError> {
+        let registry = self
+            .state
+            .registry_for(&self.caller, &self.registry, needed)?;
+        if registry.package_type != PackageType::Npm {
+            return Err(NpmError::bad_request(format!(
+                "registry {} holds {} packages, not NPM",
+                registry.name, registry.package_type
+            )));
+        }
+        Ok(registry)
+    }
+
+    /// A package of the registry, or 404.
+    fn package(&self, name: &str) -> Result<Package, NpmError> {
+        self.state
+            .meta
+            .read(|meta| meta.package(&self.registry, name).cloned())
+            .ok_or_else(|| NpmError::not_found(format!("package {name} not found")))
+    }
+
+    /// True when `name@version` is published.
+    fn version_exists(&self, name: &str, version: &str) -> bool {
+        self.state
+            .meta
+            .read(|meta| meta.version(&self.registry, name, version).is_some())
+    }
+
+    /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs.
+    fn base_url(&self) -> String {
+        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
+        let scheme = header("x-forwarded-proto").unwrap_or("http");
+        let host = header(header::HOST.as_str()).unwrap_or("127.0.0.1");
+        format!("{scheme}://{host}/npm/{}", self.registry)
+    }
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    route(&state, method, &uri, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn route(
+    state: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, NpmError> {
+    let not_found = || NpmError::not_found(format!("no such endpoint {}", uri.path()));
+    let (registry, path) = uri
+        .path()
+        .strip_prefix("/npm/")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(not_found)?;
+    let endpoint = parse_endpoint(path).ok_or_else(not_found)?;
+    // A login carries its credentials in the body; an old token in the header must not stop it.
+    let caller = match endpoint {
+        Endpoint::User(_) => Caller::Anonymous,
+        _ => authenticate(&state.meta, headers)?,
+    };
+    let ctx = Context {
+        state,
+        headers,
+        caller,
+        registry: registry.to_string(),
+    };
+    let ctx = &ctx;
+    match (endpoint, method) {
+        (Endpoint::Ping, Method::GET) => session::ping(ctx),
+        (Endpoint::Whoami, Method::GET) => session::whoami(ctx),
+        (Endpoint::User(user), Method::PUT) => session::login(ctx, &user, body).await,
+        (Endpoint::WebLogin, _) => Err(NpmError::not_found(
+            "web login is not offered: log in with a user name and an Arca token as the password",
+        )),
+        (Endpoint::Search, Method::GET) => read::search(ctx, uri.query().unwrap_or("")),
+        (Endpoint::Packument(name), Method::GET | Method::HEAD) => read::packument(ctx, &name),
+        (Endpoint::Packument(name), Method::PUT) => publish::put(ctx, &name, body).await,
+        (Endpoint::Packument(name), Method::DELETE) => publish::unpublish_package(ctx, &name).await,
+        (Endpoint::Version(name, version), Method::GET | Method::HEAD) => {
+            read::version(ctx, &name, &version)
+        }
+        (Endpoint::Tarball(name, file), Method::GET | Method::HEAD) => {
+            read::tarball(ctx, &name, &file)
+        }
+        (Endpoint::Tarball(name, file), Method::DELETE) => {
+            publish::unpublish_tarball(ctx, &name, &file).await
+        }
+        (Endpoint::DistTags(name), Method::GET) => publish::list_tags(ctx, &name),
+        (Endpoint::DistTag(name, tag), Method::PUT) => {
+            publish::set_tag(ctx, &name, &tag, body).await
+        }
+        (Endpoint::DistTag(name, tag), Method::DELETE) => {
+            publish::delete_tag(ctx, &name, &tag).await
+        }
+        (_, method) => Err(NpmError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on {}", uri.path()),
+        )),
+    }
+}

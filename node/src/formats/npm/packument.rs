@@ -1,0 +1,376 @@
+//! What npm reads, rendered from a package's stored versions: version manifests, the full and the
+//! abbreviated ("corgi") packument, dist-tags and search results.
+//!
+//! These functions only read a [`Package`]; they do not know where it came from, so a registry that
+//! fills its packages from elsewhere renders them the same way. Each version keeps the manifest its
+//! publisher sent in [`MANIFEST`] (with `dist` holding the integrity and shasum this registry
+//! computed) and a deprecation message in [`DEPRECATED`]; tarball URLs are added on the way out,
+//! from the base URL the client used.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use arca_protocol::{Package, Version};
+use serde_json::{Map, Value, json};
+
+/// Version attribute holding the version's package.json manifest (JSON).
+pub const MANIFEST: &str = "npm.manifest";
+/// Version attribute holding the deprecation message.
+pub const DEPRECATED: &str = "npm.deprecated";
+
+/// Media type of the abbreviated packument.
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
+/// Manifest fields the abbreviated packument keeps (npm's "corgi" document).
+const ABBREVIATED_FIELDS: [&str; 20] = [
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "dist",
+    "engines",
+    "cpu",
+    "os",
+    "libc",
+    "_hasShrinkwrap",
+    "funding",
+];
+
+/// Package-level fields of the full packument, taken from the latest version's manifest.
+const PACKAGE_FIELDS: [&str; 11] = [
+    "description",
+    "readme",
+    "readmeFilename",
+    "license",
+    "homepage",
+    "repository",
+    "bugs",
+    "keywords",
+    "author",
+    "contributors",
+    "maintainers",
+];
+
+/// Install scripts that make npm mark a version `hasInstallScript`.
+const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
+
+/// An RFC 3339 time, as npm's `time` fields carry them.
+pub fn iso_time(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
+}
+
+/// The revision clients echo back in `-rev/<rev>` paths. It is informative only: updates are not
+/// refused for an old revision.
+pub fn revision(package: &Package) -> String {
+    format!("{}-{:x}", package.versions.len(), package.updated_at)
+}
+
+/// The manifest stored with a version, as an object.
+pub fn stored_manifest(version: &Version) -> Map<String, Value> {
+    match version
+        .attributes
+        .get(MANIFEST)
+        .and_then(|text| serde_json::from_str(text).ok())
+    {
+        Some(Value::Object(manifest)) => manifest,
+        _ => Map::new(),
+    }
+}
+
+/// A version's manifest as clients see it: the stored manifest with its tarball URL under `base`
+/// (`http://host/npm/<registry>`) and its deprecation.
+pub fn version_manifest(package: &Package, version: &Version, base: &str) -> Value {
+    Value::Object(manifest_object(package, version, base))
+}
+
+fn manifest_object(package: &Package, version: &Version, base: &str) -> Map<String, Value> {
+    let mut manifest = stored_manifest(version);
+    manifest.insert("name".into(), json!(package.name));
+    manifest.insert("version".into(), json!(version.name));
+    if let Some(file) = version.files.keys().next() {
+        let dist = manifest.entry("dist").or_insert_with(|| json!({}));
+        if let Value::Object(dist) = dist {
+            dist.insert(
+                "tarball".into(),
+                json!(format!("{base}/{}/-/{file}", package.name)),
+            );
+        }
+    }
+    match version.attributes.get(DEPRECATED) {
+        Some(message) => manifest.insert("deprecated".into(), json!(message)),
+        None => manifest.remove("deprecated"),
+    };
+    manifest
+}
+
+/// The version `latest` points at, or else the highest version.
+pub fn latest(package: &Package) -> Option<&Version> {
+    package
+        .tags
+        .get("latest")
+        .and_then(|name| package.versions.get(name))
+        .or_else(|| {
+            package
+                .versions
+                .values()
+                .max_by_key(|v| semver::Version::parse(&v.name).ok())
+        })
+}
+
+/// The `time` object: creation and modification of the package, publication of each version.
+fn times(package: &Package) -> Map<String, Value> {
+    let mut time = Map::new();
+    time.insert("created".into(), json!(iso_time(package.created_at)));
+    time.insert("modified".into(), json!(iso_time(package.updated_at)));
+    for version in package.versions.values() {
+        time.insert(version.name.clone(), json!(iso_time(version.created_at)));
+    }
+    time
+}
+
+/// The full packument (`application/json`): every version's manifest, dist-tags, times, and the
+/// latest version's description, readme and other package-level fields.
+pub fn full(package: &Package, base: &str) -> Value {
+    let mut packument = Map::new();
+    if let Some(latest) = latest(package) {
+        let manifest = stored_manifest(latest);
+        for field in PACKAGE_FIELDS {
+            if let Some(value) = manifest.get(field) {
+                packument.insert(field.into(), value.clone());
+            }
+        }
+    }
+    packument.insert("_id".into(), json!(package.name));
+    packument.insert("_rev".into(), json!(revision(package)));
+    packument.insert("name".into(), json!(package.name));
+    packument.insert("dist-tags".into(), json!(package.tags));
+    let versions: Map<String, Value> = package
+        .versions
+        .values()
+        .map(|v| (v.name.clone(), version_manifest(package, v, base)))
+        .collect();
+    packument.insert("versions".into(), Value::Object(versions));
+    packument.insert("time".into(), Value::Object(times(package)));
+    Value::Object(packument)
+}
+
+/// The abbreviated packument (`application/vnd.npm.install-v1+json`): what an install needs.
+pub fn abbreviated(package: &Package, base: &str) -> Value {
+    let versions: Map<String, Value> = package
+        .versions
+        .values()
+        .map(|version| {
+            let manifest = manifest_object(package, version, base);
+            let mut short: Map<String, Value> = ABBREVIATED_FIELDS
+                .iter()
+                .filter_map(|field| Some((field.to_string(), manifest.get(*field)?.clone())))
+                .collect();
+            let install_script = manifest
+                .get("scripts")
+                .and_then(Value::as_object)
+                .is_some_and(|scripts| INSTALL_SCRIPTS.iter().any(|s| scripts.contains_key(*s)));
+            if install_script {
+                short.insert("hasInstallScript".into(), json!(true));
+            }
+            (version.name.clone(), Value::Object(short))
+        })
+        .collect();
+    json!({
+        "name": package.name,
+        "modified": iso_time(package.updated_at),
+        "dist-tags": package.tags,
+        "versions": versions,
+    })
+}
+
+/// The text a search matches against: name, description and keywords, lower case.
+fn search_text(package: &Package, manifest: &Map<String, Value>) -> String {
+    let mut text = package.name.to_lowercase();
+    if let Some(description) = manifest.get("description").and_then(Value::as_str) {
+        text.push(' ');
+        text.push_str(&description.to_lowercase());
+    }
+    for keyword in keywords(manifest) {
+        text.push(' ');
+        text.push_str(&keyword.to_lowercase());
+    }
+    text
+}
+
+fn keywords(manifest: &Map<String, Value>) -> Vec<String> {
+    match manifest.get("keywords") {
+        Some(Value::Array(words)) => words
+            .iter()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(words)) => words
+            .split([',', ' '])
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The people a manifest names as maintainers, as search results list them.
+fn maintainers(manifest: &Map<String, Value>) -> Vec<Value> {
+    let named = manifest
+        .get("maintainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(manifest.get("_npmUser"))
+        .filter_map(|person| {
+            let name = person.get("name").and_then(Value::as_str)?;
+            let email = person.get("email").and_then(Value::as_str).unwrap_or("");
+            Some(json!({ "username": name, "email": email }))
+        });
+    let mut people: Vec<Value> = Vec::new();
+    for person in named {
+        if !people.contains(&person) {
+            people.push(person);
+        }
+    }
+    people
+}
+
+/// The search result object of a package when every one of `terms` (lower case) occurs in its name,
+/// description or keywords; `None` otherwise.
+pub fn search_object(package: &Package, terms: &[String]) -> Option<Value> {
+    let latest = latest(package)?;
+    let manifest = stored_manifest(latest);
+    let text = search_text(package, &manifest);
+    if !terms.iter().all(|term| text.contains(term.as_str())) {
+        return None;
+    }
+    let scope = package
+        .name
+        .strip_prefix('@')
+        .and_then(|scoped| scoped.split_once('/'))
+        .map_or("unscoped", |(scope, _)| scope);
+    let publisher = manifest
+        .get("_npmUser")
+        .and_then(|user| user.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(json!({
+        "package": {
+            "name": package.name,
+            "scope": scope,
+            "version": latest.name,
+            "description": manifest.get("description").cloned().unwrap_or(json!("")),
+            "keywords": keywords(&manifest),
+            "date": iso_time(latest.created_at),
+            "links": {},
+            "publisher": { "username": publisher },
+            "maintainers": maintainers(&manifest),
+        },
+        "score": {
+            "final": 1.0,
+            "detail": { "quality": 1.0, "popularity": 1.0, "maintenance": 1.0 },
+        },
+        "searchScore": 1.0,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arca_protocol::{FileEntry, Sha256};
+
+    use super::*;
+
+    fn version(name: &str, manifest: Value, deprecated: Option<&str>) -> Version {
+        let mut attributes = BTreeMap::from([(MANIFEST.to_string(), manifest.to_string())]);
+        if let Some(message) = deprecated {
+            attributes.insert(DEPRECATED.to_string(), message.to_string());
+        }
+        Version {
+            name: name.into(),
+            created_at: 1_000,
+            updated_at: 1_000,
+            files: BTreeMap::from([(
+                format!("pkg-{name}.tgz"),
+                FileEntry {
+                    sha256: Sha256([0; 32]),
+                    size: 1,
+                    created_at: 1_000,
+                },
+            )]),
+            metadata: Default::default(),
+            manifest: None,
+            attributes,
+        }
+    }
+
+    fn package() -> Package {
+        let one = version(
+            "1.0.0",
+            json!({"name": "@s/pkg", "version": "1.0.0", "description": "old", "dist": {"shasum": "aa"}}),
+            Some("use 2"),
+        );
+        let two = version(
+            "2.0.0",
+            json!({"name": "@s/pkg", "version": "2.0.0", "description": "Fast Thing",
+                   "keywords": ["speed"], "readme": "# pkg", "scripts": {"install": "x"},
+                   "dependencies": {"dep": "^1.0.0"}, "_npmUser": {"name": "ci"},
+                   "dist": {"shasum": "bb"}}),
+            None,
+        );
+        Package {
+            name: "@s/pkg".into(),
+            created_at: 1_000,
+            updated_at: 2_000,
+            versions: BTreeMap::from([("1.0.0".into(), one), ("2.0.0".into(), two)]),
+            metadata: Default::default(),
+            tags: BTreeMap::from([("latest".into(), "2.0.0".into())]),
+            blobs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn full_packument_takes_package_fields_from_latest() {
+        let doc = full(&package(), "http://h/npm/r");
+        assert_eq!(doc["name"], "@s/pkg");
+        assert_eq!(doc["description"], "Fast Thing");
+        assert_eq!(doc["readme"], "# pkg");
+        assert_eq!(doc["dist-tags"]["latest"], "2.0.0");
+        assert_eq!(
+            doc["versions"]["1.0.0"]["dist"]["tarball"],
+            "http://h/npm/r/@s/pkg/-/pkg-1.0.0.tgz"
+        );
+        assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 2");
+        assert_eq!(doc["time"]["2.0.0"], "1970-01-01T00:00:01.000Z");
+    }
+
+    #[test]
+    fn abbreviated_packument_keeps_install_fields() {
+        let doc = abbreviated(&package(), "http://h/npm/r");
+        let two = &doc["versions"]["2.0.0"];
+        assert_eq!(two["dependencies"]["dep"], "^1.0.0");
+        assert_eq!(two["hasInstallScript"], true);
+        assert_eq!(two["dist"]["shasum"], "bb");
+        assert!(two.get("readme").is_none());
+        assert!(two.get("description").is_none());
+        assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 2");
+    }
+
+    #[test]
+    fn search_matches_every_term() {
+        let pkg = package();
+        let hit = search_object(&pkg, &["fast".into(), "speed".into()]).expect("matches");
+        assert_eq!(hit["package"]["version"], "2.0.0");
+        assert_eq!(hit["package"]["scope"], "s");
+        assert_eq!(hit["package"]["maintainers"][0]["username"], "ci");
+        assert!(search_object(&pkg, &["fast".into(), "slow".into()]).is_none());
+    }
+}

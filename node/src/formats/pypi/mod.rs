@@ -1,0 +1,309 @@
+//! PyPI registries under `/pypi/<registry>/`: the simple repository API (PEP 503 HTML and PEP 691
+//! JSON, with PEP 592 yanking, PEP 658/714 core metadata and PEP 700 fields), the upload API twine
+//! uses, the JSON API, file downloads and a yank endpoint.
+//!
+//! | method | path (under `/pypi/<registry>`) | what |
+//! |---|---|---|
+//! | POST | `/` (or `/legacy/`) | upload one distribution (twine) |
+//! | GET | `/simple/` | every project |
+//! | GET | `/simple/<project>/` | a project's files; other spellings redirect (301) to the normalised name |
+//! | GET | `/files/<project>/<version>/<filename>` | a distribution, or `<wheel>.metadata` |
+//! | GET | `/pypi/<project>/json`, `/pypi/<project>/<version>/json` | the JSON API |
+//! | POST / DELETE | `/yank/<project>/<version>[?reason=]` | yank / un-yank a release |
+//!
+//! Callers authenticate with Basic credentials (any user name, e.g. `__token__`, and an Arca token as
+//! the password) or a bearer token; errors are plain text as warehouse sends them. The rendering
+//! modules see projects only through [`model::Project`], whatever stores them.
+
+mod error;
+mod index;
+mod json_api;
+mod model;
+mod names;
+mod upload;
+mod wheel;
+
+use arca_protocol::{Command, PackageType, Registry, Role};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+pub use self::error::PypiError;
+use self::model::{Project, YANKED, YANKED_REASON};
+use self::names::{normalize_project, normalize_version};
+use crate::formats::oci::query_param;
+use crate::formats::{RangeNotSatisfiable, serve_blob, unsatisfiable_range_header};
+use crate::{AppState, now_ms};
+
+/// Routes of this front-end.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pypi/{registry}", post(upload))
+        .route("/pypi/{registry}/", post(upload))
+        .route("/pypi/{registry}/legacy/", post(upload))
+        .route("/pypi/{registry}/simple", get(simple_root_redirect))
+        .route("/pypi/{registry}/simple/", get(simple_root))
+        .route("/pypi/{registry}/simple/{project}", get(simple_project))
+        .route("/pypi/{registry}/simple/{project}/", get(simple_project))
+        .route(
+            "/pypi/{registry}/files/{project}/{version}/{filename}",
+            get(download),
+        )
+        .route("/pypi/{registry}/pypi/{project}/json", get(project_json))
+        .route(
+            "/pypi/{registry}/pypi/{project}/{version}/json",
+            get(release_json),
+        )
+        .route(
+            "/pypi/{registry}/yank/{project}/{version}",
+            post(yank).delete(unyank),
+        )
+}
+
+/// Authenticates the request and returns registry `name`, which must be a PyPI registry the caller
+/// may use with `needed`.
+fn open_registry(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    needed: Role,
+) -> Result<Registry, PypiError> {
+    let caller = crate::auth::authenticate(&state.meta, headers)?;
+    let registry = state.registry_for(&caller, name, needed)?;
+    if registry.package_type != PackageType::Pypi {
+        return Err(PypiError::not_found(format!(
+            "registry {name} holds {} packages, not PYPI",
+            registry.package_type
+        )));
+    }
+    Ok(registry)
+}
+
+/// The project stored as `project` (normalised) in `registry`.
+fn load_project(state: &AppState, registry: &str, project: &str) -> Result<Project, PypiError> {
+    let files_base = format!("/pypi/{registry}/files");
+    state
+        .meta
+        .read(|meta| {
+            meta.package(registry, project)
+                .map(|package| Project::from_package(package, &files_base))
+        })
+        .filter(|project| !project.releases.is_empty())
+        .ok_or_else(|| PypiError::not_found(format!("project {project} not found in {registry}")))
+}
+
+fn redirect(location: String) -> Response {
+    let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn with_query(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path,
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Path(registry): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, PypiError> {
+    upload::upload(&state, &registry, &headers, body).await
+}
+
+async fn simple_root_redirect(Path(registry): Path<String>, RawQuery(query): RawQuery) -> Response {
+    redirect(with_query(
+        format!("/pypi/{registry}/simple/"),
+        query.as_deref(),
+    ))
+}
+
+async fn simple_root(
+    State(state): State<AppState>,
+    Path(registry): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, PypiError> {
+    open_registry(&state, &headers, &registry, Role::Read)?;
+    let format = index::negotiate(&headers, query.as_deref())?;
+    let projects: Vec<String> = state.meta.read(|meta| {
+        meta.registry(&registry)
+            .map(|r| r.packages.keys().cloned().collect())
+            .unwrap_or_default()
+    });
+    Ok(index::root(
+        format,
+        &format!("/pypi/{registry}/simple"),
+        &projects,
+    ))
+}
+
+/// `/simple/<project>/`; other spellings of the name, and the path without its trailing slash,
+/// redirect to the canonical URL.
+async fn simple_project(
+    State(state): State<AppState>,
+    Path((registry, project)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, PypiError> {
+    open_registry(&state, &headers, &registry, Role::Read)?;
+    let normalized = normalize_project(&project);
+    if normalized != project || !uri.path().ends_with('/') {
+        return Ok(redirect(with_query(
+            format!("/pypi/{registry}/simple/{normalized}/"),
+            query.as_deref(),
+        )));
+    }
+    let format = index::negotiate(&headers, query.as_deref())?;
+    Ok(index::project(
+        format,
+        &load_project(&state, &registry, &normalized)?,
+    ))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path((registry, project, version, filename)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, PypiError> {
+    open_registry(&state, &headers, &registry, Role::Read)?;
+    let project = normalize_project(&project);
+    let blob = state
+        .meta
+        .read(|meta| {
+            let file = meta
+                .version(&registry, &project, &version)?
+                .files
+                .get(&filename)?;
+            meta.blobs.get(&file.sha256).cloned()
+        })
+        .ok_or_else(|| {
+            PypiError::not_found(format!("file {project}/{version}/{filename} not found"))
+        })?;
+    Ok(
+        serve_blob(&state, &headers, &blob).unwrap_or_else(|RangeNotSatisfiable { size }| {
+            let mut response = PypiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("range not satisfiable for {size} bytes"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
+            response
+        }),
+    )
+}
+
+/// The JSON API's URL of a project.
+fn project_url(registry: &str, project: &str) -> String {
+    format!("/pypi/{registry}/pypi/{project}/")
+}
+
+async fn project_json(
+    State(state): State<AppState>,
+    Path((registry, project)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, PypiError> {
+    open_registry(&state, &headers, &registry, Role::Read)?;
+    let project = load_project(&state, &registry, &normalize_project(&project))?;
+    json_api::project(&project, &project_url(&registry, &project.name))
+        .map(Json)
+        .ok_or_else(|| PypiError::not_found("the project has no release"))
+}
+
+/// The version as stored: its PEP 440 normal form when it has one.
+fn stored_version(version: &str) -> String {
+    normalize_version(version).unwrap_or_else(|| version.to_string())
+}
+
+async fn release_json(
+    State(state): State<AppState>,
+    Path((registry, project, version)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, PypiError> {
+    open_registry(&state, &headers, &registry, Role::Read)?;
+    let project = load_project(&state, &registry, &normalize_project(&project))?;
+    let release = project
+        .release(&stored_version(&version))
+        .ok_or_else(|| PypiError::not_found(format!("release {version} not found")))?;
+    Ok(Json(json_api::release(
+        &project,
+        release,
+        &project_url(&registry, &project.name),
+    )))
+}
+
+/// Sets or clears the yanked state of a release (PEP 592).
+async fn set_yanked(
+    state: &AppState,
+    headers: &HeaderMap,
+    (registry, project, version): (String, String, String),
+    reason: Option<String>,
+) -> Result<Json<serde_json::Value>, PypiError> {
+    open_registry(state, headers, &registry, Role::Write)?;
+    let package = normalize_project(&project);
+    let version = stored_version(&version);
+    let yanked = reason.is_some();
+    let (set, remove) = match &reason {
+        Some(reason) => (
+            [
+                (YANKED.to_string(), "true".to_string()),
+                (YANKED_REASON.to_string(), reason.clone()),
+            ]
+            .into(),
+            Vec::new(),
+        ),
+        None => (
+            Default::default(),
+            vec![YANKED.to_string(), YANKED_REASON.to_string()],
+        ),
+    };
+    state
+        .meta
+        .propose(Command::SetAttributes {
+            registry,
+            package: package.clone(),
+            version: version.clone(),
+            set,
+            remove,
+            at: now_ms(),
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "project": package,
+        "version": version,
+        "yanked": yanked,
+        "yanked_reason": reason,
+    })))
+}
+
+async fn yank(
+    State(state): State<AppState>,
+    Path(path): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, PypiError> {
+    let reason = query
+        .as_deref()
+        .and_then(|q| query_param(q, "reason"))
+        .unwrap_or_default();
+    set_yanked(&state, &headers, path, Some(reason)).await
+}
+
+async fn unyank(
+    State(state): State<AppState>,
+    Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, PypiError> {
+    set_yanked(&state, &headers, path, None).await
+}

@@ -50,8 +50,8 @@ impl Client {
     }
 
     /// The base URL followed by `segments`, each percent-encoded as one path segment (so a package name
-    /// containing `/` stays one segment, as `%2F`).
-    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
+    /// containing `/` stays one segment, as `%2F`). An empty last segment gives a trailing slash.
+    pub fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| ClientError::Invalid(format!("server URL {} has no path", self.base)))?
@@ -64,6 +64,16 @@ impl Client {
         let request = self.http.request(method, url);
         match &self.token {
             Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A request to `url` carrying the token as the password of Basic credentials for `user` (how
+    /// pip and twine authenticate), if there is a token.
+    pub(crate) fn request_basic(&self, method: Method, url: Url, user: &str) -> RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.basic_auth(user, Some(token)),
             None => request,
         }
     }

@@ -45,9 +45,18 @@ pub struct Progress {
 
 /// The sha256 of a local file, read in a streaming pass; `progress` sees the bytes hashed so far.
 pub async fn sha256_file(path: &Path, progress: impl Fn(Progress)) -> Result<Sha256, ClientError> {
+    let digest = digest_file::<sha2::Sha256>(path, progress).await?;
+    Ok(Sha256(digest.into()))
+}
+
+/// The `D` digest of a local file, read in a streaming pass; `progress` sees the bytes hashed so far.
+pub(crate) async fn digest_file<D: Digest>(
+    path: &Path,
+    progress: impl Fn(Progress),
+) -> Result<sha2::digest::Output<D>, ClientError> {
     let mut file = tokio::fs::File::open(path).await?;
     let total = file.metadata().await?.len();
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = D::new();
     let mut buffer = vec![0u8; BUFFER];
     let mut done = 0u64;
     loop {
@@ -62,7 +71,25 @@ pub async fn sha256_file(path: &Path, progress: impl Fn(Progress)) -> Result<Sha
             total: Some(total),
         });
     }
-    Ok(Sha256(hasher.finalize().into()))
+    Ok(hasher.finalize())
+}
+
+/// A request body streaming the file at `path`, and its length; `progress` sees the bytes sent.
+pub(crate) async fn file_body(
+    path: &Path,
+    progress: impl Fn(Progress) + Send + Sync + 'static,
+) -> Result<(Body, u64), ClientError> {
+    let handle = tokio::fs::File::open(path).await?;
+    let total = handle.metadata().await?.len();
+    let mut done = 0u64;
+    let stream = ReaderStream::with_capacity(handle, BUFFER).inspect_ok(move |chunk| {
+        done += chunk.len() as u64;
+        progress(Progress {
+            done,
+            total: Some(total),
+        });
+    });
+    Ok((Body::wrap_stream(stream), total))
 }
 
 impl Client {
@@ -86,20 +113,11 @@ impl Client {
         progress: impl Fn(Progress) + Send + Sync + 'static,
     ) -> Result<UploadedFile, ClientError> {
         let url = self.generic_url(file)?;
-        let handle = tokio::fs::File::open(source).await?;
-        let total = handle.metadata().await?.len();
-        let mut done = 0u64;
-        let stream = ReaderStream::with_capacity(handle, BUFFER).inspect_ok(move |chunk| {
-            done += chunk.len() as u64;
-            progress(Progress {
-                done,
-                total: Some(total),
-            });
-        });
+        let (body, total) = file_body(source, progress).await?;
         let mut request = self
             .request(Method::PUT, url)
             .header(CONTENT_LENGTH, HeaderValue::from(total))
-            .body(Body::wrap_stream(stream));
+            .body(body);
         if let Some(sha256) = sha256 {
             request = request.header(CHECKSUM_HEADER, sha256.to_hex());
         }

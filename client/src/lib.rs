@@ -3,17 +3,26 @@
 //! [`Client`] holds the server URL and token; its methods map one-to-one onto the routes of
 //! `docs/api.md` and speak the JSON types of [`arca_protocol::api`]. Generic-registry files stream in
 //! both directions through [`Client::push_generic`] and [`Client::pull_generic`]. Every failure is a
-//! [`ClientError`].
+//! [`ClientError`]. Packages of the npm, PyPI and Maven front-ends are published the way those
+//! ecosystems' own tools do it: [`Client::push_npm`], [`Client::push_python`] and
+//! [`Client::push_maven`], each answering what it [`Published`].
 
 mod api;
+mod archive;
 mod client;
 mod error;
 mod generic;
+mod maven;
+mod npm;
+mod published;
+mod pypi;
 
 pub use arca_protocol::api::UploadedFile;
 pub use client::Client;
 pub use error::ClientError;
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
+pub use maven::{MavenCoordinates, xml_escape};
+pub use published::Published;
 
 #[cfg(test)]
 mod tests;

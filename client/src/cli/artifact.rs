@@ -1,10 +1,13 @@
 //! `arca artifact`: list, get, delete and copy packages and versions, their metadata, and (through
 //! [`super::transfer`]) pushing and pulling files.
 
+use std::collections::HashMap;
+
 use anyhow::{Context as _, Result};
-use arca_protocol::MetadataTarget;
-use arca_protocol::api::{PackageInfo, PackageSummary, PageQuery, VersionInfo};
+use arca_protocol::api::{PackageInfo, PackageSummary, Page, PageQuery, VersionInfo};
+use arca_protocol::{MetadataTarget, PackageType};
 use clap::{Args, Subcommand};
+use serde::Serialize;
 
 use super::Context;
 use super::metadata::MetadataCommand;
@@ -14,7 +17,7 @@ use super::transfer::{PullCommand, PushCommand};
 /// `arca artifact` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ArtifactCommand {
-    /// List packages, one page at a time
+    /// List packages of every type (with their registry's type), one page at a time
     List {
         /// Only this registry's packages
         #[arg(long)]
@@ -105,6 +108,25 @@ impl ArtifactCommand {
             } => {
                 let query = PageQuery { page, page_size };
                 let listing = client.list_artifacts(registry.as_deref(), query).await?;
+                let types: HashMap<String, PackageType> = client
+                    .list_registries()
+                    .await?
+                    .into_iter()
+                    .map(|info| (info.name, info.package_type))
+                    .collect();
+                let listing = Page {
+                    items: listing
+                        .items
+                        .into_iter()
+                        .map(|summary| ListedPackage {
+                            package_type: types.get(&summary.registry).copied(),
+                            summary,
+                        })
+                        .collect(),
+                    page: listing.page,
+                    page_size: listing.page_size,
+                    total: listing.total,
+                };
                 emit(context.format, &listing)
             }
             ArtifactCommand::Get(ArtifactRef {
@@ -173,9 +195,19 @@ fn parse_version_path(text: &str) -> Result<(&str, &str, &str)> {
         .with_context(|| format!("invalid version {text:?}: expected REGISTRY/PACKAGE/VERSION"))
 }
 
-impl Row for PackageSummary {
+/// A package as `artifact list` shows it: the API's summary and its registry's package type (`None`
+/// when the registry went away between the two requests).
+#[derive(Debug, Serialize)]
+struct ListedPackage {
+    #[serde(flatten)]
+    summary: PackageSummary,
+    package_type: Option<PackageType>,
+}
+
+impl Row for ListedPackage {
     const HEADERS: &'static [&'static str] = &[
         "REGISTRY",
+        "TYPE",
         "PACKAGE",
         "LATEST VERSION",
         "VERSIONS",
@@ -184,13 +216,17 @@ impl Row for PackageSummary {
     ];
 
     fn cells(&self) -> Vec<String> {
+        let summary = &self.summary;
         vec![
-            self.registry.clone(),
-            self.name.clone(),
-            self.latest_version.clone().unwrap_or_default(),
-            self.version_count.to_string(),
-            bytes(self.size),
-            timestamp(self.updated_at),
+            summary.registry.clone(),
+            self.package_type
+                .map(|package_type| package_type.to_string())
+                .unwrap_or_default(),
+            summary.name.clone(),
+            summary.latest_version.clone().unwrap_or_default(),
+            summary.version_count.to_string(),
+            bytes(summary.size),
+            timestamp(summary.updated_at),
         ]
     }
 }

@@ -1,8 +1,9 @@
 //! The configuration file `arca login` writes and later commands read: TOML with `server` and `token`,
-//! at `$ARCA_CONFIG`, else `$XDG_CONFIG_HOME/arca/config.toml`, else `$HOME/.config/arca/config.toml`.
+//! at `$ARCA_CONFIG`, else `$XDG_CONFIG_HOME/arca/config.toml`, else `$HOME/.config/arca/config.toml`;
+//! and [`write_private`], how every file holding a token is written.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -49,23 +50,29 @@ impl Config {
         let path = path().context(
             "no place for the configuration file: set ARCA_CONFIG, XDG_CONFIG_HOME or HOME",
         )?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
         let text = toml::to_string(self).context("encoding the configuration")?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        // The mode above only applies to a new file; tighten an existing one too.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_private(&path, &text)?;
         Ok(path)
     }
+}
+
+/// Writes `text` to `path` (creating its directory), readable and writable by its owner only: every
+/// file the CLI writes holds a token. An existing file is replaced and its mode tightened.
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // The mode above only applies to a new file; tighten an existing one too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -3,6 +3,7 @@
 
 mod artifact;
 mod config;
+mod configure;
 mod metadata;
 mod output;
 mod registry;
@@ -46,7 +47,7 @@ enum Command {
     Login,
     /// Show the token the server sees
     Whoami,
-    /// Create, list, inspect and delete registries
+    /// Create, list, inspect, delete and configure clients for registries
     #[command(subcommand, visible_alias = "reg")]
     Registry(registry::RegistryCommand),
     /// List, inspect, push, pull, copy and delete artifacts

@@ -1,4 +1,5 @@
-//! `arca registry`: create, list, get and delete registries, and their metadata.
+//! `arca registry`: create, list, get and delete registries, their metadata, and (through
+//! [`super::configure`]) configuring package managers to use them.
 
 use anyhow::Result;
 use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
@@ -6,6 +7,7 @@ use arca_protocol::{MetadataTarget, PackageType};
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::configure::ConfigureCommand;
 use super::metadata::MetadataCommand;
 use super::output::{Deleted, Row, Subject, emit, timestamp};
 
@@ -47,6 +49,9 @@ pub enum RegistryCommand {
     /// Set, show or delete a registry's metadata
     #[command(subcommand)]
     Metadata(MetadataCommand<RegistryTarget>),
+    /// Configure npm, pip or Maven to use a registry with this server and token
+    #[command(subcommand)]
+    Configure(ConfigureCommand),
 }
 
 /// The flag naming a registry for `registry metadata`.
@@ -102,6 +107,7 @@ impl RegistryCommand {
                 )
             }
             RegistryCommand::Metadata(command) => command.run(context).await,
+            RegistryCommand::Configure(command) => command.run(context).await,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
-//! progress bar on stderr when stderr is a terminal (and silence when it is not).
+//! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
+//! as they are; npm tarballs, Python distributions and Maven artifacts are published the way their
+//! ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use arca_client::{GenericFile, Progress, UploadedFile, sha256_file};
+use arca_client::{GenericFile, MavenCoordinates, Progress, Published, UploadedFile, sha256_file};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -32,6 +34,46 @@ pub enum PushCommand {
         #[arg(long)]
         filename: Option<String>,
     },
+    /// Publish an `npm pack` tarball to an npm registry, as `npm publish` does
+    Npm {
+        /// Registry name
+        registry: String,
+        /// The tarball (.tgz) `npm pack` made
+        tarball: PathBuf,
+        /// The dist-tag to point at the version
+        #[arg(long, default_value = "latest")]
+        tag: String,
+    },
+    /// Upload wheels and sdists to a PyPI registry, as `twine upload` does
+    Python {
+        /// Registry name
+        registry: String,
+        /// Wheels (.whl) and sdists (.tar.gz)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Deploy a file and its POM to a Maven registry, as `mvn deploy` does
+    Maven {
+        /// Registry name
+        registry: String,
+        /// The file to deploy (jar, war, zip, ...)
+        file: PathBuf,
+        /// groupId
+        #[arg(long)]
+        group: String,
+        /// artifactId
+        #[arg(long)]
+        artifact: String,
+        /// Version
+        #[arg(long)]
+        version: String,
+        /// Classifier (sources, javadoc, ...)
+        #[arg(long)]
+        classifier: Option<String>,
+        /// The POM to deploy with it [default: a minimal generated one]
+        #[arg(long)]
+        pom: Option<PathBuf>,
+    },
 }
 
 /// `arca artifact pull` formats.
@@ -57,48 +99,103 @@ struct PulledFile {
 }
 
 impl PushCommand {
-    /// Runs the upload: hashes the file, then streams it with its sha256 for the server to verify.
+    /// Runs the upload.
     pub async fn run(self, context: &Context) -> Result<()> {
-        let PushCommand::Generic {
-            registry,
-            file,
-            package,
-            version,
-            filename,
-        } = self;
-        let filename = match filename {
-            Some(filename) => filename,
-            None => file
-                .file_name()
-                .and_then(|name| name.to_str())
-                .map(str::to_string)
-                .with_context(|| {
-                    format!(
-                        "{} has no usable file name: pass --filename",
-                        file.display()
-                    )
-                })?,
-        };
-        let target = GenericFile {
-            registry,
-            package,
-            version,
-            filename,
-        };
-        let bar = progress_bar()?;
-        bar.set_message("hashing");
-        let sha256 = sha256_file(&file, follow(&bar))
-            .await
-            .with_context(|| format!("reading {}", file.display()))?;
-        bar.reset();
-        bar.set_message("uploading");
-        let pushed = context
-            .client
-            .push_generic(&target, &file, Some(sha256), follow(&bar))
-            .await;
-        bar.finish_and_clear();
-        emit(context.format, &pushed?)
+        let client = &context.client;
+        match self {
+            PushCommand::Generic {
+                registry,
+                file,
+                package,
+                version,
+                filename,
+            } => {
+                let target = GenericFile {
+                    registry,
+                    package,
+                    version,
+                    filename: file_name(&file, filename)?,
+                };
+                push_generic(context, &target, &file).await
+            }
+            PushCommand::Npm {
+                registry,
+                tarball,
+                tag,
+            } => {
+                let published = client.push_npm(&registry, &tarball, &tag).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| tarball.display().to_string())?,
+                )
+            }
+            PushCommand::Python { registry, files } => {
+                let mut published = Vec::with_capacity(files.len());
+                for file in &files {
+                    let pushed = client.push_python(&registry, file).await;
+                    published.push(pushed.with_context(|| file.display().to_string())?);
+                }
+                emit(context.format, &published)
+            }
+            PushCommand::Maven {
+                registry,
+                file,
+                group,
+                artifact,
+                version,
+                classifier,
+                pom,
+            } => {
+                let coordinates = MavenCoordinates {
+                    group,
+                    artifact,
+                    version,
+                    classifier,
+                };
+                let published = client
+                    .push_maven(&registry, &file, &coordinates, pom.as_deref())
+                    .await;
+                emit(
+                    context.format,
+                    &published.with_context(|| file.display().to_string())?,
+                )
+            }
+        }
     }
+}
+
+/// The registry file name of a generic push: `--filename`, else the local file's base name.
+fn file_name(file: &Path, filename: Option<String>) -> Result<String> {
+    Ok(match filename {
+        Some(filename) => filename,
+        None => file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .map(str::to_string)
+            .with_context(|| {
+                format!(
+                    "{} has no usable file name: pass --filename",
+                    file.display()
+                )
+            })?,
+    })
+}
+
+/// A generic push: hashes the file, then streams it with its sha256 for the server to verify.
+async fn push_generic(context: &Context, target: &GenericFile, file: &Path) -> Result<()> {
+    let bar = progress_bar()?;
+    bar.set_message("hashing");
+    let sha256 = sha256_file(file, follow(&bar))
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    bar.reset();
+    bar.set_message("uploading");
+    let pushed = context
+        .client
+        .push_generic(target, file, Some(sha256), follow(&bar))
+        .await;
+    bar.finish_and_clear();
+    emit(context.format, &pushed?)
 }
 
 impl PullCommand {
@@ -188,6 +285,28 @@ impl Row for UploadedFile {
             self.filename.clone(),
             bytes(self.size),
             self.sha256.to_hex(),
+        ]
+    }
+}
+
+impl Row for Published {
+    const HEADERS: &'static [&'static str] = &[
+        "ECOSYSTEM",
+        "REGISTRY",
+        "PACKAGE",
+        "VERSION",
+        "TAGS",
+        "FILES",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.ecosystem.to_string(),
+            self.registry.clone(),
+            self.package.clone(),
+            self.version.clone(),
+            self.tags.join(", "),
+            self.files.join("\n"),
         ]
     }
 }

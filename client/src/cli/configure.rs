@@ -1,0 +1,500 @@
+//! `arca registry configure npm|pip|maven`: points a package manager at one registry of the node with
+//! the server URL and token this command runs with, as `hc registry configure npm` does.
+//!
+//! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
+//! `pip.conf` `index-url` with the token as Basic password and twine a `.pypirc` server `arca`, Maven a
+//! `settings.xml` with the server `arca` and an active profile holding the repository. `--global` writes
+//! the user's files in the home directory, `--project-level` (the default) files in the current
+//! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
+//! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use arca_client::xml_escape;
+use arca_protocol::PackageType;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::Context;
+use super::config::write_private;
+use super::output::{Format, Tabular, emit};
+
+/// The server id the Maven files and `.pypirc` name the registry by.
+const SERVER_ID: &str = "arca";
+/// The user name pip and twine send with a token.
+const PYPI_USER: &str = "__token__";
+
+/// `arca registry configure` package managers.
+#[derive(Debug, Subcommand)]
+pub enum ConfigureCommand {
+    /// Point npm at an npm registry (.npmrc)
+    Npm {
+        #[command(flatten)]
+        target: Target,
+        /// Use the registry for this scope only (`@myorg`)
+        #[arg(long, value_name = "@ORG")]
+        scope: Option<String>,
+    },
+    /// Point pip (pip.conf) and twine (.pypirc) at a PyPI registry
+    Pip {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Point Maven at a Maven registry (settings.xml)
+    Maven {
+        #[command(flatten)]
+        target: Target,
+        /// Replace an existing settings.xml
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// The registry to configure and where the files go.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Registry name
+    #[arg(long)]
+    registry: String,
+    /// Write the user's files in the home directory
+    #[arg(long, conflicts_with = "project_level")]
+    global: bool,
+    /// Write the files in the current directory (the default)
+    #[arg(long)]
+    project_level: bool,
+}
+
+impl Target {
+    /// The directory a file goes to: the home directory with `--global`, else the current one.
+    fn directory(&self) -> Result<PathBuf> {
+        if self.global {
+            home()
+        } else {
+            std::env::current_dir().context("finding the current directory")
+        }
+    }
+}
+
+/// What a configure command wrote; hints for using it are printed with the table, or on stderr.
+#[derive(Debug, Serialize)]
+struct Configured {
+    ecosystem: &'static str,
+    registry: String,
+    files: Vec<PathBuf>,
+    #[serde(skip)]
+    notes: Vec<String>,
+}
+
+impl Tabular for Configured {
+    fn table(&self) -> String {
+        let mut lines: Vec<String> = self
+            .files
+            .iter()
+            .map(|file| format!("wrote {}", file.display()))
+            .collect();
+        lines.extend(self.notes.iter().cloned());
+        lines.join("\n")
+    }
+}
+
+impl ConfigureCommand {
+    /// Checks that the registry exists with the right type, then writes the files.
+    pub async fn run(self, context: &Context) -> Result<()> {
+        let (target, expected) = match &self {
+            ConfigureCommand::Npm { target, .. } => (target, PackageType::Npm),
+            ConfigureCommand::Pip { target } => (target, PackageType::Pypi),
+            ConfigureCommand::Maven { target, .. } => (target, PackageType::Maven),
+        };
+        let client = &context.client;
+        let token = client.token().context(
+            "configuring a package manager needs a token: pass --token, set ARCA_TOKEN or run \
+             `arca login`",
+        )?;
+        let registry = client.get_registry(&target.registry).await?;
+        if registry.package_type != expected {
+            bail!(
+                "registry {} is a {} registry, not {expected}",
+                registry.name,
+                registry.package_type
+            );
+        }
+        let configured = match &self {
+            ConfigureCommand::Npm { target, scope } => {
+                npm(context, target, token, scope.as_deref())?
+            }
+            ConfigureCommand::Pip { target } => pip(context, target, token)?,
+            ConfigureCommand::Maven { target, force } => maven(context, target, token, *force)?,
+        };
+        if context.format != Format::Table {
+            for note in &configured.notes {
+                eprintln!("{note}");
+            }
+        }
+        emit(context.format, &configured)
+    }
+}
+
+/// The user's home directory.
+fn home() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .context("HOME is not set: cannot find the user's files for --global")
+}
+
+/// `<server>/<ecosystem>/<registry>/`.
+fn registry_url(context: &Context, ecosystem: &str, registry: &str) -> Result<reqwest::Url> {
+    Ok(context.client.url(&[ecosystem, registry, ""])?)
+}
+
+/// Merges `entries` (section, key, value) into the INI-style file at `path` and writes it.
+fn merge_ini(path: &Path, separator: &str, entries: &[(Option<&str>, &str, String)]) -> Result<()> {
+    let mut file = IniFile::load(path)?;
+    for (section, key, value) in entries {
+        file.set(*section, key, value, separator);
+    }
+    write_private(path, &file.text())
+}
+
+fn npm(context: &Context, target: &Target, token: &str, scope: Option<&str>) -> Result<Configured> {
+    let url = registry_url(context, "npm", &target.registry)?;
+    let registry_key = match scope {
+        Some(scope) => {
+            let scope = scope.strip_prefix('@').unwrap_or(scope);
+            if scope.is_empty() || scope.contains(['/', '=', ' ']) {
+                bail!("invalid scope {scope:?}: expected @name");
+            }
+            format!("@{scope}:registry")
+        }
+        None => "registry".to_string(),
+    };
+    // npm finds a registry's token by its URL without the scheme.
+    let auth_key = format!(
+        "{}:_authToken",
+        url.as_str()
+            .trim_start_matches(url.scheme())
+            .trim_start_matches(':')
+    );
+    let path = target.directory()?.join(".npmrc");
+    merge_ini(
+        &path,
+        "=",
+        &[
+            (None, &registry_key, url.to_string()),
+            (None, &auth_key, token.to_string()),
+        ],
+    )?;
+    Ok(Configured {
+        ecosystem: "npm",
+        registry: target.registry.clone(),
+        files: vec![path],
+        notes: vec![format!(
+            "npm now uses {url}{}",
+            scope.map(|s| format!(" for {s}")).unwrap_or_default()
+        )],
+    })
+}
+
+fn pip(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let mut index = context
+        .client
+        .url(&["pypi", &target.registry, "simple", ""])?;
+    if index.set_username(PYPI_USER).is_err() || index.set_password(Some(token)).is_err() {
+        bail!("cannot put credentials into {index}");
+    }
+    let pip_conf = if target.global {
+        match std::env::var_os("XDG_CONFIG_HOME").filter(|dir| !dir.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => home()?.join(".config"),
+        }
+        .join("pip")
+        .join("pip.conf")
+    } else {
+        target.directory()?.join("pip.conf")
+    };
+    merge_ini(
+        &pip_conf,
+        " = ",
+        &[(Some("global"), "index-url", index.to_string())],
+    )?;
+    let pypirc = target.directory()?.join(".pypirc");
+    let mut servers: Vec<String> = IniFile::load(&pypirc)?
+        .get(Some("distutils"), "index-servers")
+        .map(|list| list.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    if !servers.iter().any(|server| server == SERVER_ID) {
+        servers.push(SERVER_ID.to_string());
+    }
+    let repository = registry_url(context, "pypi", &target.registry)?;
+    merge_ini(
+        &pypirc,
+        " = ",
+        &[
+            (Some("distutils"), "index-servers", servers.join(" ")),
+            (Some(SERVER_ID), "repository", repository.to_string()),
+            (Some(SERVER_ID), "username", PYPI_USER.to_string()),
+            (Some(SERVER_ID), "password", token.to_string()),
+        ],
+    )?;
+    let notes = if target.global {
+        vec![format!(
+            "pip installs from {repository}simple/; upload with `twine upload -r {SERVER_ID} dist/*`"
+        )]
+    } else {
+        vec![
+            format!(
+                "pip reads this pip.conf only when selected: export PIP_CONFIG_FILE={}",
+                pip_conf.display()
+            ),
+            format!(
+                "upload with `twine upload --config-file {} -r {SERVER_ID} dist/*`",
+                pypirc.display()
+            ),
+        ]
+    };
+    Ok(Configured {
+        ecosystem: "pip",
+        registry: target.registry.clone(),
+        files: vec![pip_conf, pypirc],
+        notes,
+    })
+}
+
+fn maven(context: &Context, target: &Target, token: &str, force: bool) -> Result<Configured> {
+    let path = if target.global {
+        home()?.join(".m2").join("settings.xml")
+    } else {
+        target.directory()?.join("settings.xml")
+    };
+    if path.exists() && !force {
+        bail!(
+            "{} exists and arca does not merge XML: add a <server> with id {SERVER_ID} (password: \
+             the token) and a repository with id {SERVER_ID} to it by hand, or pass --force to \
+             replace it",
+            path.display()
+        );
+    }
+    let url = xml_escape(registry_url(context, "maven", &target.registry)?.as_str());
+    let token = xml_escape(token);
+    let repository = |element: &str| {
+        format!(
+            "        <{element}>\n          <id>{SERVER_ID}</id>\n          <url>{url}</url>\n          \
+             <releases><enabled>true</enabled></releases>\n          \
+             <snapshots><enabled>true</enabled></snapshots>\n        </{element}>\n"
+        )
+    };
+    let settings = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <!-- Written by `arca registry configure maven`. -->\n\
+         <settings xmlns=\"http://maven.apache.org/SETTINGS/1.0.0\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xsi:schemaLocation=\"http://maven.apache.org/SETTINGS/1.0.0 \
+         https://maven.apache.org/xsd/settings-1.0.0.xsd\">\n  \
+         <servers>\n    <server>\n      <id>{SERVER_ID}</id>\n      <username>arca</username>\n      \
+         <password>{token}</password>\n    </server>\n  </servers>\n  \
+         <profiles>\n    <profile>\n      <id>{SERVER_ID}</id>\n      \
+         <activation><activeByDefault>true</activeByDefault></activation>\n      \
+         <repositories>\n{}      </repositories>\n      \
+         <pluginRepositories>\n{}      </pluginRepositories>\n    </profile>\n  </profiles>\n  \
+         <activeProfiles>\n    <activeProfile>{SERVER_ID}</activeProfile>\n  </activeProfiles>\n\
+         </settings>\n",
+        repository("repository"),
+        repository("pluginRepository"),
+    );
+    write_private(&path, &settings)?;
+    let mut notes = Vec::new();
+    if !target.global {
+        notes.push(format!("use it with `mvn -s {} ...`", path.display()));
+    }
+    notes.push(format!(
+        "to deploy, add to the pom:\n<distributionManagement>\n  <repository>\n    \
+         <id>{SERVER_ID}</id>\n    <url>{url}</url>\n  </repository>\n  <snapshotRepository>\n    \
+         <id>{SERVER_ID}</id>\n    <url>{url}</url>\n  </snapshotRepository>\n\
+         </distributionManagement>"
+    ));
+    Ok(Configured {
+        ecosystem: "maven",
+        registry: target.registry.clone(),
+        files: vec![path],
+        notes,
+    })
+}
+
+/// An INI-style file (`.npmrc`, `pip.conf`, `.pypirc`) as its lines, edited key by key so every line
+/// this command does not set stays as it was. Lines before the first `[section]` header are the
+/// section `None`; an indented line continues the value above it.
+#[derive(Debug, Default)]
+struct IniFile {
+    lines: Vec<String>,
+}
+
+impl IniFile {
+    /// The file at `path`; empty when there is none.
+    fn load(path: &Path) -> Result<IniFile> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(IniFile::parse(&text)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(IniFile::default()),
+            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn parse(text: &str) -> IniFile {
+        IniFile {
+            lines: text.lines().map(str::to_string).collect(),
+        }
+    }
+
+    /// The file's text, ending with a newline.
+    fn text(&self) -> String {
+        let mut text = self.lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// The name of a `[section]` header line.
+    fn header(line: &str) -> Option<&str> {
+        line.trim()
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .map(str::trim)
+    }
+
+    /// The key of a `key = value` line (not a comment, header or continuation).
+    fn key(line: &str) -> Option<&str> {
+        if line.starts_with([' ', '\t']) || line.trim_start().starts_with(['#', ';', '[']) {
+            return None;
+        }
+        line.split_once('=').map(|(key, _)| key.trim())
+    }
+
+    fn is_continuation(line: &str) -> bool {
+        line.starts_with([' ', '\t']) && !line.trim().is_empty()
+    }
+
+    /// The lines of `section` after its header, or `None` when it is missing.
+    fn section(&self, section: Option<&str>) -> Option<Range<usize>> {
+        let start = match section {
+            None => 0,
+            Some(name) => {
+                self.lines
+                    .iter()
+                    .position(|line| Self::header(line) == Some(name))?
+                    + 1
+            }
+        };
+        let end = self.lines[start..]
+            .iter()
+            .position(|line| Self::header(line).is_some())
+            .map_or(self.lines.len(), |offset| start + offset);
+        Some(start..end)
+    }
+
+    /// The value of `key` in `section`, with its continuation lines.
+    fn get(&self, section: Option<&str>, key: &str) -> Option<String> {
+        let range = self.section(section)?;
+        let at = range
+            .clone()
+            .find(|&i| Self::key(&self.lines[i]) == Some(key))?;
+        let (_, first) = self.lines[at].split_once('=')?;
+        let mut value = first.trim().to_string();
+        for line in self.lines[at + 1..range.end]
+            .iter()
+            .take_while(|line| Self::is_continuation(line))
+        {
+            value.push('\n');
+            value.push_str(line.trim());
+        }
+        Some(value)
+    }
+
+    /// Sets `key` in `section` to `value`: replaces the first line of that key (dropping further ones)
+    /// or adds a line at the end of the section, adding the section when it is missing.
+    fn set(&mut self, section: Option<&str>, key: &str, value: &str, separator: &str) {
+        let line = format!("{key}{separator}{value}");
+        let Some(range) = self.section(section) else {
+            if self
+                .lines
+                .last()
+                .is_some_and(|last| !last.trim().is_empty())
+            {
+                self.lines.push(String::new());
+            }
+            self.lines
+                .push(format!("[{}]", section.unwrap_or_default()));
+            self.lines.push(line);
+            return;
+        };
+        let mut matches = range
+            .clone()
+            .filter(|&i| Self::key(&self.lines[i]) == Some(key));
+        let Some(first) = matches.next() else {
+            let mut at = range.end;
+            while at > range.start && self.lines[at - 1].trim().is_empty() {
+                at -= 1;
+            }
+            self.lines.insert(at, line);
+            return;
+        };
+        let mut remove: Vec<usize> = matches.collect();
+        // The continuation lines of every matching entry go too.
+        let mut continuations = Vec::new();
+        for &start in std::iter::once(&first).chain(&remove) {
+            continuations.extend(
+                (start + 1..range.end).take_while(|&i| Self::is_continuation(&self.lines[i])),
+            );
+        }
+        remove.extend(continuations);
+        remove.sort_unstable();
+        for &i in remove.iter().rev() {
+            self.lines.remove(i);
+        }
+        self.lines[first] = line;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_files_merge_key_by_key() {
+        let mut file = IniFile::parse(
+            "# mine\nregistry=http://old/\nsave-exact=true\n//old/:_authToken=x\n\n[section]\na = 1\n",
+        );
+        file.set(None, "registry", "http://new/", "=");
+        file.set(None, "//new/:_authToken", "t", "=");
+        file.set(Some("section"), "a", "2", " = ");
+        file.set(Some("other"), "b", "3", " = ");
+        assert_eq!(
+            file.text(),
+            "# mine\nregistry=http://new/\nsave-exact=true\n//old/:_authToken=x\n\
+             //new/:_authToken=t\n\n[section]\na = 2\n\n[other]\nb = 3\n"
+        );
+    }
+
+    #[test]
+    fn ini_values_keep_continuations_until_replaced() {
+        let mut file =
+            IniFile::parse("[distutils]\nindex-servers =\n    pypi\n    test\n\n[pypi]\nx = 1\n");
+        assert_eq!(
+            file.get(Some("distutils"), "index-servers").as_deref(),
+            Some("\npypi\ntest")
+        );
+        file.set(Some("distutils"), "index-servers", "pypi test arca", " = ");
+        assert_eq!(
+            file.text(),
+            "[distutils]\nindex-servers = pypi test arca\n\n[pypi]\nx = 1\n"
+        );
+        assert_eq!(file.get(Some("missing"), "x"), None);
+    }
+
+    #[test]
+    fn empty_files_get_their_first_lines() {
+        let mut file = IniFile::default();
+        file.set(None, "registry", "r", "=");
+        file.set(Some("global"), "index-url", "u", " = ");
+        assert_eq!(file.text(), "registry=r\n\n[global]\nindex-url = u\n");
+    }
+}

@@ -105,22 +105,22 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     /// A gzip-compressed tar holding only `package/package.json` with `manifest`.
     fn tarball(manifest: &str) -> Vec<u8> {
-        let mut header = [0u8; 512];
-        header[..MANIFEST_PATH.len()].copy_from_slice(MANIFEST_PATH.as_bytes());
-        header[124..135].copy_from_slice(format!("{:011o}", manifest.len()).as_bytes());
-        header[156] = b'0';
-        let mut tar = header.to_vec();
-        tar.extend_from_slice(manifest.as_bytes());
-        tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(&tar).expect("compress");
-        encoder.finish().expect("compress")
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut builder = tar::Builder::new(encoder);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, MANIFEST_PATH, manifest.as_bytes())
+            .expect("append");
+        builder
+            .into_inner()
+            .and_then(|encoder| encoder.finish())
+            .expect("compress")
     }
 
     #[test]

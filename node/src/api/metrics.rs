@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -194,7 +194,17 @@ pub async fn track_requests(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().to_string();
+    // Only known methods become label values, so callers cannot create series at will.
+    let method = match *request.method() {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => request.method().to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()

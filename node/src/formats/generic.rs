@@ -13,7 +13,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::{
-    RangeNotSatisfiable, UploadError, receive_blob, serve_blob, unsatisfiable_range_header,
+    RangeNotSatisfiable, UploadError, discard_body, receive_blob, serve_blob,
+    unsatisfiable_range_header,
 };
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
@@ -64,26 +65,27 @@ impl From<UploadError> for ApiError {
     }
 }
 
-async fn upload(
-    State(state): State<AppState>,
-    caller: Caller,
-    PathParams(path): PathParams<FilePath>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
-    let registry = generic_registry(&state, &caller, &path, Role::Write)?;
+/// What an upload must pass before its body is read: the caller, the names, immutability and the
+/// announced checksum.
+fn check_upload(
+    state: &AppState,
+    caller: Result<Caller, ApiError>,
+    path: &FilePath,
+    headers: &HeaderMap,
+) -> Result<Option<Sha256>, ApiError> {
+    let registry = generic_registry(state, &caller?, path, Role::Write)?;
     let (registry_name, package, version, filename) = path;
     if registry.immutable
         && state.meta.read(|meta| {
-            meta.version(&registry_name, &package, &version)
-                .is_some_and(|v| v.files.contains_key(&filename))
+            meta.version(registry_name, package, version)
+                .is_some_and(|v| v.files.contains_key(filename))
         })
     {
         return Err(ApiError::conflict(format!(
             "registry {registry_name} is immutable: {package}/{version}/{filename} already exists"
         )));
     }
-    let expected = headers
+    headers
         .get("X-Checksum-Sha256")
         .map(|value| {
             value
@@ -92,7 +94,24 @@ async fn upload(
                 .and_then(|v| v.trim().parse::<Sha256>().ok())
                 .ok_or_else(|| ApiError::invalid("X-Checksum-Sha256 must be 64 hex characters"))
         })
-        .transpose()?;
+        .transpose()
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    PathParams(path): PathParams<FilePath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
+    let expected = match check_upload(&state, caller, &path, &headers) {
+        Ok(expected) => expected,
+        Err(error) => {
+            discard_body(&headers, body).await;
+            return Err(error);
+        }
+    };
+    let (registry_name, package, version, filename) = path;
     let blob = receive_blob(&state, &headers, body, expected).await?;
     let uploaded = UploadedFile {
         registry: registry_name.clone(),

@@ -53,16 +53,20 @@ pub enum UploadError {
     Store(#[from] BlobError),
 }
 
+/// The body length a request announces in `Content-Length`, if any.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// The body length a request announces, refused up front when it is over the node's limit.
 pub fn declared_length(state: &AppState, headers: &HeaderMap) -> Result<Option<u64>, UploadError> {
     let limit = state.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
+    match content_length(headers) {
         Some(len) if len > limit => Err(UploadError::TooLarge { limit }),
-        _ => Ok(declared),
+        declared => Ok(declared),
     }
 }
 
@@ -117,12 +121,22 @@ pub async fn receive_blob(
     }
 }
 
-/// Reads and drops a request body that will not be used (at most `limit` bytes), so an early error
-/// answer is not lost to a connection reset while the client is still sending.
-pub async fn discard_body(body: Body, limit: u64) {
+/// How much of a refused request body is read (and dropped) so the client sees the refusal.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads and drops the body of a refused request (at most 64 MiB), so the error answer is not lost to
+/// a connection reset while the client is still sending — unless the client waits for
+/// `100 Continue`: then it has not sent the body and, answered now, never will.
+pub async fn discard_body(headers: &HeaderMap, body: Body) {
+    let waiting = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waiting {
+        return;
+    }
     let mut seen = 0u64;
     let mut stream = body.into_data_stream();
-    while seen < limit {
+    while seen < DISCARD_LIMIT {
         match stream.next().await {
             Some(Ok(data)) => seen += data.len() as u64,
             _ => break,

@@ -72,6 +72,7 @@ impl MetaState {
 
     /// Applies one command. On error nothing has changed.
     pub fn apply(&mut self, command: Command) -> CommandOutcome {
+        self.refuse_changes_to_immutable(&command)?;
         match command {
             Command::CreateRegistry { registry } => {
                 if self.registries.contains_key(&registry.name) {
@@ -479,6 +480,60 @@ impl MetaState {
         Ok(())
     }
 
+    /// An immutable registry keeps what it holds: nothing is deleted from it (deleting and pushing
+    /// again would be an overwrite) and no tag that exists moves to another version. Writes of new
+    /// files and versions, and identical re-tags, pass; overwrites are refused where they happen.
+    fn refuse_changes_to_immutable(&self, command: &Command) -> CommandOutcome {
+        let (registry, change) = match command {
+            Command::DeleteFile { registry, .. }
+            | Command::DeleteVersion { registry, .. }
+            | Command::DeletePackage { registry, .. }
+            | Command::UnlinkBlob { registry, .. } => (registry, None),
+            Command::SetTag {
+                registry,
+                package,
+                tag,
+                version,
+            } => (
+                registry,
+                Some((package, std::slice::from_ref(tag), version)),
+            ),
+            Command::PutFile {
+                registry,
+                package,
+                tags,
+                version,
+                ..
+            } => (registry, Some((package, tags.as_slice(), version))),
+            _ => return Ok(()),
+        };
+        let Some(state) = self
+            .registries
+            .get(registry)
+            .filter(|r| r.registry.immutable)
+        else {
+            return Ok(());
+        };
+        match change {
+            None => Err(CommandError::Conflict(format!(
+                "registry {registry} is immutable: nothing can be deleted from it"
+            ))),
+            Some((package, tags, version)) => {
+                let current = state.packages.get(package).map(|p| &p.tags);
+                match tags.iter().find(|tag| {
+                    current
+                        .and_then(|t| t.get(*tag))
+                        .is_some_and(|target| target != version)
+                }) {
+                    Some(tag) => Err(CommandError::Conflict(format!(
+                        "registry {registry} is immutable: tag {tag} of {package} cannot move"
+                    ))),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
     fn registry_mut(&mut self, name: &str) -> Result<&mut RegistryState, CommandError> {
         self.registries
             .get_mut(name)
@@ -625,6 +680,78 @@ mod tests {
         state.apply(put("open", "1.0", 2)).expect("overwrite");
         let file = &state.version("open", "tool", "1.0").expect("version").files["tool.bin"];
         assert_eq!(file.sha256, Sha256([2; 32]));
+    }
+
+    #[test]
+    fn immutable_registries_refuse_deletes_and_tag_moves() {
+        let mut state = MetaState::default();
+        state.apply(registry("frozen", true)).expect("create");
+        state.apply(put("frozen", "1.0", 1)).expect("put");
+        state.apply(put("frozen", "2.0", 2)).expect("put");
+        state
+            .apply(Command::SetTag {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                tag: "stable".into(),
+                version: "1.0".into(),
+            })
+            .expect("a new tag");
+        let before = state.clone();
+        let refused = [
+            Command::DeleteFile {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+                filename: "tool.bin".into(),
+                at: 11,
+            },
+            Command::DeleteVersion {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+            },
+            Command::DeletePackage {
+                registry: "frozen".into(),
+                package: "tool".into(),
+            },
+            Command::UnlinkBlob {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                digest: "sha256:00".into(),
+            },
+            Command::SetTag {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                tag: "stable".into(),
+                version: "2.0".into(),
+            },
+            Command::PutFile {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                version: "2.0".into(),
+                filename: "extra.bin".into(),
+                blob: blob(3),
+                attributes: BTreeMap::new(),
+                tags: vec!["stable".into()],
+                overwrite: Overwrite::Allow,
+                at: 12,
+            },
+        ];
+        for command in refused {
+            assert!(
+                matches!(state.apply(command.clone()), Err(CommandError::Conflict(_))),
+                "{command:?}"
+            );
+        }
+        assert_eq!(state, before);
+        state
+            .apply(Command::SetTag {
+                registry: "frozen".into(),
+                package: "tool".into(),
+                tag: "stable".into(),
+                version: "1.0".into(),
+            })
+            .expect("re-tagging the same version is no move");
     }
 
     #[test]

@@ -50,9 +50,6 @@ pub const DEFAULT_SNAPSHOT_KEEP: usize = 5;
 /// Largest uploaded checksum file or client `maven-metadata.xml` read.
 const SMALL_BODY_LIMIT: usize = 1024 * 1024;
 
-/// How much of a refused upload is read (and dropped) so the client sees the refusal.
-const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
-
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/maven/{registry}/{*path}", get(download).put(upload))
@@ -272,15 +269,9 @@ async fn download(
     }
 }
 
-/// Answers a refused upload: the body is read and dropped first so the client sees the answer,
-/// unless the client waits for `100 Continue` (then it has not sent the body, and never will).
+/// Answers a refused upload, after [`discard_body`].
 async fn refuse(headers: &HeaderMap, body: Body, error: ApiError) -> ApiError {
-    let waiting = headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !waiting {
-        discard_body(body, DISCARD_LIMIT).await;
-    }
+    discard_body(headers, body).await;
     error
 }
 

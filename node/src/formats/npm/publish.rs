@@ -28,7 +28,7 @@ use super::{Context, NpmError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::blob::BlobWriter;
-use crate::formats::{UploadError, declared_length};
+use crate::formats::{UploadError, content_length};
 use crate::meta::ProposeError;
 use crate::now_ms;
 
@@ -134,13 +134,13 @@ pub fn verify_dist(dist: Option<&Value>, sums: &TarballSums) -> Result<(), Strin
 
 /// Reads a whole request body of at most `limit` bytes.
 async fn read_body(
-    state: &AppState,
     headers: &axum::http::HeaderMap,
     body: Body,
     limit: u64,
 ) -> Result<bytes::Bytes, NpmError> {
     let too_large = || NpmError::from(UploadError::TooLarge { limit });
-    if declared_length(state, headers)?.is_some_and(|len| len > limit) {
+    // The document is base64 and may exceed the node's upload limit; only `limit` applies here.
+    if content_length(headers).is_some_and(|len| len > limit) {
         return Err(too_large());
     }
     axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
@@ -160,7 +160,7 @@ async fn read_body(
 pub async fn put(ctx: &Context<'_>, name: &str, body: Body) -> Result<Response, NpmError> {
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
-    let bytes = read_body(ctx.state, ctx.headers, body, document_limit(ctx.state)).await?;
+    let bytes = read_body(ctx.headers, body, document_limit(ctx.state)).await?;
     let document: Document = serde_json::from_slice(&bytes)
         .map_err(|e| NpmError::bad_request(format!("malformed packument: {e}")))?;
     if document.name != name.as_str() {
@@ -513,7 +513,7 @@ pub async fn set_tag(
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
     validate_tag(tag)?;
-    let bytes = read_body(ctx.state, ctx.headers, body, SMALL_BODY_BYTES).await?;
+    let bytes = read_body(ctx.headers, body, SMALL_BODY_BYTES).await?;
     let version: String = serde_json::from_slice(&bytes).map_err(|e| {
         NpmError::bad_request(format!("the body must be a version as a JSON string: {e}"))
     })?;

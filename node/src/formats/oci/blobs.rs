@@ -27,11 +27,10 @@ use crate::formats::{
 };
 use crate::{AppState, now_ms};
 
-/// How much of a refused part is read (and dropped) so the client sees the refusal.
-const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
-
 /// Upload sessions idle for longer than this are dropped.
-const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(3600);
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(900);
+/// Upload sessions a node keeps at once.
+const MAX_UPLOAD_SESSIONS: usize = 1024;
 
 /// An upload in progress.
 pub struct Upload {
@@ -55,7 +54,7 @@ impl Uploads {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn start(&self, state: &AppState, name: &RepositoryName) -> String {
+    fn start(&self, state: &AppState, name: &RepositoryName) -> Result<String, OciError> {
         let id = hex::encode(rand::rng().random::<[u8; 16]>());
         let mut sessions = self.lock();
         sessions.retain(|_, (_, upload)| {
@@ -63,6 +62,14 @@ impl Uploads {
                 .try_lock()
                 .map_or(true, |u| u.last_used.elapsed() < UPLOAD_IDLE_LIMIT)
         });
+        // Each session may buffer up to one chunk in memory: bound how many there are.
+        if sessions.len() >= MAX_UPLOAD_SESSIONS {
+            return Err(OciError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                "too many blob uploads in progress on this node; retry later",
+            ));
+        }
         let upload = Upload {
             writer: Some(BlobWriter::new(state.chunks.clone())),
             last_used: Instant::now(),
@@ -71,7 +78,7 @@ impl Uploads {
             id.clone(),
             (name.clone(), Arc::new(tokio::sync::Mutex::new(upload))),
         );
-        id
+        Ok(id)
     }
 
     /// The session `id`, which must belong to the repository named in the URL.
@@ -305,7 +312,7 @@ pub async fn start(
         append_body(state, &mut writer, body).await?;
         return commit_blob(state, name, writer, &digest).await;
     }
-    let id = state.oci.uploads.start(state, name);
+    let id = state.oci.uploads.start(state, name)?;
     Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
 }
 
@@ -364,7 +371,7 @@ async fn append_part(
     if let Some(start) = content_range_start(headers)?
         && start != writer.size()
     {
-        discard_body(body, DISCARD_LIMIT).await;
+        discard_body(headers, body).await;
         // The caller adds the Range and Location a client resumes from.
         return Err(OciError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,

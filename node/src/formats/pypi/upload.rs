@@ -31,8 +31,6 @@ use crate::{AppState, now_ms};
 
 /// The most bytes all text fields of one upload may hold together.
 const MAX_FORM_TEXT_BYTES: u64 = 16 * 1024 * 1024;
-/// How much of a refused request's body is read so the client sees the answer.
-const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
 /// The form field carrying the distribution.
 const CONTENT: &str = "content";
 
@@ -282,7 +280,7 @@ pub async fn upload(
         Ok(boundary) => boundary,
         Err(error) => {
             if error.status != StatusCode::PAYLOAD_TOO_LARGE {
-                discard_body(body, DISCARD_LIMIT).await;
+                discard_body(headers, body).await;
             }
             return Err(error);
         }

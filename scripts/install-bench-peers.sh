@@ -50,7 +50,7 @@ install_pypiserver() {
     log "python3 -m venv $venv; pip install pypiserver==$PYPISERVER_VERSION"
     python3 -m venv "$venv"
     # pypiserver's default WSGI server is the single-threaded wsgiref; waitress serves concurrent
-    # clients with threads (`--server waitress`), as pypiserver's docs advise for real use. With
+    # clients with threads, and `--server auto` (the default) picks it when it is installed. With
     # watchdog, its default backend caches the package directory's listing and digests instead of
     # scanning the directory on every request.
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \

@@ -29,12 +29,34 @@
 //! Options: `--layer-mib N`, `--layers N`, `--runs N`, `--scale F` (multiplies the number of pulls, for
 //! shorter runs), `--seconds S`, `--dir PATH`, `--json`.
 //!
+//! `packages` compares the npm and PyPI registries of a node started in this process with verdaccio
+//! 6.5.2 (npm) and pypiserver (PyPI), both child processes on 127.0.0.1 storing under `--dir` (install
+//! them with `scripts/install-bench-peers.sh`, into `/opt/arca-bench-peers` or `ARCA_BENCH_PEERS`). It
+//! publishes `--packages` (default 1000) npm packages and as many PyPI projects of `--versions`
+//! (default 10) tiny versions each (npm publish documents to Arca and verdaccio, twine-style uploads to
+//! Arca, the same wheels written into pypiserver's directory; setup, not timed), reads every packument
+//! and simple-index page back once, and then, with `--clients` (default 64) concurrent clients for
+//! `--seconds` (default 5) per row, GETs random abbreviated packuments, tarballs, simple-index pages and
+//! wheels. It prints req/s of each, their ratio Arca/peer, and p50/p99 latencies:
+//!
+//! ```text
+//! bash scripts/install-bench-peers.sh
+//! cargo run --release -p arca-bench -- packages
+//! cargo run --release -p arca-bench -- packages --packages 100 --seconds 3   # quicker
+//! ```
+//!
+//! Options: `--packages N`, `--versions N`, `--clients N`, `--seconds S`, `--runs N` (default 1),
+//! `--peers PATH`, `--dir PATH`, `--json`.
+//!
 //! Everything written is removed at the end.
 
+mod archives;
 mod common;
 mod data;
 mod generic;
 mod oci;
+mod packages;
+mod peer;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +76,9 @@ enum Command {
     /// Push an image, pull its layers and GET its manifest over the OCI Distribution API, against the
     /// CNCF distribution registry (docker-registry).
     Oci(oci::Args),
+    /// GET npm packuments and tarballs and PyPI simple-index pages and wheels of many small packages,
+    /// against verdaccio (npm) and pypiserver (PyPI).
+    Packages(packages::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,5 +89,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Generic(args) => runtime.block_on(generic::run(args)),
         Command::Oci(args) => runtime.block_on(oci::run(args)),
+        Command::Packages(args) => runtime.block_on(packages::run(args)),
     }
 }

@@ -291,6 +291,153 @@ impl OciReport {
     }
 }
 
+/// Latencies of one registry's answers in one measurement, over every run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Answers timed.
+    pub requests: u64,
+    /// Median, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, in milliseconds.
+    pub p99_ms: f64,
+    /// Slowest answer, in milliseconds.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Summarises per-request latencies in microseconds; `None` when there are none.
+    pub fn from_micros(mut micros: Vec<u32>) -> Option<Latency> {
+        micros.sort_unstable();
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        Some(Latency {
+            requests: micros.len() as u64,
+            p50_ms: ms(percentile(&micros, 50.0)?),
+            p99_ms: ms(percentile(&micros, 99.0)?),
+            max_ms: ms(*micros.last()?),
+        })
+    }
+}
+
+/// The nearest-rank `p`th percentile of `sorted` (ascending), or `None` when it is empty.
+pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// One kind of request timed against Arca and against a peer: rates and latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    /// Requests per second of each run, and their ratio.
+    #[serde(flatten)]
+    pub rate: SideBySide,
+    /// The peer registry this row compares with.
+    pub peer_name: &'static str,
+    /// What Arca answered with (`Content-Type`).
+    pub arca_content_type: String,
+    /// What the peer answered with (`Content-Type`).
+    pub peer_content_type: String,
+    /// Arca's latencies.
+    pub arca_latency: Latency,
+    /// The peer's latencies.
+    pub peer_latency: Latency,
+}
+
+/// Everything the `packages` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackagesReport {
+    /// Always `"packages"`.
+    pub benchmark: &'static str,
+    /// The peer registries, with their versions.
+    pub peers: Vec<String>,
+    /// Packages (npm) and projects (PyPI) published.
+    pub packages: u64,
+    /// Versions of each.
+    pub versions: u64,
+    /// Concurrent clients of every measurement.
+    pub clients: usize,
+    /// Seconds each run of a measurement lasts.
+    pub seconds: f64,
+    /// Runs of each measurement against each registry.
+    pub runs: usize,
+    /// Seconds publishing the dataset to every registry took (setup, not measured).
+    pub setup_seconds: f64,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// The measurements.
+    pub rows: Vec<RequestRow>,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl PackagesReport {
+    /// The human-readable table: median req/s, their ratio, latency percentiles, and every run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "arca-bench packages  packages={}  versions={}  clients={}  seconds={}  runs={}  dir={}",
+            self.packages, self.versions, self.clients, self.seconds, self.runs, self.dir
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:<11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  runs: arca | peer",
+            "(req/s medians, ms)",
+            "peer",
+            "arca",
+            "peer",
+            "arca/peer",
+            "arca p50",
+            "arca p99",
+            "peer p50",
+            "peer p99"
+        );
+        for row in &self.rows {
+            let runs = |r: &Rates| {
+                r.runs
+                    .iter()
+                    .map(|v| format!("{v:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let m = &row.rate;
+            let _ = writeln!(
+                out,
+                "{:<28} {:<11} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {} | {}",
+                m.label,
+                row.peer_name,
+                m.arca.median,
+                m.peer.median,
+                m.ratio_median,
+                row.arca_latency.p50_ms,
+                row.arca_latency.p99_ms,
+                row.peer_latency.p50_ms,
+                row.peer_latency.p99_ms,
+                runs(&m.arca),
+                runs(&m.peer)
+            );
+        }
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "answered as: {}: arca {} | {} {}",
+                row.rate.label, row.arca_content_type, row.peer_name, row.peer_content_type
+            );
+        }
+        let _ = writeln!(
+            out,
+            "setup (publishing everywhere): {:.1} s",
+            self.setup_seconds
+        );
+        for peer in &self.peers {
+            let _ = writeln!(out, "peer: {peer}");
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +473,19 @@ mod tests {
         assert!(Rates::new(Vec::new()).is_none());
         let m = SideBySide::new("push", "MiB/s", arca, peer);
         assert_eq!((m.ratio_best, m.ratio_median), (2.0, 2.0));
+    }
+
+    #[test]
+    fn latency_percentiles() {
+        assert_eq!(percentile(&[], 99.0), None);
+        assert_eq!(percentile(&[7], 50.0), Some(7));
+        let hundred: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50.0), Some(50));
+        assert_eq!(percentile(&hundred, 99.0), Some(99));
+        assert_eq!(percentile(&hundred, 100.0), Some(100));
+        let l = Latency::from_micros((1..=1000).rev().map(|us| us * 1000).collect()).expect("some");
+        assert_eq!(l.requests, 1000);
+        assert_eq!((l.p50_ms, l.p99_ms, l.max_ms), (500.0, 990.0, 1000.0));
+        assert!(Latency::from_micros(Vec::new()).is_none());
     }
 }

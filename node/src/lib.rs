@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -146,6 +147,13 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Without TCP_NODELAY, Nagle's algorithm meeting delayed ACKs adds ~40 ms to responses whose
+        // last segment is small.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "setting TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;

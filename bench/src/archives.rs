@@ -1,0 +1,191 @@
+//! Tiny but well-formed packages for the `packages` benchmark: npm tarballs (a gzip'd tar holding
+//! `package/package.json` and `package/index.js`) with the publish document npm sends, and pure-Python
+//! wheels (`<module>/__init__.py` and a `.dist-info` with `METADATA`, `WHEEL` and `RECORD`).
+
+use std::io::{Cursor, Write};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+
+/// A generated npm version: its tarball and the document that publishes it.
+pub struct NpmVersion {
+    /// The gzip'd tar.
+    pub tarball: Vec<u8>,
+    /// The body of `PUT /<name>`: the packument npm sends to publish this one version.
+    pub publish: Vec<u8>,
+}
+
+/// Builds version `version` of the unscoped npm package `name`.
+pub fn npm_version(name: &str, version: &str) -> anyhow::Result<NpmVersion> {
+    let description = format!("arca-bench package {name}");
+    let manifest = serde_json::json!({
+        "name": name,
+        "version": version,
+        "description": description,
+        "main": "index.js",
+        "license": "MIT",
+    });
+    let package_json = serde_json::to_vec_pretty(&manifest)?;
+    let index_js = format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n");
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes) in [
+        ("package/package.json", package_json.as_slice()),
+        ("package/index.js", index_js.as_bytes()),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        // mtime stays 0, as npm pack uses a fixed date.
+        tar.append_data(&mut header, path, bytes)?;
+    }
+    let tarball = tar.into_inner()?.finish()?;
+
+    let filename = format!("{name}-{version}.tgz");
+    let integrity = format!("sha512-{}", STANDARD.encode(Sha512::digest(&tarball)));
+    let shasum = hex::encode(Sha1::digest(&tarball));
+    let mut version_manifest = manifest.clone();
+    version_manifest["_id"] = format!("{name}@{version}").into();
+    version_manifest["dist"] = serde_json::json!({
+        "integrity": integrity,
+        "shasum": shasum,
+        "tarball": format!("http://registry.invalid/{name}/-/{filename}"),
+    });
+    let publish = serde_json::to_vec(&serde_json::json!({
+        "_id": name,
+        "name": name,
+        "description": description,
+        "dist-tags": { "latest": version },
+        "versions": { version: version_manifest },
+        "readme": "",
+        "_attachments": {
+            &filename: {
+                "content_type": "application/octet-stream",
+                "data": STANDARD.encode(&tarball),
+                "length": tarball.len(),
+            },
+        },
+    }))?;
+    Ok(NpmVersion { tarball, publish })
+}
+
+/// A generated wheel.
+pub struct Wheel {
+    /// `<dist>-<version>-py3-none-any.whl`.
+    pub filename: String,
+    /// The zip.
+    pub bytes: Vec<u8>,
+    /// Lowercase hex sha256 of the zip.
+    pub sha256: String,
+    /// The core metadata's `Summary`.
+    pub summary: String,
+}
+
+/// Builds a pure-Python wheel of version `version` of the project `project` (a normalised name:
+/// lower case, `-` between words).
+pub fn wheel(project: &str, version: &str) -> anyhow::Result<Wheel> {
+    let dist = project.replace('-', "_");
+    let summary = format!("arca-bench project {project}");
+    let info = format!("{dist}-{version}.dist-info");
+    let files = [
+        (
+            format!("{dist}/__init__.py"),
+            format!("__version__ = {version:?}\n"),
+        ),
+        (
+            format!("{info}/METADATA"),
+            format!(
+                "Metadata-Version: 2.1\nName: {project}\nVersion: {version}\nSummary: {summary}\n\
+                 License: MIT\nRequires-Python: >=3.8\n"
+            ),
+        ),
+        (
+            format!("{info}/WHEEL"),
+            "Wheel-Version: 1.0\nGenerator: arca-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_owned(),
+        ),
+    ];
+    let mut record = String::new();
+    for (path, text) in &files {
+        let digest = URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()));
+        record.push_str(&format!("{path},sha256={digest},{}\n", text.len()));
+    }
+    record.push_str(&format!("{info}/RECORD,,\n"));
+
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, text) in files.iter().chain([&(format!("{info}/RECORD"), record)]) {
+        zip.start_file(path.as_str(), options)
+            .with_context(|| format!("adding {path} to the wheel"))?;
+        zip.write_all(text.as_bytes())?;
+    }
+    let bytes = zip.finish().context("finishing the wheel")?.into_inner();
+    Ok(Wheel {
+        filename: format!("{dist}-{version}-py3-none-any.whl"),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes,
+        summary,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn npm_tarball_holds_the_package_json_and_the_publish_document_matches() -> anyhow::Result<()> {
+        let v = npm_version("bench-pkg-0001", "1.2.0")?;
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(v.tarball.as_slice()).read_to_end(&mut tar)?;
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut names = Vec::new();
+        let mut manifest = serde_json::Value::Null;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            if name == "package/package.json" {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes)?;
+                manifest = serde_json::from_slice(&bytes)?;
+            }
+            names.push(name);
+        }
+        assert_eq!(names, ["package/package.json", "package/index.js"]);
+        assert_eq!(manifest["version"], "1.2.0");
+
+        let doc: serde_json::Value = serde_json::from_slice(&v.publish)?;
+        let attachment = &doc["_attachments"]["bench-pkg-0001-1.2.0.tgz"];
+        assert_eq!(
+            STANDARD.decode(attachment["data"].as_str().unwrap_or_default())?,
+            v.tarball
+        );
+        assert_eq!(
+            doc["versions"]["1.2.0"]["dist"]["shasum"],
+            hex::encode(Sha1::digest(&v.tarball))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn wheel_has_metadata_and_a_record() -> anyhow::Result<()> {
+        let w = wheel("bench-pkg-0001", "1.2.0")?;
+        assert_eq!(w.filename, "bench_pkg_0001-1.2.0-py3-none-any.whl");
+        assert_eq!(w.sha256, hex::encode(Sha256::digest(&w.bytes)));
+        let mut zip = zip::ZipArchive::new(Cursor::new(w.bytes))?;
+        let mut metadata = String::new();
+        zip.by_name("bench_pkg_0001-1.2.0.dist-info/METADATA")?
+            .read_to_string(&mut metadata)?;
+        assert!(metadata.contains("Name: bench-pkg-0001\nVersion: 1.2.0\n"));
+        let mut record = String::new();
+        zip.by_name("bench_pkg_0001-1.2.0.dist-info/RECORD")?
+            .read_to_string(&mut record)?;
+        assert_eq!(record.lines().count(), 4);
+        Ok(())
+    }
+}

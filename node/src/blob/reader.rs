@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use super::{BlobError, ChunkStore};
 
 /// Chunk reads that may run ahead of the consumer.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
 
 /// An inclusive byte range within a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

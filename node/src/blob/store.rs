@@ -70,40 +70,45 @@ impl ChunkStore {
         self.chunk_path(id).exists()
     }
 
-    /// Stores one chunk (blocking) unless an identical, intact one is already stored, and returns its
-    /// reference. The chunk is written (temp file, rename) but made durable only by [`ChunkStore::sync`],
-    /// which the blob writer calls once per blob before anything refers to it.
+    /// Stores one chunk (blocking) unless an identical one is already stored, and returns its reference.
+    /// When this returns the chunk is durable: its file was fsynced before the rename made it visible,
+    /// and the directories holding the new name were fsynced after.
     pub fn put(&self, data: &[u8]) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
         let size = u32::try_from(data.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
         let path = self.chunk_path(&id);
-        // A stored chunk is trusted only after re-hashing: one written just before a crash and never
-        // synced may be damaged, and must not be referenced by a new blob.
-        if fs::read(&path).is_ok_and(|stored| blake3::hash(&stored).as_bytes() == &id.0) {
+        if path.exists() {
             self.stats
                 .chunks_deduplicated
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(ChunkRef { id, size });
         }
         let dir = path.parent().unwrap_or(&self.root);
+        // The fan-out directories created here must reach the disk too.
+        let mut created = Vec::new();
+        let mut missing = Some(dir);
+        while let Some(candidate) = missing.filter(|d| !d.exists() && *d != self.root) {
+            created.push(candidate);
+            missing = candidate.parent();
+        }
         fs::create_dir_all(dir)?;
         let temp = tempfile::NamedTempFile::new_in(&self.tmp)?;
         let mut file: &File = temp.as_file();
         file.write_all(data)?;
+        file.sync_data()?;
         temp.persist(&path).map_err(|e| e.error)?;
+        File::open(dir)?.sync_all()?;
+        for new_dir in created {
+            if let Some(parent) = new_dir.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         self.stats.chunks_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(ChunkRef { id, size })
-    }
-
-    /// Makes every chunk written so far durable: one `syncfs` of the file system holding the store
-    /// (file contents and the renames into their directories), instead of two fsyncs per chunk.
-    pub fn sync(&self) -> io::Result<()> {
-        let root = File::open(&self.root)?;
-        rustix::fs::syncfs(&root).map_err(io::Error::from)
     }
 
     /// One chunk: from the memory tier, or read from disk (blocking), verified against its name and

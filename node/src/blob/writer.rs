@@ -62,8 +62,7 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Cuts and stores what is left, waits for every chunk to be written, makes them durable and returns
-    /// the blob.
+    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob.
     pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
         let rest = self.buffer.split().freeze();
         let cuts: Vec<(usize, usize)> =
@@ -77,10 +76,6 @@ impl BlobWriter {
         while let Some(pending) = self.in_flight.pop_front() {
             self.written.push(join(pending).await?);
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .map_err(|e| BlobError::Task(e.to_string()))??;
         Ok(BlobRef {
             sha256: Sha256(self.sha256.finalize().into()),
             size: self.size,

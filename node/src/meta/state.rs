@@ -136,16 +136,8 @@ impl MetaState {
                     size: blob.size,
                     created_at: at,
                 };
-                let package_entry = state
-                    .packages
-                    .entry(package.clone())
-                    .or_insert_with(|| new_package(&package, at));
-                package_entry.updated_at = at;
-                let version_entry = package_entry
-                    .versions
-                    .entry(version.clone())
-                    .or_insert_with(|| new_version(&version, at));
-                version_entry.updated_at = at;
+                let package_entry = touch_package(&mut state.packages, &package, at);
+                let version_entry = touch_version(package_entry, &version, at);
                 version_entry.files.insert(filename, entry);
                 version_entry.attributes.extend(attributes);
                 for tag in tags {
@@ -341,16 +333,8 @@ impl MetaState {
                     size: blob.size,
                     created_at: at,
                 };
-                let package_entry = state
-                    .packages
-                    .entry(package.clone())
-                    .or_insert_with(|| new_package(&package, at));
-                package_entry.updated_at = at;
-                let version = package_entry
-                    .versions
-                    .entry(digest.clone())
-                    .or_insert_with(|| new_version(&digest, at));
-                version.updated_at = at;
+                let package_entry = touch_package(&mut state.packages, &package, at);
+                let version = touch_version(package_entry, &digest, at);
                 version.files = BTreeMap::from([(MANIFEST_FILE.to_string(), file)]);
                 version.manifest = Some(manifest);
                 if let Some(tag) = tag {
@@ -456,11 +440,7 @@ impl MetaState {
                 )));
             }
         }
-        let package_entry = destination
-            .packages
-            .entry(package.to_string())
-            .or_insert_with(|| new_package(package, at));
-        package_entry.updated_at = at;
+        let package_entry = touch_package(&mut destination.packages, package, at);
         for copy in copies {
             if let Some(manifest) = &copy.manifest {
                 package_entry.blobs.extend(manifest.blobs.iter().cloned());
@@ -590,6 +570,29 @@ impl MetaState {
 
 /// The file name under which an OCI version keeps its manifest.
 pub const MANIFEST_FILE: &str = "manifest";
+
+/// The package `name`, created if new, marked as changed at `at`.
+fn touch_package<'a>(
+    packages: &'a mut BTreeMap<String, Package>,
+    name: &str,
+    at: u64,
+) -> &'a mut Package {
+    let package = packages
+        .entry(name.to_string())
+        .or_insert_with(|| new_package(name, at));
+    package.updated_at = at;
+    package
+}
+
+/// The version `name` of `package`, created if new, marked as changed at `at`.
+fn touch_version<'a>(package: &'a mut Package, name: &str, at: u64) -> &'a mut Version {
+    let version = package
+        .versions
+        .entry(name.to_string())
+        .or_insert_with(|| new_version(name, at));
+    version.updated_at = at;
+    version
+}
 
 fn new_package(name: &str, at: u64) -> Package {
     Package {

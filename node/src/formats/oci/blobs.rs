@@ -181,18 +181,28 @@ async fn commit_blob(
 ) -> Result<Response, OciError> {
     let blob = writer.finish().await?;
     verify_digest(state, &blob, digest).await?;
-    let digest = digest.to_string();
+    link_blob(state, name, digest.to_string(), blob).await
+}
+
+/// Links a stored blob into repository `name` under `digest` and answers 201 with its location.
+async fn link_blob(
+    state: &AppState,
+    name: &RepositoryName,
+    digest: String,
+    blob: BlobRef,
+) -> Result<Response, OciError> {
+    let created = blob_created(name, &digest);
     state
         .meta
         .propose(Command::LinkBlob {
             registry: name.registry.clone(),
             package: name.repository.clone(),
-            digest: digest.clone(),
+            digest,
             blob,
             at: now_ms(),
         })
         .await?;
-    Ok(blob_created(name, &digest))
+    Ok(created)
 }
 
 /// The blob `digest` as linked into repository `name`, or a manifest of it served as a blob.
@@ -291,17 +301,7 @@ pub async fn start(
                     .and_then(|_| meta.blob_by_digest(&digest).cloned())
             })
         {
-            state
-                .meta
-                .propose(Command::LinkBlob {
-                    registry: name.registry.clone(),
-                    package: name.repository.clone(),
-                    digest: digest.clone(),
-                    blob,
-                    at: now_ms(),
-                })
-                .await?;
-            return Ok(blob_created(name, &digest));
+            return link_blob(state, name, digest, blob).await;
         }
         // The spec says: when the mount cannot be done, start an ordinary upload session.
     }

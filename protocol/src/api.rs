@@ -124,6 +124,9 @@ pub struct PackageSummary {
     pub size: u64,
     /// Last change, unix milliseconds.
     pub updated_at: u64,
+    /// The package's key:value metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 /// A package with its versions.
@@ -166,6 +169,10 @@ pub struct VersionInfo {
     /// Size of this version: its files and, for OCI, every distinct blob its manifest references.
     #[serde(default)]
     pub size: u64,
+    /// What the package format recorded for this version (npm's manifest and deprecation, PyPI's
+    /// requires-python and yanked state, Maven checksums, ...).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A file of a version.

@@ -161,6 +161,34 @@ async fn registries_artifacts_and_metadata() {
         let (_, cleared) = api.call(Method::DELETE, &path, None).await;
         assert_eq!(cleared["metadata"], json!({}), "{scope}");
     }
+    api.call(
+        Method::PUT,
+        "/registries/tools/packages/b/metadata",
+        Some(json!({"metadata": {"team": "build"}})),
+    )
+    .await;
+    let (_, listed) = api
+        .call(Method::GET, "/artifacts?registry=tools", None)
+        .await;
+    let b = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["name"] == "b")
+        .expect("b listed");
+    assert_eq!(
+        b["metadata"],
+        json!({"team": "build"}),
+        "listings carry package metadata"
+    );
+    let (_, version) = api
+        .call(Method::GET, "/registries/tools/packages/b/versions/1", None)
+        .await;
+    assert_eq!(
+        version["attributes"],
+        json!({}),
+        "generic files record no format attributes"
+    );
     let (status, _) = api
         .call(Method::GET, "/registries/tools/packages/zzz/metadata", None)
         .await;

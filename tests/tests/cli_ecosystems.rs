@@ -442,6 +442,13 @@ async fn clients_fetch_what_arca_pushed_using_the_configured_files() -> Result<(
         &["artifact", "get", "@arca-test/util", "--registry", "js"],
     )?;
     assert_eq!(package["versions"][0]["tags"], json!(["beta"]));
+    // What npm recorded for the version travels with it: its manifest, as published.
+    let manifest: Value = serde_json::from_str(
+        package["versions"][0]["attributes"]["npm.manifest"]
+            .as_str()
+            .expect("npm.manifest attribute"),
+    )?;
+    assert_eq!(manifest["name"], "@arca-test/util");
 
     // Python: push a wheel and an sdist with arca, download the wheel with pip using the pip.conf
     // `configure` wrote.

@@ -213,10 +213,16 @@ impl Row for ListedPackage {
         "VERSIONS",
         "SIZE",
         "UPDATED",
+        "METADATA",
     ];
 
     fn cells(&self) -> Vec<String> {
         let summary = &self.summary;
+        let metadata: Vec<String> = summary
+            .metadata
+            .iter()
+            .map(|(key, value)| format!("{key}:{value}"))
+            .collect();
         vec![
             summary.registry.clone(),
             self.package_type
@@ -227,6 +233,7 @@ impl Row for ListedPackage {
             summary.version_count.to_string(),
             bytes(summary.size),
             timestamp(summary.updated_at),
+            metadata.join(", "),
         ]
     }
 }
@@ -266,14 +273,37 @@ impl Tabular for VersionInfo {
         } else {
             format!(" (tags: {})", self.tags.join(", "))
         };
-        format!(
+        let mut text = format!(
             "version {} of package {} in registry {}{tags}, {} stored\n{}",
             self.version,
             self.package,
             self.registry,
             bytes(self.size),
             table(&["FILE", "SIZE", "SHA256", "CREATED"], files)
-        )
+        );
+        for (label, entries) in [
+            ("metadata", &self.metadata),
+            ("attributes", &self.attributes),
+        ] {
+            if entries.is_empty() {
+                continue;
+            }
+            let rows = entries
+                .iter()
+                .map(|(key, value)| vec![key.clone(), shortened(value)]);
+            text.push_str(&format!("\n{label}\n{}", table(&["KEY", "VALUE"], rows)));
+        }
+        text
+    }
+}
+
+/// A value cut to one line of at most 80 characters for tables (`--format json` shows it whole).
+fn shortened(value: &str) -> String {
+    let line = value.lines().next().unwrap_or_default();
+    if line.chars().count() > 80 || line.len() < value.len() {
+        format!("{}…", line.chars().take(79).collect::<String>())
+    } else {
+        line.to_string()
     }
 }
 

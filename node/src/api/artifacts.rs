@@ -91,6 +91,7 @@ pub fn version_info(
             .map(|(tag, _)| tag.clone())
             .collect(),
         size: version_size(meta, version),
+        attributes: version.attributes.clone(),
     }
 }
 
@@ -111,6 +112,7 @@ fn package_summary(meta: &MetaState, registry: &str, package: &Package) -> Packa
             .map(|v| version_size(meta, v))
             .sum(),
         updated_at: package.updated_at,
+        metadata: package.metadata.clone(),
     }
 }
 

@@ -7,15 +7,12 @@ use arca_protocol::names::{validate_filename, validate_segment, validate_version
 use arca_protocol::{BlobRef, Command, Overwrite, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{
-    RangeNotSatisfiable, UploadError, discard_body, receive_blob, serve_blob,
-    unsatisfiable_range_header,
-};
+use super::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
 use crate::{AppState, now_ms};
@@ -166,17 +163,13 @@ async fn download(
 /// Answers a download of `blob` with [`serve_blob`]; an unsatisfiable range gets a 416 in Arca's error
 /// format.
 pub fn serve_file(state: &AppState, headers: &HeaderMap, blob: &BlobRef) -> Response {
-    serve_blob(state, headers, blob).unwrap_or_else(|RangeNotSatisfiable { size }| {
-        let mut response = ApiError::new(
+    serve_blob(state, headers, blob, |message| {
+        ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "RANGE_NOT_SATISFIABLE",
-            format!("range not satisfiable for {size} bytes"),
+            message,
         )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
-        response
+        .into_response()
     })
 }
 

@@ -197,9 +197,29 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNot
 }
 
 /// Answers a download of `blob`: 200 with the whole blob, 206 for a satisfiable `Range`, 304 when
-/// `If-None-Match` names its ETag. Every chunk is verified as it is read; a chunk that fails
-/// verification aborts the response instead of sending wrong bytes.
+/// `If-None-Match` names its ETag, 416 (with `Content-Range: bytes */size`) for an unsatisfiable one,
+/// its body made by `unsatisfiable` from a message, in the caller's error format. Every chunk is
+/// verified as it is read; a chunk that fails verification aborts the response instead of sending
+/// wrong bytes.
 pub fn serve_blob(
+    state: &AppState,
+    request_headers: &HeaderMap,
+    blob: &BlobRef,
+    unsatisfiable: impl FnOnce(String) -> Response,
+) -> Response {
+    match ranged_response(state, request_headers, blob) {
+        Ok(response) => response,
+        Err(RangeNotSatisfiable { size }) => {
+            let mut response = unsatisfiable(format!("range not satisfiable for {size} bytes"));
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
+    }
+}
+
+fn ranged_response(
     state: &AppState,
     request_headers: &HeaderMap,
     blob: &BlobRef,
@@ -258,12 +278,6 @@ fn response(builder: axum::http::response::Builder, body: Body) -> Response {
         *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         fallback
     })
-}
-
-/// A `Content-Range: bytes */size` value for a 416 answer.
-pub fn unsatisfiable_range_header(size: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("bytes */{size}"))
-        .unwrap_or(HeaderValue::from_static("bytes */0"))
 }
 
 #[cfg(test)]

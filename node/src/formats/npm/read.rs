@@ -11,7 +11,7 @@ use super::names::PackageName;
 use super::packument::{self, ABBREVIATED};
 use super::publish::version_of_file;
 use super::{Context, NpmError};
-use crate::formats::{RangeNotSatisfiable, serve_blob, unsatisfiable_range_header};
+use crate::formats::serve_blob;
 use crate::now_ms;
 
 /// Search results per page unless asked otherwise, and at most.
@@ -84,17 +84,9 @@ pub fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Response, Np
             meta.blobs.get(&entry.sha256).cloned()
         })
         .ok_or_else(missing)?;
-    serve_blob(ctx.state, ctx.headers, &blob).or_else(|RangeNotSatisfiable { size }| {
-        let mut response = NpmError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            format!("range not satisfiable for {size} bytes"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
-        Ok(response)
-    })
+    Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
+        NpmError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
+    }))
 }
 
 /// `GET /-/v1/search?text=&size=&from=`: packages whose name, description or keywords contain every

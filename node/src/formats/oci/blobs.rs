@@ -21,10 +21,7 @@ use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
 use crate::blob::{BlobWriter, read_blob};
-use crate::formats::{
-    RangeNotSatisfiable, append_body, declared_length, discard_body, serve_blob,
-    unsatisfiable_range_header,
-};
+use crate::formats::{append_body, declared_length, discard_body, serve_blob};
 use crate::{AppState, now_ms};
 
 /// Upload sessions idle for longer than this are dropped.
@@ -228,21 +225,9 @@ pub async fn fetch(
     caller.authorize(state, headers, name, Action::Pull)?;
     let digest = Digest::parse(digest)?.to_string();
     let blob = linked_blob(state, name, &digest).ok_or_else(|| OciError::blob_unknown(&digest))?;
-    let mut response = match serve_blob(state, headers, &blob) {
-        Ok(response) => response,
-        Err(RangeNotSatisfiable { size }) => {
-            let mut answer = OciError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "RANGE_INVALID",
-                format!("range not satisfiable for {size} bytes"),
-            )
-            .into_response();
-            answer
-                .headers_mut()
-                .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
-            answer
-        }
-    };
+    let mut response = serve_blob(state, headers, &blob, |message| {
+        OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message).into_response()
+    });
     if let Ok(value) = HeaderValue::from_str(&digest) {
         response
             .headers_mut()

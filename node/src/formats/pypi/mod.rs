@@ -35,7 +35,7 @@ pub use self::error::PypiError;
 use self::model::{Project, YANKED, YANKED_REASON};
 use self::names::{normalize_project, normalize_version};
 use crate::formats::oci::query_param;
-use crate::formats::{RangeNotSatisfiable, serve_blob, unsatisfiable_range_header};
+use crate::formats::serve_blob;
 use crate::{AppState, now_ms};
 
 /// Routes of this front-end.
@@ -189,19 +189,9 @@ async fn download(
         .ok_or_else(|| {
             PypiError::not_found(format!("file {project}/{version}/{filename} not found"))
         })?;
-    Ok(
-        serve_blob(&state, &headers, &blob).unwrap_or_else(|RangeNotSatisfiable { size }| {
-            let mut response = PypiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("range not satisfiable for {size} bytes"),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_RANGE, unsatisfiable_range_header(size));
-            response
-        }),
-    )
+    Ok(serve_blob(&state, &headers, &blob, |message| {
+        PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
+    }))
 }
 
 /// The JSON API's URL of a project.

@@ -23,6 +23,7 @@ pub fn temp_root(dir: &Path) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
 pub async fn start_node(data_dir: PathBuf) -> anyhow::Result<arca_node::RunningNode> {
     arca_node::start(arca_node::config::Config {
         http: "127.0.0.1:0".parse()?,
+        quic: "127.0.0.1:0".parse()?,
         data_dir,
         ..Default::default()
     })

@@ -1,15 +1,16 @@
-//! The management API under `/api/v1`: one method per route of `docs/api.md` (registries, artifacts,
-//! metadata, tokens), each taking and returning the JSON types of `arca_protocol::api`.
+//! The management API under `/api/v1`: one method per route of `docs/api.md` (registries and their
+//! replication policies, artifacts, metadata, tokens, the cluster), each taking and returning the JSON
+//! types of `arca_protocol::api`.
 
 use std::collections::BTreeMap;
 
-use arca_protocol::MetadataTarget;
 use arca_protocol::api::{
-    CopyVersionRequest, CreateRegistryRequest, CreateTokenRequest, CreatedToken,
-    DeleteMetadataRequest, MetadataBody, PackageInfo, PackageSummary, Page, PageQuery,
-    RegistryInfo, TokenInfo, VersionInfo, WhoAmI,
+    ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest, CreateRegistryRequest,
+    CreateTokenRequest, CreatedToken, DeleteMetadataRequest, JoinTokenInfo, MetadataBody,
+    PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, TokenInfo, VersionInfo, WhoAmI,
 };
 use arca_protocol::model::Role;
+use arca_protocol::{MetadataTarget, ReplicationPolicy};
 use reqwest::{Method, Url};
 
 use crate::client::Client;
@@ -95,6 +96,18 @@ impl Client {
     pub async fn delete_registry(&self, registry: &str) -> Result<(), ClientError> {
         let url = self.api_url(&registry_path(registry))?;
         self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `PUT /api/v1/registries/{registry}/replication`: replaces the registry's replication policy and
+    /// answers the registry.
+    pub async fn set_replication(
+        &self,
+        registry: &str,
+        policy: &ReplicationPolicy,
+    ) -> Result<RegistryInfo, ClientError> {
+        let url = self.api_url(&[&registry_path(registry)[..], &["replication"]].concat())?;
+        self.send_json(self.request(Method::PUT, url).json(policy))
+            .await
     }
 
     /// `GET /api/v1/artifacts`: one page of packages, of one registry or of all.
@@ -223,5 +236,31 @@ impl Client {
     pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
         let url = self.api_url(&["tokens", id])?;
         self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `GET /api/v1/cluster`: the cluster as its leader sees it.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        let url = self.api_url(&["cluster"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `POST /api/v1/cluster/join-tokens`: a token a new node joins with, valid for `ttl_seconds`.
+    pub async fn create_join_token(&self, ttl_seconds: u64) -> Result<JoinTokenInfo, ClientError> {
+        let url = self.api_url(&["cluster", "join-tokens"])?;
+        let body = CreateJoinTokenRequest { ttl_seconds };
+        self.send_json(self.request(Method::POST, url).json(&body))
+            .await
+    }
+
+    /// `POST /api/v1/cluster/nodes/{id}/promote`: makes a learner a voter and answers the cluster.
+    pub async fn promote_node(&self, id: u64) -> Result<ClusterStatus, ClientError> {
+        let url = self.api_url(&["cluster", "nodes", &id.to_string(), "promote"])?;
+        self.send_json(self.request(Method::POST, url)).await
+    }
+
+    /// `DELETE /api/v1/cluster/nodes/{id}`: takes a node out of the cluster and answers the cluster.
+    pub async fn remove_node(&self, id: u64) -> Result<ClusterStatus, ClientError> {
+        let url = self.api_url(&["cluster", "nodes", &id.to_string()])?;
+        self.send_json(self.request(Method::DELETE, url)).await
     }
 }

@@ -1,9 +1,11 @@
-//! Unit tests of the library against a one-shot fake HTTP server: URL encoding, error decoding, and
-//! the streaming push and pull of generic files with their checksums.
+//! Unit tests of the library against a one-shot fake HTTP server: URL encoding, error decoding, the
+//! cluster and replication routes, and the streaming push and pull of generic files with their
+//! checksums.
 
 use std::path::Path;
 
-use arca_protocol::Sha256;
+use arca_protocol::api::{ClusterStatus, JoinTokenInfo, RegistryInfo};
+use arca_protocol::{PackageType, ReplicaSites, ReplicationMode, ReplicationPolicy, Sha256};
 use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -129,6 +131,87 @@ async fn error_answers_become_api_errors() {
         }
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Answers one request with `reply` as JSON and hands back the request line and the body it received.
+async fn round_trip<T, F>(reply: &impl serde::Serialize, call: F) -> (T, String, Vec<u8>)
+where
+    F: AsyncFnOnce(Client) -> Result<T, ClientError>,
+{
+    let reply = serde_json::to_vec(reply).expect("json");
+    let (url, seen) = serve_once(answer("200 OK", &[], &reply)).await;
+    let answer = call(Client::new(&url, None).expect("client"))
+        .await
+        .expect("answer");
+    let seen = seen.await.expect("request");
+    let request_line = seen.head.lines().next().unwrap_or_default().to_string();
+    (answer, request_line, seen.body)
+}
+
+#[tokio::test]
+async fn cluster_routes_send_their_method_path_and_body() {
+    let status = ClusterStatus {
+        answered_by: 1,
+        leader: Some(1),
+        term: 2,
+        commit_index: 9,
+        nodes: Vec::new(),
+    };
+    let (answer, line, _) = round_trip(&status, async |client| client.cluster_status().await).await;
+    assert_eq!(
+        (answer, &*line),
+        (status.clone(), "GET /api/v1/cluster HTTP/1.1")
+    );
+
+    let token = JoinTokenInfo {
+        token: "arca-join-v1:f:s".into(),
+        expires_at: 5,
+    };
+    let (answer, line, body) =
+        round_trip(&token, async |client| client.create_join_token(600).await).await;
+    assert_eq!(answer.token, token.token);
+    assert_eq!(line, "POST /api/v1/cluster/join-tokens HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(body, serde_json::json!({"ttl_seconds": 600}));
+
+    let (_, line, _) = round_trip(&status, async |client| client.promote_node(3).await).await;
+    assert_eq!(line, "POST /api/v1/cluster/nodes/3/promote HTTP/1.1");
+    let (_, line, _) = round_trip(&status, async |client| client.remove_node(4).await).await;
+    assert_eq!(line, "DELETE /api/v1/cluster/nodes/4 HTTP/1.1");
+}
+
+#[tokio::test]
+async fn set_replication_puts_the_policy() {
+    let policy = ReplicationPolicy {
+        sites: ReplicaSites::Only(vec!["eu".into(), "us".into()]),
+        mode: ReplicationMode::OnDemand,
+    };
+    let info = RegistryInfo {
+        name: "my files".into(),
+        package_type: PackageType::Generic,
+        description: String::new(),
+        immutable: false,
+        allow_anonymous_read: false,
+        allow_redeploy: false,
+        created_at: 0,
+        package_count: 0,
+        metadata: Default::default(),
+        replication: policy.clone(),
+    };
+    let (answer, line, body) = round_trip(&info, async |client| {
+        client.set_replication("my files", &policy).await
+    })
+    .await;
+    assert_eq!(answer, info);
+    assert_eq!(
+        line,
+        "PUT /api/v1/registries/my%20files/replication HTTP/1.1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(
+        body,
+        serde_json::json!({"sites": ["eu", "us"], "mode": "on-demand"})
+    );
 }
 
 #[tokio::test]

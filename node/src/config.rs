@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use arca_protocol::NodeRole;
 use serde::Deserialize;
 
 /// Why the configuration could not be loaded.
@@ -53,6 +54,28 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Bytes of verified chunks kept in memory.
     pub chunk_cache_bytes: u64,
+    /// The site (failure and latency domain) this node is in.
+    pub site: String,
+    /// Address the inter-node QUIC port binds (`127.0.0.1:0` picks a free port).
+    pub quic: SocketAddr,
+    /// `host:port` other nodes and clients use for this node's HTTP (default: the bound address).
+    pub advertise_http: Option<String>,
+    /// `host:port` other nodes use for this node's QUIC port (default: the bound address).
+    pub advertise_quic: Option<String>,
+    /// QUIC address of a member to join through (only needed on a node's first start).
+    pub join: Option<String>,
+    /// The join token `arca cluster join-token` printed.
+    pub join_token: Option<String>,
+    /// `full` (holds replicas, may vote) or `cache` (keeps what it serves in a bounded cache).
+    pub role: NodeRole,
+    /// Memory tier of a cache node, in bytes.
+    pub cache_memory_bytes: u64,
+    /// Disk tier of a cache node, in bytes.
+    pub cache_disk_bytes: u64,
+    /// How long a write may wait for a quorum before it is refused with 503, in milliseconds.
+    pub write_timeout_ms: u64,
+    /// The leader promotes caught-up learners to voters (up to five voters, spread over sites).
+    pub auto_promote: bool,
 }
 
 impl Default for Config {
@@ -64,23 +87,62 @@ impl Default for Config {
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             snapshot_every: 5000,
             chunk_cache_bytes: 256 * 1024 * 1024,
+            site: "local".to_string(),
+            quic: SocketAddr::from(([127, 0, 0, 1], 7071)),
+            advertise_http: None,
+            advertise_quic: None,
+            join: None,
+            join_token: None,
+            role: NodeRole::Full,
+            cache_memory_bytes: 256 * 1024 * 1024,
+            cache_disk_bytes: 4 * 1024 * 1024 * 1024,
+            write_timeout_ms: 5000,
+            auto_promote: true,
         }
     }
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
-    /// `--http`
+    /// Address to serve HTTP on [default: 127.0.0.1:7070; env ARCA_HTTP].
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
-    /// `--data-dir`
+    /// Directory for all state [default: ./arca-data; env ARCA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// This node's id in the cluster [default: 1; env ARCA_NODE_ID].
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
+    /// The site this node is in [default: local; env ARCA_SITE].
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// Address of the inter-node QUIC port [default: 127.0.0.1:7071; env ARCA_QUIC].
+    #[arg(long, value_name = "ADDR")]
+    pub quic: Option<SocketAddr>,
+    /// HTTP address others should use [default: the bound one; env ARCA_ADVERTISE_HTTP].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_http: Option<String>,
+    /// QUIC address others should use [default: the bound one; env ARCA_ADVERTISE_QUIC].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_quic: Option<String>,
+    /// Join the cluster through the member at this QUIC address.
+    #[arg(long, value_name = "ADDR", requires = "join_token")]
+    pub join: Option<String>,
+    /// Token from `arca cluster join-token` [env ARCA_JOIN_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    pub join_token: Option<String>,
+    /// full or cache [default: full; env ARCA_ROLE].
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<NodeRole>,
 }
 
 impl Config {
     /// Builds the configuration: defaults, then `file`, then the environment (`ARCA_HTTP`,
     /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_EVERY`,
-    /// `ARCA_CHUNK_CACHE_BYTES`), then `flags`.
+    /// `ARCA_CHUNK_CACHE_BYTES`, `ARCA_SITE`, `ARCA_QUIC`, `ARCA_ROLE`, `ARCA_CACHE_MEMORY_BYTES`,
+    /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
+    /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -109,13 +171,62 @@ impl Config {
             "ARCA_CHUNK_CACHE_BYTES",
             &mut config.chunk_cache_bytes,
         )?;
-        if let Some(http) = flags.http {
-            config.http = http;
+        env_override(&env, "ARCA_SITE", &mut config.site)?;
+        env_override(&env, "ARCA_QUIC", &mut config.quic)?;
+        env_override(&env, "ARCA_ROLE", &mut config.role)?;
+        env_override(
+            &env,
+            "ARCA_CACHE_MEMORY_BYTES",
+            &mut config.cache_memory_bytes,
+        )?;
+        env_override(&env, "ARCA_CACHE_DISK_BYTES", &mut config.cache_disk_bytes)?;
+        env_override(&env, "ARCA_WRITE_TIMEOUT_MS", &mut config.write_timeout_ms)?;
+        env_override(&env, "ARCA_AUTO_PROMOTE", &mut config.auto_promote)?;
+        for (name, target) in [
+            ("ARCA_ADVERTISE_HTTP", &mut config.advertise_http),
+            ("ARCA_ADVERTISE_QUIC", &mut config.advertise_quic),
+            ("ARCA_JOIN", &mut config.join),
+            ("ARCA_JOIN_TOKEN", &mut config.join_token),
+        ] {
+            if let Some(value) = env(name) {
+                *target = Some(value);
+            }
         }
-        if let Some(data_dir) = flags.data_dir {
-            config.data_dir = data_dir;
+        let Overrides {
+            http,
+            data_dir,
+            node_id,
+            site,
+            quic,
+            advertise_http,
+            advertise_quic,
+            join,
+            join_token,
+            role,
+        } = flags;
+        set_if_some(&mut config.http, http);
+        set_if_some(&mut config.data_dir, data_dir);
+        set_if_some(&mut config.node_id, node_id);
+        set_if_some(&mut config.site, site);
+        set_if_some(&mut config.quic, quic);
+        set_if_some(&mut config.role, role);
+        for (target, value) in [
+            (&mut config.advertise_http, advertise_http),
+            (&mut config.advertise_quic, advertise_quic),
+            (&mut config.join, join),
+            (&mut config.join_token, join_token),
+        ] {
+            if value.is_some() {
+                *target = value;
+            }
         }
         Ok(config)
+    }
+}
+
+fn set_if_some<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
     }
 }
 
@@ -164,7 +275,7 @@ mod tests {
         assert_eq!(from_env.data_dir, PathBuf::from("/srv/arca"));
         let flags = Overrides {
             http: Some("127.0.0.1:1".parse().expect("addr")),
-            data_dir: None,
+            ..Overrides::default()
         };
         assert_eq!(
             Config::load(Some(&file), env, flags)

@@ -1,15 +1,18 @@
 //! arca-node: the Arca server.
 //!
 //! [`start`] opens a node's state under its data directory (metadata through Raft in redb, chunks on
-//! disk), makes sure the admin token exists, and serves every HTTP surface: the management API, the
+//! disk), joins or founds its cluster on the inter-node QUIC port, makes sure the admin token exists,
+//! starts the replication worker, and serves every HTTP surface: the management API, the
 //! package-manager front-ends, `/healthz` and `/metrics`.
 
 pub mod api;
 pub mod auth;
 pub mod blob;
+pub mod cluster;
 pub mod config;
 pub mod formats;
 pub mod meta;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,9 +23,12 @@ use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::blob::ChunkStore;
+use arca_protocol::{NodeInfo, NodeRole};
+
+use crate::blob::{ChunkStore, TieredChunkCache};
 use crate::config::Config;
 use crate::meta::{Meta, MetaOptions};
+use crate::transfer::{PeerNetwork, QuicTransport};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -37,6 +43,12 @@ pub struct AppState {
     pub metrics: Arc<api::metrics::Metrics>,
     /// Node-local state of the OCI front-end (upload sessions, token signing key).
     pub oci: Arc<formats::oci::OciState>,
+    /// The inter-node port.
+    pub transport: Arc<QuicTransport>,
+    /// Who this node is in the cluster.
+    pub node: NodeInfo,
+    /// The cluster CA and this node's certificate.
+    pub identity: transfer::tls::ClusterIdentity,
 }
 
 /// Why a node could not start or stopped with an error.
@@ -56,6 +68,20 @@ pub enum NodeError {
     /// The admin token could not be set up.
     #[error(transparent)]
     Bootstrap(#[from] auth::BootstrapError),
+    /// The cluster could not be founded or joined.
+    #[error(transparent)]
+    Join(#[from] cluster::JoinError),
+    /// The inter-node port could not be bound.
+    #[error("inter-node port {addr}: {source}")]
+    Quic {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The cache of a cache node could not be opened.
+    #[error("cache: {0}")]
+    Cache(#[from] blob::BlobError),
     /// The HTTP server failed.
     #[error("http server on {addr}: {source}")]
     Http {
@@ -70,9 +96,14 @@ pub enum NodeError {
 pub struct RunningNode {
     /// The address HTTP is served on (with the real port when 0 was asked for).
     pub http_addr: SocketAddr,
+    /// The address the inter-node QUIC port is bound to.
+    pub quic_addr: SocketAddr,
     /// Where the admin token is.
     pub admin_token_path: PathBuf,
     meta: Meta,
+    transport: Arc<QuicTransport>,
+    chunks: Arc<ChunkStore>,
+    background: Vec<JoinHandle<()>>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -82,7 +113,14 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(());
         let served = self.server.await;
+        for task in &self.background {
+            task.abort();
+        }
         self.meta.shutdown().await;
+        self.transport.close().await;
+        if let Some(tiered) = self.chunks.tiered() {
+            tiered.close().await;
+        }
         match served {
             Ok(result) => result.map_err(|source| NodeError::Http {
                 addr: self.http_addr.to_string(),
@@ -103,8 +141,8 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Starts a node: opens its state, creates the admin token on first start, binds HTTP and writes the
-/// bound address to `<data_dir>/http.addr`.
+/// Starts a node: opens its state, founds its cluster (or joins one with a token), creates the admin
+/// token on first start, binds HTTP and writes the bound address to `<data_dir>/http.addr`.
 pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let data_dir = config.data_dir.clone();
     let dir_error = |source| NodeError::DataDir {
@@ -115,6 +153,15 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let chunks = Arc::new(
         ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?,
     );
+    if config.role == NodeRole::Cache {
+        let tiered = TieredChunkCache::open(
+            &data_dir.join("cache"),
+            config.cache_memory_bytes as usize,
+            config.cache_disk_bytes as usize,
+        )
+        .await?;
+        chunks.set_tiered(tiered);
+    }
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| NodeError::Http {
@@ -125,24 +172,96 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         addr: config.http.to_string(),
         source,
     })?;
+    let quic_error = |source| NodeError::Quic {
+        addr: config.quic.to_string(),
+        source,
+    };
+    let transport = QuicTransport::bind(config.quic).map_err(quic_error)?;
+    let quic_addr = transport.local_addr().map_err(quic_error)?;
+    let credentials = cluster::credentials(
+        &data_dir.join("cluster"),
+        config.node_id,
+        config.join.as_deref(),
+        config.join_token.as_deref(),
+        &transport,
+    )
+    .await?;
+    let node = NodeInfo {
+        site: config.site.clone(),
+        role: config.role,
+        http: config
+            .advertise_http
+            .clone()
+            .unwrap_or_else(|| http_addr.to_string()),
+        quic: config
+            .advertise_quic
+            .clone()
+            .unwrap_or_else(|| quic_addr.to_string()),
+    };
+    let network: Arc<dyn PeerNetwork> = transport.clone();
     let meta = Meta::open(
         &data_dir.join("meta.redb"),
         MetaOptions {
             node_id: config.node_id,
-            advertise_addr: http_addr.to_string(),
+            node: node.clone(),
+            bootstrap: credentials.founder,
             snapshot_every: config.snapshot_every,
+            write_timeout: std::time::Duration::from_millis(config.write_timeout_ms),
+            network: network.clone(),
         },
     )
     .await?;
+    transport
+        .serve(
+            &credentials.identity,
+            Arc::new(transfer::service::NodeService {
+                meta: meta.clone(),
+                chunks: chunks.clone(),
+                identity: credentials.identity.clone(),
+            }),
+        )
+        .map_err(|e| NodeError::Join(e.into()))?;
+    chunks.set_remote(Arc::new(transfer::replication::PeerChunks::new(
+        meta.clone(),
+        network.clone(),
+    )));
+    let mut background = Vec::new();
+    if let Some(via) = config.join.clone() {
+        background.push(tokio::spawn(cluster::register(
+            meta.clone(),
+            network.clone(),
+            via,
+            node.clone(),
+        )));
+    }
+    if config.auto_promote {
+        background.push(tokio::spawn(cluster::promote_learners(meta.clone())));
+    }
+    if config.role == NodeRole::Full {
+        let replicator = transfer::replication::Replicator::new(
+            meta.clone(),
+            chunks.clone(),
+            config.site.clone(),
+        );
+        background.push(tokio::spawn(replicator.run()));
+    }
     let admin_token_path = auth::ensure_admin_token(&meta, &data_dir, now_ms()).await?;
     tracing::info!(path = %admin_token_path.display(), "admin token (send it as 'Authorization: Bearer <token>')");
 
+    let metrics = Arc::new(api::metrics::Metrics::new());
+    background.push(tokio::spawn(count_leader_changes(
+        meta.clone(),
+        metrics.clone(),
+    )));
     let state = AppState {
         meta: meta.clone(),
-        chunks,
+        chunks: chunks.clone(),
         config: Arc::new(config),
-        metrics: Arc::new(api::metrics::Metrics::new()),
+        metrics,
         oci: Arc::new(formats::oci::OciState::default()),
+        transport: transport.clone(),
+        node,
+        identity: credentials.identity,
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -161,12 +280,30 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             .await
     });
     std::fs::write(data_dir.join("http.addr"), http_addr.to_string()).map_err(dir_error)?;
-    tracing::info!(%http_addr, data_dir = %data_dir.display(), "arca node serving HTTP");
+    std::fs::write(data_dir.join("quic.addr"), quic_addr.to_string()).map_err(dir_error)?;
+    tracing::info!(%http_addr, %quic_addr, data_dir = %data_dir.display(), "arca node serving HTTP");
     Ok(RunningNode {
         http_addr,
+        quic_addr,
         admin_token_path,
         meta,
+        transport,
+        chunks,
+        background,
         stop,
         server,
     })
+}
+
+/// Counts every change of leader this node sees.
+async fn count_leader_changes(meta: Meta, metrics: Arc<api::metrics::Metrics>) {
+    let mut changes = meta.watch();
+    let mut leader = changes.borrow().current_leader;
+    while changes.changed().await.is_ok() {
+        let now = changes.borrow().current_leader;
+        if now != leader {
+            leader = now;
+            metrics.raft_leader_changes.inc();
+        }
+    }
 }

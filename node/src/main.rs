@@ -1,7 +1,6 @@
-//! `arca-node`: runs one Arca node. With no flags it serves HTTP on 127.0.0.1:7070 and keeps its state
-//! in `./arca-data`.
+//! `arca-node`: runs one Arca node. With no flags it serves HTTP on 127.0.0.1:7070 (and the inter-node
+//! port on 127.0.0.1:7071) and keeps its state in `./arca-data`: a cluster of one.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -12,12 +11,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "arca-node", version, about)]
 struct Args {
-    /// Address to serve HTTP on [default: 127.0.0.1:7070; env ARCA_HTTP].
-    #[arg(long, value_name = "ADDR")]
-    http: Option<SocketAddr>,
-    /// Directory for all state [default: ./arca-data; env ARCA_DATA_DIR].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
     /// TOML configuration file (ARCA_* environment variables and flags override it).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -35,10 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(
         args.config.as_deref(),
         |name| std::env::var(name).ok(),
-        Overrides {
-            http: args.http,
-            data_dir: args.data_dir,
-        },
+        args.overrides,
     )?;
     let node = arca_node::start(config)
         .await

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{NodeRole, ReplicationPolicy};
 use crate::digest::Sha256;
 use crate::model::{Metadata, PackageType, Role};
 
@@ -42,6 +43,9 @@ pub struct CreateRegistryRequest {
     /// Allow released versions to be deployed again (Maven).
     #[serde(default)]
     pub allow_redeploy: bool,
+    /// Which sites hold full copies, eagerly or on demand (default: every site, eagerly).
+    #[serde(default)]
+    pub replication: ReplicationPolicy,
 }
 
 /// A registry as the API shows it.
@@ -66,7 +70,13 @@ pub struct RegistryInfo {
     pub package_count: u64,
     /// Metadata.
     pub metadata: Metadata,
+    /// Replication policy.
+    #[serde(default)]
+    pub replication: ReplicationPolicy,
 }
+
+/// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.
+pub type SetReplicationRequest = ReplicationPolicy;
 
 /// Paging parameters (`?page=&page_size=`); pages count from 1.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -264,4 +274,61 @@ pub struct UploadedFile {
     pub size: u64,
     /// sha256 of the content as the server computed it.
     pub sha256: Sha256,
+}
+
+/// `GET /api/v1/cluster`: the cluster as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub answered_by: u64,
+    /// The leader's id, when one is known.
+    pub leader: Option<u64>,
+    /// The current Raft term.
+    pub term: u64,
+    /// The leader's last committed log index.
+    pub commit_index: u64,
+    /// Every member.
+    pub nodes: Vec<ClusterNodeStatus>,
+}
+
+/// One member in [`ClusterStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterNodeStatus {
+    /// Node id.
+    pub id: u64,
+    /// Site.
+    pub site: String,
+    /// `voter` or `learner`.
+    pub membership: String,
+    /// Full replica or cache node.
+    pub role: NodeRole,
+    /// HTTP address.
+    pub http: String,
+    /// Inter-node QUIC address.
+    pub quic: String,
+    /// The last log index the leader knows this node holds.
+    pub matched_index: Option<u64>,
+    /// Log entries this node is behind the leader's last entry (None when the leader has no view).
+    pub lag: Option<u64>,
+}
+
+/// `POST /api/v1/cluster/join-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateJoinTokenRequest {
+    /// How long the token may be used, in seconds (default one hour).
+    #[serde(default = "default_join_token_ttl")]
+    pub ttl_seconds: u64,
+}
+
+fn default_join_token_ttl() -> u64 {
+    3600
+}
+
+/// A new join token: pass it to `arca-node --join-token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinTokenInfo {
+    /// The token (CA fingerprint and secret).
+    pub token: String,
+    /// When it stops working, unix milliseconds.
+    pub expires_at: u64,
 }

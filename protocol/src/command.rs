@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ReplicationPolicy;
+use crate::digest::Sha256;
 use crate::model::{BlobRef, ManifestInfo, Registry, Token};
 
 /// Where a metadata operation applies.
@@ -212,6 +214,32 @@ pub enum Command {
     RevokeToken {
         /// The token's id.
         id: String,
+    },
+    /// Replace a registry's replication policy.
+    SetReplication {
+        /// Registry name.
+        registry: String,
+        /// The new policy.
+        policy: ReplicationPolicy,
+    },
+    /// Allow nodes presenting the secret that hashes to `secret_sha256` to join until `expires_at`.
+    CreateJoinToken {
+        /// sha256 of the token's secret.
+        secret_sha256: Sha256,
+        /// Unix milliseconds after which the token is refused.
+        expires_at: u64,
+    },
+    /// A node holds every chunk of these blobs.
+    RecordReplicas {
+        /// The node.
+        node_id: u64,
+        /// The blobs, by sha256.
+        blobs: Vec<Sha256>,
+    },
+    /// A node left the cluster: forget the replicas it held.
+    ForgetNode {
+        /// The node.
+        node_id: u64,
     },
 }
 

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ReplicationPolicy;
 use crate::digest::{ChunkId, Sha256};
 
 /// Key/value metadata attached to a registry, package or version.
@@ -153,6 +154,9 @@ pub struct Registry {
     /// User metadata.
     #[serde(default)]
     pub metadata: Metadata,
+    /// Which sites hold full copies of its blobs, and when they copy them.
+    #[serde(default)]
+    pub replication: ReplicationPolicy,
 }
 
 /// A file of a version: a name pointing at a blob.

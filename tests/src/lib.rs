@@ -6,6 +6,7 @@
 //! builds them before the tests run.
 
 pub mod clients;
+pub mod cluster;
 pub mod oci;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct TestNode {
     child: Option<Child>,
     data_dir: tempfile::TempDir,
+    args: Vec<String>,
     env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`
     pub url: String,
@@ -53,13 +55,14 @@ impl TestNode {
         Self::start_with(extra, &[])
     }
 
-    /// Starts a node on a fresh data directory with extra arguments and environment variables (kept
-    /// for restarts).
+    /// Starts a node on a fresh data directory with extra arguments and environment variables (both
+    /// kept for restarts). Unless the arguments say otherwise, HTTP and QUIC take free ports.
     pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Result<TestNode> {
         let data_dir = tempfile::tempdir()?;
         let mut node = TestNode {
             child: None,
             data_dir,
+            args: extra.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -67,7 +70,7 @@ impl TestNode {
             url: String::new(),
             admin_token: String::new(),
         };
-        node.spawn(extra)?;
+        node.spawn()?;
         Ok(node)
     }
 
@@ -76,19 +79,22 @@ impl TestNode {
         self.data_dir.path()
     }
 
-    fn spawn(&mut self, extra: &[&str]) -> Result<()> {
+    fn spawn(&mut self) -> Result<()> {
         let addr_file = self.data_dir.path().join("http.addr");
         let _ = std::fs::remove_file(&addr_file);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.data_dir.path().join("node.log"))?;
-        let child = Command::new(binary("arca-node"))
-            .arg("--http")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .args(extra)
+        let mut command = Command::new(binary("arca-node"));
+        command.arg("--data-dir").arg(self.data_dir.path());
+        for flag in ["--http", "--quic"] {
+            if !self.args.iter().any(|arg| arg == flag) {
+                command.arg(flag).arg("127.0.0.1:0");
+            }
+        }
+        let child = command
+            .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -137,10 +143,21 @@ impl TestNode {
         }
     }
 
-    /// Starts the node again on the same data directory.
+    /// Starts the node again on the same data directory, with the same arguments.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        self.spawn(&[])
+        self.spawn()
+    }
+
+    /// Sends SIGTERM and waits for the process to end (a clean stop).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
     }
 
     /// A typed API client authenticated with the admin token.

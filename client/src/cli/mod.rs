@@ -2,6 +2,7 @@
 //! come from (flag, environment, then the file `arca login` wrote), and dispatch to the command modules.
 
 mod artifact;
+mod cluster;
 mod config;
 mod configure;
 mod metadata;
@@ -56,6 +57,9 @@ enum Command {
     /// Create, list and revoke API tokens
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Show the cluster, create join tokens for new nodes, promote and remove nodes
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// What every command runs with: a client of the chosen server and the output format.
@@ -87,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Registry(command) => command.run(&context).await,
         Command::Artifact(command) => command.run(&context).await,
         Command::Token(command) => command.run(&context).await,
+        Command::Cluster(command) => command.run(&context).await,
     }
 }
 

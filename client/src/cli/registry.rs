@@ -1,9 +1,11 @@
-//! `arca registry`: create, list, get and delete registries, their metadata, and (through
-//! [`super::configure`]) configuring package managers to use them.
+//! `arca registry`: create, list, get and delete registries, their replication policies and metadata,
+//! and (through [`super::configure`]) configuring package managers to use them.
 
 use anyhow::Result;
 use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
-use arca_protocol::{MetadataTarget, PackageType};
+use arca_protocol::{
+    MetadataTarget, PackageType, ReplicaSites, ReplicationMode, ReplicationPolicy,
+};
 use clap::{Args, Subcommand};
 
 use super::Context;
@@ -33,6 +35,12 @@ pub enum RegistryCommand {
         /// Allow released versions to be deployed again (Maven)
         #[arg(long)]
         allow_redeploy: bool,
+        /// Sites that hold full copies: all, or a comma-separated list of sites
+        #[arg(long, value_name = "all|SITE,...", default_value_t)]
+        replicate_to: ReplicaSites,
+        /// When those sites copy new files: eager (on commit) or on-demand (on first read)
+        #[arg(long, value_name = "eager|on-demand", default_value_t)]
+        replication: ReplicationMode,
     },
     /// List registries
     List,
@@ -40,6 +48,17 @@ pub enum RegistryCommand {
     Get {
         /// Registry name
         name: String,
+    },
+    /// Replace a registry's replication policy
+    Replication {
+        /// Registry name
+        name: String,
+        /// Sites that hold full copies: all, or a comma-separated list of sites
+        #[arg(long, value_name = "all|SITE,...")]
+        replicate_to: ReplicaSites,
+        /// When those sites copy new files: eager (on commit) or on-demand (on first read)
+        #[arg(long, value_name = "eager|on-demand")]
+        replication: ReplicationMode,
     },
     /// Delete a registry and everything in it
     Delete {
@@ -82,6 +101,8 @@ impl RegistryCommand {
                 immutable,
                 allow_anonymous_read,
                 allow_redeploy,
+                replicate_to,
+                replication,
             } => {
                 let request = CreateRegistryRequest {
                     name,
@@ -90,12 +111,30 @@ impl RegistryCommand {
                     immutable,
                     allow_anonymous_read,
                     allow_redeploy,
+                    replication: ReplicationPolicy {
+                        sites: replicate_to,
+                        mode: replication,
+                    },
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }
             RegistryCommand::List => emit(context.format, &client.list_registries().await?),
             RegistryCommand::Get { name } => {
                 emit(context.format, &client.get_registry(&name).await?)
+            }
+            RegistryCommand::Replication {
+                name,
+                replicate_to,
+                replication,
+            } => {
+                let policy = ReplicationPolicy {
+                    sites: replicate_to,
+                    mode: replication,
+                };
+                emit(
+                    context.format,
+                    &client.set_replication(&name, &policy).await?,
+                )
             }
             RegistryCommand::Delete { name } => {
                 client.delete_registry(&name).await?;
@@ -118,6 +157,7 @@ impl Row for RegistryInfo {
         "TYPE",
         "IMMUTABLE",
         "ANONYMOUS READ",
+        "REPLICATION",
         "PACKAGES",
         "CREATED",
         "DESCRIPTION",
@@ -129,9 +169,146 @@ impl Row for RegistryInfo {
             self.package_type.to_string(),
             self.immutable.to_string(),
             self.allow_anonymous_read.to_string(),
+            replication(&self.replication),
             self.package_count.to_string(),
             timestamp(self.created_at),
             self.description.clone(),
         ]
+    }
+}
+
+/// A replication policy in one cell: `all/eager`, `eu,us/on-demand`.
+fn replication(policy: &ReplicationPolicy) -> String {
+    format!("{}/{}", policy.sites, policy.mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::output::Tabular;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<RegistryCommand, clap::Error> {
+        let cli = Cli::try_parse_from([&["arca", "registry"], args].concat())?;
+        match cli.command {
+            Command::Registry(command) => Ok(command),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// The replication flags of `registry create` (with `--package-type GENERIC`).
+    fn created(flags: &[&str]) -> Result<(ReplicaSites, ReplicationMode), clap::Error> {
+        let args = [&["create", "files", "--package-type", "GENERIC"], flags].concat();
+        match parse(&args)? {
+            RegistryCommand::Create {
+                replicate_to,
+                replication,
+                ..
+            } => Ok((replicate_to, replication)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_replicates_everywhere_eagerly_unless_told() {
+        assert_eq!(
+            created(&[]).expect("defaults"),
+            (ReplicaSites::All, ReplicationMode::Eager)
+        );
+        assert_eq!(
+            created(&["--replicate-to", "eu,us", "--replication", "on-demand"]).expect("valid"),
+            (
+                ReplicaSites::Only(vec!["eu".into(), "us".into()]),
+                ReplicationMode::OnDemand
+            )
+        );
+        assert_eq!(
+            created(&["--replicate-to", "all"]).expect("valid").0,
+            ReplicaSites::All
+        );
+        for bad in [
+            &["--replication", "lazy"][..],
+            &["--replicate-to", ","],
+            &["--replicate-to", ""],
+        ] {
+            assert!(created(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn replication_needs_both_flags() {
+        match parse(&[
+            "replication",
+            "files",
+            "--replicate-to",
+            "eu",
+            "--replication",
+            "eager",
+        ]) {
+            Ok(RegistryCommand::Replication {
+                name,
+                replicate_to,
+                replication,
+            }) => {
+                assert_eq!(name, "files");
+                assert_eq!(replicate_to, ReplicaSites::Only(vec!["eu".into()]));
+                assert_eq!(replication, ReplicationMode::Eager);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for incomplete in [
+            &["replication", "files", "--replicate-to", "eu"][..],
+            &["replication", "files", "--replication", "eager"],
+            &[
+                "replication",
+                "--replicate-to",
+                "eu",
+                "--replication",
+                "eager",
+            ],
+        ] {
+            assert!(
+                parse(incomplete).is_err(),
+                "{incomplete:?} should be refused"
+            );
+        }
+    }
+
+    fn registry(replication: ReplicationPolicy) -> RegistryInfo {
+        RegistryInfo {
+            name: "files".into(),
+            package_type: PackageType::Generic,
+            description: String::new(),
+            immutable: false,
+            allow_anonymous_read: false,
+            allow_redeploy: false,
+            created_at: 0,
+            package_count: 0,
+            metadata: Default::default(),
+            replication,
+        }
+    }
+
+    #[test]
+    fn registries_show_their_replication_policy() {
+        let column = RegistryInfo::HEADERS
+            .iter()
+            .position(|header| *header == "REPLICATION")
+            .expect("a REPLICATION column");
+        let default = registry(ReplicationPolicy::default());
+        assert_eq!(default.cells().len(), RegistryInfo::HEADERS.len());
+        assert_eq!(default.cells()[column], "all/eager");
+        let some = registry(ReplicationPolicy {
+            sites: ReplicaSites::Only(vec!["eu".into(), "us".into()]),
+            mode: ReplicationMode::OnDemand,
+        });
+        assert_eq!(some.cells()[column], "eu,us/on-demand");
+        let text = vec![default, some].table();
+        assert!(
+            text.contains("REPLICATION") && text.contains("eu,us/on-demand"),
+            "{text}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Prometheus metrics: request counters kept by a middleware, plus gauges read from Raft, the metadata
-//! and the chunk store when `/metrics` is scraped.
+//! Prometheus metrics: request counters kept by a middleware, a leader-change counter kept by a watcher,
+//! and gauges and counters read from Raft, the metadata, the chunk store, the inter-node transport and
+//! a cache node's tiered cache when `/metrics` is scraped.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,25 @@ struct RequestLabels {
     status: u16,
 }
 
+/// Labels of per-node replication figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+    site: String,
+}
+
+/// Labels of per-site replication figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    site: String,
+}
+
+/// Labels of cache hits.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    tier: &'static str,
+}
+
 /// Every metric a node exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -44,6 +64,17 @@ pub struct Metrics {
     chunk_bytes_written: Counter<u64, AtomicU64>,
     corrupt_chunk_reads: Counter<u64, AtomicU64>,
     chunk_cache_hits: Counter<u64, AtomicU64>,
+    /// Times this node saw the leader change.
+    pub raft_leader_changes: Counter,
+    raft_log_lag: Family<NodeLabels, Gauge>,
+    replication_pending_blobs: Family<SiteLabels, Gauge>,
+    peer_chunk_fetches: Counter<u64, AtomicU64>,
+    peer_bytes_received: Counter<u64, AtomicU64>,
+    peer_bytes_sent: Counter<u64, AtomicU64>,
+    cache_hits: Family<TierLabels, Counter>,
+    cache_misses: Counter,
+    cache_evictions: Counter,
+    cache_hit_ratio: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -72,6 +103,16 @@ impl Metrics {
             chunk_bytes_written: Counter::default(),
             corrupt_chunk_reads: Counter::default(),
             chunk_cache_hits: Counter::default(),
+            raft_leader_changes: Counter::default(),
+            raft_log_lag: Family::default(),
+            replication_pending_blobs: Family::default(),
+            peer_chunk_fetches: Counter::default(),
+            peer_bytes_received: Counter::default(),
+            peer_bytes_sent: Counter::default(),
+            cache_hits: Family::default(),
+            cache_misses: Counter::default(),
+            cache_evictions: Counter::default(),
+            cache_hit_ratio: Gauge::default(),
         };
         {
             let mut registry = metrics
@@ -145,6 +186,56 @@ impl Metrics {
                 "Chunk reads that failed verification",
                 metrics.corrupt_chunk_reads.clone(),
             );
+            registry.register(
+                "raft_leader_changes",
+                "Leader changes this node has seen",
+                metrics.raft_leader_changes.clone(),
+            );
+            registry.register(
+                "raft_replication_lag_entries",
+                "Log entries each member is behind the leader (exported by the leader)",
+                metrics.raft_log_lag.clone(),
+            );
+            registry.register(
+                "replication_pending_blobs",
+                "Blobs an eager policy places at a site that no node there holds yet",
+                metrics.replication_pending_blobs.clone(),
+            );
+            registry.register(
+                "peer_chunk_fetches",
+                "Chunk reads this node had to fetch from a peer",
+                metrics.peer_chunk_fetches.clone(),
+            );
+            registry.register(
+                "peer_bytes_received",
+                "Chunk bytes received from peers over QUIC",
+                metrics.peer_bytes_received.clone(),
+            );
+            registry.register(
+                "peer_bytes_sent",
+                "Chunk bytes sent to peers over QUIC",
+                metrics.peer_bytes_sent.clone(),
+            );
+            registry.register(
+                "cache_hits",
+                "Cache node: chunk reads served by the tiered cache, by tier",
+                metrics.cache_hits.clone(),
+            );
+            registry.register(
+                "cache_misses",
+                "Cache node: chunk reads the tiered cache could not serve",
+                metrics.cache_misses.clone(),
+            );
+            registry.register(
+                "cache_evictions",
+                "Cache node: chunks the memory tier dropped to stay in bounds",
+                metrics.cache_evictions.clone(),
+            );
+            registry.register(
+                "cache_hit_ratio",
+                "Cache node: hits / (hits + misses) since start",
+                metrics.cache_hit_ratio.clone(),
+            );
         }
         metrics
     }
@@ -172,19 +263,70 @@ impl Metrics {
         self.packages.set(packages as i64);
         self.blobs.set(blobs as i64);
         let stats = &state.chunks.stats;
+        let transfer = &state.transport.stats;
         for (counter, source) in [
             (&self.chunks_written, &stats.chunks_written),
             (&self.chunks_deduplicated, &stats.chunks_deduplicated),
             (&self.chunk_bytes_written, &stats.bytes_written),
             (&self.corrupt_chunk_reads, &stats.corrupt_reads),
             (&self.chunk_cache_hits, &stats.cache_hits),
+            (&self.peer_chunk_fetches, &stats.remote_fetches),
+            (&self.peer_bytes_received, &transfer.chunk_bytes_received),
+            (&self.peer_bytes_sent, &transfer.chunk_bytes_sent),
         ] {
-            let now = source.load(Ordering::Relaxed);
-            let seen = counter.get();
-            if now > seen {
-                counter.inc_by(now - seen);
+            catch_up(counter, source.load(Ordering::Relaxed));
+        }
+        self.refresh_replication(state);
+        if let Some(tiered) = state.chunks.tiered() {
+            let cache = tiered.stats();
+            for (tier, hits) in [("memory", cache.memory_hits), ("disk", cache.disk_hits)] {
+                catch_up(&self.cache_hits.get_or_create(&TierLabels { tier }), hits);
+            }
+            catch_up(&self.cache_misses, cache.misses);
+            catch_up(&self.cache_evictions, cache.evictions);
+            let hits = cache.memory_hits + cache.disk_hits;
+            let lookups = hits + cache.misses;
+            if lookups > 0 {
+                self.cache_hit_ratio.set(hits as f64 / lookups as f64);
             }
         }
+    }
+
+    /// Log lag per member (as the leader sees it) and, per site, the blobs still to be copied there.
+    fn refresh_replication(&self, state: &AppState) {
+        let status = state.meta.local_status();
+        self.raft_log_lag.clear();
+        for node in &status.nodes {
+            if let Some(lag) = node.lag {
+                self.raft_log_lag
+                    .get_or_create(&NodeLabels {
+                        node: node.id.to_string(),
+                        site: node.site.clone(),
+                    })
+                    .set(lag as i64);
+            }
+        }
+        let members = state.meta.members();
+        let pending = state
+            .meta
+            .read(|meta| crate::transfer::replication::pending_blobs_per_site(meta, &members));
+        self.replication_pending_blobs.clear();
+        for (site, count) in pending {
+            self.replication_pending_blobs
+                .get_or_create(&SiteLabels { site })
+                .set(count as i64);
+        }
+    }
+}
+
+/// Raises a counter mirroring a monotonic source to the source's value.
+fn catch_up<A: prometheus_client::metrics::counter::Atomic<u64>>(
+    counter: &Counter<u64, A>,
+    now: u64,
+) {
+    let seen = counter.get();
+    if now > seen {
+        counter.inc_by(now - seen);
     }
 }
 

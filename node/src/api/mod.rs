@@ -2,6 +2,7 @@
 //! package-manager front-ends from [`crate::formats`], all on one router.
 
 pub mod artifacts;
+pub mod cluster;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
@@ -57,13 +58,15 @@ pub fn router(state: AppState) -> Router {
         .merge(registries::routes())
         .merge(artifacts::routes())
         .merge(metadata::routes())
-        .merge(tokens::routes());
+        .merge(tokens::routes())
+        .merge(cluster::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::formats::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(retry_after_unavailable))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,
@@ -135,6 +138,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "raft_state": format!("{:?}", raft.state),
         "leader": raft.current_leader,
         "last_applied": raft.last_applied.map(|l| l.index),
+        "snapshot": raft.snapshot.map(|l| l.index),
+        "purged": raft.purged.map(|l| l.index),
+        "site": state.node.site,
+        "role": state.node.role,
     });
     let status = if healthy {
         StatusCode::OK
@@ -142,6 +149,25 @@ async fn healthz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Every 503 (no quorum, no leader) tells clients when to try again, whatever the protocol.
+async fn retry_after_unavailable(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response
+            .headers()
+            .contains_key(axum::http::header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -1,12 +1,12 @@
 //! `/api/v1/registries`: create, list, get and delete registries.
 
-use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
+use arca_protocol::api::{CreateRegistryRequest, RegistryInfo, SetReplicationRequest};
 use arca_protocol::names::validate_registry_name;
 use arca_protocol::{Command, Registry, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 
 use super::{ApiError, JsonBody, PathParams};
 use crate::meta::state::RegistryState;
@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/registries", get(list).post(create))
         .route("/registries/{registry}", get(fetch).delete(remove))
+        .route("/registries/{registry}/replication", put(set_replication))
 }
 
 /// How the API shows a registry.
@@ -33,6 +34,7 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
         created_at: registry.created_at,
         package_count: state.packages.len() as u64,
         metadata: registry.metadata.clone(),
+        replication: registry.replication.clone(),
     }
 }
 
@@ -62,6 +64,7 @@ async fn create(
         allow_redeploy: request.allow_redeploy,
         created_at: now_ms(),
         metadata: Default::default(),
+        replication: request.replication,
     };
     state
         .meta
@@ -97,4 +100,21 @@ async fn remove(
     caller.require(Role::Admin)?;
     state.meta.propose(Command::DeleteRegistry { name }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_replication(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(policy): JsonBody<SetReplicationRequest>,
+) -> Result<Json<RegistryInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    state
+        .meta
+        .propose(Command::SetReplication {
+            registry: name.clone(),
+            policy,
+        })
+        .await?;
+    Ok(Json(info_of(&state, &name)?))
 }

@@ -207,7 +207,7 @@ pub async fn ensure_admin_token(
         Ok(text) => text.trim().to_string(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let (secret, _) = generate_token("admin", Role::Admin, now);
-            write_private(&path, &secret).map_err(io_error)?;
+            write_private_file(&path, &secret).map_err(io_error)?;
             tracing::info!(path = %path.display(), "created the admin token");
             secret
         }
@@ -222,9 +222,13 @@ pub async fn ensure_admin_token(
     Ok(path)
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes `contents` (and a newline) to `path` readable by the owner only, durably: a temp file, fsync,
+/// rename, fsync of the directory.
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let temp = path.with_extension("token.tmp");
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(".tmp");
+    let temp = path.with_file_name(temp_name);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -259,6 +263,7 @@ mod tests {
             allow_redeploy: false,
             created_at: 0,
             metadata: Default::default(),
+            replication: Default::default(),
         }
     }
 

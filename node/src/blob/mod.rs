@@ -8,10 +8,12 @@
 
 mod reader;
 mod store;
+mod tiered;
 mod writer;
 
 pub use reader::{ByteRange, read_blob};
-pub use store::{ChunkStore, ChunkStoreStats};
+pub use store::{ChunkStore, ChunkStoreStats, RemoteChunks};
+pub use tiered::{TieredCacheStats, TieredChunkCache};
 pub use writer::BlobWriter;
 
 /// Errors of the chunk store.

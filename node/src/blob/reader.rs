@@ -53,9 +53,7 @@ pub fn read_blob(
         .map(move |(chunk, from, to)| {
             let store = store.clone();
             async move {
-                let bytes = tokio::task::spawn_blocking(move || store.get(&chunk))
-                    .await
-                    .map_err(|e| BlobError::Task(e.to_string()))??;
+                let bytes = store.read(chunk).await?;
                 Ok(bytes.slice(from..to))
             }
         })

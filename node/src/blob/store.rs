@@ -1,14 +1,24 @@
-//! Chunks on local disk, named by their blake3 hash.
+//! Chunks on local disk, named by their blake3 hash, with a memory tier in front; a chunk this node
+//! lacks is fetched from a peer (through [`RemoteChunks`]), verified, and kept: in the chunk directory
+//! on full nodes, in the bounded memory+disk cache on cache nodes.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arca_protocol::{ChunkId, ChunkRef};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
-use super::BlobError;
+use super::{BlobError, TieredChunkCache};
+
+/// Where chunks this node lacks come from (other nodes of the cluster).
+pub trait RemoteChunks: Send + Sync + 'static {
+    /// The bytes of `chunk` from some peer that holds it; the store verifies them.
+    fn fetch(&self, chunk: ChunkRef) -> BoxFuture<'_, Result<Bytes, BlobError>>;
+}
 
 /// Counters of what the store has done since start.
 #[derive(Debug, Default)]
@@ -23,6 +33,8 @@ pub struct ChunkStoreStats {
     pub corrupt_reads: AtomicU64,
     /// Chunk reads served from the memory tier.
     pub cache_hits: AtomicU64,
+    /// Chunk reads that had to go to a peer.
+    pub remote_fetches: AtomicU64,
 }
 
 /// Verified chunks kept in memory, weighed by their size.
@@ -34,6 +46,8 @@ pub struct ChunkStore {
     root: PathBuf,
     tmp: PathBuf,
     cache: ChunkCache,
+    remote: OnceLock<Arc<dyn RemoteChunks>>,
+    tiered: OnceLock<TieredChunkCache>,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
 }
@@ -56,8 +70,75 @@ impl ChunkStore {
             root,
             tmp,
             cache,
+            remote: OnceLock::new(),
+            tiered: OnceLock::new(),
             stats: ChunkStoreStats::default(),
         })
+    }
+
+    /// Lets reads of missing chunks go to peers.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteChunks>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Makes this a cache node's store: chunks fetched from peers are kept in `tiered`, not on the
+    /// chunk directory.
+    pub fn set_tiered(&self, tiered: TieredChunkCache) {
+        let _ = self.tiered.set(tiered);
+    }
+
+    /// The cache node's tiered cache, when this is one.
+    pub fn tiered(&self) -> Option<&TieredChunkCache> {
+        self.tiered.get()
+    }
+
+    /// One chunk from wherever it is: the memory tier, the local disk, the tiered cache, or a peer.
+    /// A chunk fetched from a peer is verified before it is served or kept.
+    pub async fn read(self: &Arc<Self>, chunk: ChunkRef) -> Result<Bytes, BlobError> {
+        let store = self.clone();
+        let local = tokio::task::spawn_blocking(move || store.get(&chunk))
+            .await
+            .map_err(|e| BlobError::Task(e.to_string()))?;
+        let missing = match local {
+            Err(BlobError::Missing(id)) => id,
+            other => return other,
+        };
+        if let Some(tiered) = self.tiered.get()
+            && let Some(bytes) = tiered.get(&chunk).await
+        {
+            return Ok(bytes);
+        }
+        let Some(remote) = self.remote.get() else {
+            return Err(BlobError::Missing(missing));
+        };
+        self.stats.remote_fetches.fetch_add(1, Ordering::Relaxed);
+        let data = remote.fetch(chunk).await?;
+        self.verify(&chunk, &data)?;
+        match self.tiered.get() {
+            Some(tiered) => tiered.insert(chunk.id, data.clone()),
+            None => {
+                let store = self.clone();
+                let kept = data.clone();
+                tokio::task::spawn_blocking(move || store.put(&kept))
+                    .await
+                    .map_err(|e| BlobError::Task(e.to_string()))??;
+            }
+        }
+        self.cache.insert(chunk.id, data.clone());
+        Ok(data)
+    }
+
+    fn verify(&self, chunk: &ChunkRef, data: &[u8]) -> Result<(), BlobError> {
+        let actual = blake3::hash(data);
+        if actual.as_bytes() != &chunk.id.0 || data.len() != chunk.size as usize {
+            self.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(chunk = %chunk.id, "chunk failed verification");
+            return Err(BlobError::Corrupt {
+                id: chunk.id.to_hex(),
+                actual: actual.to_hex().to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn chunk_path(&self, id: &ChunkId) -> PathBuf {
@@ -111,8 +192,8 @@ impl ChunkStore {
         Ok(ChunkRef { id, size })
     }
 
-    /// One chunk: from the memory tier, or read from disk (blocking), verified against its name and
-    /// kept in the memory tier.
+    /// One chunk of this node: from the memory tier, or read from disk (blocking), verified against
+    /// its name and kept in the memory tier. Peers are not asked.
     pub fn get(&self, chunk: &ChunkRef) -> Result<Bytes, BlobError> {
         if let Some(cached) = self.cache.get(&chunk.id) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -125,18 +206,25 @@ impl ChunkStore {
             }
             Err(error) => return Err(error.into()),
         };
-        let actual = blake3::hash(&data);
-        if actual.as_bytes() != &chunk.id.0 || data.len() != chunk.size as usize {
-            self.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(chunk = %chunk.id, "chunk failed verification");
-            return Err(BlobError::Corrupt {
-                id: chunk.id.to_hex(),
-                actual: actual.to_hex().to_string(),
-            });
-        }
+        self.verify(chunk, &data)?;
         let data = Bytes::from(data);
         self.cache.insert(chunk.id, data.clone());
         Ok(data)
+    }
+
+    /// A chunk of this node known only by its id (a peer asking), verified (blocking).
+    pub fn read_local(&self, id: &ChunkId) -> Result<Bytes, BlobError> {
+        let size = match self.cache.get(id) {
+            Some(cached) => return Ok(cached.value().clone()),
+            None => match fs::metadata(self.chunk_path(id)) {
+                Ok(meta) => u32::try_from(meta.len()).unwrap_or(u32::MAX),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    return Err(BlobError::Missing(id.to_hex()));
+                }
+                Err(error) => return Err(error.into()),
+            },
+        };
+        self.get(&ChunkRef { id: *id, size })
     }
 
     /// Where a chunk lives on disk (for tests that damage it on purpose).

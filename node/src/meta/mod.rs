@@ -1,30 +1,36 @@
 //! Metadata consensus: every metadata change is a [`Command`] proposed to openraft, persisted in the
-//! redb-backed log and applied by the deterministic state machine in [`state`]. A single node is a
-//! one-member Raft cluster; reads come from the local applied state.
+//! redb-backed log and applied by the deterministic state machine in [`state`]. Reads come from the
+//! local applied state; a write on a follower is forwarded to the leader, and answered once this node
+//! has applied it too (read-after-write on the node that wrote). Membership changes (add a learner,
+//! promote, remove) run on the leader, wherever they are asked for.
 
 pub mod network;
 pub mod state;
 pub mod store;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use arca_protocol::{Command, CommandError, CommandOutcome};
+use arca_protocol::api::{ClusterNodeStatus, ClusterStatus};
+use arca_protocol::cluster::{MembershipChange, PeerError, PeerRequest, PeerResponse};
+use arca_protocol::{Command, CommandError, CommandOutcome, NodeInfo, NodeRole};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
+use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use tokio::time::Instant;
 
-use self::network::NoPeers;
+use self::network::RaftPeers;
 use self::state::MetaState;
 use self::store::{AppliedState, LogStore, StateMachineStore};
-
+use crate::transfer::{PeerNetwork, TransferError, decode, encode, unexpected};
 openraft::declare_raft_types!(
     /// Arca's Raft type configuration.
     pub TypeConfig:
         D = Command,
         R = CommandOutcome,
         NodeId = u64,
-        Node = BasicNode,
+        Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -61,28 +67,41 @@ pub enum ProposeError {
 }
 
 /// Settings of the Raft instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetaOptions {
     /// This node's Raft id.
     pub node_id: u64,
-    /// Address other nodes use to reach this one.
-    pub advertise_addr: String,
+    /// Who this node is, as the membership records it.
+    pub node: NodeInfo,
+    /// Start a new one-member cluster when the store holds none (false for a node that joins).
+    pub bootstrap: bool,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every: u64,
+    /// How long a write may wait for a quorum before it is refused.
+    pub write_timeout: Duration,
+    /// How Raft reaches other members.
+    pub network: Arc<dyn PeerNetwork>,
 }
 
-/// Handle to the metadata: propose commands, read the applied state.
+/// Handle to the metadata: propose commands, read the applied state, manage membership.
 #[derive(Clone)]
 pub struct Meta {
     raft: Raft<TypeConfig>,
+    node_id: u64,
+    write_timeout: Duration,
+    network: Arc<dyn PeerNetwork>,
     applied: Arc<RwLock<AppliedState>>,
     /// The database handle this instance keeps so that [`Meta::shutdown`] can close it last.
     database: Arc<Mutex<Option<Arc<redb::Database>>>>,
 }
 
+fn raft_error(error: impl std::fmt::Display) -> MetaError {
+    MetaError::Raft(error.to_string())
+}
+
 impl Meta {
-    /// Opens the metadata database at `path`, starts Raft and, on first start, initialises a one-member
-    /// cluster; returns once this node knows a leader.
+    /// Opens the metadata database at `path` and starts Raft. A node told to bootstrap initialises a
+    /// one-member cluster on first start; a cluster of one waits until it has elected itself.
     pub async fn open(path: &Path, options: MetaOptions) -> Result<Meta, MetaError> {
         let db = store::open_database(path).map_err(|source| MetaError::Database {
             path: path.display().to_string(),
@@ -96,63 +115,363 @@ impl Meta {
         let config = openraft::Config {
             cluster_name: "arca".to_string(),
             heartbeat_interval: 250,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         }
         .validate()
-        .map_err(|e| MetaError::Raft(e.to_string()))?;
+        .map_err(raft_error)?;
         let raft = Raft::new(
             options.node_id,
             Arc::new(config),
-            NoPeers,
+            RaftPeers::new(options.network.clone()),
             log_store,
             state_machine,
         )
         .await
-        .map_err(|e| MetaError::Raft(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| MetaError::Raft(e.to_string()))?;
-        if !initialized {
-            let members = std::collections::BTreeMap::from([(
-                options.node_id,
-                BasicNode::new(options.advertise_addr.clone()),
-            )]);
-            raft.initialize(members)
-                .await
-                .map_err(|e| MetaError::Raft(e.to_string()))?;
+        .map_err(raft_error)?;
+        let initialized = raft.is_initialized().await.map_err(raft_error)?;
+        if !initialized && options.bootstrap {
+            let members = BTreeMap::from([(options.node_id, options.node.clone())]);
+            raft.initialize(members).await.map_err(raft_error)?;
             tracing::info!(
                 node_id = options.node_id,
                 "initialised a new one-member cluster"
             );
         }
-        raft.wait(Some(Duration::from_secs(30)))
-            .metrics(|m| m.current_leader.is_some(), "a leader is known")
-            .await
-            .map_err(|e| MetaError::Raft(e.to_string()))?;
-        Ok(Meta {
+        let meta = Meta {
             raft,
+            node_id: options.node_id,
+            write_timeout: options.write_timeout,
+            network: options.network,
             applied,
             database,
-        })
+        };
+        let alone = meta
+            .raft_metrics()
+            .membership_config
+            .voter_ids()
+            .eq([options.node_id]);
+        if alone {
+            meta.raft
+                .wait(Some(Duration::from_secs(30)))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                .await
+                .map_err(raft_error)?;
+        }
+        Ok(meta)
     }
 
-    /// Proposes a command and waits until it is committed and applied here.
+    /// This node's Raft id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Proposes a command and waits until it is committed and applied here. On a follower the command
+    /// is forwarded to the leader. Without a quorum within the write timeout the write is refused as
+    /// unavailable.
     pub async fn propose(&self, command: Command) -> Result<(), ProposeError> {
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(response.data?),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(ProposeError::Unavailable(format!(
-                    "this node is not the leader (leader: {:?})",
-                    forward.leader_id
-                )))
+        let deadline = Instant::now() + self.write_timeout;
+        loop {
+            match self.write_here_or_find_leader(&command, deadline).await? {
+                Ok(outcome) => return Ok(outcome?),
+                Err(Some(leader)) => match self.forward(&leader, &command, deadline).await {
+                    Ok(outcome) => return Ok(outcome?),
+                    Err(Retry::Later) => {}
+                    Err(Retry::Never(reason)) => return Err(ProposeError::Unavailable(reason)),
+                },
+                Err(None) => {}
             }
-            Err(error) => Err(ProposeError::Unavailable(error.to_string())),
+            if Instant::now() >= deadline {
+                return Err(ProposeError::Unavailable(
+                    "no leader with a quorum could be reached; try again".to_string(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Writes on this node when it leads: `Ok(outcome)`. Otherwise `Err(Some(leader))` to forward to,
+    /// or `Err(None)` when no leader is known yet.
+    async fn write_here_or_find_leader(
+        &self,
+        command: &Command,
+        deadline: Instant,
+    ) -> Result<Result<CommandOutcome, Option<NodeInfo>>, ProposeError> {
+        match tokio::time::timeout_at(deadline, self.raft.client_write(command.clone())).await {
+            Err(_) => Err(ProposeError::Unavailable(format!(
+                "the write was not committed within {:?}: no quorum",
+                self.write_timeout
+            ))),
+            Ok(Ok(response)) => Ok(Ok(response.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Ok(Err(forward.leader_node))
+            }
+            Ok(Err(error)) => Err(ProposeError::Unavailable(error.to_string())),
+        }
+    }
+
+    /// Sends a write to the leader and waits until this node has applied it.
+    async fn forward(
+        &self,
+        leader: &NodeInfo,
+        command: &Command,
+        deadline: Instant,
+    ) -> Result<CommandOutcome, Retry> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let answer = self
+            .network
+            .call(
+                &leader.quic,
+                PeerRequest::Write(Box::new(command.clone())),
+                Some(remaining),
+            )
+            .await;
+        let (log_index, outcome) = match answer {
+            Ok(PeerResponse::Written { log_index, outcome }) => (log_index, outcome),
+            Ok(other) => return Err(Retry::Never(unexpected(&leader.quic, &other).to_string())),
+            // The request never left, or the leader has moved on: nothing was written.
+            Err(TransferError::Connect { .. })
+            | Err(TransferError::Peer {
+                error: PeerError::NotLeader { .. },
+                ..
+            }) => return Err(Retry::Later),
+            Err(TransferError::Peer {
+                error: PeerError::Unavailable(reason),
+                ..
+            }) => return Err(Retry::Never(reason)),
+            Err(error) => return Err(Retry::Never(error.to_string())),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(remaining.max(Duration::from_millis(100))))
+            .applied_index_at_least(Some(log_index), "the forwarded write is applied here")
+            .await
+            .map_err(|e| Retry::Never(format!("committed, but not yet applied here: {e}")))?;
+        Ok(outcome)
+    }
+
+    /// Serves a write forwarded by another node: commits it if this node leads.
+    pub async fn write_for_peer(&self, command: Command) -> PeerResponse {
+        let write = self.raft.client_write(command);
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(response)) => PeerResponse::Written {
+                log_index: response.log_id.index,
+                outcome: response.data,
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                PeerResponse::Failed(PeerError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Ok(Err(error)) => PeerResponse::Failed(PeerError::Unavailable(error.to_string())),
+            Err(_) => PeerResponse::Failed(PeerError::Unavailable(format!(
+                "not committed within {:?}: no quorum",
+                self.write_timeout
+            ))),
+        }
+    }
+
+    /// Answers a Raft RPC from another member (`request` is one of the Raft kinds).
+    pub async fn raft_rpc(&self, request: PeerRequest) -> PeerResponse {
+        let encoded = match request {
+            PeerRequest::AppendEntries(body) => match decode(&body) {
+                Ok(rpc) => encode(&self.raft.append_entries(rpc).await),
+                Err(e) => Err(e),
+            },
+            PeerRequest::Vote(body) => match decode(&body) {
+                Ok(rpc) => encode(&self.raft.vote(rpc).await),
+                Err(e) => Err(e),
+            },
+            PeerRequest::InstallSnapshot(body) => match decode(&body) {
+                Ok(rpc) => encode(&self.raft.install_snapshot(rpc).await),
+                Err(e) => Err(e),
+            },
+            _ => Err("not a raft request".to_string()),
+        };
+        match encoded {
+            Ok(body) => PeerResponse::Raft(body),
+            Err(reason) => PeerResponse::Failed(PeerError::Invalid(reason)),
+        }
+    }
+
+    /// Makes a membership change: on the leader directly, otherwise by asking the leader.
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), PeerError> {
+        let leader = self.raft_metrics().current_leader;
+        if leader == Some(self.node_id) {
+            return self.change_membership_as_leader(change).await;
+        }
+        let addr = self.leader_addr()?;
+        match self
+            .network
+            .call(&addr, PeerRequest::ChangeMembership(change), None)
+            .await
+        {
+            Ok(PeerResponse::MembershipChanged) => Ok(()),
+            Ok(other) => Err(PeerError::Unavailable(
+                unexpected(&addr, &other).to_string(),
+            )),
+            Err(TransferError::Peer { error, .. }) => Err(error),
+            Err(error) => Err(PeerError::Unavailable(error.to_string())),
+        }
+    }
+
+    /// The leader's part of [`Meta::change_membership`].
+    pub async fn change_membership_as_leader(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(), PeerError> {
+        let metrics = self.raft_metrics();
+        if metrics.current_leader != Some(self.node_id) {
+            return Err(PeerError::NotLeader {
+                leader: metrics.current_leader,
+            });
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let known = |id: u64| {
+            membership
+                .nodes()
+                .find(|(node, _)| **node == id)
+                .map(|(_, n)| n.clone())
+        };
+        let is_voter = |id: u64| membership.voter_ids().any(|voter| voter == id);
+        let result = match change {
+            MembershipChange::AddLearner { node_id, node } => match known(node_id) {
+                Some(current) if current == node => return Ok(()),
+                Some(_) => {
+                    self.raft
+                        .change_membership(
+                            ChangeMembers::SetNodes(BTreeMap::from([(node_id, node)])),
+                            true,
+                        )
+                        .await
+                }
+                None => self.raft.add_learner(node_id, node, false).await,
+            },
+            MembershipChange::Promote { node_id } => {
+                let node =
+                    known(node_id).ok_or_else(|| PeerError::NotFound(format!("node {node_id}")))?;
+                if node.role == NodeRole::Cache {
+                    return Err(PeerError::Invalid(format!(
+                        "node {node_id} is a cache node; cache nodes do not vote"
+                    )));
+                }
+                if is_voter(node_id) {
+                    return Ok(());
+                }
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), true)
+                    .await
+            }
+            MembershipChange::Remove { node_id } => {
+                if known(node_id).is_none() {
+                    return Err(PeerError::NotFound(format!("node {node_id}")));
+                }
+                if node_id == self.node_id {
+                    return Err(PeerError::Invalid(
+                        "the leader cannot remove itself; remove it from another node after a new leader is elected".to_string(),
+                    ));
+                }
+                let change = if is_voter(node_id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+                };
+                let removed = self.raft.change_membership(change, false).await;
+                if removed.is_ok()
+                    && let Err(error) = self.propose(Command::ForgetNode { node_id }).await
+                {
+                    tracing::warn!(%error, node_id, "forgetting the removed node's replicas");
+                }
+                removed
+            }
+        };
+        result
+            .map(drop)
+            .map_err(|error| PeerError::Unavailable(error.to_string()))
+    }
+
+    fn leader_addr(&self) -> Result<String, PeerError> {
+        let metrics = self.raft_metrics();
+        let leader = metrics
+            .current_leader
+            .ok_or_else(|| PeerError::Unavailable("no leader is known".to_string()))?;
+        metrics
+            .membership_config
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, node)| node.quic.clone())
+            .ok_or_else(|| PeerError::Unavailable(format!("leader {leader} has no address")))
+    }
+
+    /// The cluster as the leader sees it (asked of the leader when this node is not it; this node's
+    /// own view, without lag, when no leader can be reached).
+    pub async fn cluster_status(&self) -> ClusterStatus {
+        let metrics = self.raft_metrics();
+        if metrics.current_leader != Some(self.node_id)
+            && let Ok(addr) = self.leader_addr()
+            && let Ok(PeerResponse::Status(json)) =
+                self.network.call(&addr, PeerRequest::Status, None).await
+            && let Ok(mut status) = serde_json::from_str::<ClusterStatus>(&json)
+        {
+            status.answered_by = self.node_id;
+            return status;
+        }
+        self.local_status()
+    }
+
+    /// This node's own view of the cluster; lag figures only when it leads.
+    pub fn local_status(&self) -> ClusterStatus {
+        let metrics = self.raft_metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let last_index = metrics.last_log_index.unwrap_or(0);
+        let matched = |id: u64| -> Option<u64> {
+            if id == self.node_id && metrics.state == ServerState::Leader {
+                return Some(last_index);
+            }
+            let replication = metrics.replication.as_ref()?;
+            Some(replication.get(&id)?.as_ref().map_or(0, |log| log.index))
+        };
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| {
+                let matched_index = matched(*id);
+                ClusterNodeStatus {
+                    id: *id,
+                    site: node.site.clone(),
+                    membership: if voters.contains(id) {
+                        "voter"
+                    } else {
+                        "learner"
+                    }
+                    .to_string(),
+                    role: node.role,
+                    http: node.http.clone(),
+                    quic: node.quic.clone(),
+                    matched_index,
+                    lag: matched_index.map(|m| last_index.saturating_sub(m)),
+                }
+            })
+            .collect();
+        ClusterStatus {
+            answered_by: self.node_id,
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            commit_index: metrics.last_applied.map_or(0, |log| log.index),
+            nodes,
+        }
+    }
+
+    /// The members and what they are.
+    pub fn members(&self) -> Vec<(u64, NodeInfo)> {
+        self.raft_metrics()
+            .membership_config
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .collect()
     }
 
     /// Runs `read` over the applied metadata.
@@ -164,20 +483,21 @@ impl Meta {
         read(&applied.meta)
     }
 
-    /// Raft's current metrics (term, leader, log indexes).
-    pub fn raft_metrics(&self) -> RaftMetrics<u64, BasicNode> {
+    /// Raft's current metrics (term, leader, log indexes, membership).
+    pub fn raft_metrics(&self) -> RaftMetrics<u64, NodeInfo> {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// A receiver that changes whenever Raft's metrics do (for example when entries are applied).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<RaftMetrics<u64, NodeInfo>> {
+        self.raft.metrics()
     }
 
     /// Builds a snapshot now and waits until it is stored.
     pub async fn snapshot_now(&self) -> Result<(), MetaError> {
         let before = self.raft_metrics().snapshot;
         let target = self.raft_metrics().last_applied;
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| MetaError::Raft(e.to_string()))?;
+        self.raft.trigger().snapshot().await.map_err(raft_error)?;
         self.raft
             .wait(Some(Duration::from_secs(30)))
             .metrics(
@@ -185,7 +505,7 @@ impl Meta {
                 "snapshot built",
             )
             .await
-            .map_err(|e| MetaError::Raft(e.to_string()))?;
+            .map_err(raft_error)?;
         Ok(())
     }
 
@@ -201,14 +521,22 @@ impl Meta {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         let Some(database) = database else { return };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&database) > 1 && tokio::time::Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&database) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if let Err(error) = tokio::task::spawn_blocking(move || drop(database)).await {
             tracing::warn!(%error, "closing the metadata database");
         }
     }
+}
+
+/// What a failed forward means for the write.
+enum Retry {
+    /// Nothing was written; try again (a new leader, or a leader not reached yet).
+    Later,
+    /// The write may or may not have happened, or cannot happen: give up.
+    Never(String),
 }
 
 #[cfg(test)]
@@ -248,6 +576,7 @@ mod tests {
                 allow_redeploy: false,
                 created_at: 1,
                 metadata: Metadata::new(),
+                replication: Default::default(),
             },
         }
     }
@@ -258,8 +587,11 @@ mod tests {
         let path = dir.path().join("meta.redb");
         let options = MetaOptions {
             node_id: 1,
-            advertise_addr: "127.0.0.1:1".into(),
+            node: NodeInfo::default(),
+            bootstrap: true,
             snapshot_every: 10_000,
+            write_timeout: Duration::from_secs(5),
+            network: Arc::new(crate::transfer::NoNetwork),
         };
         let meta = Meta::open(&path, options.clone()).await.expect("open");
         for i in 0..5 {

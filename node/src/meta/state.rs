@@ -3,7 +3,7 @@
 //! Everything here is pure: the same commands in the same order give the same state on every node. A
 //! refused command leaves the state untouched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arca_protocol::model::Metadata;
 use arca_protocol::{
@@ -32,6 +32,10 @@ pub struct MetaState {
     pub tokens: BTreeMap<String, Token>,
     /// Blobs known by a digest other than their sha256 (`sha512:...`), to their sha256.
     pub digest_aliases: BTreeMap<String, Sha256>,
+    /// Join tokens: the sha256 of each secret, to when it expires (unix milliseconds).
+    pub join_tokens: BTreeMap<Sha256, u64>,
+    /// The nodes known to hold every chunk of a blob.
+    pub replicas: BTreeMap<Sha256, BTreeSet<u64>>,
 }
 
 fn not_found(what: impl std::fmt::Display) -> CommandError {
@@ -373,6 +377,36 @@ impl MetaState {
                 .remove(&id)
                 .map(drop)
                 .ok_or_else(|| not_found(format_args!("token {id}"))),
+            Command::SetReplication { registry, policy } => {
+                let state = self
+                    .registries
+                    .get_mut(&registry)
+                    .ok_or_else(|| not_found(format_args!("registry {registry}")))?;
+                state.registry.replication = policy;
+                Ok(())
+            }
+            Command::CreateJoinToken {
+                secret_sha256,
+                expires_at,
+            } => {
+                self.join_tokens.insert(secret_sha256, expires_at);
+                Ok(())
+            }
+            Command::RecordReplicas { node_id, blobs } => {
+                for blob in blobs {
+                    if self.blobs.contains_key(&blob) {
+                        self.replicas.entry(blob).or_default().insert(node_id);
+                    }
+                }
+                Ok(())
+            }
+            Command::ForgetNode { node_id } => {
+                self.replicas.retain(|_, holders| {
+                    holders.remove(&node_id);
+                    !holders.is_empty()
+                });
+                Ok(())
+            }
         }
     }
 
@@ -634,6 +668,7 @@ mod tests {
                 allow_redeploy: false,
                 created_at: 1,
                 metadata: Metadata::new(),
+                replication: Default::default(),
             },
         }
     }

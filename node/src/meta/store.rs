@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder,
-    Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+    AnyError, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TypeConfig;
 use super::state::MetaState;
-use arca_protocol::CommandOutcome;
+use arca_protocol::{CommandOutcome, NodeInfo};
 
 type NodeId = u64;
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -269,7 +269,7 @@ pub struct AppliedState {
     /// The last log entry applied.
     pub last_applied: Option<LogId<NodeId>>,
     /// The membership in force.
-    pub membership: StoredMembership<NodeId, BasicNode>,
+    pub membership: StoredMembership<NodeId, NodeInfo>,
     /// The metadata itself.
     pub meta: MetaState,
 }
@@ -277,7 +277,7 @@ pub struct AppliedState {
 /// A snapshot as stored in redb: its Raft metadata and the encoded [`MetaState`].
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
+    meta: SnapshotMeta<NodeId, NodeInfo>,
     data: Vec<u8>,
 }
 
@@ -380,7 +380,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(
         &mut self,
-    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>)> {
         let applied = self.read_applied();
         Ok((applied.last_applied, applied.membership.clone()))
     }
@@ -420,7 +420,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
         let data = snapshot.into_inner();

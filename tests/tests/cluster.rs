@@ -1,0 +1,481 @@
+//! Multi-site clusters of real `arca-node` processes on 127.0.0.1: replication across sites, writes from
+//! any node, a leader killed mid-stream, a site down and back, a learner catching up by snapshot, a
+//! cache node, and a five-node cluster that loses two nodes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use arca_tests::cluster::TestCluster;
+use arca_tests::oci::{Layout, Skopeo, host_of, sample_layers};
+use arca_tests::{clients::require_client, http, pseudo_random_bytes, sha256_hex};
+
+async fn create_registry(cluster: &TestCluster, name: &str, package_type: &str) -> Result<()> {
+    let response = http()
+        .post(format!("{}/api/v1/registries", cluster.url(0)))
+        .bearer_auth(cluster.admin_token())
+        .json(&serde_json::json!({"name": name, "package_type": package_type}))
+        .send()
+        .await?;
+    ensure!(
+        response.status().as_u16() == 201,
+        "create registry: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(())
+}
+
+fn file_url(cluster: &TestCluster, index: usize, registry: &str, path: &str) -> String {
+    format!("{}/generic/{registry}/{path}", cluster.url(index))
+}
+
+/// PUTs a file at member `index`; returns the HTTP status.
+async fn put(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<u16> {
+    Ok(http()
+        .put(file_url(cluster, index, registry, path))
+        .bearer_auth(cluster.admin_token())
+        .body(body)
+        .send()
+        .await?
+        .status()
+        .as_u16())
+}
+
+/// GETs a file at member `index`: status and body.
+async fn get(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+) -> Result<(u16, Vec<u8>)> {
+    let response = http()
+        .get(file_url(cluster, index, registry, path))
+        .bearer_auth(cluster.admin_token())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.bytes().await?.to_vec()))
+}
+
+/// Checks that member `index` serves `expected` at `path`. Reads are answered from the member's own
+/// applied state, so on a member other than the writer a new file may take a moment to appear (up to
+/// 10 s here); a wrong body fails at once.
+async fn expect_file(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+    expected: &[u8],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = get(cluster, index, registry, path).await?;
+        if status != 404 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    ensure!(status == 200, "GET {path} at member {index}: {status}");
+    ensure!(
+        sha256_hex(&body) == sha256_hex(expected),
+        "GET {path} at member {index}: {} bytes that differ from the {} pushed",
+        body.len(),
+        expected.len()
+    );
+    Ok(())
+}
+
+/// Waits until member `index` reports no blobs pending for its site.
+async fn wait_replicated(cluster: &TestCluster, index: usize) -> Result<()> {
+    let site = format!("site=\"{}\"", cluster.members[index].site);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = cluster
+            .metric(index, "arca_replication_pending_blobs", &site)
+            .await?;
+        let blobs = cluster.metric(index, "arca_blobs", "").await?;
+        if pending == 0.0 && blobs > 0.0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("member {index} still has {pending} blobs pending after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sites_serve_what_one_site_pushed() -> Result<()> {
+    let cluster = TestCluster::start(&["a", "b", "c"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+
+    // A generic file pushed at site A is byte-identical at site C, and is copied there eagerly.
+    let big = pseudo_random_bytes(6 * 1024 * 1024, 1);
+    assert_eq!(
+        put(&cluster, 0, "files", "app/1.0/app.bin", big.clone()).await?,
+        201
+    );
+    expect_file(&cluster, 2, "files", "app/1.0/app.bin", &big).await?;
+    wait_replicated(&cluster, 2).await?;
+    assert!(
+        cluster
+            .metric(2, "arca_peer_bytes_received_total", "")
+            .await?
+            >= big.len() as f64,
+        "site C received the chunks over QUIC"
+    );
+
+    // A write at a follower is forwarded to the leader, readable where it was written at once, and
+    // everywhere after replication.
+    let leader = cluster.leader(0).await?;
+    let follower = (leader + 1) % 3;
+    let small = pseudo_random_bytes(4096, 2);
+    assert_eq!(
+        put(
+            &cluster,
+            follower,
+            "files",
+            "app/2.0/app.bin",
+            small.clone()
+        )
+        .await?,
+        201
+    );
+    expect_file(&cluster, follower, "files", "app/2.0/app.bin", &small).await?;
+    expect_file(&cluster, leader, "files", "app/2.0/app.bin", &small).await?;
+
+    // An OCI image pushed with skopeo at site A is pulled, digest for digest, at site C.
+    create_registry(&cluster, "images", "DOCKER").await?;
+    if let (Some(skopeo), Some(umoci)) = (
+        Skopeo::find("three_sites_serve_what_one_site_pushed"),
+        require_client("umoci", "three_sites_serve_what_one_site_pushed"),
+    ) {
+        let work = tempfile::tempdir()?;
+        let layout = Layout::init(&umoci, &work.path().join("src"))?;
+        let source = layout.build_image("v1", "amd64", &sample_layers(3, 2 * 1024 * 1024))?;
+        let creds = format!("admin:{}", cluster.admin_token());
+        let at = |index: usize| format!("docker://{}/images/app", host_of(cluster.url(index)));
+        skopeo
+            .copy(
+                &layout.reference("v1"),
+                &format!("{}:v1", at(0)),
+                Some(&creds),
+                &["--preserve-digests"],
+            )?
+            .ok()
+            .context("push at site A")?;
+        let out = Layout::open(&work.path().join("out"));
+        skopeo
+            .copy(
+                &format!("{}:v1", at(2)),
+                &out.reference("v1"),
+                Some(&creds),
+                &["--preserve-digests"],
+            )?
+            .ok()
+            .context("pull at site C")?;
+        let pulled = out.manifest("v1")?;
+        assert_eq!(pulled.digest, source.digest);
+        let layers = out.layers(&pulled.digest)?;
+        assert_eq!(layers, layout.layers(&source.digest)?);
+        for layer in &layers {
+            out.blob(layer)
+                .context("the layer pulled at site C verifies")?;
+        }
+    }
+
+    // `arca cluster status` shows the three sites, their roles and the leader.
+    let output = cluster.members[1].node.cli(&["cluster", "status"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for site in ["a", "b", "c"] {
+        assert!(text.contains(site), "{text}");
+    }
+    assert_eq!(text.matches("voter").count(), 3, "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_pushes_loses_no_acknowledged_write() -> Result<()> {
+    let mut cluster = TestCluster::start(&["a", "b", "c"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let leader = cluster.leader(0).await?;
+    let term_before = cluster.status(0).await?.term;
+    let mut acknowledged: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut after_kill = 0;
+    for i in 0..60u64 {
+        if i == 20 {
+            cluster.members[leader].node.kill();
+        }
+        let body = pseudo_random_bytes(2048 + i as usize, 100 + i);
+        let path = format!("stream/{i}/f.bin");
+        let target = (i as usize) % 3;
+        if i >= 20 && target == leader {
+            continue;
+        }
+        // Writes during the election may be refused (503) or fail; only acknowledged ones count.
+        if let Ok(201) = put(&cluster, target, "files", &path, body.clone()).await {
+            if i >= 20 {
+                after_kill += 1;
+            }
+            acknowledged.push((path, body));
+        }
+    }
+    ensure!(
+        after_kill >= 10,
+        "writes resumed under a new leader: {after_kill}"
+    );
+    let survivor = (leader + 1) % 3;
+    let status = cluster.status(survivor).await?;
+    assert!(status.term > term_before, "a new term: {status:?}");
+    assert_ne!(status.leader, Some(cluster.members[leader].id));
+    for index in (0..3).filter(|i| *i != leader) {
+        for (path, body) in &acknowledged {
+            expect_file(&cluster, index, "files", path, body).await?;
+        }
+    }
+    // The old leader comes back as a follower and catches up.
+    cluster.members[leader].node.restart()?;
+    let last = status.commit_index;
+    cluster
+        .wait_for_status(survivor, "the old leader caught up", |s| {
+            s.nodes.iter().all(|n| n.lag == Some(0)) && s.commit_index >= last
+        })
+        .await?;
+    for (path, body) in &acknowledged {
+        expect_file(&cluster, leader, "files", path, body).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_was_down_catches_up_and_a_cut_off_node_refuses_writes() -> Result<()> {
+    let mut cluster = TestCluster::start(&["a", "b", "c"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    cluster.members[2].node.stop();
+    let mut files = Vec::new();
+    for i in 0..5u64 {
+        let body = pseudo_random_bytes(300_000 + i as usize, 200 + i);
+        let path = format!("eager/{i}/f.bin");
+        assert_eq!(put(&cluster, 0, "files", &path, body.clone()).await?, 201);
+        expect_file(&cluster, 1, "files", &path, &body).await?;
+        files.push((path, body));
+    }
+    // Site C comes back, catches up, and holds the bytes itself: with A and B gone it still serves them.
+    cluster.members[2].node.restart()?;
+    wait_replicated(&cluster, 2).await?;
+    cluster.members[0].node.stop();
+    cluster.members[1].node.stop();
+    for (path, body) in &files {
+        expect_file(&cluster, 2, "files", path, body).await?;
+    }
+    // Cut off from the quorum, it refuses writes with 503 and Retry-After.
+    let response = http()
+        .put(file_url(&cluster, 2, "files", "late/1/f.bin"))
+        .bearer_auth(cluster.admin_token())
+        .body(vec![1u8; 10])
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, _) = get(&cluster, 2, "files", "late/1/f.bin").await?;
+    assert_eq!(status, 404, "the refused write left nothing behind");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_added_after_1000_versions_catches_up_by_snapshot() -> Result<()> {
+    let env = [
+        ("ARCA_SNAPSHOT_EVERY", "200"),
+        ("ARCA_AUTO_PROMOTE", "false"),
+    ];
+    let mut cluster = TestCluster::start_with(&["a"], &env).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let versions: Vec<u64> = (0..1000).collect();
+    for batch in versions.chunks(16) {
+        let paths: Vec<(String, Vec<u8>)> = batch
+            .iter()
+            .map(|v| {
+                (
+                    format!("lib/{v}/lib.txt"),
+                    format!("version {v}").into_bytes(),
+                )
+            })
+            .collect();
+        let puts = paths
+            .iter()
+            .map(|(path, body)| put(&cluster, 0, "files", path, body.clone()));
+        for status in futures::future::join_all(puts).await {
+            ensure!(status? == 201, "push");
+        }
+    }
+    let learner = cluster.join("b", &[], &env)?;
+    let learner_id = cluster.members[learner].id;
+    cluster
+        .wait_for_status(0, "the learner caught up", |s| {
+            s.nodes
+                .iter()
+                .any(|n| n.id == learner_id && n.lag == Some(0) && n.membership == "learner")
+        })
+        .await?;
+    // The founder had purged the start of its log, so the learner can only have caught up from a
+    // snapshot.
+    let health = |index: usize| {
+        let url = format!("{}/healthz", cluster.url(index));
+        async move {
+            http()
+                .get(url)
+                .send()
+                .await?
+                .json::<serde_json::Value>()
+                .await
+        }
+    };
+    let founder = health(0).await?;
+    let purged = founder["purged"]
+        .as_u64()
+        .context("the founder purged its log")?;
+    let learned = health(learner).await?;
+    assert!(
+        learned["snapshot"]
+            .as_u64()
+            .is_some_and(|index| index >= purged),
+        "the learner installed a snapshot past the founder's purged log ({purged}): {learned}"
+    );
+    for v in [0u64, 499, 999] {
+        expect_file(
+            &cluster,
+            learner,
+            "files",
+            &format!("lib/{v}/lib.txt"),
+            format!("version {v}").as_bytes(),
+        )
+        .await?;
+    }
+    // Promote it with the CLI, then take it out again.
+    let output = cluster.members[0]
+        .node
+        .cli(&["cluster", "promote", &learner_id.to_string()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster
+        .wait_for_status(0, "the learner is a voter", |s| {
+            s.nodes
+                .iter()
+                .any(|n| n.id == learner_id && n.membership == "voter")
+        })
+        .await?;
+    let output = cluster.members[0]
+        .node
+        .cli(&["cluster", "remove", &learner_id.to_string()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster
+        .wait_for_status(0, "the node is gone", |s| {
+            s.nodes.iter().all(|n| n.id != learner_id)
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_node_serves_a_blob_twice_and_fetches_it_once() -> Result<()> {
+    let mut cluster = TestCluster::start(&["a"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let cache = cluster.join(
+        "edge",
+        &["--role", "cache"],
+        &[
+            ("ARCA_CACHE_MEMORY_BYTES", "1048576"),
+            ("ARCA_CACHE_DISK_BYTES", "268435456"),
+            ("ARCA_CHUNK_CACHE_BYTES", "1"),
+        ],
+    )?;
+    let body = pseudo_random_bytes(12 * 1024 * 1024, 9);
+    assert_eq!(
+        put(&cluster, 0, "files", "big/1/big.bin", body.clone()).await?,
+        201
+    );
+    cluster
+        .wait_for_status(0, "the cache node has the metadata", |s| {
+            s.nodes.iter().all(|n| n.lag == Some(0))
+        })
+        .await?;
+    expect_file(&cluster, cache, "files", "big/1/big.bin", &body).await?;
+    expect_file(&cluster, cache, "files", "big/1/big.bin", &body).await?;
+    let received = cluster
+        .metric(cache, "arca_peer_bytes_received_total", "")
+        .await?;
+    assert_eq!(
+        received,
+        body.len() as f64,
+        "every byte fetched exactly once"
+    );
+    let hits = cluster.metric(cache, "arca_cache_hits_total", "").await?;
+    assert!(hits > 0.0, "the second read was served by the tiered cache");
+    assert_eq!(
+        cluster
+            .metric(cache, "arca_chunks_written_total", "")
+            .await?,
+        0.0,
+        "a cache node keeps no replica in its chunk store"
+    );
+    let status = cluster.status(0).await?;
+    let node = status
+        .nodes
+        .iter()
+        .find(|n| n.site == "edge")
+        .context("cache node")?;
+    assert_eq!(node.membership, "learner", "cache nodes never vote");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_over_three_sites_survive_losing_two() -> Result<()> {
+    let mut cluster = TestCluster::start(&["a", "a", "b", "b", "c"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let body = pseudo_random_bytes(1024 * 1024, 5);
+    assert_eq!(
+        put(&cluster, 4, "files", "x/1/x.bin", body.clone()).await?,
+        201
+    );
+    expect_file(&cluster, 0, "files", "x/1/x.bin", &body).await?;
+    let leader = cluster.leader(0).await?;
+    let other = (0..5).find(|i| *i != leader).context("another node")?;
+    cluster.members[leader].node.kill();
+    cluster.members[other].node.kill();
+    let alive: Vec<usize> = (0..5).filter(|i| *i != leader && *i != other).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = pseudo_random_bytes(4096, 6);
+    loop {
+        if put(&cluster, alive[0], "files", "x/2/x.bin", second.clone()).await? == 201 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "three of five nodes accept writes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for index in alive {
+        expect_file(&cluster, index, "files", "x/1/x.bin", &body).await?;
+        expect_file(&cluster, index, "files", "x/2/x.bin", &second).await?;
+    }
+    Ok(())
+}

@@ -96,7 +96,7 @@ impl Default for Config {
             role: NodeRole::Full,
             cache_memory_bytes: 256 * 1024 * 1024,
             cache_disk_bytes: 4 * 1024 * 1024 * 1024,
-            write_timeout_ms: 5000,
+            write_timeout_ms: 10_000,
             auto_promote: true,
         }
     }
@@ -127,7 +127,7 @@ pub struct Overrides {
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise_quic: Option<String>,
     /// Join the cluster through the member at this QUIC address.
-    #[arg(long, value_name = "ADDR", requires = "join_token")]
+    #[arg(long, value_name = "ADDR")]
     pub join: Option<String>,
     /// Token from `arca cluster join-token` [env ARCA_JOIN_TOKEN].
     #[arg(long, value_name = "TOKEN")]

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod blob;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod formats;
@@ -17,7 +18,6 @@ pub mod transfer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use arca_protocol::{NodeInfo, NodeRole};
 
 use crate::blob::{ChunkStore, TieredChunkCache};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::meta::{Meta, MetaOptions};
 use crate::transfer::{PeerNetwork, QuicTransport};
@@ -49,6 +50,15 @@ pub struct AppState {
     pub node: NodeInfo,
     /// The cluster CA and this node's certificate.
     pub identity: transfer::tls::ClusterIdentity,
+    /// The time of day.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Milliseconds since the unix epoch, by the node's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
 }
 
 /// Why a node could not start or stopped with an error.
@@ -134,16 +144,10 @@ impl RunningNode {
     }
 }
 
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Starts a node: opens its state, founds its cluster (or joins one with a token), creates the admin
 /// token on first start, binds HTTP and writes the bound address to `<data_dir>/http.addr`.
 pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let data_dir = config.data_dir.clone();
     let dir_error = |source| NodeError::DataDir {
         path: data_dir.display().to_string(),
@@ -218,6 +222,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
                 meta: meta.clone(),
                 chunks: chunks.clone(),
                 identity: credentials.identity.clone(),
+                clock: clock.clone(),
             }),
         )
         .map_err(|e| NodeError::Join(e.into()))?;
@@ -245,7 +250,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         );
         background.push(tokio::spawn(replicator.run()));
     }
-    let admin_token_path = auth::ensure_admin_token(&meta, &data_dir, now_ms()).await?;
+    let admin_token_path = auth::ensure_admin_token(&meta, &data_dir, clock.now_ms()).await?;
     tracing::info!(path = %admin_token_path.display(), "admin token (send it as 'Authorization: Bearer <token>')");
 
     let metrics = Arc::new(api::metrics::Metrics::new());
@@ -262,6 +267,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         transport: transport.clone(),
         node,
         identity: credentials.identity,
+        clock,
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -260,6 +260,9 @@ pub enum PeerRequest {
     ChangeMembership(MembershipChange),
     /// The leader's view of the cluster (serialized [`crate::api::ClusterStatus`] as JSON).
     Status,
+    /// The log index a node must have applied to read everything committed before this request
+    /// (answered by the leader after confirming its leadership with a quorum).
+    ReadIndex,
     /// A new node presents a join token's secret and asks for its cluster certificate.
     Join {
         /// The secret half of the join token.
@@ -323,6 +326,8 @@ pub enum PeerResponse {
     },
     /// A membership change took effect.
     MembershipChanged,
+    /// Apply up to this log index to read what was committed before the request.
+    ReadIndex(u64),
     /// The cluster status, as the management API's JSON.
     Status(String),
     /// The join was accepted.

@@ -128,6 +128,11 @@ impl TestCluster {
         Ok(response.json::<JoinTokenInfo>().await?.token)
     }
 
+    /// The join token the members joined with.
+    pub fn join_token(&self) -> &str {
+        &self.join_token
+    }
+
     /// The admin token (the founder's; every node accepts it).
     pub fn admin_token(&self) -> &str {
         &self.members[0].node.admin_token

@@ -10,10 +10,18 @@ use arca_tests::oci::{Layout, Skopeo, host_of, sample_layers};
 use arca_tests::{clients::require_client, http, pseudo_random_bytes, sha256_hex};
 
 async fn create_registry(cluster: &TestCluster, name: &str, package_type: &str) -> Result<()> {
+    create_registry_with(
+        cluster,
+        serde_json::json!({"name": name, "package_type": package_type}),
+    )
+    .await
+}
+
+async fn create_registry_with(cluster: &TestCluster, body: serde_json::Value) -> Result<()> {
     let response = http()
         .post(format!("{}/api/v1/registries", cluster.url(0)))
         .bearer_auth(cluster.admin_token())
-        .json(&serde_json::json!({"name": name, "package_type": package_type}))
+        .json(&body)
         .send()
         .await?;
     ensure!(
@@ -29,7 +37,7 @@ fn file_url(cluster: &TestCluster, index: usize, registry: &str, path: &str) -> 
     format!("{}/generic/{registry}/{path}", cluster.url(index))
 }
 
-/// PUTs a file at member `index`; returns the HTTP status.
+/// PUTs a file at member `index`; returns the HTTP status (and prints the body of a refusal).
 async fn put(
     cluster: &TestCluster,
     index: usize,
@@ -37,14 +45,20 @@ async fn put(
     path: &str,
     body: Vec<u8>,
 ) -> Result<u16> {
-    Ok(http()
+    let response = http()
         .put(file_url(cluster, index, registry, path))
         .bearer_auth(cluster.admin_token())
         .body(body)
         .send()
-        .await?
-        .status()
-        .as_u16())
+        .await?;
+    let status = response.status().as_u16();
+    if status != 201 {
+        eprintln!(
+            "PUT {path} at member {index}: {status} {}",
+            response.text().await?
+        );
+    }
+    Ok(status)
 }
 
 /// GETs a file at member `index`: status and body.
@@ -129,6 +143,38 @@ async fn three_sites_serve_what_one_site_pushed() -> Result<()> {
             .await?
             >= big.len() as f64,
         "site C received the chunks over QUIC"
+    );
+
+    // An on-demand registry is not copied ahead of time: site C fetches the bytes at the first read.
+    create_registry_with(
+        &cluster,
+        serde_json::json!({"name": "lazy", "package_type": "GENERIC",
+            "replication": {"sites": ["a"], "mode": "on-demand"}}),
+    )
+    .await?;
+    let lazy = pseudo_random_bytes(3 * 1024 * 1024, 3);
+    let received_before = cluster
+        .metric(2, "arca_peer_bytes_received_total", "")
+        .await?;
+    assert_eq!(
+        put(&cluster, 0, "lazy", "tool/1.0/tool.bin", lazy.clone()).await?,
+        201
+    );
+    wait_replicated(&cluster, 2).await?;
+    assert_eq!(
+        cluster
+            .metric(2, "arca_peer_bytes_received_total", "")
+            .await?,
+        received_before,
+        "nothing copied before the first read"
+    );
+    expect_file(&cluster, 2, "lazy", "tool/1.0/tool.bin", &lazy).await?;
+    assert_eq!(
+        cluster
+            .metric(2, "arca_peer_bytes_received_total", "")
+            .await?,
+        received_before + lazy.len() as f64,
+        "the first read fetched the blob from a peer"
     );
 
     // A write at a follower is forwarded to the leader, readable where it was written at once, and
@@ -319,6 +365,19 @@ async fn a_learner_added_after_1000_versions_catches_up_by_snapshot() -> Result<
             ensure!(status? == 201, "push");
         }
     }
+    // A join token's secret is checked: a wrong one is refused and the node does not start.
+    let wrong = cluster
+        .join_token()
+        .rsplit_once(':')
+        .map(|(head, _)| format!("{head}:0000"))
+        .context("token")?;
+    let quic = cluster.members[0].quic.clone();
+    let refused = arca_tests::TestNode::start_with(
+        &["--node-id", "7", "--join", &quic, "--join-token", &wrong],
+        &[],
+    );
+    let error = format!("{:#}", refused.err().context("a wrong secret is refused")?);
+    assert!(error.contains("unknown join token"), "{error}");
     let learner = cluster.join("b", &[], &env)?;
     let learner_id = cluster.members[learner].id;
     cluster

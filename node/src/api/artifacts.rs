@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{ApiError, JsonBody, PathParams, QueryParams, paginate};
 use crate::meta::state::MetaState;
-use crate::{AppState, auth::Caller, now_ms};
+use crate::{AppState, auth::Caller};
 
 const PACKAGE: &str = "/registries/{registry}/packages/{package}";
 const VERSION: &str = "/registries/{registry}/packages/{package}/versions/{version}";
@@ -246,7 +246,7 @@ async fn copy_version(
             package: package.clone(),
             version: version.clone(),
             to_registry: destination.clone(),
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     let copied = state

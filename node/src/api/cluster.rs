@@ -10,9 +10,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::{ApiError, JsonBody, PathParams};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::transfer::tls::JoinToken;
-use crate::{AppState, now_ms};
 
 /// The longest a join token may live: a week.
 const MAX_JOIN_TOKEN_TTL_SECONDS: u64 = 7 * 24 * 3600;
@@ -50,7 +50,7 @@ async fn create_join_token(
         .ca_fingerprint()
         .map_err(ApiError::internal)?;
     let token = JoinToken::generate(fingerprint);
-    let expires_at = now_ms() + request.ttl_seconds * 1000;
+    let expires_at = state.now_ms() + request.ttl_seconds * 1000;
     state
         .meta
         .propose(Command::CreateJoinToken {

@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(retry_after_unavailable))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            writes_see_the_cluster,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track_requests,
         ))
         .with_state(state)
@@ -149,6 +153,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// A request that changes something first catches up with the cluster (a read barrier), so that it
+/// validates against everything committed before it, wherever that was written: a registry created
+/// through one node can be pushed to through another at once. Reads are served from the local state.
+async fn writes_see_the_cluster(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) && state
+        .meta
+        .raft_metrics()
+        .membership_config
+        .nodes()
+        .nth(1)
+        .is_some()
+    {
+        state.meta.catch_up().await;
+    }
+    next.run(request).await
 }
 
 /// Every 503 (no quorum, no leader) tells clients when to try again, whatever the protocol.

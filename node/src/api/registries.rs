@@ -10,7 +10,7 @@ use axum::routing::{get, put};
 
 use super::{ApiError, JsonBody, PathParams};
 use crate::meta::state::RegistryState;
-use crate::{AppState, auth::Caller, now_ms};
+use crate::{AppState, auth::Caller};
 use axum::Json;
 
 /// Routes of this module.
@@ -62,7 +62,7 @@ async fn create(
         immutable: request.immutable,
         allow_anonymous_read: request.allow_anonymous_read,
         allow_redeploy: request.allow_redeploy,
-        created_at: now_ms(),
+        created_at: state.now_ms(),
         metadata: Default::default(),
         replication: request.replication,
     };

@@ -8,8 +8,8 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 
 use super::{ApiError, JsonBody, PathParams};
+use crate::AppState;
 use crate::auth::{self, Caller};
-use crate::{AppState, now_ms};
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -27,7 +27,7 @@ async fn create(
     if request.name.trim().is_empty() || request.name.len() > 128 {
         return Err(ApiError::invalid("token name must be 1 to 128 characters"));
     }
-    let (secret, token) = auth::generate_token(&request.name, request.role, now_ms());
+    let (secret, token) = auth::generate_token(&request.name, request.role, state.now_ms());
     let info = auth::token_info(&token);
     state.meta.propose(Command::CreateToken { token }).await?;
     Ok((

@@ -6,11 +6,13 @@
 //! no blob is ever held whole in memory. Every read re-hashes the chunk and refuses to serve bytes that
 //! do not match their name.
 
+mod disk;
 mod reader;
 mod store;
 mod tiered;
 mod writer;
 
+pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
 pub use store::{ChunkStore, ChunkStoreStats, RemoteChunks};
 pub use tiered::{TieredCacheStats, TieredChunkCache};

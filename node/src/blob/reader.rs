@@ -63,7 +63,7 @@ pub fn read_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::BlobWriter;
+    use crate::blob::{BlobWriter, LocalDisk};
     use sha2::Digest;
 
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -159,10 +159,11 @@ mod tests {
     #[tokio::test]
     async fn corrupt_chunk_is_never_served() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
+        let disk = Arc::new(LocalDisk::open(dir.path()).expect("disk"));
+        let store = Arc::new(ChunkStore::on(disk.clone(), 1 << 20));
         let data = pseudo_random(1024 * 1024, 11);
         let blob = store_bytes(&store, &data).await;
-        let path = store.path_of(&blob.chunks[0].id);
+        let path = disk.path_of(&blob.chunks[0].id.to_hex());
         let mut damaged = std::fs::read(&path).expect("read chunk");
         damaged[100] ^= 0xff;
         std::fs::write(&path, damaged).expect("damage chunk");
@@ -180,7 +181,8 @@ mod tests {
     #[tokio::test]
     async fn verified_chunks_are_served_from_the_memory_tier() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(ChunkStore::open(dir.path(), 64 << 20).expect("store"));
+        let disk = Arc::new(LocalDisk::open(dir.path()).expect("disk"));
+        let store = Arc::new(ChunkStore::on(disk.clone(), 64 << 20));
         let data = pseudo_random(3 * 1024 * 1024, 5);
         let blob = store_bytes(&store, &data).await;
         assert_eq!(collect(&store, &blob, None).await.expect("read"), data);
@@ -192,7 +194,7 @@ mod tests {
         };
         assert_eq!(hits(), 0, "the first read comes from disk");
         for chunk in &blob.chunks {
-            std::fs::remove_file(store.path_of(&chunk.id)).expect("remove");
+            std::fs::remove_file(disk.path_of(&chunk.id.to_hex())).expect("remove");
         }
         assert_eq!(collect(&store, &blob, None).await.expect("read"), data);
         assert_eq!(hits(), blob.chunks.len() as u64);

@@ -1,10 +1,9 @@
-//! Chunks on local disk, named by their blake3 hash, with a memory tier in front; a chunk this node
+//! Chunks on disk ([`ChunkDisk`]), named by their blake3 hash, with a memory tier in front; a chunk this node
 //! lacks is fetched from a peer (through [`RemoteChunks`]), verified, and kept: in the chunk directory
 //! on full nodes, in the bounded memory+disk cache on cache nodes.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -12,7 +11,7 @@ use arca_protocol::{ChunkId, ChunkRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{BlobError, TieredChunkCache};
+use super::{BlobError, ChunkDisk, LocalDisk, TieredChunkCache};
 
 /// Where chunks this node lacks come from (other nodes of the cluster).
 pub trait RemoteChunks: Send + Sync + 'static {
@@ -43,8 +42,7 @@ type ChunkCache = foyer_memory::Cache<ChunkId, Bytes>;
 /// The chunk directory of one node, with a memory tier of recently read, already verified chunks in
 /// front of it.
 pub struct ChunkStore {
-    root: PathBuf,
-    tmp: PathBuf,
+    disk: Arc<dyn ChunkDisk>,
     cache: ChunkCache,
     remote: OnceLock<Arc<dyn RemoteChunks>>,
     tiered: OnceLock<TieredChunkCache>,
@@ -53,27 +51,24 @@ pub struct ChunkStore {
 }
 
 impl ChunkStore {
-    /// Opens (creating as needed) a chunk store under `dir` with a memory tier of `cache_bytes`, and
-    /// clears temp files a crash left behind.
+    /// Opens (creating as needed) a chunk store on the local disk under `dir` with a memory tier of
+    /// `cache_bytes`, and clears temp files a crash left behind.
     pub fn open(dir: &Path, cache_bytes: usize) -> io::Result<ChunkStore> {
-        let root = dir.join("chunks");
-        let tmp = dir.join("tmp");
-        fs::create_dir_all(&root)?;
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
-        }
-        fs::create_dir_all(&tmp)?;
+        Ok(ChunkStore::on(Arc::new(LocalDisk::open(dir)?), cache_bytes))
+    }
+
+    /// A chunk store on `disk` with a memory tier of `cache_bytes`.
+    pub fn on(disk: Arc<dyn ChunkDisk>, cache_bytes: usize) -> ChunkStore {
         let cache = foyer_memory::CacheBuilder::new(cache_bytes.max(1))
             .with_weighter(|_: &ChunkId, chunk: &Bytes| chunk.len())
             .build();
-        Ok(ChunkStore {
-            root,
-            tmp,
+        ChunkStore {
+            disk,
             cache,
             remote: OnceLock::new(),
             tiered: OnceLock::new(),
             stats: ChunkStoreStats::default(),
-        })
+        }
     }
 
     /// Lets reads of missing chunks go to peers.
@@ -141,50 +136,25 @@ impl ChunkStore {
         Ok(())
     }
 
-    fn chunk_path(&self, id: &ChunkId) -> PathBuf {
-        let name = id.to_hex();
-        self.root.join(&name[0..2]).join(&name[2..4]).join(name)
-    }
-
     /// True when the chunk is stored here.
     pub fn contains(&self, id: &ChunkId) -> bool {
-        self.chunk_path(id).exists()
+        self.disk.contains(&id.to_hex())
     }
 
     /// Stores one chunk (blocking) unless an identical one is already stored, and returns its reference.
-    /// When this returns the chunk is durable: its file was fsynced before the rename made it visible,
-    /// and the directories holding the new name were fsynced after.
+    /// When this returns the chunk is durable ([`ChunkDisk::write_durable`]).
     pub fn put(&self, data: &[u8]) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
         let size = u32::try_from(data.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
-        let path = self.chunk_path(&id);
-        if path.exists() {
+        let name = id.to_hex();
+        if self.disk.contains(&name) {
             self.stats
                 .chunks_deduplicated
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(ChunkRef { id, size });
         }
-        let dir = path.parent().unwrap_or(&self.root);
-        // The fan-out directories created here must reach the disk too.
-        let mut created = Vec::new();
-        let mut missing = Some(dir);
-        while let Some(candidate) = missing.filter(|d| !d.exists() && *d != self.root) {
-            created.push(candidate);
-            missing = candidate.parent();
-        }
-        fs::create_dir_all(dir)?;
-        let temp = tempfile::NamedTempFile::new_in(&self.tmp)?;
-        let mut file: &File = temp.as_file();
-        file.write_all(data)?;
-        file.sync_data()?;
-        temp.persist(&path).map_err(|e| e.error)?;
-        File::open(dir)?.sync_all()?;
-        for new_dir in created {
-            if let Some(parent) = new_dir.parent() {
-                File::open(parent)?.sync_all()?;
-            }
-        }
+        self.disk.write_durable(&name, data)?;
         self.stats.chunks_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written
@@ -199,7 +169,7 @@ impl ChunkStore {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(cached.value().clone());
         }
-        let data = match fs::read(self.chunk_path(&chunk.id)) {
+        let data = match self.disk.read(&chunk.id.to_hex()) {
             Ok(data) => data,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 return Err(BlobError::Missing(chunk.id.to_hex()));
@@ -216,8 +186,8 @@ impl ChunkStore {
     pub fn read_local(&self, id: &ChunkId) -> Result<Bytes, BlobError> {
         let size = match self.cache.get(id) {
             Some(cached) => return Ok(cached.value().clone()),
-            None => match fs::metadata(self.chunk_path(id)) {
-                Ok(meta) => u32::try_from(meta.len()).unwrap_or(u32::MAX),
+            None => match self.disk.size(&id.to_hex()) {
+                Ok(len) => u32::try_from(len).unwrap_or(u32::MAX),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
                     return Err(BlobError::Missing(id.to_hex()));
                 }
@@ -225,10 +195,5 @@ impl ChunkStore {
             },
         };
         self.get(&ChunkRef { id: *id, size })
-    }
-
-    /// Where a chunk lives on disk (for tests that damage it on purpose).
-    pub fn path_of(&self, id: &ChunkId) -> PathBuf {
-        self.chunk_path(id)
     }
 }

@@ -13,9 +13,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::{UploadError, discard_body, receive_blob, serve_blob};
+use crate::AppState;
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
-use crate::{AppState, now_ms};
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -129,7 +129,7 @@ async fn upload(
             attributes: Default::default(),
             tags: Vec::new(),
             overwrite: Overwrite::Allow,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
@@ -187,7 +187,7 @@ async fn remove(
             package,
             version,
             filename,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -66,6 +66,9 @@ pub enum ProposeError {
     Unavailable(String),
 }
 
+/// The longest a follower waits to catch up with the leader before serving a write request.
+const READ_BARRIER_LIMIT: Duration = Duration::from_secs(3);
+
 /// Settings of the Raft instance.
 #[derive(Clone)]
 pub struct MetaOptions {
@@ -251,6 +254,51 @@ impl Meta {
             .await
             .map_err(|e| Retry::Never(format!("committed, but not yet applied here: {e}")))?;
         Ok(outcome)
+    }
+
+    /// On a follower, waits until this node has applied everything the cluster committed before the
+    /// call (a read barrier: one round trip to the leader). The leader itself proposed every committed
+    /// entry and needs no barrier. Gives up quietly after [`READ_BARRIER_LIMIT`]: what follows then
+    /// reads this node's own, possibly older, state.
+    pub async fn catch_up(&self) {
+        if self.raft_metrics().current_leader == Some(self.node_id) {
+            return;
+        }
+        let limit = READ_BARRIER_LIMIT.min(self.write_timeout);
+        let deadline = Instant::now() + limit;
+        let Ok(addr) = self.leader_addr() else { return };
+        let request = PeerRequest::ReadIndex;
+        let Ok(PeerResponse::ReadIndex(index)) =
+            self.network.call(&addr, request, Some(limit)).await
+        else {
+            return;
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let applied = self
+            .raft
+            .wait(Some(remaining.max(Duration::from_millis(10))))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await;
+        if let Err(error) = applied {
+            tracing::debug!(%error, "read barrier");
+        }
+    }
+
+    /// The leader's side of a read barrier: confirms leadership with a quorum and returns the index a
+    /// reader must have applied.
+    pub async fn read_index_as_leader(&self) -> Result<u64, PeerError> {
+        match tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(read_log_id)) => Ok(read_log_id.map_or(0, |log| log.index)),
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                forward,
+            )))) => Err(PeerError::NotLeader {
+                leader: forward.leader_id,
+            }),
+            Ok(Err(error)) => Err(PeerError::Unavailable(error.to_string())),
+            Err(_) => Err(PeerError::Unavailable(
+                "no quorum confirmed the leader".to_string(),
+            )),
+        }
     }
 
     /// Serves a write forwarded by another node: commits it if this node leads.

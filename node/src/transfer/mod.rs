@@ -505,3 +505,95 @@ async fn read_frame<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result
         .map_err(|e| e.to_string())?;
     decode(&body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tls::ClusterIdentity;
+    use super::*;
+
+    /// Answers pings and status requests, and serves one chunk.
+    struct TestService(Bytes);
+
+    impl PeerService for TestService {
+        fn handle(&self, request: PeerRequest) -> BoxFuture<'_, Reply> {
+            Box::pin(async move {
+                match request {
+                    PeerRequest::Ping => Reply::Message(PeerResponse::Pong),
+                    PeerRequest::FetchChunk(_) => Reply::Chunk(self.0.clone()),
+                    _ => Reply::Message(PeerResponse::Status("member".to_string())),
+                }
+            })
+        }
+    }
+
+    fn endpoint(identity: &ClusterIdentity) -> Arc<QuicTransport> {
+        let transport = QuicTransport::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        transport
+            .serve(
+                identity,
+                Arc::new(TestService(Bytes::from_static(b"chunk"))),
+            )
+            .expect("serve");
+        transport
+    }
+
+    #[tokio::test]
+    async fn members_talk_and_everyone_else_is_refused() {
+        let founder = ClusterIdentity::create_cluster(1).expect("cluster");
+        let member = ClusterIdentity::from_grant(founder.grant(2).expect("grant"));
+        let server = endpoint(&founder);
+        let addr = server.local_addr().expect("addr").to_string();
+
+        // A member with a certificate from the cluster CA may ask anything.
+        let client = endpoint(&member);
+        let status = client.call(&addr, PeerRequest::Status, None).await;
+        assert!(matches!(status, Ok(PeerResponse::Status(_))), "{status:?}");
+        let chunk = ChunkRef {
+            id: arca_protocol::ChunkId([1; 32]),
+            size: 5,
+        };
+        let bytes = client.fetch_chunk(&addr, chunk).await.expect("chunk");
+        assert_eq!(&bytes[..], b"chunk");
+        assert!(
+            client.round_trip(&addr).is_some(),
+            "the connection measures its RTT"
+        );
+
+        // A node of another cluster cannot even complete the handshake.
+        let stranger = endpoint(&ClusterIdentity::create_cluster(1).expect("other cluster"));
+        let refused = stranger.call(&addr, PeerRequest::Ping, None).await;
+        assert!(
+            matches!(refused, Err(TransferError::Connect { .. })),
+            "{refused:?}"
+        );
+
+        // A node without a certificate (joining) reaches the cluster only if it trusts the right CA,
+        // and may only ask to join or ping.
+        let joining = QuicTransport::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let fingerprint = founder.ca_fingerprint().expect("fingerprint");
+        let pong = joining.join(&addr, fingerprint, PeerRequest::Ping).await;
+        assert!(matches!(pong, Ok(PeerResponse::Pong)), "{pong:?}");
+        let forbidden = joining.join(&addr, fingerprint, PeerRequest::Status).await;
+        assert!(
+            matches!(
+                forbidden,
+                Err(TransferError::Peer {
+                    error: PeerError::Forbidden(_),
+                    ..
+                })
+            ),
+            "{forbidden:?}"
+        );
+        let wrong_ca = joining.join(&addr, [0; 32], PeerRequest::Ping).await;
+        assert!(
+            matches!(wrong_ca, Err(TransferError::Connect { .. })),
+            "{wrong_ca:?}"
+        );
+        // Without credentials it cannot make member connections at all.
+        let not_member = joining.call(&addr, PeerRequest::Ping, None).await;
+        assert!(
+            matches!(not_member, Err(TransferError::NotAMember)),
+            "{not_member:?}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use super::tls::{ClusterIdentity, JoinToken};
 use super::{PeerService, Reply};
 use crate::blob::{BlobError, ChunkStore};
+use crate::clock::Clock;
 use crate::meta::Meta;
 
 /// The node's answers to its peers.
@@ -19,6 +20,8 @@ pub struct NodeService {
     pub chunks: Arc<ChunkStore>,
     /// The cluster CA and this node's certificate (to admit new nodes).
     pub identity: ClusterIdentity,
+    /// The time of day (join tokens expire).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl PeerService for NodeService {
@@ -39,6 +42,10 @@ impl PeerService for NodeService {
                         Err(error) => error.into(),
                     }
                 }
+                PeerRequest::ReadIndex => match self.meta.read_index_as_leader().await {
+                    Ok(index) => Reply::Message(PeerResponse::ReadIndex(index)),
+                    Err(error) => error.into(),
+                },
                 PeerRequest::Status => {
                     let status = self.meta.local_status();
                     if status.leader != Some(self.meta.node_id()) {
@@ -82,7 +89,7 @@ impl NodeService {
             .meta
             .read(|state| state.join_tokens.get(&hash).copied())
             .ok_or_else(|| PeerError::Forbidden("unknown join token".to_string()))?;
-        if expires_at <= crate::now_ms() {
+        if expires_at <= self.clock.now_ms() {
             return Err(PeerError::Forbidden(
                 "the join token has expired".to_string(),
             ));

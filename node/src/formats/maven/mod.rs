@@ -35,11 +35,11 @@ use self::layout::{ArtifactFile, Coordinates, LayoutError, MavenPath, Target, is
 use self::metadata::SnapshotFile;
 use super::generic::serve_file;
 use super::{discard_body, receive_blob};
+use crate::AppState;
 use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::blob::read_blob;
 use crate::meta::ProposeError;
-use crate::{AppState, now_ms};
 
 /// Registry metadata key: how many builds of each SNAPSHOT version to keep.
 pub const SNAPSHOT_KEEP_KEY: &str = "maven.snapshot.keep";
@@ -400,7 +400,7 @@ async fn store_file(
             attributes: checksums.attributes(file.filename),
             tags: Vec::new(),
             overwrite,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     if snapshot {
@@ -480,7 +480,7 @@ async fn clean_snapshot(state: &AppState, file: &FileRef<'_>) {
                     package: package.clone(),
                     version: file.version.to_string(),
                     filename: filename.clone(),
-                    at: now_ms(),
+                    at: state.now_ms(),
                 })
                 .await,
         );
@@ -497,7 +497,7 @@ async fn clean_snapshot(state: &AppState, file: &FileRef<'_>) {
                     .iter()
                     .flat_map(|name| ChecksumKind::attributes_of(name))
                     .collect(),
-                at: now_ms(),
+                at: state.now_ms(),
             })
             .await,
     );

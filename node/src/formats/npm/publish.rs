@@ -30,7 +30,6 @@ use crate::auth::Caller;
 use crate::blob::BlobWriter;
 use crate::formats::{UploadError, content_length};
 use crate::meta::ProposeError;
-use crate::now_ms;
 
 /// Room for the JSON around a publish's base64 tarball (manifest, readme).
 const METADATA_ALLOWANCE: u64 = 16 * 1024 * 1024;
@@ -289,7 +288,7 @@ async fn publish(
             attributes,
             tags,
             overwrite: Overwrite::RefuseVersion,
-            at: now_ms(),
+            at: ctx.state.now_ms(),
         })
         .await;
     match committed {
@@ -400,7 +399,7 @@ async fn update(
                 version: version.clone(),
                 set,
                 remove,
-                at: now_ms(),
+                at: ctx.state.now_ms(),
             });
         }
     }

@@ -12,7 +12,6 @@ use super::packument::{self, ABBREVIATED};
 use super::publish::version_of_file;
 use super::{Context, NpmError};
 use crate::formats::serve_blob;
-use crate::now_ms;
 
 /// Search results per page unless asked otherwise, and at most.
 const SEARCH_SIZE: (usize, usize) = (20, 250);
@@ -123,7 +122,7 @@ pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
     Ok(Json(json!({
         "objects": objects,
         "total": total,
-        "time": packument::iso_time(now_ms()),
+        "time": packument::iso_time(ctx.state.now_ms()),
     }))
     .into_response())
 }

@@ -117,10 +117,6 @@ pub struct OciCaller {
     pub grants: Option<Vec<Grant>>,
 }
 
-fn now_secs() -> u64 {
-    crate::now_ms() / 1000
-}
-
 fn unauthorized(message: &'static str) -> AuthError {
     AuthError::Unauthorized(message)
 }
@@ -137,7 +133,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, 
         }
         Some(Credentials::Basic { password, .. }) => password,
         Some(Credentials::Bearer(token)) => {
-            if let Some(claims) = state.oci.signer.verify(&token, now_secs()) {
+            if let Some(claims) = state.oci.signer.verify(&token, state.now_ms() / 1000) {
                 let caller = match &claims.sub {
                     None => Caller::Anonymous,
                     Some(id) => state
@@ -303,7 +299,7 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
             });
         }
     }
-    let issued = now_secs();
+    let issued = state.now_ms() / 1000;
     let token = state.oci.signer.sign(&Claims {
         sub: match caller {
             Caller::Anonymous => None,

@@ -20,9 +20,9 @@ use sha2::Digest as _;
 use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
+use crate::AppState;
 use crate::blob::{BlobWriter, read_blob};
 use crate::formats::{append_body, declared_length, discard_body, serve_blob};
-use crate::{AppState, now_ms};
 
 /// Upload sessions idle for longer than this are dropped.
 const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(900);
@@ -196,7 +196,7 @@ async fn link_blob(
             package: name.repository.clone(),
             digest,
             blob,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     Ok(created)

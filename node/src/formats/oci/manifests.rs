@@ -17,10 +17,10 @@ use serde_json::json;
 use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use super::{OciError, query_param};
+use crate::AppState;
 use crate::blob::BlobWriter;
 use crate::formats::read_small_blob;
 use crate::meta::state::MANIFEST_FILE;
-use crate::{AppState, now_ms};
 
 /// The largest manifest accepted.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -203,7 +203,7 @@ pub async fn put(
             manifest,
             blob,
             tag,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     let mut answer = vec![

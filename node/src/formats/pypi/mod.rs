@@ -34,9 +34,9 @@ use axum::{Json, Router};
 pub use self::error::PypiError;
 use self::model::{Project, YANKED, YANKED_REASON};
 use self::names::{normalize_project, normalize_version};
+use crate::AppState;
 use crate::formats::oci::query_param;
 use crate::formats::serve_blob;
-use crate::{AppState, now_ms};
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -266,7 +266,7 @@ async fn set_yanked(
             version: version.clone(),
             set,
             remove,
-            at: now_ms(),
+            at: state.now_ms(),
         })
         .await?;
     Ok(Json(serde_json::json!({

@@ -24,10 +24,10 @@ use super::names::{
 };
 use super::wheel::{BlobCursor, read_metadata};
 use super::{PypiError, open_registry};
+use crate::AppState;
 use crate::blob::BlobWriter;
 use crate::formats::{declared_length, discard_body};
 use crate::meta::ProposeError;
-use crate::{AppState, now_ms};
 
 /// The most bytes all text fields of one upload may hold together.
 const MAX_FORM_TEXT_BYTES: u64 = 16 * 1024 * 1024;
@@ -312,7 +312,7 @@ pub async fn upload(
         DistributionKind::Wheel => Some(store_wheel_metadata(state, &content.blob).await?),
         DistributionKind::Sdist => None,
     };
-    let at = now_ms();
+    let at = state.now_ms();
     let put = |filename: String, blob: BlobRef, attributes, overwrite| Command::PutFile {
         registry: registry.to_string(),
         package: project.clone(),

@@ -95,3 +95,11 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .context("blocking task panicked")?
 }
+
+/// Parses a finite number above zero (a command-line value such as `--seconds`).
+pub fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a number above 0")),
+    }
+}

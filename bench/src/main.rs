@@ -48,9 +48,32 @@
 //! Options: `--packages N`, `--versions N`, `--clients N`, `--seconds S`, `--runs N` (default 1),
 //! `--peers PATH`, `--dir PATH`, `--json`.
 //!
+//! `cluster` starts a cluster of three nodes in this process (sites `site-1` to `site-3`, one node
+//! each, all on 127.0.0.1, data under `--dir`) and measures three things. Replication: fresh
+//! incompressible blobs of 1 MiB (`--samples`, default 20) and 64 MiB (default 5) are PUT at node 1
+//! and GET at node 3 until it serves them whole and sha256-correct; it prints p50/p99/max of the PUT,
+//! of "201 -> readable at node 3", of "201 -> on node 3's disk" (its `/metrics`
+//! `arca_chunk_bytes_written_total`) and of "201 -> recorded at site-3" (node 1's `/metrics`
+//! `arca_replication_pending_blobs{site="site-3"}` back to 0), the last two also for as many blobs
+//! never read at node 3, which only the replication worker can have copied. Chunk transfer: `--chunks`
+//! (default 128) random 4 MiB chunks fetched between two of the node's QUIC transports, 1 and 8 at a
+//! time (`--runs`, default 3), against a plain TCP copy of the same bytes with 1 and 8 connections
+//! (MiB/s, ratio QUIC/TCP). Raft commits:
+//! `--clients` (default 32) clients PUT registry metadata for `--seconds` (default 5) at the leader and
+//! at a follower of the three nodes, and at a single node started beside them, the three rows taking
+//! turns `--runs` times (median commits/s, p50/p99 latency, ratio to the single node):
+//!
+//! ```text
+//! cargo run --release -p arca-bench -- cluster
+//! ```
+//!
+//! Options: `--samples N`, `--chunks N`, `--runs N`, `--clients N`, `--seconds S`, `--dir PATH`,
+//! `--json`.
+//!
 //! Everything written is removed at the end.
 
 mod archives;
+mod cluster;
 mod common;
 mod data;
 mod generic;
@@ -79,6 +102,9 @@ enum Command {
     /// GET npm packuments and tarballs and PyPI simple-index pages and wheels of many small packages,
     /// against verdaccio (npm) and pypiserver (PyPI).
     Packages(packages::Args),
+    /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
+    /// commits on three nodes against one, on a cluster started in this process.
+    Cluster(cluster::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,5 +116,6 @@ fn main() -> anyhow::Result<()> {
         Command::Generic(args) => runtime.block_on(generic::run(args)),
         Command::Oci(args) => runtime.block_on(oci::run(args)),
         Command::Packages(args) => runtime.block_on(packages::run(args)),
+        Command::Cluster(args) => runtime.block_on(cluster::run(args)),
     }
 }

@@ -57,10 +57,10 @@ pub struct Args {
     runs: u64,
     /// Multiplies the number of pulls per run (8 by one client, 64 by 32 clients); the concurrent pull
     /// always makes at least one pull per client.
-    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    #[arg(long, default_value_t = 1.0, value_parser = common::positive)]
     scale: f64,
     /// Seconds each run of the manifest GETs lasts.
-    #[arg(long, default_value_t = 5.0, value_parser = positive)]
+    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
     seconds: f64,
     /// Directory under which a temporary directory for both registries' data is made (and removed at
     /// the end). Defaults to the current directory.
@@ -69,14 +69,6 @@ pub struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
-}
-
-/// Parses a finite number above zero.
-fn positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("{text:?} is not a number above 0")),
-    }
 }
 
 /// One registry under test: where its V2 API is and how to authenticate to it.

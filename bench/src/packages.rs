@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     clients: u64,
     /// Seconds each run of a measurement lasts.
-    #[arg(long, default_value_t = 5.0, value_parser = positive)]
+    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
     seconds: f64,
     /// Runs of each measurement against each registry (alternating which goes first).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
@@ -65,14 +65,6 @@ pub struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
-}
-
-/// Parses a finite number above zero.
-fn positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("{text:?} is not a number above 0")),
-    }
 }
 
 /// The shape of the dataset: `packages` names of `versions` versions each.

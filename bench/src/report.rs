@@ -438,6 +438,213 @@ impl PackagesReport {
     }
 }
 
+/// One timed interval of the `cluster` benchmark's replication samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct LagRow {
+    /// What was timed, as the table shows it.
+    pub label: String,
+    /// The samples' times (`requests` counts the samples).
+    pub latency: Latency,
+}
+
+/// The replication samples of one blob size.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicationSize {
+    /// Blob size in MiB.
+    pub size_mib: u64,
+    /// Blobs timed of each kind (read-polled and unread), not counting the warm-up blob.
+    pub samples: usize,
+    /// GETs sent to the reading node over all read-polled samples.
+    pub get_polls: u64,
+    /// Answers 200 whose body had the wrong size or sha256 (should be 0).
+    pub wrong_bodies: u64,
+    /// The intervals timed.
+    pub rows: Vec<LagRow>,
+}
+
+/// Chunk transfer with one concurrency: plain TCP (the limit) and QUIC.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferPair {
+    /// Chunks in flight at once (TCP connections, or QUIC streams on one connection).
+    pub concurrency: usize,
+    /// Plain TCP copy of the same bytes.
+    pub tcp: Measurement,
+    /// The node's QUIC transport, with its ratios to TCP.
+    pub quic: Compared,
+}
+
+/// Metadata writes against one cluster for a fixed time.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitRow {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// Writes answered 200 (each one committed Raft log entry), over every run.
+    pub commits: u64,
+    /// Seconds from the first request to the last answer, summed over every run.
+    pub seconds: f64,
+    /// Commits per second of each run.
+    pub commits_per_s: Rates,
+    /// Writes that failed (not 200, or no answer).
+    pub errors: u64,
+    /// The first failure, when there was one.
+    pub first_error: Option<String>,
+    /// Latencies of the successful writes over every run (`None` when there were none).
+    pub latency: Option<Latency>,
+    /// Median commits per second over the single-node cluster's.
+    pub ratio_to_single: f64,
+}
+
+/// A node of the cluster and its site.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSite {
+    /// Node id.
+    pub id: u64,
+    /// Its site.
+    pub site: String,
+}
+
+/// Everything the `cluster` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    /// Always `"cluster"`.
+    pub benchmark: &'static str,
+    /// Every node of the cluster.
+    pub nodes: Vec<NodeSite>,
+    /// The Raft leader when measuring started.
+    pub leader: Option<u64>,
+    /// The node the blobs were pushed to.
+    pub writer: u64,
+    /// The node they were read at.
+    pub reader: u64,
+    /// Replication lag, per blob size.
+    pub replication: Vec<ReplicationSize>,
+    /// Chunks moved per transfer run.
+    pub chunks: usize,
+    /// Size of each chunk in MiB.
+    pub chunk_mib: u64,
+    /// Runs of each transfer measurement.
+    pub runs: usize,
+    /// Chunk transfer throughput, per concurrency.
+    pub transfer: Vec<TransferPair>,
+    /// Concurrent clients of the metadata writes.
+    pub clients: usize,
+    /// Seconds each run of a row of metadata writes lasted (as asked).
+    pub seconds: f64,
+    /// Metadata writes: the single-node baseline first.
+    pub commits: Vec<CommitRow>,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl ClusterReport {
+    /// The human-readable table: three sections (replication, transfer, metadata writes).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("{}@{}", node.id, node.site))
+            .collect();
+        let leader = self
+            .leader
+            .map_or_else(|| "none".to_owned(), |id| id.to_string());
+        let _ = writeln!(
+            out,
+            "arca-bench cluster  nodes={}  leader={leader}  dir={}",
+            nodes.join(","),
+            self.dir
+        );
+        let _ = writeln!(
+            out,
+            "\nreplication: PUT at node {}, read at node {} (ms)",
+            self.writer, self.reader
+        );
+        let _ = writeln!(
+            out,
+            "{:<56} {:>7} {:>9} {:>9} {:>9}",
+            "", "samples", "p50", "p99", "max"
+        );
+        for size in &self.replication {
+            for lag in &size.rows {
+                let l = &lag.latency;
+                let _ = writeln!(
+                    out,
+                    "{:<56} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+                    format!("{:>2} MiB  {}", size.size_mib, lag.label),
+                    l.requests,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.max_ms
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{:>2} MiB  GETs at node {}: {}, wrong bodies: {}",
+                size.size_mib, self.reader, size.get_polls, size.wrong_bodies
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nchunk transfer: {} chunks of {} MiB over 127.0.0.1, runs={}",
+            self.chunks, self.chunk_mib, self.runs
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>12} {:>12} {:>10} {:>10}  runs (MiB/s)",
+            "", "best MiB/s", "median", "best/tcp", "med/tcp"
+        );
+        for pair in &self.transfer {
+            row(&mut out, &pair.tcp, None);
+            row(&mut out, &pair.quic.measurement, Some(&pair.quic));
+        }
+        let _ = writeln!(
+            out,
+            "\nmetadata writes: {} clients x {} s, runs={}",
+            self.clients, self.seconds, self.runs
+        );
+        let _ = writeln!(
+            out,
+            "{:<44} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs (commits/s)",
+            "(median)", "commits/s", "p50 ms", "p99 ms", "max ms", "vs 1 node", "errors"
+        );
+        for commit in &self.commits {
+            let (p50, p99, max) = commit
+                .latency
+                .as_ref()
+                .map_or((f64::NAN, f64::NAN, f64::NAN), |l| {
+                    (l.p50_ms, l.p99_ms, l.max_ms)
+                });
+            let runs: Vec<String> = commit
+                .commits_per_s
+                .runs
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}  {}",
+                commit.label,
+                commit.commits_per_s.median,
+                p50,
+                p99,
+                max,
+                commit.ratio_to_single,
+                commit.errors,
+                runs.join(" ")
+            );
+            if let Some(error) = &commit.first_error {
+                let _ = writeln!(out, "  first error: {error}");
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,10 @@ async fn set_replication_puts_the_policy() {
         package_count: 0,
         metadata: Default::default(),
         replication: policy.clone(),
+        kind: Default::default(),
+        upstream: None,
+        members: Vec::new(),
+        publish_to: None,
     };
     let (answer, line, body) = round_trip(&info, async |client| {
         client.set_replication("my files", &policy).await

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod formats;
 pub mod meta;
+pub mod proxy;
 pub mod transfer;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub identity: transfer::tls::ClusterIdentity,
     /// The time of day.
     pub clock: Arc<dyn Clock>,
+    /// Upstream fetches of remote registries.
+    pub proxy: Arc<proxy::Proxy>,
 }
 
 impl AppState {
@@ -268,6 +271,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         node,
         identity: credentials.identity,
         clock,
+        proxy: Arc::new(proxy::Proxy::default()),
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

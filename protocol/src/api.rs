@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{NodeRole, ReplicationPolicy};
 use crate::digest::Sha256;
-use crate::model::{Metadata, PackageType, Role};
+use crate::model::{Metadata, PackageType, RegistryKind, Role, Upstream};
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +46,18 @@ pub struct CreateRegistryRequest {
     /// Which sites hold full copies, eagerly or on demand (default: every site, eagerly).
     #[serde(default)]
     pub replication: ReplicationPolicy,
+    /// `local` (default), `remote` (needs `upstream`) or `virtual` (needs `members`).
+    #[serde(default)]
+    pub kind: RegistryKind,
+    /// A remote registry's upstream.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
+    /// A virtual registry's members, in resolution order.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The local member a virtual registry publishes to.
+    #[serde(default)]
+    pub publish_to: Option<String>,
 }
 
 /// A registry as the API shows it.
@@ -73,6 +85,31 @@ pub struct RegistryInfo {
     /// Replication policy.
     #[serde(default)]
     pub replication: ReplicationPolicy,
+    /// Local, remote or virtual.
+    #[serde(default)]
+    pub kind: RegistryKind,
+    /// A remote registry's upstream (without its password).
+    #[serde(default)]
+    pub upstream: Option<UpstreamInfo>,
+    /// A virtual registry's members.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The local member a virtual registry publishes to.
+    #[serde(default)]
+    pub publish_to: Option<String>,
+}
+
+/// A remote registry's upstream as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamInfo {
+    /// Base URL.
+    pub url: String,
+    /// User for upstream authentication, if any.
+    pub username: Option<String>,
+    /// Whether a password is set (it is never shown).
+    pub has_password: bool,
+    /// Seconds cached metadata is fresh.
+    pub metadata_ttl_seconds: u64,
 }
 
 /// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
-use crate::model::{BlobRef, ManifestInfo, Registry, Token};
+use crate::model::{BlobRef, CachedDocument, ManifestInfo, Registry, Token};
 
 /// Where a metadata operation applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +235,15 @@ pub enum Command {
         node_id: u64,
         /// The blobs, by sha256.
         blobs: Vec<Sha256>,
+    },
+    /// A remote registry fetched (or fetched again) a metadata document.
+    CacheDocument {
+        /// Registry name.
+        registry: String,
+        /// What the document is, in the front-end's own terms (`packument/lodash`).
+        key: String,
+        /// The document.
+        document: CachedDocument,
     },
     /// A node left the cluster: forget the replicas it held.
     ForgetNode {

@@ -16,7 +16,7 @@ pub use cluster::{NodeInfo, NodeRole, ReplicaSites, ReplicationMode, Replication
 pub use command::{Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use model::{
-    BlobRef, ChunkRef, FileEntry, ManifestInfo, Package, PackageType, Registry, Role, Token,
-    Version,
+    BlobRef, CachedDocument, ChunkRef, FileEntry, ManifestInfo, Package, PackageType, Registry,
+    RegistryKind, Role, Token, Upstream, Version,
 };
 pub use names::NameError;

@@ -157,6 +157,81 @@ pub struct Registry {
     /// Which sites hold full copies of its blobs, and when they copy them.
     #[serde(default)]
     pub replication: ReplicationPolicy,
+    /// Hosted, a caching proxy of an upstream, or one URL over other registries.
+    #[serde(default)]
+    pub kind: RegistryKind,
+    /// Where a remote registry fetches from.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
+    /// A virtual registry's members, in the order reads try them.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The local member a virtual registry's publishes go to.
+    #[serde(default)]
+    pub publish_to: Option<String>,
+}
+
+/// What a registry is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// Hosted: holds what is published to it.
+    #[default]
+    Local,
+    /// A caching proxy of an upstream registry.
+    Remote,
+    /// One URL over an ordered list of local and remote registries of the same type.
+    Virtual,
+}
+
+impl RegistryKind {
+    /// The kind's name in flags and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistryKind::Local => "local",
+            RegistryKind::Remote => "remote",
+            RegistryKind::Virtual => "virtual",
+        }
+    }
+}
+
+impl fmt::Display for RegistryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The upstream of a remote registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// Base URL (`https://registry.npmjs.org`, `https://pypi.org`, `https://registry-1.docker.io`).
+    pub url: String,
+    /// User for Basic authentication upstream.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password or token for Basic authentication upstream (never shown by the API).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Seconds a cached metadata document is served before the upstream is asked again.
+    #[serde(default = "default_metadata_ttl")]
+    pub metadata_ttl_seconds: u64,
+}
+
+fn default_metadata_ttl() -> u64 {
+    300
+}
+
+/// A metadata document a remote registry fetched (a packument, an index page, maven-metadata.xml, a
+/// tag's manifest), kept to be served again until its time to live runs out, and stale when the
+/// upstream fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDocument {
+    /// The bytes, as fetched.
+    pub blob: BlobRef,
+    /// The upstream's `Content-Type`.
+    pub content_type: String,
+    /// When it was fetched, unix milliseconds.
+    pub fetched_at: u64,
 }
 
 /// A file of a version: a name pointing at a blob.

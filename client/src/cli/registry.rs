@@ -1,10 +1,11 @@
 //! `arca registry`: create, list, get and delete registries, their replication policies and metadata,
 //! and (through [`super::configure`]) configuring package managers to use them.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
 use arca_protocol::{
-    MetadataTarget, PackageType, ReplicaSites, ReplicationMode, ReplicationPolicy,
+    MetadataTarget, PackageType, RegistryKind, ReplicaSites, ReplicationMode, ReplicationPolicy,
+    Upstream,
 };
 use clap::{Args, Subcommand};
 
@@ -41,6 +42,29 @@ pub enum RegistryCommand {
         /// When those sites copy new files: eager (on commit) or on-demand (on first read)
         #[arg(long, value_name = "eager|on-demand", default_value_t)]
         replication: ReplicationMode,
+        /// Make a remote (caching proxy) registry of this upstream URL
+        #[arg(long, value_name = "URL", conflicts_with = "members")]
+        upstream: Option<String>,
+        /// User for the upstream
+        #[arg(long, value_name = "USER", requires = "upstream")]
+        upstream_user: Option<String>,
+        /// Environment variable holding the upstream password or token
+        #[arg(long, value_name = "VAR", requires = "upstream")]
+        upstream_password_env: Option<String>,
+        /// Seconds cached upstream metadata (packuments, index pages, tags) stays fresh
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 300,
+            requires = "upstream"
+        )]
+        metadata_ttl: u64,
+        /// Make a virtual registry over these registries, tried in this order
+        #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+        members: Vec<String>,
+        /// The local member a virtual registry's publishes go to
+        #[arg(long, value_name = "REGISTRY", requires = "members")]
+        publish_to: Option<String>,
     },
     /// List registries
     List,
@@ -103,7 +127,25 @@ impl RegistryCommand {
                 allow_redeploy,
                 replicate_to,
                 replication,
+                upstream,
+                upstream_user,
+                upstream_password_env,
+                metadata_ttl,
+                members,
+                publish_to,
             } => {
+                let password = upstream_password_env
+                    .map(|var| {
+                        std::env::var(&var).with_context(|| {
+                            format!("--upstream-password-env {var}: the variable is not set")
+                        })
+                    })
+                    .transpose()?;
+                let kind = match (&upstream, members.is_empty()) {
+                    (Some(_), _) => RegistryKind::Remote,
+                    (None, false) => RegistryKind::Virtual,
+                    (None, true) => RegistryKind::Local,
+                };
                 let request = CreateRegistryRequest {
                     name,
                     package_type,
@@ -115,6 +157,15 @@ impl RegistryCommand {
                         sites: replicate_to,
                         mode: replication,
                     },
+                    kind,
+                    upstream: upstream.map(|url| Upstream {
+                        url,
+                        username: upstream_user,
+                        password,
+                        metadata_ttl_seconds: metadata_ttl,
+                    }),
+                    members,
+                    publish_to,
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }
@@ -155,6 +206,7 @@ impl Row for RegistryInfo {
     const HEADERS: &'static [&'static str] = &[
         "NAME",
         "TYPE",
+        "KIND",
         "IMMUTABLE",
         "ANONYMOUS READ",
         "REPLICATION",
@@ -167,6 +219,7 @@ impl Row for RegistryInfo {
         vec![
             self.name.clone(),
             self.package_type.to_string(),
+            kind(self),
             self.immutable.to_string(),
             self.allow_anonymous_read.to_string(),
             replication(&self.replication),
@@ -174,6 +227,21 @@ impl Row for RegistryInfo {
             timestamp(self.created_at),
             self.description.clone(),
         ]
+    }
+}
+
+/// What a registry is, in one cell: `local`, `remote <- URL`, `virtual [a, b] -> a`.
+fn kind(registry: &RegistryInfo) -> String {
+    match (registry.kind, &registry.upstream) {
+        (RegistryKind::Remote, Some(upstream)) => format!("remote <- {}", upstream.url),
+        (RegistryKind::Virtual, _) => {
+            let members = registry.members.join(", ");
+            match &registry.publish_to {
+                Some(target) => format!("virtual [{members}] -> {target}"),
+                None => format!("virtual [{members}]"),
+            }
+        }
+        (kind, _) => kind.to_string(),
     }
 }
 
@@ -288,7 +356,91 @@ mod tests {
             package_count: 0,
             metadata: Default::default(),
             replication,
+            kind: RegistryKind::Local,
+            upstream: None,
+            members: Vec::new(),
+            publish_to: None,
         }
+    }
+
+    #[test]
+    fn remote_and_virtual_registries_are_created_from_their_flags() {
+        let remote = parse(&[
+            "create",
+            "mirror",
+            "--package-type",
+            "npm",
+            "--upstream",
+            "https://registry.example",
+            "--upstream-user",
+            "ci",
+            "--metadata-ttl",
+            "60",
+        ])
+        .expect("remote");
+        let RegistryCommand::Create {
+            upstream,
+            upstream_user,
+            metadata_ttl,
+            members,
+            ..
+        } = remote
+        else {
+            panic!("create");
+        };
+        assert_eq!(upstream.as_deref(), Some("https://registry.example"));
+        assert_eq!(upstream_user.as_deref(), Some("ci"));
+        assert_eq!(metadata_ttl, 60);
+        assert!(members.is_empty());
+        let virtual_registry = parse(&[
+            "create",
+            "all",
+            "--package-type",
+            "npm",
+            "--members",
+            "hosted,mirror",
+            "--publish-to",
+            "hosted",
+        ])
+        .expect("virtual");
+        let RegistryCommand::Create {
+            members,
+            publish_to,
+            ..
+        } = virtual_registry
+        else {
+            panic!("create");
+        };
+        assert_eq!(members, ["hosted", "mirror"]);
+        assert_eq!(publish_to.as_deref(), Some("hosted"));
+        for refused in [
+            &[
+                "create",
+                "x",
+                "--package-type",
+                "npm",
+                "--upstream",
+                "https://a",
+                "--members",
+                "b",
+            ][..],
+            &["create", "x", "--package-type", "npm", "--publish-to", "b"],
+            &[
+                "create",
+                "x",
+                "--package-type",
+                "npm",
+                "--upstream-user",
+                "u",
+            ],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?} should be refused");
+        }
+        let mut info = registry(ReplicationPolicy::default());
+        info.kind = RegistryKind::Virtual;
+        info.members = vec!["hosted".into(), "mirror".into()];
+        info.publish_to = Some("hosted".into());
+        assert_eq!(kind(&info), "virtual [hosted, mirror] -> hosted");
     }
 
     #[test]

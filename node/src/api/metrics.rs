@@ -38,6 +38,12 @@ struct SiteLabels {
     site: String,
 }
 
+/// Labels of remote-registry figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabels {
+    registry: String,
+}
+
 /// Labels of cache hits.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabels {
@@ -75,6 +81,11 @@ pub struct Metrics {
     cache_misses: Counter,
     cache_evictions: Counter,
     cache_hit_ratio: Gauge<f64, AtomicU64>,
+    remote_hits: Family<RegistryLabels, Counter>,
+    remote_misses: Family<RegistryLabels, Counter>,
+    remote_errors: Family<RegistryLabels, Counter>,
+    remote_stale: Family<RegistryLabels, Counter>,
+    remote_upstream_millis: Family<RegistryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -113,6 +124,11 @@ impl Metrics {
             cache_misses: Counter::default(),
             cache_evictions: Counter::default(),
             cache_hit_ratio: Gauge::default(),
+            remote_hits: Family::default(),
+            remote_misses: Family::default(),
+            remote_errors: Family::default(),
+            remote_stale: Family::default(),
+            remote_upstream_millis: Family::default(),
         };
         {
             let mut registry = metrics
@@ -231,6 +247,35 @@ impl Metrics {
                 "Cache node: chunks the memory tier dropped to stay in bounds",
                 metrics.cache_evictions.clone(),
             );
+            for (name, help, family) in [
+                (
+                    "remote_hits",
+                    "Remote registry: requests served from what was cached",
+                    &metrics.remote_hits,
+                ),
+                (
+                    "remote_misses",
+                    "Remote registry: requests that went upstream",
+                    &metrics.remote_misses,
+                ),
+                (
+                    "remote_upstream_errors",
+                    "Remote registry: upstream requests that failed",
+                    &metrics.remote_errors,
+                ),
+                (
+                    "remote_stale_served",
+                    "Remote registry: stale documents served because the upstream failed",
+                    &metrics.remote_stale,
+                ),
+                (
+                    "remote_upstream_milliseconds",
+                    "Remote registry: time spent waiting for the upstream",
+                    &metrics.remote_upstream_millis,
+                ),
+            ] {
+                registry.register(name, help, family.clone());
+            }
             registry.register(
                 "cache_hit_ratio",
                 "Cache node: hits / (hits + misses) since start",
@@ -277,6 +322,18 @@ impl Metrics {
             catch_up(counter, source.load(Ordering::Relaxed));
         }
         self.refresh_replication(state);
+        for (registry, counters) in state.proxy.counters() {
+            let labels = RegistryLabels { registry };
+            for (family, value) in [
+                (&self.remote_hits, counters.hits),
+                (&self.remote_misses, counters.misses),
+                (&self.remote_errors, counters.errors),
+                (&self.remote_stale, counters.stale),
+                (&self.remote_upstream_millis, counters.upstream_millis),
+            ] {
+                catch_up(&family.get_or_create(&labels), value);
+            }
+        }
         if let Some(tiered) = state.chunks.tiered() {
             let cache = tiered.stats();
             for (tier, hits) in [("memory", cache.memory_hits), ("disk", cache.disk_hits)] {

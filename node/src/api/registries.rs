@@ -1,15 +1,17 @@
 //! `/api/v1/registries`: create, list, get and delete registries.
 
-use arca_protocol::api::{CreateRegistryRequest, RegistryInfo, SetReplicationRequest};
+use arca_protocol::api::{
+    CreateRegistryRequest, RegistryInfo, SetReplicationRequest, UpstreamInfo,
+};
 use arca_protocol::names::validate_registry_name;
-use arca_protocol::{Command, Registry, Role};
+use arca_protocol::{Command, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 
 use super::{ApiError, JsonBody, PathParams};
-use crate::meta::state::RegistryState;
+use crate::meta::state::{MetaState, RegistryState};
 use crate::{AppState, auth::Caller};
 use axum::Json;
 
@@ -35,6 +37,15 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
         package_count: state.packages.len() as u64,
         metadata: registry.metadata.clone(),
         replication: registry.replication.clone(),
+        kind: registry.kind,
+        upstream: registry.upstream.as_ref().map(|upstream| UpstreamInfo {
+            url: upstream.url.clone(),
+            username: upstream.username.clone(),
+            has_password: upstream.password.is_some(),
+            metadata_ttl_seconds: upstream.metadata_ttl_seconds,
+        }),
+        members: registry.members.clone(),
+        publish_to: registry.publish_to.clone(),
     }
 }
 
@@ -65,12 +76,88 @@ async fn create(
         created_at: state.now_ms(),
         metadata: Default::default(),
         replication: request.replication,
+        kind: request.kind,
+        upstream: request.upstream,
+        members: request.members,
+        publish_to: request.publish_to,
     };
+    state.meta.read(|meta| check_kind(meta, &registry))?;
     state
         .meta
         .propose(Command::CreateRegistry { registry })
         .await?;
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
+}
+
+/// What each kind of registry needs: a remote an http(s) upstream, a virtual existing local or remote
+/// members of its own type (and, to take publishes, a local one among them); a local neither.
+fn check_kind(meta: &MetaState, registry: &Registry) -> Result<(), ApiError> {
+    let kind = registry.kind;
+    match kind {
+        RegistryKind::Remote => {
+            let upstream = registry
+                .upstream
+                .as_ref()
+                .ok_or_else(|| ApiError::invalid("a remote registry needs an upstream"))?;
+            let url = reqwest::Url::parse(&upstream.url)
+                .map_err(|e| ApiError::invalid(format!("upstream {}: {e}", upstream.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ApiError::invalid(
+                    "the upstream must be an http or https URL",
+                ));
+            }
+        }
+        RegistryKind::Virtual => {
+            if registry.members.is_empty() {
+                return Err(ApiError::invalid("a virtual registry needs members"));
+            }
+            for member in &registry.members {
+                let found = meta
+                    .registry(member)
+                    .ok_or_else(|| ApiError::invalid(format!("member {member} does not exist")))?;
+                if found.registry.package_type != registry.package_type
+                    || found.registry.kind == RegistryKind::Virtual
+                {
+                    return Err(ApiError::invalid(format!(
+                        "member {member} must be a local or remote {} registry",
+                        registry.package_type
+                    )));
+                }
+            }
+            if let Some(target) = &registry.publish_to {
+                let local = registry.members.contains(target)
+                    && meta
+                        .registry(target)
+                        .is_some_and(|r| r.registry.kind == RegistryKind::Local);
+                if !local {
+                    return Err(ApiError::invalid(format!(
+                        "publish_to {target} must be one of the local members"
+                    )));
+                }
+            }
+        }
+        RegistryKind::Local => {}
+    }
+    let stray = match kind {
+        RegistryKind::Remote => !registry.members.is_empty() || registry.publish_to.is_some(),
+        RegistryKind::Virtual => registry.upstream.is_some(),
+        RegistryKind::Local => {
+            registry.upstream.is_some()
+                || !registry.members.is_empty()
+                || registry.publish_to.is_some()
+        }
+    };
+    if stray {
+        return Err(ApiError::invalid(format!(
+            "a {kind} registry takes {}",
+            match kind {
+                RegistryKind::Remote => "an upstream, not members",
+                RegistryKind::Virtual => "members, not an upstream",
+                RegistryKind::Local => "neither an upstream nor members",
+            }
+        )));
+    }
+    Ok(())
 }
 
 async fn list(

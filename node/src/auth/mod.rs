@@ -264,6 +264,10 @@ mod tests {
             created_at: 0,
             metadata: Default::default(),
             replication: Default::default(),
+            kind: Default::default(),
+            upstream: None,
+            members: Vec::new(),
+            publish_to: None,
         }
     }
 

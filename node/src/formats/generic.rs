@@ -16,6 +16,7 @@ use super::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::AppState;
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
+use crate::proxy::{self, Expected, ProxyError};
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -47,6 +48,22 @@ fn generic_registry(
     Ok(found)
 }
 
+impl From<ProxyError> for ApiError {
+    fn from(error: ProxyError) -> Self {
+        match error {
+            ProxyError::NotFound(_) => ApiError::not_found(error.to_string()),
+            ProxyError::Record(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                error.to_string(),
+            ),
+            ProxyError::Denied(_) | ProxyError::Upstream(_) | ProxyError::CircuitOpen(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM", error.to_string())
+            }
+        }
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
         match error {
@@ -69,9 +86,10 @@ fn check_upload(
     caller: Result<Caller, ApiError>,
     path: &FilePath,
     headers: &HeaderMap,
-) -> Result<Option<Sha256>, ApiError> {
-    let registry = generic_registry(state, &caller?, path, Role::Write)?;
-    let (registry_name, package, version, filename) = path;
+) -> Result<(String, Option<Sha256>), ApiError> {
+    let registry = publish_registry(state, generic_registry(state, &caller?, path, Role::Write)?)?;
+    let (_, package, version, filename) = path;
+    let registry_name = &registry.name;
     if registry.immutable
         && state.meta.read(|meta| {
             meta.version(registry_name, package, version)
@@ -82,7 +100,7 @@ fn check_upload(
             "registry {registry_name} is immutable: {package}/{version}/{filename} already exists"
         )));
     }
-    headers
+    let expected = headers
         .get("X-Checksum-Sha256")
         .map(|value| {
             value
@@ -91,7 +109,27 @@ fn check_upload(
                 .and_then(|v| v.trim().parse::<Sha256>().ok())
                 .ok_or_else(|| ApiError::invalid("X-Checksum-Sha256 must be 64 hex characters"))
         })
-        .transpose()
+        .transpose()?;
+    Ok((registry_name.clone(), expected))
+}
+
+/// The registry a publish to `registry` lands in: itself when local, a virtual registry's publish
+/// target; remote registries (and virtual ones without a target) take no publishes.
+pub fn publish_registry(state: &AppState, registry: Registry) -> Result<Registry, ApiError> {
+    proxy::publish_target(state, &registry).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "READ_ONLY",
+            format!(
+                "registry {} is {}: it takes no publishes",
+                registry.name,
+                match registry.kind {
+                    arca_protocol::RegistryKind::Remote => "a remote (caching) registry",
+                    _ => "a virtual registry without a publish target",
+                }
+            ),
+        )
+    })
 }
 
 async fn upload(
@@ -101,14 +139,14 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
-    let expected = match check_upload(&state, caller, &path, &headers) {
-        Ok(expected) => expected,
+    let (registry_name, expected) = match check_upload(&state, caller, &path, &headers) {
+        Ok(checked) => checked,
         Err(error) => {
             discard_body(&headers, body).await;
             return Err(error);
         }
     };
-    let (registry_name, package, version, filename) = path;
+    let (_, package, version, filename) = path;
     let blob = receive_blob(&state, &headers, body, expected).await?;
     let uploaded = UploadedFile {
         registry: registry_name.clone(),
@@ -141,22 +179,22 @@ async fn download(
     PathParams(path): PathParams<FilePath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    generic_registry(&state, &caller, &path, Role::Read)?;
+    let found = generic_registry(&state, &caller, &path, Role::Read)?;
     let (registry, package, version, filename) = &path;
-    let blob = state
-        .meta
-        .read(|meta| {
-            let file = meta
-                .version(registry, package, version)?
-                .files
-                .get(filename)?;
-            meta.blobs.get(&file.sha256).cloned()
-        })
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "file {package}/{version}/{filename} not found in {registry}"
+    let candidates = proxy::resolution_order(&state, &found);
+    let located =
+        proxy::find_or_fetch_file(&state, &candidates, (package, version, filename), |_| {
+            Some((
+                format!("{package}/{version}/{filename}"),
+                Expected::default(),
             ))
-        })?;
+        })
+        .await?;
+    let (_, blob) = located.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "file {package}/{version}/{filename} not found in {registry}"
+        ))
+    })?;
     Ok(serve_file(&state, &headers, &blob))
 }
 

@@ -625,6 +625,10 @@ mod tests {
                 created_at: 1,
                 metadata: Metadata::new(),
                 replication: Default::default(),
+                kind: Default::default(),
+                upstream: None,
+                members: Vec::new(),
+                publish_to: None,
             },
         }
     }

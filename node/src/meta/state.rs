@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arca_protocol::model::Metadata;
 use arca_protocol::{
-    BlobRef, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite, Package, Registry,
-    Sha256, Token, Version,
+    BlobRef, CachedDocument, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite,
+    Package, Registry, Sha256, Token, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,8 @@ pub struct MetaState {
     pub join_tokens: BTreeMap<Sha256, u64>,
     /// The nodes known to hold every chunk of a blob.
     pub replicas: BTreeMap<Sha256, BTreeSet<u64>>,
+    /// Metadata documents remote registries fetched: by registry, then by the front-end's key.
+    pub cached: BTreeMap<String, BTreeMap<String, CachedDocument>>,
 }
 
 fn not_found(what: impl std::fmt::Display) -> CommandError {
@@ -94,11 +96,13 @@ impl MetaState {
                 );
                 Ok(())
             }
-            Command::DeleteRegistry { name } => self
-                .registries
-                .remove(&name)
-                .map(drop)
-                .ok_or_else(|| not_found(format_args!("registry {name}"))),
+            Command::DeleteRegistry { name } => {
+                self.cached.remove(&name);
+                self.registries
+                    .remove(&name)
+                    .map(drop)
+                    .ok_or_else(|| not_found(format_args!("registry {name}")))
+            }
             Command::PutFile {
                 registry,
                 package,
@@ -400,6 +404,20 @@ impl MetaState {
                 }
                 Ok(())
             }
+            Command::CacheDocument {
+                registry,
+                key,
+                document,
+            } => {
+                if !self.registries.contains_key(&registry) {
+                    return Err(not_found(format_args!("registry {registry}")));
+                }
+                self.cached
+                    .entry(registry)
+                    .or_default()
+                    .insert(key, document);
+                Ok(())
+            }
             Command::ForgetNode { node_id } => {
                 self.replicas.retain(|_, holders| {
                     holders.remove(&node_id);
@@ -669,6 +687,10 @@ mod tests {
                 created_at: 1,
                 metadata: Metadata::new(),
                 replication: Default::default(),
+                kind: Default::default(),
+                upstream: None,
+                members: Vec::new(),
+                publish_to: None,
             },
         }
     }

@@ -1,0 +1,330 @@
+//! HTTP to upstream registries: resolving URLs under an upstream, Basic credentials, the Docker
+//! registry token handshake (a 401 with `WWW-Authenticate: Bearer realm=...` is answered by fetching a
+//! token from the realm and asking again), retries with backoff, and streaming the body into the chunk
+//! store while checking its length and digests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arca_protocol::{BlobRef, Sha256, Upstream};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use sha1::Digest as _;
+
+use super::ProxyError;
+use crate::blob::{BlobWriter, ChunkStore};
+
+/// Attempts per fetch (the first and two retries).
+const ATTEMPTS: u32 = 3;
+/// Wait before the first retry; doubled for each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// What to ask the upstream for, and what the fetched bytes must hash to (each digest that is known).
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// The `Accept` header to send (for example PEP 691 JSON, or OCI manifest media types).
+    pub accept: Option<String>,
+    /// sha256.
+    pub sha256: Option<Sha256>,
+    /// sha512 (npm `integrity`).
+    pub sha512: Option<Vec<u8>>,
+    /// sha1 (npm `shasum`, Maven `.sha1`).
+    pub sha1: Option<Vec<u8>>,
+}
+
+/// An object fetched into the chunk store.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Its bytes.
+    pub blob: BlobRef,
+    /// The upstream's `Content-Type` (empty when it sent none).
+    pub content_type: String,
+    /// The URL it was fetched from.
+    pub url: String,
+}
+
+/// An HTTP client for upstreams, with the bearer tokens registries handed out.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(30))
+            .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        UpstreamClient {
+            http,
+            tokens: Arc::default(),
+        }
+    }
+}
+
+/// `path` under the upstream's base URL, or `path` itself when it is an absolute http(s) URL.
+pub fn resolve(base: &str, path: &str) -> Result<String, ProxyError> {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return Ok(path.to_string());
+    }
+    let base = base.trim_end_matches('/');
+    let path = path.trim_start_matches('/');
+    let url = format!("{base}/{path}");
+    reqwest::Url::parse(&url)
+        .map(|_| url)
+        .map_err(|e| ProxyError::Upstream(format!("bad upstream URL: {e}")))
+}
+
+/// `Bearer realm="...",service="...",scope="..."` as a token URL.
+fn token_url(challenge: &str) -> Option<String> {
+    let params = challenge.strip_prefix("Bearer ")?;
+    let mut realm = None;
+    let mut query = Vec::new();
+    for part in params.split(',') {
+        let (key, value) = part.trim().split_once('=')?;
+        let value = value.trim_matches('"');
+        match key {
+            "realm" => realm = Some(value.to_string()),
+            "service" | "scope" => query.push((key.to_string(), value.to_string())),
+            _ => {}
+        }
+    }
+    let mut url = reqwest::Url::parse(&realm?).ok()?;
+    url.query_pairs_mut().extend_pairs(query);
+    Some(url.to_string())
+}
+
+impl UpstreamClient {
+    /// Fetches `url` into `chunks`, retrying what may succeed on another try.
+    pub async fn fetch(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        expected: Expected,
+        chunks: Arc<ChunkStore>,
+        limit: u64,
+    ) -> Result<Fetched, ProxyError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self
+                .fetch_once(upstream, url, &expected, chunks.clone(), limit)
+                .await
+            {
+                Err(ProxyError::Upstream(reason)) if attempt < ATTEMPTS => {
+                    tracing::debug!(url, attempt, reason, "retrying an upstream fetch");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, ProxyError> {
+        let request = |bearer: Option<String>| {
+            let mut request = self.http.get(url);
+            if let Some(accept) = accept {
+                request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            match (bearer, &upstream.username) {
+                (Some(token), _) => request = request.bearer_auth(token),
+                (None, Some(user)) => {
+                    request = request.basic_auth(user, upstream.password.as_ref())
+                }
+                (None, None) => {}
+            }
+            request
+        };
+        let cached_token = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&upstream.url)
+            .cloned();
+        let response = request(cached_token)
+            .send()
+            .await
+            .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(token_url) = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(token_url)
+        else {
+            return Ok(response);
+        };
+        let token = self.token(upstream, &token_url).await?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(upstream.url.clone(), token.clone());
+        request(Some(token))
+            .send()
+            .await
+            .map_err(|e| ProxyError::Upstream(e.to_string()))
+    }
+
+    /// A bearer token from a registry's token endpoint (with Basic credentials when configured).
+    async fn token(&self, upstream: &Upstream, url: &str) -> Result<String, ProxyError> {
+        let mut request = self.http.get(url);
+        if let Some(user) = &upstream.username {
+            request = request.basic_auth(user, upstream.password.as_ref());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProxyError::Upstream(format!("token endpoint: {e}")))?;
+        if !response.status().is_success() {
+            return Err(ProxyError::Denied(format!(
+                "token endpoint answered {}",
+                response.status()
+            )));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| ProxyError::Upstream(format!("token endpoint: {e}")))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| ProxyError::Upstream("the token endpoint sent no token".to_string()))
+    }
+
+    async fn fetch_once(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        expected: &Expected,
+        chunks: Arc<ChunkStore>,
+        limit: u64,
+    ) -> Result<Fetched, ProxyError> {
+        let response = self.send(upstream, url, expected.accept.as_deref()).await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Err(ProxyError::NotFound(url.to_string()));
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ProxyError::Denied(url.to_string()));
+        }
+        if !status.is_success() {
+            return Err(ProxyError::Upstream(format!("{url} answered {status}")));
+        }
+        let content_type = header(response.headers(), CONTENT_TYPE.as_str());
+        let declared = response.content_length();
+        if declared.is_some_and(|length| length > limit) {
+            return Err(ProxyError::Upstream(format!(
+                "{url} is larger than {limit} bytes"
+            )));
+        }
+        let mut writer = BlobWriter::new(chunks);
+        let mut sha512 = sha2::Sha512::new();
+        let mut sha1 = sha1::Sha1::new();
+        let mut body = response.bytes_stream();
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| ProxyError::Upstream(format!("reading {url}: {e}")))?;
+            if expected.sha512.is_some() {
+                sha512.update(&piece);
+            }
+            if expected.sha1.is_some() {
+                sha1.update(&piece);
+            }
+            writer
+                .write(&piece)
+                .await
+                .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+            if writer.size() > limit {
+                return Err(ProxyError::Upstream(format!(
+                    "{url} is larger than {limit} bytes"
+                )));
+            }
+        }
+        let received = writer.size();
+        if let Some(declared) = declared
+            && declared != received
+        {
+            return Err(ProxyError::Upstream(format!(
+                "{url}: truncated ({received} of {declared} bytes)"
+            )));
+        }
+        let blob = writer
+            .finish()
+            .await
+            .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        let mismatch = |algorithm: &str| {
+            ProxyError::Upstream(format!("{url}: the {algorithm} digest does not match"))
+        };
+        if expected.sha256.is_some_and(|sha256| sha256 != blob.sha256) {
+            return Err(mismatch("sha256"));
+        }
+        if expected
+            .sha512
+            .as_ref()
+            .is_some_and(|digest| digest.as_slice() != sha512.finalize().as_slice())
+        {
+            return Err(mismatch("sha512"));
+        }
+        if expected
+            .sha1
+            .as_ref()
+            .is_some_and(|digest| digest.as_slice() != sha1.finalize().as_slice())
+        {
+            return Err(mismatch("sha1"));
+        }
+        Ok(Fetched {
+            blob,
+            content_type,
+            url: url.to_string(),
+        })
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_resolve_under_the_upstream_and_challenges_become_token_urls() {
+        assert_eq!(
+            resolve("https://registry.example/npm/", "/lodash").ok(),
+            Some("https://registry.example/npm/lodash".to_string())
+        );
+        assert_eq!(
+            resolve("https://a.example", "https://b.example/x.tgz").ok(),
+            Some("https://b.example/x.tgz".to_string())
+        );
+        let url = token_url(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:library/alpine:pull""#,
+        );
+        assert_eq!(
+            url.as_deref(),
+            Some(
+                "https://auth.example/token?service=registry.example&scope=repository%3Alibrary%2Falpine%3Apull"
+            )
+        );
+        assert_eq!(token_url("Basic realm=\"x\""), None);
+    }
+}

@@ -314,13 +314,16 @@ impl MetaState {
             } => {
                 let state = self.registry_mut(&registry)?;
                 let immutable = state.registry.immutable;
+                // A remote registry records manifests as its upstream serves them; what they
+                // reference arrives when it is first pulled.
+                let checked = state.registry.kind != arca_protocol::RegistryKind::Remote;
                 let existing = state.packages.get(&package);
-                for reference in &manifest.blobs {
+                for reference in manifest.blobs.iter().filter(|_| checked) {
                     if !existing.is_some_and(|p| p.blobs.contains(reference)) {
                         return Err(CommandError::MissingReference(format!("blob {reference}")));
                     }
                 }
-                for reference in &manifest.manifests {
+                for reference in manifest.manifests.iter().filter(|_| checked) {
                     if !existing.is_some_and(|p| p.versions.contains_key(reference)) {
                         return Err(CommandError::MissingReference(format!(
                             "manifest {reference}"

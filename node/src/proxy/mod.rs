@@ -22,7 +22,7 @@ use crate::meta::ProposeError;
 pub use self::upstream::{Expected, Fetched};
 
 /// How long a finished fetch is shared with requests that arrive after it.
-const FLIGHT_LINGER: Duration = Duration::from_secs(5);
+const FLIGHT_LINGER: Duration = Duration::from_millis(500);
 /// Consecutive failures after which an upstream's circuit opens.
 const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open circuit refuses requests before one is let through again.

@@ -188,6 +188,18 @@ fn repository_scope(name: &RepositoryName, action: Action) -> String {
 }
 
 impl OciCaller {
+    /// The same caller acting on `target` where it was granted `original` (a push through a virtual
+    /// registry lands in its publish target).
+    pub fn acting_on(mut self, original: &RepositoryName, target: &RepositoryName) -> OciCaller {
+        let (from, to) = (original.to_string(), target.to_string());
+        for grant in self.grants.iter_mut().flatten() {
+            if grant.kind == "repository" && grant.name == from {
+                grant.name = to.clone();
+            }
+        }
+        self
+    }
+
     /// Checks that the caller may do `action` on repository `name` and returns its registry, which
     /// must be an OCI registry.
     pub fn authorize(

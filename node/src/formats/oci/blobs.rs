@@ -224,7 +224,16 @@ pub async fn fetch(
 ) -> Result<Response, OciError> {
     caller.authorize(state, headers, name, Action::Pull)?;
     let digest = Digest::parse(digest)?.to_string();
-    let blob = linked_blob(state, name, &digest).ok_or_else(|| OciError::blob_unknown(&digest))?;
+    let linked = |registry: &str| {
+        let name = RepositoryName {
+            registry: registry.to_string(),
+            repository: name.repository.clone(),
+        };
+        linked_blob(state, &name, &digest)
+    };
+    let blob = super::remote::find_blob(state, name, &digest, linked)
+        .await?
+        .ok_or_else(|| OciError::blob_unknown(&digest))?;
     let mut response = serve_blob(state, headers, &blob, |message| {
         OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message).into_response()
     });

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
+use super::remote::{self, FoundManifest};
 use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::BlobWriter;
@@ -69,7 +70,7 @@ struct ManifestDocument {
 }
 
 /// Checks a manifest's bytes and extracts what the registry keeps of it.
-fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo, OciError> {
+pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo, OciError> {
     let document: ManifestDocument = serde_json::from_slice(bytes)
         .map_err(|e| OciError::manifest_invalid(format!("malformed manifest JSON: {e}")))?;
     if document.schema_version != Some(2) {
@@ -242,8 +243,49 @@ pub async fn fetch(
     if !is_tag(reference) {
         Digest::parse(reference)?;
     }
-    let found = state.meta.read(|meta| {
-        let package = meta.package(&name.registry, &name.repository)?;
+    let found = remote::find_manifest(state, name, reference)
+        .await?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let FoundManifest {
+        digest,
+        media_type,
+        blob,
+        stale,
+    } = found;
+    if !accepts(headers, &media_type) {
+        return Err(OciError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!("manifest {reference} is a {media_type}, which the request does not accept"),
+        ));
+    }
+    let etag = format!("\"{digest}\"");
+    let mut answer = vec![
+        ("content-type", media_type),
+        ("docker-content-digest", digest),
+        ("etag", etag),
+        ("content-length", blob.size.to_string()),
+    ];
+    if stale {
+        answer.push(("warning", "110 - \"Response is Stale\"".to_string()));
+    }
+    if head {
+        return Ok(with_headers(StatusCode::OK.into_response(), &answer));
+    }
+    let bytes = read_small_blob(state, &blob).await?;
+    Ok(with_headers(Body::from(bytes).into_response(), &answer))
+}
+
+/// The manifest `reference` (a tag or a digest) of a repository as recorded: its digest, media type
+/// and bytes.
+pub fn lookup(
+    state: &AppState,
+    registry: &str,
+    repository: &str,
+    reference: &str,
+) -> Option<(String, String, arca_protocol::BlobRef)> {
+    state.meta.read(|meta| {
+        let package = meta.package(registry, repository)?;
         let digest = package
             .tags
             .get(reference)
@@ -255,27 +297,7 @@ pub async fn fetch(
             version.manifest.as_ref()?.media_type.clone(),
             meta.blobs.get(&file.sha256)?.clone(),
         ))
-    });
-    let (digest, media_type, blob) = found.ok_or_else(|| OciError::manifest_unknown(reference))?;
-    if !accepts(headers, &media_type) {
-        return Err(OciError::new(
-            StatusCode::NOT_FOUND,
-            "MANIFEST_UNKNOWN",
-            format!("manifest {reference} is a {media_type}, which the request does not accept"),
-        ));
-    }
-    let etag = format!("\"{digest}\"");
-    let answer = [
-        ("content-type", media_type),
-        ("docker-content-digest", digest),
-        ("etag", etag),
-        ("content-length", blob.size.to_string()),
-    ];
-    if head {
-        return Ok(with_headers(StatusCode::OK.into_response(), &answer));
-    }
-    let bytes = read_small_blob(state, &blob).await?;
-    Ok(with_headers(Body::from(bytes).into_response(), &answer))
+    })
 }
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a digest deletes the manifest and its tags, a tag only
@@ -357,12 +379,8 @@ pub async fn tags(
     query: &str,
 ) -> Result<Response, OciError> {
     caller.authorize(state, headers, name, Action::Pull)?;
-    let tags = state
-        .meta
-        .read(|meta| {
-            meta.package(&name.registry, &name.repository)
-                .map(|p| p.tags.keys().cloned().collect::<Vec<_>>())
-        })
+    let tags = remote::tags(state, name)
+        .await?
         .ok_or_else(|| OciError::name_unknown(&name.to_string()))?;
     let (tags, link) = paged(tags, query, &format!("/v2/{name}/tags/list"))?;
     let response = axum::Json(json!({"name": name.to_string(), "tags": tags})).into_response();

@@ -10,11 +10,12 @@ mod blobs;
 mod error;
 mod manifests;
 mod names;
+mod remote;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
@@ -179,9 +180,61 @@ async fn route(
             format!("no such endpoint /v2/{path}"),
         )
     })?;
-    let name = RepositoryName::parse(name)?;
-    let caller = auth::authenticate(state, headers).map_err(|e| unauthorized(headers, e))?;
-    let caller = &caller;
+    let asked = RepositoryName::parse(name)?;
+    let name = match method {
+        Method::GET | Method::HEAD => asked.clone(),
+        _ => remote::push_target(state, &asked)?,
+    };
+    let caller = auth::authenticate(state, headers)
+        .map_err(|e| unauthorized(headers, e))?
+        .acting_on(&asked, &name);
+    let call = Call {
+        endpoint,
+        method,
+        query,
+        headers,
+        body,
+    };
+    let mut response = serve(state, &caller, &name, call).await?;
+    // The client keeps talking to the repository it asked for.
+    if name != asked {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.replacen(&format!("/v2/{name}/"), &format!("/v2/{asked}/"), 1));
+        if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+/// One request to a repository's endpoint.
+struct Call<'a> {
+    endpoint: Endpoint<'a>,
+    method: Method,
+    query: &'a str,
+    headers: &'a HeaderMap,
+    body: Body,
+}
+
+/// Runs the handler of the call's endpoint and method on repository `name`.
+async fn serve(
+    state: &AppState,
+    caller: &auth::OciCaller,
+    name: &RepositoryName,
+    call: Call<'_>,
+) -> Result<Response, OciError> {
+    let Call {
+        endpoint,
+        method,
+        query,
+        headers,
+        body,
+    } = call;
+    let path = name.to_string();
+    let name = name.clone();
     match (endpoint, method) {
         (Endpoint::Blob(digest), Method::GET | Method::HEAD) => {
             blobs::fetch(state, caller, headers, &name, digest).await

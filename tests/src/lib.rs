@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod oci;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

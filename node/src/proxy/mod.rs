@@ -296,7 +296,7 @@ impl Proxy {
                 },
                 stale: false,
             }),
-            Err(ProxyError::NotFound(what)) => Err(ProxyError::NotFound(what)),
+            // What vanished upstream, or cannot be fetched now, keeps being served from the cache.
             Err(error) => match cached {
                 Some(cached) => {
                     tracing::warn!(registry = %registry.name, key, %error, "serving a stale document");

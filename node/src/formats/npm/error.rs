@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::blob::BlobError;
 use crate::formats::UploadError;
 use crate::meta::ProposeError;
+use crate::proxy::ProxyError;
 
 /// An error answer of the npm API.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -85,5 +86,20 @@ impl From<UploadError> for NpmError {
 impl From<BlobError> for NpmError {
     fn from(error: BlobError) -> Self {
         ApiError::from(error).into()
+    }
+}
+
+/// An upstream that does not have something is a 404; one that fails (or whose circuit is open) a
+/// 502; a fetched object that could not be recorded a 503.
+impl From<ProxyError> for NpmError {
+    fn from(error: ProxyError) -> Self {
+        let status = match error {
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::Record(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Denied(_) | ProxyError::Upstream(_) | ProxyError::CircuitOpen(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+        };
+        Self::new(status, error.to_string())
     }
 }

@@ -9,15 +9,20 @@
 //! (`--auth-type=legacy`, or the default web login, which falls back to it here) exchanges a user
 //! name (any) and a password (an Arca token) for that same token. Errors are npm's
 //! `{"error": "..."}`.
+//!
+//! Remote and virtual npm registries serve the same API: reads of a remote registry come from its
+//! upstream (cached), reads of a virtual registry from its members, merged; publishes to a virtual
+//! registry land in its publish target, and remote registries take none. See [`remote`].
 
 mod error;
 mod names;
 pub mod packument;
 mod publish;
 mod read;
+mod remote;
 mod session;
 
-use arca_protocol::{Package, PackageType, Registry, Role};
+use arca_protocol::{Package, PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -29,6 +34,8 @@ pub use self::error::NpmError;
 use self::names::{Endpoint, parse_endpoint};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
+use crate::formats::discard_body;
+use crate::proxy;
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -43,7 +50,7 @@ pub struct Context<'a> {
     registry: String,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// Checks that the caller may do what `needed` allows on the registry, and that it is an npm
     /// registry.
     fn authorize(&self, needed: Role) -> Result<Registry, NpmError> {
@@ -57,6 +64,35 @@ impl Context<'_> {
             )));
         }
         Ok(registry)
+    }
+
+    /// The context writes go to: checks that the caller may write to the registry, and addresses its
+    /// publish target (itself when local, a virtual registry's publish target). Remote registries and
+    /// virtual ones without a target take no writes: 405.
+    fn for_writes(&self) -> Result<Context<'a>, NpmError> {
+        let registry = self.authorize(Role::Write)?;
+        let target = proxy::publish_target(self.state, &registry).ok_or_else(|| {
+            NpmError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                match registry.kind {
+                    RegistryKind::Remote => format!(
+                        "registry {} is a remote (caching) registry: it takes no publishes",
+                        registry.name
+                    ),
+                    _ => format!(
+                        "registry {} is a virtual registry without a publish target: it takes no \
+                         publishes",
+                        registry.name
+                    ),
+                },
+            )
+        })?;
+        Ok(Context {
+            state: self.state,
+            headers: self.headers,
+            caller: self.caller.clone(),
+            registry: target.name,
+        })
     }
 
     /// A package of the registry, or 404.
@@ -129,24 +165,38 @@ async fn route(
             "web login is not offered: log in with a user name and an Arca token as the password",
         )),
         (Endpoint::Search, Method::GET) => read::search(ctx, uri.query().unwrap_or("")),
-        (Endpoint::Packument(name), Method::GET | Method::HEAD) => read::packument(ctx, &name),
-        (Endpoint::Packument(name), Method::PUT) => publish::put(ctx, &name, body).await,
-        (Endpoint::Packument(name), Method::DELETE) => publish::unpublish_package(ctx, &name).await,
+        (Endpoint::Packument(name), Method::GET | Method::HEAD) => {
+            read::packument(ctx, &name).await
+        }
+        (Endpoint::Packument(name), Method::PUT) => match ctx.for_writes() {
+            Ok(target) => publish::put(&target, &name, body).await,
+            Err(error) => {
+                discard_body(headers, body).await;
+                Err(error)
+            }
+        },
+        (Endpoint::Packument(name), Method::DELETE) => {
+            publish::unpublish_package(&ctx.for_writes()?, &name).await
+        }
         (Endpoint::Version(name, version), Method::GET | Method::HEAD) => {
-            read::version(ctx, &name, &version)
+            read::version(ctx, &name, &version).await
         }
         (Endpoint::Tarball(name, file), Method::GET | Method::HEAD) => {
-            read::tarball(ctx, &name, &file)
+            read::tarball(ctx, &name, &file).await
         }
         (Endpoint::Tarball(name, file), Method::DELETE) => {
-            publish::unpublish_tarball(ctx, &name, &file).await
+            publish::unpublish_tarball(&ctx.for_writes()?, &name, &file).await
         }
-        (Endpoint::DistTags(name), Method::GET) => publish::list_tags(ctx, &name),
-        (Endpoint::DistTag(name, tag), Method::PUT) => {
-            publish::set_tag(ctx, &name, &tag, body).await
-        }
+        (Endpoint::DistTags(name), Method::GET) => read::list_tags(ctx, &name).await,
+        (Endpoint::DistTag(name, tag), Method::PUT) => match ctx.for_writes() {
+            Ok(target) => publish::set_tag(&target, &name, &tag, body).await,
+            Err(error) => {
+                discard_body(headers, body).await;
+                Err(error)
+            }
+        },
         (Endpoint::DistTag(name, tag), Method::DELETE) => {
-            publish::delete_tag(ctx, &name, &tag).await
+            publish::delete_tag(&ctx.for_writes()?, &name, &tag).await
         }
         (_, method) => Err(NpmError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -14,6 +14,16 @@ pub struct PackageName(String);
 impl PackageName {
     /// Checks `name` against npm's rules for new packages.
     pub fn parse(name: &str) -> Result<PackageName, NpmError> {
+        Self::check(name, false)
+    }
+
+    /// Checks the name of a package to read, which may be one npm accepted before its current rules
+    /// (upper case letters and `~'!()*`, as in `JSONStream`): remote registries serve such packages.
+    pub fn parse_existing(name: &str) -> Result<PackageName, NpmError> {
+        Self::check(name, true)
+    }
+
+    fn check(name: &str, legacy: bool) -> Result<PackageName, NpmError> {
         let invalid =
             |why: &str| NpmError::bad_request(format!("invalid package name {name:?}: {why}"));
         if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -34,7 +44,10 @@ impl PackageName {
                 return Err(invalid("must not start with '.' or '_'"));
             }
             if !part.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_')
+                c.is_ascii_lowercase()
+                    || c.is_ascii_digit()
+                    || matches!(c, '-' | '.' | '_')
+                    || (legacy && (c.is_ascii_uppercase() || "~'!()*".contains(c)))
             }) {
                 return Err(invalid(
                     "may only contain lower-case letters, digits, '-', '.' and '_'",
@@ -216,6 +229,9 @@ mod tests {
         ] {
             assert!(PackageName::parse(bad).is_err(), "{bad}");
         }
+        assert!(PackageName::parse_existing("JSONStream").is_ok());
+        assert!(PackageName::parse_existing("a/b").is_err());
+        assert!(PackageName::parse_existing("sp ace").is_err());
         let scoped = PackageName::parse("@scope/pkg").expect("valid");
         assert_eq!(scoped.bare(), "pkg");
         assert_eq!(scoped.tarball("1.0.0"), "pkg-1.0.0.tgz");

@@ -495,13 +495,6 @@ pub fn version_of_file(package: &Package, file: &str) -> Option<String> {
         .map(|v| v.name.clone())
 }
 
-/// `GET /-/package/<name>/dist-tags`.
-pub fn list_tags(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
-    ctx.authorize(Role::Read)?;
-    let name = PackageName::parse(name)?;
-    Ok(Json(ctx.package(name.as_str())?.tags).into_response())
-}
-
 /// `PUT /-/package/<name>/dist-tags/<tag>` with the version as a JSON string.
 pub async fn set_tag(
     ctx: &Context<'_>,

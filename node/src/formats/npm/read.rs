@@ -1,7 +1,9 @@
 //! Reads: packuments (full or abbreviated, as the `Accept` header asks), single version manifests,
-//! tarballs and search.
+//! dist-tags, tarballs and search. Each reads the package as [`remote::resolve`] sees it, so a remote
+//! or virtual registry answers like a local one; a packument built from a stale upstream copy carries
+//! `Warning: 110 - "Response is Stale"`.
 
-use arca_protocol::Role;
+use arca_protocol::{Package, Role};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,9 +11,13 @@ use serde_json::json;
 
 use super::names::PackageName;
 use super::packument::{self, ABBREVIATED};
-use super::publish::version_of_file;
+use super::remote::{self, Resolved};
 use super::{Context, NpmError};
 use crate::formats::serve_blob;
+use crate::proxy;
+
+/// The warning a packument built from a stale upstream copy carries.
+const STALE_WARNING: &str = "110 - \"Response is Stale\"";
 
 /// Search results per page unless asked otherwise, and at most.
 const SEARCH_SIZE: (usize, usize) = (20, 250);
@@ -31,67 +37,91 @@ fn wants_abbreviated(ctx: &Context<'_>) -> bool {
         })
 }
 
+/// The package `name` as a read of the addressed registry sees it, or 404.
+async fn resolve(ctx: &Context<'_>, name: &str) -> Result<(PackageName, Resolved), NpmError> {
+    let registry = ctx.authorize(Role::Read)?;
+    let name = PackageName::parse_existing(name)?;
+    let resolved = remote::resolve(ctx.state, &registry, &name)
+        .await?
+        .ok_or_else(|| NpmError::not_found(format!("package {name} not found")))?;
+    Ok((name, resolved))
+}
+
+/// Adds the stale warning to `response` when `resolved` is stale.
+fn warn_if_stale(mut response: Response, resolved: &Resolved) -> Response {
+    if resolved.stale {
+        response
+            .headers_mut()
+            .insert(header::WARNING, HeaderValue::from_static(STALE_WARNING));
+    }
+    response
+}
+
 /// `GET /<name>`: the packument.
-pub fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
-    ctx.authorize(Role::Read)?;
-    let name = PackageName::parse(name)?;
-    let package = ctx.package(name.as_str())?;
+pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
+    let (_, resolved) = resolve(ctx, name).await?;
+    let package = &resolved.package;
     let base = ctx.base_url();
     let (document, media_type) = if wants_abbreviated(ctx) {
-        (packument::abbreviated(&package, &base), ABBREVIATED)
+        (packument::abbreviated(package, &base), ABBREVIATED)
     } else {
-        (packument::full(&package, &base), "application/json")
+        (packument::full(package, &base), "application/json")
     };
     let mut response = Json(document).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-    Ok(response)
+    Ok(warn_if_stale(response, &resolved))
 }
 
 /// `GET /<name>/<version or dist-tag>`: one version's manifest.
-pub fn version(ctx: &Context<'_>, name: &str, wanted: &str) -> Result<Response, NpmError> {
-    ctx.authorize(Role::Read)?;
-    let name = PackageName::parse(name)?;
-    let package = ctx.package(name.as_str())?;
+pub async fn version(ctx: &Context<'_>, name: &str, wanted: &str) -> Result<Response, NpmError> {
+    let (name, resolved) = resolve(ctx, name).await?;
+    let package = &resolved.package;
     let found = package.tags.get(wanted).map_or(wanted, String::as_str);
     let version = package
         .versions
         .get(found)
         .ok_or_else(|| NpmError::not_found(format!("version not found: {name}@{wanted}")))?;
-    Ok(Json(packument::version_manifest(
-        &package,
+    let response = Json(packument::version_manifest(
+        package,
         version,
         &ctx.base_url(),
     ))
-    .into_response())
+    .into_response();
+    Ok(warn_if_stale(response, &resolved))
 }
 
-/// `GET /<name>/-/<file>`: a tarball.
-pub fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Response, NpmError> {
-    ctx.authorize(Role::Read)?;
-    let name = PackageName::parse(name)?;
-    let missing = || NpmError::not_found(format!("{name} has no tarball {file}"));
-    let blob = ctx
-        .state
-        .meta
-        .read(|meta| {
-            let package = meta.package(&ctx.registry, name.as_str())?;
-            let version = version_of_file(package, file)?;
-            let entry = package.versions.get(&version)?.files.get(file)?;
-            meta.blobs.get(&entry.sha256).cloned()
-        })
-        .ok_or_else(missing)?;
+/// `GET /-/package/<name>/dist-tags`.
+pub async fn list_tags(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
+    let (_, resolved) = resolve(ctx, name).await?;
+    Ok(warn_if_stale(
+        Json(&resolved.package.tags).into_response(),
+        &resolved,
+    ))
+}
+
+/// `GET /<name>/-/<file>`: a tarball, from the registry (or, for a remote registry, its upstream;
+/// for a virtual registry, its first member that has it).
+pub async fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Response, NpmError> {
+    let registry = ctx.authorize(Role::Read)?;
+    let name = PackageName::parse_existing(name)?;
+    let blob = remote::tarball(ctx.state, &registry, &name, file)
+        .await?
+        .ok_or_else(|| NpmError::not_found(format!("{name} has no tarball {file}")))?;
     Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
         NpmError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     }))
 }
 
 /// `GET /-/v1/search?text=&size=&from=`: packages whose name, description or keywords contain every
-/// word of `text`, in npm's search result format.
+/// word of `text`, in npm's search result format. A virtual registry searches what its members hold
+/// (a remote registry: the packages it has cached), a package of an earlier member hiding a later
+/// one's.
 pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
-    ctx.authorize(Role::Read)?;
+    let registry = ctx.authorize(Role::Read)?;
+    let members = proxy::resolution_order(ctx.state, &registry);
     let param = |key: &str| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == key)
@@ -111,9 +141,17 @@ pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
         .map(str::to_lowercase)
         .collect();
     let hits: Vec<serde_json::Value> = ctx.state.meta.read(|meta| {
-        meta.registry(&ctx.registry)
-            .into_iter()
-            .flat_map(|r| r.packages.values())
+        let mut seen = std::collections::BTreeMap::<&str, &Package>::new();
+        for member in &members {
+            for package in meta
+                .registry(&member.name)
+                .into_iter()
+                .flat_map(|r| r.packages.values())
+            {
+                seen.entry(package.name.as_str()).or_insert(package);
+            }
+        }
+        seen.values()
             .filter_map(|package| packument::search_object(package, &terms))
             .collect()
     });

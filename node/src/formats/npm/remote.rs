@@ -1,0 +1,465 @@
+//! Remote (caching proxy) and virtual npm registries: where the [`Package`] a read renders comes
+//! from, and where a tarball's bytes come from.
+//!
+//! A remote registry's packuments are its upstream's, cached as documents (`packument/<name>`) for the
+//! registry's time to live and served stale when the upstream fails (see [`crate::proxy`]). A cached
+//! packument is turned into a [`Package`] shaped like the ones local publishes store — each version
+//! with its manifest and one tarball named `<bare name>-<version>.tgz` — so it is rendered by the same
+//! [`packument`](super::packument) functions, with tarball URLs pointing back at this registry. Where
+//! each tarball lives upstream (its URL, `dist.integrity` and `dist.shasum`) stays in the cached
+//! document, which a tarball request reads again. Tarballs are fetched once, verified, and recorded as
+//! the version's file like a publish records it, with `origin` and `cached_at` attributes.
+//!
+//! A virtual registry merges its members' packages in member order: a version an earlier member has
+//! wins, and each dist-tag comes from the first member that has it. Its tarballs are looked up in the
+//! members in the same order.
+
+use std::collections::BTreeMap;
+
+use arca_protocol::{BlobRef, FileEntry, Package, Registry, RegistryKind, Sha256, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+use super::NpmError;
+use super::names::PackageName;
+use super::packument::{DEPRECATED, MANIFEST};
+use super::publish::version_of_file;
+use crate::AppState;
+use crate::formats::read_small_blob;
+use crate::proxy::{self, Expected, ProxyError};
+
+/// A package as a read of some registry sees it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The package: stored (local), from the upstream's packument (remote), or merged (virtual).
+    pub package: Package,
+    /// True when an upstream failed and an older copy of its packument went into this.
+    pub stale: bool,
+}
+
+/// Where a version's tarball is upstream, and what it must hash to.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The upstream tarball URL (`dist.tarball`).
+    pub url: String,
+    /// The digests `dist.integrity` (sha512) and `dist.shasum` (sha1) promise.
+    pub expected: Expected,
+}
+
+/// An upstream packument: the package it describes and where each version's tarball lives.
+#[derive(Debug, Clone)]
+pub struct UpstreamPackument {
+    /// The package, with each version's tarball under this registry's file name.
+    pub package: Package,
+    /// Upstream tarball location by version.
+    pub locations: BTreeMap<String, Location>,
+}
+
+/// The key a remote registry caches `name`'s packument under.
+fn document_key(name: &PackageName) -> String {
+    format!("packument/{name}")
+}
+
+/// `name` as a path under the upstream registry: a scoped name's `/` is `%2f`.
+fn upstream_path(name: &PackageName) -> String {
+    name.as_str().replacen('/', "%2f", 1)
+}
+
+/// Unix milliseconds of an RFC 3339 time.
+fn unix_ms(time: Option<&Value>) -> Option<u64> {
+    let time = humantime::parse_rfc3339_weak(time?.as_str()?).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}
+
+/// The digests a version's `dist` promises: the sha512 of `integrity` and the sha1 of `shasum`.
+fn expected_digests(dist: &Map<String, Value>) -> Expected {
+    let sha512 = dist
+        .get("integrity")
+        .and_then(Value::as_str)
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .filter_map(|entry| entry.strip_prefix("sha512-"))
+        .find_map(|digest| STANDARD.decode(digest.split('?').next()?).ok())
+        .filter(|digest| digest.len() == 64);
+    let sha1 = dist
+        .get("shasum")
+        .and_then(Value::as_str)
+        .and_then(|hex| hex::decode(hex).ok())
+        .filter(|digest| digest.len() == 20);
+    Expected {
+        sha512,
+        sha1,
+        ..Expected::default()
+    }
+}
+
+/// Reads an upstream packument (`{"name", "dist-tags", "versions", "time", ...}`). Versions without a
+/// tarball are left out: they could not be installed from here.
+pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument {
+    let times = document.get("time").and_then(Value::as_object);
+    let time_of = |key: &str| unix_ms(times.and_then(|t| t.get(key)));
+    let mut versions = BTreeMap::new();
+    let mut locations = BTreeMap::new();
+    let listed = document.get("versions").and_then(Value::as_object);
+    for (version, manifest) in listed.into_iter().flatten() {
+        let Value::Object(manifest) = manifest else {
+            continue;
+        };
+        let Some(dist) = manifest.get("dist").and_then(Value::as_object) else {
+            continue;
+        };
+        let Some(url) = dist.get("tarball").and_then(Value::as_str) else {
+            continue;
+        };
+        locations.insert(
+            version.clone(),
+            Location {
+                url: url.to_string(),
+                expected: expected_digests(dist),
+            },
+        );
+        let mut manifest = manifest.clone();
+        let mut attributes = BTreeMap::new();
+        if let Some(message) = manifest
+            .remove("deprecated")
+            .and_then(|m| m.as_str().map(str::to_string))
+            .filter(|m| !m.is_empty())
+        {
+            attributes.insert(DEPRECATED.to_string(), message);
+        }
+        attributes.insert(MANIFEST.to_string(), Value::Object(manifest).to_string());
+        let created_at = time_of(version).unwrap_or_default();
+        let file = FileEntry {
+            sha256: Sha256([0; 32]),
+            size: 0,
+            created_at,
+        };
+        versions.insert(
+            version.clone(),
+            Version {
+                name: version.clone(),
+                created_at,
+                updated_at: created_at,
+                files: BTreeMap::from([(name.tarball(version), file)]),
+                metadata: Default::default(),
+                manifest: None,
+                attributes,
+            },
+        );
+    }
+    let tags = document
+        .get("dist-tags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(tag, target)| {
+            let target = target.as_str()?;
+            versions
+                .contains_key(target)
+                .then(|| (tag.clone(), target.to_string()))
+        })
+        .collect();
+    let newest = versions
+        .values()
+        .map(|v| v.created_at)
+        .max()
+        .unwrap_or_default();
+    let oldest = versions
+        .values()
+        .map(|v| v.created_at)
+        .min()
+        .unwrap_or_default();
+    let package = Package {
+        name: name.to_string(),
+        created_at: time_of("created").unwrap_or(oldest),
+        updated_at: time_of("modified").unwrap_or(newest),
+        versions,
+        metadata: Default::default(),
+        tags,
+        blobs: Default::default(),
+    };
+    UpstreamPackument { package, locations }
+}
+
+/// Parses a cached packument document.
+async fn parse_cached(
+    state: &AppState,
+    name: &PackageName,
+    blob: &BlobRef,
+) -> Result<UpstreamPackument, ProxyError> {
+    let bytes = read_small_blob(state, blob)
+        .await
+        .map_err(|e| ProxyError::Record(format!("reading the cached packument of {name}: {e}")))?;
+    let document: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ProxyError::Upstream(format!("the packument of {name} is not JSON: {e}")))?;
+    Ok(from_upstream(name, &document))
+}
+
+/// The packument of `name` in the remote registry `registry`, as [`proxy::Proxy::document`] gives
+/// it (fresh, fetched again, or stale when the upstream fails); `None` when the upstream has no such
+/// package.
+async fn upstream_packument(
+    state: &AppState,
+    registry: &Registry,
+    name: &PackageName,
+) -> Result<Option<(UpstreamPackument, bool)>, ProxyError> {
+    let document = state
+        .proxy
+        .document(
+            state,
+            registry,
+            &document_key(name),
+            &upstream_path(name),
+            Some("application/json"),
+        )
+        .await;
+    match document {
+        Ok(document) => {
+            let packument = parse_cached(state, name, &document.cached.blob).await?;
+            Ok(Some((packument, document.stale)))
+        }
+        Err(ProxyError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The packument of `name` in the remote registry `registry` that names `file`: the cached copy
+/// whatever its age when it does (a tarball's location does not change), else the one
+/// [`upstream_packument`] gives.
+async fn packument_naming(
+    state: &AppState,
+    registry: &Registry,
+    name: &PackageName,
+    file: &str,
+) -> Result<Option<UpstreamPackument>, ProxyError> {
+    let cached = state.meta.read(|meta| {
+        meta.cached
+            .get(&registry.name)
+            .and_then(|documents| documents.get(&document_key(name)))
+            .map(|document| document.blob.clone())
+    });
+    if let Some(blob) = cached
+        && let Ok(packument) = parse_cached(state, name, &blob).await
+        && version_of_file(&packument.package, file).is_some()
+    {
+        return Ok(Some(packument));
+    }
+    Ok(upstream_packument(state, registry, name)
+        .await?
+        .map(|(packument, _)| packument))
+}
+
+/// Merges packages in order: a version an earlier one has wins, each dist-tag comes from the first
+/// one that has it.
+pub fn merge(packages: impl IntoIterator<Item = Package>) -> Option<Package> {
+    let mut packages = packages.into_iter();
+    let mut merged = packages.next()?;
+    for package in packages {
+        for (name, version) in package.versions {
+            merged.versions.entry(name).or_insert(version);
+        }
+        for (tag, target) in package.tags {
+            merged.tags.entry(tag).or_insert(target);
+        }
+        merged.created_at = merged.created_at.min(package.created_at);
+        merged.updated_at = merged.updated_at.max(package.updated_at);
+    }
+    Some(merged)
+}
+
+/// The package `name` as a read of `registry` sees it; `None` when no registry it reads has it.
+///
+/// A virtual registry whose remote member fails still answers with what its other members have (the
+/// failure is logged); it fails only when none has the package.
+pub async fn resolve(
+    state: &AppState,
+    registry: &Registry,
+    name: &PackageName,
+) -> Result<Option<Resolved>, NpmError> {
+    let mut packages = Vec::new();
+    let mut stale = false;
+    let mut failure = None;
+    for member in proxy::resolution_order(state, registry) {
+        match member.kind {
+            RegistryKind::Local => {
+                let stored = state
+                    .meta
+                    .read(|meta| meta.package(&member.name, name.as_str()).cloned());
+                packages.extend(stored);
+            }
+            RegistryKind::Remote => match upstream_packument(state, &member, name).await {
+                Ok(Some((packument, was_stale))) => {
+                    stale |= was_stale;
+                    packages.push(packument.package);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(registry = %registry.name, member = %member.name, package = %name,
+                        %error, "a remote member could not give its packument");
+                    failure = Some(error);
+                }
+            },
+            // Virtual registries are not members of virtual registries.
+            RegistryKind::Virtual => {}
+        }
+    }
+    match (merge(packages), failure) {
+        (Some(package), _) => Ok(Some(Resolved { package, stale })),
+        (None, Some(error)) => Err(error.into()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The tarball `file` of `name` in the first registry a read of `registry` tries that has it:
+/// recorded there, or fetched from a remote member's upstream (verified against the packument's
+/// digests) and recorded there as `name`/`<version>`/`file`. `None` when none has it.
+pub async fn tarball(
+    state: &AppState,
+    registry: &Registry,
+    name: &PackageName,
+    file: &str,
+) -> Result<Option<BlobRef>, NpmError> {
+    let mut failure = None;
+    for member in proxy::resolution_order(state, registry) {
+        let recorded = state.meta.read(|meta| {
+            meta.package(&member.name, name.as_str())
+                .and_then(|package| version_of_file(package, file))
+        });
+        let (version, location) = match (recorded, member.kind) {
+            (Some(version), _) => (version, None),
+            (None, RegistryKind::Remote) => {
+                match packument_naming(state, &member, name, file).await {
+                    Ok(Some(packument)) => {
+                        let Some(version) = version_of_file(&packument.package, file) else {
+                            continue;
+                        };
+                        let location = packument.locations.get(&version).cloned();
+                        (version, location)
+                    }
+                    Ok(None) => continue,
+                    Err(error) => {
+                        failure = Some(error);
+                        continue;
+                    }
+                }
+            }
+            (None, _) => continue,
+        };
+        let found = proxy::find_or_fetch_file(
+            state,
+            std::slice::from_ref(&member),
+            (name.as_str(), &version, file),
+            |_| {
+                location
+                    .as_ref()
+                    .map(|l| (l.url.clone(), l.expected.clone()))
+            },
+        )
+        .await;
+        match found {
+            Ok(Some((_, blob))) => return Ok(Some(blob)),
+            Ok(None) => {}
+            Err(error) => failure = Some(error),
+        }
+    }
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::formats::npm::packument;
+
+    fn upstream() -> Value {
+        json!({
+            "_id": "@s/pkg",
+            "name": "@s/pkg",
+            "dist-tags": {"latest": "2.0.0", "old": "1.0.0", "gone": "9.9.9"},
+            "time": {
+                "created": "2020-01-01T00:00:00.000Z",
+                "modified": "2021-01-01T00:00:00.000Z",
+                "1.0.0": "2020-01-01T00:00:00.000Z",
+                "2.0.0": "2021-01-01T00:00:00.000Z",
+            },
+            "versions": {
+                "1.0.0": {
+                    "name": "@s/pkg", "version": "1.0.0", "deprecated": "use 2",
+                    "dist": {
+                        "tarball": "https://up.example/@s/pkg/-/pkg-1.0.0.tgz",
+                        "shasum": "a9993e364706816aba3e25717850c26c9cd0d89d",
+                        "integrity": format!("sha512-{}", STANDARD.encode([7u8; 64])),
+                    },
+                },
+                "2.0.0": {
+                    "name": "@s/pkg", "version": "2.0.0",
+                    "dependencies": {"dep": "^1.0.0"},
+                    "dist": {"tarball": "https://up.example/@s/pkg/-/pkg-2.0.0.tgz"},
+                },
+                "3.0.0": {"name": "@s/pkg", "version": "3.0.0"},
+            },
+        })
+    }
+
+    #[test]
+    fn upstream_packuments_render_with_local_tarball_urls() {
+        let name = PackageName::parse("@s/pkg").expect("valid");
+        let read = from_upstream(&name, &upstream());
+        assert_eq!(
+            read.package.versions.keys().collect::<Vec<_>>(),
+            ["1.0.0", "2.0.0"]
+        );
+        assert_eq!(
+            read.package.tags.len(),
+            2,
+            "tags of unknown versions are dropped"
+        );
+        let one = &read.locations["1.0.0"];
+        assert_eq!(one.url, "https://up.example/@s/pkg/-/pkg-1.0.0.tgz");
+        assert_eq!(one.expected.sha512.as_deref(), Some(&[7u8; 64][..]));
+        assert_eq!(one.expected.sha1.as_ref().map(Vec::len), Some(20));
+        assert!(read.locations["2.0.0"].expected.sha512.is_none());
+        assert_eq!(read.package.created_at, 1_577_836_800_000);
+
+        let full = packument::full(&read.package, "http://h/npm/remote");
+        assert_eq!(
+            full["versions"]["1.0.0"]["dist"]["tarball"],
+            "http://h/npm/remote/@s/pkg/-/pkg-1.0.0.tgz"
+        );
+        assert_eq!(full["versions"]["1.0.0"]["deprecated"], "use 2");
+        assert_eq!(full["dist-tags"]["latest"], "2.0.0");
+        let short = packument::abbreviated(&read.package, "http://h/npm/remote");
+        assert_eq!(short["versions"]["2.0.0"]["dependencies"]["dep"], "^1.0.0");
+        assert_eq!(
+            version_of_file(&read.package, "pkg-2.0.0.tgz").as_deref(),
+            Some("2.0.0")
+        );
+    }
+
+    #[test]
+    fn merges_prefer_earlier_members() {
+        let name = PackageName::parse("@s/pkg").expect("valid");
+        let remote = from_upstream(&name, &upstream()).package;
+        let mut local = remote.clone();
+        local.versions.remove("2.0.0");
+        local
+            .versions
+            .get_mut("1.0.0")
+            .expect("1.0.0")
+            .attributes
+            .insert(MANIFEST.into(), json!({"local": true}).to_string());
+        local.tags = BTreeMap::from([("latest".into(), "1.0.0".into())]);
+        let merged = merge([local, remote]).expect("merged");
+        assert_eq!(merged.versions.len(), 2);
+        assert!(merged.versions["1.0.0"].attributes[MANIFEST].contains("local"));
+        assert_eq!(merged.tags["latest"], "1.0.0");
+        assert_eq!(merged.tags["old"], "1.0.0");
+        assert!(merge(Vec::new()).is_none());
+    }
+}

@@ -174,6 +174,13 @@ pub struct PackageSummary {
     /// The package's key:value metadata.
     #[serde(default)]
     pub metadata: Metadata,
+    /// For what a remote registry cached: the upstream URL the latest version came from.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// For what a remote registry cached: the last time any version was served, unix milliseconds
+    /// (recorded at most hourly).
+    #[serde(default)]
+    pub last_access: Option<u64>,
 }
 
 /// A package with its versions.

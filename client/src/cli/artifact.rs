@@ -214,6 +214,8 @@ impl Row for ListedPackage {
         "SIZE",
         "UPDATED",
         "METADATA",
+        "ORIGIN",
+        "LAST ACCESS",
     ];
 
     fn cells(&self) -> Vec<String> {
@@ -234,6 +236,8 @@ impl Row for ListedPackage {
             bytes(summary.size),
             timestamp(summary.updated_at),
             metadata.join(", "),
+            summary.origin.clone().unwrap_or_default(),
+            summary.last_access.map(timestamp).unwrap_or_default(),
         ]
     }
 }

@@ -113,6 +113,12 @@ fn package_summary(meta: &MetaState, registry: &str, package: &Package) -> Packa
             .sum(),
         updated_at: package.updated_at,
         metadata: package.metadata.clone(),
+        origin: latest.and_then(|v| v.attributes.get(crate::proxy::ORIGIN).cloned()),
+        last_access: package
+            .versions
+            .values()
+            .filter_map(|v| v.attributes.get(crate::proxy::LAST_ACCESS)?.parse().ok())
+            .max(),
     }
 }
 

@@ -41,7 +41,7 @@ pub struct Fetched {
     pub blob: BlobRef,
     /// The upstream's `Content-Type` (empty when it sent none).
     pub content_type: String,
-    /// The URL it was fetched from.
+    /// The URL it was fetched from (after redirects).
     pub url: String,
 }
 
@@ -133,10 +133,25 @@ impl UpstreamClient {
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, ProxyError> {
+        // Credentials go only to the upstream itself, never to other hosts its documents link to
+        // (pypi.org's files live on files.pythonhosted.org).
+        let origin = |text: &str| {
+            reqwest::Url::parse(text).ok().map(|u| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(str::to_string),
+                    u.port_or_known_default(),
+                )
+            })
+        };
+        let same_origin = origin(url).is_some() && origin(url) == origin(&upstream.url);
         let request = |bearer: Option<String>| {
             let mut request = self.http.get(url);
             if let Some(accept) = accept {
                 request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            if !same_origin {
+                return request;
             }
             match (bearer, &upstream.username) {
                 (Some(token), _) => request = request.bearer_auth(token),
@@ -226,6 +241,8 @@ impl UpstreamClient {
             return Err(ProxyError::Upstream(format!("{url} answered {status}")));
         }
         let content_type = header(response.headers(), CONTENT_TYPE.as_str());
+        // After redirects: relative links in the document resolve against where it really came from.
+        let final_url = response.url().to_string();
         let declared = response.content_length();
         if declared.is_some_and(|length| length > limit) {
             return Err(ProxyError::Upstream(format!(
@@ -289,7 +306,7 @@ impl UpstreamClient {
         Ok(Fetched {
             blob,
             content_type,
-            url: url.to_string(),
+            url: final_url,
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 use crate::blob::BlobError;
 use crate::formats::UploadError;
 use crate::meta::ProposeError;
+use crate::proxy::ProxyError;
 
 /// An error answer of a PyPI endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +128,19 @@ impl From<UploadError> for PypiError {
             }
             UploadError::Store(store) => store.into(),
         }
+    }
+}
+
+impl From<ProxyError> for PypiError {
+    fn from(error: ProxyError) -> Self {
+        let status = match error {
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::Record(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Denied(_) | ProxyError::Upstream(_) | ProxyError::CircuitOpen(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+        };
+        Self::new(status, error.to_string())
     }
 }
 

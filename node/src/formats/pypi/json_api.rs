@@ -46,7 +46,7 @@ fn file(file: &Distribution) -> Value {
         "size": file.size,
         "digests": {
             "sha256": file.sha256.to_hex(),
-            "blake2b_256": details.map(|d| d.blake2_256.as_str()),
+            "blake2b_256": details.map(|d| d.blake2_256.as_str()).filter(|d| !d.is_empty()),
             "md5": null,
         },
         "md5_digest": null,

@@ -14,16 +14,22 @@
 //! Callers authenticate with Basic credentials (any user name, e.g. `__token__`, and an Arca token as
 //! the password) or a bearer token; errors are plain text as warehouse sends them. The rendering
 //! modules see projects only through [`model::Project`], whatever stores them.
+//!
+//! The same endpoints serve remote registries (a caching proxy of an upstream simple index) and
+//! virtual ones (an ordered merge of local and remote members); see [`remote`]. Uploads and yanking
+//! on a virtual registry go to its publish target; a remote registry takes neither (405).
 
 mod error;
 mod index;
 mod json_api;
 mod model;
 mod names;
+mod remote;
 mod upload;
+mod upstream_index;
 mod wheel;
 
-use arca_protocol::{Command, PackageType, Registry, Role};
+use arca_protocol::{Command, PackageType, Registry, RegistryKind, Role};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -32,11 +38,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 pub use self::error::PypiError;
-use self::model::{Project, YANKED, YANKED_REASON};
+use self::model::{YANKED, YANKED_REASON};
 use self::names::{normalize_project, normalize_version};
+use self::remote::Resolved;
 use crate::AppState;
 use crate::formats::oci::query_param;
 use crate::formats::serve_blob;
+use crate::proxy;
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -82,17 +90,33 @@ fn open_registry(
     Ok(registry)
 }
 
-/// The project stored as `project` (normalised) in `registry`.
-fn load_project(state: &AppState, registry: &str, project: &str) -> Result<Project, PypiError> {
-    let files_base = format!("/pypi/{registry}/files");
-    state
-        .meta
-        .read(|meta| {
-            meta.package(registry, project)
-                .map(|package| Project::from_package(package, &files_base))
-        })
-        .filter(|project| !project.releases.is_empty())
-        .ok_or_else(|| PypiError::not_found(format!("project {project} not found in {registry}")))
+/// The registry a write to `registry` (an upload, a yank) lands in: itself when local, a virtual
+/// registry's publish target; a remote registry (or a virtual one without a target) refuses it (405).
+fn publish_target(state: &AppState, registry: &Registry) -> Result<Registry, PypiError> {
+    proxy::publish_target(state, registry).ok_or_else(|| {
+        PypiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "registry {} is {}: it takes no uploads",
+                registry.name,
+                match registry.kind {
+                    RegistryKind::Remote => "a remote (caching) registry",
+                    _ => "a virtual registry without a publish target",
+                }
+            ),
+        )
+    })
+}
+
+/// Adds the stale warning to an answer built from a stale upstream page.
+fn warn_if_stale(mut response: Response, stale: bool) -> Response {
+    if stale {
+        response.headers_mut().insert(
+            header::WARNING,
+            HeaderValue::from_static(remote::STALE_WARNING),
+        );
+    }
+    response
 }
 
 fn redirect(location: String) -> Response {
@@ -132,13 +156,9 @@ async fn simple_root(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PypiError> {
-    open_registry(&state, &headers, &registry, Role::Read)?;
+    let found = open_registry(&state, &headers, &registry, Role::Read)?;
     let format = index::negotiate(&headers, query.as_deref())?;
-    let projects: Vec<String> = state.meta.read(|meta| {
-        meta.registry(&registry)
-            .map(|r| r.packages.keys().cloned().collect())
-            .unwrap_or_default()
-    });
+    let projects = remote::known_projects(&state, &found);
     Ok(index::root(
         format,
         &format!("/pypi/{registry}/simple"),
@@ -155,7 +175,7 @@ async fn simple_project(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, PypiError> {
-    open_registry(&state, &headers, &registry, Role::Read)?;
+    let found = open_registry(&state, &headers, &registry, Role::Read)?;
     let normalized = normalize_project(&project);
     if normalized != project || !uri.path().ends_with('/') {
         return Ok(redirect(with_query(
@@ -164,10 +184,8 @@ async fn simple_project(
         )));
     }
     let format = index::negotiate(&headers, query.as_deref())?;
-    Ok(index::project(
-        format,
-        &load_project(&state, &registry, &normalized)?,
-    ))
+    let Resolved { project, stale } = remote::resolve_project(&state, &found, &normalized).await?;
+    Ok(warn_if_stale(index::project(format, &project), stale))
 }
 
 async fn download(
@@ -175,17 +193,10 @@ async fn download(
     Path((registry, project, version, filename)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, PypiError> {
-    open_registry(&state, &headers, &registry, Role::Read)?;
+    let found = open_registry(&state, &headers, &registry, Role::Read)?;
     let project = normalize_project(&project);
-    let blob = state
-        .meta
-        .read(|meta| {
-            let file = meta
-                .version(&registry, &project, &version)?
-                .files
-                .get(&filename)?;
-            meta.blobs.get(&file.sha256).cloned()
-        })
+    let blob = remote::find_file(&state, &found, &project, &version, &filename)
+        .await?
         .ok_or_else(|| {
             PypiError::not_found(format!("file {project}/{version}/{filename} not found"))
         })?;
@@ -203,12 +214,13 @@ async fn project_json(
     State(state): State<AppState>,
     Path((registry, project)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, PypiError> {
-    open_registry(&state, &headers, &registry, Role::Read)?;
-    let project = load_project(&state, &registry, &normalize_project(&project))?;
-    json_api::project(&project, &project_url(&registry, &project.name))
-        .map(Json)
-        .ok_or_else(|| PypiError::not_found("the project has no release"))
+) -> Result<Response, PypiError> {
+    let found = open_registry(&state, &headers, &registry, Role::Read)?;
+    let Resolved { project, stale } =
+        remote::resolve_project(&state, &found, &normalize_project(&project)).await?;
+    let json = json_api::project(&project, &project_url(&registry, &project.name))
+        .ok_or_else(|| PypiError::not_found("the project has no release"))?;
+    Ok(warn_if_stale(Json(json).into_response(), stale))
 }
 
 /// The version as stored: its PEP 440 normal form when it has one.
@@ -220,17 +232,15 @@ async fn release_json(
     State(state): State<AppState>,
     Path((registry, project, version)): Path<(String, String, String)>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, PypiError> {
-    open_registry(&state, &headers, &registry, Role::Read)?;
-    let project = load_project(&state, &registry, &normalize_project(&project))?;
+) -> Result<Response, PypiError> {
+    let found = open_registry(&state, &headers, &registry, Role::Read)?;
+    let Resolved { project, stale } =
+        remote::resolve_project(&state, &found, &normalize_project(&project)).await?;
     let release = project
         .release(&stored_version(&version))
         .ok_or_else(|| PypiError::not_found(format!("release {version} not found")))?;
-    Ok(Json(json_api::release(
-        &project,
-        release,
-        &project_url(&registry, &project.name),
-    )))
+    let json = json_api::release(&project, release, &project_url(&registry, &project.name));
+    Ok(warn_if_stale(Json(json).into_response(), stale))
 }
 
 /// Sets or clears the yanked state of a release (PEP 592).
@@ -240,7 +250,11 @@ async fn set_yanked(
     (registry, project, version): (String, String, String),
     reason: Option<String>,
 ) -> Result<Json<serde_json::Value>, PypiError> {
-    open_registry(state, headers, &registry, Role::Write)?;
+    let registry = publish_target(
+        state,
+        &open_registry(state, headers, &registry, Role::Write)?,
+    )?
+    .name;
     let package = normalize_project(&project);
     let version = stored_version(&version);
     let yanked = reason.is_some();

@@ -8,7 +8,7 @@
 //! Release fields are version attributes `pypi.<field>`; per-file details are the attribute
 //! `pypi.file/<filename>` (JSON [`FileDetails`]); yanking sets `pypi.yanked` and `pypi.yanked_reason`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use arca_protocol::{Package, Sha256};
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,21 @@ impl Release {
             .and_then(|json| serde_json::from_str(json).ok())
             .unwrap_or_default()
     }
+
+    /// A release known only by its files (as an upstream index lists them): no release fields, and
+    /// yanked when every file is.
+    pub fn of_files(version: String, files: Vec<Distribution>) -> Release {
+        let yanked = match files.first() {
+            Some(first) if files.iter().all(|f| f.yanked.is_some()) => first.yanked.clone(),
+            _ => None,
+        };
+        Release {
+            version,
+            yanked,
+            files,
+            attributes: BTreeMap::new(),
+        }
+    }
 }
 
 /// A project and its releases, oldest first (PEP 440 order).
@@ -205,6 +220,58 @@ impl Project {
             name: package.name.clone(),
             releases,
         }
+    }
+
+    /// A project known only by its files, each with its (normalised) version.
+    pub fn from_files(
+        name: &str,
+        files: impl IntoIterator<Item = (String, Distribution)>,
+    ) -> Project {
+        let mut by_version: BTreeMap<String, Vec<Distribution>> = BTreeMap::new();
+        for (version, file) in files {
+            by_version.entry(version).or_default().push(file);
+        }
+        let mut releases: Vec<Release> = by_version
+            .into_iter()
+            .map(|(version, files)| Release::of_files(version, files))
+            .collect();
+        releases.sort_by(|a, b| compare_versions(&a.version, &b.version));
+        Project {
+            name: name.to_string(),
+            releases,
+        }
+    }
+
+    /// The views of one project from several sources, merged in order: a file name an earlier source
+    /// lists wins; a release takes its fields from the first source that has it (and the fields it
+    /// lacks from later ones). `None` when no source lists a file.
+    pub fn merge(name: &str, sources: impl IntoIterator<Item = Project>) -> Option<Project> {
+        let mut sources: Vec<Project> = sources.into_iter().collect();
+        if sources.len() == 1 {
+            return sources.pop().filter(|p| !p.releases.is_empty());
+        }
+        let mut seen = HashSet::new();
+        let mut releases: Vec<Release> = Vec::new();
+        for source in sources {
+            for mut release in source.releases {
+                release.files.retain(|f| seen.insert(f.filename.clone()));
+                match releases.iter_mut().find(|r| r.version == release.version) {
+                    Some(existing) => {
+                        existing.files.extend(release.files);
+                        for (key, value) in release.attributes {
+                            existing.attributes.entry(key).or_insert(value);
+                        }
+                    }
+                    None if !release.files.is_empty() => releases.push(release),
+                    None => {}
+                }
+            }
+        }
+        releases.sort_by(|a, b| compare_versions(&a.version, &b.version));
+        (!releases.is_empty()).then(|| Project {
+            name: name.to_string(),
+            releases,
+        })
     }
 
     /// The release a plain install would pick: the newest final release that is not yanked, else the
@@ -340,5 +407,58 @@ mod tests {
         assert_eq!(sdist.core_metadata, None);
         let yanked = project.release("2.0").expect("2.0");
         assert_eq!(yanked.files[0].yanked.as_deref(), Some("broken"));
+    }
+
+    fn distribution(filename: &str, byte: u8, yanked: Option<&str>) -> Distribution {
+        Distribution {
+            filename: filename.into(),
+            url: format!("/pypi/v/files/a/x/{filename}"),
+            sha256: Sha256([byte; 32]),
+            size: 1,
+            uploaded_at: 0,
+            requires_python: None,
+            yanked: yanked.map(str::to_string),
+            core_metadata: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn sources_merge_in_order_and_earlier_file_names_win() {
+        let first = Project::from_files(
+            "a",
+            [
+                ("1.10".to_string(), distribution("a-1.10.tar.gz", 1, None)),
+                ("1.9".to_string(), distribution("a-1.9.tar.gz", 1, Some(""))),
+            ],
+        );
+        assert_eq!(
+            first.release("1.9").and_then(|r| r.yanked.clone()),
+            Some(String::new())
+        );
+        assert_eq!(first.release("1.10").and_then(|r| r.yanked.clone()), None);
+        let second = Project::from_files(
+            "a",
+            [
+                ("1.10".to_string(), distribution("a-1.10.tar.gz", 2, None)),
+                (
+                    "1.10".to_string(),
+                    distribution("a-1.10-py3-none-any.whl", 2, None),
+                ),
+                ("2.0".to_string(), distribution("a-2.0.tar.gz", 2, None)),
+            ],
+        );
+        let merged = Project::merge("a", [first, second]).expect("merged");
+        let versions: Vec<&str> = merged.releases.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(versions, ["1.9", "1.10", "2.0"]);
+        let release = merged.release("1.10").expect("1.10");
+        assert_eq!(release.files.len(), 2);
+        let sdist = release
+            .files
+            .iter()
+            .find(|f| f.filename == "a-1.10.tar.gz")
+            .expect("sdist");
+        assert_eq!(sdist.sha256, Sha256([1; 32]), "the first source wins");
+        assert_eq!(Project::merge("a", Vec::new()), None);
     }
 }

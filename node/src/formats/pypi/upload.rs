@@ -23,7 +23,7 @@ use super::names::{
     DistributionKind, is_valid_project, normalize_project, normalize_version, parse_distribution,
 };
 use super::wheel::{BlobCursor, read_metadata};
-use super::{PypiError, open_registry};
+use super::{PypiError, open_registry, publish_target};
 use crate::AppState;
 use crate::blob::BlobWriter;
 use crate::formats::{declared_length, discard_body};
@@ -84,7 +84,7 @@ fn multipart_error(error: multer::Error) -> PypiError {
 }
 
 /// True for the characters warehouse allows in distribution file names.
-fn is_valid_filename(filename: &str) -> bool {
+pub(super) fn is_valid_filename(filename: &str) -> bool {
     !filename.is_empty()
         && filename.len() <= 255
         && !filename.starts_with('.')
@@ -260,24 +260,27 @@ async fn store_wheel_metadata(state: &AppState, wheel: &BlobRef) -> Result<BlobR
     Ok(writer.finish().await?)
 }
 
-/// `POST /pypi/<registry>/`: one distribution.
+/// `POST /pypi/<registry>/`: one distribution, stored in the registry's publish target (itself, or a
+/// virtual registry's designated local member; a remote registry refuses it).
 pub async fn upload(
     state: &AppState,
     registry: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, PypiError> {
-    let checked = open_registry(state, headers, registry, Role::Write).and_then(|_| {
+    let checked = open_registry(state, headers, registry, Role::Write).and_then(|found| {
+        let target = publish_target(state, &found)?;
         declared_length(state, headers).map_err(PypiError::from)?;
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        multer::parse_boundary(content_type)
-            .map_err(|_| PypiError::bad_request("the upload must be multipart/form-data"))
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|_| PypiError::bad_request("the upload must be multipart/form-data"))?;
+        Ok((target.name, boundary))
     });
-    let boundary = match checked {
-        Ok(boundary) => boundary,
+    let (registry, boundary) = match checked {
+        Ok(checked) => checked,
         Err(error) => {
             if error.status != StatusCode::PAYLOAD_TOO_LARGE {
                 discard_body(headers, body).await;
@@ -313,6 +316,7 @@ pub async fn upload(
         DistributionKind::Sdist => None,
     };
     let at = state.now_ms();
+    let registry = registry.as_str();
     let put = |filename: String, blob: BlobRef, attributes, overwrite| Command::PutFile {
         registry: registry.to_string(),
         package: project.clone(),

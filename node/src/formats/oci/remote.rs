@@ -378,3 +378,40 @@ pub async fn tags(
     }
     Ok(found.then(|| tags.into_iter().collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(url: &str) -> Registry {
+        Registry {
+            name: "hub".into(),
+            package_type: arca_protocol::PackageType::Docker,
+            description: String::new(),
+            immutable: false,
+            allow_anonymous_read: false,
+            allow_redeploy: false,
+            created_at: 0,
+            metadata: Default::default(),
+            replication: Default::default(),
+            kind: RegistryKind::Remote,
+            upstream: Some(arca_protocol::Upstream {
+                url: url.into(),
+                username: None,
+                password: None,
+                metadata_ttl_seconds: 300,
+            }),
+            members: Vec::new(),
+            publish_to: None,
+        }
+    }
+
+    #[test]
+    fn official_docker_hub_images_live_under_library() {
+        let hub = remote("https://registry-1.docker.io");
+        assert_eq!(upstream_repository(&hub, "alpine"), "library/alpine");
+        assert_eq!(upstream_repository(&hub, "grafana/loki"), "grafana/loki");
+        let other = remote("https://ghcr.io");
+        assert_eq!(upstream_repository(&other, "alpine"), "alpine");
+    }
+}

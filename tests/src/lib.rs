@@ -9,6 +9,7 @@ pub mod clients;
 pub mod cluster;
 pub mod oci;
 pub mod remote;
+pub mod remote_maven;
 pub mod remote_pypi;
 
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::{Reader, Writer};
 
 use super::layout::{ArtifactFile, Coordinates, is_snapshot};
 use super::version;
@@ -67,8 +67,19 @@ pub fn artifact_metadata<'a>(
     versions: impl IntoIterator<Item = &'a str>,
     updated_ms: u64,
 ) -> std::io::Result<Vec<u8>> {
+    artifact_metadata_at(coordinates, versions, &maven_timestamp(updated_ms))
+}
+
+/// [`artifact_metadata`] with `lastUpdated` given as Maven writes it (`yyyyMMddHHmmss`). A version
+/// listed twice is listed once.
+pub fn artifact_metadata_at<'a>(
+    coordinates: &Coordinates,
+    versions: impl IntoIterator<Item = &'a str>,
+    last_updated: &str,
+) -> std::io::Result<Vec<u8>> {
     let mut versions: Vec<&str> = versions.into_iter().collect();
-    versions.sort_by(|a, b| version::compare(a, b));
+    versions.sort_by(|a, b| version::compare(a, b).then_with(|| a.cmp(b)));
+    versions.dedup();
     let latest = versions.last();
     let release = versions.iter().rev().find(|v| !is_snapshot(v));
     document(coordinates, None, |w| {
@@ -83,8 +94,62 @@ pub fn artifact_metadata<'a>(
                 .iter()
                 .try_for_each(|v| text_element(w, "version", v))
         })?;
-        text_element(w, "lastUpdated", &maven_timestamp(updated_ms))
+        text_element(w, "lastUpdated", last_updated)
     })
+}
+
+/// What a `maven-metadata.xml` from elsewhere (an upstream, another registry) says that merging
+/// needs: the listed versions and `lastUpdated`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadMetadata {
+    /// `versioning/versions/version`, in document order.
+    pub versions: Vec<String>,
+    /// `versioning/lastUpdated` (`yyyyMMddHHmmss`), when present.
+    pub last_updated: Option<String>,
+}
+
+/// Reads a `maven-metadata.xml` (any prefix on element names is ignored); `None` when it is not
+/// well-formed XML with a `<metadata>` root.
+pub fn read_metadata(xml: &[u8]) -> Option<ReadMetadata> {
+    let mut reader = Reader::from_reader(xml);
+    reader.config_mut().trim_text(true);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut read = ReadMetadata::default();
+    let mut root_seen = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(start) => {
+                let name = start.local_name().as_ref().to_vec();
+                if path.is_empty() {
+                    if name != b"metadata" || root_seen {
+                        return None;
+                    }
+                    root_seen = true;
+                }
+                path.push(name);
+            }
+            Event::End(_) => {
+                path.pop()?;
+            }
+            Event::Text(text) => {
+                let text = text.unescape().ok()?;
+                let text = text.trim();
+                let names: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
+                match names.as_slice() {
+                    [b"metadata", b"versioning", b"versions", b"version"] if !text.is_empty() => {
+                        read.versions.push(text.to_string());
+                    }
+                    [b"metadata", b"versioning", b"lastUpdated"] if !text.is_empty() => {
+                        read.last_updated = Some(text.to_string());
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (root_seen && path.is_empty()).then_some(read)
 }
 
 /// One stored file of a SNAPSHOT version: what its name says and when it was committed.
@@ -188,6 +253,56 @@ mod tests {
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{xml}");
         assert!(xml.contains("<lastUpdated>19700101000000</lastUpdated>"));
+    }
+
+    #[test]
+    fn metadata_from_elsewhere_is_read_and_merged() {
+        let upstream = br#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata modelVersion="1.1.0">
+  <groupId>org.example</groupId>
+  <artifactId>lib</artifactId>
+  <versioning>
+    <latest>2.0</latest>
+    <release>2.0</release>
+    <versions>
+      <version>1.0</version>
+      <version> 2.0 </version>
+    </versions>
+    <lastUpdated>20240102030405</lastUpdated>
+  </versioning>
+</metadata>
+"#;
+        let read = read_metadata(upstream).expect("well formed");
+        assert_eq!(read.versions, ["1.0", "2.0"]);
+        assert_eq!(read.last_updated.as_deref(), Some("20240102030405"));
+        assert_eq!(
+            read_metadata(b"<metadata><versioning/></metadata>"),
+            Some(ReadMetadata::default())
+        );
+        assert_eq!(read_metadata(b"<html><body>not found</body></html>"), None);
+        assert_eq!(read_metadata(b"<metadata><versioning>"), None);
+        assert_eq!(read_metadata(b"not xml at all"), None);
+
+        let coordinates = Coordinates {
+            group_id: "org.example".into(),
+            artifact_id: "lib".into(),
+        };
+        let xml = artifact_metadata_at(
+            &coordinates,
+            ["2.0", "1.0", "3.0-SNAPSHOT", "2.0", "10.0-rc1"],
+            "20240102030405",
+        )
+        .expect("xml");
+        let xml = String::from_utf8(xml).expect("utf-8");
+        assert_eq!(xml.matches("<version>2.0</version>").count(), 1, "{xml}");
+        assert!(xml.contains("<latest>10.0-rc1</latest>"), "{xml}");
+        assert!(xml.contains("<release>10.0-rc1</release>"), "{xml}");
+        assert!(
+            xml.contains("<lastUpdated>20240102030405</lastUpdated>"),
+            "{xml}"
+        );
+        let reread = read_metadata(xml.as_bytes()).expect("our own output reads back");
+        assert_eq!(reread.versions, ["1.0", "2.0", "3.0-SNAPSHOT", "10.0-rc1"]);
     }
 
     #[test]

@@ -10,10 +10,15 @@
 //! digest. Client copies of `maven-metadata.xml` are accepted and dropped: the registry generates its
 //! own from the state on every read. Errors use Arca's JSON error format (Maven only looks at the
 //! status).
+//!
+//! Remote (caching proxy) and virtual Maven registries answer the same paths; where their files and
+//! metadata come from is [`remote`]'s business. Deploys to a virtual registry land in its publish
+//! target; remote registries take none.
 
 mod checksum;
 mod layout;
 mod metadata;
+mod remote;
 mod version;
 
 use std::collections::BTreeMap;
@@ -33,7 +38,7 @@ use futures::StreamExt;
 use self::checksum::{BodyChecksums, ChecksumKind};
 use self::layout::{ArtifactFile, Coordinates, LayoutError, MavenPath, Target, is_snapshot};
 use self::metadata::SnapshotFile;
-use super::generic::serve_file;
+use super::generic::{publish_registry, serve_file};
 use super::{discard_body, receive_blob};
 use crate::AppState;
 use crate::api::ApiError;
@@ -61,15 +66,16 @@ impl From<LayoutError> for ApiError {
     }
 }
 
-/// The registry and repository path of a request, read from the path as sent (not percent-decoded).
-fn parse_request(uri: &Uri) -> Result<(String, MavenPath), ApiError> {
+/// The registry, the repository path as sent (not percent-decoded, already checked by
+/// [`MavenPath::parse`]) and what it names.
+fn parse_request(uri: &Uri) -> Result<(String, &str, MavenPath), ApiError> {
     let (registry, path) = uri
         .path()
         .strip_prefix("/maven/")
         .and_then(|rest| rest.split_once('/'))
         .ok_or(LayoutError::TooShort)?;
     validate_registry_name(registry)?;
-    Ok((registry.to_string(), MavenPath::parse(path)?))
+    Ok((registry.to_string(), path, MavenPath::parse(path)?))
 }
 
 /// The Maven registry called `name`, after checking that `caller` may do what `needed` allows.
@@ -133,27 +139,36 @@ fn find_file(
     filename: &str,
     kind: Option<ChecksumKind>,
 ) -> Result<FoundFile, ApiError> {
-    state
-        .meta
-        .read(|meta| {
-            let stored_version = meta.version(registry, &coordinates.package(), version)?;
-            let stored = resolve_file(&coordinates.artifact_id, version, stored_version, filename)?;
-            let entry = stored_version.files.get(stored)?;
-            let kept_checksum = kind.and_then(|kind| match kind.attribute(stored) {
-                Some(key) => stored_version.attributes.get(&key).cloned(),
-                None => Some(entry.sha256.to_hex()),
-            });
-            Some(FoundFile {
-                blob: meta.blobs.get(&entry.sha256)?.clone(),
-                kept_checksum,
-            })
+    lookup_file(state, registry, coordinates, version, filename, kind).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "{}/{version}/{filename} not found in {registry}",
+            coordinates.package()
+        ))
+    })
+}
+
+/// [`find_file`], `None` when the registry does not hold the file.
+fn lookup_file(
+    state: &AppState,
+    registry: &str,
+    coordinates: &Coordinates,
+    version: &str,
+    filename: &str,
+    kind: Option<ChecksumKind>,
+) -> Option<FoundFile> {
+    state.meta.read(|meta| {
+        let stored_version = meta.version(registry, &coordinates.package(), version)?;
+        let stored = resolve_file(&coordinates.artifact_id, version, stored_version, filename)?;
+        let entry = stored_version.files.get(stored)?;
+        let kept_checksum = kind.and_then(|kind| match kind.attribute(stored) {
+            Some(key) => stored_version.attributes.get(&key).cloned(),
+            None => Some(entry.sha256.to_hex()),
+        });
+        Some(FoundFile {
+            blob: meta.blobs.get(&entry.sha256)?.clone(),
+            kept_checksum,
         })
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "{}/{version}/{filename} not found in {registry}",
-                coordinates.package()
-            ))
-        })
+    })
 }
 
 /// The checksum of a found file: the kept one, or computed by reading the blob (files that came in
@@ -214,6 +229,52 @@ fn snapshot_files(artifact_id: &str, version_name: &str, version: &Version) -> V
         .collect()
 }
 
+/// The `maven-metadata.xml` a local registry generates for `target` (artifact level, or SNAPSHOT
+/// version level); `None` when it holds no such artifact or version. Only metadata targets are asked
+/// for.
+fn local_metadata(
+    state: &AppState,
+    registry: &str,
+    coordinates: &Coordinates,
+    target: &Target,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let package = coordinates.package();
+    let xml = state.meta.read(|meta| match target {
+        Target::ArtifactMetadata => {
+            let stored = meta.package(registry, &package)?;
+            let versions = stored.versions.keys().map(String::as_str);
+            Some(metadata::artifact_metadata(
+                coordinates,
+                versions,
+                stored.updated_at,
+            ))
+        }
+        Target::VersionMetadata { version } => {
+            let stored = meta.version(registry, &package, version)?;
+            let files = snapshot_files(&coordinates.artifact_id, version, stored);
+            Some(metadata::snapshot_metadata(
+                coordinates,
+                version,
+                &files,
+                stored.updated_at,
+            ))
+        }
+        Target::File { .. } => None,
+    });
+    xml.transpose().map_err(ApiError::internal)
+}
+
+/// Adds the stale warning to an answer built from a stale upstream copy.
+fn warn_if_stale(mut response: Response, stale: bool) -> Response {
+    if stale {
+        response.headers_mut().insert(
+            header::WARNING,
+            header::HeaderValue::from_static(remote::STALE_WARNING),
+        );
+    }
+    response
+}
+
 /// `GET`/`HEAD /maven/<registry>/<path>`
 async fn download(
     State(state): State<AppState>,
@@ -221,50 +282,32 @@ async fn download(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (registry, path) = parse_request(&uri)?;
-    maven_registry(&state, &caller, &registry, Role::Read)?;
-    let coordinates = &path.coordinates;
-    let package = coordinates.package();
+    let (registry, raw_path, path) = parse_request(&uri)?;
+    let found = maven_registry(&state, &caller, &registry, Role::Read)?;
+    let upstream_path = remote::upstream_path(raw_path, path.checksum);
     let not_found = || ApiError::not_found(format!("{} not found in {registry}", uri.path()));
     match &path.target {
-        Target::ArtifactMetadata => {
-            let xml = state.meta.read(|meta| {
-                let stored = meta.package(&registry, &package)?;
-                let versions = stored.versions.keys().map(String::as_str);
-                Some(metadata::artifact_metadata(
-                    coordinates,
-                    versions,
-                    stored.updated_at,
-                ))
-            });
-            generated(xml.ok_or_else(not_found)?, path.checksum)
-        }
-        Target::VersionMetadata { version } => {
-            let xml = state.meta.read(|meta| {
-                let stored = meta.version(&registry, &package, version)?;
-                let files = snapshot_files(&coordinates.artifact_id, version, stored);
-                Some(metadata::snapshot_metadata(
-                    coordinates,
-                    version,
-                    &files,
-                    stored.updated_at,
-                ))
-            });
-            generated(xml.ok_or_else(not_found)?, path.checksum)
+        Target::ArtifactMetadata | Target::VersionMetadata { .. } => {
+            let (xml, stale) = remote::metadata(&state, &found, &path, upstream_path)
+                .await?
+                .ok_or_else(not_found)?;
+            Ok(warn_if_stale(generated(Ok(xml), path.checksum)?, stale))
         }
         Target::File { version, filename } => {
-            let found = find_file(
-                &state,
-                &registry,
-                coordinates,
+            let file = remote::File {
+                coordinates: &path.coordinates,
                 version,
                 filename,
-                path.checksum,
-            )?;
-            match path.checksum {
-                Some(kind) => Ok(checksum_response(checksum_of(&state, &found, kind).await?)),
-                None => Ok(serve_file(&state, &headers, &found.blob)),
-            }
+                upstream_path,
+            };
+            let (found, stale) = remote::find_file(&state, &found, &file, path.checksum)
+                .await?
+                .ok_or_else(not_found)?;
+            let response = match path.checksum {
+                Some(kind) => checksum_response(checksum_of(&state, &found, kind).await?),
+                None => serve_file(&state, &headers, &found.blob),
+            };
+            Ok(warn_if_stale(response, stale))
         }
     }
 }
@@ -283,8 +326,11 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let request = parse_request(&uri)
-        .and_then(|(name, path)| Ok((maven_registry(&state, &caller, &name, Role::Write)?, path)));
+    // A deploy to a virtual registry lands in its publish target; remote registries take none.
+    let request = parse_request(&uri).and_then(|(name, _, path)| {
+        let named = maven_registry(&state, &caller, &name, Role::Write)?;
+        Ok((publish_registry(&state, named)?, path))
+    });
     let (registry, path) = match request {
         Ok(request) => request,
         Err(error) => return Err(refuse(&headers, body, error).await),

@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 /// The name every node certificate carries and every client asks for.
 pub const NODE_SERVER_NAME: &str = "arca-node";
 const ALPN: &[u8] = b"arca/1";
+/// The largest UDP payload path MTU discovery tries: a 9000-byte jumbo frame less IPv6 and UDP headers.
+const JUMBO_UDP_PAYLOAD: u16 = 8952;
 const JOIN_TOKEN_PREFIX: &str = "arca-join-v1";
 
 /// Why certificates or TLS configurations could not be made.
@@ -304,10 +306,14 @@ fn client_from(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsErro
     Ok(config)
 }
 
-/// Flow-control windows sized for chunk transfer over long, fast paths; keep-alives so that idle
-/// connections between members stay open.
+/// Flow-control windows sized for chunk transfer over long, fast paths; path MTU discovery up to jumbo
+/// frames (where the network carries them, fewer, larger packets); keep-alives so that idle connections
+/// between members stay open.
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(JUMBO_UDP_PAYLOAD);
+    transport.mtu_discovery_config(Some(mtu));
     transport
         .stream_receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024))
         .receive_window(quinn::VarInt::from_u32(64 * 1024 * 1024))

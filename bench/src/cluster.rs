@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::common::{self, blocking, expect_status};
+use crate::common::{self, blocking, expect_status, metric, scrape};
 use crate::data;
 use crate::report::{
     ClusterReport, CommitRow, Compared, LagRow, Latency, Measurement, NodeSite, Rates,
@@ -700,35 +700,6 @@ fn recorded_at(text: &str, site: &str, blobs: u64) -> anyhow::Result<bool> {
 async fn gauge(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<u64> {
     metric(&scrape(client, base).await?, name)
         .with_context(|| format!("{base}/metrics has no {name} sample"))
-}
-
-/// The `/metrics` text of the node at `base`.
-async fn scrape(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let url = format!("{base}/metrics");
-    let what = format!("GET {url}");
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| what.clone())?;
-    expect_status(response, StatusCode::OK, &what)
-        .await?
-        .text()
-        .await
-        .with_context(|| what.clone())
-}
-
-/// The value of the sample `name` (with its labels, as the node prints them) in Prometheus or
-/// OpenMetrics text.
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let mut parts = line.split_whitespace();
-        if parts.next()? != name {
-            return None;
-        }
-        let value: f64 = parts.next()?.parse().ok()?;
-        (value.is_finite() && value >= 0.0).then_some(value as u64)
-    })
 }
 
 /// What one row of metadata writes produced.

@@ -87,6 +87,35 @@ pub async fn expect_status(
     )
 }
 
+/// The `/metrics` text of the node at `base`.
+pub async fn scrape(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let url = format!("{base}/metrics");
+    let what = format!("GET {url}");
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| what.clone())?;
+    expect_status(response, StatusCode::OK, &what)
+        .await?
+        .text()
+        .await
+        .with_context(|| what.clone())
+}
+
+/// The value of the sample `name` (with its labels, as the node prints them) in Prometheus or
+/// OpenMetrics text.
+pub fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        if parts.next()? != name {
+            return None;
+        }
+        let value: f64 = parts.next()?.parse().ok()?;
+        (value.is_finite() && value >= 0.0).then_some(value as u64)
+    })
+}
+
 /// Runs blocking work off the async workers.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,

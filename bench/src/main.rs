@@ -70,6 +70,23 @@
 //! Options: `--samples N`, `--chunks N`, `--runs N`, `--clients N`, `--seconds S`, `--dir PATH`,
 //! `--json`.
 //!
+//! `remote` starts two nodes in this process on 127.0.0.1: an upstream with a local GENERIC and a local
+//! NPM registry, and a proxy with a remote (caching proxy) registry over each, authenticating with the
+//! upstream's admin token. Generic: `--files` (default 20) fresh 1 MiB files and `--large` (default 3)
+//! fresh 64 MiB files are PUT to the upstream, then each is GET directly from the upstream, through the
+//! remote cold (a miss: fetch, store, serve) and through the remote warm (a hit); it prints p50/p99
+//! latency of the 1 MiB GETs and MiB/s of the 64 MiB GETs, with ratios cold/direct and warm/direct.
+//! npm: `--packages` (default 20) small packages are published to the upstream, then installed through
+//! the remote `--rounds` (default 100) times (each install: every abbreviated packument, then every
+//! latest tarball); it prints the bytes the clients received against the bytes the upstream served
+//! (the saving), the proxy's hit ratio, and install times:
+//!
+//! ```text
+//! cargo run --release -p arca-bench -- remote
+//! ```
+//!
+//! Options: `--files N`, `--large N`, `--packages N`, `--rounds N`, `--dir PATH`, `--json`.
+//!
 //! Everything written is removed at the end.
 
 mod archives;
@@ -80,6 +97,7 @@ mod generic;
 mod oci;
 mod packages;
 mod peer;
+mod remote;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -105,6 +123,9 @@ enum Command {
     /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
     /// commits on three nodes against one, on a cluster started in this process.
     Cluster(cluster::Args),
+    /// Generic GETs direct from an upstream node against through a remote registry (cold and warm),
+    /// and the upstream traffic a remote registry saves over repeated npm installs.
+    Remote(remote::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -117,5 +138,6 @@ fn main() -> anyhow::Result<()> {
         Command::Oci(args) => runtime.block_on(oci::run(args)),
         Command::Packages(args) => runtime.block_on(packages::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
+        Command::Remote(args) => runtime.block_on(remote::run(args)),
     }
 }

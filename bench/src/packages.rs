@@ -23,7 +23,8 @@ const NPM_REGISTRY: &str = "npm";
 const PYPI_REGISTRY: &str = "pypi";
 
 /// What npm 10 sends for a packument: the abbreviated form, if the registry has it.
-const NPM_ACCEPT: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+pub const NPM_ACCEPT: &str =
+    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 /// What pip 24 sends for a simple-index page: JSON (PEP 691) if the index has it, HTML otherwise.
 const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
                           application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
@@ -69,26 +70,26 @@ pub struct Args {
 
 /// The shape of the dataset: `packages` names of `versions` versions each.
 #[derive(Debug, Clone, Copy)]
-struct Dataset {
-    packages: u64,
-    versions: u64,
+pub struct Dataset {
+    pub packages: u64,
+    pub versions: u64,
 }
 
 impl Dataset {
     /// The npm package name and PyPI project name (already normalised) of package `index`.
-    fn name(index: u64) -> String {
+    pub fn name(index: u64) -> String {
         format!("bench-pkg-{index:05}")
     }
 
     /// Version `index`: `1.<index>.0`, valid semver and PEP 440 in normal form.
-    fn version(index: u64) -> String {
+    pub fn version(index: u64) -> String {
         format!("1.{index}.0")
     }
 }
 
 /// How a target authenticates.
 #[derive(Clone)]
-enum Auth {
+pub enum Auth {
     None,
     Bearer(String),
     Basic(String, String),
@@ -96,16 +97,16 @@ enum Auth {
 
 /// One registry under test, and the HTTP client every request to it goes through.
 #[derive(Clone)]
-struct Target {
-    name: &'static str,
+pub struct Target {
+    pub name: &'static str,
     /// Where its API starts, with a trailing slash.
-    base: Url,
+    pub base: Url,
     auth: Auth,
-    client: reqwest::Client,
+    pub client: reqwest::Client,
 }
 
 impl Target {
-    fn new(name: &'static str, base: Url, auth: Auth, clients: usize) -> anyhow::Result<Self> {
+    pub fn new(name: &'static str, base: Url, auth: Auth, clients: usize) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(2 * clients)
             // Every answer must be the 200 itself: a redirect would be two requests counted as one.
@@ -120,14 +121,14 @@ impl Target {
         })
     }
 
-    fn url(&self, path: &str) -> anyhow::Result<Url> {
+    pub fn url(&self, path: &str) -> anyhow::Result<Url> {
         self.base
             .join(path)
             .with_context(|| format!("joining {path:?} to {}", self.base))
     }
 
     /// A request with the target's credentials.
-    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+    pub fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         let request = self.client.request(method, url);
         match &self.auth {
             Auth::None => request,
@@ -137,7 +138,7 @@ impl Target {
     }
 
     /// GETs `url` and fails unless the answer is 200; returns the content type and the body.
-    async fn get(&self, url: &Url, accept: Option<&str>) -> anyhow::Result<(String, Bytes)> {
+    pub async fn get(&self, url: &Url, accept: Option<&str>) -> anyhow::Result<(String, Bytes)> {
         let mut request = self.request(Method::GET, url.clone());
         if let Some(accept) = accept {
             request = request.header(header::ACCEPT, accept);
@@ -539,7 +540,7 @@ async fn publish(
 }
 
 /// `PUT /<name>` with the publish document of one version; 201 expected.
-async fn publish_npm(
+pub async fn publish_npm(
     target: &Target,
     name: &str,
     version: &str,
@@ -593,9 +594,13 @@ async fn upload_wheel(
     Ok(())
 }
 
-/// Runs `read(package)` for every package with [`VERIFY_CONCURRENCY`] concurrent readers, and
-/// returns what each gave, in package order.
-async fn for_every_package<T, F, Fut>(dataset: Dataset, read: F) -> anyhow::Result<Vec<T>>
+/// Runs `read(package)` for every package with `concurrency` concurrent readers, and returns what
+/// each gave, in package order.
+pub async fn for_every_package<T, F, Fut>(
+    dataset: Dataset,
+    concurrency: usize,
+    read: F,
+) -> anyhow::Result<Vec<T>>
 where
     T: Send + 'static,
     F: Fn(u64) -> Fut + Clone + Send + 'static,
@@ -603,7 +608,7 @@ where
 {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for _ in 0..VERIFY_CONCURRENCY {
+    for _ in 0..concurrency.max(1) {
         let (next, read) = (next.clone(), read.clone());
         tasks.spawn(async move {
             let mut out = Vec::new();
@@ -628,7 +633,7 @@ where
 /// tarball URL each.
 async fn read_npm(target: &Target, dataset: Dataset) -> anyhow::Result<Served> {
     let target_for_read = target.clone();
-    let pages = for_every_package(dataset, move |package| {
+    let pages = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
         let target = target_for_read.clone();
         async move {
             let name = Dataset::name(package);
@@ -676,7 +681,7 @@ async fn read_pypi(
     sizes: &Arc<BTreeMap<String, u64>>,
 ) -> anyhow::Result<Served> {
     let (target_for_read, sizes) = (target.clone(), sizes.clone());
-    let pages = for_every_package(dataset, move |package| {
+    let pages = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
         let (target, sizes) = (target_for_read.clone(), sizes.clone());
         async move {
             let project = Dataset::name(package);

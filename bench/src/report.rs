@@ -645,6 +645,245 @@ impl ClusterReport {
     }
 }
 
+/// Latencies of one way of GETting the same files, next to the baseline's.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyCompared {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// The latencies.
+    pub latency: Latency,
+    /// p50 over the baseline's p50 (above 1: slower).
+    pub p50_ratio: f64,
+    /// p99 over the baseline's p99 (above 1: slower).
+    pub p99_ratio: f64,
+}
+
+impl LatencyCompared {
+    /// Compares `latency` with `baseline` (itself for the baseline row).
+    pub fn new(label: &str, latency: Latency, baseline: &Latency) -> LatencyCompared {
+        LatencyCompared {
+            label: label.to_owned(),
+            p50_ratio: latency.p50_ms / baseline.p50_ms,
+            p99_ratio: latency.p99_ms / baseline.p99_ms,
+            latency,
+        }
+    }
+}
+
+/// The generic half of the `remote` benchmark: the same files GET directly from the upstream, through
+/// the remote registry on a miss, and through it on a hit.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteGeneric {
+    /// Small files, each GET once per way.
+    pub small_files: usize,
+    /// Size of each small file in MiB.
+    pub small_mib: u64,
+    /// Latencies of the small files: direct repeated (the baseline), direct first, cold, warm.
+    pub small: Vec<LatencyCompared>,
+    /// Large files, each GET once per way (one run of the measurements below each).
+    pub large_files: usize,
+    /// Size of each large file in MiB.
+    pub large_mib: u64,
+    /// Large files GET directly from the upstream a second time: the baseline.
+    pub large_direct: Measurement,
+    /// Large files GET directly from the upstream the first time.
+    pub large_direct_first: Compared,
+    /// Large files GET through the remote registry, first request (a miss).
+    pub large_cold: Compared,
+    /// Large files GET through the remote registry, second request (a hit).
+    pub large_warm: Compared,
+    /// Upstream fetches the proxy node counted for the remote registry (`arca_remote_misses_total`).
+    pub proxy_misses: u64,
+    /// Answers from its cache the proxy node counted (`arca_remote_hits_total`).
+    pub proxy_hits: u64,
+}
+
+/// The npm half of the `remote` benchmark: repeated installs through the remote registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteNpm {
+    /// Packages published to the upstream (one version each).
+    pub packages: u64,
+    /// Installs: rounds of every packument, then every tarball.
+    pub rounds: usize,
+    /// Requests in flight at once within a round.
+    pub concurrency: usize,
+    /// Packument GETs sent to the remote registry.
+    pub client_packument_gets: u64,
+    /// Tarball GETs sent to the remote registry.
+    pub client_tarball_gets: u64,
+    /// What the remote answered packument GETs with (`Content-Type`).
+    pub packument_content_type: String,
+    /// Body bytes of every packument the clients received.
+    pub client_packument_bytes: u64,
+    /// Body bytes of every tarball the clients received.
+    pub client_tarball_bytes: u64,
+    /// Body bytes the clients received in all.
+    pub client_bytes: u64,
+    /// Packuments the upstream served to the proxy (GETs answered 200 during the packument phases).
+    pub upstream_packument_fetches: u64,
+    /// Their body bytes: fetches times the mean size of the full packuments the upstream serves.
+    pub upstream_packument_bytes: u64,
+    /// Tarballs the upstream served to the proxy (GETs answered 200 during the tarball phases).
+    pub upstream_tarball_fetches: u64,
+    /// Their body bytes (the upstream's `arca_download_bytes_total`).
+    pub upstream_tarball_bytes: u64,
+    /// Body bytes the upstream served in all.
+    pub upstream_bytes: u64,
+    /// 1 - upstream bytes / client bytes.
+    pub saving: f64,
+    /// Hits the proxy node counted for the remote registry.
+    pub proxy_hits: u64,
+    /// Misses (upstream fetches) it counted.
+    pub proxy_misses: u64,
+    /// hits / (hits + misses).
+    pub hit_ratio: f64,
+    /// Milliseconds the first install (every packument and tarball a miss) took.
+    pub cold_round_ms: f64,
+    /// The later installs (`None` with a single round).
+    pub warm_rounds: Option<Latency>,
+}
+
+/// Everything the `remote` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteReport {
+    /// Always `"remote"`.
+    pub benchmark: &'static str,
+    /// The upstream node's address.
+    pub upstream: String,
+    /// The proxy node's address.
+    pub proxy: String,
+    /// The remote registries' metadata time to live.
+    pub metadata_ttl_seconds: u64,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// Generic files.
+    pub generic: RemoteGeneric,
+    /// npm installs.
+    pub npm: RemoteNpm,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl RemoteReport {
+    /// The human-readable table: generic latencies, generic throughput, npm traffic.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let g = &self.generic;
+        let _ = writeln!(
+            out,
+            "arca-bench remote  upstream={}  proxy={}  ttl={} s  dir={}",
+            self.upstream, self.proxy, self.metadata_ttl_seconds, self.dir
+        );
+        let _ = writeln!(
+            out,
+            "\ngeneric: {} files of {} MiB, one GET each way (ms)",
+            g.small_files, g.small_mib
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            "", "p50", "p99", "max", "p50/direct", "p99/direct"
+        );
+        for m in &g.small {
+            let l = &m.latency;
+            let _ = writeln!(
+                out,
+                "{:<36} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>11.2}",
+                m.label, l.p50_ms, l.p99_ms, l.max_ms, m.p50_ratio, m.p99_ratio
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\ngeneric: {} files of {} MiB, one GET each way",
+            g.large_files, g.large_mib
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>12} {:>12} {:>10} {:>10}  files (MiB/s)",
+            "", "best MiB/s", "median", "best/dir.", "med/dir."
+        );
+        row(&mut out, &g.large_direct, None);
+        row(
+            &mut out,
+            &g.large_direct_first.measurement,
+            Some(&g.large_direct_first),
+        );
+        row(&mut out, &g.large_cold.measurement, Some(&g.large_cold));
+        row(&mut out, &g.large_warm.measurement, Some(&g.large_warm));
+        let _ = writeln!(
+            out,
+            "proxy node counted {} misses and {} hits for the generic remote",
+            g.proxy_misses, g.proxy_hits
+        );
+
+        let n = &self.npm;
+        let _ = writeln!(
+            out,
+            "\nnpm: {} installs of {} packages through the remote (each: every abbreviated packument, \
+             then every latest tarball; {} at a time)",
+            n.rounds, n.packages, n.concurrency
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>14} {:>14} {:>14}",
+            "", "all", "packuments", "tarballs"
+        );
+        for (label, packuments, tarballs) in [
+            (
+                "GETs answered to the clients",
+                n.client_packument_gets,
+                n.client_tarball_gets,
+            ),
+            (
+                "body bytes received by the clients",
+                n.client_packument_bytes,
+                n.client_tarball_bytes,
+            ),
+            (
+                "GETs answered by the upstream",
+                n.upstream_packument_fetches,
+                n.upstream_tarball_fetches,
+            ),
+            (
+                "body bytes served by the upstream",
+                n.upstream_packument_bytes,
+                n.upstream_tarball_bytes,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "{label:<36} {:>14} {packuments:>14} {tarballs:>14}",
+                packuments + tarballs
+            );
+        }
+        let _ = writeln!(
+            out,
+            "saving (1 - upstream/clients): {:.2} %   hit ratio: {:.4} ({} hits, {} misses)",
+            n.saving * 100.0,
+            n.hit_ratio,
+            n.proxy_hits,
+            n.proxy_misses
+        );
+        match &n.warm_rounds {
+            Some(warm) => {
+                let _ = writeln!(
+                    out,
+                    "install time: cold {:.1} ms; warm p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} installs)",
+                    n.cold_round_ms, warm.p50_ms, warm.p99_ms, warm.max_ms, warm.requests
+                );
+            }
+            None => {
+                let _ = writeln!(out, "install time: cold {:.1} ms", n.cold_round_ms);
+            }
+        }
+        let _ = writeln!(out, "packuments answered as: {}", n.packument_content_type);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

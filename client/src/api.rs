@@ -1,13 +1,14 @@
 //! The management API under `/api/v1`: one method per route of `docs/api.md` (registries and their
-//! replication policies, artifacts, metadata, tokens, the cluster), each taking and returning the JSON
-//! types of `arca_protocol::api`.
+//! replication policies, artifacts, metadata, tokens, the cluster, the audit trail), each taking and
+//! returning the JSON types of `arca_protocol::api`.
 
 use std::collections::BTreeMap;
 
 use arca_protocol::api::{
-    ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest, CreateRegistryRequest,
-    CreateTokenRequest, CreatedToken, DeleteMetadataRequest, JoinTokenInfo, MetadataBody,
-    PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, TokenInfo, VersionInfo, WhoAmI,
+    AuditList, AuditQuery, ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest,
+    CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, JoinTokenInfo,
+    MetadataBody, PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, TokenInfo,
+    VersionInfo, WhoAmI,
 };
 use arca_protocol::model::Role;
 use arca_protocol::{MetadataTarget, ReplicationPolicy};
@@ -262,5 +263,29 @@ impl Client {
     pub async fn remove_node(&self, id: u64) -> Result<ClusterStatus, ClientError> {
         let url = self.api_url(&["cluster", "nodes", &id.to_string()])?;
         self.send_json(self.request(Method::DELETE, url)).await
+    }
+
+    /// `GET /api/v1/audit`: the audit events the query selects, newest first.
+    pub async fn list_audit(&self, query: &AuditQuery) -> Result<AuditList, ClientError> {
+        let mut url = self.api_url(&["audit"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            let filters = [
+                ("since", &query.since),
+                ("until", &query.until),
+                ("actor", &query.actor),
+                ("registry", &query.registry),
+                ("action", &query.action),
+            ];
+            for (key, value) in filters {
+                if let Some(value) = value {
+                    pairs.append_pair(key, value);
+                }
+            }
+            if let Some(limit) = query.limit {
+                pairs.append_pair("limit", &limit.to_string());
+            }
+        }
+        self.send_json(self.request(Method::GET, url)).await
     }
 }

@@ -201,6 +201,7 @@ async fn set_replication_puts_the_policy() {
         upstream: None,
         members: Vec::new(),
         publish_to: None,
+        audit_downloads: false,
     };
     let (answer, line, body) = round_trip(&info, async |client| {
         client.set_replication("my files", &policy).await

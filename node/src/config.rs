@@ -76,6 +76,9 @@ pub struct Config {
     pub write_timeout_ms: u64,
     /// The leader promotes caught-up learners to voters (up to five voters, spread over sites).
     pub auto_promote: bool,
+    /// Collect unreferenced chunks (with the default grace period of an hour) this often, in
+    /// seconds; 0 runs garbage collection only when asked (`POST /api/v1/gc`).
+    pub gc_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             cache_disk_bytes: 4 * 1024 * 1024 * 1024,
             write_timeout_ms: 10_000,
             auto_promote: true,
+            gc_interval_seconds: 0,
         }
     }
 }
@@ -142,7 +146,7 @@ impl Config {
     /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_EVERY`,
     /// `ARCA_CHUNK_CACHE_BYTES`, `ARCA_SITE`, `ARCA_QUIC`, `ARCA_ROLE`, `ARCA_CACHE_MEMORY_BYTES`,
     /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
-    /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`), then `flags`.
+    /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -182,6 +186,11 @@ impl Config {
         env_override(&env, "ARCA_CACHE_DISK_BYTES", &mut config.cache_disk_bytes)?;
         env_override(&env, "ARCA_WRITE_TIMEOUT_MS", &mut config.write_timeout_ms)?;
         env_override(&env, "ARCA_AUTO_PROMOTE", &mut config.auto_promote)?;
+        env_override(
+            &env,
+            "ARCA_GC_INTERVAL_SECONDS",
+            &mut config.gc_interval_seconds,
+        )?;
         for (name, target) in [
             ("ARCA_ADVERTISE_HTTP", &mut config.advertise_http),
             ("ARCA_ADVERTISE_QUIC", &mut config.advertise_quic),

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod formats;
 pub mod meta;
+pub mod policy;
 pub mod proxy;
 pub mod transfer;
 
@@ -253,6 +254,13 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         );
         background.push(tokio::spawn(replicator.run()));
     }
+    if config.gc_interval_seconds > 0 {
+        background.push(tokio::spawn(policy::gc::run_periodically(
+            meta.clone(),
+            chunks.clone(),
+            std::time::Duration::from_secs(config.gc_interval_seconds),
+        )));
+    }
     let admin_token_path = auth::ensure_admin_token(&meta, &data_dir, clock.now_ms()).await?;
     tracing::info!(path = %admin_token_path.display(), "admin token (send it as 'Authorization: Bearer <token>')");
 
@@ -283,11 +291,15 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
                 tracing::warn!(%error, "setting TCP_NODELAY");
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        // Connect info gives the audit trail each request's source address.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     std::fs::write(data_dir.join("http.addr"), http_addr.to_string()).map_err(dir_error)?;
     std::fs::write(data_dir.join("quic.addr"), quic_addr.to_string()).map_err(dir_error)?;

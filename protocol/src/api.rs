@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{NodeRole, ReplicationPolicy};
 use crate::digest::Sha256;
-use crate::model::{Metadata, PackageType, RegistryKind, Role, Upstream};
+use crate::model::{AuditEvent, Metadata, PackageType, RegistryKind, Role, Upstream};
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +58,9 @@ pub struct CreateRegistryRequest {
     /// The local member a virtual registry publishes to.
     #[serde(default)]
     pub publish_to: Option<String>,
+    /// Record every download in the audit trail, not only changes.
+    #[serde(default)]
+    pub audit_downloads: bool,
 }
 
 /// A registry as the API shows it.
@@ -97,6 +100,9 @@ pub struct RegistryInfo {
     /// The local member a virtual registry publishes to.
     #[serde(default)]
     pub publish_to: Option<String>,
+    /// Whether downloads are recorded in the audit trail.
+    #[serde(default)]
+    pub audit_downloads: bool,
 }
 
 /// A remote registry's upstream as the API shows it.
@@ -375,4 +381,35 @@ pub struct JoinTokenInfo {
     pub token: String,
     /// When it stops working, unix milliseconds.
     pub expires_at: u64,
+}
+
+/// `GET /api/v1/audit`: which events to answer, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Only events at or after this time: unix milliseconds, an RFC 3339 time, or a duration before
+    /// now (`1h`, `30m`).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only events at or before this time, in the same forms as `since`.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Only events of this caller: a token name, a token id, or `anonymous`.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Only events addressing this registry.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Only events whose action contains this text (case-insensitive), e.g. `DELETE` or `/generic/`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// At most this many events (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The answer of `GET /api/v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditList {
+    /// The matching events, newest first.
+    pub events: Vec<AuditEvent>,
 }

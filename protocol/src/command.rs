@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
-use crate::model::{BlobRef, CachedDocument, ManifestInfo, Registry, Token};
+use crate::model::{AuditEvent, BlobRef, CachedDocument, ManifestInfo, Registry, Token};
 
 /// Where a metadata operation applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +249,12 @@ pub enum Command {
     ForgetNode {
         /// The node.
         node_id: u64,
+    },
+    /// Append events to the audit trail. The state machine numbers them and drops the oldest beyond
+    /// its retention; it never refuses them.
+    RecordAudit {
+        /// The events, in the order they happened on the proposing node (their ids are ignored).
+        events: Vec<AuditEvent>,
     },
 }
 

@@ -169,6 +169,10 @@ pub struct Registry {
     /// The local member a virtual registry's publishes go to.
     #[serde(default)]
     pub publish_to: Option<String>,
+    /// Record every download (a GET of a file, blob, tarball or manifest) in the audit trail, not
+    /// only the changes.
+    #[serde(default)]
+    pub audit_downloads: bool,
 }
 
 /// What a registry is.
@@ -363,6 +367,39 @@ pub struct Token {
     pub role: Role,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
+}
+
+/// One entry of the audit trail: a request that changed something (or, for registries that audit
+/// downloads, a download), who made it, from where and how it ended. Recorded through Raft and never
+/// changed afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the trail, from 1, assigned by the state machine when the event is applied (a
+    /// proposer sends 0).
+    #[serde(default)]
+    pub id: u64,
+    /// When the request arrived, unix milliseconds, by the clock of the node that served it.
+    pub at: u64,
+    /// The name of the caller's token, or `anonymous`.
+    pub actor: String,
+    /// The id of the caller's token; `None` for anonymous callers.
+    #[serde(default)]
+    pub actor_id: Option<String>,
+    /// The address the request came from (`unknown` when the server could not tell).
+    pub source_ip: String,
+    /// The HTTP method and the route template that served the request
+    /// (`PUT /generic/{registry}/{package}/{version}/{filename}`).
+    pub action: String,
+    /// The registry the request addressed, when it names one.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The concrete request path.
+    pub target: String,
+    /// The HTTP status of the answer.
+    pub result: u16,
+    /// Why it ended as it did (the error message of a refusal, the rule of a policy decision).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

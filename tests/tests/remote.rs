@@ -100,20 +100,26 @@ async fn a_remote_registry_caches_and_keeps_serving_when_the_upstream_is_gone() 
     let node = TestNode::start()?;
     create_registry(&node, remote("mirror", &upstream, "up")).await?;
 
-    // A miss fetches from the upstream; the copy is recorded with its origin.
+    // A miss fetches from the upstream, streaming; the copy is recorded with its origin once the
+    // whole file has arrived and verified (just after the client has its last byte).
     let (status, body) = get(&node, &format!("mirror/{}", files[0].0)).await?;
     assert_eq!(status, 200);
     assert_eq!(sha256_hex(&body), sha256_hex(&files[0].1));
-    let version: serde_json::Value = http()
-        .get(format!(
-            "{}/api/v1/registries/mirror/packages/tool/versions/0.0",
-            node.url
-        ))
-        .bearer_auth(&node.admin_token)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let version: serde_json::Value = loop {
+        let response = http()
+            .get(format!(
+                "{}/api/v1/registries/mirror/packages/tool/versions/0.0",
+                node.url
+            ))
+            .bearer_auth(&node.admin_token)
+            .send()
+            .await?;
+        if response.status().is_success() || std::time::Instant::now() > deadline {
+            break response.json().await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let origin = version["attributes"]["origin"].as_str().unwrap_or_default();
     assert!(
         origin.ends_with("/generic/up/tool/0.0/tool.bin"),
@@ -254,8 +260,19 @@ async fn a_truncated_upstream_body_is_an_error_and_leaves_nothing_cached() -> Re
             "upstream": {"url": upstream}}),
     )
     .await?;
-    let (status, _) = get(&node, "flaky/pkg/1.0/f.bin").await?;
-    assert_eq!(status, 502);
+    // The answer starts while the bytes arrive; the client sees the transfer fail (or a 502 when the
+    // upstream failed before answering), never a complete body.
+    let response = http()
+        .get(format!("{}/generic/flaky/pkg/1.0/f.bin", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await;
+    assert!(
+        status == 502 || body.is_err(),
+        "the client gets an error: {status} {body:?}"
+    );
     let packages: serde_json::Value = http()
         .get(format!("{}/api/v1/artifacts?registry=flaky", node.url))
         .bearer_auth(&node.admin_token)
@@ -264,5 +281,70 @@ async fn a_truncated_upstream_body_is_an_error_and_leaves_nothing_cached() -> Re
         .json()
         .await?;
     assert_eq!(packages["total"], 0, "nothing recorded: {packages}");
+    Ok(())
+}
+
+/// Serves one 20 MiB file: half at once, the other half three seconds later.
+fn stalling_upstream(body: Vec<u8>) -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let half = body.len() / 2;
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body[..half]);
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            let _ = stream.write_all(&body[half..]);
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_streams_to_the_client_while_the_upstream_is_still_sending() -> Result<()> {
+    let body = pseudo_random_bytes(20 * 1024 * 1024, 77);
+    let upstream = stalling_upstream(body.clone())?;
+    let node = TestNode::start()?;
+    create_registry(
+        &node,
+        serde_json::json!({"name": "slow", "package_type": "GENERIC", "kind": "remote",
+            "upstream": {"url": upstream}}),
+    )
+    .await?;
+    let started = std::time::Instant::now();
+    let mut response = http()
+        .get(format!("{}/generic/slow/big/1.0/big.bin", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let first = response.chunk().await?.map(|c| c.len()).unwrap_or_default();
+    let first_after = started.elapsed();
+    assert!(first > 0);
+    assert!(
+        first_after < std::time::Duration::from_millis(2500),
+        "the first bytes came after {first_after:?}, not before the upstream finished"
+    );
+    let mut received = first;
+    let mut hasher_input = Vec::with_capacity(body.len());
+    hasher_input.extend_from_slice(&body[..first]);
+    while let Some(chunk) = response.chunk().await? {
+        received += chunk.len();
+        hasher_input.extend_from_slice(&chunk);
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    assert_eq!(received, body.len());
+    assert_eq!(sha256_hex(&hasher_input), sha256_hex(&body));
+    // Once complete it is recorded, and served from the cache with ranges.
+    let (status, cached) = get(&node, "slow/big/1.0/big.bin").await?;
+    assert_eq!(status, 200);
+    assert_eq!(sha256_hex(&cached), sha256_hex(&body));
     Ok(())
 }

@@ -2,9 +2,11 @@
 //! come from (flag, environment, then the file `arca login` wrote), and dispatch to the command modules.
 
 mod artifact;
+mod audit;
 mod cluster;
 mod config;
 mod configure;
+mod gc;
 mod metadata;
 mod output;
 mod registry;
@@ -60,6 +62,12 @@ enum Command {
     /// Show the cluster, create join tokens for new nodes, promote and remove nodes
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Query the audit trail (admin)
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Remove chunks no artifact references any more (admin)
+    #[command(subcommand)]
+    Gc(gc::GcCommand),
 }
 
 /// What every command runs with: a client of the chosen server and the output format.
@@ -92,6 +100,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Artifact(command) => command.run(&context).await,
         Command::Token(command) => command.run(&context).await,
         Command::Cluster(command) => command.run(&context).await,
+        Command::Audit(command) => command.run(&context).await,
+        Command::Gc(command) => command.run(&context).await,
     }
 }
 

@@ -65,6 +65,9 @@ pub enum RegistryCommand {
         /// The local member a virtual registry's publishes go to
         #[arg(long, value_name = "REGISTRY", requires = "members")]
         publish_to: Option<String>,
+        /// Record every download in the audit trail, not only changes
+        #[arg(long)]
+        audit_downloads: bool,
     },
     /// List registries
     List,
@@ -133,6 +136,7 @@ impl RegistryCommand {
                 metadata_ttl,
                 members,
                 publish_to,
+                audit_downloads,
             } => {
                 let password = upstream_password_env
                     .map(|var| {
@@ -166,6 +170,7 @@ impl RegistryCommand {
                     }),
                     members,
                     publish_to,
+                    audit_downloads,
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }
@@ -360,6 +365,7 @@ mod tests {
             upstream: None,
             members: Vec::new(),
             publish_to: None,
+            audit_downloads: false,
         }
     }
 

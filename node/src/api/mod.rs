@@ -2,8 +2,10 @@
 //! package-manager front-ends from [`crate::formats`], all on one router.
 
 pub mod artifacts;
+pub mod audit;
 pub mod cluster;
 pub mod error;
+pub mod gc;
 pub mod metadata;
 pub mod metrics;
 pub mod registries;
@@ -59,7 +61,9 @@ pub fn router(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(metadata::routes())
         .merge(tokens::routes())
-        .merge(cluster::routes());
+        .merge(audit::routes())
+        .merge(cluster::routes())
+        .merge(gc::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::formats::routes())
@@ -70,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             writes_see_the_cluster,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            audit::Auditing::start(&state),
+            audit::record,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

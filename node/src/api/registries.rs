@@ -46,6 +46,7 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
         }),
         members: registry.members.clone(),
         publish_to: registry.publish_to.clone(),
+        audit_downloads: registry.audit_downloads,
     }
 }
 
@@ -80,6 +81,7 @@ async fn create(
         upstream: request.upstream,
         members: request.members,
         publish_to: request.publish_to,
+        audit_downloads: request.audit_downloads,
     };
     state.meta.read(|meta| check_kind(meta, &registry))?;
     state

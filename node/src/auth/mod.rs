@@ -268,6 +268,7 @@ mod tests {
             upstream: None,
             members: Vec::new(),
             publish_to: None,
+            audit_downloads: false,
         }
     }
 

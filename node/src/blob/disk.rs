@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Durable named files.
 pub trait ChunkDisk: Send + Sync + 'static {
@@ -17,6 +18,16 @@ pub trait ChunkDisk: Send + Sync + 'static {
     /// Stores `data` under `name`. When this returns the bytes survive a crash, and a crash before
     /// never leaves a partial file under `name`.
     fn write_durable(&self, name: &str, data: &[u8]) -> io::Result<()>;
+    /// Everything stored: each name with when it was last written or [touched](ChunkDisk::touch) and
+    /// its length. Names that vanish while the listing runs may or may not appear.
+    fn list(&self) -> io::Result<Vec<(String, SystemTime, u64)>>;
+    /// When what is stored under `name` was last written or touched (`NotFound` when nothing is).
+    fn modified(&self, name: &str) -> io::Result<SystemTime>;
+    /// Marks what is stored under `name` as written now, without changing its bytes (`NotFound` when
+    /// nothing is stored there).
+    fn touch(&self, name: &str) -> io::Result<()>;
+    /// Removes what is stored under `name` (`NotFound` when nothing is).
+    fn remove(&self, name: &str) -> io::Result<()>;
 }
 
 /// Chunk files in a local directory, fanned out over two levels of subdirectories.
@@ -83,4 +94,63 @@ impl ChunkDisk for LocalDisk {
         }
         Ok(())
     }
+
+    /// Walks the two fan-out levels; files that are not at a chunk's place (strays, foreign files) are
+    /// left out.
+    fn list(&self) -> io::Result<Vec<(String, SystemTime, u64)>> {
+        let mut found = Vec::new();
+        for first in read_dir_if_exists(&self.root)? {
+            for second in read_dir_if_exists(&first)? {
+                for file in read_dir_if_exists(&second)? {
+                    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+                        continue;
+                    };
+                    if self.path_of(name) != file {
+                        continue;
+                    }
+                    match fs::symlink_metadata(&file) {
+                        Ok(meta) if meta.is_file() => {
+                            found.push((name.to_string(), meta.modified()?, meta.len()));
+                        }
+                        Ok(_) => {}
+                        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn modified(&self, name: &str) -> io::Result<SystemTime> {
+        fs::metadata(self.path_of(name))?.modified()
+    }
+
+    fn touch(&self, name: &str) -> io::Result<()> {
+        File::open(self.path_of(name))?.set_modified(SystemTime::now())
+    }
+
+    /// Not made durable: a removal a crash undoes only leaves an unreferenced chunk for the next
+    /// collection.
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path_of(name))
+    }
+}
+
+/// The paths in `dir`, or none when `dir` does not exist (or stopped existing).
+fn read_dir_if_exists(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(paths)
 }

@@ -14,9 +14,9 @@ mod writer;
 
 pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
-pub use store::{ChunkStore, ChunkStoreStats, RemoteChunks};
+pub use store::{ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, StoredChunk};
 pub use tiered::{TieredCacheStats, TieredChunkCache};
-pub use writer::BlobWriter;
+pub use writer::{BlobWriter, ChunkStored};
 
 /// Errors of the chunk store.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,18 @@
 //! Chunks on disk ([`ChunkDisk`]), named by their blake3 hash, with a memory tier in front; a chunk this node
 //! lacks is fetched from a peer (through [`RemoteChunks`]), verified, and kept: in the chunk directory
 //! on full nodes, in the bounded memory+disk cache on cache nodes.
+//!
+//! Garbage collection ([`crate::policy::gc`]) removes chunks through a [`Collection`]; the store keeps
+//! what must survive it whatever the metadata say: the chunks of blobs being written ([`Pins`]), and,
+//! while a collection runs, every chunk someone reused or asked for (a reused chunk is also touched,
+//! so its age restarts and the grace period protects it until its blob is committed).
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::SystemTime;
 
 use arca_protocol::{ChunkId, ChunkRef};
 use bytes::Bytes;
@@ -39,6 +46,27 @@ pub struct ChunkStoreStats {
 /// Verified chunks kept in memory, weighed by their size.
 type ChunkCache = foyer_memory::Cache<ChunkId, Bytes>;
 
+/// What garbage collection must not remove, whatever the chunks' age and the metadata say.
+#[derive(Debug, Default)]
+struct Held {
+    /// Chunks of blobs being written, with how many writers hold each.
+    pins: HashMap<ChunkId, usize>,
+    /// While a collection runs: the chunks reused or asked for since it began.
+    claims: Option<HashSet<ChunkId>>,
+}
+
+impl Held {
+    fn holds(&self, id: &ChunkId) -> bool {
+        self.pins.contains_key(id) || self.claims.as_ref().is_some_and(|c| c.contains(id))
+    }
+
+    fn claim(&mut self, id: ChunkId) {
+        if let Some(claims) = &mut self.claims {
+            claims.insert(id);
+        }
+    }
+}
+
 /// The chunk directory of one node, with a memory tier of recently read, already verified chunks in
 /// front of it.
 pub struct ChunkStore {
@@ -46,8 +74,112 @@ pub struct ChunkStore {
     cache: ChunkCache,
     remote: OnceLock<Arc<dyn RemoteChunks>>,
     tiered: OnceLock<TieredChunkCache>,
+    held: Mutex<Held>,
+    collecting: AtomicBool,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
+}
+
+/// One chunk file, as a collection lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredChunk {
+    /// The chunk.
+    pub id: ChunkId,
+    /// When it was written, or last reused by a write.
+    pub modified: SystemTime,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// The chunks one blob writer has stored, held against garbage collection until the writer and every
+/// write it started are gone (each holds an `Arc` of this).
+pub struct Pins {
+    store: Arc<ChunkStore>,
+    ids: Mutex<Vec<ChunkId>>,
+}
+
+impl Pins {
+    /// An empty set of pins on `store`.
+    pub fn new(store: Arc<ChunkStore>) -> Pins {
+        Pins {
+            store,
+            ids: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let ids = std::mem::take(self.ids.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let mut held = self.store.held();
+        for id in ids {
+            if let Some(count) = held.pins.get_mut(&id) {
+                *count -= 1;
+                if *count == 0 {
+                    held.pins.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// A garbage collection in progress on a store; at most one exists at a time. While it lives, every
+/// chunk reused by a write or found by [`ChunkStore::contains`] is kept by it.
+pub struct Collection {
+    store: Arc<ChunkStore>,
+}
+
+impl Collection {
+    /// Every chunk file of the store (blocking).
+    pub fn list(&self) -> io::Result<Vec<StoredChunk>> {
+        Ok(self
+            .store
+            .disk
+            .list()?
+            .into_iter()
+            .filter_map(|(name, modified, size)| {
+                let id: ChunkId = name.parse().ok()?;
+                (id.to_hex() == name).then_some(StoredChunk { id, modified, size })
+            })
+            .collect())
+    }
+
+    /// True when a writer holds the chunk or it was reused or asked for since the collection began.
+    pub fn is_held(&self, id: &ChunkId) -> bool {
+        self.store.held().holds(id)
+    }
+
+    /// Removes the chunk from disk and from the memory tier (blocking), unless it is held or was
+    /// written or reused at or after `cutoff`; answers whether it was removed. Checked and removed
+    /// under the same lock a reusing write takes, so a chunk is never reused and removed at once.
+    pub fn remove_unless_held(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool, BlobError> {
+        let name = id.to_hex();
+        let held = self.store.held();
+        if held.holds(id) {
+            return Ok(false);
+        }
+        match self.store.disk.modified(&name) {
+            Ok(modified) if modified < cutoff => {}
+            Ok(_) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+        match self.store.disk.remove(&name) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+        self.store.cache.remove(id);
+        drop(held);
+        Ok(true)
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.store.held().claims = None;
+        self.store.collecting.store(false, Ordering::Release);
+    }
 }
 
 impl ChunkStore {
@@ -67,8 +199,27 @@ impl ChunkStore {
             cache,
             remote: OnceLock::new(),
             tiered: OnceLock::new(),
+            held: Mutex::new(Held::default()),
+            collecting: AtomicBool::new(false),
             stats: ChunkStoreStats::default(),
         }
+    }
+
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a garbage collection, unless one is running already.
+    pub fn begin_collection(self: &Arc<Self>) -> Option<Collection> {
+        self.collecting
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        self.held().claims = Some(HashSet::new());
+        Some(Collection {
+            store: self.clone(),
+        })
     }
 
     /// Lets reads of missing chunks go to peers.
@@ -136,19 +287,56 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// True when the chunk is stored here.
+    /// True when the chunk is stored here. Callers ask because they are about to rely on it, so a
+    /// garbage collection running now keeps the chunk.
     pub fn contains(&self, id: &ChunkId) -> bool {
+        let mut held = self.held();
+        held.claim(*id);
         self.disk.contains(&id.to_hex())
     }
 
     /// Stores one chunk (blocking) unless an identical one is already stored, and returns its reference.
-    /// When this returns the chunk is durable ([`ChunkDisk::write_durable`]).
+    /// When this returns the chunk is durable ([`ChunkDisk::write_durable`]). A chunk already stored
+    /// is touched: its age, which garbage collection's grace period counts from, starts again.
     pub fn put(&self, data: &[u8]) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
+        self.store(id, data)
+    }
+
+    /// [`ChunkStore::put`], holding the chunk against garbage collection for as long as `pins` lives.
+    /// The pin comes first, so no collection can remove the chunk between its write and the pin.
+    pub fn put_pinned(&self, data: &[u8], pins: &Pins) -> Result<ChunkRef, BlobError> {
+        let id = ChunkId(*blake3::hash(data).as_bytes());
+        *self.held().pins.entry(id).or_default() += 1;
+        pins.ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(id);
+        self.store(id, data)
+    }
+
+    /// Reuses the stored chunk `id` if there is one (blocking): touches it and, while a collection
+    /// runs, claims it, under the lock a collection removes under, so no collection takes it within
+    /// the grace period. False when it is not (or no longer) stored. For whoever commits a new
+    /// reference to chunks without writing them (a cross-repository mount of a blob, say).
+    pub fn reuse(&self, id: &ChunkId) -> bool {
+        let mut held = self.held();
+        match self.disk.touch(&id.to_hex()) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return false,
+            // The chunk is there; a collection running now still keeps it (claimed below), a later
+            // one may take it once it is older than the grace period and unreferenced.
+            Err(error) => tracing::warn!(chunk = %id, %error, "refreshing a reused chunk's age"),
+        }
+        held.claim(*id);
+        true
+    }
+
+    fn store(&self, id: ChunkId, data: &[u8]) -> Result<ChunkRef, BlobError> {
         let size = u32::try_from(data.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
         let name = id.to_hex();
-        if self.disk.contains(&name) {
+        if self.disk.contains(&name) && self.reuse(&id) {
             self.stats
                 .chunks_deduplicated
                 .fetch_add(1, Ordering::Relaxed);

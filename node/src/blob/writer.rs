@@ -1,5 +1,7 @@
 //! Streams bytes into the chunk store: content-defined cutting, sha256 of the whole blob on the same
-//! pass, and chunk writes running in the background while more bytes arrive.
+//! pass, and chunk writes running in the background while more bytes arrive. The chunks a writer
+//! stores are pinned until it is dropped: garbage collection never takes the chunks of a blob still
+//! being written, however long the upload takes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -7,9 +9,10 @@ use std::sync::Arc;
 use arca_protocol::{BlobRef, ChunkRef, Sha256};
 use bytes::{Bytes, BytesMut};
 use sha2::Digest;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{BlobError, ChunkStore};
+use super::{BlobError, ChunkStore, Pins};
 
 /// Smallest chunk FastCDC cuts (except the last of a blob).
 const MIN_CHUNK: u32 = 512 * 1024;
@@ -29,19 +32,42 @@ pub struct BlobWriter {
     size: u64,
     written: Vec<ChunkRef>,
     in_flight: VecDeque<JoinHandle<Result<ChunkRef, BlobError>>>,
+    on_stored: Option<ChunkStored>,
+    /// Resolves when the previous chunk was announced to `on_stored` (dropped unsent if it failed).
+    last_announced: Option<oneshot::Receiver<()>>,
+    pins: Arc<Pins>,
 }
+
+/// Told of each chunk, in order, as soon as it is durable (so readers can serve a blob still
+/// arriving); after a chunk fails, no later one is announced.
+pub type ChunkStored = Arc<dyn Fn(ChunkRef) + Send + Sync>;
 
 impl BlobWriter {
     /// A writer for a new blob.
     pub fn new(store: Arc<ChunkStore>) -> Self {
         BlobWriter {
+            pins: Arc::new(Pins::new(store.clone())),
             store,
             buffer: BytesMut::new(),
             sha256: sha2::Sha256::new(),
             size: 0,
             written: Vec::new(),
             in_flight: VecDeque::new(),
+            on_stored: None,
+            last_announced: None,
         }
+    }
+
+    /// A writer that tells `on_stored` of each chunk, in order, once it is durable.
+    pub fn with_progress(store: Arc<ChunkStore>, on_stored: ChunkStored) -> Self {
+        BlobWriter {
+            on_stored: Some(on_stored),
+            ..BlobWriter::new(store)
+        }
+    }
+
+    fn stored(&mut self, chunk: ChunkRef) {
+        self.written.push(chunk);
     }
 
     /// Bytes received so far.
@@ -74,7 +100,8 @@ impl BlobWriter {
                 .await?;
         }
         while let Some(pending) = self.in_flight.pop_front() {
-            self.written.push(join(pending).await?);
+            let chunk = join(pending).await?;
+            self.stored(chunk);
         }
         Ok(BlobRef {
             sha256: Sha256(self.sha256.finalize().into()),
@@ -87,11 +114,32 @@ impl BlobWriter {
         if self.in_flight.len() >= WRITES_IN_FLIGHT
             && let Some(oldest) = self.in_flight.pop_front()
         {
-            self.written.push(join(oldest).await?);
+            let chunk = join(oldest).await?;
+            self.stored(chunk);
         }
         let store = self.store.clone();
-        self.in_flight
-            .push_back(tokio::task::spawn_blocking(move || store.put(&chunk)));
+        let pins = self.pins.clone();
+        let put = tokio::task::spawn_blocking(move || store.put_pinned(&chunk, &pins));
+        let Some(on_stored) = self.on_stored.clone() else {
+            self.in_flight.push_back(put);
+            return Ok(());
+        };
+        // Announce each chunk as soon as it is durable, in order: after the one before it.
+        let previous = self.last_announced.take();
+        let (announced, next) = oneshot::channel();
+        self.last_announced = Some(next);
+        self.in_flight.push_back(tokio::spawn(async move {
+            let result = join(put).await;
+            let in_order = match previous {
+                Some(previous) => previous.await.is_ok(),
+                None => true,
+            };
+            if let (Ok(chunk), true) = (&result, in_order) {
+                on_stored(*chunk);
+                let _ = announced.send(());
+            }
+            result
+        }));
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use super::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::AppState;
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
-use crate::proxy::{self, Expected, ProxyError};
+use crate::proxy::{self, Content, Expected, ProxyError};
 
 /// Routes of this front-end.
 pub fn routes() -> Router<AppState> {
@@ -183,19 +183,34 @@ async fn download(
     let (registry, package, version, filename) = &path;
     let candidates = proxy::resolution_order(&state, &found);
     let located =
-        proxy::find_or_fetch_file(&state, &candidates, (package, version, filename), |_| {
+        proxy::find_or_start_file(&state, &candidates, (package, version, filename), |_| {
             Some((
                 format!("{package}/{version}/{filename}"),
                 Expected::default(),
             ))
         })
         .await?;
-    let (_, blob) = located.ok_or_else(|| {
-        ApiError::not_found(format!(
+    match located {
+        Some((_, Content::Stored(blob))) => Ok(serve_file(&state, &headers, &blob)),
+        Some((_, Content::Arriving(arriving))) => Ok(stream_arriving(arriving)),
+        None => Err(ApiError::not_found(format!(
             "file {package}/{version}/{filename} not found in {registry}"
-        ))
-    })?;
-    Ok(serve_file(&state, &headers, &blob))
+        ))),
+    }
+}
+
+/// Answers with a file a remote registry is fetching, streamed as it arrives (ranges are served once
+/// it is stored).
+pub fn stream_arriving(arriving: proxy::Arriving) -> Response {
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(axum::http::header::CONTENT_TYPE, "application/octet-stream");
+    if let Some(length) = arriving.declared_length() {
+        builder = builder.header(axum::http::header::CONTENT_LENGTH, length);
+    }
+    builder
+        .body(Body::from_stream(arriving.into_body()))
+        .unwrap_or_else(|error| ApiError::internal(error).into_response())
 }
 
 /// Answers a download of `blob` with [`serve_blob`]; an unsatisfiable range gets a 416 in Arca's error

@@ -629,6 +629,7 @@ mod tests {
                 upstream: None,
                 members: Vec::new(),
                 publish_to: None,
+                audit_downloads: false,
             },
         }
     }

@@ -3,9 +3,9 @@
 //! Everything here is pure: the same commands in the same order give the same state on every node. A
 //! refused command leaves the state untouched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use arca_protocol::model::Metadata;
+use arca_protocol::model::{AuditEvent, Metadata};
 use arca_protocol::{
     BlobRef, CachedDocument, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite,
     Package, Registry, Sha256, Token, Version,
@@ -38,7 +38,16 @@ pub struct MetaState {
     pub replicas: BTreeMap<Sha256, BTreeSet<u64>>,
     /// Metadata documents remote registries fetched: by registry, then by the front-end's key.
     pub cached: BTreeMap<String, BTreeMap<String, CachedDocument>>,
+    /// The audit trail, oldest first, at most [`AUDIT_RETENTION`] events.
+    #[serde(default)]
+    pub audit: VecDeque<AuditEvent>,
+    /// The id the next audit event gets (ids count from 1 and are never reused).
+    #[serde(default)]
+    pub next_audit_id: u64,
 }
+
+/// How many audit events the state keeps; older ones are dropped as new ones arrive.
+pub const AUDIT_RETENTION: usize = 100_000;
 
 fn not_found(what: impl std::fmt::Display) -> CommandError {
     CommandError::NotFound(what.to_string())
@@ -428,6 +437,23 @@ impl MetaState {
                 });
                 Ok(())
             }
+            Command::RecordAudit { events } => {
+                self.record_audit(events, AUDIT_RETENTION);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends audit events, numbering them, and keeps only the newest `retention`.
+    fn record_audit(&mut self, events: Vec<AuditEvent>, retention: usize) {
+        for mut event in events {
+            self.next_audit_id = self.next_audit_id.max(1);
+            event.id = self.next_audit_id;
+            self.next_audit_id += 1;
+            self.audit.push_back(event);
+        }
+        while self.audit.len() > retention {
+            self.audit.pop_front();
         }
     }
 
@@ -694,6 +720,7 @@ mod tests {
                 upstream: None,
                 members: Vec::new(),
                 publish_to: None,
+                audit_downloads: false,
             },
         }
     }
@@ -904,5 +931,68 @@ mod tests {
             assert_eq!(metadata.len(), 1);
             assert_eq!(metadata["owner"], "platform");
         }
+    }
+
+    fn audit_event(target: &str) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            at: 5,
+            actor: "ci".into(),
+            actor_id: Some("tok_1".into()),
+            source_ip: "127.0.0.1".into(),
+            action: "PUT /generic/{registry}/{package}/{version}/{filename}".into(),
+            registry: Some("r".into()),
+            target: target.into(),
+            result: 201,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn audit_events_are_numbered_in_order_and_the_oldest_dropped_beyond_retention() {
+        let mut state = MetaState::default();
+        state
+            .apply(Command::RecordAudit {
+                events: vec![audit_event("/a"), audit_event("/b")],
+            })
+            .expect("recorded");
+        let ids: Vec<u64> = state.audit.iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            vec![1, 2],
+            "ids count from 1, whatever the proposer sent"
+        );
+        assert_eq!(state.audit[1].target, "/b");
+        assert_eq!(state.next_audit_id, 3);
+
+        // The same commands applied to another state give the same trail (deterministic).
+        let mut replica = MetaState::default();
+        replica
+            .apply(Command::RecordAudit {
+                events: vec![audit_event("/a"), audit_event("/b")],
+            })
+            .expect("recorded");
+        assert_eq!(replica, state);
+
+        // Retention keeps the newest; ids are never reused after the oldest are dropped.
+        state.record_audit((0..5).map(|i| audit_event(&format!("/c{i}"))).collect(), 4);
+        let ids: Vec<u64> = state.audit.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![4, 5, 6, 7]);
+        assert_eq!(state.audit.back().map(|e| e.target.as_str()), Some("/c4"));
+        assert_eq!(state.next_audit_id, 8);
+
+        // The real retention, through apply.
+        let mut full = MetaState::default();
+        for batch in 0..11 {
+            let events = (0..10_000)
+                .map(|i| audit_event(&format!("/{batch}/{i}")))
+                .collect();
+            full.apply(Command::RecordAudit { events })
+                .expect("recorded");
+        }
+        assert_eq!(full.audit.len(), AUDIT_RETENTION);
+        assert_eq!(full.audit.front().map(|e| e.id), Some(10_001));
+        assert_eq!(full.audit.back().map(|e| e.id), Some(110_000));
+        assert_eq!(full.next_audit_id, 110_001);
     }
 }

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 
 use arca_protocol::{BlobRef, CachedDocument, Command, Registry, RegistryKind};
 use futures::FutureExt;
+use tokio::sync::watch;
+
+use crate::blob::ChunkStore;
 use futures::future::{BoxFuture, Shared};
 
 use crate::AppState;
 use crate::meta::ProposeError;
 
-pub use self::upstream::{Expected, Fetched};
+pub use self::upstream::{Arrival, Expected, Fetched};
 
 /// How long a finished fetch is shared with requests that arrive after it.
 const FLIGHT_LINGER: Duration = Duration::from_millis(500);
@@ -78,6 +81,100 @@ pub struct RemoteCounters {
 
 type Flight = Shared<BoxFuture<'static, Result<Fetched, ProxyError>>>;
 
+/// A fetch under way, as the map of flights keeps it.
+#[derive(Clone)]
+struct FlightEntry {
+    id: u64,
+    result: Flight,
+    arrival: watch::Receiver<Arrival>,
+}
+
+/// An object being fetched: wait for it whole ([`Arriving::finish`]) or stream it as it is stored
+/// ([`Arriving::into_body`]).
+pub struct Arriving {
+    result: Flight,
+    arrival: watch::Receiver<Arrival>,
+    chunks: Arc<ChunkStore>,
+}
+
+impl Arriving {
+    /// Waits until the object is stored, verified and recorded.
+    pub async fn finish(self) -> Result<Fetched, ProxyError> {
+        self.result.await
+    }
+
+    /// Waits until the upstream answers with the object (its bytes then start arriving), or the fetch
+    /// ends without it.
+    pub async fn started(&mut self) -> Result<(), ProxyError> {
+        let result = self.result.clone();
+        let arrival = &mut self.arrival;
+        // (The guard `wait_for` returns must not live across an await: it is dropped in the block.)
+        let started = async move { arrival.wait_for(|arrival| arrival.started).await.is_ok() };
+        tokio::select! {
+            started = started => if started { Ok(()) } else { result.await.map(drop) },
+            done = result.clone() => done.map(drop),
+        }
+    }
+
+    /// The length the upstream announced, if it did.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.arrival.borrow().declared
+    }
+
+    /// The object's bytes, each chunk as soon as it is stored (and verified on read); the stream
+    /// fails, aborting the response, if the fetch fails or the object does not verify.
+    pub fn into_body(
+        self,
+    ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+        let Arriving {
+            result,
+            arrival,
+            chunks,
+        } = self;
+        futures::stream::unfold(
+            (arrival, result, chunks, 0usize, false),
+            |(mut arrival, result, chunks, sent, ended)| async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    let next = arrival.borrow().chunks.get(sent).copied();
+                    if let Some(chunk) = next {
+                        let piece = chunks.read(chunk).await.map_err(std::io::Error::other);
+                        let failed = piece.is_err();
+                        return Some((piece, (arrival, result, chunks, sent + 1, failed)));
+                    }
+                    tokio::select! {
+                        changed = arrival.changed() => {
+                            if changed.is_err() {
+                                // The fetch ended: its result says whether what was sent is whole.
+                                return match result.clone().await {
+                                    Ok(_) if arrival.borrow().chunks.len() > sent => continue,
+                                    Ok(_) => None,
+                                    Err(error) => Some((
+                                        Err(std::io::Error::other(error)),
+                                        (arrival, result, chunks, sent, true),
+                                    )),
+                                };
+                            }
+                        }
+                        done = result.clone() => match done {
+                            Ok(_) if arrival.borrow().chunks.len() > sent => {}
+                            Ok(_) => return None,
+                            Err(error) => {
+                                return Some((
+                                    Err(std::io::Error::other(error)),
+                                    (arrival, result, chunks, sent, true),
+                                ));
+                            }
+                        },
+                    }
+                }
+            },
+        )
+    }
+}
+
 /// What to do with a fetched object before anyone else may fetch it again: record it.
 pub type Record =
     Box<dyn FnOnce(Fetched) -> BoxFuture<'static, Result<Fetched, ProxyError>> + Send>;
@@ -86,7 +183,8 @@ pub type Record =
 #[derive(Default)]
 pub struct Proxy {
     client: upstream::UpstreamClient,
-    flights: Arc<Mutex<HashMap<String, Flight>>>,
+    flights: Arc<Mutex<HashMap<String, FlightEntry>>>,
+    next_flight: std::sync::atomic::AtomicU64,
     breakers: Mutex<HashMap<String, Breaker>>,
     counters: Mutex<HashMap<String, RemoteCounters>>,
 }
@@ -151,6 +249,22 @@ impl Proxy {
         expected: Expected,
         record: Record,
     ) -> Result<Fetched, ProxyError> {
+        self.start(state, registry, url, expected, record)?
+            .finish()
+            .await
+    }
+
+    /// Starts fetching `url` (or joins the fetch already under way) and returns at once: the object
+    /// arrives chunk by chunk ([`Arriving::into_body`] streams it while it is stored) and is recorded
+    /// by `record` when complete and verified. The fetch goes on if every reader goes away.
+    pub fn start(
+        &self,
+        state: &AppState,
+        registry: &Registry,
+        url: &str,
+        expected: Expected,
+        record: Record,
+    ) -> Result<Arriving, ProxyError> {
         let upstream = registry
             .upstream
             .clone()
@@ -159,71 +273,110 @@ impl Proxy {
         self.check_breaker(&upstream.url)?;
         // One flight per URL and representation asked for.
         let flight_key = format!("{} {url}", expected.accept.as_deref().unwrap_or("*/*"));
-        let flight = {
-            let mut flights = self
-                .flights
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            flights
-                .entry(flight_key.clone())
-                .or_insert_with(|| {
-                    let client = self.client.clone();
-                    let chunks = state.chunks.clone();
-                    let limit = state.config.max_upload_bytes;
-                    let url = url.clone();
-                    async move {
-                        let fetched = client
-                            .fetch(&upstream, &url, expected, chunks, limit)
-                            .await?;
-                        record(fetched).await
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = flights.get(&flight_key) {
+            return Ok(Arriving {
+                result: entry.result.clone(),
+                arrival: entry.arrival.clone(),
+                chunks: state.chunks.clone(),
+            });
+        }
+        let id = self
+            .next_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (sender, arrival) = watch::channel(Arrival::default());
+        let task = {
+            let state = state.clone();
+            let registry = registry.name.clone();
+            let key = flight_key.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let proxy = state.proxy.clone();
+                let started = Instant::now();
+                let limit = state.config.max_upload_bytes;
+                let fetched = proxy
+                    .client
+                    .fetch(
+                        &upstream,
+                        &url,
+                        expected,
+                        state.chunks.clone(),
+                        limit,
+                        Arc::new(sender),
+                    )
+                    .await;
+                let result = match fetched {
+                    Ok(fetched) => record(fetched).await,
+                    Err(error) => Err(error),
+                };
+                proxy.finished(&registry, &upstream.url, &url, started, &result);
+                // The finished flight stays a little longer: a request that looked for the object
+                // just before it was recorded joins it instead of fetching again.
+                let flights = proxy.flights.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(FLIGHT_LINGER).await;
+                    let mut flights = flights
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if flights.get(&key).is_some_and(|entry| entry.id == id) {
+                        flights.remove(&key);
                     }
-                    .boxed()
-                    .shared()
-                })
-                .clone()
+                });
+                result
+            })
         };
-        let started = Instant::now();
-        let result = flight.clone().await;
-        // The finished flight stays a little longer: a request that looked for the object just before
-        // it was recorded joins it instead of fetching again (and a miss is not asked again at once).
-        let flights = self.flights.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(FLIGHT_LINGER).await;
-            let mut flights = flights
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if flights
-                .get(&flight_key)
-                .is_some_and(|current| current.ptr_eq(&flight))
-            {
-                flights.remove(&flight_key);
-            }
-        });
-        let upstream_url = registry
-            .upstream
-            .as_ref()
-            .map(|u| u.url.clone())
-            .unwrap_or_default();
+        let result: Flight = async move {
+            task.await
+                .unwrap_or_else(|error| Err(ProxyError::Upstream(format!("fetch task: {error}"))))
+        }
+        .boxed()
+        .shared();
+        flights.insert(
+            flight_key,
+            FlightEntry {
+                id,
+                result: result.clone(),
+                arrival: arrival.clone(),
+            },
+        );
+        Ok(Arriving {
+            result,
+            arrival,
+            chunks: state.chunks.clone(),
+        })
+    }
+
+    /// Bookkeeping when a flight ends: the circuit breaker and the registry's counters.
+    fn finished(
+        &self,
+        registry: &str,
+        upstream: &str,
+        url: &str,
+        started: Instant,
+        result: &Result<Fetched, ProxyError>,
+    ) {
         let elapsed = started.elapsed().as_millis() as u64;
-        match &result {
+        match result {
             Ok(_) | Err(ProxyError::NotFound(_)) => {
-                self.breaker_success(&upstream_url);
-                self.count(&registry.name, |c| {
+                self.breaker_success(upstream);
+                self.count(registry, |c| {
                     c.misses += 1;
                     c.upstream_millis += elapsed;
                 });
             }
             Err(error) => {
-                tracing::warn!(registry = %registry.name, %url, %error, "upstream fetch failed");
-                self.breaker_failure(&upstream_url);
-                self.count(&registry.name, |c| {
+                tracing::warn!(registry, url, %error, "upstream fetch failed");
+                self.breaker_failure(upstream);
+                self.count(registry, |c| {
                     c.misses += 1;
                     c.errors += 1;
                     c.upstream_millis += elapsed;
                 });
             }
         }
-        result
     }
 
     /// A metadata document of a remote registry: the cached copy while it is fresh, else fetched again
@@ -352,16 +505,40 @@ impl Proxy {
     }
 }
 
-/// Finds an immutable file in the first of `candidates` (a registry's resolution order) that has it:
-/// recorded there already, or — for a remote registry — fetched from the upstream location `locate`
-/// names (with the digests it must match), then recorded as `package`/`version`/`filename` with its
-/// origin. Returns the registry that had it and the blob; `None` when none has it.
+/// An object found: stored already, or arriving from an upstream.
+pub enum Content {
+    /// In the chunk store and recorded.
+    Stored(BlobRef),
+    /// Being fetched: stream it, or wait for it.
+    Arriving(Arriving),
+}
+
+/// [`find_or_start_file`], waiting for an arriving file to be stored and recorded.
 pub async fn find_or_fetch_file(
+    state: &AppState,
+    candidates: &[Registry],
+    file: (&str, &str, &str),
+    locate: impl Fn(&Registry) -> Option<(String, Expected)>,
+) -> Result<Option<(Registry, BlobRef)>, ProxyError> {
+    match find_or_start_file(state, candidates, file, locate).await? {
+        Some((registry, Content::Stored(blob))) => Ok(Some((registry, blob))),
+        Some((registry, Content::Arriving(arriving))) => {
+            Ok(Some((registry, arriving.finish().await?.blob)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Finds an immutable file in the first of `candidates` (a registry's resolution order) that has it:
+/// recorded there already, or — for a remote registry — being fetched from the upstream location
+/// `locate` names (with the digests it must match), to be recorded as `package`/`version`/`filename`
+/// with its origin once complete. Returns the registry that has it; `None` when none has it.
+pub async fn find_or_start_file(
     state: &AppState,
     candidates: &[Registry],
     (package, version, filename): (&str, &str, &str),
     locate: impl Fn(&Registry) -> Option<(String, Expected)>,
-) -> Result<Option<(Registry, BlobRef)>, ProxyError> {
+) -> Result<Option<(Registry, Content)>, ProxyError> {
     let mut failure = None;
     for registry in candidates {
         let recorded = state.meta.read(|meta| {
@@ -376,7 +553,7 @@ pub async fn find_or_fetch_file(
                 state.proxy.count_hit(&registry.name);
                 touch(state, &registry.name, package, version);
             }
-            return Ok(Some((registry.clone(), blob)));
+            return Ok(Some((registry.clone(), Content::Stored(blob))));
         }
         if registry.kind != RegistryKind::Remote {
             continue;
@@ -419,12 +596,12 @@ pub async fn find_or_fetch_file(
                 .boxed()
             })
         };
-        match state
-            .proxy
-            .fetch_and_record(state, registry, &url, expected, record)
-            .await
-        {
-            Ok(fetched) => return Ok(Some((registry.clone(), fetched.blob))),
+        let started = match state.proxy.start(state, registry, &url, expected, record) {
+            Ok(mut arriving) => arriving.started().await.map(|()| arriving),
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(arriving) => return Ok(Some((registry.clone(), Content::Arriving(arriving)))),
             Err(ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(error),
         }

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arca_protocol::{BlobRef, Sha256, Upstream};
+use arca_protocol::{BlobRef, ChunkRef, Sha256, Upstream};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use sha1::Digest as _;
+use tokio::sync::watch;
 
 use super::ProxyError;
 use crate::blob::{BlobWriter, ChunkStore};
@@ -32,6 +33,18 @@ pub struct Expected {
     pub sha512: Option<Vec<u8>>,
     /// sha1 (npm `shasum`, Maven `.sha1`).
     pub sha1: Option<Vec<u8>>,
+}
+
+/// What has arrived of an object being fetched: its chunks stored so far, in order, and the length
+/// the upstream announced.
+#[derive(Debug, Clone, Default)]
+pub struct Arrival {
+    /// The upstream answered with the object (a 2xx status); its bytes are on their way.
+    pub started: bool,
+    /// Chunks stored so far.
+    pub chunks: Vec<ChunkRef>,
+    /// The upstream's `Content-Length`.
+    pub declared: Option<u64>,
 }
 
 /// An object fetched into the chunk store.
@@ -100,7 +113,8 @@ fn token_url(challenge: &str) -> Option<String> {
 }
 
 impl UpstreamClient {
-    /// Fetches `url` into `chunks`, retrying what may succeed on another try.
+    /// Fetches `url` into `chunks`, publishing each stored chunk to `arrival`, and retrying what may
+    /// succeed on another try — unless bytes were already published (readers have them).
     pub async fn fetch(
         &self,
         upstream: &Upstream,
@@ -108,15 +122,24 @@ impl UpstreamClient {
         expected: Expected,
         chunks: Arc<ChunkStore>,
         limit: u64,
+        arrival: Arc<watch::Sender<Arrival>>,
     ) -> Result<Fetched, ProxyError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            match self
-                .fetch_once(upstream, url, &expected, chunks.clone(), limit)
-                .await
-            {
-                Err(ProxyError::Upstream(reason)) if attempt < ATTEMPTS => {
+            let result = self
+                .fetch_once(
+                    upstream,
+                    url,
+                    &expected,
+                    chunks.clone(),
+                    limit,
+                    arrival.clone(),
+                )
+                .await;
+            let published = !arrival.borrow().chunks.is_empty();
+            match result {
+                Err(ProxyError::Upstream(reason)) if attempt < ATTEMPTS && !published => {
                     tracing::debug!(url, attempt, reason, "retrying an upstream fetch");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
@@ -228,6 +251,7 @@ impl UpstreamClient {
         expected: &Expected,
         chunks: Arc<ChunkStore>,
         limit: u64,
+        arrival: Arc<watch::Sender<Arrival>>,
     ) -> Result<Fetched, ProxyError> {
         let response = self.send(upstream, url, expected.accept.as_deref()).await?;
         let status = response.status();
@@ -249,7 +273,15 @@ impl UpstreamClient {
                 "{url} is larger than {limit} bytes"
             )));
         }
-        let mut writer = BlobWriter::new(chunks);
+        arrival.send_modify(|arrival| {
+            arrival.started = true;
+            arrival.declared = declared;
+        });
+        let publish = arrival.clone();
+        let mut writer = BlobWriter::with_progress(
+            chunks,
+            Arc::new(move |chunk| publish.send_modify(|arrival| arrival.chunks.push(chunk))),
+        );
         let mut sha512 = sha2::Sha512::new();
         let mut sha1 = sha1::Sha1::new();
         let mut body = response.bytes_stream();

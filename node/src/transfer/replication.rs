@@ -79,20 +79,9 @@ pub fn blobs_wanted_at(state: &MetaState, site: &str) -> Vec<BlobRef> {
         if !registry.registry.replication.copies_eagerly_to(site) {
             continue;
         }
-        for package in registry.packages.values() {
-            let files = package
-                .versions
-                .values()
-                .flat_map(|version| version.files.values())
-                .filter_map(|file| state.blobs.get(&file.sha256));
-            let linked = package
-                .blobs
-                .iter()
-                .filter_map(|digest| state.blob_by_digest(digest));
-            for blob in files.chain(linked) {
-                if seen.insert(blob.sha256) {
-                    wanted.push(blob.clone());
-                }
+        for blob in crate::policy::gc::registry_blobs(state, registry) {
+            if seen.insert(blob.sha256) {
+                wanted.push(blob.clone());
             }
         }
     }

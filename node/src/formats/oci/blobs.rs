@@ -23,6 +23,7 @@ use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::{BlobWriter, read_blob};
 use crate::formats::{append_body, declared_length, discard_body, serve_blob};
+use crate::proxy::Content;
 
 /// Upload sessions idle for longer than this are dropped.
 const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(900);
@@ -231,12 +232,16 @@ pub async fn fetch(
         };
         linked_blob(state, &name, &digest)
     };
-    let blob = super::remote::find_blob(state, name, &digest, linked)
+    let found = super::remote::find_blob(state, name, &digest, linked)
         .await?
         .ok_or_else(|| OciError::blob_unknown(&digest))?;
-    let mut response = serve_blob(state, headers, &blob, |message| {
-        OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message).into_response()
-    });
+    let mut response = match found {
+        Content::Stored(blob) => serve_blob(state, headers, &blob, |message| {
+            OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message)
+                .into_response()
+        }),
+        Content::Arriving(arriving) => crate::formats::generic::stream_arriving(arriving),
+    };
     if let Ok(value) = HeaderValue::from_str(&digest) {
         response
             .headers_mut()

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
-pub use self::auth::TokenSigner;
+pub use self::auth::{OciCaller, TokenSigner, authenticate};
 pub use self::blobs::Uploads;
 pub use self::error::OciError;
 use self::names::RepositoryName;

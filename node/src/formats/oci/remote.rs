@@ -12,7 +12,7 @@ use super::manifests;
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use crate::AppState;
 use crate::formats::read_small_blob;
-use crate::proxy::{self, Expected, Fetched, ProxyError, Record};
+use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
 
 /// A manifest found for a reference: its digest, media type and bytes, and whether it is a stale copy.
 pub struct FoundManifest {
@@ -265,20 +265,21 @@ async fn record_manifest(
 }
 
 /// Finds a blob of `name` in its registry or, for remote and virtual registries, in their members and
-/// upstreams (a blob fetched from an upstream is verified against its digest and linked).
+/// upstreams (a blob fetched from an upstream streams while it arrives, and is linked once verified
+/// against its digest).
 pub async fn find_blob(
     state: &AppState,
     name: &RepositoryName,
     digest: &str,
     linked: impl Fn(&str) -> Option<BlobRef>,
-) -> Result<Option<BlobRef>, OciError> {
+) -> Result<Option<Content>, OciError> {
     let mut failure = None;
     for registry in candidates(state, name) {
         if let Some(blob) = linked(&registry.name) {
             if registry.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&registry.name);
             }
-            return Ok(Some(blob));
+            return Ok(Some(Content::Stored(blob)));
         }
         if registry.kind != RegistryKind::Remote {
             continue;
@@ -315,12 +316,12 @@ pub async fn find_blob(
                 .boxed()
             })
         };
-        match state
-            .proxy
-            .fetch_and_record(state, &registry, &url, expected, record)
-            .await
-        {
-            Ok(fetched) => return Ok(Some(fetched.blob)),
+        let started = match state.proxy.start(state, &registry, &url, expected, record) {
+            Ok(mut arriving) => arriving.started().await.map(|()| arriving),
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(arriving) => return Ok(Some(Content::Arriving(arriving))),
             Err(ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(error),
         }
@@ -403,6 +404,7 @@ mod tests {
             }),
             members: Vec::new(),
             publish_to: None,
+            audit_downloads: false,
         }
     }
 

@@ -1,0 +1,626 @@
+//! The audit trail: who changed what, from where, and how it ended; and, for registries that ask for
+//! it (`audit_downloads`), who downloaded what.
+//!
+//! [`record`] is a middleware around every route of every surface (`/api/v1`, `/generic`, `/npm`,
+//! `/pypi`, `/maven`, `/v2`). For each request with a method other than GET, HEAD or OPTIONS, and for
+//! each GET of a file, blob, tarball or manifest of a registry with `audit_downloads` on, it
+//! identifies the caller the way the handlers do, lets the request run, and hands an [`AuditEvent`] to
+//! the node's [`AuditRecorder`]. The recorder proposes what it collected as one
+//! [`Command::RecordAudit`] every [`FLUSH_EVERY`] (sooner when [`FLUSH_AT`] events wait), so requests
+//! never wait for the trail and never fail because of it; when metadata is unavailable the events are
+//! kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and proposed again next round.
+//!
+//! The state machine numbers the events and keeps the newest
+//! [`AUDIT_RETENTION`](crate::meta::state::AUDIT_RETENTION). `GET /api/v1/audit` (admin) queries
+//! them; nothing in the API writes or deletes them.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use arca_protocol::api::{AuditList, AuditQuery};
+use arca_protocol::model::AuditEvent;
+use arca_protocol::{Command, Role};
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::{Notify, mpsc};
+
+use super::{ApiError, QueryParams};
+use crate::AppState;
+use crate::auth::{AuthError, Caller};
+use crate::meta::{Meta, ProposeError};
+
+/// How often collected events are proposed.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Events waiting that trigger a proposal before [`FLUSH_EVERY`] has passed.
+pub const FLUSH_AT: usize = 256;
+/// The most events one [`Command::RecordAudit`] carries.
+const MAX_BATCH: usize = 1000;
+/// The most events a node keeps waiting (while metadata is unavailable); beyond, the oldest go.
+pub const QUEUE_LIMIT: usize = 10_000;
+/// Events answered when the query names no limit.
+const DEFAULT_LIMIT: u32 = 100;
+/// The most events one query answers.
+const MAX_LIMIT: u32 = 1000;
+/// Error bodies up to this size are read for the event's detail.
+const DETAIL_BODY_LIMIT: u64 = 16 * 1024;
+/// The longest detail recorded, in bytes.
+const DETAIL_MAX: usize = 512;
+/// The largest registry-creation body read for the registry's name (axum's default JSON limit).
+const CREATE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// What a handler may attach to its response (as an extension) to say why it ended as it did, for
+/// example the rule and reason of a policy decision. Without it, the message of an error answer is
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDetail(pub String);
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/audit", get(list))
+}
+
+/// `GET /api/v1/audit?since=&until=&actor=&registry=&action=&limit=`: matching events, newest first.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<AuditQuery>,
+) -> Result<Json<AuditList>, ApiError> {
+    caller.require(Role::Admin)?;
+    let now = state.now_ms();
+    let since = query
+        .since
+        .as_deref()
+        .map(|text| parse_time("since", text, now))
+        .transpose()?;
+    let until = query
+        .until
+        .as_deref()
+        .map(|text| parse_time("until", text, now))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let action = query.action.as_deref().map(str::to_lowercase);
+    let matches = |event: &AuditEvent| {
+        since.is_none_or(|since| event.at >= since)
+            && until.is_none_or(|until| event.at <= until)
+            && query.actor.as_deref().is_none_or(|actor| {
+                event.actor == actor || event.actor_id.as_deref() == Some(actor)
+            })
+            && query
+                .registry
+                .as_deref()
+                .is_none_or(|registry| event.registry.as_deref() == Some(registry))
+            && action
+                .as_deref()
+                .is_none_or(|action| event.action.to_lowercase().contains(action))
+    };
+    let events = state.meta.read(|meta| {
+        meta.audit
+            .iter()
+            .rev()
+            .filter(|event| matches(event))
+            .take(limit as usize)
+            .cloned()
+            .collect()
+    });
+    Ok(Json(AuditList { events }))
+}
+
+/// A point in time given as unix milliseconds, an RFC 3339 time, or a duration before `now` (`1h`).
+pub fn parse_time(name: &str, text: &str, now: u64) -> Result<u64, ApiError> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| ApiError::invalid(format!("{name}: {text} is out of range")));
+    }
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        return Ok(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Ok(ago) = humantime::parse_duration(text) {
+        let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+        return Ok(now.saturating_sub(ago));
+    }
+    Err(ApiError::invalid(format!(
+        "{name}: {text:?} is neither unix milliseconds, an RFC 3339 time nor a duration such as 1h"
+    )))
+}
+
+/// The state of the [`record`] middleware: the node and its recorder.
+#[derive(Clone)]
+pub struct Auditing {
+    state: AppState,
+    recorder: AuditRecorder,
+}
+
+impl Auditing {
+    /// Starts the node's recorder (a background task that ends, after a last round, when every copy
+    /// of the returned value is gone, that is when the router is).
+    pub fn start(state: &AppState) -> Auditing {
+        Auditing {
+            state: state.clone(),
+            recorder: AuditRecorder::start(state.meta.clone()),
+        }
+    }
+}
+
+/// The audit middleware; see the module documentation.
+pub async fn record(State(auditing): State<Auditing>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string());
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let download = method == Method::GET
+        && route
+            .as_deref()
+            .is_some_and(|route| is_download(route, request.uri().path()));
+    if !mutating && !download {
+        return next.run(request).await;
+    }
+    let state = &auditing.state;
+    let (mut parts, body) = request.into_parts();
+    let mut registry = registry_in(&route, &mut parts).await;
+    if download
+        && !registry.as_deref().is_some_and(|name| {
+            state.meta.read(|meta| {
+                meta.registry(name)
+                    .is_some_and(|r| r.registry.audit_downloads)
+            })
+        })
+    {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let at = state.now_ms();
+    let target = parts.uri.path().to_string();
+    let source_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(
+            || "unknown".to_string(),
+            |info| info.0.ip().to_canonical().to_string(),
+        );
+    let mut caller = identify(state, &target, &parts.headers);
+    // A token created through another node may only be known here once the request has caught up
+    // with the cluster: a failure is checked again after the request ran.
+    let retry = caller.is_err().then(|| parts.headers.clone());
+    let body = if method == Method::POST && route.as_deref() == Some("/api/v1/registries") {
+        match read_registry_name(body).await {
+            Ok((name, body)) => {
+                registry = name;
+                Ok(body)
+            }
+            Err(refusal) => Err(refusal),
+        }
+    } else {
+        Ok(body)
+    };
+    let response = match body {
+        Ok(body) => next.run(Request::from_parts(parts, body)).await,
+        Err(refusal) => refusal.into_response(),
+    };
+    if let Some(headers) = retry {
+        caller = identify(state, &target, &headers);
+    }
+    let (response, mut detail) = detail_of(response).await;
+    let (actor, actor_id) = match caller {
+        Ok(Caller::Token(token)) => (token.name, Some(token.id)),
+        Ok(Caller::Anonymous) => ("anonymous".to_string(), None),
+        Err(error) => {
+            detail = Some(format!("invalid credentials: {error}"));
+            ("anonymous".to_string(), None)
+        }
+    };
+    auditing.recorder.record(AuditEvent {
+        id: 0,
+        at,
+        actor,
+        actor_id,
+        source_ip,
+        action: format!(
+            "{method} {}",
+            route.as_deref().unwrap_or("(no matching route)")
+        ),
+        registry,
+        target,
+        result: response.status().as_u16(),
+        detail,
+    });
+    response
+}
+
+/// The caller, identified the way the surface's handlers do it.
+fn identify(state: &AppState, path: &str, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    if path == "/v2" || path.starts_with("/v2/") {
+        crate::formats::oci::authenticate(state, headers).map(|oci| oci.caller)
+    } else {
+        crate::auth::authenticate(&state.meta, headers)
+    }
+}
+
+/// The registry a request's path names: its `{registry}` parameter, or for the OCI API the first
+/// segment of the repository name.
+async fn registry_in(
+    route: &Option<String>,
+    parts: &mut axum::http::request::Parts,
+) -> Option<String> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    let param = |wanted: &str| {
+        params
+            .iter()
+            .find(|(key, _)| *key == wanted)
+            .map(|(_, value)| value.to_string())
+    };
+    if route.as_deref() == Some("/v2/{*path}") {
+        let path = param("path")?;
+        let first = path.trim_start_matches('/').split('/').next()?;
+        return (!first.is_empty()).then(|| first.to_string());
+    }
+    param("registry")
+}
+
+/// True when a GET of `path` on `route` downloads a file, blob, tarball or manifest (rather than an
+/// index, a listing or metadata).
+fn is_download(route: &str, path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match route {
+        "/generic/{registry}/{package}/{version}/{filename}"
+        | "/pypi/{registry}/files/{project}/{version}/{filename}" => true,
+        "/maven/{registry}/{*path}" => !last.is_empty() && !last.starts_with("maven-metadata.xml"),
+        "/npm/{registry}/{*path}" => {
+            // `/npm/<registry>/<name>/-/<file>`; registry-level endpoints are `/npm/<registry>/-/...`.
+            let rest = path
+                .strip_prefix("/npm/")
+                .and_then(|rest| rest.split_once('/'))
+                .map_or("", |(_, rest)| rest);
+            !rest.starts_with("-/") && rest.contains("/-/")
+        }
+        "/v2/{*path}" => {
+            (path.contains("/blobs/") && !path.contains("/blobs/uploads"))
+                || path.contains("/manifests/")
+        }
+        _ => false,
+    }
+}
+
+/// Reads a registry-creation body (it is small JSON) for the new registry's name, and gives the
+/// bytes back as a body for the handler.
+async fn read_registry_name(body: Body) -> Result<(Option<String>, Body), ApiError> {
+    let bytes = axum::body::to_bytes(body, CREATE_BODY_LIMIT)
+        .await
+        .map_err(|error| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(cause) = source {
+                if cause.is::<http_body_util::LengthLimitError>() {
+                    return ApiError::too_large(CREATE_BODY_LIMIT as u64);
+                }
+                source = cause.source();
+            }
+            ApiError::invalid(format!("reading the request body: {error}"))
+        })?;
+    let name = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|json| json.get("name")?.as_str().map(str::to_string));
+    Ok((name, Body::from(bytes)))
+}
+
+/// The response, and why it ended as it did: the [`AuditDetail`] a handler attached, else the message
+/// of an error answer (read when its body is small and complete; the body is passed on unchanged).
+async fn detail_of(response: Response) -> (Response, Option<String>) {
+    if let Some(AuditDetail(detail)) = response.extensions().get::<AuditDetail>() {
+        let detail = truncate(detail.clone());
+        return (response, Some(detail));
+    }
+    let status = response.status();
+    let readable = (status.is_client_error() || status.is_server_error())
+        && response
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|size| size > 0 && size <= DETAIL_BODY_LIMIT);
+    if !readable {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, DETAIL_BODY_LIMIT as usize).await {
+        Ok(bytes) => {
+            let detail = error_message(&parts.headers, &bytes);
+            (Response::from_parts(parts, Body::from(bytes)), detail)
+        }
+        Err(error) => {
+            tracing::debug!(%error, "reading an error answer for the audit trail");
+            (Response::from_parts(parts, Body::empty()), None)
+        }
+    }
+}
+
+/// The message of an error answer in any of the formats' shapes: Arca's `{"error": {"message"}}`,
+/// npm's `{"error": "..."}`, OCI's `{"errors": [{"message"}]}`, or plain text.
+fn error_message(headers: &HeaderMap, bytes: &[u8]) -> Option<String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/plain");
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if content_type.contains("json") {
+        let json: serde_json::Value = serde_json::from_str(text).ok()?;
+        let message = json
+            .pointer("/error/message")
+            .or_else(|| json.get("error").filter(|e| e.is_string()))
+            .or_else(|| json.pointer("/errors/0/message"))
+            .or_else(|| json.get("message"))
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| text.to_string(), str::to_string);
+        return Some(truncate(message));
+    }
+    content_type
+        .starts_with("text/plain")
+        .then(|| truncate(text.to_string()))
+}
+
+/// `text` cut to at most [`DETAIL_MAX`] bytes, on a character boundary.
+fn truncate(mut text: String) -> String {
+    if text.len() > DETAIL_MAX {
+        let mut end = DETAIL_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// A node's collector of audit events: [`AuditRecorder::record`] queues an event without waiting; a
+/// background task proposes what is queued. Cloning shares the queue.
+#[derive(Clone)]
+pub struct AuditRecorder {
+    queue: Arc<Queue>,
+    /// Closed when the last copy is dropped, which ends the task after a last round.
+    _alive: mpsc::Sender<()>,
+}
+
+/// The events waiting to be proposed.
+#[derive(Default)]
+struct Queue {
+    events: Mutex<VecDeque<AuditEvent>>,
+    wake: Notify,
+    dropped: AtomicU64,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<AuditEvent>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues one event; true when enough wait to propose now.
+    fn push(&self, event: AuditEvent) -> bool {
+        let mut events = self.lock();
+        events.push_back(event);
+        self.trim(&mut events);
+        events.len() >= FLUSH_AT
+    }
+
+    /// Takes up to `max` of the oldest events.
+    fn take(&self, max: usize) -> Vec<AuditEvent> {
+        let mut events = self.lock();
+        let n = events.len().min(max);
+        events.drain(..n).collect()
+    }
+
+    /// Puts a batch that could not be proposed back in front of what arrived since.
+    fn put_back(&self, batch: Vec<AuditEvent>) {
+        let mut events = self.lock();
+        for event in batch.into_iter().rev() {
+            events.push_front(event);
+        }
+        self.trim(&mut events);
+    }
+
+    /// Drops the oldest events beyond [`QUEUE_LIMIT`], counting them.
+    fn trim(&self, events: &mut VecDeque<AuditEvent>) {
+        while events.len() > QUEUE_LIMIT {
+            events.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AuditRecorder {
+    /// Starts the task that proposes queued events through `meta`.
+    pub fn start(meta: Meta) -> AuditRecorder {
+        let queue = Arc::new(Queue::default());
+        let (alive, closed) = mpsc::channel(1);
+        tokio::spawn(run(meta, queue.clone(), closed));
+        AuditRecorder {
+            queue,
+            _alive: alive,
+        }
+    }
+
+    /// Queues an event; never waits for it to be recorded.
+    pub fn record(&self, event: AuditEvent) {
+        if self.queue.push(event) {
+            self.queue.wake.notify_one();
+        }
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Proposes queued events every [`FLUSH_EVERY`], or sooner when woken, until the recorder is gone.
+async fn run(meta: Meta, queue: Arc<Queue>, mut closed: mpsc::Receiver<()>) {
+    let mut reported_drops = 0;
+    loop {
+        let last_round = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = queue.wake.notified() => false,
+            _ = closed.recv() => true,
+        };
+        let dropped = queue.dropped.load(Ordering::Relaxed);
+        if dropped > reported_drops {
+            tracing::warn!(
+                dropped = dropped - reported_drops,
+                total = dropped,
+                "audit queue full: the oldest unrecorded events were dropped"
+            );
+            reported_drops = dropped;
+        }
+        flush(&meta, &queue).await;
+        if last_round {
+            let left = queue.lock().len();
+            if left > 0 {
+                tracing::warn!(left, "stopping with audit events not recorded");
+            }
+            return;
+        }
+    }
+}
+
+/// Proposes everything queued, in batches; on failure the batch goes back for the next round.
+async fn flush(meta: &Meta, queue: &Queue) {
+    loop {
+        let batch = queue.take(MAX_BATCH);
+        if batch.is_empty() {
+            return;
+        }
+        let command = Command::RecordAudit {
+            events: batch.clone(),
+        };
+        match meta.propose(command).await {
+            Ok(()) => {}
+            Err(ProposeError::Unavailable(reason)) => {
+                tracing::warn!(%reason, events = batch.len(), "recording audit events; will retry");
+                queue.put_back(batch);
+                return;
+            }
+            Err(ProposeError::Refused(error)) => {
+                tracing::error!(%error, events = batch.len(), "audit events refused; dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(target: &str) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            at: 1,
+            actor: "anonymous".into(),
+            actor_id: None,
+            source_ip: "127.0.0.1".into(),
+            action: "DELETE /x".into(),
+            registry: None,
+            target: target.into(),
+            result: 204,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn audit_queue_is_bounded_and_keeps_order_across_retries() {
+        let queue = Queue::default();
+        for i in 0..QUEUE_LIMIT + 5 {
+            queue.push(event(&i.to_string()));
+        }
+        assert_eq!(queue.dropped.load(Ordering::Relaxed), 5);
+        let batch = queue.take(3);
+        assert_eq!(batch[0].target, "5", "the oldest were dropped");
+        queue.push(event("new"));
+        queue.put_back(batch);
+        let all = queue.take(usize::MAX);
+        assert_eq!(all.len(), QUEUE_LIMIT);
+        assert_eq!(
+            all[0].target, "6",
+            "one more dropped to make room, oldest first"
+        );
+        assert_eq!(all.last().map(|e| e.target.as_str()), Some("new"));
+    }
+
+    #[test]
+    fn audit_downloads_are_files_not_indexes() {
+        let generic = "/generic/{registry}/{package}/{version}/{filename}";
+        assert!(is_download(generic, "/generic/r/p/1/f.bin"));
+        let npm = "/npm/{registry}/{*path}";
+        assert!(is_download(npm, "/npm/r/left-pad/-/left-pad-1.0.0.tgz"));
+        assert!(is_download(npm, "/npm/r/@s%2fp/-/p-1.0.0.tgz"));
+        assert!(!is_download(npm, "/npm/r/left-pad"));
+        assert!(!is_download(npm, "/npm/r/-/v1/search"));
+        let maven = "/maven/{registry}/{*path}";
+        assert!(is_download(maven, "/maven/r/g/a/1/a-1.jar"));
+        assert!(!is_download(maven, "/maven/r/g/a/maven-metadata.xml.sha1"));
+        let oci = "/v2/{*path}";
+        assert!(is_download(oci, "/v2/r/app/blobs/sha256:00"));
+        assert!(is_download(oci, "/v2/r/app/manifests/latest"));
+        assert!(!is_download(oci, "/v2/r/app/tags/list"));
+        assert!(!is_download(oci, "/v2/r/app/blobs/uploads/abc"));
+        assert!(!is_download(
+            "/pypi/{registry}/simple/{project}",
+            "/pypi/r/simple/x"
+        ));
+    }
+
+    #[test]
+    fn audit_times_are_millis_rfc3339_or_durations_ago() {
+        let now = 10_000_000;
+        assert_eq!(parse_time("since", "1234", now), Ok(1234));
+        assert_eq!(parse_time("since", "1h", now), Ok(now - 3_600_000));
+        assert_eq!(
+            parse_time("since", "2023-11-14T22:13:20Z", now),
+            Ok(1_700_000_000_000)
+        );
+        assert!(parse_time("since", "yesterday", now).is_err());
+    }
+
+    #[test]
+    fn audit_details_come_from_every_error_shape() {
+        let json = |body: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            error_message(&headers, body.as_bytes())
+        };
+        assert_eq!(
+            json(r#"{"error":{"code":"X","message":"no"}}"#).as_deref(),
+            Some("no")
+        );
+        assert_eq!(
+            json(r#"{"error":"npm says no"}"#).as_deref(),
+            Some("npm says no")
+        );
+        assert_eq!(
+            json(r#"{"errors":[{"code":"DENIED","message":"oci says no"}]}"#).as_deref(),
+            Some("oci says no")
+        );
+        assert_eq!(
+            error_message(&HeaderMap::new(), b"plain no").as_deref(),
+            Some("plain no")
+        );
+        let long = truncate("é".repeat(DETAIL_MAX));
+        assert!(long.len() <= DETAIL_MAX + '…'.len_utf8());
+    }
+}

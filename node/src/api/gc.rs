@@ -1,0 +1,66 @@
+//! `/api/v1/gc`: an admin runs garbage collection of this node's chunks (see [`crate::policy::gc`]).
+
+use std::time::Duration;
+
+use arca_protocol::Role;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::policy::gc::{self, GcError, GcOptions, GcReport};
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/gc", post(run))
+}
+
+/// The body of `POST /api/v1/gc` (JSON); every field may be left out, and so may the body.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcRequest {
+    /// Count what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Unreferenced chunks younger than this many seconds are kept (default: an hour).
+    pub grace_seconds: u64,
+}
+
+impl Default for GcRequest {
+    fn default() -> Self {
+        GcRequest {
+            dry_run: false,
+            grace_seconds: gc::DEFAULT_GRACE.as_secs(),
+        }
+    }
+}
+
+/// Runs one collection to its end, even when the caller goes away meanwhile.
+async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<GcReport>, ApiError> {
+    caller.require(Role::Admin)?;
+    let request: GcRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        GcRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid garbage collection request: {e}")))?
+    };
+    let options = GcOptions {
+        dry_run: request.dry_run,
+        grace: Duration::from_secs(request.grace_seconds),
+    };
+    let task = tokio::spawn(async move { gc::run(&state.meta, &state.chunks, options).await });
+    match task.await.map_err(ApiError::internal)? {
+        Ok(report) => Ok(Json(report)),
+        Err(GcError::AlreadyRunning) => Err(ApiError::conflict(
+            "a garbage collection is already running on this node",
+        )),
+        Err(GcError::Blob(error)) => Err(error.into()),
+    }
+}

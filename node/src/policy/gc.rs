@@ -1,0 +1,578 @@
+//! Garbage collection of chunks: removes the chunk files of this node that no blob the metadata
+//! references uses any more, once they are older than a grace period.
+//!
+//! A run **lists** the chunk directory, then **marks** (after a read barrier, it reads the applied
+//! state and collects the chunk ids of every referenced blob), then **sweeps**: a listed chunk that is
+//! not marked, was written (or last reused) before `now - grace` and is not held is removed from disk
+//! and from the memory tier. What keeps it from taking chunks in use:
+//!
+//! - *Referenced blobs*: marking happens after listing, so a blob committed between the two is seen;
+//!   one committed after the mark had its chunks written, reused (touched) or fetched after the run
+//!   began, so they are younger than the cutoff or claimed.
+//! - *Uploads in flight*: a blob writer pins the chunks it stores until it is dropped, however long
+//!   the upload takes. From the end of the upload to the Raft commit, the grace period protects them
+//!   (a grace of 0 gives that window up: only for a quiet registry).
+//! - *Reused chunks*: a write that finds its chunk already stored touches it (its age starts again)
+//!   and, during a run, claims it under the lock a removal takes; a chunk found present by
+//!   [`ChunkStore::contains`] (the replication worker) is claimed too.
+//!
+//! A run never blocks pushes: listing, checking and removing files run on blocking threads, and the
+//! state's read lock is held only while the referenced chunk ids are collected. Each node collects its
+//! own chunk directory; the bounded cache of a cache node evicts by itself and is not touched.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arca_protocol::{BlobRef, ChunkId};
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{BlobError, ChunkStore, Collection, StoredChunk};
+use crate::meta::Meta;
+use crate::meta::state::{MetaState, RegistryState};
+
+/// How old an unreferenced chunk must be before it is removed, unless a run says otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// How one run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Count what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Unreferenced chunks younger than this are kept.
+    pub grace: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// What one run found and did (`POST /api/v1/gc` answers it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Chunk files listed.
+    pub scanned: u64,
+    /// Of those, the ones a referenced blob uses.
+    pub referenced: u64,
+    /// Unreferenced chunks removed (in a dry run: that would have been).
+    pub removed: u64,
+    /// Their bytes.
+    pub removed_bytes: u64,
+    /// Unreferenced chunks kept: younger than the grace period, or held by an upload in flight.
+    pub kept_in_grace: u64,
+    /// Whether nothing was removed on purpose.
+    pub dry_run: bool,
+}
+
+/// Why a run did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// Another run is in progress on this node.
+    #[error("a garbage collection is already running on this node")]
+    AlreadyRunning,
+    /// The chunk directory could not be listed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// The blobs a registry's packages reference: the files of their versions (OCI manifests included)
+/// and the blobs linked into them (OCI layers and configs). A blob may come more than once.
+pub fn registry_blobs<'a>(
+    state: &'a MetaState,
+    registry: &'a RegistryState,
+) -> impl Iterator<Item = &'a BlobRef> + 'a {
+    registry.packages.values().flat_map(move |package| {
+        let files = package
+            .versions
+            .values()
+            .flat_map(|version| version.files.values())
+            .filter_map(move |file| state.blobs.get(&file.sha256));
+        let linked = package
+            .blobs
+            .iter()
+            .filter_map(move |digest| state.blob_by_digest(digest));
+        files.chain(linked)
+    })
+}
+
+/// Every blob the state references: those of every registry ([`registry_blobs`]) and the metadata
+/// documents remote registries cached. (`MetaState::blobs` is not this: it is never pruned.)
+pub fn referenced_blobs(state: &MetaState) -> impl Iterator<Item = &BlobRef> {
+    let registries = state
+        .registries
+        .values()
+        .flat_map(move |registry| registry_blobs(state, registry));
+    let cached = state
+        .cached
+        .values()
+        .flat_map(|documents| documents.values())
+        .map(|document| &document.blob);
+    registries.chain(cached)
+}
+
+/// The chunks of every referenced blob.
+pub fn referenced_chunks(state: &MetaState) -> HashSet<ChunkId> {
+    let mut seen = HashSet::new();
+    let mut chunks = HashSet::new();
+    for blob in referenced_blobs(state) {
+        if seen.insert(blob.sha256) {
+            chunks.extend(blob.chunks.iter().map(|chunk| chunk.id));
+        }
+    }
+    chunks
+}
+
+/// One run on `meta`'s node: marks after a read barrier, so everything the cluster committed before
+/// the mark counts as referenced.
+pub async fn run(
+    meta: &Meta,
+    chunks: &Arc<ChunkStore>,
+    options: GcOptions,
+) -> Result<GcReport, GcError> {
+    let started = Instant::now();
+    let report = collect(chunks, options, || async {
+        meta.catch_up().await;
+        meta.read(referenced_chunks)
+    })
+    .await?;
+    tracing::info!(
+        scanned = report.scanned,
+        referenced = report.referenced,
+        removed = report.removed,
+        removed_bytes = report.removed_bytes,
+        kept_in_grace = report.kept_in_grace,
+        dry_run = report.dry_run,
+        grace_seconds = options.grace.as_secs(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "garbage collection"
+    );
+    Ok(report)
+}
+
+/// Runs a collection with the default grace period every `every`, until the process ends.
+pub async fn run_periodically(meta: Meta, chunks: Arc<ChunkStore>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match run(&meta, &chunks, GcOptions::default()).await {
+            Ok(_) => {}
+            Err(GcError::AlreadyRunning) => {
+                tracing::debug!("periodic garbage collection skipped: one is running")
+            }
+            Err(error) => tracing::warn!(%error, "periodic garbage collection"),
+        }
+    }
+}
+
+/// One run on `store`: lists its chunks, then awaits `mark` for the referenced ones, then sweeps.
+pub async fn collect<F, Fut>(
+    store: &Arc<ChunkStore>,
+    options: GcOptions,
+    mark: F,
+) -> Result<GcReport, GcError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = HashSet<ChunkId>>,
+{
+    let collection = store.begin_collection().ok_or(GcError::AlreadyRunning)?;
+    let cutoff = SystemTime::now()
+        .checked_sub(options.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let (collection, listed) = blocking(move || {
+        let listed = collection.list();
+        (collection, listed)
+    })
+    .await?;
+    let listed = listed.map_err(BlobError::from)?;
+    let referenced = mark().await;
+    let report =
+        blocking(move || sweep(&collection, listed, &referenced, cutoff, options.dry_run)).await?;
+    Ok(report)
+}
+
+async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, BlobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BlobError::Task(e.to_string()))
+}
+
+fn sweep(
+    collection: &Collection,
+    listed: Vec<StoredChunk>,
+    referenced: &HashSet<ChunkId>,
+    cutoff: SystemTime,
+    dry_run: bool,
+) -> GcReport {
+    let mut report = GcReport {
+        dry_run,
+        ..GcReport::default()
+    };
+    for chunk in listed {
+        report.scanned += 1;
+        if referenced.contains(&chunk.id) {
+            report.referenced += 1;
+            continue;
+        }
+        if chunk.modified >= cutoff || collection.is_held(&chunk.id) {
+            report.kept_in_grace += 1;
+            continue;
+        }
+        let removed = if dry_run {
+            true
+        } else {
+            match collection.remove_unless_held(&chunk.id, cutoff) {
+                Ok(removed) => removed,
+                Err(error) => {
+                    tracing::warn!(chunk = %chunk.id, %error, "garbage collection: removing a chunk");
+                    continue;
+                }
+            }
+        };
+        if removed {
+            report.removed += 1;
+            report.removed_bytes += chunk.size;
+        } else {
+            report.kept_in_grace += 1;
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::fs::File;
+
+    use arca_protocol::{
+        CachedDocument, ChunkRef, Command, Overwrite, PackageType, Registry, Sha256,
+    };
+
+    use super::*;
+    use crate::blob::{BlobWriter, ChunkDisk, LocalDisk};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        disk: Arc<LocalDisk>,
+        store: Arc<ChunkStore>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(LocalDisk::open(dir.path()).expect("disk"));
+        let store = Arc::new(ChunkStore::on(disk.clone(), 1 << 20));
+        Fixture {
+            _dir: dir,
+            disk,
+            store,
+        }
+    }
+
+    impl Fixture {
+        fn put(&self, data: &[u8]) -> ChunkId {
+            self.store.put(data).expect("put").id
+        }
+
+        /// Makes the chunk look written `seconds` ago.
+        fn age(&self, id: &ChunkId, seconds: u64) {
+            let then = SystemTime::now() - Duration::from_secs(seconds);
+            File::open(self.disk.path_of(&id.to_hex()))
+                .expect("chunk file")
+                .set_modified(then)
+                .expect("set mtime");
+        }
+
+        fn on_disk(&self, id: &ChunkId) -> bool {
+            self.disk.contains(&id.to_hex())
+        }
+
+        async fn collect(
+            &self,
+            dry_run: bool,
+            grace: Duration,
+            referenced: &[ChunkId],
+        ) -> GcReport {
+            let referenced: HashSet<ChunkId> = referenced.iter().copied().collect();
+            collect(&self.store, GcOptions { dry_run, grace }, || async {
+                referenced
+            })
+            .await
+            .expect("collect")
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn removes_old_unreferenced_chunks_and_keeps_the_rest() {
+        let f = fixture();
+        let kept = f.put(b"referenced");
+        let old = f.put(b"old and unreferenced");
+        let young = f.put(b"young and unreferenced");
+        f.age(&kept, 7200);
+        f.age(&old, 7200);
+        f.age(&young, 60);
+        let report = f.collect(false, HOUR, &[kept]).await;
+        assert_eq!(
+            report,
+            GcReport {
+                scanned: 3,
+                referenced: 1,
+                removed: 1,
+                removed_bytes: b"old and unreferenced".len() as u64,
+                kept_in_grace: 1,
+                dry_run: false,
+            }
+        );
+        assert!(f.on_disk(&kept) && f.on_disk(&young));
+        assert!(!f.on_disk(&old));
+        let chunk = ChunkRef { id: kept, size: 10 };
+        assert_eq!(&f.store.get(&chunk).expect("kept chunk")[..], b"referenced");
+
+        let report = f.collect(false, Duration::ZERO, &[kept]).await;
+        assert_eq!((report.scanned, report.removed), (2, 1), "{report:?}");
+        assert!(!f.on_disk(&young));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_counts_what_a_real_run_removes_and_removes_nothing() {
+        let f = fixture();
+        let ids: Vec<ChunkId> = (0..6u8).map(|i| f.put(&[i; 100])).collect();
+        for id in &ids[..4] {
+            f.age(id, 7200);
+        }
+        let dry = f.collect(true, HOUR, &ids[..1]).await;
+        assert!(
+            ids.iter().all(|id| f.on_disk(id)),
+            "a dry run removes nothing"
+        );
+        assert_eq!((dry.removed, dry.removed_bytes), (3, 300));
+        let real = f.collect(false, HOUR, &ids[..1]).await;
+        assert_eq!(
+            GcReport {
+                dry_run: true,
+                ..real
+            },
+            dry
+        );
+        assert_eq!(ids.iter().filter(|id| f.on_disk(id)).count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_reput_refreshes_the_age_of_an_existing_chunk() {
+        let f = fixture();
+        let id = f.put(b"reused by a new upload");
+        f.age(&id, 7200);
+        let aged = f.disk.modified(&id.to_hex()).expect("mtime");
+        assert_eq!(f.put(b"reused by a new upload"), id);
+        let refreshed = f.disk.modified(&id.to_hex()).expect("mtime");
+        assert!(refreshed > aged + Duration::from_secs(3600));
+        assert_eq!(
+            f.store
+                .stats
+                .chunks_deduplicated
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let report = f.collect(false, HOUR, &[]).await;
+        assert_eq!((report.removed, report.kept_in_grace), (0, 1));
+        assert!(f.on_disk(&id));
+    }
+
+    #[tokio::test]
+    async fn chunks_of_a_blob_being_written_are_kept_whatever_the_grace() {
+        let f = fixture();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..20_000_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut writer = BlobWriter::new(f.store.clone());
+        writer.write(&data[..12_000_000]).await.expect("write");
+        // Let the chunk writes started so far land.
+        for _ in 0..200 {
+            if f.store
+                .stats
+                .chunks_written
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let during = f.collect(false, Duration::ZERO, &[]).await;
+        assert!(during.scanned >= 1, "{during:?}");
+        assert_eq!(during.kept_in_grace, during.scanned, "{during:?}");
+        writer.write(&data[12_000_000..]).await.expect("write");
+        let blob = writer.finish().await.expect("finish");
+        for chunk in &blob.chunks {
+            assert!(f.on_disk(&chunk.id), "chunk {} lost", chunk.id);
+        }
+        // Once the writer is gone (and no blob was committed), nothing holds them.
+        let after = f.collect(false, Duration::ZERO, &[]).await;
+        assert_eq!(after.removed as usize, blob.chunks.len(), "{after:?}");
+        assert_eq!(after.removed_bytes, data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn chunks_found_present_during_a_run_are_kept_by_it() {
+        let f = fixture();
+        let id = f.put(b"replicated");
+        f.age(&id, 7200);
+        let store = f.store.clone();
+        let report = collect(
+            &f.store,
+            GcOptions {
+                dry_run: false,
+                grace: HOUR,
+            },
+            || async move {
+                // The replication worker finds the chunk present after the mark.
+                assert!(store.contains(&id));
+                HashSet::new()
+            },
+        )
+        .await
+        .expect("collect");
+        assert_eq!((report.removed, report.kept_in_grace), (0, 1));
+        assert!(f.on_disk(&id));
+        let next = f.collect(false, HOUR, &[]).await;
+        assert_eq!(next.removed, 1, "claims last one run only");
+    }
+
+    #[tokio::test]
+    async fn one_run_at_a_time_and_removed_chunks_leave_the_memory_tier() {
+        let f = fixture();
+        let id = f.put(b"cached");
+        let chunk = ChunkRef { id, size: 6 };
+        f.store.get(&chunk).expect("read into the memory tier");
+        f.age(&id, 7200);
+        let store = f.store.clone();
+        let report = collect(&f.store, GcOptions::default(), || async move {
+            let second = collect(&store, GcOptions::default(), || async { HashSet::new() }).await;
+            assert!(matches!(second, Err(GcError::AlreadyRunning)));
+            HashSet::new()
+        })
+        .await
+        .expect("collect");
+        assert_eq!(report.removed, 1);
+        assert!(matches!(f.store.get(&chunk), Err(BlobError::Missing(_))));
+        assert_eq!(f.collect(false, HOUR, &[]).await.scanned, 0, "runs again");
+    }
+
+    fn registry(name: &str) -> Command {
+        // From JSON, so fields other parts add (with their serde defaults) need no change here.
+        let registry: Registry = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "package_type": PackageType::Generic,
+            "created_at": 1,
+        }))
+        .expect("registry");
+        Command::CreateRegistry { registry }
+    }
+
+    fn blob(byte: u8, chunks: &[u8]) -> BlobRef {
+        BlobRef {
+            sha256: Sha256([byte; 32]),
+            size: chunks.len() as u64,
+            chunks: chunks
+                .iter()
+                .map(|c| ChunkRef {
+                    id: ChunkId([*c; 32]),
+                    size: 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn put_file(version: &str, blob: BlobRef) -> Command {
+        Command::PutFile {
+            registry: "r".into(),
+            package: "tool".into(),
+            version: version.into(),
+            filename: "tool.bin".into(),
+            blob,
+            attributes: BTreeMap::new(),
+            tags: Vec::new(),
+            overwrite: Overwrite::Allow,
+            at: 10,
+        }
+    }
+
+    #[test]
+    fn the_mark_covers_files_linked_blobs_and_cached_documents_only() {
+        let mut state = MetaState::default();
+        state.apply(registry("r")).expect("registry");
+        state.apply(put_file("1.0", blob(1, &[1, 2]))).expect("put");
+        state.apply(put_file("2.0", blob(2, &[2, 3]))).expect("put");
+        state.apply(put_file("3.0", blob(3, &[4]))).expect("put");
+        state
+            .apply(Command::LinkBlob {
+                registry: "r".into(),
+                package: "image".into(),
+                digest: "sha256:".to_string() + &Sha256([5; 32]).to_hex(),
+                blob: blob(5, &[5]),
+                at: 10,
+            })
+            .expect("link");
+        state
+            .apply(Command::CacheDocument {
+                registry: "r".into(),
+                key: "index".into(),
+                document: CachedDocument {
+                    blob: blob(6, &[6]),
+                    content_type: "text/html".into(),
+                    fetched_at: 10,
+                },
+            })
+            .expect("cache");
+        state
+            .apply(Command::DeleteVersion {
+                registry: "r".into(),
+                package: "tool".into(),
+                version: "2.0".into(),
+            })
+            .expect("delete");
+        state
+            .apply(Command::LinkBlob {
+                registry: "r".into(),
+                package: "image".into(),
+                digest: "sha256:".to_string() + &Sha256([7; 32]).to_hex(),
+                blob: blob(7, &[7]),
+                at: 10,
+            })
+            .expect("link");
+        state
+            .apply(Command::UnlinkBlob {
+                registry: "r".into(),
+                package: "image".into(),
+                digest: "sha256:".to_string() + &Sha256([7; 32]).to_hex(),
+            })
+            .expect("unlink");
+        assert_eq!(
+            state.blobs.len(),
+            5,
+            "the blob table keeps blobs nothing references"
+        );
+        let marked = referenced_chunks(&state);
+        let expected: HashSet<ChunkId> = [1, 2, 4, 5, 6].map(|c| ChunkId([c; 32])).into();
+        assert_eq!(
+            marked, expected,
+            "chunk 2 is shared with a deleted version; 3 and 7 are not referenced"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Policies over what the registry holds: [`gc`] removes the chunks nothing references any more.
+
+pub mod gc;

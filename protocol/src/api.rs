@@ -413,3 +413,42 @@ pub struct AuditList {
     /// The matching events, newest first.
     pub events: Vec<AuditEvent>,
 }
+
+/// How long unreferenced chunks are kept by default before garbage collection may remove them.
+pub const DEFAULT_GC_GRACE_SECONDS: u64 = 3600;
+
+/// `POST /api/v1/gc`: every field may be left out (and so may the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcRequest {
+    /// Count what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Unreferenced chunks younger than this many seconds are kept (default: an hour).
+    pub grace_seconds: u64,
+}
+
+impl Default for GcRequest {
+    fn default() -> Self {
+        GcRequest {
+            dry_run: false,
+            grace_seconds: DEFAULT_GC_GRACE_SECONDS,
+        }
+    }
+}
+
+/// What one garbage collection found and did on the node that ran it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Chunk files listed.
+    pub scanned: u64,
+    /// Of those, the ones a referenced blob uses.
+    pub referenced: u64,
+    /// Unreferenced chunks removed (in a dry run: that would have been).
+    pub removed: u64,
+    /// Their bytes.
+    pub removed_bytes: u64,
+    /// Unreferenced chunks kept: younger than the grace period, or held by an upload in flight.
+    pub kept_in_grace: u64,
+    /// Whether nothing was removed on purpose.
+    pub dry_run: bool,
+}

@@ -7,35 +7,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use super::ApiError;
 use crate::AppState;
 use crate::auth::Caller;
+use arca_protocol::api::GcRequest;
+
 use crate::policy::gc::{self, GcError, GcOptions, GcReport};
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/gc", post(run))
-}
-
-/// The body of `POST /api/v1/gc` (JSON); every field may be left out, and so may the body.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GcRequest {
-    /// Count what would be removed, remove nothing.
-    pub dry_run: bool,
-    /// Unreferenced chunks younger than this many seconds are kept (default: an hour).
-    pub grace_seconds: u64,
-}
-
-impl Default for GcRequest {
-    fn default() -> Self {
-        GcRequest {
-            dry_run: false,
-            grace_seconds: gc::DEFAULT_GRACE.as_secs(),
-        }
-    }
 }
 
 /// Runs one collection to its end, even when the caller goes away meanwhile.

@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arca_protocol::{BlobRef, ChunkId};
-use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobError, ChunkStore, Collection, StoredChunk};
 use crate::meta::Meta;
 use crate::meta::state::{MetaState, RegistryState};
 
 /// How old an unreferenced chunk must be before it is removed, unless a run says otherwise.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+pub const DEFAULT_GRACE: Duration =
+    Duration::from_secs(arca_protocol::api::DEFAULT_GC_GRACE_SECONDS);
 
 /// How one run goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,22 +53,7 @@ impl Default for GcOptions {
     }
 }
 
-/// What one run found and did (`POST /api/v1/gc` answers it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GcReport {
-    /// Chunk files listed.
-    pub scanned: u64,
-    /// Of those, the ones a referenced blob uses.
-    pub referenced: u64,
-    /// Unreferenced chunks removed (in a dry run: that would have been).
-    pub removed: u64,
-    /// Their bytes.
-    pub removed_bytes: u64,
-    /// Unreferenced chunks kept: younger than the grace period, or held by an upload in flight.
-    pub kept_in_grace: u64,
-    /// Whether nothing was removed on purpose.
-    pub dry_run: bool,
-}
+pub use arca_protocol::api::GcReport;
 
 /// Why a run did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -300,6 +300,11 @@ pub async fn start(
                     .and_then(|_| meta.blob_by_digest(&digest).cloned())
             })
         {
+            // The chunks now have a second reference on the way: keep a collection running now from
+            // taking them before the link is committed.
+            for chunk in &blob.chunks {
+                state.chunks.reuse(&chunk.id);
+            }
             return link_blob(state, name, digest, blob).await;
         }
         // The spec says: when the mount cannot be done, start an ordinary upload session.

@@ -9,6 +9,7 @@
 
 mod api;
 mod archive;
+mod cleanup;
 mod client;
 mod error;
 mod gc;
@@ -19,6 +20,9 @@ mod published;
 mod pypi;
 
 pub use arca_protocol::api::UploadedFile;
+pub use cleanup::{
+    CleanupPolicy, CleanupQuery, CleanupReport, CleanupRule, PlannedDeletion, RefusedDeletion,
+};
 pub use client::Client;
 pub use error::ClientError;
 pub use gc::{GcReport, GcRequest};

@@ -452,3 +452,49 @@ pub struct GcReport {
     /// Whether nothing was removed on purpose.
     pub dry_run: bool,
 }
+
+/// `POST /api/v1/registries/{registry}/cleanup?dry_run=true|false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupQuery {
+    /// List what would be deleted, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A version a cleanup policy selects for deletion, the rule that selects it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedDeletion {
+    /// Package name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// The name of the rule that selects it.
+    pub rule: String,
+    /// Why the rule selects it.
+    pub reason: String,
+}
+
+/// A planned deletion that was not carried out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDeletion {
+    /// What was planned.
+    #[serde(flatten)]
+    pub planned: PlannedDeletion,
+    /// Why it was not deleted.
+    pub refused: String,
+}
+
+/// What one cleanup run (or dry run) of a registry planned and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Registry name.
+    pub registry: String,
+    /// Whether nothing was deleted on purpose.
+    pub dry_run: bool,
+    /// Every version the policy selects, in package and version order.
+    pub planned: Vec<PlannedDeletion>,
+    /// The ones deleted (empty in a dry run).
+    pub deleted: Vec<PlannedDeletion>,
+    /// The ones refused (an immutable registry refuses all; in a dry run too, since the real run would).
+    pub refused: Vec<RefusedDeletion>,
+}

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
-use crate::model::{AuditEvent, BlobRef, CachedDocument, ManifestInfo, Registry, Token};
+use crate::model::{
+    AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, Token,
+};
 
 /// Where a metadata operation applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +257,13 @@ pub enum Command {
     RecordAudit {
         /// The events, in the order they happened on the proposing node (their ids are ignored).
         events: Vec<AuditEvent>,
+    },
+    /// Replace a registry's cleanup policy.
+    SetCleanupPolicy {
+        /// Registry name.
+        registry: String,
+        /// The new policy.
+        policy: CleanupPolicy,
     },
 }
 

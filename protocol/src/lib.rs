@@ -9,14 +9,16 @@ pub mod api;
 pub mod cluster;
 pub mod command;
 pub mod digest;
+pub mod firewall;
 pub mod model;
 pub mod names;
 
 pub use cluster::{NodeInfo, NodeRole, ReplicaSites, ReplicationMode, ReplicationPolicy};
 pub use command::{Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
 pub use digest::{ChunkId, DigestParseError, Sha256};
+pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoordinate};
 pub use model::{
-    BlobRef, CachedDocument, ChunkRef, FileEntry, ManifestInfo, Package, PackageType, Registry,
-    RegistryKind, Role, Token, Upstream, Version,
+    BlobRef, CachedDocument, ChunkRef, CleanupPolicy, CleanupRule, FileEntry, ManifestInfo,
+    Package, PackageType, Registry, RegistryKind, Role, Token, Upstream, Version,
 };
 pub use names::NameError;

@@ -173,6 +173,71 @@ pub struct Registry {
     /// only the changes.
     #[serde(default)]
     pub audit_downloads: bool,
+    /// Which versions cleanup deletes (see [`CleanupPolicy`]); empty by default.
+    #[serde(default)]
+    pub cleanup: CleanupPolicy,
+}
+
+/// A registry's cleanup policy: a version is deleted when some rule says so and no exception of that
+/// rule keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupPolicy {
+    /// The rules, each evaluated on its own.
+    #[serde(default)]
+    pub rules: Vec<CleanupRule>,
+}
+
+/// One cleanup rule. It applies to the versions whose package and version names match its patterns;
+/// its conditions (`keep_last`, `older_than_days`, `not_downloaded_days`) are ANDed, and a rule with
+/// no condition deletes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupRule {
+    /// Name shown in reports.
+    pub name: String,
+    /// Glob (`*`, `?`) over package names.
+    #[serde(default = "any_pattern")]
+    pub package_pattern: String,
+    /// Glob (`*`, `?`) over version names.
+    #[serde(default = "any_pattern")]
+    pub version_pattern: String,
+    /// Keep the newest N versions (by creation time) of each package; the older ones qualify.
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// Versions created more than this many days ago qualify.
+    #[serde(default)]
+    pub older_than_days: Option<u32>,
+    /// Versions not downloaded (last access, else creation) for this many days qualify.
+    #[serde(default)]
+    pub not_downloaded_days: Option<u32>,
+    /// Never delete a version a tag points at.
+    #[serde(default = "default_true")]
+    pub keep_tagged: bool,
+    /// `key:value` exceptions: a version whose metadata has one of them is kept.
+    #[serde(default)]
+    pub keep_metadata: Vec<String>,
+}
+
+impl Default for CleanupRule {
+    fn default() -> Self {
+        CleanupRule {
+            name: String::new(),
+            package_pattern: any_pattern(),
+            version_pattern: any_pattern(),
+            keep_last: None,
+            older_than_days: None,
+            not_downloaded_days: None,
+            keep_tagged: true,
+            keep_metadata: Vec::new(),
+        }
+    }
+}
+
+fn any_pattern() -> String {
+    "*".to_string()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// What a registry is.

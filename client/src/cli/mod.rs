@@ -3,6 +3,7 @@
 
 mod artifact;
 mod audit;
+mod cleanup;
 mod cluster;
 mod config;
 mod configure;

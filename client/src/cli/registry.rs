@@ -10,6 +10,7 @@ use arca_protocol::{
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::cleanup::CleanupCommand;
 use super::configure::ConfigureCommand;
 use super::metadata::MetadataCommand;
 use super::output::{Deleted, Row, Subject, emit, timestamp};
@@ -98,6 +99,9 @@ pub enum RegistryCommand {
     /// Configure npm, pip or Maven to use a registry with this server and token
     #[command(subcommand)]
     Configure(ConfigureCommand),
+    /// Set, show and run a registry's cleanup policy
+    #[command(subcommand)]
+    Cleanup(CleanupCommand),
 }
 
 /// The flag naming a registry for `registry metadata`.
@@ -203,6 +207,7 @@ impl RegistryCommand {
             }
             RegistryCommand::Metadata(command) => command.run(context).await,
             RegistryCommand::Configure(command) => command.run(context).await,
+            RegistryCommand::Cleanup(command) => command.run(context).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod cleanup;
 pub mod cluster;
 pub mod error;
 pub mod gc;
@@ -63,7 +64,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::routes())
         .merge(audit::routes())
         .merge(cluster::routes())
-        .merge(gc::routes());
+        .merge(gc::routes())
+        .merge(cleanup::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::formats::routes())

@@ -82,6 +82,7 @@ async fn create(
         members: request.members,
         publish_to: request.publish_to,
         audit_downloads: request.audit_downloads,
+        cleanup: Default::default(),
     };
     state.meta.read(|meta| check_kind(meta, &registry))?;
     state

@@ -269,6 +269,7 @@ mod tests {
             members: Vec::new(),
             publish_to: None,
             audit_downloads: false,
+            cleanup: Default::default(),
         }
     }
 

@@ -630,6 +630,7 @@ mod tests {
                 members: Vec::new(),
                 publish_to: None,
                 audit_downloads: false,
+                cleanup: Default::default(),
             },
         }
     }

@@ -441,6 +441,10 @@ impl MetaState {
                 self.record_audit(events, AUDIT_RETENTION);
                 Ok(())
             }
+            Command::SetCleanupPolicy { registry, policy } => {
+                self.registry_mut(&registry)?.registry.cleanup = policy;
+                Ok(())
+            }
         }
     }
 
@@ -721,6 +725,7 @@ mod tests {
                 members: Vec::new(),
                 publish_to: None,
                 audit_downloads: false,
+                cleanup: Default::default(),
             },
         }
     }

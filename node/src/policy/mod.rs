@@ -1,3 +1,5 @@
-//! Policies over what the registry holds: [`gc`] removes the chunks nothing references any more.
+//! Policies over what the registry holds: [`cleanup`] deletes the versions a registry's cleanup policy
+//! selects, [`gc`] removes the chunks nothing references any more.
 
+pub mod cleanup;
 pub mod gc;

@@ -405,6 +405,7 @@ mod tests {
             members: Vec::new(),
             publish_to: None,
             audit_downloads: false,
+            cleanup: Default::default(),
         }
     }
 

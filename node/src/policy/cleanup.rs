@@ -1,0 +1,658 @@
+//! Cleanup policies: which versions of a registry its rules delete ([`plan`]), and a run that deletes
+//! them through Raft ([`run`]). A dry run and a real run compute the same plan from the same state, so
+//! the dry run lists exactly what the real run deletes. The chunks freed are removed later by
+//! [`super::gc`].
+//!
+//! A rule applies to the versions whose package and version names match its globs. Its conditions are
+//! ANDed: `keep_last` selects all but the newest N of a package's matching versions (by creation
+//! time), `older_than_days` the ones created longer ago, `not_downloaded_days` the ones whose last
+//! access (remote registries record it; otherwise the creation time) is older. A rule without a
+//! condition selects nothing. A selected version is kept when the rule's exceptions cover it: a tag
+//! points at it (`keep_tagged`) or its metadata has one of the `keep_metadata` `key:value` pairs. A
+//! version is deleted when some rule selects it and does not keep it; the first such rule is reported.
+
+use std::collections::BTreeMap;
+
+use arca_protocol::api::{CleanupReport, PlannedDeletion, RefusedDeletion};
+use arca_protocol::model::{CleanupPolicy, CleanupRule};
+use arca_protocol::{Command, Package, Version};
+
+use crate::AppState;
+use crate::meta::ProposeError;
+use crate::meta::state::MetaState;
+use crate::proxy::LAST_ACCESS;
+
+/// A version the policy deletes.
+pub type Planned = PlannedDeletion;
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Why a cleanup could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The registry does not exist.
+    #[error("registry {0} not found")]
+    NotFound(String),
+}
+
+/// The versions of `registry` its cleanup policy deletes at `now_ms`, in package and version order.
+pub fn plan(state: &MetaState, registry: &str, now_ms: u64) -> Result<Vec<Planned>, CleanupError> {
+    let registry_state = state
+        .registry(registry)
+        .ok_or_else(|| CleanupError::NotFound(registry.to_string()))?;
+    Ok(plan_policy(
+        &registry_state.registry.cleanup,
+        &registry_state.packages,
+        now_ms,
+    ))
+}
+
+/// Why nothing can be deleted from `registry`, if so (an immutable registry).
+pub fn refusal(state: &MetaState, registry: &str) -> Option<String> {
+    state
+        .registry(registry)
+        .filter(|r| r.registry.immutable)
+        .map(|_| format!("registry {registry} is immutable: nothing can be deleted from it"))
+}
+
+fn plan_policy(
+    policy: &CleanupPolicy,
+    packages: &BTreeMap<String, Package>,
+    now_ms: u64,
+) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for (package_name, package) in packages {
+        let mut chosen: BTreeMap<&str, Planned> = BTreeMap::new();
+        for rule in &policy.rules {
+            if !glob_match(&rule.package_pattern, package_name) {
+                continue;
+            }
+            for (version, reason) in rule_selects(rule, package, now_ms) {
+                chosen
+                    .entry(version.name.as_str())
+                    .or_insert_with(|| Planned {
+                        package: package_name.clone(),
+                        version: version.name.clone(),
+                        rule: rule.name.clone(),
+                        reason,
+                    });
+            }
+        }
+        planned.extend(chosen.into_values());
+    }
+    planned
+}
+
+/// The versions of `package` that `rule` deletes, with the reason.
+fn rule_selects<'a>(
+    rule: &CleanupRule,
+    package: &'a Package,
+    now_ms: u64,
+) -> Vec<(&'a Version, String)> {
+    if rule.keep_last.is_none()
+        && rule.older_than_days.is_none()
+        && rule.not_downloaded_days.is_none()
+    {
+        return Vec::new();
+    }
+    let mut matching: Vec<&Version> = package
+        .versions
+        .values()
+        .filter(|v| glob_match(&rule.version_pattern, &v.name))
+        .collect();
+    // Newest first: by creation time, then by name.
+    matching.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    let total = matching.len();
+    let mut selected = Vec::new();
+    for (index, version) in matching.into_iter().enumerate() {
+        let mut reasons = Vec::new();
+        if let Some(keep) = rule.keep_last {
+            if index < keep as usize {
+                continue;
+            }
+            reasons.push(format!(
+                "not among the newest {keep} of {total} versions (number {})",
+                index + 1
+            ));
+        }
+        if let Some(days) = rule.older_than_days {
+            let age = now_ms.saturating_sub(version.created_at);
+            if age <= u64::from(days) * DAY_MS {
+                continue;
+            }
+            reasons.push(format!(
+                "created {} days ago (more than {days})",
+                age / DAY_MS
+            ));
+        }
+        if let Some(days) = rule.not_downloaded_days {
+            let last = last_download(version);
+            let idle = now_ms.saturating_sub(last);
+            if idle <= u64::from(days) * DAY_MS {
+                continue;
+            }
+            reasons.push(format!(
+                "not downloaded for {} days (more than {days})",
+                idle / DAY_MS
+            ));
+        }
+        if rule.keep_tagged && package.tags.values().any(|target| target == &version.name) {
+            continue;
+        }
+        if rule
+            .keep_metadata
+            .iter()
+            .any(|pair| metadata_matches(pair, version))
+        {
+            continue;
+        }
+        selected.push((version, reasons.join("; ")));
+    }
+    selected
+}
+
+/// When a version was last downloaded: its recorded last access, else its creation.
+fn last_download(version: &Version) -> u64 {
+    version
+        .attributes
+        .get(LAST_ACCESS)
+        .and_then(|at| at.parse::<u64>().ok())
+        .unwrap_or(version.created_at)
+}
+
+/// Whether a `key:value` exception (or a bare `key`: any value) covers the version's metadata.
+fn metadata_matches(pair: &str, version: &Version) -> bool {
+    match pair.split_once(':') {
+        Some((key, value)) => {
+            version.metadata.get(key.trim()).map(String::as_str) == Some(value.trim())
+        }
+        None => version.metadata.contains_key(pair.trim()),
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters and `?` any one.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and the text position it currently stands for the end of.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Checks a policy before it is stored: named rules, non-empty patterns, `key:value` exceptions.
+pub fn validate(policy: &CleanupPolicy) -> Result<(), String> {
+    for (index, rule) in policy.rules.iter().enumerate() {
+        if rule.name.trim().is_empty() {
+            return Err(format!("rule {} has no name", index + 1));
+        }
+        if policy.rules[..index].iter().any(|r| r.name == rule.name) {
+            return Err(format!("two rules are named {}", rule.name));
+        }
+        if rule.package_pattern.is_empty() || rule.version_pattern.is_empty() {
+            return Err(format!("rule {}: patterns must not be empty", rule.name));
+        }
+        if let Some(bad) = rule.keep_metadata.iter().find(|pair| {
+            pair.split(':')
+                .next()
+                .is_none_or(|key| key.trim().is_empty())
+        }) {
+            return Err(format!(
+                "rule {}: keep_metadata {bad:?} is not key:value",
+                rule.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Plans the cleanup of `registry` now and, unless `dry_run`, deletes what it plans, one
+/// `DeleteVersion` each. An immutable registry refuses every deletion (in a dry run too, as the real run
+/// would); a deletion the state machine refuses (the version went meanwhile) is reported as refused.
+pub async fn run(
+    state: &AppState,
+    registry: &str,
+    dry_run: bool,
+) -> Result<CleanupReport, CleanupError> {
+    let now = state.now_ms();
+    let (planned, refused_all) = state.meta.read(|meta| {
+        Ok::<_, CleanupError>((plan(meta, registry, now)?, refusal(meta, registry)))
+    })?;
+    let mut report = CleanupReport {
+        registry: registry.to_string(),
+        dry_run,
+        planned: planned.clone(),
+        deleted: Vec::new(),
+        refused: Vec::new(),
+    };
+    if let Some(why) = refused_all {
+        report.refused = planned
+            .into_iter()
+            .map(|planned| RefusedDeletion {
+                planned,
+                refused: why.clone(),
+            })
+            .collect();
+        return Ok(report);
+    }
+    if dry_run {
+        return Ok(report);
+    }
+    for planned in planned {
+        let command = Command::DeleteVersion {
+            registry: registry.to_string(),
+            package: planned.package.clone(),
+            version: planned.version.clone(),
+        };
+        match state.meta.propose(command).await {
+            Ok(()) => {
+                tracing::info!(
+                    registry,
+                    package = %planned.package,
+                    version = %planned.version,
+                    rule = %planned.rule,
+                    "cleanup deleted a version"
+                );
+                report.deleted.push(planned);
+            }
+            Err(error @ (ProposeError::Refused(_) | ProposeError::Unavailable(_))) => {
+                report.refused.push(RefusedDeletion {
+                    planned,
+                    refused: error.to_string(),
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_protocol::{BlobRef, ChunkId, ChunkRef, Overwrite, PackageType, Registry, Sha256};
+    use std::collections::BTreeMap;
+
+    const NOW: u64 = 1000 * DAY_MS;
+
+    fn state(immutable: bool) -> MetaState {
+        let mut state = MetaState::default();
+        state
+            .apply(Command::CreateRegistry {
+                registry: Registry {
+                    name: "files".into(),
+                    package_type: PackageType::Generic,
+                    description: String::new(),
+                    immutable,
+                    allow_anonymous_read: false,
+                    allow_redeploy: false,
+                    created_at: 1,
+                    metadata: Default::default(),
+                    replication: Default::default(),
+                    kind: Default::default(),
+                    upstream: None,
+                    members: Vec::new(),
+                    publish_to: None,
+                    audit_downloads: false,
+                    cleanup: Default::default(),
+                },
+            })
+            .expect("create");
+        state
+    }
+
+    /// Puts `package/version`, created `days_ago` days before [`NOW`].
+    fn put(state: &mut MetaState, package: &str, version: &str, days_ago: u64) {
+        let byte = version.len() as u8;
+        state
+            .apply(Command::PutFile {
+                registry: "files".into(),
+                package: package.into(),
+                version: version.into(),
+                filename: "f.bin".into(),
+                blob: BlobRef {
+                    sha256: Sha256([byte; 32]),
+                    size: 1,
+                    chunks: vec![ChunkRef {
+                        id: ChunkId([byte; 32]),
+                        size: 1,
+                    }],
+                },
+                attributes: BTreeMap::new(),
+                tags: Vec::new(),
+                overwrite: Overwrite::Allow,
+                at: NOW - days_ago * DAY_MS,
+            })
+            .expect("put");
+    }
+
+    fn set_policy(state: &mut MetaState, rules: Vec<CleanupRule>) {
+        state
+            .apply(Command::SetCleanupPolicy {
+                registry: "files".into(),
+                policy: CleanupPolicy { rules },
+            })
+            .expect("set policy");
+    }
+
+    fn rule(name: &str) -> CleanupRule {
+        CleanupRule {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn planned(state: &MetaState) -> Vec<(String, String)> {
+        plan(state, "files", NOW)
+            .expect("plan")
+            .into_iter()
+            .map(|p| (p.package, p.version))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn glob_matches_stars_and_question_marks() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("1.*", "1.2.3"));
+        assert!(!glob_match("1.*", "2.1"));
+        assert!(glob_match("*-SNAPSHOT", "1.0-SNAPSHOT"));
+        assert!(!glob_match("*-SNAPSHOT", "1.0"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("a*b*c", "aXXbYYbc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("lib-*", "lib-"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(glob_match("**x", "x"));
+    }
+
+    #[test]
+    fn no_policy_or_no_condition_deletes_nothing() {
+        let mut state = state(false);
+        put(&mut state, "tool", "1.0", 500);
+        assert!(planned(&state).is_empty());
+        set_policy(&mut state, vec![rule("nothing")]);
+        assert!(planned(&state).is_empty());
+        assert!(matches!(
+            plan(&state, "missing", NOW),
+            Err(CleanupError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn keep_last_counts_per_package_newest_by_creation() {
+        let mut state = state(false);
+        for (version, days) in [("1.0", 40), ("1.1", 30), ("1.2", 20), ("1.3", 10)] {
+            put(&mut state, "tool", version, days);
+        }
+        // Created out of name order: 0.9 is the newest.
+        put(&mut state, "lib", "0.9", 1);
+        put(&mut state, "lib", "2.0", 5);
+        put(&mut state, "lib", "3.0", 9);
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                keep_last: Some(2),
+                ..rule("last-two")
+            }],
+        );
+        assert_eq!(
+            planned(&state),
+            pairs(&[("lib", "3.0"), ("tool", "1.0"), ("tool", "1.1")])
+        );
+        let first = &plan(&state, "files", NOW).expect("plan")[0];
+        assert_eq!(first.rule, "last-two");
+        assert!(first.reason.contains("newest 2"), "{}", first.reason);
+    }
+
+    #[test]
+    fn age_conditions_and_and_with_keep_last() {
+        let mut state = state(false);
+        for (version, days) in [("1.0", 100), ("1.1", 60), ("1.2", 20), ("1.3", 10)] {
+            put(&mut state, "tool", version, days);
+        }
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                older_than_days: Some(30),
+                ..rule("old")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0"), ("tool", "1.1")]));
+        // ANDed: older than 30 days and not among the newest 3.
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                older_than_days: Some(30),
+                keep_last: Some(3),
+                ..rule("old")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
+    }
+
+    #[test]
+    fn not_downloaded_uses_last_access_else_creation() {
+        let mut state = state(false);
+        put(&mut state, "tool", "1.0", 200);
+        put(&mut state, "tool", "1.1", 200);
+        put(&mut state, "tool", "1.2", 10);
+        state
+            .apply(Command::SetAttributes {
+                registry: "files".into(),
+                package: "tool".into(),
+                version: "1.1".into(),
+                set: [(LAST_ACCESS.to_string(), (NOW - 5 * DAY_MS).to_string())].into(),
+                remove: Vec::new(),
+                at: NOW,
+            })
+            .expect("attributes");
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                not_downloaded_days: Some(90),
+                ..rule("idle")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
+    }
+
+    #[test]
+    fn patterns_choose_packages_and_versions() {
+        let mut state = state(false);
+        put(&mut state, "app", "1.0-SNAPSHOT", 50);
+        put(&mut state, "app", "1.0", 50);
+        put(&mut state, "lib", "1.0-SNAPSHOT", 50);
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                package_pattern: "a*".into(),
+                version_pattern: "*-SNAPSHOT".into(),
+                older_than_days: Some(7),
+                ..rule("snapshots")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("app", "1.0-SNAPSHOT")]));
+    }
+
+    #[test]
+    fn tagged_versions_are_kept_unless_the_rule_says_otherwise() {
+        let mut state = state(false);
+        put(&mut state, "tool", "1.0", 50);
+        put(&mut state, "tool", "1.1", 40);
+        state
+            .apply(Command::SetTag {
+                registry: "files".into(),
+                package: "tool".into(),
+                tag: "stable".into(),
+                version: "1.0".into(),
+            })
+            .expect("tag");
+        let old = CleanupRule {
+            older_than_days: Some(30),
+            ..rule("old")
+        };
+        set_policy(&mut state, vec![old.clone()]);
+        assert_eq!(planned(&state), pairs(&[("tool", "1.1")]));
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                keep_tagged: false,
+                ..old
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0"), ("tool", "1.1")]));
+    }
+
+    #[test]
+    fn metadata_exceptions_keep_versions() {
+        let mut state = state(false);
+        for (version, days) in [("1.0", 40), ("1.1", 30), ("1.2", 20), ("1.3", 10)] {
+            put(&mut state, "tool", version, days);
+        }
+        for (version, value) in [("1.0", "true"), ("1.1", "false")] {
+            state
+                .apply(Command::SetMetadata {
+                    target: arca_protocol::MetadataTarget::Version {
+                        registry: "files".into(),
+                        package: "tool".into(),
+                        version: version.into(),
+                    },
+                    entries: [("approved".to_string(), value.to_string())].into(),
+                })
+                .expect("metadata");
+        }
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                keep_last: Some(2),
+                keep_metadata: vec!["approved:true".into()],
+                ..rule("last-two")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.1")]));
+        // A bare key keeps any value.
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                keep_last: Some(2),
+                keep_metadata: vec!["approved".into()],
+                ..rule("last-two")
+            }],
+        );
+        assert!(planned(&state).is_empty());
+    }
+
+    #[test]
+    fn the_first_deleting_rule_is_reported_once() {
+        let mut state = state(false);
+        put(&mut state, "tool", "1.0", 100);
+        put(&mut state, "tool", "1.1", 1);
+        set_policy(
+            &mut state,
+            vec![
+                CleanupRule {
+                    older_than_days: Some(30),
+                    keep_metadata: vec!["keep:yes".into()],
+                    ..rule("old")
+                },
+                CleanupRule {
+                    keep_last: Some(1),
+                    ..rule("last")
+                },
+            ],
+        );
+        let plan = plan(&state, "files", NOW).expect("plan");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(
+            (plan[0].version.as_str(), plan[0].rule.as_str()),
+            ("1.0", "old")
+        );
+    }
+
+    #[test]
+    fn immutable_registries_plan_but_refuse() {
+        let mut state = state(true);
+        put(&mut state, "tool", "1.0", 100);
+        put(&mut state, "tool", "1.1", 1);
+        set_policy(
+            &mut state,
+            vec![CleanupRule {
+                keep_last: Some(1),
+                ..rule("last")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
+        let why = refusal(&state, "files").expect("refused");
+        assert!(why.contains("immutable"), "{why}");
+        assert!(
+            state
+                .apply(Command::DeleteVersion {
+                    registry: "files".into(),
+                    package: "tool".into(),
+                    version: "1.0".into(),
+                })
+                .is_err()
+        );
+        assert_eq!(refusal(&self::state(false), "files"), None);
+    }
+
+    #[test]
+    fn validation_refuses_unnamed_duplicate_and_malformed_rules() {
+        let ok = CleanupPolicy {
+            rules: vec![CleanupRule {
+                keep_last: Some(1),
+                keep_metadata: vec!["approved:true".into()],
+                ..rule("a")
+            }],
+        };
+        assert!(validate(&ok).is_ok());
+        assert!(
+            validate(&CleanupPolicy {
+                rules: vec![rule("")]
+            })
+            .is_err()
+        );
+        assert!(
+            validate(&CleanupPolicy {
+                rules: vec![rule("a"), rule("a")]
+            })
+            .is_err()
+        );
+        assert!(
+            validate(&CleanupPolicy {
+                rules: vec![CleanupRule {
+                    keep_metadata: vec![":true".into()],
+                    ..rule("a")
+                }]
+            })
+            .is_err()
+        );
+    }
+}

@@ -123,6 +123,18 @@ pub enum Command {
         /// Version.
         version: String,
     },
+    /// Delete a version because cleanup rule `rule` selected it: like [`Command::DeleteVersion`], and the
+    /// one deletion an immutable registry accepts (its retention is policy, not an ad-hoc change).
+    CleanupVersion {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// The cleanup rule that selected it.
+        rule: String,
+    },
     /// Delete a package with all its versions.
     DeletePackage {
         /// Registry name.

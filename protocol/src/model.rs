@@ -212,6 +212,10 @@ pub struct CleanupRule {
     /// Never delete a version a tag points at.
     #[serde(default = "default_true")]
     pub keep_tagged: bool,
+    /// Globs (`*`, `?`) over tag names: a version a matching tag points at is kept (`latest`,
+    /// `release-*`), whatever `keep_tagged` says.
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
     /// `key:value` exceptions: a version whose metadata has one of them is kept.
     #[serde(default)]
     pub keep_metadata: Vec<String>,
@@ -227,6 +231,7 @@ impl Default for CleanupRule {
             older_than_days: None,
             not_downloaded_days: None,
             keep_tagged: true,
+            keep_tags: Vec::new(),
             keep_metadata: Vec::new(),
         }
     }

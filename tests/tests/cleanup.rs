@@ -1,6 +1,6 @@
 //! Cleanup policies on a real node: a dry run lists exactly what the real run then deletes, a
 //! metadata exception keeps its version, garbage collection then frees the deleted versions' space,
-//! and an immutable registry reports what it would delete but refuses to.
+//! and an immutable registry, which refuses every ad-hoc deletion, lets its cleanup policy delete.
 
 use arca_client::{CleanupPolicy, CleanupReport, CleanupRule, GcRequest};
 use arca_tests::{TestNode, http, pseudo_random_bytes};
@@ -179,28 +179,33 @@ async fn dry_run_matches_the_real_run_and_exceptions_survive() {
 }
 
 #[tokio::test]
-async fn immutable_registries_report_but_refuse_and_policies_need_admin() {
+async fn immutable_registries_delete_only_by_policy_and_policies_need_admin() {
     let node = TestNode::start().expect("node");
     let client = node.admin_client();
     create_registry(&node, "frozen", true).await;
     push_versions(&node, "frozen").await;
+    let response = http()
+        .delete(format!(
+            "{}/api/v1/registries/frozen/packages/tool/versions/1.0",
+            node.url
+        ))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::CONFLICT);
     client
         .set_cleanup_policy("frozen", &keep_two_unless_approved())
         .await
         .expect("set policy");
+    let dry = client.run_cleanup("frozen", true).await.expect("dry run");
     let report = client.run_cleanup("frozen", false).await.expect("run");
     assert_eq!(report.planned.len(), 3, "{report:?}");
-    assert!(report.deleted.is_empty());
-    assert_eq!(report.refused.len(), 3);
-    assert!(
-        report
-            .refused
-            .iter()
-            .all(|r| r.refused.contains("immutable"))
-    );
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.deleted, dry.planned);
     assert_eq!(
         status_of(&node, "frozen", "tool/1.0/tool.bin").await,
-        StatusCode::OK
+        StatusCode::NOT_FOUND
     );
 
     // Invalid policies and anonymous callers are refused; unknown registries are 404.

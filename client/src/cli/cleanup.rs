@@ -61,6 +61,9 @@ pub struct RuleFlags {
     /// Also delete versions a tag points at
     #[arg(long, requires = "rule")]
     include_tagged: bool,
+    /// Keep versions a tag matching this glob points at (repeatable)
+    #[arg(long, value_name = "PATTERN", requires = "rule")]
+    keep_tag: Vec<String>,
     /// Keep versions with this key:value metadata (repeatable)
     #[arg(long, value_name = "KEY:VALUE", requires = "rule")]
     keep_metadata: Vec<String>,
@@ -77,6 +80,7 @@ impl RuleFlags {
                 older_than_days: self.older_than,
                 not_downloaded_days: self.not_downloaded,
                 keep_tagged: !self.include_tagged,
+                keep_tags: self.keep_tag,
                 keep_metadata: self.keep_metadata,
             }],
         })
@@ -140,6 +144,7 @@ impl Tabular for CleanupPolicy {
                 "OLDER THAN",
                 "NOT DOWNLOADED",
                 "KEEP TAGGED",
+                "KEEP TAGS",
                 "KEEP METADATA",
             ],
             self.rules.iter().map(|rule| {
@@ -151,6 +156,7 @@ impl Tabular for CleanupPolicy {
                     days(rule.older_than_days),
                     days(rule.not_downloaded_days),
                     rule.keep_tagged.to_string(),
+                    rule.keep_tags.join(", "),
                     rule.keep_metadata.join(", "),
                 ]
             }),

@@ -232,6 +232,12 @@ impl MetaState {
                 registry,
                 package,
                 version,
+            }
+            | Command::CleanupVersion {
+                registry,
+                package,
+                version,
+                ..
             } => {
                 let state = self.registry_mut(&registry)?;
                 let package_entry = state

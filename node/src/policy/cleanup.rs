@@ -8,7 +8,7 @@
 //! time), `older_than_days` the ones created longer ago, `not_downloaded_days` the ones whose last
 //! access (remote registries record it; otherwise the creation time) is older. A rule without a
 //! condition selects nothing. A selected version is kept when the rule's exceptions cover it: a tag
-//! points at it (`keep_tagged`) or its metadata has one of the `keep_metadata` `key:value` pairs. A
+//! points at it (`keep_tagged`), a tag matching one of the `keep_tags` globs points at it, or its metadata has one of the `keep_metadata` `key:value` pairs. A
 //! version is deleted when some rule selects it and does not keep it; the first such rule is reported.
 
 use std::collections::BTreeMap;
@@ -45,14 +45,6 @@ pub fn plan(state: &MetaState, registry: &str, now_ms: u64) -> Result<Vec<Planne
         &registry_state.packages,
         now_ms,
     ))
-}
-
-/// Why nothing can be deleted from `registry`, if so (an immutable registry).
-pub fn refusal(state: &MetaState, registry: &str) -> Option<String> {
-    state
-        .registry(registry)
-        .filter(|r| r.registry.immutable)
-        .map(|_| format!("registry {registry} is immutable: nothing can be deleted from it"))
 }
 
 fn plan_policy(
@@ -140,7 +132,11 @@ fn rule_selects<'a>(
                 idle / DAY_MS
             ));
         }
-        if rule.keep_tagged && package.tags.values().any(|target| target == &version.name) {
+        let kept_by_tag = package.tags.iter().any(|(tag, target)| {
+            target == &version.name
+                && (rule.keep_tagged || rule.keep_tags.iter().any(|p| glob_match(p, tag)))
+        });
+        if kept_by_tag {
             continue;
         }
         if rule
@@ -226,17 +222,15 @@ pub fn validate(policy: &CleanupPolicy) -> Result<(), String> {
 }
 
 /// Plans the cleanup of `registry` now and, unless `dry_run`, deletes what it plans, one
-/// `DeleteVersion` each. An immutable registry refuses every deletion (in a dry run too, as the real run
-/// would); a deletion the state machine refuses (the version went meanwhile) is reported as refused.
+/// `CleanupVersion` each (which an immutable registry accepts: retention by policy is the one deletion
+/// it allows); a deletion the state machine refuses (the version went meanwhile) is reported as refused.
 pub async fn run(
     state: &AppState,
     registry: &str,
     dry_run: bool,
 ) -> Result<CleanupReport, CleanupError> {
     let now = state.now_ms();
-    let (planned, refused_all) = state.meta.read(|meta| {
-        Ok::<_, CleanupError>((plan(meta, registry, now)?, refusal(meta, registry)))
-    })?;
+    let planned = state.meta.read(|meta| plan(meta, registry, now))?;
     let mut report = CleanupReport {
         registry: registry.to_string(),
         dry_run,
@@ -244,24 +238,15 @@ pub async fn run(
         deleted: Vec::new(),
         refused: Vec::new(),
     };
-    if let Some(why) = refused_all {
-        report.refused = planned
-            .into_iter()
-            .map(|planned| RefusedDeletion {
-                planned,
-                refused: why.clone(),
-            })
-            .collect();
-        return Ok(report);
-    }
     if dry_run {
         return Ok(report);
     }
     for planned in planned {
-        let command = Command::DeleteVersion {
+        let command = Command::CleanupVersion {
             registry: registry.to_string(),
             package: planned.package.clone(),
             version: planned.version.clone(),
+            rule: planned.rule.clone(),
         };
         match state.meta.propose(command).await {
             Ok(()) => {
@@ -528,6 +513,21 @@ mod tests {
             }],
         );
         assert_eq!(planned(&state), pairs(&[("tool", "1.0"), ("tool", "1.1")]));
+        // Tag patterns keep what they match, and only that.
+        for (pattern, expected) in [
+            ("st*", vec![("tool", "1.1")]),
+            ("latest", vec![("tool", "1.0"), ("tool", "1.1")]),
+        ] {
+            set_policy(
+                &mut state,
+                vec![CleanupRule {
+                    keep_tagged: false,
+                    keep_tags: vec![pattern.into()],
+                    ..old.clone()
+                }],
+            );
+            assert_eq!(planned(&state), pairs(&expected), "{pattern}");
+        }
     }
 
     #[test]
@@ -597,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn immutable_registries_plan_but_refuse() {
+    fn immutable_registries_accept_only_cleanup_deletions() {
         let mut state = state(true);
         put(&mut state, "tool", "1.0", 100);
         put(&mut state, "tool", "1.1", 1);
@@ -609,18 +609,20 @@ mod tests {
             }],
         );
         assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
-        let why = refusal(&state, "files").expect("refused");
-        assert!(why.contains("immutable"), "{why}");
-        assert!(
-            state
-                .apply(Command::DeleteVersion {
-                    registry: "files".into(),
-                    package: "tool".into(),
-                    version: "1.0".into(),
-                })
-                .is_err()
-        );
-        assert_eq!(refusal(&self::state(false), "files"), None);
+        let delete = Command::DeleteVersion {
+            registry: "files".into(),
+            package: "tool".into(),
+            version: "1.0".into(),
+        };
+        assert!(state.apply(delete).is_err());
+        let cleanup = Command::CleanupVersion {
+            registry: "files".into(),
+            package: "tool".into(),
+            version: "1.0".into(),
+            rule: "last".into(),
+        };
+        assert_eq!(state.apply(cleanup), Ok(()));
+        assert!(planned(&state).is_empty());
     }
 
     #[test]

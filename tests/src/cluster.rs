@@ -191,21 +191,6 @@ impl TestCluster {
 
     /// The value of a metric (summed over its label sets matching `labels`) on member `index`.
     pub async fn metric(&self, index: usize, name: &str, labels: &str) -> Result<f64> {
-        let text = crate::http()
-            .get(format!("{}/metrics", self.url(index)))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                let series_name = series.split('{').next()?;
-                (series_name == name && series.contains(labels))
-                    .then(|| value.parse::<f64>().ok())?
-            })
-            .sum())
+        crate::metric(self.url(index), name, labels).await
     }
 }

@@ -254,3 +254,24 @@ pub fn raw_http_abandoned(url: &str, partial_request: &[u8]) -> Result<()> {
 pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
+
+/// The value of a metric on the node at `base_url` (summed over its series whose labels contain
+/// `labels`; `""` for all of them).
+pub async fn metric(base_url: &str, name: &str, labels: &str) -> Result<f64> {
+    let text = http()
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let series_name = series.split('{').next()?;
+            (series_name == name && series.contains(labels)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum())
+}

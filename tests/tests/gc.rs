@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arca_client::{GcReport, GcRequest};
-use arca_tests::{TestNode, http, pseudo_random_bytes, sha256_hex};
+use arca_tests::{TestNode, http, metric, pseudo_random_bytes, sha256_hex};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -198,6 +198,15 @@ async fn gc_frees_what_nothing_references_and_keeps_shared_chunks() {
         "exactly the deleted file's chunks are freed"
     );
     assert!(pull(&node, "files", "gone/1.0/gone.bin").await.is_err());
+    // The node's metrics count the runs that removed something and what they freed.
+    for (name, expected) in [
+        ("arca_gc_runs_total", 3.0),
+        ("arca_gc_chunks_removed_total", real.removed as f64),
+        ("arca_gc_bytes_removed_total", gone.len() as f64),
+    ] {
+        let value = metric(&node.url, name, "").await.expect("metrics");
+        assert_eq!(value, expected, "{name}");
+    }
     assert_intact(&node, "files", "kept/1.0/kept.bin", &kept).await;
     assert_intact(&node, "files", "twin-b/1.0/twin.bin", &shared).await;
     let again = gc(&node, false, 0).await;

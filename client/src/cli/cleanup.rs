@@ -265,6 +265,7 @@ mod tests {
                 older_than_days: Some(30),
                 not_downloaded_days: Some(90),
                 keep_tagged: true,
+                keep_tags: Vec::new(),
                 keep_metadata: vec!["approved:true".into()],
             }]
         );

@@ -70,6 +70,9 @@ pub struct Metrics {
     chunk_bytes_written: Counter<u64, AtomicU64>,
     corrupt_chunk_reads: Counter<u64, AtomicU64>,
     chunk_cache_hits: Counter<u64, AtomicU64>,
+    gc_runs: Counter<u64, AtomicU64>,
+    gc_chunks_removed: Counter<u64, AtomicU64>,
+    gc_bytes_removed: Counter<u64, AtomicU64>,
     /// Times this node saw the leader change.
     pub raft_leader_changes: Counter,
     raft_log_lag: Family<NodeLabels, Gauge>,
@@ -114,6 +117,9 @@ impl Metrics {
             chunk_bytes_written: Counter::default(),
             corrupt_chunk_reads: Counter::default(),
             chunk_cache_hits: Counter::default(),
+            gc_runs: Counter::default(),
+            gc_chunks_removed: Counter::default(),
+            gc_bytes_removed: Counter::default(),
             raft_leader_changes: Counter::default(),
             raft_log_lag: Family::default(),
             replication_pending_blobs: Family::default(),
@@ -196,6 +202,21 @@ impl Metrics {
                 "chunk_cache_hits",
                 "Chunk reads served from the memory tier",
                 metrics.chunk_cache_hits.clone(),
+            );
+            registry.register(
+                "gc_runs",
+                "Garbage collections completed on this node (dry runs excluded)",
+                metrics.gc_runs.clone(),
+            );
+            registry.register(
+                "gc_chunks_removed",
+                "Unreferenced chunks garbage collection removed",
+                metrics.gc_chunks_removed.clone(),
+            );
+            registry.register(
+                "gc_bytes_removed",
+                "Bytes of the chunks garbage collection removed",
+                metrics.gc_bytes_removed.clone(),
             );
             registry.register(
                 "corrupt_chunk_reads",
@@ -316,6 +337,9 @@ impl Metrics {
             (&self.corrupt_chunk_reads, &stats.corrupt_reads),
             (&self.chunk_cache_hits, &stats.cache_hits),
             (&self.peer_chunk_fetches, &stats.remote_fetches),
+            (&self.gc_runs, &stats.gc_runs),
+            (&self.gc_chunks_removed, &stats.gc_chunks_removed),
+            (&self.gc_bytes_removed, &stats.gc_bytes_removed),
             (&self.peer_bytes_received, &transfer.chunk_bytes_received),
             (&self.peer_bytes_sent, &transfer.chunk_bytes_sent),
         ] {

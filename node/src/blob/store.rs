@@ -41,6 +41,12 @@ pub struct ChunkStoreStats {
     pub cache_hits: AtomicU64,
     /// Chunk reads that had to go to a peer.
     pub remote_fetches: AtomicU64,
+    /// Garbage collections completed (dry runs excluded).
+    pub gc_runs: AtomicU64,
+    /// Chunks garbage collection removed.
+    pub gc_chunks_removed: AtomicU64,
+    /// Bytes of the chunks garbage collection removed.
+    pub gc_bytes_removed: AtomicU64,
 }
 
 /// Verified chunks kept in memory, weighed by their size.

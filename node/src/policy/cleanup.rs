@@ -509,7 +509,7 @@ mod tests {
             &mut state,
             vec![CleanupRule {
                 keep_tagged: false,
-                ..old
+                ..old.clone()
             }],
         );
         assert_eq!(planned(&state), pairs(&[("tool", "1.0"), ("tool", "1.1")]));

@@ -23,6 +23,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use arca_protocol::{BlobRef, ChunkId};
@@ -179,6 +180,16 @@ where
     let referenced = mark().await;
     let report =
         blocking(move || sweep(&collection, listed, &referenced, cutoff, options.dry_run)).await?;
+    if !report.dry_run {
+        let stats = &store.stats;
+        stats.gc_runs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .gc_chunks_removed
+            .fetch_add(report.removed, Ordering::Relaxed);
+        stats
+            .gc_bytes_removed
+            .fetch_add(report.removed_bytes, Ordering::Relaxed);
+    }
     Ok(report)
 }
 

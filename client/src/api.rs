@@ -1,6 +1,6 @@
 //! The management API under `/api/v1`: one method per route of `docs/api.md` (registries and their
-//! replication policies, artifacts, metadata, tokens, the cluster, the audit trail), each taking and
-//! returning the JSON types of `arca_protocol::api`.
+//! replication policies, artifacts, metadata, tokens, users and roles, the cluster, the audit trail),
+//! each taking and returning the JSON types of `arca_protocol::api` and `arca_protocol::identity`.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,9 @@ use arca_protocol::api::{
     MetadataBody, PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, TokenInfo,
     VersionInfo, WhoAmI,
 };
-use arca_protocol::model::Role;
+use arca_protocol::identity::{
+    CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
+};
 use arca_protocol::{MetadataTarget, ReplicationPolicy};
 use reqwest::{Method, Url};
 
@@ -217,14 +219,78 @@ impl Client {
     }
 
     /// `POST /api/v1/tokens`: the answer holds the secret, shown this once.
-    pub async fn create_token(&self, name: &str, role: Role) -> Result<CreatedToken, ClientError> {
+    pub async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+    ) -> Result<CreatedToken, ClientError> {
         let url = self.api_url(&["tokens"])?;
-        let body = CreateTokenRequest {
-            name: name.to_string(),
-            role,
+        self.send_json(self.request(Method::POST, url).json(request))
+            .await
+    }
+
+    /// `POST /api/v1/tokens/{id}/rotate`: a new secret (shown this once); the old one stops working.
+    pub async fn rotate_token(&self, id: &str) -> Result<CreatedToken, ClientError> {
+        let url = self.api_url(&["tokens", id, "rotate"])?;
+        self.send_json(self.request(Method::POST, url)).await
+    }
+
+    /// `POST /api/v1/login`: a user's name and password for a login token.
+    pub async fn login(&self, username: &str, password: &str) -> Result<CreatedToken, ClientError> {
+        let url = self.api_url(&["login"])?;
+        let body = LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
         };
         self.send_json(self.request(Method::POST, url).json(&body))
             .await
+    }
+
+    /// `POST /api/v1/users`.
+    pub async fn create_user(&self, request: &CreateUserRequest) -> Result<UserInfo, ClientError> {
+        let url = self.api_url(&["users"])?;
+        self.send_json(self.request(Method::POST, url).json(request))
+            .await
+    }
+
+    /// `GET /api/v1/users`.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, ClientError> {
+        let url = self.api_url(&["users"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `GET /api/v1/users/{name}`.
+    pub async fn get_user(&self, name: &str) -> Result<UserInfo, ClientError> {
+        let url = self.api_url(&["users", name])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `PATCH /api/v1/users/{name}`.
+    pub async fn update_user(
+        &self,
+        name: &str,
+        request: &UpdateUserRequest,
+    ) -> Result<UserInfo, ClientError> {
+        let url = self.api_url(&["users", name])?;
+        self.send_json(self.request(Method::PATCH, url).json(request))
+            .await
+    }
+
+    /// `DELETE /api/v1/users/{name}`: the user's tokens go with it.
+    pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.api_url(&["users", name])?;
+        self.send_empty(Method::DELETE, url).await
+    }
+
+    /// `PUT /api/v1/users/{name}/roles` (`grant`) or `DELETE` (`!grant`).
+    pub async fn change_role(
+        &self,
+        name: &str,
+        role: &Grant,
+        grant: bool,
+    ) -> Result<UserInfo, ClientError> {
+        let url = self.api_url(&["users", name, "roles"])?;
+        let method = if grant { Method::PUT } else { Method::DELETE };
+        self.send_json(self.request(method, url).json(role)).await
     }
 
     /// `GET /api/v1/tokens`.

@@ -12,8 +12,11 @@ mod archive;
 mod cleanup;
 mod client;
 mod error;
+mod firewall;
+mod firewall_admin;
 mod gc;
 mod generic;
+pub mod lockfiles;
 mod maven;
 mod npm;
 mod published;
@@ -25,6 +28,15 @@ pub use cleanup::{
 };
 pub use client::Client;
 pub use error::ClientError;
+pub use firewall::{
+    FirewallCheck, FirewallCheckRequest, FirewallCheckResponse, FirewallReason, FirewallStatus,
+    FirewallVerdict, PackageCoordinate,
+};
+pub use firewall_admin::{
+    AdvisoryDbStatus, AdvisoryImport, AdvisoryImportReport, AgeRule, DenyPattern, FirewallAction,
+    FirewallExplanation, FirewallPolicy, LicenseRule, OsvAdvisory, QuarantineRecord,
+    QuarantineRequest, Severity, VersionPattern, VulnerabilityRule,
+};
 pub use gc::{GcReport, GcRequest};
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
 pub use maven::{MavenCoordinates, xml_escape};

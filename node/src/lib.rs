@@ -56,6 +56,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Upstream fetches of remote registries.
     pub proxy: Arc<proxy::Proxy>,
+    /// Recent successful password verifications.
+    pub passwords: Arc<auth::password::PasswordCache>,
 }
 
 impl AppState {
@@ -280,6 +282,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         identity: credentials.identity,
         clock,
         proxy: Arc::new(proxy::Proxy::default()),
+        passwords: Arc::new(auth::password::PasswordCache::default()),
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -271,12 +271,22 @@ pub struct CopyVersionRequest {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreateTokenRequest {
     /// Human label.
     pub name: String,
-    /// What the token may do.
-    pub role: Role,
+    /// A global role: shorthand for `scopes: [{"role": ...}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The user or service account the token acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Lifetime in seconds; absent for a token that does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+    /// What the token may do (with an owner, capped by the owner's grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<crate::identity::Grant>>,
 }
 
 /// A token as listed (never its secret).
@@ -286,8 +296,12 @@ pub struct TokenInfo {
     pub id: String,
     /// Label.
     pub name: String,
-    /// Role.
-    pub role: Role,
+    /// The user or service account it acts for.
+    pub owner: Option<String>,
+    /// What it may do (with an owner, capped by the owner's grants).
+    pub scopes: Vec<crate::identity::Grant>,
+    /// Unix milliseconds from which it is refused.
+    pub expires_at: Option<u64>,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
 }
@@ -305,8 +319,14 @@ pub struct CreatedToken {
 /// `GET /api/v1/whoami`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WhoAmI {
-    /// The caller's token, or `None` for anonymous callers.
+    /// The caller's token, or `None` for anonymous callers and password logins.
     pub token: Option<TokenInfo>,
+    /// The user the caller acts as, if any.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// What the caller may do now: the token's scopes intersected with its owner's grants.
+    #[serde(default)]
+    pub grants: Vec<crate::identity::Grant>,
 }
 
 /// The answer to a generic upload (`PUT /generic/...`).

@@ -229,6 +229,52 @@ pub enum Command {
         /// The token's id.
         id: String,
     },
+    /// Give a token a new secret; the old one stops working.
+    RotateToken {
+        /// The token's id.
+        id: String,
+        /// sha256 of the new secret.
+        secret_sha256: Sha256,
+    },
+    /// Create a user or service account; fails if the name is taken.
+    CreateUser {
+        /// The new user (its password already hashed by the proposer).
+        user: crate::identity::User,
+    },
+    /// Change a user's password hash or disabled flag; `None` leaves a field as it is.
+    UpdateUser {
+        /// User name.
+        name: String,
+        /// The new argon2id PHC string.
+        password_hash: Option<String>,
+        /// Disable or enable.
+        disabled: Option<bool>,
+        /// Change time, unix milliseconds.
+        at: u64,
+    },
+    /// Delete a user together with the tokens it owns.
+    DeleteUser {
+        /// User name.
+        name: String,
+    },
+    /// Grant a user a role (globally or on one registry).
+    GrantRole {
+        /// User name.
+        user: String,
+        /// The grant.
+        grant: crate::identity::Grant,
+        /// Change time, unix milliseconds.
+        at: u64,
+    },
+    /// Take a grant away from a user.
+    RevokeRole {
+        /// User name.
+        user: String,
+        /// The grant.
+        grant: crate::identity::Grant,
+        /// Change time, unix milliseconds.
+        at: u64,
+    },
     /// Replace a registry's replication policy.
     SetReplication {
         /// Registry name.
@@ -276,6 +322,46 @@ pub enum Command {
         registry: String,
         /// The new policy.
         policy: CleanupPolicy,
+    },
+    /// Replace a registry's firewall policy and re-evaluate its versions.
+    SetFirewallPolicy {
+        /// Registry name.
+        registry: String,
+        /// The new policy.
+        policy: crate::firewall::FirewallPolicy,
+        /// Change time, unix milliseconds (the re-evaluations' time).
+        at: u64,
+    },
+    /// Add advisories to the vulnerability database (replacing older copies of the same ids) and
+    /// re-evaluate the versions of the packages they name.
+    ImportAdvisories {
+        /// The advisories, normalised.
+        advisories: Vec<crate::firewall::Advisory>,
+        /// Import time, unix milliseconds.
+        at: u64,
+    },
+    /// Quarantine a version by hand: it cannot be downloaded, copied or promoted.
+    QuarantineVersion {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Who, when and why.
+        record: crate::firewall::QuarantineRecord,
+    },
+    /// Release a version: lifts a quarantine by hand and overrides a BLOCKED verdict until an
+    /// evaluation gives other reasons.
+    ReleaseVersion {
+        /// Registry name.
+        registry: String,
+        /// Package name.
+        package: String,
+        /// Version.
+        version: String,
+        /// Who, when and why.
+        record: crate::firewall::QuarantineRecord,
     },
 }
 

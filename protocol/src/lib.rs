@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod command;
 pub mod digest;
 pub mod firewall;
+pub mod identity;
 pub mod model;
 pub mod names;
 
@@ -17,6 +18,7 @@ pub use cluster::{NodeInfo, NodeRole, ReplicaSites, ReplicationMode, Replication
 pub use command::{Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoordinate};
+pub use identity::{Grant, User, UserKind};
 pub use model::{
     BlobRef, CachedDocument, ChunkRef, CleanupPolicy, CleanupRule, FileEntry, ManifestInfo,
     Package, PackageType, Registry, RegistryKind, Role, Token, Upstream, Version,

@@ -176,6 +176,9 @@ pub struct Registry {
     /// Which versions cleanup deletes (see [`CleanupPolicy`]); empty by default.
     #[serde(default)]
     pub cleanup: CleanupPolicy,
+    /// The dependency firewall's rules for this registry's versions; empty (allow all) by default.
+    #[serde(default)]
+    pub firewall: crate::firewall::FirewallPolicy,
 }
 
 /// A registry's cleanup policy: a version is deleted when some rule says so and no exception of that
@@ -339,6 +342,10 @@ pub struct Version {
     /// Format attributes (npm's version manifest, deprecation, PyPI's requires-python, yanked...).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The dependency firewall's verdict and any quarantine or release; set by the state machine
+    /// when the version is created and on every re-evaluation.
+    #[serde(default)]
+    pub firewall: Option<crate::firewall::VersionFirewall>,
 }
 
 /// What the registry remembers of an OCI manifest, to check references and answer the referrers API.
@@ -380,15 +387,18 @@ pub struct Package {
     pub blobs: BTreeSet<String>,
 }
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a user or token may do. Shown as `viewer`, `contributor` and `admin`; `read` and `write` are
+/// accepted as the older names of the first two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// Read artifacts and metadata.
+    #[serde(rename = "viewer", alias = "read")]
     Read,
-    /// Read, push and delete artifacts and metadata.
+    /// Read, publish and delete artifacts and metadata.
+    #[serde(rename = "contributor", alias = "write")]
     Write,
-    /// Everything, including registries and tokens.
+    /// Everything, including registries, their policies, users and tokens.
+    #[serde(rename = "admin")]
     Admin,
 }
 
@@ -404,11 +414,11 @@ impl FromStr for Role {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
-            "read" => Ok(Role::Read),
-            "write" => Ok(Role::Write),
+            "viewer" | "read" => Ok(Role::Read),
+            "contributor" | "write" => Ok(Role::Write),
             "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "unknown role {other:?} (expected read, write or admin)"
+                "unknown role {other:?} (expected viewer, contributor or admin)"
             )),
         }
     }
@@ -417,8 +427,8 @@ impl FromStr for Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Role::Read => "read",
-            Role::Write => "write",
+            Role::Read => "viewer",
+            Role::Write => "contributor",
             Role::Admin => "admin",
         })
     }
@@ -433,8 +443,13 @@ pub struct Token {
     pub name: String,
     /// sha256 of the secret the caller presents.
     pub secret_sha256: Sha256,
-    /// What the token may do.
-    pub role: Role,
+    /// What the token may do; with an owner, only as far as the owner's grants allow too.
+    pub scopes: Vec<crate::identity::Grant>,
+    /// The user or service account the token acts for; `None` for tokens of their own (the admin
+    /// token).
+    pub owner: Option<String>,
+    /// Unix milliseconds from which the token is refused; `None` for tokens that do not expire.
+    pub expires_at: Option<u64>,
     /// Creation time, unix milliseconds.
     pub created_at: u64,
 }

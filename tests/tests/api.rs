@@ -243,7 +243,14 @@ async fn tokens_roles_and_revocation() {
     let (status, me) = writer.call(Method::GET, "/whoami", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["token"]["name"], "ci");
-    assert_eq!(me["token"]["role"], "write");
+    assert_eq!(
+        me["token"]["scopes"],
+        json!([{"role": "contributor", "registry": null}])
+    );
+    assert_eq!(
+        me["grants"],
+        json!([{"role": "contributor", "registry": null}])
+    );
 
     let (status, refused) = writer
         .call(

@@ -9,7 +9,7 @@ use arca_protocol::api::{
     CreatedToken, MetadataBody, PackageInfo, PackageSummary, Page, RegistryInfo, TokenInfo,
     VersionInfo, WhoAmI,
 };
-use arca_protocol::{PackageType, Role};
+use arca_protocol::{Grant, PackageType, Role};
 use arca_tests::{TestNode, pseudo_random_bytes, sha256_hex};
 use serde_json::{Value, json};
 
@@ -660,7 +660,10 @@ fn login_saves_server_and_token_for_later_commands() {
     let who: WhoAmI = typed!(
         serde_json::from_str(&stdout(&["login"], output)).expect("login prints whoami JSON"),
     );
-    assert_eq!(who.token.map(|t| t.role), Some(Role::Admin));
+    assert_eq!(
+        who.token.map(|t| t.scopes),
+        Some(vec![Grant::global(Role::Admin)])
+    );
 
     let config = node.data_dir().join("cli-home/.config/arca/config.toml");
     let text = std::fs::read_to_string(&config).expect("config written");
@@ -722,14 +725,14 @@ fn created_tokens_work_with_their_role_until_revoked() {
         &["token", "create", "ci", "--role", "write"],
     ));
     assert_eq!(created.info.name, "ci");
-    assert_eq!(created.info.role, Role::Write);
+    assert_eq!(created.info.scopes, vec![Grant::global(Role::Write)]);
     let secret = created.token.as_str();
 
     let listed: Vec<TokenInfo> = typed!(json_of(&node, &["token", "list"]));
     assert!(
         listed
             .iter()
-            .any(|t| t.id == created.info.id && t.role == Role::Write)
+            .any(|t| t.id == created.info.id && t.scopes == created.info.scopes)
     );
     let table = ok(&node, &["token", "list"]);
     assert!(

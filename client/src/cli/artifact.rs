@@ -51,6 +51,10 @@ pub enum ArtifactCommand {
     /// Set, show or delete a package's or version's metadata
     #[command(subcommand)]
     Metadata(MetadataCommand<ArtifactTarget>),
+    /// Quarantine a version: it can no longer be downloaded, copied or promoted (admin)
+    Quarantine(super::firewall_admin::QuarantineArgs),
+    /// Release a version from quarantine, overriding a BLOCKED firewall verdict (admin)
+    Release(super::firewall_admin::QuarantineArgs),
 }
 
 /// A package, or one of its versions, named by a positional package and flags.
@@ -177,6 +181,8 @@ impl ArtifactCommand {
                 emit(context.format, &copy)
             }
             ArtifactCommand::Metadata(command) => command.run(context).await,
+            ArtifactCommand::Quarantine(args) => args.run(context, false).await,
+            ArtifactCommand::Release(args) => args.run(context, true).await,
         }
     }
 }

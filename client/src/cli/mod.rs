@@ -7,6 +7,8 @@ mod cleanup;
 mod cluster;
 mod config;
 mod configure;
+mod firewall;
+mod firewall_admin;
 mod gc;
 mod metadata;
 mod output;
@@ -14,6 +16,7 @@ mod registry;
 mod session;
 mod token;
 mod transfer;
+mod user;
 
 use anyhow::{Result, bail};
 use arca_client::Client;
@@ -47,9 +50,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a server URL and token (--server, --token) and save them for later commands
-    Login,
-    /// Show the token the server sees
+    /// Check a server URL and token (--server, --token), or log in with a user name and password, and
+    /// save them for later commands
+    Login(session::LoginArgs),
+    /// Show who the server takes the caller to be: user, token and effective grants
     Whoami,
     /// Create, list, inspect, delete and configure clients for registries
     #[command(subcommand, visible_alias = "reg")]
@@ -57,9 +61,15 @@ enum Command {
     /// List, inspect, push, pull, copy and delete artifacts
     #[command(subcommand, visible_alias = "art")]
     Artifact(artifact::ArtifactCommand),
-    /// Create, list and revoke API tokens
+    /// Create, list, rotate and revoke API tokens
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Create, list, change and delete users and service accounts (admin)
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Grant, revoke and list users' roles, globally or per registry
+    #[command(subcommand)]
+    Role(user::RoleCommand),
     /// Show the cluster, create join tokens for new nodes, promote and remove nodes
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -69,6 +79,9 @@ enum Command {
     /// Remove chunks no artifact references any more (admin)
     #[command(subcommand)]
     Gc(gc::GcCommand),
+    /// The dependency firewall's vulnerability database
+    #[command(subcommand)]
+    Fw(firewall_admin::FwCommand),
 }
 
 /// What every command runs with: a client of the chosen server and the output format.
@@ -87,22 +100,30 @@ pub async fn run(cli: Cli) -> Result<()> {
         format,
         command,
     } = cli;
-    if matches!(command, Command::Login) && token.is_none() {
-        bail!("`arca login` needs a token: pass --token or set ARCA_TOKEN");
+    if let Command::Login(args) = &command
+        && args.username.is_none()
+        && token.is_none()
+    {
+        bail!(
+            "`arca login` needs a token (--token or ARCA_TOKEN) or a user name (--username with --password-stdin)"
+        );
     }
     let context = Context {
         client: connect(server, token)?,
         format,
     };
     match command {
-        Command::Login => session::login(&context).await,
+        Command::Login(args) => session::login(&context, args).await,
         Command::Whoami => session::whoami(&context).await,
         Command::Registry(command) => command.run(&context).await,
         Command::Artifact(command) => command.run(&context).await,
         Command::Token(command) => command.run(&context).await,
+        Command::User(command) => command.run(&context).await,
+        Command::Role(command) => command.run(&context).await,
         Command::Cluster(command) => command.run(&context).await,
         Command::Audit(command) => command.run(&context).await,
         Command::Gc(command) => command.run(&context).await,
+        Command::Fw(command) => command.run(&context).await,
     }
 }
 

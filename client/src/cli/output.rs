@@ -103,6 +103,8 @@ pub enum Subject {
     },
     /// An API token.
     Token { id: String },
+    /// A user or service account.
+    User { name: String },
 }
 
 impl Tabular for Deleted {
@@ -118,6 +120,7 @@ impl Tabular for Deleted {
                 version,
             } => format!("deleted version {version} of package {package} from registry {registry}"),
             Subject::Token { id } => format!("revoked token {id}"),
+            Subject::User { name } => format!("deleted user {name}"),
         }
     }
 }

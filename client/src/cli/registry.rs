@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use super::Context;
 use super::cleanup::CleanupCommand;
 use super::configure::ConfigureCommand;
+use super::firewall::FirewallCommand;
 use super::metadata::MetadataCommand;
 use super::output::{Deleted, Row, Subject, emit, timestamp};
 
@@ -102,6 +103,9 @@ pub enum RegistryCommand {
     /// Set, show and run a registry's cleanup policy
     #[command(subcommand)]
     Cleanup(CleanupCommand),
+    /// Audit dependencies against a registry's dependency firewall
+    #[command(subcommand, name = "fw", visible_alias = "firewall")]
+    Fw(FirewallCommand),
 }
 
 /// The flag naming a registry for `registry metadata`.
@@ -208,6 +212,7 @@ impl RegistryCommand {
             RegistryCommand::Metadata(command) => command.run(context).await,
             RegistryCommand::Configure(command) => command.run(context).await,
             RegistryCommand::Cleanup(command) => command.run(context).await,
+            RegistryCommand::Fw(command) => command.run(context).await,
         }
     }
 }

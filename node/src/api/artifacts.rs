@@ -131,7 +131,7 @@ async fn list(
         Some(name) => {
             state.registry_for(&caller, name, Role::Read)?;
         }
-        None => caller.require(Role::Read)?,
+        None => caller.require_login()?,
     }
     let summaries = state.meta.read(|meta| {
         meta.registries
@@ -141,6 +141,7 @@ async fn list(
                     .registry
                     .as_ref()
                     .is_none_or(|name| &r.registry.name == name)
+                    && caller.may(&r.registry, Role::Read)
             })
             .flat_map(|r| {
                 r.packages
@@ -242,7 +243,8 @@ async fn copy_version(
     PathParams((registry, package, version)): PathParams<(String, String, String)>,
     JsonBody(request): JsonBody<CopyVersionRequest>,
 ) -> Result<(StatusCode, Json<VersionInfo>), ApiError> {
-    state.registry_for(&caller, &registry, Role::Read)?;
+    let source = state.registry_for(&caller, &registry, Role::Read)?;
+    crate::policy::firewall::check_read(&state, &source, &package, &version)?;
     let destination = request.destination_registry;
     state.registry_for(&caller, &destination, Role::Write)?;
     state

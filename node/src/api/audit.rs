@@ -218,7 +218,7 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     }
     let (response, mut detail) = detail_of(response).await;
     let (actor, actor_id) = match caller {
-        Ok(Caller::Token(token)) => (token.name, Some(token.id)),
+        Ok(Caller::Principal(principal)) => (principal.name(), Some(principal.subject())),
         Ok(Caller::Anonymous) => ("anonymous".to_string(), None),
         Err(error) => {
             detail = Some(format!("invalid credentials: {error}"));
@@ -248,7 +248,7 @@ fn identify(state: &AppState, path: &str, headers: &HeaderMap) -> Result<Caller,
     if path == "/v2" || path.starts_with("/v2/") {
         crate::formats::oci::authenticate(state, headers).map(|oci| oci.caller)
     } else {
-        crate::auth::authenticate(&state.meta, headers)
+        crate::auth::authenticate(state, headers)
     }
 }
 

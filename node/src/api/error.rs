@@ -139,6 +139,13 @@ impl From<ProposeError> for ApiError {
     }
 }
 
+impl From<crate::policy::firewall::Blocked> for ApiError {
+    /// A download, copy or promotion the dependency firewall refuses: 403 `BLOCKED`.
+    fn from(blocked: crate::policy::firewall::Blocked) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "BLOCKED", blocked.0)
+    }
+}
+
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
         Self::internal(error)

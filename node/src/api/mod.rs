@@ -6,11 +6,13 @@ pub mod audit;
 pub mod cleanup;
 pub mod cluster;
 pub mod error;
+pub mod firewall;
 pub mod gc;
 pub mod metadata;
 pub mod metrics;
 pub mod registries;
 pub mod tokens;
+pub mod users;
 
 use arca_protocol::api::{Page, PageQuery, WhoAmI};
 use arca_protocol::{Registry, Role};
@@ -62,10 +64,12 @@ pub fn router(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(metadata::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
         .merge(audit::routes())
         .merge(cluster::routes())
         .merge(gc::routes())
-        .merge(cleanup::routes());
+        .merge(cleanup::routes())
+        .merge(firewall::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::formats::routes())
@@ -92,7 +96,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(auth::authenticate(&state.meta, &parts.headers)?)
+        Ok(auth::authenticate(state, &parts.headers)?)
     }
 }
 
@@ -137,10 +141,8 @@ pub fn paginate<T>(items: Vec<T>, query: PageQuery) -> Result<Page<T>, ApiError>
 }
 
 async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
-    caller.require(Role::Read)?;
-    Ok(Json(WhoAmI {
-        token: caller.info(),
-    }))
+    caller.require_login()?;
+    Ok(Json(caller.whoami()))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -83,6 +83,7 @@ async fn create(
         publish_to: request.publish_to,
         audit_downloads: request.audit_downloads,
         cleanup: Default::default(),
+        firewall: Default::default(),
     };
     state.meta.read(|meta| check_kind(meta, &registry))?;
     state
@@ -167,9 +168,13 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<RegistryInfo>>, ApiError> {
-    caller.require(Role::Read)?;
+    caller.require_login()?;
     Ok(Json(state.meta.read(|meta| {
-        meta.registries.values().map(registry_info).collect()
+        meta.registries
+            .values()
+            .filter(|r| caller.may(&r.registry, Role::Read))
+            .map(registry_info)
+            .collect()
     })))
 }
 
@@ -187,7 +192,7 @@ async fn remove(
     caller: Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    state.registry_for(&caller, &name, Role::Admin)?;
     state.meta.propose(Command::DeleteRegistry { name }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,7 +203,7 @@ async fn set_replication(
     PathParams(name): PathParams<String>,
     JsonBody(policy): JsonBody<SetReplicationRequest>,
 ) -> Result<Json<RegistryInfo>, ApiError> {
-    caller.require(Role::Admin)?;
+    state.registry_for(&caller, &name, Role::Admin)?;
     state
         .meta
         .propose(Command::SetReplication {

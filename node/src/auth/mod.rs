@@ -1,12 +1,18 @@
 //! Who is calling and what they may do: bearer tokens (only their sha256 is stored, in the replicated
-//! state), roles, anonymous reads of registries that allow them, and the admin token every new node
-//! creates on first start.
+//! state) with scopes, an optional owner and an optional expiry; users and service accounts with role
+//! grants (global or per registry); Basic credentials carrying a token or a real user's password;
+//! anonymous reads of registries that allow them; and the admin token every new node creates on first
+//! start. A token's effective permission is its scopes intersected with its owner's current grants.
 
+pub mod password;
+
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arca_protocol::api::TokenInfo;
-use arca_protocol::{Command, Registry, Role, Sha256, Token};
+use arca_protocol::api::{TokenInfo, WhoAmI};
+use arca_protocol::identity::{any_allows, intersect};
+use arca_protocol::{Command, Grant, Registry, Role, Sha256, Token};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine;
@@ -14,65 +20,150 @@ use base64::engine::general_purpose::STANDARD;
 use rand::Rng;
 use sha2::Digest;
 
+use crate::AppState;
+use crate::meta::state::MetaState;
 use crate::meta::{Meta, ProposeError};
 
 /// Why a caller was turned away.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// No credentials, or credentials that match no token.
+    /// No credentials, or credentials that are not (or no longer) valid.
     #[error("{0}")]
-    Unauthorized(&'static str),
-    /// A valid token whose role does not allow the operation.
-    #[error("token {token} has role {role}, this needs {needed}")]
+    Unauthorized(Cow<'static, str>),
+    /// Valid credentials whose grants do not allow the operation.
+    #[error("{who} may not do what the {needed} role allows {}", match registry {
+        Some(registry) => format!("on registry {registry}"),
+        None => "across the whole server".to_string(),
+    })]
     Forbidden {
-        /// The token's id.
-        token: String,
-        /// Its role.
-        role: Role,
+        /// Who was refused (user or token name and the token id).
+        who: String,
         /// The role needed.
         needed: Role,
+        /// Where; `None` for a global operation.
+        registry: Option<String>,
     },
 }
 
-/// The authenticated caller of a request.
+impl AuthError {
+    /// 401 with `message`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        AuthError::Unauthorized(message.into())
+    }
+}
+
+/// An authenticated identity and what it may do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user or service account acting, if any.
+    pub user: Option<String>,
+    /// The token presented, if any (a password login has none).
+    pub token: Option<Token>,
+    /// The effective grants: the token's scopes intersected with its owner's grants.
+    pub grants: Vec<Grant>,
+}
+
+/// The prefix of a subject that names a user rather than a token id.
+const USER_SUBJECT: &str = "user:";
+
+impl Principal {
+    /// The name audit trails and package managers show: the user's, else the token's.
+    pub fn name(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| self.token.as_ref().map(|t| t.name.clone()))
+            .unwrap_or_default()
+    }
+
+    /// A stable subject that [`caller_for_subject`] resolves again: the token id, or `user:<name>`
+    /// for a password login.
+    pub fn subject(&self) -> String {
+        match (&self.token, &self.user) {
+            (Some(token), _) => token.id.clone(),
+            (None, Some(user)) => format!("{USER_SUBJECT}{user}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.user, &self.token) {
+            (Some(user), Some(token)) => format!("user {user} (token {})", token.id),
+            (Some(user), None) => format!("user {user}"),
+            (None, Some(token)) => format!("token {}", token.id),
+            (None, None) => "this caller".to_string(),
+        }
+    }
+}
+
+/// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// No credentials were sent.
     Anonymous,
-    /// A valid token.
-    Token(Token),
+    /// Valid credentials.
+    Principal(Principal),
 }
 
 impl Caller {
-    /// The token as the API shows it.
-    pub fn info(&self) -> Option<TokenInfo> {
+    /// The authenticated identity, if any.
+    pub fn principal(&self) -> Option<&Principal> {
         match self {
             Caller::Anonymous => None,
-            Caller::Token(token) => Some(token_info(token)),
+            Caller::Principal(principal) => Some(principal),
         }
     }
 
-    /// Allows the operation when the caller's role includes `needed`.
+    /// Who the caller is and what it may do, as `GET /api/v1/whoami` shows it.
+    pub fn whoami(&self) -> WhoAmI {
+        let principal = self.principal();
+        WhoAmI {
+            token: principal.and_then(|p| p.token.as_ref()).map(token_info),
+            user: principal.and_then(|p| p.user.clone()),
+            grants: principal.map(|p| p.grants.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Allows a global operation (creating registries, the cluster, gc, audit, users): only a
+    /// global grant of `needed` or more does.
     pub fn require(&self, needed: Role) -> Result<(), AuthError> {
+        self.check(None, needed)
+    }
+
+    /// Allows requests that only need some valid credentials.
+    pub fn require_login(&self) -> Result<(), AuthError> {
         match self {
-            Caller::Anonymous => Err(AuthError::Unauthorized("authentication required")),
-            Caller::Token(token) if token.role.allows(needed) => Ok(()),
-            Caller::Token(token) => Err(AuthError::Forbidden {
-                token: token.id.clone(),
-                role: token.role,
-                needed,
-            }),
+            Caller::Anonymous => Err(AuthError::unauthorized("authentication required")),
+            Caller::Principal(_) => Ok(()),
         }
     }
 
-    /// Allows the operation on `registry` (which may not exist): like [`Caller::require`], except that
-    /// anonymous reads of a registry that allows them pass.
+    /// Allows the operation on `registry` (`None`: it does not exist, and only a global grant
+    /// allows the operation, so that nobody learns which registries exist): a global grant or one on
+    /// this registry of `needed` or more does, and anonymous reads of a registry that allows them
+    /// pass.
     pub fn require_on(&self, registry: Option<&Registry>, needed: Role) -> Result<(), AuthError> {
         let anonymous_read =
             needed == Role::Read && registry.is_some_and(|r| r.allow_anonymous_read);
         match self {
             Caller::Anonymous if anonymous_read => Ok(()),
-            _ => self.require(needed),
+            _ => self.check(registry.map(|r| r.name.as_str()), needed),
+        }
+    }
+
+    /// True when [`Caller::require_on`] would allow the operation.
+    pub fn may(&self, registry: &Registry, needed: Role) -> bool {
+        self.require_on(Some(registry), needed).is_ok()
+    }
+
+    fn check(&self, registry: Option<&str>, needed: Role) -> Result<(), AuthError> {
+        match self {
+            Caller::Anonymous => Err(AuthError::unauthorized("authentication required")),
+            Caller::Principal(p) if any_allows(&p.grants, registry, needed) => Ok(()),
+            Caller::Principal(p) => Err(AuthError::Forbidden {
+                who: p.describe(),
+                needed,
+                registry: registry.map(str::to_string),
+            }),
         }
     }
 }
@@ -82,7 +173,9 @@ pub fn token_info(token: &Token) -> TokenInfo {
     TokenInfo {
         id: token.id.clone(),
         name: token.name.clone(),
-        role: token.role,
+        owner: token.owner.clone(),
+        scopes: token.scopes.clone(),
+        expires_at: token.expires_at,
         created_at: token.created_at,
     }
 }
@@ -92,28 +185,62 @@ pub fn hash_secret(secret: &str) -> Sha256 {
     Sha256(sha2::Sha256::digest(secret.as_bytes()).into())
 }
 
-/// A new token: its secret (shown once) and the record to store.
-pub fn generate_token(name: &str, role: Role, now: u64) -> (String, Token) {
-    let mut rng = rand::rng();
-    let secret = format!("arca_{}", hex::encode(rng.random::<[u8; 24]>()));
-    let token = Token {
-        id: format!("tok_{}", hex::encode(rng.random::<[u8; 6]>())),
-        name: name.to_string(),
-        secret_sha256: hash_secret(&secret),
-        role,
-        created_at: now,
-    };
-    (secret, token)
+/// A new token secret and its stored hash.
+pub fn new_secret() -> (String, Sha256) {
+    let secret = format!("arca_{}", hex::encode(rand::rng().random::<[u8; 24]>()));
+    let hash = hash_secret(&secret);
+    (secret, hash)
+}
+
+/// What a new token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// Label.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Grant>,
+    /// The user it acts for.
+    pub owner: Option<String>,
+    /// When it stops working, unix milliseconds.
+    pub expires_at: Option<u64>,
+}
+
+impl TokenSpec {
+    /// A token of its own with one global role that does not expire.
+    pub fn global(name: &str, role: Role) -> Self {
+        TokenSpec {
+            name: name.to_string(),
+            scopes: vec![Grant::global(role)],
+            owner: None,
+            expires_at: None,
+        }
+    }
+
+    /// A new token: its secret (shown once) and the record to store.
+    pub fn generate(self, now: u64) -> (String, Token) {
+        let (secret, secret_sha256) = new_secret();
+        let token = Token {
+            id: format!("tok_{}", hex::encode(rand::rng().random::<[u8; 6]>())),
+            name: self.name,
+            secret_sha256,
+            scopes: self.scopes,
+            owner: self.owner,
+            expires_at: self.expires_at,
+            created_at: now,
+        };
+        (secret, token)
+    }
 }
 
 /// What an `Authorization` header carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
-    /// `Basic base64(user:password)`: package managers send the token as the password.
+    /// `Basic base64(user:password)`: the password is an Arca token (any user name) or the user's
+    /// own password.
     Basic {
-        /// The user name (ignored: the token says who is calling).
+        /// The user name.
         user: String,
-        /// The password: an Arca token.
+        /// A token or the user's password.
         password: String,
     },
     /// `Bearer <token>`.
@@ -125,7 +252,7 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = AuthError::Unauthorized("malformed Authorization header");
+    let malformed = AuthError::unauthorized("malformed Authorization header");
     let (scheme, rest) = value
         .to_str()
         .ok()
@@ -146,31 +273,129 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError
                 password: password.to_string(),
             }))
         }
-        _ => Err(AuthError::Unauthorized(
-            "the Authorization header must be 'Bearer <token>' or Basic with the token as password",
+        _ => Err(AuthError::unauthorized(
+            "the Authorization header must be 'Bearer <token>' or Basic with a token or the user's password",
         )),
     }
 }
 
-/// The caller an Arca token secret belongs to.
-pub fn caller_for_secret(meta: &Meta, secret: &str) -> Result<Caller, AuthError> {
-    let hash = hash_secret(secret);
-    meta.read(|state| state.token_by_secret(&hash).cloned())
-        .map(Caller::Token)
-        .ok_or(AuthError::Unauthorized("invalid or revoked token"))
+/// The caller a stored token stands for at `now` (unix milliseconds): refused once expired or when
+/// its owner is gone or disabled; otherwise its scopes as far as its owner's grants allow.
+pub fn caller_for_token(state: &MetaState, token: &Token, now: u64) -> Result<Caller, AuthError> {
+    if let Some(expires_at) = token.expires_at
+        && expires_at <= now
+    {
+        return Err(AuthError::unauthorized(format!(
+            "token {} expired at {}",
+            token.id,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(expires_at)
+            )
+        )));
+    }
+    let grants = match &token.owner {
+        None => token.scopes.clone(),
+        Some(owner) => {
+            let user = state.user(owner).ok_or_else(|| {
+                AuthError::unauthorized(format!("the owner of token {} was deleted", token.id))
+            })?;
+            if user.disabled {
+                return Err(AuthError::unauthorized(format!("user {owner} is disabled")));
+            }
+            intersect(&token.scopes, &user.grant_list())
+        }
+    };
+    Ok(Caller::Principal(Principal {
+        user: token.owner.clone(),
+        token: Some(token.clone()),
+        grants,
+    }))
 }
 
-/// Identifies the caller from `Authorization: Bearer <token>` or Basic credentials whose password is
-/// a token.
-pub fn authenticate(meta: &Meta, headers: &HeaderMap) -> Result<Caller, AuthError> {
+/// The caller a user's own password login stands for (the password already checked).
+fn caller_for_user(user: &arca_protocol::User) -> Result<Caller, AuthError> {
+    if user.disabled {
+        return Err(AuthError::unauthorized(format!(
+            "user {} is disabled",
+            user.name
+        )));
+    }
+    Ok(Caller::Principal(Principal {
+        user: Some(user.name.clone()),
+        token: None,
+        grants: user.grant_list(),
+    }))
+}
+
+/// The caller an Arca token secret belongs to.
+pub fn caller_for_secret(state: &AppState, secret: &str) -> Result<Caller, AuthError> {
+    let hash = hash_secret(secret);
+    let now = state.now_ms();
+    state
+        .meta
+        .read(|meta| {
+            meta.token_by_secret(&hash)
+                .map(|token| caller_for_token(meta, token, now))
+        })
+        .unwrap_or(Err(AuthError::unauthorized("invalid or revoked token")))
+}
+
+/// The caller a [`Principal::subject`] names, as it stands now (a revoked token, a deleted or
+/// disabled user are refused).
+pub fn caller_for_subject(state: &AppState, subject: &str) -> Result<Caller, AuthError> {
+    let now = state.now_ms();
+    state
+        .meta
+        .read(|meta| match subject.strip_prefix(USER_SUBJECT) {
+            Some(name) => meta
+                .user(name)
+                .ok_or_else(|| AuthError::unauthorized(format!("user {name} was deleted")))
+                .and_then(caller_for_user),
+            None => meta
+                .tokens
+                .get(subject)
+                .ok_or_else(|| {
+                    AuthError::unauthorized("the token behind these credentials was revoked")
+                })
+                .and_then(|token| caller_for_token(meta, token, now)),
+        })
+}
+
+/// The caller a user name and password stand for, checked against the argon2 hash (through the
+/// node's cache of recent verifications).
+pub fn caller_for_password(
+    state: &AppState,
+    name: &str,
+    password: &str,
+) -> Result<Caller, AuthError> {
+    let invalid = || AuthError::unauthorized("invalid user name or password");
+    let user = state
+        .meta
+        .read(|meta| meta.user(name).cloned())
+        .ok_or_else(invalid)?;
+    if !state.passwords.check(&user, password) {
+        return Err(invalid());
+    }
+    caller_for_user(&user)
+}
+
+/// Identifies the caller from `Authorization: Bearer <token>`, or Basic credentials whose password
+/// is a token (any user name) or the named user's own password.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, AuthError> {
     match credentials(headers)? {
         None => Ok(Caller::Anonymous),
-        Some(
-            Credentials::Bearer(secret)
-            | Credentials::Basic {
-                password: secret, ..
-            },
-        ) => caller_for_secret(meta, &secret),
+        Some(Credentials::Bearer(secret)) => caller_for_secret(state, &secret),
+        Some(Credentials::Basic { user, password }) => {
+            let is_token = state
+                .meta
+                .read(|meta| meta.token_by_secret(&hash_secret(&password)).is_some());
+            let is_user = state.meta.read(|meta| meta.user(&user).is_some());
+            if is_token || !is_user {
+                caller_for_secret(state, &password)
+            } else {
+                caller_for_password(state, &user, &password)
+            }
+        }
     }
 }
 
@@ -206,7 +431,7 @@ pub async fn ensure_admin_token(
     let secret = match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().to_string(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let (secret, _) = generate_token("admin", Role::Admin, now);
+            let (secret, _) = new_secret();
             write_private_file(&path, &secret).map_err(io_error)?;
             tracing::info!(path = %path.display(), "created the admin token");
             secret
@@ -215,7 +440,7 @@ pub async fn ensure_admin_token(
     };
     let hash = hash_secret(&secret);
     if meta.read(|state| state.token_by_secret(&hash).is_none()) {
-        let (_, mut token) = generate_token("admin", Role::Admin, now);
+        let (_, mut token) = TokenSpec::global("admin", Role::Admin).generate(now);
         token.secret_sha256 = hash;
         meta.propose(Command::CreateToken { token }).await?;
     }
@@ -247,15 +472,19 @@ pub(crate) fn write_private_file(path: &Path, contents: &str) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arca_protocol::PackageType;
+    use arca_protocol::{PackageType, User, UserKind};
 
-    fn token(role: Role) -> Caller {
-        Caller::Token(generate_token("t", role, 0).1)
+    fn caller(grants: Vec<Grant>) -> Caller {
+        Caller::Principal(Principal {
+            user: None,
+            token: None,
+            grants,
+        })
     }
 
-    fn registry(anonymous: bool) -> Registry {
+    fn registry(name: &str, anonymous: bool) -> Registry {
         Registry {
-            name: "r".into(),
+            name: name.into(),
             package_type: PackageType::Generic,
             description: String::new(),
             immutable: false,
@@ -270,43 +499,131 @@ mod tests {
             publish_to: None,
             audit_downloads: false,
             cleanup: Default::default(),
+            firewall: Default::default(),
+        }
+    }
+
+    fn user(name: &str, grants: &[Grant], disabled: bool) -> User {
+        User {
+            name: name.into(),
+            kind: UserKind::Human,
+            password_hash: None,
+            disabled,
+            grants: grants.iter().cloned().collect(),
+            created_at: 0,
+            updated_at: 0,
         }
     }
 
     #[test]
-    fn roles_and_anonymous_reads() {
-        assert!(token(Role::Admin).require(Role::Write).is_ok());
+    fn global_roles_and_anonymous_reads() {
+        let admin = caller(vec![Grant::global(Role::Admin)]);
+        assert!(admin.require(Role::Write).is_ok());
         assert!(matches!(
-            token(Role::Read).require(Role::Write),
+            caller(vec![Grant::global(Role::Read)]).require(Role::Write),
             Err(AuthError::Forbidden { .. })
         ));
         assert!(matches!(
             Caller::Anonymous.require(Role::Read),
             Err(AuthError::Unauthorized(_))
         ));
-        let open = registry(true);
-        let closed = registry(false);
-        assert!(
-            Caller::Anonymous
-                .require_on(Some(&open), Role::Read)
-                .is_ok()
-        );
-        assert!(
-            Caller::Anonymous
-                .require_on(Some(&open), Role::Write)
-                .is_err()
-        );
-        assert!(
-            Caller::Anonymous
-                .require_on(Some(&closed), Role::Read)
-                .is_err()
-        );
+        let open = registry("r", true);
+        let closed = registry("r", false);
+        assert!(Caller::Anonymous.may(&open, Role::Read));
+        assert!(!Caller::Anonymous.may(&open, Role::Write));
+        assert!(!Caller::Anonymous.may(&closed, Role::Read));
         assert!(Caller::Anonymous.require_on(None, Role::Read).is_err());
     }
 
     #[test]
+    fn registry_grants_allow_only_their_registry_and_no_global_operation() {
+        let here = registry("here", false);
+        let there = registry("there", false);
+        let contributor_here = caller(vec![Grant::on("here", Role::Write)]);
+        assert!(contributor_here.may(&here, Role::Write));
+        assert!(contributor_here.may(&here, Role::Read));
+        assert!(!contributor_here.may(&here, Role::Admin));
+        assert!(!contributor_here.may(&there, Role::Read));
+        let refused = contributor_here
+            .require_on(Some(&there), Role::Read)
+            .expect_err("other registry");
+        assert!(refused.to_string().contains("registry there"), "{refused}");
+        assert!(
+            contributor_here.require(Role::Read).is_err(),
+            "a registry grant is not a global one"
+        );
+        assert!(
+            contributor_here.require_on(None, Role::Read).is_err(),
+            "a missing registry needs a global grant"
+        );
+    }
+
+    #[test]
+    fn tokens_expire_and_are_capped_by_their_owner() {
+        let mut state = MetaState::default();
+        state.users.insert(
+            "alice".into(),
+            user("alice", &[Grant::on("here", Role::Write)], false),
+        );
+        state.users.insert(
+            "bob".into(),
+            user("bob", &[Grant::global(Role::Admin)], true),
+        );
+        let here = registry("here", false);
+
+        let (_, owned) = TokenSpec {
+            name: "t".into(),
+            scopes: vec![Grant::global(Role::Admin)],
+            owner: Some("alice".into()),
+            expires_at: Some(1_000),
+        }
+        .generate(0);
+        let alice = caller_for_token(&state, &owned, 999).expect("valid");
+        assert!(alice.may(&here, Role::Write));
+        assert!(
+            !alice.may(&here, Role::Admin),
+            "an admin scope does not lift the owner's grants"
+        );
+        assert!(alice.require(Role::Read).is_err());
+        assert_eq!(alice.whoami().user.as_deref(), Some("alice"));
+        assert_eq!(alice.whoami().grants, vec![Grant::on("here", Role::Write)]);
+
+        let expired = caller_for_token(&state, &owned, 1_000).expect_err("expired");
+        assert!(expired.to_string().contains("expired"), "{expired}");
+
+        // The owner's grants count as they are now.
+        state
+            .users
+            .insert("alice".into(), user("alice", &[], false));
+        assert!(
+            !caller_for_token(&state, &owned, 0)
+                .expect("valid")
+                .may(&here, Role::Read)
+        );
+
+        let (_, disabled) = TokenSpec {
+            owner: Some("bob".into()),
+            ..TokenSpec::global("b", Role::Admin)
+        }
+        .generate(0);
+        let refused = caller_for_token(&state, &disabled, 0).expect_err("disabled owner");
+        assert!(refused.to_string().contains("disabled"), "{refused}");
+        state.users.remove("bob");
+        assert!(caller_for_token(&state, &disabled, 0).is_err());
+
+        // A token of its own is its scopes.
+        let (_, free) = TokenSpec::global("admin", Role::Admin).generate(0);
+        assert!(
+            caller_for_token(&state, &free, u64::MAX)
+                .expect("no expiry")
+                .require(Role::Admin)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn secrets_are_stored_hashed() {
-        let (secret, token) = generate_token("ci", Role::Write, 5);
+        let (secret, token) = TokenSpec::global("ci", Role::Write).generate(5);
         assert!(secret.starts_with("arca_"));
         assert_eq!(token.secret_sha256, hash_secret(&secret));
         assert!(!format!("{token:?}").contains(&secret));

@@ -181,6 +181,7 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let found = generic_registry(&state, &caller, &path, Role::Read)?;
     let (registry, package, version, filename) = &path;
+    crate::policy::firewall::check_read(&state, &found, package, version)?;
     let candidates = proxy::resolution_order(&state, &found);
     let located =
         proxy::find_or_start_file(&state, &candidates, (package, version, filename), |_| {

@@ -4,6 +4,7 @@
 //! has applied it too (read-after-write on the node that wrote). Membership changes (add a learner,
 //! promote, remove) run on the leader, wherever they are asked for.
 
+mod identity;
 pub mod network;
 pub mod state;
 pub mod store;
@@ -631,6 +632,7 @@ mod tests {
                 publish_to: None,
                 audit_downloads: false,
                 cleanup: Default::default(),
+                firewall: Default::default(),
             },
         }
     }

@@ -12,6 +12,8 @@ use arca_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::policy::firewall::{self, FirewallDb};
+
 /// A registry and its packages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryState {
@@ -30,6 +32,9 @@ pub struct MetaState {
     pub blobs: BTreeMap<Sha256, BlobRef>,
     /// API tokens by id.
     pub tokens: BTreeMap<String, Token>,
+    /// Users and service accounts by name.
+    #[serde(default)]
+    pub users: BTreeMap<String, arca_protocol::User>,
     /// Blobs known by a digest other than their sha256 (`sha512:...`), to their sha256.
     pub digest_aliases: BTreeMap<String, Sha256>,
     /// Join tokens: the sha256 of each secret, to when it expires (unix milliseconds).
@@ -44,6 +49,9 @@ pub struct MetaState {
     /// The id the next audit event gets (ids count from 1 and are never reused).
     #[serde(default)]
     pub next_audit_id: u64,
+    /// The dependency firewall's vulnerability database.
+    #[serde(default)]
+    pub firewall: FirewallDb,
 }
 
 /// How many audit events the state keeps; older ones are dropped as new ones arrive.
@@ -78,15 +86,22 @@ impl MetaState {
         self.blobs.get(&sha256)
     }
 
-    /// The token whose secret hashes to `secret_sha256`.
-    pub fn token_by_secret(&self, secret_sha256: &Sha256) -> Option<&Token> {
-        self.tokens
-            .values()
-            .find(|token| &token.secret_sha256 == secret_sha256)
+    /// Applies one command. On error nothing has changed. The dependency firewall then evaluates
+    /// again what the command changed (see [`crate::policy::firewall`]).
+    pub fn apply(&mut self, command: Command) -> CommandOutcome {
+        let (reevaluate, at) = firewall::reevaluation_for(&command);
+        self.apply_command(command)?;
+        if let Some(at) = at {
+            self.firewall.clock = self.firewall.clock.max(at);
+        }
+        let events = firewall::reevaluate(self, reevaluate);
+        if !events.is_empty() {
+            self.record_audit(events, AUDIT_RETENTION);
+        }
+        Ok(())
     }
 
-    /// Applies one command. On error nothing has changed.
-    pub fn apply(&mut self, command: Command) -> CommandOutcome {
+    fn apply_command(&mut self, command: Command) -> CommandOutcome {
         self.refuse_changes_to_immutable(&command)?;
         match command {
             Command::CreateRegistry { registry } => {
@@ -107,6 +122,7 @@ impl MetaState {
             }
             Command::DeleteRegistry { name } => {
                 self.cached.remove(&name);
+                self.forget_registry_grants(&name);
                 self.registries
                     .remove(&name)
                     .map(drop)
@@ -387,18 +403,14 @@ impl MetaState {
                     .map(drop)
                     .ok_or_else(|| not_found(format_args!("tag {package}:{tag}")))
             }
-            Command::CreateToken { token } => {
-                if self.tokens.contains_key(&token.id) {
-                    return Err(CommandError::AlreadyExists(format!("token {}", token.id)));
-                }
-                self.tokens.insert(token.id.clone(), token);
-                Ok(())
-            }
-            Command::RevokeToken { id } => self
-                .tokens
-                .remove(&id)
-                .map(drop)
-                .ok_or_else(|| not_found(format_args!("token {id}"))),
+            command @ (Command::CreateToken { .. }
+            | Command::RevokeToken { .. }
+            | Command::RotateToken { .. }
+            | Command::CreateUser { .. }
+            | Command::UpdateUser { .. }
+            | Command::DeleteUser { .. }
+            | Command::GrantRole { .. }
+            | Command::RevokeRole { .. }) => self.apply_identity(command),
             Command::SetReplication { registry, policy } => {
                 let state = self
                     .registries
@@ -451,6 +463,28 @@ impl MetaState {
                 self.registry_mut(&registry)?.registry.cleanup = policy;
                 Ok(())
             }
+            Command::SetFirewallPolicy {
+                registry, policy, ..
+            } => {
+                self.registry_mut(&registry)?.registry.firewall = policy;
+                Ok(())
+            }
+            Command::ImportAdvisories { advisories, at } => {
+                self.firewall.import(advisories, at);
+                Ok(())
+            }
+            Command::QuarantineVersion {
+                registry,
+                package,
+                version,
+                record,
+            } => firewall::set_quarantine(self, (&registry, &package, &version), record, false),
+            Command::ReleaseVersion {
+                registry,
+                package,
+                version,
+                record,
+            } => firewall::set_quarantine(self, (&registry, &package, &version), record, true),
         }
     }
 
@@ -706,6 +740,7 @@ fn new_version(name: &str, at: u64) -> Version {
         metadata: Metadata::new(),
         manifest: None,
         attributes: BTreeMap::new(),
+        firewall: None,
     }
 }
 
@@ -732,6 +767,7 @@ mod tests {
                 publish_to: None,
                 audit_downloads: false,
                 cleanup: Default::default(),
+                firewall: Default::default(),
             },
         }
     }

@@ -19,7 +19,7 @@ mod checksum;
 mod layout;
 mod metadata;
 mod remote;
-mod version;
+pub(crate) mod version;
 
 use std::collections::BTreeMap;
 
@@ -294,6 +294,8 @@ async fn download(
             Ok(warn_if_stale(generated(Ok(xml), path.checksum)?, stale))
         }
         Target::File { version, filename } => {
+            let package = path.coordinates.package();
+            crate::policy::firewall::check_read(&state, &found, &package, version)?;
             let file = remote::File {
                 coordinates: &path.coordinates,
                 version,
@@ -574,6 +576,7 @@ mod tests {
             metadata: Default::default(),
             manifest: None,
             attributes: Default::default(),
+            firewall: None,
         }
     }
 

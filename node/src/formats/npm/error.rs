@@ -89,6 +89,14 @@ impl From<BlobError> for NpmError {
     }
 }
 
+/// A download the dependency firewall refuses: 403 with the reason as `{"error": ...}`, which npm
+/// prints.
+impl From<crate::policy::firewall::Blocked> for NpmError {
+    fn from(blocked: crate::policy::firewall::Blocked) -> Self {
+        Self::new(StatusCode::FORBIDDEN, blocked.0)
+    }
+}
+
 /// An upstream that does not have something is a 404; one that fails (or whose circuit is open) a
 /// 502; a fetched object that could not be recorded a 503.
 impl From<ProxyError> for NpmError {

@@ -148,7 +148,7 @@ async fn route(
     // A login carries its credentials in the body; an old token in the header must not stop it.
     let caller = match endpoint {
         Endpoint::User(_) => Caller::Anonymous,
-        _ => authenticate(&state.meta, headers)?,
+        _ => authenticate(state, headers)?,
     };
     let ctx = Context {
         state,

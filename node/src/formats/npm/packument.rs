@@ -309,6 +309,7 @@ mod tests {
             metadata: Default::default(),
             manifest: None,
             attributes,
+            firewall: None,
         }
     }
 

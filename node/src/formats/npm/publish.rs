@@ -191,10 +191,7 @@ fn single<'m, V>(
 
 /// The name the caller publishes as (`_npmUser`).
 fn publisher(caller: &Caller) -> Option<String> {
-    match caller {
-        Caller::Token(token) => Some(token.name.clone()),
-        Caller::Anonymous => None,
-    }
+    caller.principal().map(|principal| principal.name())
 }
 
 async fn publish(

@@ -27,6 +27,7 @@ use super::packument::{DEPRECATED, MANIFEST};
 use super::publish::version_of_file;
 use crate::AppState;
 use crate::formats::read_small_blob;
+use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
 
 /// A package as a read of some registry sees it.
@@ -146,6 +147,7 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
                 metadata: Default::default(),
                 manifest: None,
                 attributes,
+                firewall: None,
             },
         );
     }
@@ -347,6 +349,10 @@ pub async fn tarball(
             }
             (None, _) => continue,
         };
+        let now = state.now_ms();
+        state
+            .meta
+            .read(|meta| firewall::check_member(meta, &member, name.as_str(), &version, now))?;
         let found = proxy::find_or_fetch_file(
             state,
             std::slice::from_ref(&member),

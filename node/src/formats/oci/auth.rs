@@ -1,10 +1,11 @@
 //! Authentication of the OCI API: the Docker token flow and plain credentials.
 //!
-//! A request may carry HTTP Basic credentials (any user name, an Arca token as the password), an Arca
-//! token as a bearer token, or a short-lived registry token issued by `GET /v2/token`. Registry tokens
-//! are signed by this node (blake3 keyed hash) and carry the caller's token id, an expiry and the
-//! repository scopes granted; the caller's role is still checked on every request, so revoking the Arca
-//! token revokes every registry token issued from it.
+//! A request may carry HTTP Basic credentials (any user name and an Arca token as the password, or a
+//! user's own name and password), an Arca token as a bearer token, or a short-lived registry token
+//! issued by `GET /v2/token`. Registry tokens are signed by this node (blake3 keyed hash) and carry the
+//! caller's subject (token id or user), an expiry and the repository scopes granted; the caller's
+//! grants are still checked on every request, so revoking the Arca token (or disabling the user)
+//! revokes every registry token issued from it.
 
 use arca_protocol::{PackageType, Registry, Role};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::OciError;
 use super::names::RepositoryName;
 use crate::AppState;
-use crate::auth::{AuthError, Caller, Credentials, caller_for_secret, credentials};
+use crate::auth::{AuthError, Caller, Credentials, caller_for_subject, credentials};
 
 /// Lifetime of issued registry tokens, in seconds.
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
@@ -118,42 +119,26 @@ pub struct OciCaller {
 }
 
 fn unauthorized(message: &'static str) -> AuthError {
-    AuthError::Unauthorized(message)
+    AuthError::unauthorized(message)
 }
 
-/// Identifies the caller from its `Authorization` header: a registry token this node issued, or an
-/// Arca token as bearer token or Basic password.
+/// Identifies the caller from its `Authorization` header: a registry token this node issued, or what
+/// the rest of Arca accepts (an Arca token as bearer token or Basic password, a user's own password).
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, AuthError> {
-    let secret = match credentials(headers)? {
-        None => {
-            return Ok(OciCaller {
-                caller: Caller::Anonymous,
-                grants: None,
-            });
-        }
-        Some(Credentials::Basic { password, .. }) => password,
-        Some(Credentials::Bearer(token)) => {
-            if let Some(claims) = state.oci.signer.verify(&token, state.now_ms() / 1000) {
-                let caller = match &claims.sub {
-                    None => Caller::Anonymous,
-                    Some(id) => state
-                        .meta
-                        .read(|meta| meta.tokens.get(id).cloned())
-                        .map(Caller::Token)
-                        .ok_or(unauthorized(
-                            "the token behind this registry token was revoked",
-                        ))?,
-                };
-                return Ok(OciCaller {
-                    caller,
-                    grants: Some(claims.access),
-                });
-            }
-            token
-        }
-    };
+    if let Some(Credentials::Bearer(token)) = credentials(headers)?
+        && let Some(claims) = state.oci.signer.verify(&token, state.now_ms() / 1000)
+    {
+        let caller = match &claims.sub {
+            None => Caller::Anonymous,
+            Some(subject) => caller_for_subject(state, subject)?,
+        };
+        return Ok(OciCaller {
+            caller,
+            grants: Some(claims.access),
+        });
+    }
     Ok(OciCaller {
-        caller: caller_for_secret(&state.meta, &secret)?,
+        caller: crate::auth::authenticate(state, headers)?,
         grants: None,
     })
 }
@@ -255,7 +240,7 @@ impl OciCaller {
     /// Allows requests that need only some valid credentials (`/v2/`, the catalog).
     pub fn require_login(&self, headers: &HeaderMap) -> Result<(), OciError> {
         match (&self.caller, &self.grants) {
-            (Caller::Token(_), _) | (Caller::Anonymous, Some(_)) => Ok(()),
+            (Caller::Principal(_), _) | (Caller::Anonymous, Some(_)) => Ok(()),
             (Caller::Anonymous, None) => Err(OciError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -299,7 +284,7 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
                     })
                     .map(str::to_string)
                     .collect(),
-                ("registry", _) if name == "catalog" && caller.require(Role::Read).is_ok() => {
+                ("registry", _) if name == "catalog" && caller.require_login().is_ok() => {
                     vec!["*".to_string()]
                 }
                 _ => Vec::new(),
@@ -313,10 +298,7 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
     }
     let issued = state.now_ms() / 1000;
     let token = state.oci.signer.sign(&Claims {
-        sub: match caller {
-            Caller::Anonymous => None,
-            Caller::Token(token) => Some(token.id.clone()),
-        },
+        sub: caller.principal().map(|principal| principal.subject()),
         exp: issued + TOKEN_LIFETIME_SECS,
         access,
     });

@@ -148,6 +148,13 @@ impl From<ProposeError> for OciError {
     }
 }
 
+/// A manifest the dependency firewall refuses: 403 `DENIED`.
+impl From<crate::policy::firewall::Blocked> for OciError {
+    fn from(blocked: crate::policy::firewall::Blocked) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", blocked.0)
+    }
+}
+
 impl From<BlobError> for OciError {
     fn from(error: BlobError) -> Self {
         Self::internal(error)

@@ -252,6 +252,12 @@ pub async fn fetch(
         blob,
         stale,
     } = found;
+    let registry = state
+        .meta
+        .read(|meta| meta.registry(&name.registry).map(|r| r.registry.clone()));
+    if let Some(registry) = registry {
+        crate::policy::firewall::check_read(state, &registry, &name.repository, &digest)?;
+    }
     if !accepts(headers, &media_type) {
         return Err(OciError::new(
             StatusCode::NOT_FOUND,

@@ -406,6 +406,7 @@ mod tests {
             publish_to: None,
             audit_downloads: false,
             cleanup: Default::default(),
+            firewall: Default::default(),
         }
     }
 

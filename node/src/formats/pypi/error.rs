@@ -131,6 +131,13 @@ impl From<UploadError> for PypiError {
     }
 }
 
+/// A download the dependency firewall refuses: 403 with the reason.
+impl From<crate::policy::firewall::Blocked> for PypiError {
+    fn from(blocked: crate::policy::firewall::Blocked) -> Self {
+        Self::new(StatusCode::FORBIDDEN, blocked.0)
+    }
+}
+
 impl From<ProxyError> for PypiError {
     fn from(error: ProxyError) -> Self {
         let status = match error {
@@ -161,7 +168,7 @@ mod tests {
             reason.as_bytes(),
             b"File already exists ('a-1.tar.gz'). See help"
         );
-        let unauthorized = PypiError::from(AuthError::Unauthorized("no")).into_response();
+        let unauthorized = PypiError::from(AuthError::unauthorized("no")).into_response();
         assert_eq!(
             unauthorized.headers()[header::WWW_AUTHENTICATE],
             "Basic realm=\"arca\""

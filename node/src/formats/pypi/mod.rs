@@ -23,7 +23,7 @@ mod error;
 mod index;
 mod json_api;
 mod model;
-mod names;
+pub(crate) mod names;
 mod remote;
 mod upload;
 mod upstream_index;
@@ -79,7 +79,7 @@ fn open_registry(
     name: &str,
     needed: Role,
 ) -> Result<Registry, PypiError> {
-    let caller = crate::auth::authenticate(&state.meta, headers)?;
+    let caller = crate::auth::authenticate(state, headers)?;
     let registry = state.registry_for(&caller, name, needed)?;
     if registry.package_type != PackageType::Pypi {
         return Err(PypiError::not_found(format!(
@@ -195,6 +195,7 @@ async fn download(
 ) -> Result<Response, PypiError> {
     let found = open_registry(&state, &headers, &registry, Role::Read)?;
     let project = normalize_project(&project);
+    crate::policy::firewall::check_read(&state, &found, &project, &version)?;
     let blob = remote::find_file(&state, &found, &project, &version, &filename)
         .await?
         .ok_or_else(|| {

@@ -26,7 +26,7 @@ const FILE_PREFIX: &str = "pypi.file/";
 
 /// Single-valued core metadata fields kept per release. The upload form field, the attribute suffix
 /// and the JSON API `info` key all use these names.
-pub const TEXT_FIELDS: [&str; 13] = [
+pub const TEXT_FIELDS: [&str; 14] = [
     "name",
     "summary",
     "requires_python",
@@ -36,6 +36,7 @@ pub const TEXT_FIELDS: [&str; 13] = [
     "maintainer",
     "maintainer_email",
     "license",
+    "license_expression",
     "home_page",
     "download_url",
     "keywords",
@@ -329,6 +330,7 @@ mod tests {
             files: files.iter().map(|f| (f.to_string(), entry(1))).collect(),
             metadata: Default::default(),
             manifest: None,
+            firewall: None,
             attributes: attributes
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

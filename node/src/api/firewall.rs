@@ -1,0 +1,407 @@
+//! The dependency firewall over the management API (see [`crate::policy::firewall`]):
+//! `GET|PUT /api/v1/registries/{registry}/firewall-policy`,
+//! `POST /api/v1/registries/{registry}/firewall/check`,
+//! `GET /api/v1/registries/{registry}/firewall/explain?package=&version=`,
+//! `POST|DELETE /api/v1/registries/{registry}/packages/{package}/versions/{version}/quarantine`,
+//! and the vulnerability database: `POST /api/v1/firewall/db` (import OSV advisories, admin) and
+//! `GET /api/v1/firewall/db` (counts).
+
+use arca_protocol::firewall::{
+    AdvisoryDbStatus, AdvisoryImport, AdvisoryImportReport, FirewallCheck, FirewallCheckRequest,
+    FirewallCheckResponse, FirewallExplanation, FirewallPolicy, FirewallStatus, QuarantineRecord,
+    QuarantineRequest,
+};
+use arca_protocol::{Command, Role};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::audit::AuditDetail;
+use super::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::policy::firewall::{self, osv, versions::Ecosystem};
+
+/// The most advisories one import takes.
+const MAX_IMPORT: usize = 50_000;
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/registries/{registry}/firewall-policy",
+            get(fetch_policy).put(set_policy),
+        )
+        .route("/registries/{registry}/firewall/check", post(check))
+        .route("/registries/{registry}/firewall/explain", get(explain))
+        .route(
+            "/registries/{registry}/packages/{package}/versions/{version}/quarantine",
+            post(quarantine).delete(release),
+        )
+        .route("/firewall/db", get(db_status).post(import))
+}
+
+/// The registry's firewall policy (anyone who may read the registry).
+async fn fetch_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<FirewallPolicy>, ApiError> {
+    Ok(Json(
+        state.registry_for(&caller, &name, Role::Read)?.firewall,
+    ))
+}
+
+/// Replaces the registry's firewall policy (admin) and re-evaluates its versions; answers the
+/// stored policy.
+async fn set_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(policy): JsonBody<FirewallPolicy>,
+) -> Result<Json<FirewallPolicy>, ApiError> {
+    state.registry_for(&caller, &name, Role::Admin)?;
+    firewall::validate(&policy).map_err(ApiError::invalid)?;
+    state
+        .meta
+        .propose(Command::SetFirewallPolicy {
+            registry: name.clone(),
+            policy,
+            at: state.now_ms(),
+        })
+        .await?;
+    Ok(Json(
+        state.registry_for(&caller, &name, Role::Admin)?.firewall,
+    ))
+}
+
+/// A fresh id for an evaluation made on request (stored evaluations are numbered by the state
+/// machine).
+fn adhoc_scan_id() -> String {
+    format!("check-{:016x}", rand::random::<u64>())
+}
+
+/// Evaluates coordinates against the registry's policy and the database (read). A coordinate the
+/// registry holds gets its stored verdict (with the age rule applied now); one it does not hold is
+/// evaluated on the fly.
+async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(request): JsonBody<FirewallCheckRequest>,
+) -> Result<Json<FirewallCheckResponse>, ApiError> {
+    state.registry_for(&caller, &name, Role::Read)?;
+    if request.packages.len() > MAX_IMPORT {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_IMPORT} packages per check"
+        )));
+    }
+    let now = state.now_ms();
+    let results = state.meta.read(|meta| {
+        let registry = meta.registry(&name)?;
+        Some(
+            request
+                .packages
+                .iter()
+                .map(|coordinate| {
+                    let stored = registry
+                        .packages
+                        .get(&coordinate.name)
+                        .and_then(|p| Some((p, p.versions.get(&coordinate.version)?)));
+                    let verdict = match stored {
+                        Some((package, version)) => {
+                            firewall::current_verdict(&registry.registry, package, version, now)
+                        }
+                        None => firewall::evaluate_unstored(
+                            meta,
+                            &registry.registry,
+                            &coordinate.name,
+                            &coordinate.version,
+                            now,
+                            adhoc_scan_id(),
+                        ),
+                    };
+                    FirewallCheck {
+                        name: coordinate.name.clone(),
+                        version: coordinate.version.clone(),
+                        verdict,
+                    }
+                })
+                .collect(),
+        )
+    });
+    let results =
+        results.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))?;
+    Ok(Json(FirewallCheckResponse {
+        registry: name,
+        results,
+    }))
+}
+
+/// `?package=&version=`.
+#[derive(Debug, Deserialize)]
+struct ExplainQuery {
+    package: String,
+    version: String,
+}
+
+/// Why a version has the verdict it has (read).
+async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    QueryParams(query): QueryParams<ExplainQuery>,
+) -> Result<Json<FirewallExplanation>, ApiError> {
+    state.registry_for(&caller, &name, Role::Read)?;
+    let now = state.now_ms();
+    let explanation = state.meta.read(|meta| {
+        let registry = meta.registry(&name)?;
+        let stored = registry
+            .packages
+            .get(&query.package)
+            .and_then(|p| Some((p, p.versions.get(&query.version)?)));
+        Some(match stored {
+            Some((package, version)) => {
+                let record = version.firewall.clone().unwrap_or_default();
+                FirewallExplanation {
+                    registry: name.clone(),
+                    package: query.package.clone(),
+                    version: query.version.clone(),
+                    stored: true,
+                    verdict: firewall::current_verdict(&registry.registry, package, version, now),
+                    quarantine: record.quarantine,
+                    release: record.release,
+                    blocked: firewall::stored_refusal(&registry.registry, package, version, now),
+                }
+            }
+            None => {
+                let verdict = firewall::evaluate_unstored(
+                    meta,
+                    &registry.registry,
+                    &query.package,
+                    &query.version,
+                    now,
+                    adhoc_scan_id(),
+                );
+                let blocked = (verdict.status == FirewallStatus::Blocked)
+                    .then(|| "the registry would refuse it".to_string());
+                FirewallExplanation {
+                    registry: name.clone(),
+                    package: query.package.clone(),
+                    version: query.version.clone(),
+                    stored: false,
+                    verdict,
+                    quarantine: None,
+                    release: None,
+                    blocked,
+                }
+            }
+        })
+    });
+    explanation
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
+}
+
+fn caller_name(caller: &Caller) -> String {
+    caller
+        .principal()
+        .map_or_else(|| "anonymous".to_string(), |p| p.name())
+}
+
+/// Quarantines a version by hand (admin).
+async fn quarantine(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((registry, package, version)): PathParams<(String, String, String)>,
+    JsonBody(request): JsonBody<QuarantineRequest>,
+) -> Result<Response, ApiError> {
+    set_quarantine(state, caller, (registry, package, version), request, false).await
+}
+
+/// Releases a version (admin): lifts a quarantine by hand and overrides a BLOCKED verdict until an
+/// evaluation gives other reasons. The body (a reason) is optional.
+async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((registry, package, version)): PathParams<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        QuarantineRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("the body is not a release request: {e}")))?
+    };
+    set_quarantine(state, caller, (registry, package, version), request, true).await
+}
+
+async fn set_quarantine(
+    state: AppState,
+    caller: Caller,
+    (registry, package, version): (String, String, String),
+    request: QuarantineRequest,
+    release: bool,
+) -> Result<Response, ApiError> {
+    state.registry_for(&caller, &registry, Role::Admin)?;
+    let reason = match request.reason.trim() {
+        "" if release => "released by an admin".to_string(),
+        "" => "quarantined by an admin".to_string(),
+        reason => reason.to_string(),
+    };
+    let record = QuarantineRecord {
+        by: caller_name(&caller),
+        at: state.now_ms(),
+        reason: reason.clone(),
+    };
+    let previous = state.meta.read(|meta| {
+        meta.version(&registry, &package, &version)
+            .and_then(|v| v.firewall.as_ref())
+            .map(|f| (f.verdict.status, f.verdict.scan_id.clone()))
+    });
+    let command = if release {
+        Command::ReleaseVersion {
+            registry: registry.clone(),
+            package: package.clone(),
+            version: version.clone(),
+            record,
+        }
+    } else {
+        Command::QuarantineVersion {
+            registry: registry.clone(),
+            package: package.clone(),
+            version: version.clone(),
+            record,
+        }
+    };
+    state.meta.propose(command).await?;
+    let detail = match previous {
+        Some((status, scan)) => format!(
+            "{} {package}@{version}: {reason} (verdict {status}, {scan})",
+            if release { "release" } else { "quarantine" }
+        ),
+        None => format!(
+            "{} {package}@{version}: {reason}",
+            if release { "release" } else { "quarantine" }
+        ),
+    };
+    let explanation = explain(
+        State(state),
+        caller,
+        PathParams(registry),
+        QueryParams(ExplainQuery { package, version }),
+    )
+    .await?;
+    let mut response = explanation.into_response();
+    response.extensions_mut().insert(AuditDetail(detail));
+    Ok(response)
+}
+
+/// Imports OSV advisories into the vulnerability database (admin) and re-evaluates the versions of
+/// the packages they name.
+async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<AdvisoryImport>,
+) -> Result<(StatusCode, Json<AdvisoryImportReport>), ApiError> {
+    caller.require(Role::Admin)?;
+    if request.advisories.len() > MAX_IMPORT {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_IMPORT} advisories per import; send them in batches"
+        )));
+    }
+    let advisories = request
+        .advisories
+        .iter()
+        .map(osv::normalize)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    // The counts the state machine will reach, computed on the same state it applies to (writes
+    // catch up with the cluster first).
+    let (report, statuses_before) = state.meta.read(|meta| {
+        let mut db = meta.firewall.clone();
+        let (added, replaced, unchanged) = db.import(advisories.clone(), 0);
+        (
+            AdvisoryImportReport {
+                added,
+                replaced,
+                unchanged,
+                reevaluated: 0,
+            },
+            statuses(meta),
+        )
+    });
+    state
+        .meta
+        .propose(Command::ImportAdvisories {
+            advisories,
+            at: state.now_ms(),
+        })
+        .await?;
+    let after = state.meta.read(statuses);
+    let changed = after
+        .iter()
+        .filter(|(key, status)| statuses_before.get(*key) != Some(status))
+        .count() as u64;
+    Ok((
+        StatusCode::OK,
+        Json(AdvisoryImportReport {
+            reevaluated: changed,
+            ..report
+        }),
+    ))
+}
+
+/// Every evaluated version's status, by `registry/package@version`.
+fn statuses(
+    meta: &crate::meta::state::MetaState,
+) -> std::collections::BTreeMap<String, FirewallStatus> {
+    let mut all = std::collections::BTreeMap::new();
+    for (name, registry) in &meta.registries {
+        for package in registry.packages.values() {
+            for version in package.versions.values() {
+                if let Some(f) = &version.firewall {
+                    all.insert(
+                        format!("{name}/{}@{}", package.name, version.name),
+                        f.verdict.status,
+                    );
+                }
+            }
+        }
+    }
+    all
+}
+
+/// The vulnerability database's counts (read).
+async fn db_status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<AdvisoryDbStatus>, ApiError> {
+    caller.require(Role::Read)?;
+    Ok(Json(state.meta.read(|meta| {
+        let db = &meta.firewall;
+        let mut status = AdvisoryDbStatus {
+            advisories: db.advisories.len() as u64,
+            withdrawn: db.advisories.values().filter(|a| a.withdrawn).count() as u64,
+            last_import_at: db.last_import_at,
+            ..AdvisoryDbStatus::default()
+        };
+        for advisory in db.advisories.values() {
+            let ecosystems: std::collections::BTreeSet<String> = advisory
+                .affected
+                .iter()
+                .map(|a| {
+                    Ecosystem::parse(&a.ecosystem)
+                        .map_or_else(|| a.ecosystem.clone(), |e| e.as_str().to_string())
+                })
+                .collect();
+            for ecosystem in ecosystems {
+                *status.ecosystems.entry(ecosystem).or_default() += 1;
+            }
+        }
+        status
+    })))
+}

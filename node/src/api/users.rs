@@ -1,0 +1,268 @@
+//! `/api/v1/users` (users and service accounts, their role grants) and `/api/v1/login` (a user's name
+//! and password for a login token). Passwords are hashed here, at the edge, with argon2id; the state
+//! machine only ever sees the PHC string, and no answer ever carries a password or a hash.
+
+use std::collections::BTreeSet;
+
+use arca_protocol::api::CreatedToken;
+use arca_protocol::identity::{
+    CreateUserRequest, LoginRequest, UpdateUserRequest, User, UserInfo, UserKind,
+};
+use arca_protocol::{Command, Grant, Role};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+
+use super::audit::AuditDetail;
+use super::{ApiError, JsonBody, PathParams};
+use crate::AppState;
+use crate::auth::password::{self, PasswordError};
+use crate::auth::{Caller, TokenSpec, caller_for_password};
+
+/// How long a login token lasts: twelve hours.
+pub const LOGIN_TOKEN_LIFETIME_MS: u64 = 12 * 3600 * 1000;
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{name}", get(fetch).delete(remove).patch(update))
+        .route("/users/{name}/roles", put(grant).delete(revoke))
+        .route("/login", post(login))
+}
+
+/// A user name: 1-64 characters of `[A-Za-z0-9._@-]`, starting with a letter or digit (no `:`, which
+/// Basic credentials use as the separator).
+fn validate_user_name(name: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "invalid user name {name:?}: 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit"
+        )))
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Length(_) => ApiError::invalid(error.to_string()),
+            PasswordError::Hash(_) => ApiError::internal(error),
+        }
+    }
+}
+
+/// argon2id of `password`, off the async workers.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    password::validate(&password)?;
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+/// True when `caller` is the user `name` itself.
+fn is_self(caller: &Caller, name: &str) -> bool {
+    caller
+        .principal()
+        .and_then(|p| p.user.as_deref())
+        .is_some_and(|user| user == name)
+}
+
+fn user_info(state: &AppState, name: &str) -> Result<UserInfo, ApiError> {
+    state
+        .meta
+        .read(|meta| meta.user(name).map(UserInfo::from))
+        .ok_or_else(|| ApiError::not_found(format!("user {name} not found")))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    caller.require(Role::Admin)?;
+    validate_user_name(&request.name)?;
+    let password_hash = match (request.kind, request.password) {
+        (UserKind::Service, Some(_)) => {
+            return Err(ApiError::invalid(
+                "a service account has no password: it authenticates with tokens",
+            ));
+        }
+        (_, Some(password)) => Some(hash_password(password).await?),
+        (_, None) => None,
+    };
+    let now = state.now_ms();
+    let user = User {
+        name: request.name.clone(),
+        kind: request.kind,
+        password_hash,
+        disabled: false,
+        grants: BTreeSet::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.meta.propose(Command::CreateUser { user }).await?;
+    Ok((StatusCode::CREATED, Json(user_info(&state, &request.name)?)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(state.meta.read(|meta| {
+        meta.users.values().map(UserInfo::from).collect()
+    })))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<UserInfo>, ApiError> {
+    if !is_self(&caller, &name) {
+        caller.require(Role::Admin)?;
+    }
+    Ok(Json(user_info(&state, &name)?))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    state.meta.propose(Command::DeleteUser { name }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(request): JsonBody<UpdateUserRequest>,
+) -> Result<Json<UserInfo>, ApiError> {
+    // Users change their own password; everything else is the admin's.
+    if request.disabled.is_some() || !is_self(&caller, &name) {
+        caller.require(Role::Admin)?;
+    }
+    if request.password.is_none() && request.disabled.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give password or disabled",
+        ));
+    }
+    if request.password.is_some()
+        && state.meta.read(|meta| {
+            meta.user(&name)
+                .is_some_and(|user| user.kind == UserKind::Service)
+        })
+    {
+        return Err(ApiError::invalid(format!(
+            "{name} is a service account: it has no password"
+        )));
+    }
+    let password_hash = match request.password {
+        Some(password) => Some(hash_password(password).await?),
+        None => None,
+    };
+    state
+        .meta
+        .propose(Command::UpdateUser {
+            name: name.clone(),
+            password_hash,
+            disabled: request.disabled,
+            at: state.now_ms(),
+        })
+        .await?;
+    Ok(Json(user_info(&state, &name)?))
+}
+
+/// Allows `caller` to hand out or take away `grant`: a global admin any, a registry's admin those on
+/// that registry.
+fn may_manage_grant(state: &AppState, caller: &Caller, grant: &Grant) -> Result<(), ApiError> {
+    match &grant.registry {
+        None => Ok(caller.require(Role::Admin)?),
+        Some(registry) => state.registry_for(caller, registry, Role::Admin).map(drop),
+    }
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(grant): JsonBody<Grant>,
+) -> Result<Json<UserInfo>, ApiError> {
+    may_manage_grant(&state, &caller, &grant)?;
+    state
+        .meta
+        .propose(Command::GrantRole {
+            user: name.clone(),
+            grant,
+            at: state.now_ms(),
+        })
+        .await?;
+    Ok(Json(user_info(&state, &name)?))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(grant): JsonBody<Grant>,
+) -> Result<Json<UserInfo>, ApiError> {
+    may_manage_grant(&state, &caller, &grant)?;
+    state
+        .meta
+        .propose(Command::RevokeRole {
+            user: name.clone(),
+            grant,
+            at: state.now_ms(),
+        })
+        .await?;
+    Ok(Json(user_info(&state, &name)?))
+}
+
+/// Records a login token for `user`: owned by it, everything it may do, for twelve hours.
+pub async fn issue_login_token(state: &AppState, user: &str) -> Result<CreatedToken, ApiError> {
+    let spec = TokenSpec {
+        name: format!("login {user}"),
+        scopes: vec![Grant::global(Role::Admin)],
+        owner: Some(user.to_string()),
+        expires_at: Some(state.now_ms().saturating_add(LOGIN_TOKEN_LIFETIME_MS)),
+    };
+    super::tokens::store(state, spec).await
+}
+
+async fn login(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let checked = {
+        let state = state.clone();
+        let (name, password) = (request.username.clone(), request.password);
+        tokio::task::spawn_blocking(move || caller_for_password(&state, &name, &password))
+            .await
+            .map_err(ApiError::internal)?
+    };
+    let detail = match &checked {
+        Ok(_) => format!("user {} logged in", request.username),
+        Err(error) => format!("login of user {} refused: {error}", request.username),
+    };
+    let mut response = match checked {
+        Ok(_) => issue_login_token(&state, &request.username)
+            .await
+            .map(|created| (StatusCode::CREATED, Json(created)))
+            .into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    response.extensions_mut().insert(AuditDetail(detail));
+    Ok(response)
+}

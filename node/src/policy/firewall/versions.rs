@@ -1,0 +1,323 @@
+//! Which versions an advisory affects: each OSV ecosystem's version order (semver for npm, Go and
+//! crates.io; PEP 440 for PyPI; Maven's `ComparableVersion` order, shared with the Maven front-end;
+//! NuGet's dotted numbers with a semver-style pre-release), package-name matching in that ecosystem's
+//! spelling, and OSV's range evaluation over `introduced` / `fixed` / `last_affected` events.
+
+use std::cmp::Ordering;
+use std::str::FromStr;
+
+use arca_protocol::PackageType;
+use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
+
+use crate::formats::maven::version as maven_version;
+use crate::formats::pypi::names::normalize_project;
+
+/// An OSV ecosystem Arca can match versions in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ecosystem {
+    /// `npm`.
+    Npm,
+    /// `PyPI`.
+    PyPi,
+    /// `Maven`.
+    Maven,
+    /// `Go`.
+    Go,
+    /// `crates.io`.
+    CratesIo,
+    /// `NuGet`.
+    NuGet,
+}
+
+impl Ecosystem {
+    /// The ecosystem whose advisories apply to a registry of `package_type`, if any.
+    pub fn of(package_type: PackageType) -> Option<Ecosystem> {
+        match package_type {
+            PackageType::Npm => Some(Ecosystem::Npm),
+            PackageType::Pypi => Some(Ecosystem::PyPi),
+            PackageType::Maven => Some(Ecosystem::Maven),
+            PackageType::Go => Some(Ecosystem::Go),
+            PackageType::Cargo => Some(Ecosystem::CratesIo),
+            PackageType::Nuget => Some(Ecosystem::NuGet),
+            PackageType::Generic | PackageType::Docker | PackageType::Helm => None,
+        }
+    }
+
+    /// The ecosystem an OSV `ecosystem` field names (`Maven`, `PyPI`, `npm`...; a `:suffix`, as in
+    /// `Debian:12`, names a variant Arca does not serve).
+    pub fn parse(name: &str) -> Option<Ecosystem> {
+        match name {
+            "npm" => Some(Ecosystem::Npm),
+            "PyPI" => Some(Ecosystem::PyPi),
+            "Maven" => Some(Ecosystem::Maven),
+            "Go" => Some(Ecosystem::Go),
+            "crates.io" => Some(Ecosystem::CratesIo),
+            "NuGet" => Some(Ecosystem::NuGet),
+            _ => None,
+        }
+    }
+
+    /// The OSV spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecosystem::Npm => "npm",
+            Ecosystem::PyPi => "PyPI",
+            Ecosystem::Maven => "Maven",
+            Ecosystem::Go => "Go",
+            Ecosystem::CratesIo => "crates.io",
+            Ecosystem::NuGet => "NuGet",
+        }
+    }
+
+    /// A package name in the form names are compared in: PEP 503 for PyPI, case-folded for NuGet,
+    /// as written elsewhere.
+    pub fn normalize_name(self, name: &str) -> String {
+        match self {
+            Ecosystem::PyPi => normalize_project(name),
+            Ecosystem::NuGet => name.to_ascii_lowercase(),
+            _ => name.to_string(),
+        }
+    }
+
+    /// Orders two versions of this ecosystem; `None` when either cannot be read.
+    pub fn compare(self, a: &str, b: &str) -> Option<Ordering> {
+        match self {
+            Ecosystem::Npm | Ecosystem::Go | Ecosystem::CratesIo => compare_semver(a, b),
+            Ecosystem::PyPi => {
+                let x = pep440_rs::Version::from_str(a.trim()).ok()?;
+                let y = pep440_rs::Version::from_str(b.trim()).ok()?;
+                Some(x.cmp(&y))
+            }
+            Ecosystem::Maven => Some(maven_version::compare(a, b)),
+            Ecosystem::NuGet => compare_nuget(a, b),
+        }
+    }
+
+    /// True when `version` equals `listed` in this ecosystem (`1.0` and `1.0.0` are one PyPI or
+    /// Maven version).
+    fn same(self, version: &str, listed: &str) -> bool {
+        version == listed || self.compare(version, listed) == Some(Ordering::Equal)
+    }
+}
+
+/// Semver order; Go's `v` prefix is dropped.
+fn compare_semver(a: &str, b: &str) -> Option<Ordering> {
+    let parse = |v: &str| semver::Version::parse(v.trim().trim_start_matches('v')).ok();
+    Some(parse(a)?.cmp_precedence(&parse(b)?))
+}
+
+/// NuGet order: up to four dotted numbers (missing ones are zero), then a release above any of its
+/// pre-releases, which compare as semver pre-release identifiers (case-insensitively).
+fn compare_nuget(a: &str, b: &str) -> Option<Ordering> {
+    fn parse(v: &str) -> Option<([u64; 4], Option<semver::Prerelease>)> {
+        let v = v.trim().split('+').next().unwrap_or_default();
+        let (numbers, pre) = match v.split_once('-') {
+            Some((numbers, pre)) => (
+                numbers,
+                Some(semver::Prerelease::new(&pre.to_ascii_lowercase()).ok()?),
+            ),
+            None => (v, None),
+        };
+        let mut parts = [0u64; 4];
+        let mut count = 0;
+        for (slot, part) in parts.iter_mut().zip(numbers.split('.')) {
+            *slot = part.parse().ok()?;
+            count += 1;
+        }
+        (count > 0 && numbers.split('.').count() <= 4).then_some((parts, pre))
+    }
+    let (x, x_pre) = parse(a)?;
+    let (y, y_pre) = parse(b)?;
+    Some(x.cmp(&y).then_with(|| match (x_pre, y_pre) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(p), Some(q)) => p.cmp(&q),
+    }))
+}
+
+/// True when `affected` names `package` (in `ecosystem`'s spelling) and lists `version` or a range
+/// holding it.
+pub fn affects(ecosystem: Ecosystem, affected: &AffectedPackage, version: &str) -> bool {
+    affected
+        .versions
+        .iter()
+        .any(|listed| ecosystem.same(version, listed))
+        || affected
+            .ranges
+            .iter()
+            .any(|range| in_range(ecosystem, range, version))
+}
+
+/// OSV's evaluation of one range: walking the events in version order, `introduced` at or below the
+/// version turns "affected" on, `fixed` at or below it and `last_affected` below it turn it off. A
+/// version (or event) the ecosystem cannot read does not match.
+pub fn in_range(ecosystem: Ecosystem, range: &AffectedRange, version: &str) -> bool {
+    let compare = |a: &str, b: &str| {
+        if range.semver {
+            compare_semver(a, b)
+        } else {
+            ecosystem.compare(a, b)
+        }
+    };
+    let point = |event: &RangeEvent| match event {
+        RangeEvent::Introduced(v) | RangeEvent::Fixed(v) | RangeEvent::LastAffected(v) => v.clone(),
+    };
+    let mut events: Vec<&RangeEvent> = Vec::with_capacity(range.events.len());
+    for event in &range.events {
+        let at = point(event);
+        if at != "0" && compare(&at, &at).is_none() {
+            return false;
+        }
+        events.push(event);
+    }
+    // "0" sorts first; ties keep the advisory's order.
+    events.sort_by(|a, b| match (point(a).as_str(), point(b).as_str()) {
+        ("0", "0") => Ordering::Equal,
+        ("0", _) => Ordering::Less,
+        (_, "0") => Ordering::Greater,
+        (x, y) => compare(x, y).unwrap_or(Ordering::Equal),
+    });
+    let mut affected = false;
+    for event in events {
+        match event {
+            RangeEvent::Introduced(at) => {
+                if at == "0" || compare(version, at).is_some_and(|o| o != Ordering::Less) {
+                    affected = true;
+                }
+            }
+            RangeEvent::Fixed(at) => {
+                if compare(version, at).is_some_and(|o| o != Ordering::Less) {
+                    affected = false;
+                }
+            }
+            RangeEvent::LastAffected(at) => {
+                if compare(version, at) == Some(Ordering::Greater) {
+                    affected = false;
+                }
+            }
+        }
+    }
+    affected && compare(version, version).is_some()
+}
+
+/// The versions that fix `affected`, for messages.
+pub fn fixed_versions(affected: &AffectedPackage) -> Vec<String> {
+    affected
+        .ranges
+        .iter()
+        .flat_map(|r| r.events.iter())
+        .filter_map(|e| match e {
+            RangeEvent::Fixed(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(semver: bool, events: &[(&str, &str)]) -> AffectedRange {
+        AffectedRange {
+            semver,
+            events: events
+                .iter()
+                .map(|(kind, v)| match *kind {
+                    "introduced" => RangeEvent::Introduced(v.to_string()),
+                    "fixed" => RangeEvent::Fixed(v.to_string()),
+                    _ => RangeEvent::LastAffected(v.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn npm_semver_ranges_with_fixed_and_last_affected() {
+        let lodash = range(true, &[("introduced", "0"), ("fixed", "4.17.21")]);
+        assert!(in_range(Ecosystem::Npm, &lodash, "4.17.20"));
+        assert!(in_range(Ecosystem::Npm, &lodash, "1.0.0"));
+        assert!(in_range(Ecosystem::Npm, &lodash, "4.17.21-beta.1"));
+        assert!(!in_range(Ecosystem::Npm, &lodash, "4.17.21"));
+        assert!(!in_range(Ecosystem::Npm, &lodash, "5.0.0"));
+        assert!(!in_range(Ecosystem::Npm, &lodash, "not-a-version"));
+        let last = range(
+            false,
+            &[("introduced", "1.2.0"), ("last_affected", "1.4.0")],
+        );
+        assert!(!in_range(Ecosystem::Npm, &last, "1.1.9"));
+        assert!(in_range(Ecosystem::Npm, &last, "1.4.0"));
+        assert!(!in_range(Ecosystem::Npm, &last, "1.4.1"));
+        // Two windows, events given out of order.
+        let two = range(
+            false,
+            &[
+                ("introduced", "2.0.0"),
+                ("fixed", "2.5.0"),
+                ("introduced", "1.0.0"),
+                ("fixed", "1.5.0"),
+            ],
+        );
+        assert!(in_range(Ecosystem::Npm, &two, "1.2.0"));
+        assert!(!in_range(Ecosystem::Npm, &two, "1.7.0"));
+        assert!(in_range(Ecosystem::Npm, &two, "2.4.9"));
+        assert!(!in_range(Ecosystem::Npm, &two, "2.5.0"));
+    }
+
+    #[test]
+    fn pypi_ranges_follow_pep440() {
+        let requests = range(false, &[("introduced", "2.3.0"), ("fixed", "2.31.0")]);
+        assert!(in_range(Ecosystem::PyPi, &requests, "2.30.0"));
+        assert!(in_range(Ecosystem::PyPi, &requests, "2.3"));
+        assert!(
+            in_range(Ecosystem::PyPi, &requests, "2.31.0rc1"),
+            "a pre-release of the fix"
+        );
+        assert!(!in_range(Ecosystem::PyPi, &requests, "2.31"));
+        assert!(!in_range(Ecosystem::PyPi, &requests, "2.31.0.post1"));
+        assert!(!in_range(Ecosystem::PyPi, &requests, "2.2.1"));
+        assert_eq!(
+            Ecosystem::PyPi.normalize_name("Zope.Interface"),
+            "zope-interface"
+        );
+    }
+
+    #[test]
+    fn maven_ranges_use_mavens_order() {
+        let r = range(false, &[("introduced", "2.0-beta9"), ("fixed", "2.15.0")]);
+        assert!(in_range(Ecosystem::Maven, &r, "2.14.1"));
+        assert!(
+            in_range(Ecosystem::Maven, &r, "2.0-rc1"),
+            "rc is after beta"
+        );
+        assert!(!in_range(Ecosystem::Maven, &r, "2.0-alpha1"));
+        assert!(!in_range(Ecosystem::Maven, &r, "2.15"), "2.15 == 2.15.0");
+    }
+
+    #[test]
+    fn go_and_crates_and_nuget() {
+        let go = range(true, &[("introduced", "0"), ("fixed", "0.17.0")]);
+        assert!(in_range(Ecosystem::Go, &go, "v0.16.0"));
+        assert!(!in_range(Ecosystem::Go, &go, "v0.17.0"));
+        let crates = range(true, &[("introduced", "0.0.0-0"), ("fixed", "1.8.1")]);
+        assert!(in_range(Ecosystem::CratesIo, &crates, "1.8.0"));
+        let nuget = range(false, &[("introduced", "0"), ("fixed", "13.0.1")]);
+        assert!(in_range(Ecosystem::NuGet, &nuget, "12.0.3"));
+        assert!(in_range(Ecosystem::NuGet, &nuget, "13.0.1-beta1"));
+        assert!(!in_range(Ecosystem::NuGet, &nuget, "13.0.1.0"));
+        assert!(!in_range(Ecosystem::NuGet, &nuget, "13.0.2"));
+    }
+
+    #[test]
+    fn explicit_versions_match_in_the_ecosystems_equality() {
+        let affected = AffectedPackage {
+            ecosystem: "PyPI".into(),
+            name: "urllib3".into(),
+            versions: vec!["1.26.16".into(), "2.0".into()],
+            ranges: Vec::new(),
+        };
+        assert!(affects(Ecosystem::PyPi, &affected, "1.26.16"));
+        assert!(affects(Ecosystem::PyPi, &affected, "2.0.0"));
+        assert!(!affects(Ecosystem::PyPi, &affected, "1.26.17"));
+    }
+}

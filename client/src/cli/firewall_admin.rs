@@ -17,9 +17,9 @@ use super::output::{Tabular, emit, table, timestamp as time};
 /// How many advisories one import request carries.
 const IMPORT_BATCH: usize = 5_000;
 
-/// `arca registry fw explain`.
+/// The version a firewall command is about.
 #[derive(Debug, Args)]
-pub struct ExplainArgs {
+pub struct VersionTarget {
     /// Registry name
     #[arg(long)]
     registry: String,
@@ -31,12 +31,23 @@ pub struct ExplainArgs {
     version: String,
 }
 
+/// `arca registry fw explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    target: VersionTarget,
+}
+
 impl ExplainArgs {
     /// Prints the verdict in force, its scan, its reasons and the quarantine state.
     pub async fn run(self, context: &Context) -> Result<()> {
         let explanation = context
             .client
-            .firewall_explain(&self.registry, &self.package, &self.version)
+            .firewall_explain(
+                &self.target.registry,
+                &self.target.package,
+                &self.target.version,
+            )
             .await?;
         emit(context.format, &Explanation(explanation))
     }
@@ -132,15 +143,8 @@ impl FwCommand {
 /// `arca artifact quarantine|release`.
 #[derive(Debug, Args)]
 pub struct QuarantineArgs {
-    /// Registry name
-    #[arg(long)]
-    registry: String,
-    /// Package name
-    #[arg(long)]
-    package: String,
-    /// Version
-    #[arg(long)]
-    version: String,
+    #[command(flatten)]
+    target: VersionTarget,
     /// Why (shown to clients whose downloads are refused, and in the audit trail)
     #[arg(long, default_value = "")]
     reason: String,
@@ -152,7 +156,11 @@ impl QuarantineArgs {
         let explanation = context
             .client
             .set_quarantine(
-                (&self.registry, &self.package, &self.version),
+                (
+                    &self.target.registry,
+                    &self.target.package,
+                    &self.target.version,
+                ),
                 &self.reason,
                 release,
             )

@@ -200,16 +200,10 @@ async fn grant(
     PathParams(name): PathParams<String>,
     JsonBody(grant): JsonBody<Grant>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    may_manage_grant(&state, &caller, &grant)?;
-    state
-        .meta
-        .propose(Command::GrantRole {
-            user: name.clone(),
-            grant,
-            at: state.now_ms(),
-        })
-        .await?;
-    Ok(Json(user_info(&state, &name)?))
+    change_grant(&state, &caller, name, grant, |user, grant, at| {
+        Command::GrantRole { user, grant, at }
+    })
+    .await
 }
 
 async fn revoke(
@@ -218,16 +212,26 @@ async fn revoke(
     PathParams(name): PathParams<String>,
     JsonBody(grant): JsonBody<Grant>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    may_manage_grant(&state, &caller, &grant)?;
+    change_grant(&state, &caller, name, grant, |user, grant, at| {
+        Command::RevokeRole { user, grant, at }
+    })
+    .await
+}
+
+/// Grants or revokes (as `command` builds it) `grant` for user `name`, when the caller may manage it.
+async fn change_grant(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    grant: Grant,
+    command: impl FnOnce(String, Grant, u64) -> Command,
+) -> Result<Json<UserInfo>, ApiError> {
+    may_manage_grant(state, caller, &grant)?;
     state
         .meta
-        .propose(Command::RevokeRole {
-            user: name.clone(),
-            grant,
-            at: state.now_ms(),
-        })
+        .propose(command(name.clone(), grant, state.now_ms()))
         .await?;
-    Ok(Json(user_info(&state, &name)?))
+    Ok(Json(user_info(state, &name)?))
 }
 
 /// Records a login token for `user`: owned by it, everything it may do, for twelve hours.

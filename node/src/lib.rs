@@ -8,10 +8,12 @@
 pub mod api;
 pub mod auth;
 pub mod blob;
+pub mod blocking;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod formats;
+pub mod inject;
 pub mod meta;
 pub mod policy;
 pub mod proxy;
@@ -260,6 +262,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         background.push(tokio::spawn(policy::gc::run_periodically(
             meta.clone(),
             chunks.clone(),
+            clock.clone(),
             std::time::Duration::from_secs(config.gc_interval_seconds),
         )));
     }

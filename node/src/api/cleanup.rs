@@ -59,7 +59,9 @@ async fn run(
     QueryParams(query): QueryParams<CleanupQuery>,
 ) -> Result<Json<CleanupReport>, ApiError> {
     state.registry_for(&caller, &name, Role::Admin)?;
-    let task = tokio::spawn(async move { cleanup::run(&state, &name, query.dry_run).await });
+    let task = tokio::spawn(async move {
+        cleanup::run(&state.meta, state.now_ms(), &name, query.dry_run).await
+    });
     match task.await.map_err(ApiError::internal)? {
         Ok(report) => Ok(Json(report)),
         Err(error @ CleanupError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),

@@ -37,7 +37,9 @@ async fn run(
         dry_run: request.dry_run,
         grace: Duration::from_secs(request.grace_seconds),
     };
-    let task = tokio::spawn(async move { gc::run(&state.meta, &state.chunks, options).await });
+    let task = tokio::spawn(async move {
+        gc::run(&state.meta, &state.chunks, state.clock.as_ref(), options).await
+    });
     match task.await.map_err(ApiError::internal)? {
         Ok(report) => Ok(Json(report)),
         Err(GcError::AlreadyRunning) => Err(ApiError::conflict(

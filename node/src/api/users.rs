@@ -62,7 +62,7 @@ impl From<PasswordError> for ApiError {
 /// argon2id of `password`, off the async workers.
 async fn hash_password(password: String) -> Result<String, ApiError> {
     password::validate(&password)?;
-    tokio::task::spawn_blocking(move || password::hash(&password))
+    crate::blocking::spawn(move || password::hash(&password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
@@ -252,7 +252,7 @@ async fn login(
     let checked = {
         let state = state.clone();
         let (name, password) = (request.username.clone(), request.password);
-        tokio::task::spawn_blocking(move || caller_for_password(&state, &name, &password))
+        crate::blocking::spawn(move || caller_for_password(&state, &name, &password))
             .await
             .map_err(ApiError::internal)?
     };

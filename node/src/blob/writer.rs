@@ -119,7 +119,7 @@ impl BlobWriter {
         }
         let store = self.store.clone();
         let pins = self.pins.clone();
-        let put = tokio::task::spawn_blocking(move || store.put_pinned(&chunk, &pins));
+        let put = crate::blocking::spawn(move || store.put_pinned(&chunk, &pins));
         let Some(on_stored) = self.on_stored.clone() else {
             self.in_flight.push_back(put);
             return Ok(());

@@ -6,6 +6,7 @@
 
 mod identity;
 pub mod network;
+pub mod runtime;
 pub mod state;
 pub mod store;
 
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use self::network::RaftPeers;
 use self::state::MetaState;
 use self::store::{AppliedState, LogStore, StateMachineStore};
+use crate::inject::{self, Defect};
 use crate::transfer::{PeerNetwork, TransferError, decode, encode, unexpected};
 openraft::declare_raft_types!(
     /// Arca's Raft type configuration.
@@ -34,7 +36,7 @@ openraft::declare_raft_types!(
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = runtime::SeededTokio,
 );
 
 /// Why metadata could not be opened.
@@ -111,6 +113,22 @@ impl Meta {
             path: path.display().to_string(),
             source,
         })?;
+        Meta::start(db, options).await
+    }
+
+    /// [`Meta::open`] on a redb storage backend instead of a file (the simulator's disk).
+    pub async fn open_on(
+        backend: impl redb::StorageBackend,
+        options: MetaOptions,
+    ) -> Result<Meta, MetaError> {
+        let db = store::open_database_on(backend).map_err(|source| MetaError::Database {
+            path: "(storage backend)".to_string(),
+            source,
+        })?;
+        Meta::start(db, options).await
+    }
+
+    async fn start(db: Arc<redb::Database>, options: MetaOptions) -> Result<Meta, MetaError> {
         let database = Arc::new(Mutex::new(Some(db.clone())));
         let log_store = LogStore::new(db.clone());
         let state_machine =
@@ -283,6 +301,42 @@ impl Meta {
         if let Err(error) = applied {
             tracing::debug!(%error, "read barrier");
         }
+    }
+
+    /// Reads the applied state linearizably: what `read` sees includes every write the cluster
+    /// acknowledged before this call. The leader confirms with a quorum that it still leads; a follower
+    /// asks the leader for its read index and waits until it has applied that far. Without a quorum the
+    /// read is refused rather than served stale.
+    pub async fn read_linearizable<R>(
+        &self,
+        read: impl FnOnce(&MetaState) -> R,
+    ) -> Result<R, ProposeError> {
+        let unavailable = |reason: String| ProposeError::Unavailable(reason);
+        let index = if self.raft_metrics().current_leader == Some(self.node_id) {
+            self.read_index_as_leader()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+        } else if inject::enabled(Defect::StaleFollowerRead) {
+            0
+        } else {
+            let addr = self.leader_addr().map_err(|e| unavailable(e.to_string()))?;
+            let limit = READ_BARRIER_LIMIT.min(self.write_timeout);
+            match self
+                .network
+                .call(&addr, PeerRequest::ReadIndex, Some(limit))
+                .await
+            {
+                Ok(PeerResponse::ReadIndex(index)) => index,
+                Ok(other) => return Err(unavailable(unexpected(&addr, &other).to_string())),
+                Err(error) => return Err(unavailable(error.to_string())),
+            }
+        };
+        self.raft
+            .wait(Some(READ_BARRIER_LIMIT))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        Ok(self.read(read))
     }
 
     /// The leader's side of a read barrier: confirms leadership with a quorum and returns the index a
@@ -574,7 +628,7 @@ impl Meta {
         while Arc::strong_count(&database) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if let Err(error) = tokio::task::spawn_blocking(move || drop(database)).await {
+        if let Err(error) = crate::blocking::spawn(move || drop(database)).await {
             tracing::warn!(%error, "closing the metadata database");
         }
     }

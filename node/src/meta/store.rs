@@ -15,12 +15,15 @@ use openraft::{
     AnyError, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableTable, StorageBackend, TableDefinition, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::TypeConfig;
 use super::state::MetaState;
+use crate::inject::{self, Defect};
 use arca_protocol::{CommandOutcome, NodeInfo};
 
 type NodeId = u64;
@@ -53,7 +56,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, AnyError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
+    match crate::blocking::spawn(work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(to_error(error).into()),
         Err(join) => Err(to_error(AnyError::new(&join)).into()),
@@ -64,10 +67,22 @@ fn any<E: std::error::Error + 'static>(error: E) -> AnyError {
     AnyError::new(&error)
 }
 
-/// Opens (or creates) the metadata database and makes sure every table exists.
+/// Opens (or creates) the metadata database file at `path` and makes sure every table exists.
 pub fn open_database(path: &std::path::Path) -> Result<Arc<Database>, Box<redb::Error>> {
+    with_tables(Database::create(path).map_err(|e| Box::new(e.into()))?)
+}
+
+/// Opens (or creates) the metadata database on `backend` (the simulator's disk) and makes sure every
+/// table exists.
+pub fn open_database_on(backend: impl StorageBackend) -> Result<Arc<Database>, Box<redb::Error>> {
+    let db = redb::Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| Box::new(e.into()))?;
+    with_tables(db)
+}
+
+fn with_tables(db: Database) -> Result<Arc<Database>, Box<redb::Error>> {
     let boxed = |error: redb::Error| Box::new(error);
-    let db = Database::create(path).map_err(|e| boxed(e.into()))?;
     let txn = db.begin_write().map_err(|e| boxed(e.into()))?;
     txn.open_table(LOG).map_err(|e| boxed(e.into()))?;
     txn.open_table(RAFT_META).map_err(|e| boxed(e.into()))?;
@@ -94,14 +109,30 @@ fn write_key<T: Serialize>(
     table: TableDefinition<&str, &[u8]>,
     key: &str,
     value: &T,
+    durable: bool,
 ) -> Result<(), AnyError> {
     let bytes = encode(value).map_err(any)?;
-    let txn = db.begin_write().map_err(any)?;
+    let txn = begin_write(db, durable)?;
     txn.open_table(table)
         .map_err(any)?
         .insert(key, bytes.as_slice())
         .map_err(any)?;
     txn.commit().map_err(any)
+}
+
+/// A write transaction that is fsynced on commit, unless `durable` is false: only when the
+/// [`Defect::AckBeforeFsync`] is injected, whose log then acknowledges what a crash can still take.
+fn begin_write(db: &Database, durable: bool) -> Result<WriteTransaction, AnyError> {
+    let mut txn = db.begin_write().map_err(any)?;
+    if !durable {
+        txn.set_durability(Durability::None);
+    }
+    Ok(txn)
+}
+
+/// Whether the log's writes are fsynced before they are acknowledged (see [`begin_write`]).
+fn log_is_durable() -> bool {
+    !inject::enabled(Defect::AckBeforeFsync)
 }
 
 /// The Raft log, vote and committed pointer in redb. Cloning shares the database.
@@ -170,8 +201,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
         let db = self.db.clone();
         let vote = *vote;
+        let durable = log_is_durable();
         blocking(StorageIOError::write_vote, move || {
-            write_key(&db, RAFT_META, KEY_VOTE, &vote)
+            write_key(&db, RAFT_META, KEY_VOTE, &vote, durable)
         })
         .await
     }
@@ -186,8 +218,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
         let db = self.db.clone();
+        let durable = log_is_durable();
         blocking(StorageIOError::write, move || {
-            write_key(&db, RAFT_META, KEY_COMMITTED, &committed)
+            write_key(&db, RAFT_META, KEY_COMMITTED, &committed, durable)
         })
         .await
     }
@@ -211,8 +244,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .collect::<Result<Vec<_>, AnyError>>()
             .map_err(StorageIOError::write_logs)?;
         let db = self.db.clone();
+        let durable = log_is_durable();
         let result = blocking(StorageIOError::write_logs, move || {
-            let txn = db.begin_write().map_err(any)?;
+            let txn = begin_write(&db, durable)?;
             {
                 let mut table = txn.open_table(LOG).map_err(any)?;
                 for (index, bytes) in &encoded {

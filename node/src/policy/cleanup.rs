@@ -17,9 +17,8 @@ use arca_protocol::api::{CleanupReport, PlannedDeletion, RefusedDeletion};
 use arca_protocol::model::{CleanupPolicy, CleanupRule};
 use arca_protocol::{Command, Package, Version};
 
-use crate::AppState;
-use crate::meta::ProposeError;
 use crate::meta::state::MetaState;
+use crate::meta::{Meta, ProposeError};
 use crate::proxy::LAST_ACCESS;
 
 /// A version the policy deletes.
@@ -225,12 +224,12 @@ pub fn validate(policy: &CleanupPolicy) -> Result<(), String> {
 /// `CleanupVersion` each (which an immutable registry accepts: retention by policy is the one deletion
 /// it allows); a deletion the state machine refuses (the version went meanwhile) is reported as refused.
 pub async fn run(
-    state: &AppState,
+    meta: &Meta,
+    now_ms: u64,
     registry: &str,
     dry_run: bool,
 ) -> Result<CleanupReport, CleanupError> {
-    let now = state.now_ms();
-    let planned = state.meta.read(|meta| plan(meta, registry, now))?;
+    let planned = meta.read(|state| plan(state, registry, now_ms))?;
     let mut report = CleanupReport {
         registry: registry.to_string(),
         dry_run,
@@ -248,7 +247,7 @@ pub async fn run(
             version: planned.version.clone(),
             rule: planned.rule.clone(),
         };
-        match state.meta.propose(command).await {
+        match meta.propose(command).await {
             Ok(()) => {
                 tracing::info!(
                     registry,

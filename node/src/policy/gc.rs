@@ -24,11 +24,13 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arca_protocol::{BlobRef, ChunkId};
 
 use crate::blob::{BlobError, ChunkStore, Collection, StoredChunk};
+use crate::clock::Clock;
+use crate::inject::{self, Defect};
 use crate::meta::Meta;
 use crate::meta::state::{MetaState, RegistryState};
 
@@ -119,10 +121,12 @@ pub fn referenced_chunks(state: &MetaState) -> HashSet<ChunkId> {
 pub async fn run(
     meta: &Meta,
     chunks: &Arc<ChunkStore>,
+    clock: &dyn Clock,
     options: GcOptions,
 ) -> Result<GcReport, GcError> {
     let started = Instant::now();
-    let report = collect(chunks, options, || async {
+    let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
+    let report = collect(chunks, options, now, || async {
         meta.catch_up().await;
         meta.read(referenced_chunks)
     })
@@ -142,12 +146,17 @@ pub async fn run(
 }
 
 /// Runs a collection with the default grace period every `every`, until the process ends.
-pub async fn run_periodically(meta: Meta, chunks: Arc<ChunkStore>, every: Duration) {
+pub async fn run_periodically(
+    meta: Meta,
+    chunks: Arc<ChunkStore>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match run(&meta, &chunks, GcOptions::default()).await {
+        match run(&meta, &chunks, clock.as_ref(), GcOptions::default()).await {
             Ok(_) => {}
             Err(GcError::AlreadyRunning) => {
                 tracing::debug!("periodic garbage collection skipped: one is running")
@@ -157,10 +166,12 @@ pub async fn run_periodically(meta: Meta, chunks: Arc<ChunkStore>, every: Durati
     }
 }
 
-/// One run on `store`: lists its chunks, then awaits `mark` for the referenced ones, then sweeps.
+/// One run on `store` at time `now`: lists its chunks, then awaits `mark` for the referenced ones,
+/// then sweeps.
 pub async fn collect<F, Fut>(
     store: &Arc<ChunkStore>,
     options: GcOptions,
+    now: SystemTime,
     mark: F,
 ) -> Result<GcReport, GcError>
 where
@@ -168,9 +179,12 @@ where
     Fut: Future<Output = HashSet<ChunkId>>,
 {
     let collection = store.begin_collection().ok_or(GcError::AlreadyRunning)?;
-    let cutoff = SystemTime::now()
-        .checked_sub(options.grace)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let grace = if inject::enabled(Defect::GcWithoutGrace) {
+        Duration::ZERO
+    } else {
+        options.grace
+    };
+    let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
     let (collection, listed) = blocking(move || {
         let listed = collection.list();
         (collection, listed)
@@ -196,7 +210,7 @@ where
 async fn blocking<R: Send + 'static>(
     work: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, BlobError> {
-    tokio::task::spawn_blocking(work)
+    crate::blocking::spawn(work)
         .await
         .map_err(|e| BlobError::Task(e.to_string()))
 }
@@ -297,9 +311,12 @@ mod tests {
             referenced: &[ChunkId],
         ) -> GcReport {
             let referenced: HashSet<ChunkId> = referenced.iter().copied().collect();
-            collect(&self.store, GcOptions { dry_run, grace }, || async {
-                referenced
-            })
+            collect(
+                &self.store,
+                GcOptions { dry_run, grace },
+                SystemTime::now(),
+                || async { referenced },
+            )
             .await
             .expect("collect")
         }
@@ -436,6 +453,7 @@ mod tests {
                 dry_run: false,
                 grace: HOUR,
             },
+            SystemTime::now(),
             || async move {
                 // The replication worker finds the chunk present after the mark.
                 assert!(store.contains(&id));
@@ -458,11 +476,19 @@ mod tests {
         f.store.get(&chunk).expect("read into the memory tier");
         f.age(&id, 7200);
         let store = f.store.clone();
-        let report = collect(&f.store, GcOptions::default(), || async move {
-            let second = collect(&store, GcOptions::default(), || async { HashSet::new() }).await;
-            assert!(matches!(second, Err(GcError::AlreadyRunning)));
-            HashSet::new()
-        })
+        let report = collect(
+            &f.store,
+            GcOptions::default(),
+            SystemTime::now(),
+            || async move {
+                let second = collect(&store, GcOptions::default(), SystemTime::now(), || async {
+                    HashSet::new()
+                })
+                .await;
+                assert!(matches!(second, Err(GcError::AlreadyRunning)));
+                HashSet::new()
+            },
+        )
         .await
         .expect("collect");
         assert_eq!(report.removed, 1);

@@ -130,14 +130,19 @@ impl Replicator {
         Replicator { meta, chunks, site }
     }
 
-    /// Runs until the process ends: after every change of the applied state (and every few seconds,
-    /// to retry what failed) copies what is missing here and records what this node holds.
+    /// Runs until the process ends or Raft stops: after every change of the applied state (and every
+    /// few seconds, to retry what failed) copies what is missing here and records what this node holds.
     pub async fn run(self) {
         let mut changes = self.meta.watch();
         let mut held: HashSet<Sha256> = HashSet::new();
         loop {
             self.pass(&mut held).await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), changes.changed()).await;
+            if let Ok(Err(_closed)) =
+                tokio::time::timeout(Duration::from_secs(2), changes.changed()).await
+            {
+                tracing::warn!("raft stopped; the replication worker stops with it");
+                return;
+            }
         }
     }
 

@@ -65,7 +65,7 @@ impl PeerService for NodeService {
                 },
                 PeerRequest::FetchChunk(id) => {
                     let chunks = self.chunks.clone();
-                    let read = tokio::task::spawn_blocking(move || chunks.read_local(&id)).await;
+                    let read = crate::blocking::spawn(move || chunks.read_local(&id)).await;
                     match read {
                         Ok(Ok(bytes)) => Reply::Chunk(bytes),
                         Ok(Err(BlobError::Missing(id))) => {

@@ -411,7 +411,7 @@ async fn metadata_from_wheel(
         &file.filename,
     )?;
     let cursor = BlobCursor::new(state.chunks.clone(), wheel);
-    let metadata = tokio::task::spawn_blocking(move || read_metadata(cursor))
+    let metadata = crate::blocking::spawn(move || read_metadata(cursor))
         .await
         .ok()?
         .ok()?;

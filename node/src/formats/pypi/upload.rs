@@ -251,7 +251,7 @@ fn attributes(form: &Form, content: &Content, kind: DistributionKind) -> BTreeMa
 /// Reads a stored wheel's `METADATA` and stores it as a blob.
 async fn store_wheel_metadata(state: &AppState, wheel: &BlobRef) -> Result<BlobRef, PypiError> {
     let cursor = BlobCursor::new(state.chunks.clone(), wheel.clone());
-    let metadata = tokio::task::spawn_blocking(move || read_metadata(cursor))
+    let metadata = crate::blocking::spawn(move || read_metadata(cursor))
         .await
         .map_err(PypiError::internal)?
         .map_err(|e| PypiError::bad_request(format!("Invalid wheel: {e}")))?;

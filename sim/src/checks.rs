@@ -1,0 +1,268 @@
+//! The invariants checked once the faults have healed: every node reaches the same state; replicas
+//! reach each registry's policy within a bound; every acknowledged write is readable, byte-identical,
+//! at every node; no chunk a node is recorded to hold has been collected; the tag history is
+//! linearizable. (Two leaders in one term and bytes that do not match their digest are caught while
+//! the run goes on.)
+
+use std::collections::BTreeSet;
+
+use arca_protocol::{Command, MetadataTarget, NodeRole, ReplicationPolicy};
+use tokio::time::{Duration, Instant};
+
+use crate::cluster::Cluster;
+use crate::history;
+use crate::workload::{self, COPIES, FILES, RELEASE_VERSIONS, RELEASES};
+
+/// How long after healing the nodes have to agree on one state.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(60);
+/// How long after agreeing the replicas have to match each registry's policy.
+const REPLICATE_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs every final check, recording violations on `cluster`.
+pub async fn after_healing(cluster: &Cluster) {
+    if !converge(cluster).await {
+        return;
+    }
+    replicas_follow_policy(cluster).await;
+    acknowledged_writes_are_readable(cluster).await;
+    collected_chunks_were_unreferenced(cluster);
+    tags_are_linearizable(cluster);
+}
+
+/// A final write through every node's leader, then waits until every node applied the same log and
+/// holds the same state. Returns false (with a violation) when they do not within the bound.
+async fn converge(cluster: &Cluster) -> bool {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let marker = Command::SetMetadata {
+        target: MetadataTarget::Registry {
+            registry: FILES.to_string(),
+        },
+        entries: [("healed".to_string(), cluster.config.seed.to_string())].into(),
+    };
+    loop {
+        if let Some(node) = cluster.any_running_except(0)
+            && node.meta.propose(marker.clone()).await.is_ok()
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            cluster.violation("no write was committed within 60 s of healing".to_string());
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let hashes: BTreeSet<String> = cluster
+            .nodes
+            .iter()
+            .filter_map(|node| node.running())
+            .map(|running| running.meta.read(state_hash))
+            .collect();
+        let all_running = cluster.nodes.iter().all(|node| node.running().is_some());
+        if all_running && hashes.len() == 1 {
+            let hash = hashes.into_iter().next().unwrap_or_default();
+            cluster
+                .trace
+                .event(format!("every node's state hash is {hash}"));
+            return true;
+        }
+        if Instant::now() >= deadline {
+            cluster.violation(format!(
+                "nodes did not reach one state within 60 s of healing: {} state hashes",
+                hashes.len()
+            ));
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// blake3 of the state machine's serialised state.
+pub fn state_hash(state: &arca_node::meta::state::MetaState) -> String {
+    match bincode::serde::encode_to_vec(state, bincode::config::standard()) {
+        Ok(bytes) => blake3::hash(&bytes).to_hex()[..16].to_string(),
+        Err(error) => format!("unencodable state: {error}"),
+    }
+}
+
+/// Every full node at a site a registry copies eagerly to holds every chunk of its blobs, within
+/// [`REPLICATE_WITHIN`].
+async fn replicas_follow_policy(cluster: &Cluster) {
+    let deadline = Instant::now() + REPLICATE_WITHIN;
+    loop {
+        let missing = missing_replicas(cluster);
+        if missing.is_empty() {
+            cluster
+                .trace
+                .event("replicas match every registry's policy");
+            return;
+        }
+        if Instant::now() >= deadline {
+            cluster.violation(format!(
+                "replicas not at policy within 60 s of healing: {}",
+                missing.join("; ")
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn missing_replicas(cluster: &Cluster) -> Vec<String> {
+    let Some(reader) = cluster.any_running_except(0) else {
+        return vec!["no node is running".to_string()];
+    };
+    let wanted: Vec<(ReplicationPolicy, Vec<arca_protocol::BlobRef>)> = reader.meta.read(|state| {
+        state
+            .registries
+            .values()
+            .map(|registry| {
+                let blobs = registry
+                    .packages
+                    .values()
+                    .flat_map(|package| package.versions.values())
+                    .flat_map(|version| version.files.values())
+                    .filter_map(|file| state.blobs.get(&file.sha256).cloned())
+                    .collect();
+                (registry.registry.replication.clone(), blobs)
+            })
+            .collect()
+    });
+    let mut missing = Vec::new();
+    for node in cluster.nodes.iter().filter(|n| n.role == NodeRole::Full) {
+        let site = node.info().site;
+        for (policy, blobs) in &wanted {
+            if !policy.copies_eagerly_to(&site) {
+                continue;
+            }
+            for blob in blobs {
+                if blob
+                    .chunks
+                    .iter()
+                    .any(|c| !node.disk.has_chunk(&c.id.to_hex()))
+                {
+                    missing.push(format!("node {} lacks blob {}", node.id, blob.sha256));
+                }
+            }
+        }
+    }
+    missing.truncate(5);
+    missing
+}
+
+/// Every acknowledged push not deleted since, and every acknowledged copy, reads back byte-identical
+/// at every node.
+async fn acknowledged_writes_are_readable(cluster: &Cluster) {
+    let (acked, copies, deleted) = {
+        let history = cluster.history();
+        (
+            history.acked.clone(),
+            history.copies.clone(),
+            history.deletions_tried.clone(),
+        )
+    };
+    let expected = acked
+        .iter()
+        .filter(|push| !deleted.contains(&(push.package.clone(), push.version.clone())))
+        .map(|push| (FILES, push))
+        .chain(copies.iter().map(|copy| (COPIES, copy)));
+    let mut checked = 0;
+    for (registry, push) in expected {
+        for node in &cluster.nodes {
+            let Some(running) = node.running() else {
+                continue;
+            };
+            let found =
+                workload::pull_at(cluster, &running, registry, &push.package, &push.version).await;
+            match found {
+                Ok(Some(sha256)) if sha256 == push.sha256 => checked += 1,
+                Ok(Some(sha256)) => cluster.violation(format!(
+                    "node {}: acknowledged {registry}/{}/{} holds {sha256}, {} was written",
+                    node.id, push.package, push.version, push.sha256
+                )),
+                Ok(None) => cluster.violation(format!(
+                    "node {}: acknowledged {registry}/{}/{} is gone",
+                    node.id, push.package, push.version
+                )),
+                Err(error) => cluster.violation(format!(
+                    "node {}: acknowledged {registry}/{}/{} is unreadable: {error}",
+                    node.id, push.package, push.version
+                )),
+            }
+        }
+    }
+    cluster.trace.event(format!(
+        "{checked} acknowledged writes read back byte-identical"
+    ));
+}
+
+/// A node recorded (in the replicated state) as holding a blob still has every chunk of it on disk:
+/// garbage collection never took a referenced chunk.
+fn collected_chunks_were_unreferenced(cluster: &Cluster) {
+    let Some(reader) = cluster.any_running_except(0) else {
+        return;
+    };
+    let held: Vec<(u64, arca_protocol::BlobRef)> = reader.meta.read(|state| {
+        let referenced: BTreeSet<_> = arca_node::policy::gc::referenced_blobs(state)
+            .map(|blob| blob.sha256)
+            .collect();
+        state
+            .replicas
+            .iter()
+            .filter(|(sha256, _)| referenced.contains(*sha256))
+            .flat_map(|(sha256, holders)| {
+                let blob = state.blobs.get(sha256).cloned();
+                holders
+                    .iter()
+                    .filter_map(move |holder| Some((*holder, blob.clone()?)))
+            })
+            .collect()
+    });
+    for (holder, blob) in held {
+        let Some(node) = cluster.node(holder) else {
+            continue;
+        };
+        if let Some(chunk) = blob
+            .chunks
+            .iter()
+            .find(|chunk| !node.disk.has_chunk(&chunk.id.to_hex()))
+        {
+            cluster.violation(format!(
+                "node {holder} is recorded to hold blob {} but chunk {} is gone from its disk",
+                blob.sha256, chunk.id
+            ));
+        }
+    }
+}
+
+fn tags_are_linearizable(cluster: &Cluster) {
+    let tags = cluster.history().tags.clone();
+    for (tag, ops) in tags {
+        match history::check(Some(RELEASE_VERSIONS[0]), &ops) {
+            Ok(()) => cluster.trace.event(format!(
+                "tag {RELEASES}/{tag}: {} operations, linearizable",
+                ops.len()
+            )),
+            Err(found) => {
+                let shown: Vec<String> = found
+                    .ops
+                    .iter()
+                    .map(|op| {
+                        format!(
+                            "c{} {:?} [{}..{}]",
+                            op.client,
+                            op.kind,
+                            op.invoked / 1000,
+                            op.completed
+                                .map_or("?".to_string(), |c| (c / 1000).to_string())
+                        )
+                    })
+                    .collect();
+                cluster.violation(format!(
+                    "tag {RELEASES}/{tag} is not linearizable: {}",
+                    shown.join(", ")
+                ));
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use arca_node::transfer::{PeerNetwork, PeerService, Reply, TransferError};
+use arca_node::transfer::{PeerNetwork, PeerService, Reply, TransferError, check, unexpected};
 use arca_protocol::ChunkRef;
 use arca_protocol::cluster::{PeerRequest, PeerResponse};
 use bytes::Bytes;
@@ -312,11 +312,7 @@ impl PeerNetwork for NodeNet {
     ) -> BoxFuture<'a, Result<PeerResponse, TransferError>> {
         Box::pin(async move {
             match self.request(addr, request, timeout).await? {
-                Reply::Message(PeerResponse::Failed(error)) => Err(TransferError::Peer {
-                    addr: addr.to_string(),
-                    error,
-                }),
-                Reply::Message(response) => Ok(response),
+                Reply::Message(response) => check(addr, response),
                 Reply::Chunk(bytes) => Ok(PeerResponse::Chunk {
                     size: bytes.len() as u32,
                 }),
@@ -335,11 +331,10 @@ impl PeerNetwork for NodeNet {
                 .await?
             {
                 Reply::Chunk(bytes) => Ok(bytes),
-                Reply::Message(PeerResponse::Failed(error)) => Err(TransferError::Peer {
-                    addr: addr.to_string(),
-                    error,
-                }),
-                Reply::Message(other) => Err(arca_node::transfer::unexpected(addr, &other)),
+                Reply::Message(response) => {
+                    let other = check(addr, response)?;
+                    Err(unexpected(addr, &other))
+                }
             }
         })
     }

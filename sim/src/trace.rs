@@ -35,6 +35,11 @@ impl Trace {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Virtual microseconds since the run began (the tag history's timestamps).
+    pub fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
     /// Records one event.
     pub fn event(&self, text: impl AsRef<str>) {
         let line = format!("{:>8} {}", self.now_ms(), text.as_ref());

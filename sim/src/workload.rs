@@ -18,7 +18,7 @@ use arca_protocol::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::Digest;
-use tokio::time::{Duration, Instant};
+use tokio::time::Duration;
 
 use crate::cluster::{AckedPush, Cluster};
 use crate::history::{TagOp, TagOpKind};
@@ -216,10 +216,6 @@ pub async fn client(cluster: Arc<Cluster>, site: usize, ops: usize, seed: u64) {
     }
 }
 
-fn now_us(started: Instant) -> u64 {
-    started.elapsed().as_micros() as u64
-}
-
 async fn push(
     cluster: &Cluster,
     node: &Running,
@@ -338,8 +334,7 @@ async fn pull(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &str) 
 async fn move_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &str, client: usize) {
     let tag = TAGS[rng.random_range(0..TAGS.len())];
     let version = RELEASE_VERSIONS[rng.random_range(0..RELEASE_VERSIONS.len())];
-    let started = cluster_start(cluster);
-    let invoked = now_us(started);
+    let invoked = cluster.trace.now_us();
     let result = outcome(
         node.meta
             .propose(Command::SetTag {
@@ -350,7 +345,7 @@ async fn move_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &s
             })
             .await,
     );
-    let completed = now_us(started);
+    let completed = cluster.trace.now_us();
     cluster.trace.event(format!(
         "{label} move {tag} to {version}: {}",
         result.describe()
@@ -360,27 +355,35 @@ async fn move_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &s
         Outcome::Unknown(_) => None,
         Outcome::Refused(_) => return,
     };
+    let kind = TagOpKind::Move(version.to_string());
+    record_tag_op(cluster, tag, client, kind, invoked, completed);
+}
+
+fn record_tag_op(
+    cluster: &Cluster,
+    tag: &str,
+    client: usize,
+    kind: TagOpKind,
+    invoked: u64,
+    completed: Option<u64>,
+) {
+    let op = TagOp {
+        client,
+        kind,
+        invoked,
+        completed,
+    };
     cluster
         .history()
         .tags
         .entry(tag.to_string())
         .or_default()
-        .push(TagOp {
-            client,
-            kind: TagOpKind::Move(version.to_string()),
-            invoked,
-            completed,
-        });
-}
-
-fn cluster_start(cluster: &Cluster) -> Instant {
-    Instant::now() - Duration::from_millis(cluster.trace.now_ms())
+        .push(op);
 }
 
 async fn read_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &str, client: usize) {
     let tag = TAGS[rng.random_range(0..TAGS.len())];
-    let started = cluster_start(cluster);
-    let invoked = now_us(started);
+    let invoked = cluster.trace.now_us();
     let read = node
         .meta
         .read_linearizable(|state| {
@@ -389,21 +392,12 @@ async fn read_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &s
                 .and_then(|package| package.tags.get(tag).cloned())
         })
         .await;
-    let completed = now_us(started);
+    let completed = cluster.trace.now_us();
     match read {
         Ok(seen) => {
             cluster.trace.event(format!("{label} read {tag}: {seen:?}"));
-            cluster
-                .history()
-                .tags
-                .entry(tag.to_string())
-                .or_default()
-                .push(TagOp {
-                    client,
-                    kind: TagOpKind::Read(seen),
-                    invoked,
-                    completed: Some(completed),
-                });
+            let kind = TagOpKind::Read(seen);
+            record_tag_op(cluster, tag, client, kind, invoked, Some(completed));
         }
         Err(error) => cluster
             .trace

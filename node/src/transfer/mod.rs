@@ -440,7 +440,8 @@ pub fn unexpected(addr: &str, response: &PeerResponse) -> TransferError {
     }
 }
 
-fn check(addr: &str, response: PeerResponse) -> Result<PeerResponse, TransferError> {
+/// A peer's answer as a result: [`PeerResponse::Failed`] becomes [`TransferError::Peer`].
+pub fn check(addr: &str, response: PeerResponse) -> Result<PeerResponse, TransferError> {
     match response {
         PeerResponse::Failed(error) => Err(TransferError::Peer {
             addr: addr.to_string(),

@@ -67,9 +67,27 @@ async fn converge(cluster: &Cluster) -> bool {
             return true;
         }
         if Instant::now() >= deadline {
+            let states: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|node| match node.running() {
+                    Some(running) => {
+                        let metrics = running.meta.raft_metrics();
+                        format!(
+                            "node {} {} (applied {:?}, term {}, membership {:?})",
+                            node.id,
+                            running.meta.read(state_hash),
+                            metrics.last_applied.map(|id| id.index),
+                            metrics.current_term,
+                            metrics.membership_config.membership().get_joint_config()
+                        )
+                    }
+                    None => format!("node {} down", node.id),
+                })
+                .collect();
             cluster.violation(format!(
-                "nodes did not reach one state within 60 s of healing: {} state hashes",
-                hashes.len()
+                "nodes did not reach one state within 60 s of healing: {}",
+                states.join("; ")
             ));
             return false;
         }

@@ -3,6 +3,7 @@
 //! tasks on the run's one thread.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arca_node::transfer::tls::ClusterIdentity;
@@ -62,8 +63,11 @@ pub struct Cluster {
     history: Mutex<History>,
     violations: Mutex<Vec<String>>,
     leaders: Mutex<BTreeMap<u64, u64>>,
-    /// Nodes removed from the membership by a fault, to be added back.
+    /// Nodes a fault removed from the membership, or tried to (a removal whose answer was lost may
+    /// still take effect), to be added back.
     pub removed: Mutex<BTreeSet<u64>>,
+    /// Set when the workload is done: the fault schedule stops after the fault it is injecting.
+    pub faults_stopping: AtomicBool,
 }
 
 /// Why the cluster could not be set up.
@@ -115,6 +119,7 @@ impl Cluster {
             violations: Mutex::new(Vec::new()),
             leaders: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
+            faults_stopping: AtomicBool::new(false),
         }))
     }
 

@@ -7,7 +7,7 @@
 //! Every start of the node gets handles of a new generation; a crash ends the generation, so what the
 //! dead incarnation's tasks still try to read or write fails instead of reaching the new one's disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -166,15 +166,31 @@ impl Disk {
         self.state().faults = faults;
     }
 
-    /// Flips one random bit of one random stored chunk, if there is one; returns its name.
-    pub fn flip_a_bit(&self) -> Option<String> {
+    /// The chunk files whose bytes still hash to their name (blake3): the copies a peer can repair
+    /// from.
+    pub fn intact_chunks(&self) -> BTreeSet<String> {
+        self.state()
+            .chunks
+            .iter()
+            .filter(|(name, file)| blake3::hash(&file.data).to_hex().as_str() == name.as_str())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Flips one random bit of one random stored chunk among `allowed`, if there is one; returns
+    /// its name.
+    pub fn flip_a_bit(&self, allowed: &BTreeSet<String>) -> Option<String> {
         let mut state = self.state();
-        if state.chunks.is_empty() {
+        let candidates: Vec<String> = state
+            .chunks
+            .keys()
+            .filter(|name| allowed.contains(*name))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
             return None;
         }
-        let count = state.chunks.len();
-        let pick = state.rng.random_range(0..count);
-        let name = state.chunks.keys().nth(pick)?.clone();
+        let name = candidates[state.rng.random_range(0..candidates.len())].clone();
         let bit = {
             let length = state.chunks.get(&name)?.data.len();
             if length == 0 {
@@ -339,15 +355,16 @@ impl StorageBackend for MetaFile {
         Ok(state.meta_current.len() as u64)
     }
 
-    fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let mut state = self.disk.state();
         state.check(self.generation, false)?;
         let start = offset as usize;
-        state
+        let stored = state
             .meta_current
-            .get(start..start + len)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))
+            .get(start..start + out.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+        out.copy_from_slice(stored);
+        Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -359,7 +376,7 @@ impl StorageBackend for MetaFile {
         Ok(())
     }
 
-    fn sync_data(&self, _eventual: bool) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         let mut state = self.disk.state();
         state.check(self.generation, false)?;
         let pending = std::mem::take(&mut state.meta_pending);

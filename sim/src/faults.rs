@@ -2,10 +2,12 @@
 //! start or end a fault of an allowed kind, each choice drawn from the run's seed; [`heal`] ends them
 //! all. A node whose Raft stopped on a storage error is restarted, as a supervisor would.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arca_protocol::NodeRole;
-use arca_protocol::cluster::MembershipChange;
+use arca_protocol::cluster::{MembershipChange, PeerError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Duration;
@@ -21,6 +23,9 @@ pub async fn schedule(cluster: Arc<Cluster>, seed: u64) {
     let kinds: Vec<FaultKind> = cluster.config.faults.0.iter().copied().collect();
     loop {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+        if cluster.faults_stopping.load(Ordering::Relaxed) {
+            return;
+        }
         restart_failed(&cluster).await;
         if kinds.is_empty() || !rng.random_bool(0.5) {
             continue;
@@ -183,7 +188,15 @@ fn disk(cluster: &Cluster, rng: &mut StdRng) {
     };
     match rng.random_range(0..3) {
         0 => {
-            let flipped = target.disk.flip_a_bit();
+            // Like a fault atlas: never corrupt the last intact copy of a chunk, which no system
+            // could recover from.
+            let intact_elsewhere: BTreeSet<String> = cluster
+                .nodes
+                .iter()
+                .filter(|other| other.id != node)
+                .flat_map(|other| other.disk.intact_chunks())
+                .collect();
+            let flipped = target.disk.flip_a_bit(&intact_elsewhere);
             cluster
                 .trace
                 .event(format!("fault: node {node} bit flip in chunk {flipped:?}"));
@@ -244,16 +257,22 @@ async fn membership(cluster: &Cluster, rng: &mut StdRng) {
     let Some(via) = cluster.any_running_except(node) else {
         return;
     };
+    // Recorded before asking: a removal that times out or whose answer is lost may still commit.
+    cluster
+        .removed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(node);
     let remove = via
         .meta
         .change_membership(MembershipChange::Remove { node_id: node });
     let result = tokio::time::timeout(MEMBERSHIP_TIMEOUT, remove).await;
-    if matches!(result, Ok(Ok(()))) {
+    if let Ok(Err(PeerError::Invalid(_))) = result {
         cluster
             .removed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(node);
+            .remove(&node);
     }
     cluster.trace.event(format!(
         "fault: node {node} removed from the membership: {result:?}"
@@ -273,28 +292,54 @@ pub async fn heal(cluster: &Cluster) {
             cluster.start(node.id).await;
         }
     }
-    let removed: Vec<u64> = cluster
-        .removed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .copied()
-        .collect();
-    for id in removed {
-        let Some(node) = cluster.node(id) else {
-            continue;
-        };
-        for _ in 0..10 {
-            if cluster.add_member(node).await.is_ok() {
-                cluster
-                    .removed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    restore_membership(cluster).await;
     cluster.trace.event("every fault healed");
+}
+
+/// Adds back whoever is missing from the membership until the leader's configuration holds every
+/// node in its role. It checks rather than trusts the record of removals: a removal whose answer was
+/// lost can still commit after the node was added back.
+async fn restore_membership(cluster: &Cluster) {
+    for _ in 0..20 {
+        let missing = missing_members(cluster);
+        if missing.as_ref().is_some_and(Vec::is_empty) {
+            cluster
+                .removed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            return;
+        }
+        for id in missing.unwrap_or_default() {
+            if let Some(node) = cluster.node(id) {
+                let _ = cluster.add_member(node).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The nodes the leader's settled configuration lacks (full nodes as voters, cache nodes at all);
+/// None while no leader is known or a change is under way.
+fn missing_members(cluster: &Cluster) -> Option<Vec<u64>> {
+    let metrics = cluster
+        .nodes
+        .iter()
+        .filter_map(|node| Some(node.running()?.meta.raft_metrics()))
+        .filter(|metrics| metrics.current_leader == Some(metrics.id))
+        .max_by_key(|metrics| metrics.current_term)?;
+    let membership = metrics.membership_config.membership();
+    if membership.get_joint_config().len() != 1 {
+        return None;
+    }
+    let missing = cluster
+        .nodes
+        .iter()
+        .filter(|node| match node.role {
+            NodeRole::Full => !membership.voter_ids().any(|id| id == node.id),
+            NodeRole::Cache => !membership.nodes().any(|(id, _)| *id == node.id),
+        })
+        .map(|node| node.id)
+        .collect();
+    Some(missing)
 }

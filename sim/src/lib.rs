@@ -206,7 +206,11 @@ async fn simulate(cluster: Arc<Cluster>) -> Result<Duration, SimError> {
     for client in clients {
         let _ = client.await;
     }
-    faults.abort();
+    // Not aborted: a fault cut off half way (a restart, a membership change) would leave a node
+    // the schedule no longer knows about.
+    cluster
+        .faults_stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = faults.await;
     faults::heal(&cluster).await;
     checks::after_healing(&cluster).await;

@@ -16,7 +16,8 @@ use openraft::{
     SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use redb::{
-    Database, Durability, ReadableTable, StorageBackend, TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+    WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -125,7 +126,7 @@ fn write_key<T: Serialize>(
 fn begin_write(db: &Database, durable: bool) -> Result<WriteTransaction, AnyError> {
     let mut txn = db.begin_write().map_err(any)?;
     if !durable {
-        txn.set_durability(Durability::None);
+        txn.set_durability(Durability::None).map_err(any)?;
     }
     Ok(txn)
 }

@@ -1,10 +1,12 @@
 //! Garbage collection of chunks: removes the chunk files of this node that no blob the metadata
 //! references uses any more, once they are older than a grace period.
 //!
-//! A run **lists** the chunk directory, then **marks** (after a read barrier, it reads the applied
-//! state and collects the chunk ids of every referenced blob), then **sweeps**: a listed chunk that is
-//! not marked, was written (or last reused) before `now - grace` and is not held is removed from disk
-//! and from the memory tier. What keeps it from taking chunks in use:
+//! A run **lists** the chunk directory, then **marks** (a linearizable read of the applied state: it
+//! collects the chunk ids of every referenced blob, and the run removes nothing when the node cannot
+//! confirm it has applied everything the cluster committed), then **sweeps**: a listed chunk that is
+//! not marked, was written (or last reused) before `now - grace`, both by its file's time and, for
+//! chunks this process wrote, by the monotonic clock, and is not held is removed from disk and from
+//! the memory tier. What keeps it from taking chunks in use:
 //!
 //! - *Referenced blobs*: marking happens after listing, so a blob committed between the two is seen;
 //!   one committed after the mark had its chunks written, reused (touched) or fetched after the run
@@ -67,6 +69,10 @@ pub enum GcError {
     /// The chunk directory could not be listed.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The node could not confirm that its metadata is up to date (no leader, no quorum): nothing
+    /// was removed.
+    #[error("garbage collection needs up-to-date metadata and removed nothing: {0}")]
+    Unavailable(String),
 }
 
 /// The blobs a registry's packages reference: the files of their versions (OCI manifests included)
@@ -116,8 +122,8 @@ pub fn referenced_chunks(state: &MetaState) -> HashSet<ChunkId> {
     chunks
 }
 
-/// One run on `meta`'s node: marks after a read barrier, so everything the cluster committed before
-/// the mark counts as referenced.
+/// One run on `meta`'s node: marks with a linearizable read, so everything the cluster committed
+/// before the mark counts as referenced.
 pub async fn run(
     meta: &Meta,
     chunks: &Arc<ChunkStore>,
@@ -127,8 +133,9 @@ pub async fn run(
     let started = Instant::now();
     let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
     let report = collect(chunks, options, now, || async {
-        meta.catch_up().await;
-        meta.read(referenced_chunks)
+        meta.read_linearizable(referenced_chunks)
+            .await
+            .map_err(|error| GcError::Unavailable(error.to_string()))
     })
     .await?;
     tracing::info!(
@@ -166,8 +173,8 @@ pub async fn run_periodically(
     }
 }
 
-/// One run on `store` at time `now`: lists its chunks, then awaits `mark` for the referenced ones,
-/// then sweeps.
+/// One run on `store` at time `now`: lists its chunks, then awaits `mark` for the referenced ones
+/// (a failed mark ends the run), then sweeps.
 pub async fn collect<F, Fut>(
     store: &Arc<ChunkStore>,
     options: GcOptions,
@@ -176,7 +183,7 @@ pub async fn collect<F, Fut>(
 ) -> Result<GcReport, GcError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = HashSet<ChunkId>>,
+    Fut: Future<Output = Result<HashSet<ChunkId>, GcError>>,
 {
     let collection = store.begin_collection().ok_or(GcError::AlreadyRunning)?;
     let grace = if inject::enabled(Defect::GcWithoutGrace) {
@@ -191,9 +198,22 @@ where
     })
     .await?;
     let listed = listed.map_err(BlobError::from)?;
-    let referenced = mark().await;
-    let report =
-        blocking(move || sweep(&collection, listed, &referenced, cutoff, options.dry_run)).await?;
+    let referenced = mark().await?;
+    let report = blocking(move || {
+        let report = sweep(
+            &collection,
+            listed,
+            &referenced,
+            cutoff,
+            grace,
+            options.dry_run,
+        );
+        if !report.dry_run {
+            collection.forget_writes_older_than(grace);
+        }
+        report
+    })
+    .await?;
     if !report.dry_run {
         let stats = &store.stats;
         stats.gc_runs.fetch_add(1, Ordering::Relaxed);
@@ -220,6 +240,7 @@ fn sweep(
     listed: Vec<StoredChunk>,
     referenced: &HashSet<ChunkId>,
     cutoff: SystemTime,
+    grace: Duration,
     dry_run: bool,
 ) -> GcReport {
     let mut report = GcReport {
@@ -232,14 +253,14 @@ fn sweep(
             report.referenced += 1;
             continue;
         }
-        if chunk.modified >= cutoff || collection.is_held(&chunk.id) {
+        if chunk.modified >= cutoff || collection.is_held(&chunk.id, grace) {
             report.kept_in_grace += 1;
             continue;
         }
         let removed = if dry_run {
             true
         } else {
-            match collection.remove_unless_held(&chunk.id, cutoff) {
+            match collection.remove_unless_held(&chunk.id, cutoff, grace) {
                 Ok(removed) => removed,
                 Err(error) => {
                     tracing::warn!(chunk = %chunk.id, %error, "garbage collection: removing a chunk");
@@ -291,8 +312,9 @@ mod tests {
             self.store.put(data).expect("put").id
         }
 
-        /// Makes the chunk look written `seconds` ago.
+        /// Makes the chunk look written `seconds` ago by an earlier process.
         fn age(&self, id: &ChunkId, seconds: u64) {
+            self.store.forget_write(id);
             let then = SystemTime::now() - Duration::from_secs(seconds);
             File::open(self.disk.path_of(&id.to_hex()))
                 .expect("chunk file")
@@ -315,7 +337,7 @@ mod tests {
                 &self.store,
                 GcOptions { dry_run, grace },
                 SystemTime::now(),
-                || async { referenced },
+                || async { Ok(referenced) },
             )
             .await
             .expect("collect")
@@ -457,7 +479,7 @@ mod tests {
             || async move {
                 // The replication worker finds the chunk present after the mark.
                 assert!(store.contains(&id));
-                HashSet::new()
+                Ok(HashSet::new())
             },
         )
         .await
@@ -482,11 +504,11 @@ mod tests {
             SystemTime::now(),
             || async move {
                 let second = collect(&store, GcOptions::default(), SystemTime::now(), || async {
-                    HashSet::new()
+                    Ok(HashSet::new())
                 })
                 .await;
                 assert!(matches!(second, Err(GcError::AlreadyRunning)));
-                HashSet::new()
+                Ok(HashSet::new())
             },
         )
         .await
@@ -494,6 +516,43 @@ mod tests {
         assert_eq!(report.removed, 1);
         assert!(matches!(f.store.get(&chunk), Err(BlobError::Missing(_))));
         assert_eq!(f.collect(false, HOUR, &[]).await.scanned, 0, "runs again");
+    }
+
+    #[tokio::test]
+    async fn a_wall_clock_jump_does_not_age_a_chunk_written_just_now() {
+        let f = fixture();
+        let id = f.put(b"uploaded a moment ago, not yet committed");
+        let two_hours_ahead = SystemTime::now() + 2 * HOUR;
+        let report = collect(
+            &f.store,
+            GcOptions {
+                dry_run: false,
+                grace: HOUR,
+            },
+            two_hours_ahead,
+            || async { Ok(HashSet::new()) },
+        )
+        .await
+        .expect("collect");
+        assert_eq!((report.removed, report.kept_in_grace), (0, 1), "{report:?}");
+        assert!(f.on_disk(&id));
+    }
+
+    #[tokio::test]
+    async fn a_failed_mark_removes_nothing() {
+        let f = fixture();
+        let id = f.put(b"maybe referenced");
+        f.age(&id, 7200);
+        let result = collect(
+            &f.store,
+            GcOptions::default(),
+            SystemTime::now(),
+            || async { Err(GcError::Unavailable("no quorum".to_string())) },
+        )
+        .await;
+        assert!(matches!(result, Err(GcError::Unavailable(_))), "{result:?}");
+        assert!(f.on_disk(&id));
+        assert_eq!(f.collect(false, HOUR, &[]).await.removed, 1, "runs again");
     }
 
     fn registry(name: &str) -> Command {

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use arca_protocol::{NodeInfo, NodeRole};
 
 use crate::blob::{ChunkStore, TieredChunkCache};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, NeverAhead, SystemClock};
 use crate::config::Config;
 use crate::meta::{Meta, MetaOptions};
 use crate::transfer::{PeerNetwork, QuicTransport};
@@ -56,6 +56,8 @@ pub struct AppState {
     pub identity: transfer::tls::ClusterIdentity,
     /// The time of day.
     pub clock: Arc<dyn Clock>,
+    /// The time of day garbage collection counts chunk ages on (forward jumps absorbed).
+    pub gc_clock: Arc<NeverAhead>,
     /// Upstream fetches of remote registries.
     pub proxy: Arc<proxy::Proxy>,
     /// Recent successful password verifications.
@@ -258,11 +260,12 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         );
         background.push(tokio::spawn(replicator.run()));
     }
+    let gc_clock = Arc::new(NeverAhead::new(clock.clone()));
     if config.gc_interval_seconds > 0 {
         background.push(tokio::spawn(policy::gc::run_periodically(
             meta.clone(),
             chunks.clone(),
-            clock.clone(),
+            gc_clock.clone(),
             std::time::Duration::from_secs(config.gc_interval_seconds),
         )));
     }
@@ -284,6 +287,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         node,
         identity: credentials.identity,
         clock,
+        gc_clock,
         proxy: Arc::new(proxy::Proxy::default()),
         passwords: Arc::new(auth::password::PasswordCache::default()),
     };

@@ -203,8 +203,17 @@ impl Cluster {
     }
 
     async fn try_add_member(&self, node: &SimNode) -> Result<(), String> {
+        // Through a node that leads, when one does: a node removed from the membership knows no
+        // leader to forward to.
         let via = self
-            .any_running_except(node.id)
+            .nodes
+            .iter()
+            .filter(|other| other.id != node.id)
+            .filter_map(|other| other.running())
+            .find(|running| {
+                running.meta.raft_metrics().current_leader == Some(running.meta.node_id())
+            })
+            .or_else(|| self.any_running_except(node.id))
             .ok_or("no member is running")?;
         let add = MembershipChange::AddLearner {
             node_id: node.id,

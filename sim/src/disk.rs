@@ -1,7 +1,7 @@
 //! A simulated node's disk: the chunk files ([`ChunkDisk`]) and the metadata database file (a redb
 //! [`StorageBackend`]), with what a real disk does wrong. The database file keeps what was written
-//! but not yet fsynced apart from what is durable; a crash keeps the durable bytes plus a random part
-//! of the rest, with the last write possibly torn mid-sector. Faults, when on, make reads and writes
+//! but not yet fsynced apart from what is durable; a crash keeps the durable bytes, and with torn
+//! writes any subset of the unsynced sectors. Faults, when on, make reads and writes
 //! fail with EIO, writes fail with ENOSPC, and flip bits in stored chunks.
 //!
 //! Every start of the node gets handles of a new generation; a crash ends the generation, so what the
@@ -132,27 +132,30 @@ impl Disk {
         )
     }
 
-    /// A crash: the current incarnation's handles die and the metadata file keeps its durable bytes
-    /// plus a random subset of the unsynced writes (when `torn`, the last kept one cut at a sector).
+    /// A crash: the current incarnation's handles die and the metadata file keeps its durable bytes.
+    /// When `torn`, it also keeps any subset of the sectors written since the last fsync, in no
+    /// particular order (as a disk's write cache may), while length changes, which the file system
+    /// journals, are kept.
     pub fn crash(&self, torn: bool) {
         let mut state = self.state();
         state.generation += 1;
         let pending = std::mem::take(&mut state.meta_pending);
         let mut durable = std::mem::take(&mut state.meta_durable);
         if torn && !pending.is_empty() {
-            let kept = state.rng.random_range(0..=pending.len());
-            for (index, write) in pending.iter().take(kept).enumerate() {
+            for write in &pending {
                 match write {
-                    PendingWrite::Bytes { offset, data } if index + 1 == kept => {
-                        let sectors = data.len().div_ceil(SECTOR);
-                        let whole = state.rng.random_range(0..=sectors) * SECTOR;
-                        let cut = PendingWrite::Bytes {
-                            offset: *offset,
-                            data: data[..whole.min(data.len())].to_vec(),
-                        };
-                        apply(&mut durable, &cut);
+                    PendingWrite::Length(_) => apply(&mut durable, write),
+                    PendingWrite::Bytes { offset, data } => {
+                        for (index, sector) in data.chunks(SECTOR).enumerate() {
+                            if state.rng.random_bool(0.5) {
+                                let kept = PendingWrite::Bytes {
+                                    offset: offset + (index * SECTOR) as u64,
+                                    data: sector.to_vec(),
+                                };
+                                apply(&mut durable, &kept);
+                            }
+                        }
                     }
-                    other => apply(&mut durable, other),
                 }
             }
             state.stats.torn_writes += 1;

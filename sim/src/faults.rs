@@ -17,7 +17,7 @@ use crate::config::FaultKind;
 use crate::disk::DiskFaults;
 use crate::net::LinkFaults;
 
-/// Runs the schedule until the task is aborted.
+/// Runs the schedule until the cluster's `faults_stopping` is set, finishing the fault under way.
 pub async fn schedule(cluster: Arc<Cluster>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let kinds: Vec<FaultKind> = cluster.config.faults.0.iter().copied().collect();
@@ -300,27 +300,43 @@ pub async fn heal(cluster: &Cluster) {
 /// node in its role. It checks rather than trusts the record of removals: a removal whose answer was
 /// lost can still commit after the node was added back.
 async fn restore_membership(cluster: &Cluster) {
-    for _ in 0..20 {
-        let missing = missing_members(cluster);
-        if missing.as_ref().is_some_and(Vec::is_empty) {
-            cluster
-                .removed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            return;
-        }
-        for id in missing.unwrap_or_default() {
-            if let Some(node) = cluster.node(id) {
-                let _ = cluster.add_member(node).await;
+    // Whole twice in a row: a deposed leader that has not yet heard of its successor may look whole.
+    let mut whole_in_a_row = 0;
+    for _ in 0..RESTORE_ATTEMPTS {
+        match missing_members(cluster) {
+            Some(missing) if missing.is_empty() => {
+                whole_in_a_row += 1;
+                if whole_in_a_row == 2 {
+                    cluster
+                        .removed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    return;
+                }
             }
+            Some(missing) => {
+                whole_in_a_row = 0;
+                for id in missing {
+                    if let Some(node) = cluster.node(id) {
+                        let _ = cluster.add_member(node).await;
+                    }
+                }
+            }
+            None => whole_in_a_row = 0,
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    cluster.trace.event(format!(
+        "the membership was not whole after {RESTORE_ATTEMPTS} attempts to restore it"
+    ));
 }
 
+/// How many times healing tries to add back the nodes missing from the membership.
+const RESTORE_ATTEMPTS: usize = 20;
+
 /// The nodes the leader's settled configuration lacks (full nodes as voters, cache nodes at all);
-/// None while no leader is known or a change is under way.
+/// None while no leader is known or a change is not yet committed.
 fn missing_members(cluster: &Cluster) -> Option<Vec<u64>> {
     let metrics = cluster
         .nodes
@@ -329,7 +345,8 @@ fn missing_members(cluster: &Cluster) -> Option<Vec<u64>> {
         .filter(|metrics| metrics.current_leader == Some(metrics.id))
         .max_by_key(|metrics| metrics.current_term)?;
     let membership = metrics.membership_config.membership();
-    if membership.get_joint_config().len() != 1 {
+    let committed = metrics.membership_config.log_id() <= &metrics.last_applied;
+    if !committed || membership.get_joint_config().len() != 1 {
         return None;
     }
     let missing = cluster

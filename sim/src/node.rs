@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arca_node::blob::ChunkStore;
-use arca_node::clock::Clock;
+use arca_node::clock::{Clock, NeverAhead};
 use arca_node::meta::{Meta, MetaError, MetaOptions};
 use arca_node::policy::gc::{self, GcOptions};
 use arca_node::transfer::PeerNetwork;
@@ -54,6 +54,8 @@ pub struct Running {
     pub meta: Meta,
     /// Chunks.
     pub chunks: Arc<ChunkStore>,
+    /// The time of day garbage collection counts chunk ages on.
+    gc_clock: Arc<NeverAhead>,
     tasks: Arc<Vec<JoinHandle<()>>>,
 }
 
@@ -120,6 +122,7 @@ impl SimNode {
         let chunks = Arc::new(ChunkStore::on(Arc::new(chunk_files), CHUNK_CACHE_BYTES));
         chunks.set_remote(Arc::new(PeerChunks::new(meta.clone(), peer_network)));
         let clock: Arc<dyn Clock> = self.clock.clone();
+        let gc_clock = Arc::new(NeverAhead::new(clock.clone()));
         network.up(
             self.id,
             Arc::new(NodeService {
@@ -132,7 +135,7 @@ impl SimNode {
         let mut tasks = vec![tokio::spawn(gc::run_periodically(
             meta.clone(),
             chunks.clone(),
-            clock,
+            gc_clock.clone(),
             GC_EVERY,
         ))];
         if self.role == NodeRole::Full {
@@ -142,6 +145,7 @@ impl SimNode {
         *self.slot() = Some(Running {
             meta,
             chunks,
+            gc_clock,
             tasks: Arc::new(tasks),
         });
         Ok(())
@@ -170,13 +174,18 @@ impl SimNode {
 }
 
 /// One garbage collection on `running` now, with the simulation's grace period.
-pub async fn collect_garbage(running: &Running, clock: &SimClock) -> Result<u64, String> {
+pub async fn collect_garbage(running: &Running) -> Result<u64, String> {
     let options = GcOptions {
         dry_run: false,
         grace: GC_GRACE,
     };
-    gc::run(&running.meta, &running.chunks, clock, options)
-        .await
-        .map(|report| report.removed)
-        .map_err(|e| e.to_string())
+    gc::run(
+        &running.meta,
+        &running.chunks,
+        running.gc_clock.as_ref(),
+        options,
+    )
+    .await
+    .map(|report| report.removed)
+    .map_err(|e| e.to_string())
 }

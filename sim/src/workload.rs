@@ -205,7 +205,7 @@ pub async fn client(cluster: Arc<Cluster>, site: usize, ops: usize, seed: u64) {
                 82..89 => copy(&cluster, &node, &mut rng, &label).await,
                 89..93 => clean_up(&cluster, &node, clock.now_ms(), &label).await,
                 _ => {
-                    let result = collect_garbage(&node, clock).await;
+                    let result = collect_garbage(&node).await;
                     cluster.trace.event(format!("{label} gc: {result:?}"));
                 }
             }

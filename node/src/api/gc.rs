@@ -39,7 +39,7 @@ async fn run(
         grace: Duration::from_secs(request.grace_seconds),
     };
     let task = tokio::spawn(async move {
-        gc::run(&state.meta, &state.chunks, state.clock.as_ref(), options).await
+        gc::run(&state.meta, &state.chunks, state.gc_clock.as_ref(), options).await
     });
     match task.await.map_err(ApiError::internal)? {
         Ok(report) => Ok(Json(report)),

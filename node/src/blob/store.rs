@@ -5,21 +5,18 @@
 //! Garbage collection ([`crate::policy::gc`]) removes chunks through a [`Collection`]; the store keeps
 //! what must survive it whatever the metadata say: the chunks of blobs being written ([`Pins`]), and,
 //! while a collection runs, every chunk someone reused or asked for (a reused chunk is also touched,
-//! so its age restarts and the grace period protects it until its blob is committed). A chunk's age
-//! counts on the monotonic clock too ([`Held::written`]): a jump of the wall clock cannot make a chunk
-//! written a moment ago look old.
+//! so its age restarts and the grace period protects it until its blob is committed).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use arca_protocol::{ChunkId, ChunkRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use tokio::time::Instant;
 
 use super::{BlobError, ChunkDisk, LocalDisk, TieredChunkCache};
 use crate::inject::{self, Defect};
@@ -63,21 +60,11 @@ struct Held {
     pins: HashMap<ChunkId, usize>,
     /// While a collection runs: the chunks reused or asked for since it began.
     claims: Option<HashSet<ChunkId>>,
-    /// When (on the monotonic clock) chunks were last written or reused by this process; a
-    /// collection forgets those older than its grace period.
-    written: HashMap<ChunkId, Instant>,
 }
 
 impl Held {
-    /// True when `id` is pinned, claimed, or was written or reused within `grace`.
-    fn holds(&self, id: &ChunkId, grace: Duration) -> bool {
-        self.pins.contains_key(id)
-            || self.claims.as_ref().is_some_and(|c| c.contains(id))
-            || self.written.get(id).is_some_and(|at| at.elapsed() < grace)
-    }
-
-    fn wrote(&mut self, id: ChunkId) {
-        self.written.insert(id, Instant::now());
+    fn holds(&self, id: &ChunkId) -> bool {
+        self.pins.contains_key(id) || self.claims.as_ref().is_some_and(|c| c.contains(id))
     }
 
     fn claim(&mut self, id: ChunkId) {
@@ -164,25 +151,18 @@ impl Collection {
             .collect())
     }
 
-    /// True when a writer holds the chunk, it was reused or asked for since the collection began,
-    /// or this process wrote or reused it within `grace` (by the monotonic clock).
-    pub fn is_held(&self, id: &ChunkId, grace: Duration) -> bool {
-        self.store.held().holds(id, grace)
+    /// True when a writer holds the chunk or it was reused or asked for since the collection began.
+    pub fn is_held(&self, id: &ChunkId) -> bool {
+        self.store.held().holds(id)
     }
 
-    /// Removes the chunk from disk and from the memory tier (blocking), unless it is held (see
-    /// [`Collection::is_held`]) or its file was written or reused at or after `cutoff`; answers
-    /// whether it was removed. Checked and removed under the same lock a reusing write takes, so a
-    /// chunk is never reused and removed at once.
-    pub fn remove_unless_held(
-        &self,
-        id: &ChunkId,
-        cutoff: SystemTime,
-        grace: Duration,
-    ) -> Result<bool, BlobError> {
+    /// Removes the chunk from disk and from the memory tier (blocking), unless it is held or was
+    /// written or reused at or after `cutoff`; answers whether it was removed. Checked and removed
+    /// under the same lock a reusing write takes, so a chunk is never reused and removed at once.
+    pub fn remove_unless_held(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool, BlobError> {
         let name = id.to_hex();
         let held = self.store.held();
-        if held.holds(id, grace) {
+        if held.holds(id) {
             return Ok(false);
         }
         match self.store.disk.modified(&name) {
@@ -199,15 +179,6 @@ impl Collection {
         self.store.cache.remove(id);
         drop(held);
         Ok(true)
-    }
-
-    /// Forgets the monotonic write times older than `grace`: from now on only their files' times
-    /// count.
-    pub fn forget_writes_older_than(&self, grace: Duration) {
-        self.store
-            .held()
-            .written
-            .retain(|_, at| at.elapsed() < grace);
     }
 }
 
@@ -245,13 +216,6 @@ impl ChunkStore {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Drops this process's record of when `id` was written, as if an earlier process wrote it: only
-    /// its file's time counts (tests of the grace period).
-    #[cfg(test)]
-    pub(crate) fn forget_write(&self, id: &ChunkId) {
-        self.held().written.remove(id);
     }
 
     /// Starts a garbage collection, unless one is running already.
@@ -329,7 +293,6 @@ impl ChunkStore {
             return self.put(data).map(drop);
         }
         self.disk.write_durable(&chunk.id.to_hex(), data)?;
-        self.held().wrote(chunk.id);
         tracing::warn!(chunk = %chunk.id, "replaced a corrupt chunk with a peer's copy");
         Ok(())
     }
@@ -392,7 +355,6 @@ impl ChunkStore {
             Err(error) => tracing::warn!(chunk = %id, %error, "refreshing a reused chunk's age"),
         }
         held.claim(*id);
-        held.wrote(*id);
         true
     }
 
@@ -407,7 +369,6 @@ impl ChunkStore {
             return Ok(ChunkRef { id, size });
         }
         self.disk.write_durable(&name, data)?;
-        self.held().wrote(id);
         self.stats.chunks_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written

@@ -4,9 +4,9 @@
 //! A run **lists** the chunk directory, then **marks** (a linearizable read of the applied state: it
 //! collects the chunk ids of every referenced blob, and the run removes nothing when the node cannot
 //! confirm it has applied everything the cluster committed), then **sweeps**: a listed chunk that is
-//! not marked, was written (or last reused) before `now - grace`, both by its file's time and, for
-//! chunks this process wrote, by the monotonic clock, and is not held is removed from disk and from
-//! the memory tier. What keeps it from taking chunks in use:
+//! not marked, was written (or last reused) before `now - grace` and is not held is removed from disk
+//! and from the memory tier. `now` comes from a [`NeverAhead`] clock, so a forward jump of the time of
+//! day cannot make a chunk written a moment ago look old. What keeps it from taking chunks in use:
 //!
 //! - *Referenced blobs*: marking happens after listing, so a blob committed between the two is seen;
 //!   one committed after the mark had its chunks written, reused (touched) or fetched after the run
@@ -199,21 +199,8 @@ where
     .await?;
     let listed = listed.map_err(BlobError::from)?;
     let referenced = mark().await?;
-    let report = blocking(move || {
-        let report = sweep(
-            &collection,
-            listed,
-            &referenced,
-            cutoff,
-            grace,
-            options.dry_run,
-        );
-        if !report.dry_run {
-            collection.forget_writes_older_than(grace);
-        }
-        report
-    })
-    .await?;
+    let report =
+        blocking(move || sweep(&collection, listed, &referenced, cutoff, options.dry_run)).await?;
     if !report.dry_run {
         let stats = &store.stats;
         stats.gc_runs.fetch_add(1, Ordering::Relaxed);
@@ -240,7 +227,6 @@ fn sweep(
     listed: Vec<StoredChunk>,
     referenced: &HashSet<ChunkId>,
     cutoff: SystemTime,
-    grace: Duration,
     dry_run: bool,
 ) -> GcReport {
     let mut report = GcReport {
@@ -253,14 +239,14 @@ fn sweep(
             report.referenced += 1;
             continue;
         }
-        if chunk.modified >= cutoff || collection.is_held(&chunk.id, grace) {
+        if chunk.modified >= cutoff || collection.is_held(&chunk.id) {
             report.kept_in_grace += 1;
             continue;
         }
         let removed = if dry_run {
             true
         } else {
-            match collection.remove_unless_held(&chunk.id, cutoff, grace) {
+            match collection.remove_unless_held(&chunk.id, cutoff) {
                 Ok(removed) => removed,
                 Err(error) => {
                     tracing::warn!(chunk = %chunk.id, %error, "garbage collection: removing a chunk");
@@ -312,9 +298,8 @@ mod tests {
             self.store.put(data).expect("put").id
         }
 
-        /// Makes the chunk look written `seconds` ago by an earlier process.
+        /// Makes the chunk look written `seconds` ago.
         fn age(&self, id: &ChunkId, seconds: u64) {
-            self.store.forget_write(id);
             let then = SystemTime::now() - Duration::from_secs(seconds);
             File::open(self.disk.path_of(&id.to_hex()))
                 .expect("chunk file")
@@ -516,26 +501,6 @@ mod tests {
         assert_eq!(report.removed, 1);
         assert!(matches!(f.store.get(&chunk), Err(BlobError::Missing(_))));
         assert_eq!(f.collect(false, HOUR, &[]).await.scanned, 0, "runs again");
-    }
-
-    #[tokio::test]
-    async fn a_wall_clock_jump_does_not_age_a_chunk_written_just_now() {
-        let f = fixture();
-        let id = f.put(b"uploaded a moment ago, not yet committed");
-        let two_hours_ahead = SystemTime::now() + 2 * HOUR;
-        let report = collect(
-            &f.store,
-            GcOptions {
-                dry_run: false,
-                grace: HOUR,
-            },
-            two_hours_ahead,
-            || async { Ok(HashSet::new()) },
-        )
-        .await
-        .expect("collect");
-        assert_eq!((report.removed, report.kept_in_grace), (0, 1), "{report:?}");
-        assert!(f.on_disk(&id));
     }
 
     #[tokio::test]

@@ -46,7 +46,10 @@ async fn converge(cluster: &Cluster) -> bool {
             break;
         }
         if Instant::now() >= deadline {
-            cluster.violation("no write was committed within 60 s of healing".to_string());
+            cluster.violation(format!(
+                "no write was committed within 60 s of healing: {}",
+                describe_nodes(cluster)
+            ));
             return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -67,32 +70,38 @@ async fn converge(cluster: &Cluster) -> bool {
             return true;
         }
         if Instant::now() >= deadline {
-            let states: Vec<String> = cluster
-                .nodes
-                .iter()
-                .map(|node| match node.running() {
-                    Some(running) => {
-                        let metrics = running.meta.raft_metrics();
-                        format!(
-                            "node {} {} (applied {:?}, term {}, membership {:?})",
-                            node.id,
-                            running.meta.read(state_hash),
-                            metrics.last_applied.map(|id| id.index),
-                            metrics.current_term,
-                            metrics.membership_config.membership().get_joint_config()
-                        )
-                    }
-                    None => format!("node {} down", node.id),
-                })
-                .collect();
             cluster.violation(format!(
                 "nodes did not reach one state within 60 s of healing: {}",
-                states.join("; ")
+                describe_nodes(cluster)
             ));
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Each node's state hash, applied index, term, leader and membership, for a violation's message.
+fn describe_nodes(cluster: &Cluster) -> String {
+    let nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|node| match node.running() {
+            Some(running) => {
+                let metrics = running.meta.raft_metrics();
+                format!(
+                    "node {} {} (applied {:?}, term {}, leader {:?}, membership {:?})",
+                    node.id,
+                    running.meta.read(state_hash),
+                    metrics.last_applied.map(|id| id.index),
+                    metrics.current_term,
+                    metrics.current_leader,
+                    metrics.membership_config.membership().get_joint_config()
+                )
+            }
+            None => format!("node {} down", node.id),
+        })
+        .collect();
+    nodes.join("; ")
 }
 
 /// blake3 of the state machine's serialised state.

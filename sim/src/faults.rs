@@ -302,9 +302,10 @@ pub async fn heal(cluster: &Cluster) {
 async fn restore_membership(cluster: &Cluster) {
     // Whole twice in a row: a deposed leader that has not yet heard of its successor may look whole.
     let mut whole_in_a_row = 0;
-    for _ in 0..RESTORE_ATTEMPTS {
-        match missing_members(cluster) {
-            Some(missing) if missing.is_empty() => {
+    let deadline = tokio::time::Instant::now() + RESTORE_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        match membership_view(cluster) {
+            Some(view) if view.missing.is_empty() && view.settled => {
                 whole_in_a_row += 1;
                 if whole_in_a_row == 2 {
                     cluster
@@ -315,9 +316,16 @@ async fn restore_membership(cluster: &Cluster) {
                     return;
                 }
             }
-            Some(missing) => {
+            Some(view) => {
                 whole_in_a_row = 0;
-                for id in missing {
+                // Adding a node that is already there still finishes a joint configuration a
+                // change cut off half way left behind.
+                let to_add = if view.missing.is_empty() {
+                    vec![view.leader]
+                } else {
+                    view.missing
+                };
+                for id in to_add {
                     if let Some(node) = cluster.node(id) {
                         let _ = cluster.add_member(node).await;
                     }
@@ -328,16 +336,24 @@ async fn restore_membership(cluster: &Cluster) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     cluster.trace.event(format!(
-        "the membership was not whole after {RESTORE_ATTEMPTS} attempts to restore it"
+        "the membership was not whole within {RESTORE_WITHIN:?} of healing"
     ));
 }
 
-/// How many times healing tries to add back the nodes missing from the membership.
-const RESTORE_ATTEMPTS: usize = 20;
+/// How long healing tries to add back the nodes missing from the membership.
+const RESTORE_WITHIN: Duration = Duration::from_secs(60);
 
-/// The nodes the leader's settled configuration lacks (full nodes as voters, cache nodes at all);
-/// None while no leader is known or a change is not yet committed.
-fn missing_members(cluster: &Cluster) -> Option<Vec<u64>> {
+/// The membership as the leader of the highest term sees it.
+struct MembershipView {
+    leader: u64,
+    /// Nodes its (latest) configuration lacks: full nodes as voters, cache nodes at all.
+    missing: Vec<u64>,
+    /// Committed, and not a joint configuration.
+    settled: bool,
+}
+
+/// None while no node leads.
+fn membership_view(cluster: &Cluster) -> Option<MembershipView> {
     let metrics = cluster
         .nodes
         .iter()
@@ -345,18 +361,20 @@ fn missing_members(cluster: &Cluster) -> Option<Vec<u64>> {
         .filter(|metrics| metrics.current_leader == Some(metrics.id))
         .max_by_key(|metrics| metrics.current_term)?;
     let membership = metrics.membership_config.membership();
-    let committed = metrics.membership_config.log_id() <= &metrics.last_applied;
-    if !committed || membership.get_joint_config().len() != 1 {
-        return None;
-    }
+    let latest = membership.get_joint_config().last()?;
     let missing = cluster
         .nodes
         .iter()
         .filter(|node| match node.role {
-            NodeRole::Full => !membership.voter_ids().any(|id| id == node.id),
+            NodeRole::Full => !latest.contains(&node.id),
             NodeRole::Cache => !membership.nodes().any(|(id, _)| *id == node.id),
         })
         .map(|node| node.id)
         .collect();
-    Some(missing)
+    let committed = metrics.membership_config.log_id() <= &metrics.last_applied;
+    Some(MembershipView {
+        leader: metrics.id,
+        missing,
+        settled: committed && membership.get_joint_config().len() == 1,
+    })
 }

@@ -101,6 +101,48 @@ pub struct Meta {
     database: Arc<Mutex<Option<Arc<redb::Database>>>>,
 }
 
+/// The range openraft draws a node's election timeout from, in milliseconds.
+const ELECTION_TIMEOUT_MS: std::ops::Range<u64> = 1000..2000;
+
+/// Calls an election on this node when no leader has been known for two waits in a row, each drawn
+/// afresh from twice [`ELECTION_TIMEOUT_MS`].
+///
+/// Raft draws a new random election timeout for every election; openraft 0.9 draws one per node,
+/// when it starts, and checks it on a periodic tick. Two voters that start at the same moment with
+/// timeouts in the same tick then stand against each other at every election, forever, each voting
+/// for itself. The simulator found that livelock after a whole-cluster power loss, and a real cluster
+/// can fall into it when two nodes' ticks lie closer than the time a vote request takes between them.
+/// A wait that is new each time breaks the tie. Stops with Raft.
+async fn break_election_ties(raft: Raft<TypeConfig>) {
+    use rand_08::Rng;
+    let mut leaderless_before = false;
+    loop {
+        let wait_ms = runtime::ThreadGenerator
+            .gen_range(ELECTION_TIMEOUT_MS.start * 2..ELECTION_TIMEOUT_MS.end * 2);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let watch = raft.metrics();
+        let metrics = watch.borrow().clone();
+        if metrics.running_state.is_err() || watch.has_changed().is_err() {
+            return;
+        }
+        let voter = metrics
+            .membership_config
+            .voter_ids()
+            .any(|id| id == metrics.id);
+        let leaderless = metrics.current_leader.is_none() && voter;
+        if leaderless && leaderless_before {
+            tracing::info!(
+                term = metrics.current_term,
+                "no leader for a while: calling an election"
+            );
+            if raft.trigger().elect().await.is_err() {
+                return;
+            }
+        }
+        leaderless_before = leaderless;
+    }
+}
+
 fn raft_error(error: impl std::fmt::Display) -> MetaError {
     MetaError::Raft(error.to_string())
 }
@@ -137,8 +179,8 @@ impl Meta {
         let config = openraft::Config {
             cluster_name: "arca".to_string(),
             heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            election_timeout_min: ELECTION_TIMEOUT_MS.start,
+            election_timeout_max: ELECTION_TIMEOUT_MS.end,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
@@ -163,6 +205,7 @@ impl Meta {
                 "initialised a new one-member cluster"
             );
         }
+        tokio::spawn(break_election_ties(raft.clone()));
         let meta = Meta {
             raft,
             node_id: options.node_id,
@@ -432,7 +475,17 @@ impl Meta {
                 leader: metrics.current_leader,
             });
         }
-        let membership = metrics.membership_config.membership().clone();
+        let mut membership = metrics.membership_config.membership().clone();
+        if membership.get_joint_config().len() > 1 {
+            // A change whose leader failed between its two steps left the joint configuration:
+            // finish it (an empty change moves to the configuration it was heading for) first.
+            if let Some(finished) = self
+                .change_raft_membership(ChangeMembers::AddVoterIds(BTreeSet::new()), true)
+                .await?
+            {
+                membership = finished;
+            }
+        }
         let known = |id: u64| {
             membership
                 .nodes()
@@ -440,18 +493,20 @@ impl Meta {
                 .map(|(_, n)| n.clone())
         };
         let is_voter = |id: u64| membership.voter_ids().any(|voter| voter == id);
-        let result = match change {
+        match change {
             MembershipChange::AddLearner { node_id, node } => match known(node_id) {
-                Some(current) if current == node => return Ok(()),
+                Some(current) if current == node => Ok(()),
                 Some(_) => {
-                    self.raft
-                        .change_membership(
-                            ChangeMembers::SetNodes(BTreeMap::from([(node_id, node)])),
-                            true,
-                        )
-                        .await
+                    let nodes = ChangeMembers::SetNodes(BTreeMap::from([(node_id, node)]));
+                    self.change_raft_membership(nodes, true).await.map(drop)
                 }
-                None => self.raft.add_learner(node_id, node, false).await,
+                // One step: adding a learner cannot be cut off half way.
+                None => self
+                    .raft
+                    .add_learner(node_id, node, false)
+                    .await
+                    .map(drop)
+                    .map_err(|error| PeerError::Unavailable(error.to_string())),
             },
             MembershipChange::Promote { node_id } => {
                 let node =
@@ -464,9 +519,8 @@ impl Meta {
                 if is_voter(node_id) {
                     return Ok(());
                 }
-                self.raft
-                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), true)
-                    .await
+                let voters = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
+                self.change_raft_membership(voters, true).await.map(drop)
             }
             MembershipChange::Remove { node_id } => {
                 if known(node_id).is_none() {
@@ -482,18 +536,31 @@ impl Meta {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
                 };
-                let removed = self.raft.change_membership(change, false).await;
-                if removed.is_ok()
-                    && let Err(error) = self.propose(Command::ForgetNode { node_id }).await
-                {
+                self.change_raft_membership(change, false).await?;
+                if let Err(error) = self.propose(Command::ForgetNode { node_id }).await {
                     tracing::warn!(%error, node_id, "forgetting the removed node's replicas");
                 }
-                removed
+                Ok(())
             }
-        };
-        result
-            .map(drop)
-            .map_err(|error| PeerError::Unavailable(error.to_string()))
+        }
+    }
+
+    /// Runs one openraft membership change to its end on a task of its own, and answers the
+    /// configuration it reached. openraft commits the joint configuration and then the final one
+    /// in the caller's future: a caller that gave up between the two (a timeout, a client that
+    /// went away) would leave the cluster in the joint configuration.
+    async fn change_raft_membership(
+        &self,
+        changes: ChangeMembers<u64, NodeInfo>,
+        retain: bool,
+    ) -> Result<Option<openraft::Membership<u64, NodeInfo>>, PeerError> {
+        let raft = self.raft.clone();
+        let change = tokio::spawn(async move { raft.change_membership(changes, retain).await });
+        match change.await {
+            Ok(Ok(response)) => Ok(response.membership),
+            Ok(Err(error)) => Err(PeerError::Unavailable(error.to_string())),
+            Err(error) => Err(PeerError::Unavailable(error.to_string())),
+        }
     }
 
     fn leader_addr(&self) -> Result<String, PeerError> {

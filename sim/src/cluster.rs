@@ -150,6 +150,14 @@ impl Cluster {
         self.nodes.get(id.checked_sub(1)? as usize)
     }
 
+    /// Takes every node down and lets go of what links them: the network's services hold each
+    /// node's Raft, whose peers hold the network, so a finished run would otherwise outlive itself.
+    pub fn tear_down(&self) {
+        for node in &self.nodes {
+            drop(node.take_down(&self.network));
+        }
+    }
+
     /// Starts node `id`; a failure to start is recorded in the trace and leaves it down.
     pub async fn start(&self, id: u64) -> bool {
         let Some(node) = self.node(id) else {

@@ -154,6 +154,7 @@ pub fn run(config: SimConfig) -> Result<Report, SimError> {
         }
     };
     inject::enable_on_this_thread(&[]);
+    cluster.tear_down();
     let simulated = outcome?;
     if let Some(message) = PANICKED.with(|panicked| panicked.borrow_mut().take()) {
         cluster.violation(format!("a task panicked: {message}"));

@@ -151,18 +151,25 @@ impl SimNode {
         Ok(())
     }
 
-    /// Crashes the node: network and disk handles die first, then its tasks and Raft stop; what was
-    /// not fsynced is lost (`torn`: partly kept, the last write cut mid-sector).
+    /// Crashes the node: its network, disk and tasks stop at once and Raft shuts down; what was
+    /// not fsynced is lost (`torn`: any subset of the unsynced sectors kept).
     pub fn crash(&self, network: &Network, torn: bool) {
-        network.down(self.id);
+        let running = self.take_down(network);
         self.disk.crash(torn);
-        if let Some(running) = self.slot().take() {
-            for task in running.tasks.iter() {
-                task.abort();
-            }
+        if let Some(running) = running {
             let meta = running.meta;
             tokio::spawn(async move { meta.shutdown().await });
         }
+    }
+
+    /// Cuts the node off the network and aborts its tasks; answers its running parts, if it was up.
+    pub fn take_down(&self, network: &Network) -> Option<Running> {
+        network.down(self.id);
+        let running = self.slot().take()?;
+        for task in running.tasks.iter() {
+            task.abort();
+        }
+        Some(running)
     }
 
     /// True when Raft stopped by itself (a storage error is fatal to it): the node must restart.

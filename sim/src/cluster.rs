@@ -214,13 +214,7 @@ impl Cluster {
         // Through a node that leads, when one does: a node removed from the membership knows no
         // leader to forward to.
         let via = self
-            .nodes
-            .iter()
-            .filter(|other| other.id != node.id)
-            .filter_map(|other| other.running())
-            .find(|running| {
-                running.meta.raft_metrics().current_leader == Some(running.meta.node_id())
-            })
+            .leader_except(node.id)
             .or_else(|| self.any_running_except(node.id))
             .ok_or("no member is running")?;
         let add = MembershipChange::AddLearner {
@@ -240,6 +234,18 @@ impl Cluster {
         }
         self.trace.event(format!("node {} is a member", node.id));
         Ok(())
+    }
+
+    /// The running node other than `id` that believes it leads, of the highest term if several do.
+    pub fn leader_except(&self, id: u64) -> Option<Running> {
+        self.nodes
+            .iter()
+            .filter(|node| node.id != id)
+            .filter_map(|node| node.running())
+            .filter(|running| {
+                running.meta.raft_metrics().current_leader == Some(running.meta.node_id())
+            })
+            .max_by_key(|running| running.meta.raft_metrics().current_term)
     }
 
     /// A running node other than `id`, the lowest id first.

@@ -354,12 +354,8 @@ struct MembershipView {
 
 /// None while no node leads.
 fn membership_view(cluster: &Cluster) -> Option<MembershipView> {
-    let metrics = cluster
-        .nodes
-        .iter()
-        .filter_map(|node| Some(node.running()?.meta.raft_metrics()))
-        .filter(|metrics| metrics.current_leader == Some(metrics.id))
-        .max_by_key(|metrics| metrics.current_term)?;
+    // Node ids start at 1: no node is excluded.
+    let metrics = cluster.leader_except(0)?.meta.raft_metrics();
     let membership = metrics.membership_config.membership();
     let latest = membership.get_joint_config().last()?;
     let missing = cluster

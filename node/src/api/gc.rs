@@ -5,7 +5,6 @@ use std::time::Duration;
 use arca_protocol::Role;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 
@@ -47,10 +46,6 @@ async fn run(
             "a garbage collection is already running on this node",
         )),
         Err(GcError::Blob(error)) => Err(error.into()),
-        Err(error @ GcError::Unavailable(_)) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            error.to_string(),
-        )),
+        Err(GcError::Unavailable(error)) => Err(error.into()),
     }
 }

@@ -33,8 +33,8 @@ use arca_protocol::{BlobRef, ChunkId};
 use crate::blob::{BlobError, ChunkStore, Collection, StoredChunk};
 use crate::clock::Clock;
 use crate::inject::{self, Defect};
-use crate::meta::Meta;
 use crate::meta::state::{MetaState, RegistryState};
+use crate::meta::{Meta, ProposeError};
 
 /// How old an unreferenced chunk must be before it is removed, unless a run says otherwise.
 pub const DEFAULT_GRACE: Duration =
@@ -72,7 +72,7 @@ pub enum GcError {
     /// The node could not confirm that its metadata is up to date (no leader, no quorum): nothing
     /// was removed.
     #[error("garbage collection needs up-to-date metadata and removed nothing: {0}")]
-    Unavailable(String),
+    Unavailable(#[from] ProposeError),
 }
 
 /// The blobs a registry's packages reference: the files of their versions (OCI manifests included)
@@ -133,9 +133,7 @@ pub async fn run(
     let started = Instant::now();
     let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
     let report = collect(chunks, options, now, || async {
-        meta.read_linearizable(referenced_chunks)
-            .await
-            .map_err(|error| GcError::Unavailable(error.to_string()))
+        Ok(meta.read_linearizable(referenced_chunks).await?)
     })
     .await?;
     tracing::info!(
@@ -512,7 +510,11 @@ mod tests {
             &f.store,
             GcOptions::default(),
             SystemTime::now(),
-            || async { Err(GcError::Unavailable("no quorum".to_string())) },
+            || async {
+                Err(GcError::Unavailable(ProposeError::Unavailable(
+                    "no quorum".to_string(),
+                )))
+            },
         )
         .await;
         assert!(matches!(result, Err(GcError::Unavailable(_))), "{result:?}");

@@ -113,11 +113,13 @@ impl Client {
             .await
     }
 
-    /// `GET /api/v1/artifacts`: one page of packages, of one registry or of all.
+    /// `GET /api/v1/artifacts`: one page of packages, of one registry or of all: the page after
+    /// `cursor` (a page's `next_cursor`) when given, else page number `page.page`.
     pub async fn list_artifacts(
         &self,
         registry: Option<&str>,
         page: PageQuery,
+        cursor: Option<&str>,
     ) -> Result<Page<PackageSummary>, ClientError> {
         let mut url = self.api_url(&["artifacts"])?;
         {
@@ -125,9 +127,11 @@ impl Client {
             if let Some(registry) = registry {
                 query.append_pair("registry", registry);
             }
-            query
-                .append_pair("page", &page.page.to_string())
-                .append_pair("page_size", &page.page_size.to_string());
+            match cursor {
+                Some(cursor) => query.append_pair("cursor", cursor),
+                None => query.append_pair("page", &page.page.to_string()),
+            };
+            query.append_pair("page_size", &page.page_size.to_string());
         }
         self.send_json(self.request(Method::GET, url)).await
     }

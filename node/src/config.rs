@@ -50,8 +50,11 @@ pub struct Config {
     pub node_id: u64,
     /// Largest accepted upload body, in bytes.
     pub max_upload_bytes: u64,
-    /// Build a metadata snapshot after this many log entries.
-    pub snapshot_every: u64,
+    /// Build a metadata snapshot (and purge the Raft log) once the log has grown by this many
+    /// bytes, or by half the state's size when that is more.
+    pub snapshot_log_bytes: u64,
+    /// Memory the state database keeps its hot pages in, in bytes.
+    pub meta_cache_bytes: u64,
     /// Bytes of verified chunks kept in memory.
     pub chunk_cache_bytes: u64,
     /// The site (failure and latency domain) this node is in.
@@ -88,7 +91,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./arca-data"),
             node_id: 1,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
-            snapshot_every: 5000,
+            snapshot_log_bytes: 64 * 1024 * 1024,
+            meta_cache_bytes: 64 * 1024 * 1024,
             chunk_cache_bytes: 256 * 1024 * 1024,
             site: "local".to_string(),
             quic: SocketAddr::from(([127, 0, 0, 1], 7071)),
@@ -169,7 +173,12 @@ impl Config {
         env_override(&env, "ARCA_DATA_DIR", &mut config.data_dir)?;
         env_override(&env, "ARCA_NODE_ID", &mut config.node_id)?;
         env_override(&env, "ARCA_MAX_UPLOAD_BYTES", &mut config.max_upload_bytes)?;
-        env_override(&env, "ARCA_SNAPSHOT_EVERY", &mut config.snapshot_every)?;
+        env_override(
+            &env,
+            "ARCA_SNAPSHOT_LOG_BYTES",
+            &mut config.snapshot_log_bytes,
+        )?;
+        env_override(&env, "ARCA_META_CACHE_BYTES", &mut config.meta_cache_bytes)?;
         env_override(
             &env,
             "ARCA_CHUNK_CACHE_BYTES",

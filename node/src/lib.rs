@@ -214,12 +214,17 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     };
     let network: Arc<dyn PeerNetwork> = transport.clone();
     let meta = Meta::open(
-        &data_dir.join("meta.redb"),
+        &data_dir,
         MetaOptions {
             node_id: config.node_id,
             node: node.clone(),
             bootstrap: credentials.founder,
-            snapshot_every: config.snapshot_every,
+            snapshot_log_bytes: config.snapshot_log_bytes,
+            snapshot_by_state_size: true,
+            caches: meta::store::CacheSizes {
+                state: config.meta_cache_bytes as usize,
+                ..Default::default()
+            },
             write_timeout: std::time::Duration::from_millis(config.write_timeout_ms),
             network: network.clone(),
         },

@@ -160,6 +160,10 @@ pub struct Page<T> {
     pub page_size: u64,
     /// Items in all pages.
     pub total: u64,
+    /// Where the next page starts: pass it as `cursor` to get it (a page by cursor costs the same
+    /// however deep it is). Absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// A package in a listing.

@@ -363,6 +363,14 @@ pub enum Command {
         /// Who, when and why.
         record: crate::firewall::QuarantineRecord,
     },
+    /// Several commands applied in order, all or nothing: when one is refused, none takes effect.
+    /// A change that takes more than one command (a file and its metadata document, an OCI index
+    /// with its children, a change and its audit event) travels as one batch, so no failure in
+    /// between leaves half of it.
+    Batch {
+        /// The commands.
+        commands: Vec<Command>,
+    },
 }
 
 /// What a [`Command::PutFile`] may replace.

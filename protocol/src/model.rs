@@ -1,7 +1,7 @@
 //! The metadata model every node holds in its state machine: registries, packages, versions, the files
 //! of a version and the blobs behind them, and the tokens that authenticate callers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -126,8 +126,11 @@ pub struct BlobRef {
     pub sha256: Sha256,
     /// Total length in bytes (the sum of the chunk sizes).
     pub size: u64,
-    /// The chunks, in order.
+    /// The chunks, in order (none when the bytes are [`BlobRef::inline`]).
     pub chunks: Vec<ChunkRef>,
+    /// The bytes themselves, for a blob small enough to live in the metadata (no chunk file).
+    #[serde(default)]
+    pub inline: Option<Vec<u8>>,
 }
 
 /// A named registry.
@@ -346,6 +349,9 @@ pub struct Version {
     /// when the version is created and on every re-evaluation.
     #[serde(default)]
     pub firewall: Option<crate::firewall::VersionFirewall>,
+    /// Its size: the distinct blobs of its files and, for an OCI manifest, the blobs it references.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// What the registry remembers of an OCI manifest, to check references and answer the referrers API.
@@ -365,7 +371,8 @@ pub struct ManifestInfo {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A package: a name within a registry and its versions.
+/// A package: a name within a registry. Its versions, tags and linked blobs are stored apart and
+/// read through the state's read API; the package keeps their counts and what listings show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     /// The package name.
@@ -374,17 +381,42 @@ pub struct Package {
     pub created_at: u64,
     /// Last change time, unix milliseconds.
     pub updated_at: u64,
-    /// Versions by name.
-    pub versions: BTreeMap<String, Version>,
     /// User metadata.
     #[serde(default)]
     pub metadata: Metadata,
-    /// Names that point at versions (OCI tags, npm dist-tags), tag -> version.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Blobs uploaded into this package that versions may reference (OCI layers), by digest.
-    #[serde(default)]
-    pub blobs: BTreeSet<String>,
+    /// How many versions it has.
+    pub version_count: u64,
+    /// The sum of its versions' sizes.
+    pub size: u64,
+    /// The most recently updated version, and when it was updated.
+    pub latest: Option<(u64, String)>,
+    /// The latest download of any of its versions, unix milliseconds.
+    pub last_access: Option<u64>,
+    /// Counts every change of the package, its versions and its tags: documents rendered from
+    /// them (npm packuments, PyPI pages) are valid while it stays the same.
+    pub generation: u64,
+}
+
+impl Package {
+    /// A package with no versions yet, created at `at`.
+    pub fn new(name: &str, at: u64) -> Package {
+        Package {
+            name: name.to_string(),
+            created_at: at,
+            updated_at: at,
+            metadata: Metadata::new(),
+            version_count: 0,
+            size: 0,
+            latest: None,
+            last_access: None,
+            generation: 0,
+        }
+    }
+
+    /// The name of the most recently updated version.
+    pub fn latest_version(&self) -> Option<&str> {
+        self.latest.as_ref().map(|(_, name)| name.as_str())
+    }
 }
 
 /// What a user or token may do. Shown as `viewer`, `contributor` and `admin`; `read` and `write` are

@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use arca_protocol::{Command, MetadataTarget, NodeRole, ReplicationPolicy};
 use tokio::time::{Duration, Instant};
 
+use arca_node::meta::{Meta, StateRead};
+
 use crate::cluster::Cluster;
 use crate::history;
 use crate::workload::{self, COPIES, FILES, RELEASE_VERSIONS, RELEASES};
@@ -59,7 +61,7 @@ async fn converge(cluster: &Cluster) -> bool {
             .nodes
             .iter()
             .filter_map(|node| node.running())
-            .map(|running| running.meta.read(state_hash))
+            .map(|running| state_hash(&running.meta))
             .collect();
         let all_running = cluster.nodes.iter().all(|node| node.running().is_some());
         if all_running && hashes.len() == 1 {
@@ -91,7 +93,7 @@ fn describe_nodes(cluster: &Cluster) -> String {
                 format!(
                     "node {} {} (applied {:?}, term {}, leader {:?}, membership {:?})",
                     node.id,
-                    running.meta.read(state_hash),
+                    state_hash(&running.meta),
                     metrics.last_applied.map(|id| id.index),
                     metrics.current_term,
                     metrics.current_leader,
@@ -104,11 +106,11 @@ fn describe_nodes(cluster: &Cluster) -> String {
     nodes.join("; ")
 }
 
-/// blake3 of the state machine's serialised state.
-pub fn state_hash(state: &arca_node::meta::state::MetaState) -> String {
-    match bincode::serde::encode_to_vec(state, bincode::config::standard()) {
-        Ok(bytes) => blake3::hash(&bytes).to_hex()[..16].to_string(),
-        Err(error) => format!("unencodable state: {error}"),
+/// A digest of every table of the node's applied state.
+pub fn state_hash(meta: &Meta) -> String {
+    match meta.state_digest() {
+        Ok((_, digest)) => digest[..16].to_string(),
+        Err(error) => format!("unreadable state: {error}"),
     }
 }
 
@@ -139,22 +141,26 @@ fn missing_replicas(cluster: &Cluster) -> Vec<String> {
     let Some(reader) = cluster.any_running_except(0) else {
         return vec!["no node is running".to_string()];
     };
-    let wanted: Vec<(ReplicationPolicy, Vec<arca_protocol::BlobRef>)> = reader.meta.read(|state| {
-        state
-            .registries
-            .values()
-            .map(|registry| {
-                let blobs = registry
-                    .packages
-                    .values()
-                    .flat_map(|package| package.versions.values())
-                    .flat_map(|version| version.files.values())
-                    .filter_map(|file| state.blobs.get(&file.sha256).cloned())
-                    .collect();
-                (registry.registry.replication.clone(), blobs)
-            })
-            .collect()
+    let wanted = reader.meta.read(|view| {
+        let mut wanted: Vec<(ReplicationPolicy, Vec<arca_protocol::BlobRef>)> = Vec::new();
+        for record in view.registries()? {
+            let name = &record.registry.name;
+            let mut blobs = Vec::new();
+            for package in view.package_names(name, None, usize::MAX)? {
+                for version in view.versions(name, &package)? {
+                    for file in version.files.values() {
+                        blobs.extend(view.blob(&file.sha256)?.filter(|b| b.inline.is_none()));
+                    }
+                }
+            }
+            wanted.push((record.registry.replication.clone(), blobs));
+        }
+        Ok(wanted)
     });
+    let wanted = match wanted {
+        Ok(wanted) => wanted,
+        Err(error) => return vec![format!("the state could not be read: {error}")],
+    };
     let mut missing = Vec::new();
     for node in cluster.nodes.iter().filter(|n| n.role == NodeRole::Full) {
         let site = node.info().site;
@@ -229,22 +235,23 @@ fn collected_chunks_were_unreferenced(cluster: &Cluster) {
     let Some(reader) = cluster.any_running_except(0) else {
         return;
     };
-    let held: Vec<(u64, arca_protocol::BlobRef)> = reader.meta.read(|state| {
-        let referenced: BTreeSet<_> = arca_node::policy::gc::referenced_blobs(state)
-            .map(|blob| blob.sha256)
-            .collect();
-        state
-            .replicas
-            .iter()
-            .filter(|(sha256, _)| referenced.contains(*sha256))
-            .flat_map(|(sha256, holders)| {
-                let blob = state.blobs.get(sha256).cloned();
-                holders
-                    .iter()
-                    .filter_map(move |holder| Some((*holder, blob.clone()?)))
-            })
-            .collect()
+    // Every blob record is referenced (the state machine forgets a blob with its last reference).
+    let held = reader.meta.read(|view| {
+        let mut held: Vec<(u64, arca_protocol::BlobRef)> = Vec::new();
+        for record in view.blobs_page(None, usize::MAX)? {
+            for holder in view.replicas(&record.blob.sha256)? {
+                held.push((holder, record.blob.clone()));
+            }
+        }
+        Ok(held)
     });
+    let held = match held {
+        Ok(held) => held,
+        Err(error) => {
+            cluster.violation(format!("the state could not be read: {error}"));
+            return;
+        }
+    };
     for (holder, blob) in held {
         let Some(node) = cluster.node(holder) else {
             continue;

@@ -1,8 +1,10 @@
-//! A simulated node's disk: the chunk files ([`ChunkDisk`]) and the metadata database file (a redb
-//! [`StorageBackend`]), with what a real disk does wrong. The database file keeps what was written
-//! but not yet fsynced apart from what is durable; a crash keeps the durable bytes, and with torn
-//! writes any subset of the unsynced sectors. Faults, when on, make reads and writes
-//! fail with EIO, writes fail with ENOSPC, and flip bits in stored chunks.
+//! A simulated node's disk: the chunk files ([`ChunkDisk`]) and the metadata files ([`MetaFiles`]:
+//! the Raft log and state databases and snapshot files, each a redb [`StorageBackend`]), with what a
+//! real disk does wrong. A metadata file keeps what was written but not yet fsynced apart from what
+//! is durable; a crash keeps the durable bytes, and with torn writes any subset of the unsynced
+//! sectors. Creating, renaming and removing a metadata file is durable at once (the node syncs the
+//! directory). Faults, when on, make reads and writes fail with EIO, writes fail with ENOSPC, and
+//! flip bits in stored chunks.
 //!
 //! Every start of the node gets handles of a new generation; a crash ends the generation, so what the
 //! dead incarnation's tasks still try to read or write fails instead of reaching the new one's disk.
@@ -14,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arca_node::blob::ChunkDisk;
 use arca_node::clock::Clock;
+use arca_node::meta::files::MetaFiles;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redb::StorageBackend;
@@ -48,15 +51,27 @@ enum PendingWrite {
     Length(u64),
 }
 
+/// One metadata file's bytes.
+#[derive(Default)]
+struct SimFile {
+    /// As reads see it (the page cache).
+    current: Vec<u8>,
+    /// As a crash leaves it.
+    durable: Vec<u8>,
+    /// Writes since its last fsync, in order.
+    pending: Vec<PendingWrite>,
+    /// Handles of the running incarnation open on it.
+    opened: usize,
+}
+
 struct DiskState {
     generation: u64,
     chunks: BTreeMap<String, ChunkFile>,
-    /// The metadata file as reads see it (the page cache).
-    meta_current: Vec<u8>,
-    /// The metadata file as a crash leaves it.
-    meta_durable: Vec<u8>,
-    /// Writes to the metadata file since its last fsync, in order.
-    meta_pending: Vec<PendingWrite>,
+    /// Metadata file names, to the file each names.
+    names: BTreeMap<String, u64>,
+    /// Metadata files by id; an unlinked one lives on while a handle has it open.
+    files: BTreeMap<u64, SimFile>,
+    next_file: u64,
     faults: DiskFaults,
     rng: StdRng,
     stats: DiskStats,
@@ -98,9 +113,9 @@ impl Disk {
             state: Mutex::new(DiskState {
                 generation: 0,
                 chunks: BTreeMap::new(),
-                meta_current: Vec::new(),
-                meta_durable: Vec::new(),
-                meta_pending: Vec::new(),
+                names: BTreeMap::new(),
+                files: BTreeMap::new(),
+                next_file: 0,
                 faults: DiskFaults::default(),
                 rng: StdRng::seed_from_u64(seed),
                 stats: DiskStats::default(),
@@ -114,7 +129,7 @@ impl Disk {
     }
 
     /// Begins a new incarnation: handles of earlier ones stop working.
-    pub fn next_generation(self: &Arc<Self>) -> (ChunkFiles, MetaFile) {
+    pub fn next_generation(self: &Arc<Self>) -> (ChunkFiles, SimMetaFiles) {
         let generation = {
             let mut state = self.state();
             state.generation += 1;
@@ -125,43 +140,58 @@ impl Disk {
                 disk: self.clone(),
                 generation,
             },
-            MetaFile {
+            SimMetaFiles {
                 disk: self.clone(),
                 generation,
             },
         )
     }
 
-    /// A crash: the current incarnation's handles die and the metadata file keeps its durable bytes.
-    /// When `torn`, it also keeps any subset of the sectors written since the last fsync, in no
-    /// particular order (as a disk's write cache may), while length changes, which the file system
-    /// journals, are kept.
+    /// A crash: the current incarnation's handles die and every metadata file keeps its durable
+    /// bytes. When `torn`, a file also keeps any subset of the sectors written since its last fsync,
+    /// in no particular order (as a disk's write cache may), while length changes, which the file
+    /// system journals, are kept. Unlinked files go with the handles.
     pub fn crash(&self, torn: bool) {
         let mut state = self.state();
         state.generation += 1;
-        let pending = std::mem::take(&mut state.meta_pending);
-        let mut durable = std::mem::take(&mut state.meta_durable);
-        if torn && !pending.is_empty() {
-            for write in &pending {
-                match write {
-                    PendingWrite::Length(_) => apply(&mut durable, write),
-                    PendingWrite::Bytes { offset, data } => {
-                        for (index, sector) in data.chunks(SECTOR).enumerate() {
-                            if state.rng.random_bool(0.5) {
-                                let kept = PendingWrite::Bytes {
-                                    offset: offset + (index * SECTOR) as u64,
-                                    data: sector.to_vec(),
-                                };
-                                apply(&mut durable, &kept);
+        let linked: BTreeSet<u64> = state.names.values().copied().collect();
+        state.files.retain(|id, _| linked.contains(id));
+        let ids: Vec<u64> = state.files.keys().copied().collect();
+        for id in ids {
+            let Some(file) = state.files.get_mut(&id) else {
+                continue;
+            };
+            let pending = std::mem::take(&mut file.pending);
+            let mut durable = std::mem::take(&mut file.durable);
+            file.opened = 0;
+            let mut tore = false;
+            if torn && !pending.is_empty() {
+                for write in &pending {
+                    match write {
+                        PendingWrite::Length(_) => apply(&mut durable, write),
+                        PendingWrite::Bytes { offset, data } => {
+                            for (index, sector) in data.chunks(SECTOR).enumerate() {
+                                if state.rng.random_bool(0.5) {
+                                    let kept = PendingWrite::Bytes {
+                                        offset: offset + (index * SECTOR) as u64,
+                                        data: sector.to_vec(),
+                                    };
+                                    apply(&mut durable, &kept);
+                                }
                             }
                         }
                     }
                 }
+                tore = true;
             }
-            state.stats.torn_writes += 1;
+            if tore {
+                state.stats.torn_writes += 1;
+            }
+            if let Some(file) = state.files.get_mut(&id) {
+                file.current = durable.clone();
+                file.durable = durable;
+            }
         }
-        state.meta_current = durable.clone();
-        state.meta_durable = durable;
     }
 
     /// Sets the fault rates (zero turns faults off).
@@ -297,12 +327,13 @@ impl ChunkDisk for ChunkFiles {
         Ok(())
     }
 
-    fn list(&self) -> io::Result<Vec<(String, SystemTime, u64)>> {
+    fn list(&self, prefix: &str) -> io::Result<Vec<(String, SystemTime, u64)>> {
         let mut state = self.disk.state();
         state.check(self.generation, false)?;
         Ok(state
             .chunks
-            .iter()
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
             .map(|(name, file)| (name.clone(), at(file.modified_ms), file.data.len() as u64))
             .collect())
     }
@@ -337,15 +368,138 @@ impl ChunkDisk for ChunkFiles {
     }
 }
 
-/// The metadata database file of one incarnation.
-pub struct MetaFile {
+/// The metadata files of one incarnation.
+pub struct SimMetaFiles {
     disk: Arc<Disk>,
     generation: u64,
 }
 
+impl SimMetaFiles {
+    fn alive(&self, state: &DiskState) -> io::Result<()> {
+        if state.generation == self.generation {
+            Ok(())
+        } else {
+            Err(crashed())
+        }
+    }
+}
+
+/// Drops the file `id` when no name and no handle has it any more.
+fn forget_if_unused(state: &mut DiskState, id: u64) {
+    let named = state.names.values().any(|named| *named == id);
+    if !named && state.files.get(&id).is_none_or(|file| file.opened == 0) {
+        state.files.remove(&id);
+    }
+}
+
+impl MetaFiles for SimMetaFiles {
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let mut state = self.disk.state();
+        self.alive(&state)?;
+        let id = match state.names.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = state.next_file;
+                state.next_file += 1;
+                state.names.insert(name.to_string(), id);
+                state.files.insert(id, SimFile::default());
+                id
+            }
+        };
+        if let Some(file) = state.files.get_mut(&id) {
+            file.opened += 1;
+        }
+        Ok(Box::new(MetaFile {
+            disk: self.disk.clone(),
+            generation: self.generation,
+            id,
+        }))
+    }
+
+    fn exists(&self, name: &str) -> io::Result<bool> {
+        let state = self.disk.state();
+        self.alive(&state)?;
+        Ok(state.names.contains_key(name))
+    }
+
+    fn size(&self, name: &str) -> io::Result<u64> {
+        let state = self.disk.state();
+        self.alive(&state)?;
+        Ok(state
+            .names
+            .get(name)
+            .and_then(|id| state.files.get(id))
+            .map_or(0, |file| file.current.len() as u64))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut state = self.disk.state();
+        self.alive(&state)?;
+        let id = state.names.remove(from).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no metadata file {from}"))
+        })?;
+        if let Some(replaced) = state.names.insert(to.to_string(), id) {
+            forget_if_unused(&mut state, replaced);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let mut state = self.disk.state();
+        self.alive(&state)?;
+        if let Some(id) = state.names.remove(name) {
+            forget_if_unused(&mut state, id);
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let state = self.disk.state();
+        self.alive(&state)?;
+        Ok(state.names.keys().cloned().collect())
+    }
+}
+
+/// A metadata file of one incarnation.
+pub struct MetaFile {
+    disk: Arc<Disk>,
+    generation: u64,
+    id: u64,
+}
+
+impl Drop for MetaFile {
+    fn drop(&mut self) {
+        let mut state = self.disk.state();
+        if state.generation != self.generation {
+            return;
+        }
+        if let Some(file) = state.files.get_mut(&self.id) {
+            file.opened = file.opened.saturating_sub(1);
+        }
+        forget_if_unused(&mut state, self.id);
+    }
+}
+
 impl std::fmt::Debug for MetaFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MetaFile(generation {})", self.generation)
+        write!(f, "MetaFile({} of generation {})", self.id, self.generation)
+    }
+}
+
+impl MetaFile {
+    /// Runs `work` on the file's bytes, after the incarnation and fault checks.
+    fn with<R>(
+        &self,
+        write: bool,
+        work: impl FnOnce(&mut SimFile) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut state = self.disk.state();
+        state.check(self.generation, write)?;
+        let file = state
+            .files
+            .get_mut(&self.id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the file is gone"))?;
+        work(file)
     }
 }
 
@@ -355,49 +509,52 @@ impl StorageBackend for MetaFile {
         if state.generation != self.generation {
             return Err(crashed());
         }
-        Ok(state.meta_current.len() as u64)
+        Ok(state
+            .files
+            .get(&self.id)
+            .map_or(0, |file| file.current.len() as u64))
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let mut state = self.disk.state();
-        state.check(self.generation, false)?;
-        let start = offset as usize;
-        let stored = state
-            .meta_current
-            .get(start..start + out.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
-        out.copy_from_slice(stored);
-        Ok(())
+        self.with(false, |file| {
+            let start = offset as usize;
+            let stored = file
+                .current
+                .get(start..start + out.len())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+            out.copy_from_slice(stored);
+            Ok(())
+        })
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut state = self.disk.state();
-        state.check(self.generation, true)?;
-        let write = PendingWrite::Length(len);
-        apply(&mut state.meta_current, &write);
-        state.meta_pending.push(write);
-        Ok(())
+        self.with(true, |file| {
+            let write = PendingWrite::Length(len);
+            apply(&mut file.current, &write);
+            file.pending.push(write);
+            Ok(())
+        })
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut state = self.disk.state();
-        state.check(self.generation, false)?;
-        let pending = std::mem::take(&mut state.meta_pending);
-        for write in &pending {
-            apply(&mut state.meta_durable, write);
-        }
-        Ok(())
+        self.with(false, |file| {
+            let pending = std::mem::take(&mut file.pending);
+            for write in &pending {
+                apply(&mut file.durable, write);
+            }
+            Ok(())
+        })
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut state = self.disk.state();
-        state.check(self.generation, true)?;
-        let write = PendingWrite::Bytes {
-            offset,
-            data: data.to_vec(),
-        };
-        apply(&mut state.meta_current, &write);
-        state.meta_pending.push(write);
-        Ok(())
+        self.with(true, |file| {
+            let write = PendingWrite::Bytes {
+                offset,
+                data: data.to_vec(),
+            };
+            apply(&mut file.current, &write);
+            file.pending.push(write);
+            Ok(())
+        })
     }
 }

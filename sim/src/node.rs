@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arca_node::blob::ChunkStore;
 use arca_node::clock::{Clock, NeverAhead};
+use arca_node::meta::store::CacheSizes;
 use arca_node::meta::{Meta, MetaError, MetaOptions};
 use arca_node::policy::gc::{self, GcOptions};
 use arca_node::transfer::PeerNetwork;
@@ -29,6 +30,8 @@ pub const GC_GRACE: Duration = Duration::from_secs(30);
 const GC_EVERY: Duration = Duration::from_secs(4);
 /// Memory tier of the chunk store: small, so that reads reach the disk and its faults.
 const CHUNK_CACHE_BYTES: usize = 64 * 1024;
+/// Log growth between snapshots: a few dozen commands, so runs install and send snapshots often.
+const SNAPSHOT_LOG_BYTES: u64 = 32 * 1024;
 
 /// A node and, while it runs, its parts.
 pub struct SimNode {
@@ -104,17 +107,22 @@ impl SimNode {
         network: &Arc<Network>,
         identity: &ClusterIdentity,
     ) -> Result<(), MetaError> {
-        let (chunk_files, meta_file) = self.disk.next_generation();
+        let (chunk_files, meta_files) = self.disk.next_generation();
         let peer_network: Arc<dyn PeerNetwork> = network.endpoint(self.id);
-        let meta = Meta::open_on(
-            meta_file,
+        let meta = Meta::open_in(
+            Arc::new(meta_files),
             MetaOptions {
                 node_id: self.id,
                 node: self.info(),
                 bootstrap: self.founds.load(Ordering::Relaxed),
-                snapshot_every: 150,
+                snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
+                snapshot_by_state_size: false,
                 write_timeout: Duration::from_secs(10),
                 network: peer_network.clone(),
+                caches: CacheSizes {
+                    state: 4 << 20,
+                    log: 1 << 20,
+                },
             },
         )
         .await?;

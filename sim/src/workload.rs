@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arca_node::blob::BlobWriter;
 use arca_node::clock::Clock;
-use arca_node::meta::ProposeError;
+use arca_node::meta::{ProposeError, StateRead};
 use arca_node::policy::cleanup;
 use arca_protocol::model::{CleanupPolicy, CleanupRule, Metadata};
 use arca_protocol::{
@@ -294,13 +294,18 @@ pub async fn pull_at(
     package: &str,
     version: &str,
 ) -> Result<Option<Sha256>, String> {
-    let blob = node.meta.read(|state| {
-        let file = state
-            .version(registry, package, version)?
-            .files
-            .get("data.bin")?;
-        state.blobs.get(&file.sha256).cloned()
-    });
+    let blob = node
+        .meta
+        .read(|view| {
+            let file = view
+                .version(registry, package, version)?
+                .and_then(|v| v.files.get("data.bin").cloned());
+            match file {
+                Some(file) => view.blob(&file.sha256),
+                None => Ok(None),
+            }
+        })
+        .map_err(|error| error.to_string())?;
     let Some(blob) = blob else {
         return Ok(None);
     };
@@ -386,11 +391,7 @@ async fn read_tag(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &s
     let invoked = cluster.trace.now_us();
     let read = node
         .meta
-        .read_linearizable(|state| {
-            state
-                .package(RELEASES, APP)
-                .and_then(|package| package.tags.get(tag).cloned())
-        })
+        .read_linearizable(|view| view.tag(RELEASES, APP, tag))
         .await;
     let completed = cluster.trace.now_us();
     match read {
@@ -432,13 +433,12 @@ async fn copy(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &str) 
     let Some((package, version)) = pick_known(cluster, rng) else {
         return;
     };
-    let source = node.meta.read(|state| {
-        let file = state
-            .version(FILES, &package, &version)?
-            .files
-            .get("data.bin")?;
-        Some(file.sha256)
-    });
+    let source = node
+        .meta
+        .read(|view| view.version(FILES, &package, &version))
+        .ok()
+        .flatten()
+        .and_then(|v| Some(v.files.get("data.bin")?.sha256));
     let result = outcome(
         node.meta
             .propose(Command::CopyVersion {
@@ -467,7 +467,12 @@ async fn copy(cluster: &Cluster, node: &Running, rng: &mut StdRng, label: &str) 
 
 async fn clean_up(cluster: &Cluster, node: &Running, now: u64, label: &str) {
     // The plan is recorded before the run makes it again from the same state (no await between).
-    match node.meta.read(|state| cleanup::plan(state, FILES, now)) {
+    let planned = node
+        .meta
+        .view()
+        .map_err(cleanup::CleanupError::from)
+        .and_then(|view| cleanup::plan(&view, FILES, now));
+    match planned {
         Ok(planned) => {
             let mut history = cluster.history();
             for deletion in planned {

@@ -28,6 +28,9 @@ pub enum ArtifactCommand {
         /// Packages per page (1-1000)
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
         page_size: u64,
+        /// Continue after the page that printed this cursor (instead of --page)
+        #[arg(long, conflicts_with = "page")]
+        cursor: Option<String>,
     },
     /// Show a package and its versions, or with --version one version and its files
     Get(ArtifactRef),
@@ -109,9 +112,12 @@ impl ArtifactCommand {
                 registry,
                 page,
                 page_size,
+                cursor,
             } => {
                 let query = PageQuery { page, page_size };
-                let listing = client.list_artifacts(registry.as_deref(), query).await?;
+                let listing = client
+                    .list_artifacts(registry.as_deref(), query, cursor.as_deref())
+                    .await?;
                 let types: HashMap<String, PackageType> = client
                     .list_registries()
                     .await?
@@ -130,6 +136,7 @@ impl ArtifactCommand {
                     page: listing.page,
                     page_size: listing.page_size,
                     total: listing.total,
+                    next_cursor: listing.next_cursor,
                 };
                 emit(context.format, &listing)
             }

@@ -49,12 +49,18 @@ impl<T: Row> Tabular for Vec<T> {
 impl<T: Row> Tabular for Page<T> {
     fn table(&self) -> String {
         let pages = self.total.div_ceil(self.page_size.max(1)).max(1);
+        let position = if self.page == 0 {
+            format!("{} in total", self.total)
+        } else {
+            format!("page {} of {} ({} in total)", self.page, pages, self.total)
+        };
+        let next = match &self.next_cursor {
+            Some(cursor) => format!("; next page: --cursor {cursor}"),
+            None => String::new(),
+        };
         format!(
-            "{}\npage {} of {} ({} in total)",
+            "{}\n{position}{next}",
             table(T::HEADERS, self.items.iter().map(Row::cells)),
-            self.page,
-            pages,
-            self.total
         )
     }
 }
@@ -176,10 +182,14 @@ mod tests {
             page: 2,
             page_size: 2,
             total: 5,
+            next_cursor: Some("abc".into()),
         };
         let text = page.table();
         assert!(text.contains("NAME") && text.contains("sample"), "{text}");
-        assert!(text.ends_with("page 2 of 3 (5 in total)"), "{text}");
+        assert!(
+            text.ends_with("page 2 of 3 (5 in total); next page: --cursor abc"),
+            "{text}"
+        );
     }
 
     struct Sample;

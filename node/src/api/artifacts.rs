@@ -1,5 +1,6 @@
-//! Packages and versions through the management API: listing with paging, get, delete, and copying a
-//! version to another registry (new references to the same blobs; no bytes move).
+//! Packages and versions through the management API: listing with paging (by cursor over the
+//! package index, so a page costs the same however deep it is), get, delete, and copying a version
+//! to another registry (new references to the same blobs; no bytes move).
 
 use arca_protocol::api::{
     CopyVersionRequest, FileInfo, PackageInfo, PackageSummary, Page, PageQuery, VersionInfo,
@@ -11,10 +12,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use serde::Deserialize;
 
-use super::{ApiError, JsonBody, PathParams, QueryParams, paginate};
-use crate::meta::state::MetaState;
+use super::{ApiError, JsonBody, PathParams, QueryParams, check_page};
+use crate::meta::{ReadView, StateRead, StoreError};
 use crate::{AppState, auth::Caller};
 
 const PACKAGE: &str = "/registries/{registry}/packages/{package}";
@@ -29,12 +31,14 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{VERSION}/copy"), post(copy_version))
 }
 
-/// `?registry=&page=&page_size=` (flattening [`PageQuery`] would break number parsing in query strings).
+/// `?registry=&page=&page_size=&cursor=` (flattening [`PageQuery`] would break number parsing in
+/// query strings).
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     registry: Option<String>,
     page: Option<u64>,
     page_size: Option<u64>,
+    cursor: Option<String>,
 }
 
 impl ListQuery {
@@ -47,29 +51,31 @@ impl ListQuery {
     }
 }
 
-/// The size of a version: its files plus, for OCI, each distinct blob its manifest references.
-fn version_size(meta: &MetaState, version: &Version) -> u64 {
-    let mut blobs = BTreeMap::new();
-    for file in version.files.values() {
-        blobs.insert(file.sha256, file.size);
-    }
-    let referenced = version.manifest.iter().flat_map(|m| m.blobs.iter());
-    for blob in referenced.filter_map(|digest| meta.blob_by_digest(digest)) {
-        blobs.insert(blob.sha256, blob.size);
-    }
-    blobs.values().sum()
+/// A position in the listing: after this package of this registry.
+fn encode_cursor(registry: &str, package: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{registry}\n{package}"))
 }
 
-/// How the API shows a version of `package`.
+fn decode_cursor(cursor: &str) -> Result<(String, String), ApiError> {
+    let invalid = || ApiError::invalid("cursor is not one this server gave");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (registry, package) = text.split_once('\n').ok_or_else(invalid)?;
+    Ok((registry.to_string(), package.to_string()))
+}
+
+/// How the API shows a version of `package` (whose tags are `tags`: tag to version).
 pub fn version_info(
-    meta: &MetaState,
     registry: &str,
-    package: &Package,
+    package: &str,
+    tags: &BTreeMap<String, String>,
     version: &Version,
 ) -> VersionInfo {
     VersionInfo {
         registry: registry.to_string(),
-        package: package.name.clone(),
+        package: package.to_string(),
         version: version.name.clone(),
         created_at: version.created_at,
         updated_at: version.updated_at,
@@ -84,44 +90,45 @@ pub fn version_info(
             })
             .collect(),
         metadata: version.metadata.clone(),
-        tags: package
-            .tags
+        tags: tags
             .iter()
             .filter(|(_, target)| **target == version.name)
             .map(|(tag, _)| tag.clone())
             .collect(),
-        size: version_size(meta, version),
+        size: version.size,
         attributes: version.attributes.clone(),
     }
 }
 
-fn package_summary(meta: &MetaState, registry: &str, package: &Package) -> PackageSummary {
-    let latest = package.versions.values().max_by(|a, b| {
-        a.updated_at
-            .cmp(&b.updated_at)
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    PackageSummary {
+/// How a listing shows a package: what its record keeps, and where its latest version came from.
+fn package_summary(
+    view: &ReadView,
+    registry: &str,
+    package: Package,
+) -> Result<PackageSummary, StoreError> {
+    let latest = package.latest_version().map(str::to_string);
+    let origin = match &latest {
+        Some(name) => view
+            .version(registry, &package.name, name)?
+            .and_then(|v| v.attributes.get(crate::proxy::ORIGIN).cloned()),
+        None => None,
+    };
+    Ok(PackageSummary {
         registry: registry.to_string(),
-        name: package.name.clone(),
-        latest_version: latest.map(|v| v.name.clone()),
-        version_count: package.versions.len() as u64,
-        size: package
-            .versions
-            .values()
-            .map(|v| version_size(meta, v))
-            .sum(),
+        name: package.name,
+        latest_version: latest,
+        version_count: package.version_count,
+        size: package.size,
         updated_at: package.updated_at,
-        metadata: package.metadata.clone(),
-        origin: latest.and_then(|v| v.attributes.get(crate::proxy::ORIGIN).cloned()),
-        last_access: package
-            .versions
-            .values()
-            .filter_map(|v| v.attributes.get(crate::proxy::LAST_ACCESS)?.parse().ok())
-            .max(),
-    }
+        metadata: package.metadata,
+        origin,
+        last_access: package.last_access,
+    })
 }
 
+/// `GET /api/v1/artifacts`: the packages of one registry (or of every registry the caller may
+/// read), by registry and name. A `cursor` continues where the page that gave it ended; without
+/// one, `page` counts pages from the start (skipping the earlier ones key by key).
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -133,24 +140,72 @@ async fn list(
         }
         None => caller.require_login()?,
     }
-    let summaries = state.meta.read(|meta| {
-        meta.registries
-            .values()
-            .filter(|r| {
-                query
-                    .registry
-                    .as_ref()
-                    .is_none_or(|name| &r.registry.name == name)
-                    && caller.may(&r.registry, Role::Read)
-            })
-            .flat_map(|r| {
-                r.packages
-                    .values()
-                    .map(|p| package_summary(meta, &r.registry.name, p))
-            })
-            .collect::<Vec<_>>()
-    });
-    Ok(Json(paginate(summaries, query.page())?))
+    let page = query.page();
+    check_page(&page)?;
+    let size = page.page_size as usize;
+    let mut position = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let view = state.meta.view()?;
+    let registries: Vec<_> = view
+        .registries()?
+        .into_iter()
+        .filter(|r| {
+            query
+                .registry
+                .as_ref()
+                .is_none_or(|name| &r.registry.name == name)
+                && caller.may(&r.registry, Role::Read)
+        })
+        .collect();
+    let total = registries.iter().map(|r| r.packages).sum();
+    let mut skip = if position.is_none() {
+        (page.page - 1).saturating_mul(page.page_size)
+    } else {
+        0
+    };
+    let mut items = Vec::with_capacity(size);
+    let mut more = false;
+    for record in &registries {
+        let name = &record.registry.name;
+        let after = match &position {
+            Some((registry, _)) if registry > name => continue,
+            Some((registry, package)) if registry == name => Some(package.clone()),
+            _ => None,
+        };
+        position = None;
+        if skip >= record.packages && after.is_none() {
+            skip -= record.packages;
+            continue;
+        }
+        let mut after = after;
+        while skip > 0 {
+            let skipped = view.package_names(name, after.as_deref(), skip.min(10_000) as usize)?;
+            let Some(last) = skipped.last() else { break };
+            skip -= skipped.len() as u64;
+            after = Some(last.clone());
+        }
+        let wanted = size + 1 - items.len();
+        for package in view.packages(name, after.as_deref(), wanted)? {
+            if items.len() == size {
+                more = true;
+                break;
+            }
+            items.push(package_summary(&view, name, package)?);
+        }
+        if more {
+            break;
+        }
+    }
+    let next_cursor = match items.last() {
+        Some(last) if more => Some(encode_cursor(&last.registry, &last.name)),
+        _ => None,
+    };
+    Ok(Json(Page {
+        items,
+        page: if query.cursor.is_some() { 0 } else { page.page },
+        page_size: page.page_size,
+        total,
+        next_cursor,
+    }))
 }
 
 async fn fetch_package(
@@ -159,32 +214,44 @@ async fn fetch_package(
     PathParams((registry, package)): PathParams<(String, String)>,
 ) -> Result<Json<PackageInfo>, ApiError> {
     state.registry_for(&caller, &registry, Role::Read)?;
-    state
-        .meta
-        .read(|meta| {
-            meta.package(&registry, &package).map(|p| {
-                let mut versions: Vec<VersionInfo> = p
-                    .versions
-                    .values()
-                    .map(|v| version_info(meta, &registry, p, v))
-                    .collect();
-                versions.sort_by(|a, b| {
-                    a.created_at
-                        .cmp(&b.created_at)
-                        .then_with(|| a.version.cmp(&b.version))
-                });
-                PackageInfo {
-                    registry: registry.clone(),
-                    name: p.name.clone(),
-                    created_at: p.created_at,
-                    updated_at: p.updated_at,
-                    versions,
-                    metadata: p.metadata.clone(),
-                }
-            })
-        })
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("package {registry}/{package} not found")))
+    let view = state.meta.view()?;
+    let p = view
+        .package(&registry, &package)?
+        .ok_or_else(|| ApiError::not_found(format!("package {registry}/{package} not found")))?;
+    let tags = view.tags(&registry, &package)?;
+    let mut versions: Vec<VersionInfo> = view
+        .versions(&registry, &package)?
+        .iter()
+        .map(|v| version_info(&registry, &package, &tags, v))
+        .collect();
+    versions.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.version.cmp(&b.version))
+    });
+    Ok(Json(PackageInfo {
+        registry: registry.clone(),
+        name: p.name,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        versions,
+        metadata: p.metadata,
+    }))
+}
+
+/// A stored version as the API shows it, if there is one.
+fn stored_version(
+    state: &AppState,
+    registry: &str,
+    package: &str,
+    version: &str,
+) -> Result<Option<VersionInfo>, StoreError> {
+    let view = state.meta.view()?;
+    let Some(found) = view.version(registry, package, version)? else {
+        return Ok(None);
+    };
+    let tags = view.tags(registry, package)?;
+    Ok(Some(version_info(registry, package, &tags, &found)))
 }
 
 async fn fetch_version(
@@ -193,14 +260,7 @@ async fn fetch_version(
     PathParams((registry, package, version)): PathParams<(String, String, String)>,
 ) -> Result<Json<VersionInfo>, ApiError> {
     state.registry_for(&caller, &registry, Role::Read)?;
-    state
-        .meta
-        .read(|meta| {
-            let p = meta.package(&registry, &package)?;
-            p.versions
-                .get(&version)
-                .map(|v| version_info(meta, &registry, p, v))
-        })
+    stored_version(&state, &registry, &package, &version)?
         .map(Json)
         .ok_or_else(|| {
             ApiError::not_found(format!("version {registry}/{package}/{version} not found"))
@@ -257,14 +317,7 @@ async fn copy_version(
             at: state.now_ms(),
         })
         .await?;
-    let copied = state
-        .meta
-        .read(|meta| {
-            let p = meta.package(&destination, &package)?;
-            p.versions
-                .get(&version)
-                .map(|v| version_info(meta, &destination, p, v))
-        })
+    let copied = stored_version(&state, &destination, &package, &version)?
         .ok_or_else(|| ApiError::internal("the copied version vanished"))?;
     Ok((StatusCode::CREATED, Json(copied)))
 }

@@ -11,7 +11,7 @@
 //! kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and proposed again next round.
 //!
 //! The state machine numbers the events and keeps the newest
-//! [`AUDIT_RETENTION`](crate::meta::state::AUDIT_RETENTION). `GET /api/v1/audit` (admin) queries
+//! [`AUDIT_RETENTION`](crate::meta::apply::AUDIT_RETENTION). `GET /api/v1/audit` (admin) queries
 //! them; nothing in the API writes or deletes them.
 
 use std::collections::VecDeque;
@@ -35,7 +35,7 @@ use tokio::sync::{Notify, mpsc};
 use super::{ApiError, QueryParams};
 use crate::AppState;
 use crate::auth::{AuthError, Caller};
-use crate::meta::{Meta, ProposeError};
+use crate::meta::{Meta, ProposeError, StateRead};
 
 /// How often collected events are proposed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -106,15 +106,26 @@ async fn list(
                 .as_deref()
                 .is_none_or(|action| event.action.to_lowercase().contains(action))
     };
-    let events = state.meta.read(|meta| {
-        meta.audit
-            .iter()
-            .rev()
-            .filter(|event| matches(event))
-            .take(limit as usize)
-            .cloned()
-            .collect()
-    });
+    let view = state.meta.view()?;
+    let events = if since.is_some() || until.is_some() {
+        // By the time index: only the events of the window are looked at.
+        let mut events = Vec::new();
+        let window =
+            view.audit_ids_between(since.unwrap_or(0), until.unwrap_or(u64::MAX), usize::MAX)?;
+        for id in window {
+            if events.len() >= limit as usize {
+                break;
+            }
+            if let Some(event) = view.audit_event(id)?
+                && matches(&event)
+            {
+                events.push(event);
+            }
+        }
+        events
+    } else {
+        view.audit_newest_first(None, limit as usize, usize::MAX, &matches)?
+    };
     Ok(Json(AuditList { events }))
 }
 
@@ -177,10 +188,12 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     let mut registry = registry_in(&route, &mut parts).await;
     if download
         && !registry.as_deref().is_some_and(|name| {
-            state.meta.read(|meta| {
-                meta.registry(name)
-                    .is_some_and(|r| r.registry.audit_downloads)
-            })
+            state
+                .meta
+                .read(|view| view.registry(name))
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.audit_downloads)
         })
     {
         return next.run(Request::from_parts(parts, body)).await;

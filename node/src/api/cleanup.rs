@@ -65,5 +65,6 @@ async fn run(
     match task.await.map_err(ApiError::internal)? {
         Ok(report) => Ok(Json(report)),
         Err(error @ CleanupError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
+        Err(CleanupError::Store(error)) => Err(error.into()),
     }
 }

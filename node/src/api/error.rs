@@ -101,6 +101,11 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", error.to_string())
             }
+            AuthError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                error.to_string(),
+            ),
         }
     }
 }
@@ -142,7 +147,18 @@ impl From<ProposeError> for ApiError {
 impl From<crate::policy::firewall::Blocked> for ApiError {
     /// A download, copy or promotion the dependency firewall refuses: 403 `BLOCKED`.
     fn from(blocked: crate::policy::firewall::Blocked) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "BLOCKED", blocked.0)
+        match blocked {
+            crate::policy::firewall::Blocked::Refused(message) => {
+                Self::new(StatusCode::FORBIDDEN, "BLOCKED", message)
+            }
+            crate::policy::firewall::Blocked::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::meta::view::StoreError> for ApiError {
+    fn from(error: crate::meta::view::StoreError) -> Self {
+        Self::internal(error)
     }
 }
 

@@ -11,7 +11,10 @@ use arca_protocol::firewall::{
     FirewallCheckResponse, FirewallExplanation, FirewallPolicy, FirewallStatus, QuarantineRecord,
     QuarantineRequest,
 };
-use arca_protocol::{Command, Role};
+use std::collections::{BTreeMap, BTreeSet};
+
+use arca_protocol::firewall::Advisory;
+use arca_protocol::{Command, Package, Role, Version};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +26,8 @@ use super::audit::AuditDetail;
 use super::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::meta::tables::{Table, scalar};
+use crate::meta::{ReadView, StateRead, StoreError};
 use crate::policy::firewall::{self, osv, versions::Ecosystem};
 
 /// The most advisories one import takes.
@@ -100,45 +105,48 @@ async fn check(
         )));
     }
     let now = state.now_ms();
-    let results = state.meta.read(|meta| {
-        let registry = meta.registry(&name)?;
-        Some(
-            request
-                .packages
-                .iter()
-                .map(|coordinate| {
-                    let stored = registry
-                        .packages
-                        .get(&coordinate.name)
-                        .and_then(|p| Some((p, p.versions.get(&coordinate.version)?)));
-                    let verdict = match stored {
-                        Some((package, version)) => {
-                            firewall::current_verdict(&registry.registry, package, version, now)
-                        }
-                        None => firewall::evaluate_unstored(
-                            meta,
-                            &registry.registry,
-                            &coordinate.name,
-                            &coordinate.version,
-                            now,
-                            adhoc_scan_id(),
-                        ),
-                    };
-                    FirewallCheck {
-                        name: coordinate.name.clone(),
-                        version: coordinate.version.clone(),
-                        verdict,
-                    }
-                })
-                .collect(),
-        )
-    });
-    let results =
-        results.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))?;
+    let view = state.meta.view()?;
+    let registry = view
+        .registry(&name)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))?;
+    let mut results = Vec::with_capacity(request.packages.len());
+    for coordinate in &request.packages {
+        let verdict = match stored(&view, &name, &coordinate.name, &coordinate.version)? {
+            Some((package, version)) => {
+                firewall::current_verdict(&registry, &package, &version, now)
+            }
+            None => firewall::evaluate_unstored(
+                &view,
+                &registry,
+                &coordinate.name,
+                &coordinate.version,
+                now,
+                adhoc_scan_id(),
+            )?,
+        };
+        results.push(FirewallCheck {
+            name: coordinate.name.clone(),
+            version: coordinate.version.clone(),
+            verdict,
+        });
+    }
     Ok(Json(FirewallCheckResponse {
         registry: name,
         results,
     }))
+}
+
+/// A stored version with its package, if the registry holds it.
+fn stored(
+    view: &ReadView,
+    registry: &str,
+    package: &str,
+    version: &str,
+) -> Result<Option<(Package, Version)>, StoreError> {
+    let Some(found) = view.version(registry, package, version)? else {
+        return Ok(None);
+    };
+    Ok(view.package(registry, package)?.map(|p| (p, found)))
 }
 
 /// `?package=&version=`.
@@ -157,53 +165,48 @@ async fn explain(
 ) -> Result<Json<FirewallExplanation>, ApiError> {
     state.registry_for(&caller, &name, Role::Read)?;
     let now = state.now_ms();
-    let explanation = state.meta.read(|meta| {
-        let registry = meta.registry(&name)?;
-        let stored = registry
-            .packages
-            .get(&query.package)
-            .and_then(|p| Some((p, p.versions.get(&query.version)?)));
-        Some(match stored {
-            Some((package, version)) => {
-                let record = version.firewall.clone().unwrap_or_default();
-                FirewallExplanation {
-                    registry: name.clone(),
-                    package: query.package.clone(),
-                    version: query.version.clone(),
-                    stored: true,
-                    verdict: firewall::current_verdict(&registry.registry, package, version, now),
-                    quarantine: record.quarantine,
-                    release: record.release,
-                    blocked: firewall::stored_refusal(&registry.registry, package, version, now),
-                }
+    let view = state.meta.view()?;
+    let registry = view
+        .registry(&name)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))?;
+    let explanation = match stored(&view, &name, &query.package, &query.version)? {
+        Some((package, version)) => {
+            let record = version.firewall.clone().unwrap_or_default();
+            FirewallExplanation {
+                registry: name.clone(),
+                package: query.package.clone(),
+                version: query.version.clone(),
+                stored: true,
+                verdict: firewall::current_verdict(&registry, &package, &version, now),
+                quarantine: record.quarantine,
+                release: record.release,
+                blocked: firewall::stored_refusal(&registry, &package, &version, now),
             }
-            None => {
-                let verdict = firewall::evaluate_unstored(
-                    meta,
-                    &registry.registry,
-                    &query.package,
-                    &query.version,
-                    now,
-                    adhoc_scan_id(),
-                );
-                let blocked = (verdict.status == FirewallStatus::Blocked)
-                    .then(|| "the registry would refuse it".to_string());
-                FirewallExplanation {
-                    registry: name.clone(),
-                    package: query.package.clone(),
-                    version: query.version.clone(),
-                    stored: false,
-                    verdict,
-                    quarantine: None,
-                    release: None,
-                    blocked,
-                }
+        }
+        None => {
+            let verdict = firewall::evaluate_unstored(
+                &view,
+                &registry,
+                &query.package,
+                &query.version,
+                now,
+                adhoc_scan_id(),
+            )?;
+            let blocked = (verdict.status == FirewallStatus::Blocked)
+                .then(|| "the registry would refuse it".to_string());
+            FirewallExplanation {
+                registry: name.clone(),
+                package: query.package.clone(),
+                version: query.version.clone(),
+                stored: false,
+                verdict,
+                quarantine: None,
+                release: None,
+                blocked,
             }
-        })
-    });
-    explanation
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
+        }
+    };
+    Ok(Json(explanation))
 }
 
 fn caller_name(caller: &Caller) -> String {
@@ -257,11 +260,11 @@ async fn set_quarantine(
         at: state.now_ms(),
         reason: reason.clone(),
     };
-    let previous = state.meta.read(|meta| {
-        meta.version(&registry, &package, &version)
-            .and_then(|v| v.firewall.as_ref())
-            .map(|f| (f.verdict.status, f.verdict.scan_id.clone()))
-    });
+    let previous = state
+        .meta
+        .read(|view| view.version(&registry, &package, &version))?
+        .and_then(|v| v.firewall)
+        .map(|f| (f.verdict.status, f.verdict.scan_id));
     let command = if release {
         Command::ReleaseVersion {
             registry: registry.clone(),
@@ -321,19 +324,18 @@ async fn import(
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     // The counts the state machine will reach, computed on the same state it applies to (writes
     // catch up with the cluster first).
-    let (report, statuses_before) = state.meta.read(|meta| {
-        let mut db = meta.firewall.clone();
-        let (added, replaced, unchanged) = db.import(advisories.clone(), 0);
-        (
-            AdvisoryImportReport {
-                added,
-                replaced,
-                unchanged,
-                reevaluated: 0,
-            },
-            statuses(meta),
-        )
-    });
+    let named = named_packages(&advisories);
+    let (report, statuses_before) = {
+        let view = state.meta.view()?;
+        let (added, replaced, unchanged) = firewall::classify_import(&view, &advisories)?;
+        let report = AdvisoryImportReport {
+            added,
+            replaced,
+            unchanged,
+            reevaluated: 0,
+        };
+        (report, statuses(&view, &named)?)
+    };
     state
         .meta
         .propose(Command::ImportAdvisories {
@@ -341,7 +343,7 @@ async fn import(
             at: state.now_ms(),
         })
         .await?;
-    let after = state.meta.read(statuses);
+    let after = statuses(&state.meta.view()?, &named)?;
     let changed = after
         .iter()
         .filter(|(key, status)| statuses_before.get(*key) != Some(status))
@@ -355,24 +357,47 @@ async fn import(
     ))
 }
 
-/// Every evaluated version's status, by `registry/package@version`.
+/// The `<ecosystem>/<normalised name>` keys of the packages `advisories` name.
+fn named_packages(advisories: &[arca_protocol::firewall::Advisory]) -> BTreeSet<String> {
+    advisories
+        .iter()
+        .flat_map(|a| a.affected.iter())
+        .filter_map(|a| {
+            Some(firewall::index_key(
+                Ecosystem::parse(&a.ecosystem)?,
+                &a.name,
+            ))
+        })
+        .collect()
+}
+
+/// The status of every evaluated version of the packages `named` (index keys) names, by
+/// `registry/package@version`.
 fn statuses(
-    meta: &crate::meta::state::MetaState,
-) -> std::collections::BTreeMap<String, FirewallStatus> {
-    let mut all = std::collections::BTreeMap::new();
-    for (name, registry) in &meta.registries {
-        for package in registry.packages.values() {
-            for version in package.versions.values() {
+    view: &ReadView,
+    named: &BTreeSet<String>,
+) -> Result<BTreeMap<String, FirewallStatus>, StoreError> {
+    let mut all = BTreeMap::new();
+    for record in view.registries()? {
+        let name = &record.registry.name;
+        let Some(ecosystem) = Ecosystem::of(record.registry.package_type) else {
+            continue;
+        };
+        for package in view.package_names(name, None, usize::MAX)? {
+            if !named.contains(&firewall::index_key(ecosystem, &package)) {
+                continue;
+            }
+            for version in view.versions(name, &package)? {
                 if let Some(f) = &version.firewall {
                     all.insert(
-                        format!("{name}/{}@{}", package.name, version.name),
+                        format!("{name}/{package}@{}", version.name),
                         f.verdict.status,
                     );
                 }
             }
         }
     }
-    all
+    Ok(all)
 }
 
 /// The vulnerability database's counts (read).
@@ -381,27 +406,29 @@ async fn db_status(
     caller: Caller,
 ) -> Result<Json<AdvisoryDbStatus>, ApiError> {
     caller.require(Role::Read)?;
-    Ok(Json(state.meta.read(|meta| {
-        let db = &meta.firewall;
-        let mut status = AdvisoryDbStatus {
-            advisories: db.advisories.len() as u64,
-            withdrawn: db.advisories.values().filter(|a| a.withdrawn).count() as u64,
-            last_import_at: db.last_import_at,
-            ..AdvisoryDbStatus::default()
-        };
-        for advisory in db.advisories.values() {
-            let ecosystems: std::collections::BTreeSet<String> = advisory
-                .affected
-                .iter()
-                .map(|a| {
-                    Ecosystem::parse(&a.ecosystem)
-                        .map_or_else(|| a.ecosystem.clone(), |e| e.as_str().to_string())
-                })
-                .collect();
-            for ecosystem in ecosystems {
-                *status.ecosystems.entry(ecosystem).or_default() += 1;
-            }
+    let view = state.meta.view()?;
+    let mut status = AdvisoryDbStatus {
+        last_import_at: view
+            .scalar::<Option<u64>>(scalar::FIREWALL_LAST_IMPORT)?
+            .flatten(),
+        ..AdvisoryDbStatus::default()
+    };
+    for (_, advisory) in view.scan::<Advisory>(Table::Advisories, &[], None, usize::MAX)? {
+        status.advisories += 1;
+        if advisory.withdrawn {
+            status.withdrawn += 1;
         }
-        status
-    })))
+        let ecosystems: BTreeSet<String> = advisory
+            .affected
+            .iter()
+            .map(|a| {
+                Ecosystem::parse(&a.ecosystem)
+                    .map_or_else(|| a.ecosystem.clone(), |e| e.as_str().to_string())
+            })
+            .collect();
+        for ecosystem in ecosystems {
+            *status.ecosystems.entry(ecosystem).or_default() += 1;
+        }
+    }
+    Ok(Json(status))
 }

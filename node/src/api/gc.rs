@@ -47,5 +47,6 @@ async fn run(
         )),
         Err(GcError::Blob(error)) => Err(error.into()),
         Err(GcError::Unavailable(error)) => Err(error.into()),
+        Err(GcError::Store(error)) => Err(error.into()),
     }
 }

@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::{ApiError, JsonBody, PathParams};
+use crate::meta::StateRead;
 use crate::{AppState, auth::Caller};
 
 /// Routes of this module: `<registry|package|version path>/metadata`.
@@ -46,6 +47,18 @@ fn target(mut params: BTreeMap<String, String>) -> Result<MetadataTarget, ApiErr
     })
 }
 
+fn describe(target: &MetadataTarget) -> String {
+    match target {
+        MetadataTarget::Registry { registry } => format!("registry {registry}"),
+        MetadataTarget::Package { registry, package } => format!("package {registry}/{package}"),
+        MetadataTarget::Version {
+            registry,
+            package,
+            version,
+        } => format!("version {registry}/{package}/{version}"),
+    }
+}
+
 fn registry_of(target: &MetadataTarget) -> &str {
     match target {
         MetadataTarget::Registry { registry }
@@ -55,7 +68,10 @@ fn registry_of(target: &MetadataTarget) -> &str {
 }
 
 fn current(state: &AppState, target: &MetadataTarget) -> Result<Json<MetadataBody>, ApiError> {
-    let metadata = state.meta.read(|meta| meta.metadata(target).cloned())?;
+    let metadata = state
+        .meta
+        .read(|view| view.metadata(target))?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", describe(target))))?;
     Ok(Json(MetadataBody { metadata }))
 }
 

@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::meta::StateRead;
+use crate::meta::tables::scalar;
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -315,19 +317,21 @@ impl Metrics {
             .set(raft.last_applied.map_or(0, |l| l.index) as i64);
         self.raft_is_leader
             .set(i64::from(raft.current_leader == Some(raft.id)));
-        let (registries, packages, blobs) = state.meta.read(|meta| {
-            (
-                meta.registries.len(),
-                meta.registries
-                    .values()
-                    .map(|r| r.packages.len())
-                    .sum::<usize>(),
-                meta.blobs.len(),
-            )
+        let counts = state.meta.read(|view| {
+            Ok((
+                view.registries()?.len() as u64,
+                view.counter(scalar::PACKAGE_COUNT)?,
+                view.counter(scalar::BLOB_COUNT)?,
+            ))
         });
-        self.registries.set(registries as i64);
-        self.packages.set(packages as i64);
-        self.blobs.set(blobs as i64);
+        match counts {
+            Ok((registries, packages, blobs)) => {
+                self.registries.set(registries as i64);
+                self.packages.set(packages as i64);
+                self.blobs.set(blobs as i64);
+            }
+            Err(error) => tracing::warn!(%error, "reading the metadata counts for /metrics"),
+        }
         let stats = &state.chunks.stats;
         let transfer = &state.transport.stats;
         for (counter, source) in [
@@ -390,12 +394,17 @@ impl Metrics {
         let members = state.meta.members();
         let pending = state
             .meta
-            .read(|meta| crate::transfer::replication::pending_blobs_per_site(meta, &members));
+            .read(|view| crate::transfer::replication::pending_blobs_per_site(view, &members));
         self.replication_pending_blobs.clear();
-        for (site, count) in pending {
-            self.replication_pending_blobs
-                .get_or_create(&SiteLabels { site })
-                .set(count as i64);
+        match pending {
+            Ok(pending) => {
+                for (site, count) in pending {
+                    self.replication_pending_blobs
+                        .get_or_create(&SiteLabels { site })
+                        .set(count as i64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the replication backlog for /metrics"),
         }
     }
 }

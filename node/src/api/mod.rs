@@ -27,6 +27,7 @@ use axum::{Json, Router};
 pub use self::error::ApiError;
 use crate::AppState;
 use crate::auth::{self, Caller};
+use crate::meta::StateRead;
 
 /// A JSON request body; a body that does not parse is answered in Arca's error format.
 #[derive(FromRequest)]
@@ -109,9 +110,7 @@ impl AppState {
         name: &str,
         needed: Role,
     ) -> Result<Registry, ApiError> {
-        let registry = self
-            .meta
-            .read(|state| state.registry(name).map(|r| r.registry.clone()));
+        let registry = self.meta.read(|view| view.registry(name))?;
         caller.require_on(registry.as_ref(), needed)?;
         registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
     }
@@ -119,12 +118,7 @@ impl AppState {
 
 /// Cuts one page out of `items`.
 pub fn paginate<T>(items: Vec<T>, query: PageQuery) -> Result<Page<T>, ApiError> {
-    if query.page == 0 {
-        return Err(ApiError::invalid("page counts from 1"));
-    }
-    if !(1..=1000).contains(&query.page_size) {
-        return Err(ApiError::invalid("page_size must be between 1 and 1000"));
-    }
+    check_page(&query)?;
     let total = items.len() as u64;
     let skip = (query.page - 1).saturating_mul(query.page_size);
     let items = items
@@ -137,7 +131,19 @@ pub fn paginate<T>(items: Vec<T>, query: PageQuery) -> Result<Page<T>, ApiError>
         page: query.page,
         page_size: query.page_size,
         total,
+        next_cursor: None,
     })
+}
+
+/// Refuses a page number of 0 and page sizes outside 1-1000.
+pub fn check_page(query: &PageQuery) -> Result<(), ApiError> {
+    if query.page == 0 {
+        return Err(ApiError::invalid("page counts from 1"));
+    }
+    if !(1..=1000).contains(&query.page_size) {
+        return Err(ApiError::invalid("page_size must be between 1 and 1000"));
+    }
+    Ok(())
 }
 
 async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {

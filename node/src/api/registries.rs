@@ -11,7 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 
 use super::{ApiError, JsonBody, PathParams};
-use crate::meta::state::{MetaState, RegistryState};
+use crate::meta::tables::RegistryRecord;
+use crate::meta::{ReadView, StateRead};
 use crate::{AppState, auth::Caller};
 use axum::Json;
 
@@ -24,8 +25,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// How the API shows a registry.
-pub fn registry_info(state: &RegistryState) -> RegistryInfo {
-    let registry = &state.registry;
+pub fn registry_info(record: &RegistryRecord) -> RegistryInfo {
+    let registry = &record.registry;
     RegistryInfo {
         name: registry.name.clone(),
         package_type: registry.package_type,
@@ -34,7 +35,7 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
         allow_anonymous_read: registry.allow_anonymous_read,
         allow_redeploy: registry.allow_redeploy,
         created_at: registry.created_at,
-        package_count: state.packages.len() as u64,
+        package_count: record.packages,
         metadata: registry.metadata.clone(),
         replication: registry.replication.clone(),
         kind: registry.kind,
@@ -53,7 +54,8 @@ pub fn registry_info(state: &RegistryState) -> RegistryInfo {
 fn info_of(state: &AppState, name: &str) -> Result<RegistryInfo, ApiError> {
     state
         .meta
-        .read(|meta| meta.registry(name).map(registry_info))
+        .read(|view| view.registry_record(name))?
+        .map(|record| registry_info(&record))
         .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
 }
 
@@ -85,7 +87,7 @@ async fn create(
         cleanup: Default::default(),
         firewall: Default::default(),
     };
-    state.meta.read(|meta| check_kind(meta, &registry))?;
+    check_kind(&state.meta.view()?, &registry)?;
     state
         .meta
         .propose(Command::CreateRegistry { registry })
@@ -95,7 +97,7 @@ async fn create(
 
 /// What each kind of registry needs: a remote an http(s) upstream, a virtual existing local or remote
 /// members of its own type (and, to take publishes, a local one among them); a local neither.
-fn check_kind(meta: &MetaState, registry: &Registry) -> Result<(), ApiError> {
+fn check_kind(meta: &ReadView, registry: &Registry) -> Result<(), ApiError> {
     let kind = registry.kind;
     match kind {
         RegistryKind::Remote => {
@@ -117,10 +119,10 @@ fn check_kind(meta: &MetaState, registry: &Registry) -> Result<(), ApiError> {
             }
             for member in &registry.members {
                 let found = meta
-                    .registry(member)
+                    .registry(member)?
                     .ok_or_else(|| ApiError::invalid(format!("member {member} does not exist")))?;
-                if found.registry.package_type != registry.package_type
-                    || found.registry.kind == RegistryKind::Virtual
+                if found.package_type != registry.package_type
+                    || found.kind == RegistryKind::Virtual
                 {
                     return Err(ApiError::invalid(format!(
                         "member {member} must be a local or remote {} registry",
@@ -131,8 +133,8 @@ fn check_kind(meta: &MetaState, registry: &Registry) -> Result<(), ApiError> {
             if let Some(target) = &registry.publish_to {
                 let local = registry.members.contains(target)
                     && meta
-                        .registry(target)
-                        .is_some_and(|r| r.registry.kind == RegistryKind::Local);
+                        .registry(target)?
+                        .is_some_and(|r| r.kind == RegistryKind::Local);
                 if !local {
                     return Err(ApiError::invalid(format!(
                         "publish_to {target} must be one of the local members"
@@ -169,13 +171,15 @@ async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<RegistryInfo>>, ApiError> {
     caller.require_login()?;
-    Ok(Json(state.meta.read(|meta| {
-        meta.registries
-            .values()
+    Ok(Json(
+        state
+            .meta
+            .read(|view| view.registries())?
+            .iter()
             .filter(|r| caller.may(&r.registry, Role::Read))
             .map(registry_info)
-            .collect()
-    })))
+            .collect(),
+    ))
 }
 
 async fn fetch(

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use super::{ApiError, JsonBody, PathParams};
 use crate::AppState;
 use crate::auth::{self, AuthError, Caller, TokenSpec};
+use crate::meta::StateRead;
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -67,7 +68,7 @@ fn requested_scopes(
     };
     for scope in &scopes {
         if let Some(registry) = &scope.registry
-            && state.meta.read(|meta| meta.registry(registry).is_none())
+            && state.meta.read(|view| view.registry(registry))?.is_none()
         {
             return Err(ApiError::invalid(format!(
                 "scope {scope} names registry {registry}, which does not exist"
@@ -133,13 +134,15 @@ async fn list(
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     let admin = admin_or_user(&caller)?;
     let user = caller.principal().and_then(|p| p.user.clone());
-    Ok(Json(state.meta.read(|meta| {
-        meta.tokens
-            .values()
+    Ok(Json(
+        state
+            .meta
+            .read(|view| view.tokens())?
+            .iter()
             .filter(|token| admin || token.owner == user)
             .map(auth::token_info)
-            .collect()
-    })))
+            .collect(),
+    ))
 }
 
 /// True for an admin, false for a user (who manages only its own tokens); refuses everyone else.
@@ -158,7 +161,7 @@ fn managed_token(state: &AppState, caller: &Caller, id: &str) -> Result<Token, A
     let user = caller.principal().and_then(|p| p.user.clone());
     state
         .meta
-        .read(|meta| meta.tokens.get(id).cloned())
+        .read(|view| view.token(id))?
         .filter(|token| admin || token.owner == user)
         .ok_or_else(|| ApiError::not_found(format!("token {id} not found")))
 }

@@ -20,6 +20,7 @@ use super::{ApiError, JsonBody, PathParams};
 use crate::AppState;
 use crate::auth::password::{self, PasswordError};
 use crate::auth::{Caller, TokenSpec, caller_for_password};
+use crate::meta::StateRead;
 
 /// How long a login token lasts: twelve hours.
 pub const LOGIN_TOKEN_LIFETIME_MS: u64 = 12 * 3600 * 1000;
@@ -79,7 +80,8 @@ fn is_self(caller: &Caller, name: &str) -> bool {
 fn user_info(state: &AppState, name: &str) -> Result<UserInfo, ApiError> {
     state
         .meta
-        .read(|meta| meta.user(name).map(UserInfo::from))
+        .read(|view| view.user(name))?
+        .map(|user| UserInfo::from(&user))
         .ok_or_else(|| ApiError::not_found(format!("user {name} not found")))
 }
 
@@ -118,9 +120,14 @@ async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(Json(state.meta.read(|meta| {
-        meta.users.values().map(UserInfo::from).collect()
-    })))
+    Ok(Json(
+        state
+            .meta
+            .read(|view| view.users())?
+            .iter()
+            .map(UserInfo::from)
+            .collect(),
+    ))
 }
 
 async fn fetch(
@@ -160,10 +167,10 @@ async fn update(
         ));
     }
     if request.password.is_some()
-        && state.meta.read(|meta| {
-            meta.user(&name)
-                .is_some_and(|user| user.kind == UserKind::Service)
-        })
+        && state
+            .meta
+            .read(|view| view.user(&name))?
+            .is_some_and(|user| user.kind == UserKind::Service)
     {
         return Err(ApiError::invalid(format!(
             "{name} is a service account: it has no password"

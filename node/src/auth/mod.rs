@@ -21,8 +21,7 @@ use rand::Rng;
 use sha2::Digest;
 
 use crate::AppState;
-use crate::meta::state::MetaState;
-use crate::meta::{Meta, ProposeError};
+use crate::meta::{Meta, ProposeError, StateRead};
 
 /// Why a caller was turned away.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +42,15 @@ pub enum AuthError {
         /// Where; `None` for a global operation.
         registry: Option<String>,
     },
+    /// The credentials could not be checked: the metadata could not be read.
+    #[error("credentials could not be checked: {0}")]
+    Unavailable(String),
+}
+
+impl From<crate::meta::StoreError> for AuthError {
+    fn from(error: crate::meta::StoreError) -> Self {
+        AuthError::Unavailable(error.to_string())
+    }
 }
 
 impl AuthError {
@@ -281,7 +289,11 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError
 
 /// The caller a stored token stands for at `now` (unix milliseconds): refused once expired or when
 /// its owner is gone or disabled; otherwise its scopes as far as its owner's grants allow.
-pub fn caller_for_token(state: &MetaState, token: &Token, now: u64) -> Result<Caller, AuthError> {
+pub fn caller_for_token(
+    state: &(impl StateRead + ?Sized),
+    token: &Token,
+    now: u64,
+) -> Result<Caller, AuthError> {
     if let Some(expires_at) = token.expires_at
         && expires_at <= now
     {
@@ -296,7 +308,7 @@ pub fn caller_for_token(state: &MetaState, token: &Token, now: u64) -> Result<Ca
     let grants = match &token.owner {
         None => token.scopes.clone(),
         Some(owner) => {
-            let user = state.user(owner).ok_or_else(|| {
+            let user = state.user(owner)?.ok_or_else(|| {
                 AuthError::unauthorized(format!("the owner of token {} was deleted", token.id))
             })?;
             if user.disabled {
@@ -331,34 +343,30 @@ fn caller_for_user(user: &arca_protocol::User) -> Result<Caller, AuthError> {
 pub fn caller_for_secret(state: &AppState, secret: &str) -> Result<Caller, AuthError> {
     let hash = hash_secret(secret);
     let now = state.now_ms();
-    state
-        .meta
-        .read(|meta| {
-            meta.token_by_secret(&hash)
-                .map(|token| caller_for_token(meta, token, now))
-        })
-        .unwrap_or(Err(AuthError::unauthorized("invalid or revoked token")))
+    let view = state.meta.view()?;
+    match view.token_by_secret(&hash)? {
+        Some(token) => caller_for_token(&view, &token, now),
+        None => Err(AuthError::unauthorized("invalid or revoked token")),
+    }
 }
 
 /// The caller a [`Principal::subject`] names, as it stands now (a revoked token, a deleted or
 /// disabled user are refused).
 pub fn caller_for_subject(state: &AppState, subject: &str) -> Result<Caller, AuthError> {
     let now = state.now_ms();
-    state
-        .meta
-        .read(|meta| match subject.strip_prefix(USER_SUBJECT) {
-            Some(name) => meta
-                .user(name)
-                .ok_or_else(|| AuthError::unauthorized(format!("user {name} was deleted")))
-                .and_then(caller_for_user),
-            None => meta
-                .tokens
-                .get(subject)
-                .ok_or_else(|| {
-                    AuthError::unauthorized("the token behind these credentials was revoked")
-                })
-                .and_then(|token| caller_for_token(meta, token, now)),
-        })
+    let view = state.meta.view()?;
+    match subject.strip_prefix(USER_SUBJECT) {
+        Some(name) => view
+            .user(name)?
+            .ok_or_else(|| AuthError::unauthorized(format!("user {name} was deleted")))
+            .and_then(|user| caller_for_user(&user)),
+        None => view
+            .token(subject)?
+            .ok_or_else(|| {
+                AuthError::unauthorized("the token behind these credentials was revoked")
+            })
+            .and_then(|token| caller_for_token(&view, &token, now)),
+    }
 }
 
 /// The caller a user name and password stand for, checked against the argon2 hash (through the
@@ -371,7 +379,7 @@ pub fn caller_for_password(
     let invalid = || AuthError::unauthorized("invalid user name or password");
     let user = state
         .meta
-        .read(|meta| meta.user(name).cloned())
+        .read(|view| view.user(name))?
         .ok_or_else(invalid)?;
     if !state.passwords.check(&user, password) {
         return Err(invalid());
@@ -386,10 +394,9 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Aut
         None => Ok(Caller::Anonymous),
         Some(Credentials::Bearer(secret)) => caller_for_secret(state, &secret),
         Some(Credentials::Basic { user, password }) => {
-            let is_token = state
-                .meta
-                .read(|meta| meta.token_by_secret(&hash_secret(&password)).is_some());
-            let is_user = state.meta.read(|meta| meta.user(&user).is_some());
+            let view = state.meta.view()?;
+            let is_token = view.token_by_secret(&hash_secret(&password))?.is_some();
+            let is_user = view.user(&user)?.is_some();
             if is_token || !is_user {
                 caller_for_secret(state, &password)
             } else {
@@ -439,7 +446,10 @@ pub async fn ensure_admin_token(
         Err(error) => return Err(io_error(error)),
     };
     let hash = hash_secret(&secret);
-    if meta.read(|state| state.token_by_secret(&hash).is_none()) {
+    let known = meta
+        .read(|view| view.token_by_secret(&hash))
+        .map_err(ProposeError::from)?;
+    if known.is_none() {
         let (_, mut token) = TokenSpec::global("admin", Role::Admin).generate(now);
         token.secret_sha256 = hash;
         meta.propose(Command::CreateToken { token }).await?;
@@ -472,6 +482,7 @@ pub(crate) fn write_private_file(path: &Path, contents: &str) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::testing::TestState;
     use arca_protocol::{PackageType, User, UserKind};
 
     fn caller(grants: Vec<Grant>) -> Caller {
@@ -560,15 +571,10 @@ mod tests {
 
     #[test]
     fn tokens_expire_and_are_capped_by_their_owner() {
-        let mut state = MetaState::default();
-        state.users.insert(
-            "alice".into(),
-            user("alice", &[Grant::on("here", Role::Write)], false),
-        );
-        state.users.insert(
-            "bob".into(),
-            user("bob", &[Grant::global(Role::Admin)], true),
-        );
+        let state = TestState::new();
+        let create = |user| state.apply(Command::CreateUser { user });
+        create(user("alice", &[Grant::on("here", Role::Write)], false)).expect("alice");
+        create(user("bob", &[Grant::global(Role::Admin)], true)).expect("bob");
         let here = registry("here", false);
 
         let (_, owned) = TokenSpec {
@@ -578,7 +584,7 @@ mod tests {
             expires_at: Some(1_000),
         }
         .generate(0);
-        let alice = caller_for_token(&state, &owned, 999).expect("valid");
+        let alice = caller_for_token(&state.view(), &owned, 999).expect("valid");
         assert!(alice.may(&here, Role::Write));
         assert!(
             !alice.may(&here, Role::Admin),
@@ -588,15 +594,22 @@ mod tests {
         assert_eq!(alice.whoami().user.as_deref(), Some("alice"));
         assert_eq!(alice.whoami().grants, vec![Grant::on("here", Role::Write)]);
 
-        let expired = caller_for_token(&state, &owned, 1_000).expect_err("expired");
+        let expired = caller_for_token(&state.view(), &owned, 1_000).expect_err("expired");
         assert!(expired.to_string().contains("expired"), "{expired}");
 
         // The owner's grants count as they are now.
         state
-            .users
-            .insert("alice".into(), user("alice", &[], false));
+            .apply(Command::DeleteUser {
+                name: "alice".into(),
+            })
+            .expect("deleted");
+        state
+            .apply(Command::CreateUser {
+                user: user("alice", &[], false),
+            })
+            .expect("created again");
         assert!(
-            !caller_for_token(&state, &owned, 0)
+            !caller_for_token(&state.view(), &owned, 0)
                 .expect("valid")
                 .may(&here, Role::Read)
         );
@@ -606,15 +619,17 @@ mod tests {
             ..TokenSpec::global("b", Role::Admin)
         }
         .generate(0);
-        let refused = caller_for_token(&state, &disabled, 0).expect_err("disabled owner");
+        let refused = caller_for_token(&state.view(), &disabled, 0).expect_err("disabled owner");
         assert!(refused.to_string().contains("disabled"), "{refused}");
-        state.users.remove("bob");
-        assert!(caller_for_token(&state, &disabled, 0).is_err());
+        state
+            .apply(Command::DeleteUser { name: "bob".into() })
+            .expect("deleted");
+        assert!(caller_for_token(&state.view(), &disabled, 0).is_err());
 
         // A token of its own is its scopes.
         let (_, free) = TokenSpec::global("admin", Role::Admin).generate(0);
         assert!(
-            caller_for_token(&state, &free, u64::MAX)
+            caller_for_token(&state.view(), &free, u64::MAX)
                 .expect("no expiry")
                 .require(Role::Admin)
                 .is_ok()

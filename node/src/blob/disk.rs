@@ -18,9 +18,10 @@ pub trait ChunkDisk: Send + Sync + 'static {
     /// Stores `data` under `name`. When this returns the bytes survive a crash, and a crash before
     /// never leaves a partial file under `name`.
     fn write_durable(&self, name: &str, data: &[u8]) -> io::Result<()>;
-    /// Everything stored: each name with when it was last written or [touched](ChunkDisk::touch) and
-    /// its length. Names that vanish while the listing runs may or may not appear.
-    fn list(&self) -> io::Result<Vec<(String, SystemTime, u64)>>;
+    /// What is stored under names that start with `prefix` (two hex digits: one 256th of the
+    /// chunks): each name with when it was last written or [touched](ChunkDisk::touch) and its
+    /// length. Names that vanish while the listing runs may or may not appear.
+    fn list(&self, prefix: &str) -> io::Result<Vec<(String, SystemTime, u64)>>;
     /// When what is stored under `name` was last written or touched (`NotFound` when nothing is).
     fn modified(&self, name: &str) -> io::Result<SystemTime>;
     /// Marks what is stored under `name` as written now, without changing its bytes (`NotFound` when
@@ -95,27 +96,25 @@ impl ChunkDisk for LocalDisk {
         Ok(())
     }
 
-    /// Walks the two fan-out levels; files that are not at a chunk's place (strays, foreign files) are
-    /// left out.
-    fn list(&self) -> io::Result<Vec<(String, SystemTime, u64)>> {
+    /// Walks the fan-out directory of `prefix`; files that are not at a chunk's place (strays,
+    /// foreign files) are left out.
+    fn list(&self, prefix: &str) -> io::Result<Vec<(String, SystemTime, u64)>> {
         let mut found = Vec::new();
-        for first in read_dir_if_exists(&self.root)? {
-            for second in read_dir_if_exists(&first)? {
-                for file in read_dir_if_exists(&second)? {
-                    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-                        continue;
-                    };
-                    if self.path_of(name) != file {
-                        continue;
+        for second in read_dir_if_exists(&self.root.join(prefix))? {
+            for file in read_dir_if_exists(&second)? {
+                let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if self.path_of(name) != file || !name.starts_with(prefix) {
+                    continue;
+                }
+                match fs::symlink_metadata(&file) {
+                    Ok(meta) if meta.is_file() => {
+                        found.push((name.to_string(), meta.modified()?, meta.len()));
                     }
-                    match fs::symlink_metadata(&file) {
-                        Ok(meta) if meta.is_file() => {
-                            found.push((name.to_string(), meta.modified()?, meta.len()));
-                        }
-                        Ok(_) => {}
-                        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                        Err(error) => return Err(error),
-                    }
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(error),
                 }
             }
         }

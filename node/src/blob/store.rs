@@ -137,12 +137,12 @@ pub struct Collection {
 }
 
 impl Collection {
-    /// Every chunk file of the store (blocking).
-    pub fn list(&self) -> io::Result<Vec<StoredChunk>> {
+    /// The chunk files of the store whose ids start with the hex digits `prefix` (blocking).
+    pub fn list(&self, prefix: &str) -> io::Result<Vec<StoredChunk>> {
         Ok(self
             .store
             .disk
-            .list()?
+            .list(prefix)?
             .into_iter()
             .filter_map(|(name, modified, size)| {
                 let id: ChunkId = name.parse().ok()?;

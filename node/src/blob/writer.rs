@@ -107,6 +107,7 @@ impl BlobWriter {
             sha256: Sha256(self.sha256.finalize().into()),
             size: self.size,
             chunks: self.written,
+            inline: None,
         })
     }
 

@@ -16,6 +16,7 @@ use super::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::AppState;
 use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
+use crate::meta::StateRead;
 use crate::proxy::{self, Content, Expected, ProxyError};
 
 /// Routes of this front-end.
@@ -91,10 +92,10 @@ fn check_upload(
     let (_, package, version, filename) = path;
     let registry_name = &registry.name;
     if registry.immutable
-        && state.meta.read(|meta| {
-            meta.version(registry_name, package, version)
-                .is_some_and(|v| v.files.contains_key(filename))
-        })
+        && state
+            .meta
+            .read(|view| view.version(registry_name, package, version))?
+            .is_some_and(|v| v.files.contains_key(filename))
     {
         return Err(ApiError::conflict(format!(
             "registry {registry_name} is immutable: {package}/{version}/{filename} already exists"

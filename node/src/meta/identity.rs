@@ -1,71 +1,94 @@
 //! The part of the state machine that owns identities: users and service accounts, their role grants,
 //! and the tokens' lifecycle (creation with an owner, rotation, revocation). Pure and deterministic
-//! like the rest of [`MetaState`]: passwords arrive already hashed, times and ids come in the command.
+//! like the rest of [`super::apply`]: passwords arrive already hashed, times and ids come in the
+//! command. Tokens are found by the hash of their secret through the `token_secrets` index.
 
 use arca_protocol::identity::User;
-use arca_protocol::{Command, CommandError, CommandOutcome, Sha256, Token};
+use arca_protocol::{Command, CommandError, Sha256, Token};
 
-use super::state::MetaState;
+use super::apply::{Applied, Applier};
+use super::keys;
+use super::tables::Table;
+use super::view::{ReadResult, StateRead};
 
 fn not_found(what: impl std::fmt::Display) -> CommandError {
     CommandError::NotFound(what.to_string())
 }
 
-impl MetaState {
-    /// The user called `name`.
-    pub fn user(&self, name: &str) -> Option<&User> {
-        self.users.get(name)
+fn user_key(name: &str) -> Vec<u8> {
+    keys::of(&[name])
+}
+
+fn secret_key(secret_sha256: &Sha256) -> Vec<u8> {
+    keys::of(&[secret_sha256.0])
+}
+
+impl Applier<'_> {
+    fn put_token(&mut self, token: &Token) -> ReadResult<()> {
+        self.put(Table::Tokens, &keys::of(&[token.id.as_str()]), token)?;
+        self.put(
+            Table::TokenSecrets,
+            &secret_key(&token.secret_sha256),
+            &token.id,
+        )
     }
 
-    /// The token whose secret hashes to `secret_sha256`.
-    pub fn token_by_secret(&self, secret_sha256: &Sha256) -> Option<&Token> {
-        self.tokens
-            .values()
-            .find(|token| &token.secret_sha256 == secret_sha256)
+    fn remove_token(&mut self, token: &Token) -> ReadResult<()> {
+        self.delete(Table::Tokens, &keys::of(&[token.id.as_str()]))?;
+        self.delete(Table::TokenSecrets, &secret_key(&token.secret_sha256))?;
+        Ok(())
     }
 
-    /// Applies a command about users, grants or tokens; [`MetaState::apply`] hands them here.
-    pub(super) fn apply_identity(&mut self, command: Command) -> CommandOutcome {
+    /// Applies a command about users, grants or tokens; [`Applier::apply`] hands them here.
+    pub(super) fn apply_identity(&mut self, command: Command) -> Applied {
         match command {
             Command::CreateToken { token } => {
-                if self.tokens.contains_key(&token.id) {
-                    return Err(CommandError::AlreadyExists(format!("token {}", token.id)));
+                if self.token(&token.id)?.is_some() {
+                    return Ok(Err(CommandError::AlreadyExists(format!(
+                        "token {}",
+                        token.id
+                    ))));
                 }
                 if let Some(owner) = &token.owner
-                    && !self.users.contains_key(owner)
+                    && self.user(owner)?.is_none()
                 {
-                    return Err(not_found(format_args!("user {owner}")));
+                    return Ok(Err(not_found(format_args!("user {owner}"))));
                 }
-                self.tokens.insert(token.id.clone(), token);
-                Ok(())
+                self.put_token(&token)?;
+                Ok(Ok(()))
             }
-            Command::RevokeToken { id } => self
-                .tokens
-                .remove(&id)
-                .map(drop)
-                .ok_or_else(|| not_found(format_args!("token {id}"))),
+            Command::RevokeToken { id } => match self.token(&id)? {
+                Some(token) => {
+                    self.remove_token(&token)?;
+                    Ok(Ok(()))
+                }
+                None => Ok(Err(not_found(format_args!("token {id}")))),
+            },
             Command::RotateToken { id, secret_sha256 } => {
-                let token = self
-                    .tokens
-                    .get_mut(&id)
-                    .ok_or_else(|| not_found(format_args!("token {id}")))?;
+                let Some(mut token) = self.token(&id)? else {
+                    return Ok(Err(not_found(format_args!("token {id}"))));
+                };
+                self.delete(Table::TokenSecrets, &secret_key(&token.secret_sha256))?;
                 token.secret_sha256 = secret_sha256;
-                Ok(())
+                self.put_token(&token)?;
+                Ok(Ok(()))
             }
             Command::CreateUser { user } => {
-                if self.users.contains_key(&user.name) {
-                    return Err(CommandError::AlreadyExists(format!("user {}", user.name)));
+                if self.user(&user.name)?.is_some() {
+                    return Ok(Err(CommandError::AlreadyExists(format!(
+                        "user {}",
+                        user.name
+                    ))));
                 }
-                self.users.insert(user.name.clone(), user);
-                Ok(())
+                self.put(Table::Users, &user_key(&user.name), &user)?;
+                Ok(Ok(()))
             }
             Command::UpdateUser {
                 name,
                 password_hash,
                 disabled,
                 at,
-            } => {
-                let user = self.user_mut(&name)?;
+            } => self.change_user(&name, |user| {
                 if password_hash.is_some() && user.kind == arca_protocol::UserKind::Service {
                     return Err(CommandError::Invalid(format!(
                         "{name} is a service account: it has no password"
@@ -79,54 +102,59 @@ impl MetaState {
                 }
                 user.updated_at = at;
                 Ok(())
-            }
+            }),
             Command::DeleteUser { name } => {
-                self.users
-                    .remove(&name)
-                    .ok_or_else(|| not_found(format_args!("user {name}")))?;
-                self.tokens
-                    .retain(|_, token| token.owner.as_deref() != Some(name.as_str()));
-                Ok(())
+                if !self.delete(Table::Users, &user_key(&name))? {
+                    return Ok(Err(not_found(format_args!("user {name}"))));
+                }
+                for token in self.tokens()? {
+                    if token.owner.as_deref() == Some(name.as_str()) {
+                        self.remove_token(&token)?;
+                    }
+                }
+                Ok(Ok(()))
             }
             Command::GrantRole { user, grant, at } => {
                 if let Some(registry) = &grant.registry
-                    && !self.registries.contains_key(registry)
+                    && self.registry(registry)?.is_none()
                 {
-                    return Err(not_found(format_args!("registry {registry}")));
+                    return Ok(Err(not_found(format_args!("registry {registry}"))));
                 }
-                let user = self.user_mut(&user)?;
-                user.grants.insert(grant);
-                user.updated_at = at;
-                Ok(())
+                self.change_user(&user, |user| {
+                    user.grants.insert(grant);
+                    user.updated_at = at;
+                    Ok(())
+                })
             }
             Command::RevokeRole { user, grant, at } => {
-                let name = user;
-                let user = self.user_mut(&name)?;
-                if !user.grants.remove(&grant) {
-                    return Err(not_found(format_args!("grant {grant} of user {name}")));
-                }
-                user.updated_at = at;
-                Ok(())
+                let name = user.clone();
+                self.change_user(&user, |user| {
+                    if !user.grants.remove(&grant) {
+                        return Err(not_found(format_args!("grant {grant} of user {name}")));
+                    }
+                    user.updated_at = at;
+                    Ok(())
+                })
             }
-            other => Err(CommandError::Invalid(format!(
+            other => Ok(Err(CommandError::Invalid(format!(
                 "not an identity command: {other:?}"
-            ))),
+            )))),
         }
     }
 
-    /// Grants on a registry go with it: a registry created later under the same name starts with
-    /// none.
-    pub(super) fn forget_registry_grants(&mut self, registry: &str) {
-        for user in self.users.values_mut() {
-            user.grants
-                .retain(|grant| grant.registry.as_deref() != Some(registry));
+    fn change_user(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut User) -> Result<(), CommandError>,
+    ) -> Applied {
+        let Some(mut user) = self.user(name)? else {
+            return Ok(Err(not_found(format_args!("user {name}"))));
+        };
+        if let Err(refused) = change(&mut user) {
+            return Ok(Err(refused));
         }
-    }
-
-    fn user_mut(&mut self, name: &str) -> Result<&mut User, CommandError> {
-        self.users
-            .get_mut(name)
-            .ok_or_else(|| not_found(format_args!("user {name}")))
+        self.put(Table::Users, &user_key(name), &user)?;
+        Ok(Ok(()))
     }
 }
 
@@ -137,6 +165,8 @@ mod tests {
     use arca_protocol::{Grant, Role, UserKind};
 
     use super::*;
+    use crate::meta::StateRead;
+    use crate::meta::testing::TestState;
 
     fn user(name: &str, kind: UserKind) -> User {
         User {
@@ -164,7 +194,7 @@ mod tests {
 
     #[test]
     fn users_grants_and_owned_tokens() {
-        let mut state = MetaState::default();
+        let state = TestState::new();
         state
             .apply(Command::CreateUser {
                 user: user("alice", UserKind::Human),
@@ -210,7 +240,15 @@ mod tests {
                 at: 3,
             })
             .expect("granted");
-        assert!(state.user("alice").expect("alice").grants.contains(&global));
+        assert!(
+            state
+                .view()
+                .user("alice")
+                .expect("read")
+                .expect("alice")
+                .grants
+                .contains(&global)
+        );
         state
             .apply(Command::RevokeRole {
                 user: "alice".into(),
@@ -236,8 +274,12 @@ mod tests {
             })
             .expect("rotated");
         assert_eq!(
-            state.token_by_secret(&new_hash).map(|t| t.id.as_str()),
-            Some("tok_alice")
+            state
+                .view()
+                .token_by_secret(&new_hash)
+                .expect("read")
+                .map(|t| t.id),
+            Some("tok_alice".to_string())
         );
 
         // Deleting the user takes its tokens with it, and only those.
@@ -246,14 +288,14 @@ mod tests {
                 name: "alice".into(),
             })
             .expect("deleted");
-        assert!(state.user("alice").is_none());
-        assert!(!state.tokens.contains_key("tok_alice"));
-        assert!(state.tokens.contains_key("tok_free"));
+        assert!(state.view().user("alice").expect("read").is_none());
+        assert!(state.view().token("tok_alice").expect("read").is_none());
+        assert!(state.view().token("tok_free").expect("read").is_some());
     }
 
     #[test]
     fn service_accounts_have_no_password_and_users_can_be_disabled() {
-        let mut state = MetaState::default();
+        let state = TestState::new();
         state
             .apply(Command::CreateUser {
                 user: user("ci", UserKind::Service),
@@ -276,7 +318,7 @@ mod tests {
                 at: 3,
             })
             .expect("disabled");
-        let ci = state.user("ci").expect("ci");
+        let ci = state.view().user("ci").expect("read").expect("ci");
         assert!(ci.disabled && ci.password_hash.is_none());
         assert_eq!(ci.updated_at, 3);
     }

@@ -1,18 +1,31 @@
 //! Metadata consensus: every metadata change is a [`Command`] proposed to openraft, persisted in the
-//! redb-backed log and applied by the deterministic state machine in [`state`]. Reads come from the
-//! local applied state; a write on a follower is forwarded to the leader, and answered once this node
-//! has applied it too (read-after-write on the node that wrote). Membership changes (add a learner,
-//! promote, remove) run on the leader, wherever they are asked for.
+//! redb-backed log and applied by the deterministic state machine ([`apply`]) to the state tables
+//! ([`tables`]). Reads go through read transactions ([`view`]): a consistent view of the applied
+//! state that never waits for the apply loop. A write on a follower is forwarded to the leader, and
+//! answered once this node has applied it too (read-after-write on the node that wrote). Membership
+//! changes (add a learner, promote, remove) run on the leader, wherever they are asked for.
+//! Snapshots are files streamed from a read transaction ([`snapshot`]), built when the log has
+//! grown by a share of the state's size; the formats of everything written are in [`format`].
 
+pub mod apply;
+pub mod files;
+pub mod format;
 mod identity;
+pub mod keys;
 pub mod network;
 pub mod runtime;
-pub mod state;
+pub mod snapshot;
 pub mod store;
+pub mod tables;
+pub mod view;
+
+pub use self::apply::MANIFEST_FILE;
+pub use self::view::{PackageContents, ReadView, StateRead, StoreError};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca_protocol::api::{ClusterNodeStatus, ClusterStatus};
@@ -22,37 +35,36 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::time::Instant;
 
+use self::files::{LocalFiles, MetaFiles, SnapshotFile};
+use self::format::{FormatError, LogCommand, UNVERSIONED_FILE};
 use self::network::RaftPeers;
-use self::state::MetaState;
-use self::store::{AppliedState, LogStore, StateMachineStore};
+use self::store::{CacheSizes, LogStore, OpenError, StateHandle, StateMachineStore};
+use self::view::ReadResult;
 use crate::inject::{self, Defect};
 use crate::transfer::{PeerNetwork, TransferError, decode, encode, unexpected};
 openraft::declare_raft_types!(
     /// Arca's Raft type configuration.
     pub TypeConfig:
-        D = Command,
+        D = LogCommand,
         R = CommandOutcome,
         NodeId = u64,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        SnapshotData = SnapshotFile,
         AsyncRuntime = runtime::SeededTokio,
 );
 
 /// Why metadata could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
-    /// The redb database could not be opened.
-    #[error("opening metadata database {path}: {source}")]
-    Database {
-        /// The database file.
+    /// The metadata files could not be opened, or are of another format.
+    #[error("metadata in {path}: {source}")]
+    Open {
+        /// The metadata directory.
         path: String,
         /// The cause.
-        source: Box<redb::Error>,
+        source: OpenError,
     },
-    /// The stored state machine could not be loaded.
-    #[error("loading metadata state: {0}")]
-    Load(String),
     /// Raft could not start or elect a leader.
     #[error("raft: {0}")]
     Raft(String),
@@ -64,13 +76,22 @@ pub enum ProposeError {
     /// The state machine refused it; nothing changed.
     #[error(transparent)]
     Refused(#[from] CommandError),
-    /// Raft could not commit it (no leader, shutting down).
+    /// Raft could not commit it (no leader, shutting down), or the state could not be read.
     #[error("metadata is unavailable: {0}")]
     Unavailable(String),
 }
 
+impl From<StoreError> for ProposeError {
+    fn from(error: StoreError) -> Self {
+        ProposeError::Unavailable(error.to_string())
+    }
+}
+
 /// The longest a follower waits to catch up with the leader before serving a write request.
 const READ_BARRIER_LIMIT: Duration = Duration::from_secs(3);
+
+/// How often the snapshot trigger looks at the log's growth.
+const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Settings of the Raft instance.
 #[derive(Clone)]
@@ -81,12 +102,17 @@ pub struct MetaOptions {
     pub node: NodeInfo,
     /// Start a new one-member cluster when the store holds none (false for a node that joins).
     pub bootstrap: bool,
-    /// Build a snapshot after this many applied entries.
-    pub snapshot_every: u64,
+    /// Build a snapshot (and purge the log) once the log has grown by this many bytes, or (with
+    /// `snapshot_by_state_size`) by half the state's size when that is more.
+    pub snapshot_log_bytes: u64,
+    /// Whether the state's size raises the log growth a snapshot waits for (off for small tests).
+    pub snapshot_by_state_size: bool,
     /// How long a write may wait for a quorum before it is refused.
     pub write_timeout: Duration,
     /// How Raft reaches other members.
     pub network: Arc<dyn PeerNetwork>,
+    /// The databases' page caches.
+    pub caches: CacheSizes,
 }
 
 /// Handle to the metadata: propose commands, read the applied state, manage membership.
@@ -96,8 +122,8 @@ pub struct Meta {
     node_id: u64,
     write_timeout: Duration,
     network: Arc<dyn PeerNetwork>,
-    applied: Arc<RwLock<AppliedState>>,
-    /// The database handle this instance keeps so that [`Meta::shutdown`] can close it last.
+    state: StateHandle,
+    /// The log database this instance keeps so that [`Meta::shutdown`] can close it last.
     database: Arc<Mutex<Option<Arc<redb::Database>>>>,
 }
 
@@ -143,45 +169,97 @@ async fn break_election_ties(raft: Raft<TypeConfig>) {
     }
 }
 
+/// Builds a snapshot whenever the log has grown by `log_bytes` since the last one, or (given the
+/// state's files) by half the state database's size when that is more, so the cost of snapshots
+/// stays a fixed share of the cost of writes whatever the size of the state. Stops with Raft.
+async fn trigger_snapshots(
+    raft: Raft<TypeConfig>,
+    state_files: Option<Arc<dyn MetaFiles>>,
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    log_bytes: u64,
+) {
+    let mut since = appended.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(SNAPSHOT_CHECK_EVERY).await;
+        let watch = raft.metrics();
+        if watch.borrow().running_state.is_err() || watch.has_changed().is_err() {
+            return;
+        }
+        let grown = appended.load(Ordering::Relaxed).saturating_sub(since);
+        if grown < log_bytes {
+            continue;
+        }
+        let state_bytes = state_files
+            .as_ref()
+            .map_or(0, |files| files.size(format::STATE_FILE).unwrap_or(0));
+        if grown < state_bytes / 2 {
+            continue;
+        }
+        since = appended.load(Ordering::Relaxed);
+        tracing::debug!(grown, state_bytes, "log grown: building a snapshot");
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+    }
+}
+
 fn raft_error(error: impl std::fmt::Display) -> MetaError {
     MetaError::Raft(error.to_string())
 }
 
 impl Meta {
-    /// Opens the metadata database at `path` and starts Raft. A node told to bootstrap initialises a
-    /// one-member cluster on first start; a cluster of one waits until it has elected itself.
-    pub async fn open(path: &Path, options: MetaOptions) -> Result<Meta, MetaError> {
-        let db = store::open_database(path).map_err(|source| MetaError::Database {
-            path: path.display().to_string(),
+    /// Opens the metadata in the data directory `data_dir` (its `meta/` folder) and starts Raft. A
+    /// node told to bootstrap initialises a one-member cluster on first start; a cluster of one
+    /// waits until it has elected itself. Metadata of a format this build does not read is refused.
+    pub async fn open(data_dir: &Path, options: MetaOptions) -> Result<Meta, MetaError> {
+        let dir = data_dir.join("meta");
+        let failed = |source: OpenError| MetaError::Open {
+            path: dir.display().to_string(),
             source,
+        };
+        let unversioned = data_dir.join(UNVERSIONED_FILE);
+        if unversioned.exists() && !dir.join(format::LOG_FILE).exists() {
+            return Err(failed(OpenError::Format(FormatError::Unversioned {
+                path: unversioned.display().to_string(),
+                supported: format::STATE_FORMAT,
+            })));
+        }
+        let files = LocalFiles::new(&dir).map_err(|source| {
+            failed(OpenError::File {
+                file: dir.display().to_string(),
+                source,
+            })
         })?;
-        Meta::start(db, options).await
+        Meta::open_in(Arc::new(files), options)
+            .await
+            .map_err(|error| match error {
+                MetaError::Open { source, .. } => failed(source),
+                other => other,
+            })
     }
 
-    /// [`Meta::open`] on a redb storage backend instead of a file (the simulator's disk).
-    pub async fn open_on(
-        backend: impl redb::StorageBackend,
+    /// [`Meta::open`] on any metadata files (the simulator's disk).
+    pub async fn open_in(
+        files: Arc<dyn MetaFiles>,
         options: MetaOptions,
     ) -> Result<Meta, MetaError> {
-        let db = store::open_database_on(backend).map_err(|source| MetaError::Database {
-            path: "(storage backend)".to_string(),
+        let failed = |source: OpenError| MetaError::Open {
+            path: "metadata files".to_string(),
             source,
-        })?;
-        Meta::start(db, options).await
-    }
-
-    async fn start(db: Arc<redb::Database>, options: MetaOptions) -> Result<Meta, MetaError> {
-        let database = Arc::new(Mutex::new(Some(db.clone())));
-        let log_store = LogStore::new(db.clone());
+        };
+        let log_db = store::open_log(files.as_ref(), options.caches.log).map_err(failed)?;
+        let database = Arc::new(Mutex::new(Some(log_db.clone())));
+        let log_store = LogStore::new(log_db.clone());
+        let appended = log_store.appended_bytes();
         let state_machine =
-            StateMachineStore::open(db).map_err(|e| MetaError::Load(e.to_string()))?;
-        let applied = state_machine.applied();
+            StateMachineStore::open(files.clone(), log_db, options.caches.state).map_err(failed)?;
+        let state = state_machine.state();
         let config = openraft::Config {
             cluster_name: "arca".to_string(),
             heartbeat_interval: 250,
             election_timeout_min: ELECTION_TIMEOUT_MS.start,
             election_timeout_max: ELECTION_TIMEOUT_MS.end,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         }
@@ -206,12 +284,19 @@ impl Meta {
             );
         }
         tokio::spawn(break_election_ties(raft.clone()));
+        let by_state = options.snapshot_by_state_size.then_some(files);
+        tokio::spawn(trigger_snapshots(
+            raft.clone(),
+            by_state,
+            appended,
+            options.snapshot_log_bytes,
+        ));
         let meta = Meta {
             raft,
             node_id: options.node_id,
             write_timeout: options.write_timeout,
             network: options.network,
-            applied,
+            state,
             database,
         };
         let alone = meta
@@ -265,7 +350,9 @@ impl Meta {
         command: &Command,
         deadline: Instant,
     ) -> Result<Result<CommandOutcome, Option<NodeInfo>>, ProposeError> {
-        match tokio::time::timeout_at(deadline, self.raft.client_write(command.clone())).await {
+        let logged = LogCommand::encode(command)
+            .map_err(|e| ProposeError::Refused(CommandError::Invalid(e.to_string())))?;
+        match tokio::time::timeout_at(deadline, self.raft.client_write(logged)).await {
             Err(_) => Err(ProposeError::Unavailable(format!(
                 "the write was not committed within {:?}: no quorum",
                 self.write_timeout
@@ -346,14 +433,11 @@ impl Meta {
         }
     }
 
-    /// Reads the applied state linearizably: what `read` sees includes every write the cluster
-    /// acknowledged before this call. The leader confirms with a quorum that it still leads; a follower
-    /// asks the leader for its read index and waits until it has applied that far. Without a quorum the
-    /// read is refused rather than served stale.
-    pub async fn read_linearizable<R>(
-        &self,
-        read: impl FnOnce(&MetaState) -> R,
-    ) -> Result<R, ProposeError> {
+    /// A view of the applied state taken linearizably: it includes every write the cluster
+    /// acknowledged before this call. The leader confirms with a quorum that it still leads; a
+    /// follower asks the leader for its read index and waits until it has applied that far. Without a
+    /// quorum the view is refused rather than served stale.
+    pub async fn view_linearizable(&self) -> Result<ReadView, ProposeError> {
         let unavailable = |reason: String| ProposeError::Unavailable(reason);
         let index = if self.raft_metrics().current_leader == Some(self.node_id) {
             self.read_index_as_leader()
@@ -379,7 +463,16 @@ impl Meta {
             .applied_index_at_least(Some(index), "linearizable read")
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        Ok(self.read(read))
+        Ok(self.view()?)
+    }
+
+    /// Reads the applied state linearizably (see [`Meta::view_linearizable`]).
+    pub async fn read_linearizable<R>(
+        &self,
+        read: impl FnOnce(&ReadView) -> ReadResult<R>,
+    ) -> Result<R, ProposeError> {
+        let view = self.view_linearizable().await?;
+        Ok(read(&view)?)
     }
 
     /// The leader's side of a read barrier: confirms leadership with a quorum and returns the index a
@@ -401,7 +494,11 @@ impl Meta {
 
     /// Serves a write forwarded by another node: commits it if this node leads.
     pub async fn write_for_peer(&self, command: Command) -> PeerResponse {
-        let write = self.raft.client_write(command);
+        let logged = match LogCommand::encode(&command) {
+            Ok(logged) => logged,
+            Err(error) => return PeerResponse::Failed(PeerError::Invalid(error.to_string())),
+        };
+        let write = self.raft.client_write(logged);
         match tokio::time::timeout(self.write_timeout, write).await {
             Ok(Ok(response)) => PeerResponse::Written {
                 log_index: response.log_id.index,
@@ -644,13 +741,53 @@ impl Meta {
             .collect()
     }
 
-    /// Runs `read` over the applied metadata.
-    pub fn read<R>(&self, read: impl FnOnce(&MetaState) -> R) -> R {
-        let applied = self
-            .applied
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        read(&applied.meta)
+    /// Runs `read` over a consistent view of the applied metadata (a read transaction: it sees
+    /// every command applied before it began, and none of those after).
+    pub fn read<R>(&self, read: impl FnOnce(&ReadView) -> ReadResult<R>) -> ReadResult<R> {
+        read(&self.view()?)
+    }
+
+    fn log_database(&self) -> ReadResult<Arc<redb::Database>> {
+        self.database
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Storage(Box::new(redb::StorageError::DatabaseClosed.into())))
+    }
+
+    /// A value of this node's own, kept beside the Raft log (never replicated).
+    pub fn local_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> ReadResult<Option<T>> {
+        store::local_value(self.log_database()?.as_ref(), key)
+    }
+
+    /// Sets a value of this node's own ([`Meta::local_value`]).
+    pub fn set_local_value<T: serde::Serialize>(&self, key: &str, value: &T) -> ReadResult<()> {
+        store::set_local_value(self.log_database()?.as_ref(), key, value)
+    }
+
+    /// A consistent view of the applied metadata, to read several things from one point in time.
+    pub fn view(&self) -> ReadResult<ReadView> {
+        self.state.view()
+    }
+
+    /// A digest of the whole applied state (every table, in order): two nodes that applied the
+    /// same log have the same digest.
+    pub fn state_digest(&self) -> ReadResult<(Option<openraft::LogId<u64>>, String)> {
+        use self::view::{Source, StateRead};
+        let view = self.state.view()?;
+        let mut hasher = blake3::Hasher::new();
+        for &table in tables::Table::ALL {
+            hasher.update(table.name().as_bytes());
+            let everything = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+            for entry in view.range_raw(table, &everything)? {
+                let (key, value) = entry.map_err(StoreError::from)?;
+                hasher.update(&(key.value().len() as u64).to_le_bytes());
+                hasher.update(key.value());
+                hasher.update(&(value.value().len() as u64).to_le_bytes());
+                hasher.update(value.value());
+            }
+        }
+        Ok((view.last_applied()?, hasher.finalize().to_hex().to_string()))
     }
 
     /// Raft's current metrics (term, leader, log indexes, membership).
@@ -679,11 +816,18 @@ impl Meta {
         Ok(())
     }
 
-    /// Stops Raft, waits (up to 10 s) until its tasks have released the database and closes it, so the
-    /// same data directory can be opened again as soon as this returns.
+    /// Stops Raft, makes the applied state durable, waits (up to 10 s) until Raft's tasks have
+    /// released the log database and closes it, so the same data directory can be opened again as
+    /// soon as this returns.
     pub async fn shutdown(&self) {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown");
+        }
+        let state = self.state.clone();
+        match crate::blocking::spawn(move || state.sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "making the state durable at shutdown"),
+            Err(error) => tracing::warn!(%error, "making the state durable at shutdown"),
         }
         let database = self
             .database
@@ -717,6 +861,8 @@ mod tests {
     use openraft::StorageError;
     use openraft::testing::{StoreBuilder, Suite};
 
+    use self::view::StateRead;
+
     struct RedbBuilder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RedbBuilder {
@@ -724,9 +870,11 @@ mod tests {
             &self,
         ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<u64>> {
             let dir = tempfile::tempdir().expect("temp dir");
-            let db = store::open_database(&dir.path().join("meta.redb")).expect("database");
-            let state_machine = StateMachineStore::open(db.clone()).expect("state machine");
-            Ok((dir, LogStore::new(db), state_machine))
+            let files: Arc<dyn MetaFiles> = Arc::new(LocalFiles::new(dir.path()).expect("files"));
+            let log = store::open_log(files.as_ref(), 1 << 20).expect("log database");
+            let state_machine =
+                StateMachineStore::open(files, log.clone(), 1 << 20).expect("state machine");
+            Ok((dir, LogStore::new(log), state_machine))
         }
     }
 
@@ -758,19 +906,23 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn restart_replays_log_after_snapshot_to_the_same_state() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("meta.redb");
-        let options = MetaOptions {
+    fn options() -> MetaOptions {
+        MetaOptions {
             node_id: 1,
             node: NodeInfo::default(),
             bootstrap: true,
-            snapshot_every: 10_000,
+            snapshot_log_bytes: u64::MAX,
+            snapshot_by_state_size: true,
             write_timeout: Duration::from_secs(5),
             network: Arc::new(crate::transfer::NoNetwork),
-        };
-        let meta = Meta::open(&path, options.clone()).await.expect("open");
+            caches: CacheSizes::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restart_replays_log_after_snapshot_to_the_same_state() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let meta = Meta::open(dir.path(), options()).await.expect("open");
         for i in 0..5 {
             meta.propose(create_registry(&format!("before-{i}")))
                 .await
@@ -795,12 +947,12 @@ mod tests {
             refused,
             Err(ProposeError::Refused(CommandError::AlreadyExists(_)))
         ));
-        let expected = meta.read(|state| state.clone());
-        assert_eq!(expected.registries.len(), 8);
+        assert_eq!(meta.read(|view| view.registries()).expect("read").len(), 8);
+        let expected = meta.state_digest().expect("digest");
         meta.shutdown().await;
         drop(meta);
 
-        let reopened = Meta::open(&path, options).await.expect("reopen");
+        let reopened = Meta::open(dir.path(), options()).await.expect("reopen");
         reopened
             .raft
             .wait(Some(Duration::from_secs(10)))
@@ -810,11 +962,96 @@ mod tests {
             )
             .await
             .expect("replay");
-        assert_eq!(reopened.read(|state| state.clone()), expected);
+        assert_eq!(reopened.state_digest().expect("digest"), expected);
+        let owner = reopened
+            .read(|view| view.registry("after-2"))
+            .expect("read")
+            .and_then(|r| r.metadata.get("owner").cloned());
+        assert_eq!(owner.as_deref(), Some("ops"));
         assert!(
             reopened.raft_metrics().snapshot.is_some(),
             "the snapshot was stored and loaded"
         );
         reopened.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_data_directory_from_before_formats_is_refused_not_emptied() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(UNVERSIONED_FILE), b"old").expect("old file");
+        let error = match Meta::open(dir.path(), options()).await {
+            Ok(_) => panic!("an unversioned data directory must be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("format 0"), "{error}");
+        assert!(
+            error.contains(&format!("format {}", format::STATE_FORMAT)),
+            "{error}"
+        );
+        assert!(!dir.path().join("meta").join(format::STATE_FILE).exists());
+    }
+}
+
+/// A state machine without Raft, for unit tests of what commands do.
+#[cfg(test)]
+pub mod testing {
+    use std::sync::Arc;
+
+    use arca_protocol::{Command, CommandOutcome};
+
+    use super::ReadView;
+    use super::store::{apply_one, memory_state};
+
+    /// A state database in memory that applies commands one at a time.
+    pub struct TestState(Arc<redb::Database>);
+
+    impl Default for TestState {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl TestState {
+        /// An empty state.
+        pub fn new() -> TestState {
+            TestState(Arc::new(memory_state().expect("state in memory")))
+        }
+
+        /// Applies `command`: applied, or refused with nothing changed.
+        pub fn apply(&self, command: Command) -> CommandOutcome {
+            apply_one(&self.0, command).expect("storage works")
+        }
+
+        /// Runs `change` on an applier of a transaction that is then committed.
+        pub fn with_applier<R>(
+            &self,
+            change: impl FnOnce(&mut super::apply::Applier<'_>) -> Result<R, super::StoreError>,
+        ) -> Result<R, super::StoreError> {
+            let txn = self.0.begin_write()?;
+            let result = change(&mut super::apply::Applier::new(&txn))?;
+            txn.commit()?;
+            Ok(result)
+        }
+
+        /// A view of the state as it is now.
+        pub fn view(&self) -> ReadView {
+            ReadView::open(self.0.clone()).expect("read transaction")
+        }
+
+        /// A digest of every table.
+        pub fn digest(&self) -> String {
+            use super::view::Source;
+            let view = self.view();
+            let mut hasher = blake3::Hasher::new();
+            for &table in super::tables::Table::ALL {
+                let everything = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+                for entry in view.range_raw(table, &everything).expect("range") {
+                    let (key, value) = entry.expect("entry");
+                    hasher.update(key.value());
+                    hasher.update(value.value());
+                }
+            }
+            hasher.finalize().to_hex().to_string()
+        }
     }
 }

@@ -15,16 +15,21 @@ use std::collections::BTreeMap;
 
 use arca_protocol::api::{CleanupReport, PlannedDeletion, RefusedDeletion};
 use arca_protocol::model::{CleanupPolicy, CleanupRule};
-use arca_protocol::{Command, Package, Version};
+use arca_protocol::{Command, Version};
 
-use crate::meta::state::MetaState;
-use crate::meta::{Meta, ProposeError};
-use crate::proxy::LAST_ACCESS;
+use crate::meta::apply::access_time;
+use crate::meta::keys::{self, Key};
+use crate::meta::tables::Table;
+use crate::meta::view::ReadResult;
+use crate::meta::{Meta, ProposeError, StateRead, StoreError};
 
 /// A version the policy deletes.
 pub type Planned = PlannedDeletion;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Packages read per step of a plan.
+const PAGE: usize = 1000;
 
 /// Why a cleanup could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -32,74 +37,134 @@ pub enum CleanupError {
     /// The registry does not exist.
     #[error("registry {0} not found")]
     NotFound(String),
+    /// The metadata could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The versions of `registry` its cleanup policy deletes at `now_ms`, in package and version order.
-pub fn plan(state: &MetaState, registry: &str, now_ms: u64) -> Result<Vec<Planned>, CleanupError> {
-    let registry_state = state
-        .registry(registry)
-        .ok_or_else(|| CleanupError::NotFound(registry.to_string()))?;
-    Ok(plan_policy(
-        &registry_state.registry.cleanup,
-        &registry_state.packages,
-        now_ms,
-    ))
-}
-
-fn plan_policy(
-    policy: &CleanupPolicy,
-    packages: &BTreeMap<String, Package>,
+/// A rule that only looks at downloads reads the versions idle long enough from the last-access
+/// index; the others go through the registry's packages a page at a time.
+pub fn plan(
+    view: &(impl StateRead + ?Sized),
+    registry: &str,
     now_ms: u64,
-) -> Vec<Planned> {
-    let mut planned = Vec::new();
-    for (package_name, package) in packages {
-        let mut chosen: BTreeMap<&str, Planned> = BTreeMap::new();
-        for rule in &policy.rules {
-            if !glob_match(&rule.package_pattern, package_name) {
-                continue;
+) -> Result<Vec<Planned>, CleanupError> {
+    let policy = view
+        .registry(registry)?
+        .ok_or_else(|| CleanupError::NotFound(registry.to_string()))?
+        .cleanup;
+    let mut chosen: BTreeMap<(String, String), Planned> = BTreeMap::new();
+    for rule in &policy.rules {
+        if rule.keep_last.is_none()
+            && rule.older_than_days.is_none()
+            && rule.not_downloaded_days.is_none()
+        {
+            continue;
+        }
+        let mut consider =
+            |package: &str, versions: Vec<Version>, total: usize| -> ReadResult<()> {
+                if versions.is_empty() {
+                    return Ok(());
+                }
+                let tags = view.tags(registry, package)?;
+                for (version, reason) in rule_selects(rule, versions, total, &tags, now_ms) {
+                    chosen
+                        .entry((package.to_string(), version.name.clone()))
+                        .or_insert_with(|| Planned {
+                            package: package.to_string(),
+                            version: version.name,
+                            rule: rule.name.clone(),
+                            reason,
+                        });
+                }
+                Ok(())
+            };
+        match (rule.keep_last, rule.not_downloaded_days) {
+            (None, Some(days)) => {
+                for (package, versions) in idle_versions(view, registry, now_ms, days)? {
+                    let matching = matching_versions(rule, &package, versions);
+                    let total = matching.len();
+                    consider(&package, matching, total)?;
+                }
             }
-            for (version, reason) in rule_selects(rule, package, now_ms) {
-                chosen
-                    .entry(version.name.as_str())
-                    .or_insert_with(|| Planned {
-                        package: package_name.clone(),
-                        version: version.name.clone(),
-                        rule: rule.name.clone(),
-                        reason,
-                    });
+            _ => {
+                let mut after: Option<String> = None;
+                loop {
+                    let names = view.package_names(registry, after.as_deref(), PAGE)?;
+                    for package in &names {
+                        let versions = view.versions(registry, package)?;
+                        let matching = matching_versions(rule, package, versions);
+                        let total = matching.len();
+                        consider(package, matching, total)?;
+                    }
+                    match names.last() {
+                        Some(last) if names.len() == PAGE => after = Some(last.clone()),
+                        _ => break,
+                    }
+                }
             }
         }
-        planned.extend(chosen.into_values());
     }
-    planned
+    Ok(chosen.into_values().collect())
 }
 
-/// The versions of `package` that `rule` deletes, with the reason.
-fn rule_selects<'a>(
-    rule: &CleanupRule,
-    package: &'a Package,
-    now_ms: u64,
-) -> Vec<(&'a Version, String)> {
-    if rule.keep_last.is_none()
-        && rule.older_than_days.is_none()
-        && rule.not_downloaded_days.is_none()
-    {
+/// The versions of `rule`'s packages whose names its version pattern matches.
+fn matching_versions(rule: &CleanupRule, package: &str, versions: Vec<Version>) -> Vec<Version> {
+    if !glob_match(&rule.package_pattern, package) {
         return Vec::new();
     }
-    let mut matching: Vec<&Version> = package
-        .versions
-        .values()
+    versions
+        .into_iter()
         .filter(|v| glob_match(&rule.version_pattern, &v.name))
-        .collect();
+        .collect()
+}
+
+/// The versions of `registry` not downloaded (else not created) for more than `days` at `now_ms`,
+/// by package, from the last-access index.
+fn idle_versions(
+    view: &(impl StateRead + ?Sized),
+    registry: &str,
+    now_ms: u64,
+    days: u32,
+) -> ReadResult<BTreeMap<String, Vec<Version>>> {
+    let cutoff = now_ms.saturating_sub(u64::from(days) * DAY_MS);
+    let start = keys::of(&[registry]);
+    let end = Key::new().part(registry).number(cutoff).into_bytes();
+    let mut found: BTreeMap<String, Vec<Version>> = BTreeMap::new();
+    let range = (
+        std::ops::Bound::Included(start),
+        std::ops::Bound::Excluded(end),
+    );
+    for entry in view.range_raw(Table::LastAccess, &range)? {
+        let key = entry?.0.value().to_vec();
+        let package = keys::text_part(&key, 2)?;
+        let version = keys::text_part(&key, 3)?;
+        if let Some(stored) = view.version(registry, &package, &version)? {
+            found.entry(package).or_default().push(stored);
+        }
+    }
+    Ok(found)
+}
+
+/// The versions of a package that `rule` deletes, with the reason: of `versions` (those its
+/// patterns match, `total` of them), all but the newest `keep_last`, and those created or last
+/// downloaded longer ago than it says, unless a tag or metadata it keeps covers them.
+fn rule_selects(
+    rule: &CleanupRule,
+    mut versions: Vec<Version>,
+    total: usize,
+    tags: &BTreeMap<String, String>,
+    now_ms: u64,
+) -> Vec<(Version, String)> {
     // Newest first: by creation time, then by name.
-    matching.sort_by(|a, b| {
+    versions.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)
             .then_with(|| b.name.cmp(&a.name))
     });
-    let total = matching.len();
     let mut selected = Vec::new();
-    for (index, version) in matching.into_iter().enumerate() {
+    for (index, version) in versions.into_iter().enumerate() {
         let mut reasons = Vec::new();
         if let Some(keep) = rule.keep_last {
             if index < keep as usize {
@@ -121,8 +186,7 @@ fn rule_selects<'a>(
             ));
         }
         if let Some(days) = rule.not_downloaded_days {
-            let last = last_download(version);
-            let idle = now_ms.saturating_sub(last);
+            let idle = now_ms.saturating_sub(access_time(&version));
             if idle <= u64::from(days) * DAY_MS {
                 continue;
             }
@@ -131,7 +195,7 @@ fn rule_selects<'a>(
                 idle / DAY_MS
             ));
         }
-        let kept_by_tag = package.tags.iter().any(|(tag, target)| {
+        let kept_by_tag = tags.iter().any(|(tag, target)| {
             target == &version.name
                 && (rule.keep_tagged || rule.keep_tags.iter().any(|p| glob_match(p, tag)))
         });
@@ -141,22 +205,14 @@ fn rule_selects<'a>(
         if rule
             .keep_metadata
             .iter()
-            .any(|pair| metadata_matches(pair, version))
+            .any(|pair| metadata_matches(pair, &version))
         {
             continue;
         }
-        selected.push((version, reasons.join("; ")));
+        let reason = reasons.join("; ");
+        selected.push((version, reason));
     }
     selected
-}
-
-/// When a version was last downloaded: its recorded last access, else its creation.
-fn last_download(version: &Version) -> u64 {
-    version
-        .attributes
-        .get(LAST_ACCESS)
-        .and_then(|at| at.parse::<u64>().ok())
-        .unwrap_or(version.created_at)
 }
 
 /// Whether a `key:value` exception (or a bare `key`: any value) covers the version's metadata.
@@ -229,7 +285,7 @@ pub async fn run(
     registry: &str,
     dry_run: bool,
 ) -> Result<CleanupReport, CleanupError> {
-    let planned = meta.read(|state| plan(state, registry, now_ms))?;
+    let planned = plan(&meta.view()?, registry, now_ms)?;
     let mut report = CleanupReport {
         registry: registry.to_string(),
         dry_run,
@@ -272,13 +328,15 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::testing::TestState;
+    use crate::proxy::LAST_ACCESS;
     use arca_protocol::{BlobRef, ChunkId, ChunkRef, Overwrite, PackageType, Registry, Sha256};
     use std::collections::BTreeMap;
 
     const NOW: u64 = 1000 * DAY_MS;
 
-    fn state(immutable: bool) -> MetaState {
-        let mut state = MetaState::default();
+    fn state(immutable: bool) -> TestState {
+        let state = TestState::new();
         state
             .apply(Command::CreateRegistry {
                 registry: Registry {
@@ -305,7 +363,7 @@ mod tests {
     }
 
     /// Puts `package/version`, created `days_ago` days before [`NOW`].
-    fn put(state: &mut MetaState, package: &str, version: &str, days_ago: u64) {
+    fn put(state: &TestState, package: &str, version: &str, days_ago: u64) {
         let byte = version.len() as u8;
         state
             .apply(Command::PutFile {
@@ -320,6 +378,7 @@ mod tests {
                         id: ChunkId([byte; 32]),
                         size: 1,
                     }],
+                    inline: None,
                 },
                 attributes: BTreeMap::new(),
                 tags: Vec::new(),
@@ -329,7 +388,7 @@ mod tests {
             .expect("put");
     }
 
-    fn set_policy(state: &mut MetaState, rules: Vec<CleanupRule>) {
+    fn set_policy(state: &TestState, rules: Vec<CleanupRule>) {
         state
             .apply(Command::SetCleanupPolicy {
                 registry: "files".into(),
@@ -345,8 +404,8 @@ mod tests {
         }
     }
 
-    fn planned(state: &MetaState) -> Vec<(String, String)> {
-        plan(state, "files", NOW)
+    fn planned(state: &TestState) -> Vec<(String, String)> {
+        plan(&state.view(), "files", NOW)
             .expect("plan")
             .into_iter()
             .map(|p| (p.package, p.version))
@@ -379,29 +438,29 @@ mod tests {
 
     #[test]
     fn no_policy_or_no_condition_deletes_nothing() {
-        let mut state = state(false);
-        put(&mut state, "tool", "1.0", 500);
+        let state = state(false);
+        put(&state, "tool", "1.0", 500);
         assert!(planned(&state).is_empty());
-        set_policy(&mut state, vec![rule("nothing")]);
+        set_policy(&state, vec![rule("nothing")]);
         assert!(planned(&state).is_empty());
         assert!(matches!(
-            plan(&state, "missing", NOW),
+            plan(&state.view(), "missing", NOW),
             Err(CleanupError::NotFound(_))
         ));
     }
 
     #[test]
     fn keep_last_counts_per_package_newest_by_creation() {
-        let mut state = state(false);
+        let state = state(false);
         for (version, days) in [("1.0", 40), ("1.1", 30), ("1.2", 20), ("1.3", 10)] {
-            put(&mut state, "tool", version, days);
+            put(&state, "tool", version, days);
         }
         // Created out of name order: 0.9 is the newest.
-        put(&mut state, "lib", "0.9", 1);
-        put(&mut state, "lib", "2.0", 5);
-        put(&mut state, "lib", "3.0", 9);
+        put(&state, "lib", "0.9", 1);
+        put(&state, "lib", "2.0", 5);
+        put(&state, "lib", "3.0", 9);
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 keep_last: Some(2),
                 ..rule("last-two")
@@ -411,19 +470,19 @@ mod tests {
             planned(&state),
             pairs(&[("lib", "3.0"), ("tool", "1.0"), ("tool", "1.1")])
         );
-        let first = &plan(&state, "files", NOW).expect("plan")[0];
+        let first = &plan(&state.view(), "files", NOW).expect("plan")[0];
         assert_eq!(first.rule, "last-two");
         assert!(first.reason.contains("newest 2"), "{}", first.reason);
     }
 
     #[test]
     fn age_conditions_and_and_with_keep_last() {
-        let mut state = state(false);
+        let state = state(false);
         for (version, days) in [("1.0", 100), ("1.1", 60), ("1.2", 20), ("1.3", 10)] {
-            put(&mut state, "tool", version, days);
+            put(&state, "tool", version, days);
         }
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 older_than_days: Some(30),
                 ..rule("old")
@@ -432,7 +491,7 @@ mod tests {
         assert_eq!(planned(&state), pairs(&[("tool", "1.0"), ("tool", "1.1")]));
         // ANDed: older than 30 days and not among the newest 3.
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 older_than_days: Some(30),
                 keep_last: Some(3),
@@ -444,10 +503,10 @@ mod tests {
 
     #[test]
     fn not_downloaded_uses_last_access_else_creation() {
-        let mut state = state(false);
-        put(&mut state, "tool", "1.0", 200);
-        put(&mut state, "tool", "1.1", 200);
-        put(&mut state, "tool", "1.2", 10);
+        let state = state(false);
+        put(&state, "tool", "1.0", 200);
+        put(&state, "tool", "1.1", 200);
+        put(&state, "tool", "1.2", 10);
         state
             .apply(Command::SetAttributes {
                 registry: "files".into(),
@@ -459,7 +518,7 @@ mod tests {
             })
             .expect("attributes");
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 not_downloaded_days: Some(90),
                 ..rule("idle")
@@ -470,12 +529,12 @@ mod tests {
 
     #[test]
     fn patterns_choose_packages_and_versions() {
-        let mut state = state(false);
-        put(&mut state, "app", "1.0-SNAPSHOT", 50);
-        put(&mut state, "app", "1.0", 50);
-        put(&mut state, "lib", "1.0-SNAPSHOT", 50);
+        let state = state(false);
+        put(&state, "app", "1.0-SNAPSHOT", 50);
+        put(&state, "app", "1.0", 50);
+        put(&state, "lib", "1.0-SNAPSHOT", 50);
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 package_pattern: "a*".into(),
                 version_pattern: "*-SNAPSHOT".into(),
@@ -488,9 +547,9 @@ mod tests {
 
     #[test]
     fn tagged_versions_are_kept_unless_the_rule_says_otherwise() {
-        let mut state = state(false);
-        put(&mut state, "tool", "1.0", 50);
-        put(&mut state, "tool", "1.1", 40);
+        let state = state(false);
+        put(&state, "tool", "1.0", 50);
+        put(&state, "tool", "1.1", 40);
         state
             .apply(Command::SetTag {
                 registry: "files".into(),
@@ -503,10 +562,10 @@ mod tests {
             older_than_days: Some(30),
             ..rule("old")
         };
-        set_policy(&mut state, vec![old.clone()]);
+        set_policy(&state, vec![old.clone()]);
         assert_eq!(planned(&state), pairs(&[("tool", "1.1")]));
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 keep_tagged: false,
                 ..old.clone()
@@ -519,7 +578,7 @@ mod tests {
             ("latest", vec![("tool", "1.0"), ("tool", "1.1")]),
         ] {
             set_policy(
-                &mut state,
+                &state,
                 vec![CleanupRule {
                     keep_tagged: false,
                     keep_tags: vec![pattern.into()],
@@ -532,9 +591,9 @@ mod tests {
 
     #[test]
     fn metadata_exceptions_keep_versions() {
-        let mut state = state(false);
+        let state = state(false);
         for (version, days) in [("1.0", 40), ("1.1", 30), ("1.2", 20), ("1.3", 10)] {
-            put(&mut state, "tool", version, days);
+            put(&state, "tool", version, days);
         }
         for (version, value) in [("1.0", "true"), ("1.1", "false")] {
             state
@@ -549,7 +608,7 @@ mod tests {
                 .expect("metadata");
         }
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 keep_last: Some(2),
                 keep_metadata: vec!["approved:true".into()],
@@ -559,7 +618,7 @@ mod tests {
         assert_eq!(planned(&state), pairs(&[("tool", "1.1")]));
         // A bare key keeps any value.
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 keep_last: Some(2),
                 keep_metadata: vec!["approved".into()],
@@ -571,11 +630,11 @@ mod tests {
 
     #[test]
     fn the_first_deleting_rule_is_reported_once() {
-        let mut state = state(false);
-        put(&mut state, "tool", "1.0", 100);
-        put(&mut state, "tool", "1.1", 1);
+        let state = state(false);
+        put(&state, "tool", "1.0", 100);
+        put(&state, "tool", "1.1", 1);
         set_policy(
-            &mut state,
+            &state,
             vec![
                 CleanupRule {
                     older_than_days: Some(30),
@@ -588,7 +647,7 @@ mod tests {
                 },
             ],
         );
-        let plan = plan(&state, "files", NOW).expect("plan");
+        let plan = plan(&state.view(), "files", NOW).expect("plan");
         assert_eq!(plan.len(), 1);
         assert_eq!(
             (plan[0].version.as_str(), plan[0].rule.as_str()),
@@ -598,11 +657,11 @@ mod tests {
 
     #[test]
     fn immutable_registries_accept_only_cleanup_deletions() {
-        let mut state = state(true);
-        put(&mut state, "tool", "1.0", 100);
-        put(&mut state, "tool", "1.1", 1);
+        let state = state(true);
+        put(&state, "tool", "1.0", 100);
+        put(&state, "tool", "1.1", 1);
         set_policy(
-            &mut state,
+            &state,
             vec![CleanupRule {
                 keep_last: Some(1),
                 ..rule("last")

@@ -1,16 +1,22 @@
-//! Garbage collection of chunks: removes the chunk files of this node that no blob the metadata
-//! references uses any more, once they are older than a grace period.
+//! Garbage collection of chunks: removes the chunk files of this node that no live blob uses any
+//! more, once they are older than a grace period.
 //!
-//! A run **lists** the chunk directory, then **marks** (a linearizable read of the applied state: it
-//! collects the chunk ids of every referenced blob, and the run removes nothing when the node cannot
-//! confirm it has applied everything the cluster committed), then **sweeps**: a listed chunk that is
-//! not marked, was written (or last reused) before `now - grace` and is not held is removed from disk
-//! and from the memory tier. `now` comes from a [`NeverAhead`] clock, so a forward jump of the time of
-//! day cannot make a chunk written a moment ago look old. What keeps it from taking chunks in use:
+//! The state machine counts, for every chunk, the live blobs that use it (a blob is live while a
+//! file, a linked OCI blob or a cached document references it; one whose last reference goes is
+//! forgotten, with its replicas, when the command that removed it is applied). A run therefore holds
+//! no reference set: it goes through the chunk files one fan-out directory (a 256th of them) at a
+//! time, and for each it **lists** the directory, then **marks** (takes a linearizable view of the
+//! applied state, removing nothing when the node cannot confirm it has applied everything the
+//! cluster committed), then **sweeps**: a listed chunk that no live blob uses, was written (or last
+//! reused) before `now - grace` and is not held is removed from disk and from the memory tier. The
+//! periodic collection goes a sixteenth of the directories at a time, its steps spread over its
+//! interval, and resumes after a restart where it stopped. `now` comes from a
+//! [`NeverAhead`] clock, so a forward jump of the time of day cannot make a chunk written a moment
+//! ago look old. What keeps it from taking chunks in use:
 //!
 //! - *Referenced blobs*: marking happens after listing, so a blob committed between the two is seen;
-//!   one committed after the mark had its chunks written, reused (touched) or fetched after the run
-//!   began, so they are younger than the cutoff or claimed.
+//!   one committed after the mark had its chunks written, reused (touched) or fetched after the
+//!   step began, so they are younger than the cutoff or claimed.
 //! - *Uploads in flight*: a blob writer pins the chunks it stores until it is dropped, however long
 //!   the upload takes. From the end of the upload to the Raft commit, the grace period protects them
 //!   (a grace of 0 gives that window up: only for a quiet registry).
@@ -18,9 +24,9 @@
 //!   and, during a run, claims it under the lock a removal takes; a chunk found present by
 //!   [`ChunkStore::contains`] (the replication worker) is claimed too.
 //!
-//! A run never blocks pushes: listing, checking and removing files run on blocking threads, and the
-//! state's read lock is held only while the referenced chunk ids are collected. Each node collects its
-//! own chunk directory; the bounded cache of a cache node evicts by itself and is not touched.
+//! A run never blocks pushes: listing, checking and removing files run on blocking threads, against
+//! a read transaction. Each node collects its own chunk directory; the bounded cache of a cache node
+//! evicts by itself and is not touched.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -28,13 +34,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arca_protocol::{BlobRef, ChunkId};
+use arca_protocol::ChunkId;
 
 use crate::blob::{BlobError, ChunkStore, Collection, StoredChunk};
 use crate::clock::Clock;
 use crate::inject::{self, Defect};
-use crate::meta::state::{MetaState, RegistryState};
-use crate::meta::{Meta, ProposeError};
+use crate::meta::{Meta, ProposeError, ReadView, StateRead, StoreError};
 
 /// How old an unreferenced chunk must be before it is removed, unless a run says otherwise.
 pub const DEFAULT_GRACE: Duration =
@@ -73,57 +78,36 @@ pub enum GcError {
     /// was removed.
     #[error("garbage collection needs up-to-date metadata and removed nothing: {0}")]
     Unavailable(#[from] ProposeError),
+    /// The metadata could not be read.
+    #[error("garbage collection could not read the metadata: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// The blobs a registry's packages reference: the files of their versions (OCI manifests included)
-/// and the blobs linked into them (OCI layers and configs). A blob may come more than once.
-pub fn registry_blobs<'a>(
-    state: &'a MetaState,
-    registry: &'a RegistryState,
-) -> impl Iterator<Item = &'a BlobRef> + 'a {
-    registry.packages.values().flat_map(move |package| {
-        let files = package
-            .versions
-            .values()
-            .flat_map(|version| version.files.values())
-            .filter_map(move |file| state.blobs.get(&file.sha256));
-        let linked = package
-            .blobs
-            .iter()
-            .filter_map(move |digest| state.blob_by_digest(digest));
-        files.chain(linked)
-    })
+/// What says whether a chunk is in use.
+pub trait References: Send + 'static {
+    /// True when some live blob uses the chunk.
+    fn referenced(&self, id: &ChunkId) -> Result<bool, StoreError>;
 }
 
-/// Every blob the state references: those of every registry ([`registry_blobs`]) and the metadata
-/// documents remote registries cached. (`MetaState::blobs` is not this: it is never pruned.)
-pub fn referenced_blobs(state: &MetaState) -> impl Iterator<Item = &BlobRef> {
-    let registries = state
-        .registries
-        .values()
-        .flat_map(move |registry| registry_blobs(state, registry));
-    let cached = state
-        .cached
-        .values()
-        .flat_map(|documents| documents.values())
-        .map(|document| &document.blob);
-    registries.chain(cached)
-}
-
-/// The chunks of every referenced blob.
-pub fn referenced_chunks(state: &MetaState) -> HashSet<ChunkId> {
-    let mut seen = HashSet::new();
-    let mut chunks = HashSet::new();
-    for blob in referenced_blobs(state) {
-        if seen.insert(blob.sha256) {
-            chunks.extend(blob.chunks.iter().map(|chunk| chunk.id));
-        }
+impl References for ReadView {
+    fn referenced(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        self.chunk_referenced(id)
     }
-    chunks
 }
 
-/// One run on `meta`'s node: marks with a linearizable read, so everything the cluster committed
-/// before the mark counts as referenced.
+impl References for HashSet<ChunkId> {
+    fn referenced(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        Ok(self.contains(id))
+    }
+}
+
+/// The fan-out directories, in the order a run goes through them: `00` to `ff`.
+pub fn prefixes() -> impl Iterator<Item = String> {
+    (0..=u8::MAX).map(|byte| format!("{byte:02x}"))
+}
+
+/// One run over every chunk of `meta`'s node: marks each step with a linearizable view, so
+/// everything the cluster committed before the step counts as referenced.
 pub async fn run(
     meta: &Meta,
     chunks: &Arc<ChunkStore>,
@@ -132,8 +116,9 @@ pub async fn run(
 ) -> Result<GcReport, GcError> {
     let started = Instant::now();
     let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
-    let report = collect(chunks, options, now, || async {
-        Ok(meta.read_linearizable(referenced_chunks).await?)
+    let prefixes: Vec<String> = prefixes().collect();
+    let report = collect(chunks, options, now, &prefixes, || async {
+        Ok(meta.view_linearizable().await?)
     })
     .await?;
     tracing::info!(
@@ -150,19 +135,55 @@ pub async fn run(
     Ok(report)
 }
 
-/// Runs a collection with the default grace period every `every`, until the process ends.
+/// Where the periodic collection goes on after a restart (a node-local value).
+const NEXT_PREFIX: &str = "gc_next_prefix";
+
+/// Steps of the periodic collection per pass over every chunk (each covers 256 / this fan-out
+/// directories).
+const STEPS_PER_PASS: usize = 16;
+
+/// Collects with the default grace period continuously, a sixteenth of the fan-out directories at
+/// a time, going through all of them once every `every`, until the process ends.
 pub async fn run_periodically(
     meta: Meta,
     chunks: Arc<ChunkStore>,
     clock: Arc<dyn Clock>,
     every: Duration,
 ) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let all: Vec<String> = prefixes().collect();
+    let per_step = all.len() / STEPS_PER_PASS;
+    let interval = every / STEPS_PER_PASS as u32;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = meta
+        .local_value::<u8>(NEXT_PREFIX)
+        .ok()
+        .flatten()
+        .map_or(0, |step| usize::from(step) % STEPS_PER_PASS);
     loop {
         ticks.tick().await;
-        match run(&meta, &chunks, clock.as_ref(), GcOptions::default()).await {
-            Ok(_) => {}
+        let prefixes = &all[next * per_step..(next + 1) * per_step];
+        let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
+        let options = GcOptions::default();
+        let step = collect(&chunks, options, now, prefixes, || async {
+            Ok(meta.view_linearizable().await?)
+        })
+        .await;
+        match step {
+            Ok(report) => {
+                if report.removed > 0 {
+                    tracing::info!(
+                        from = %prefixes[0],
+                        removed = report.removed,
+                        removed_bytes = report.removed_bytes,
+                        "garbage collection step"
+                    );
+                }
+                next = (next + 1) % STEPS_PER_PASS;
+                if let Err(error) = meta.set_local_value(NEXT_PREFIX, &(next as u8)) {
+                    tracing::debug!(%error, "remembering where garbage collection stopped");
+                }
+            }
             Err(GcError::AlreadyRunning) => {
                 tracing::debug!("periodic garbage collection skipped: one is running")
             }
@@ -171,34 +192,48 @@ pub async fn run_periodically(
     }
 }
 
-/// One run on `store` at time `now`: lists its chunks, then awaits `mark` for the referenced ones
-/// (a failed mark ends the run), then sweeps.
-pub async fn collect<F, Fut>(
+/// One run on `store` at time `now` over the fan-out directories `prefixes`: for each, lists its
+/// chunks, then awaits `mark` for what says which are referenced (a failed mark ends the run), then
+/// sweeps.
+pub async fn collect<F, Fut, R>(
     store: &Arc<ChunkStore>,
     options: GcOptions,
     now: SystemTime,
+    prefixes: &[String],
     mark: F,
 ) -> Result<GcReport, GcError>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<HashSet<ChunkId>, GcError>>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<R, GcError>>,
+    R: References,
 {
-    let collection = store.begin_collection().ok_or(GcError::AlreadyRunning)?;
+    let collection = Arc::new(store.begin_collection().ok_or(GcError::AlreadyRunning)?);
     let grace = if inject::enabled(Defect::GcWithoutGrace) {
         Duration::ZERO
     } else {
         options.grace
     };
     let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
-    let (collection, listed) = blocking(move || {
-        let listed = collection.list();
-        (collection, listed)
-    })
-    .await?;
-    let listed = listed.map_err(BlobError::from)?;
-    let referenced = mark().await?;
-    let report =
-        blocking(move || sweep(&collection, listed, &referenced, cutoff, options.dry_run)).await?;
+    let mut report = GcReport {
+        dry_run: options.dry_run,
+        ..GcReport::default()
+    };
+    for prefix in prefixes {
+        let listing = collection.clone();
+        let prefix = prefix.clone();
+        let listed = blocking(move || listing.list(&prefix))
+            .await?
+            .map_err(BlobError::from)?;
+        let references = mark().await?;
+        let sweeping = collection.clone();
+        let step = blocking(move || sweep(&sweeping, listed, &references, cutoff, options.dry_run))
+            .await??;
+        report.scanned += step.scanned;
+        report.referenced += step.referenced;
+        report.removed += step.removed;
+        report.removed_bytes += step.removed_bytes;
+        report.kept_in_grace += step.kept_in_grace;
+    }
     if !report.dry_run {
         let stats = &store.stats;
         stats.gc_runs.fetch_add(1, Ordering::Relaxed);
@@ -223,17 +258,17 @@ async fn blocking<R: Send + 'static>(
 fn sweep(
     collection: &Collection,
     listed: Vec<StoredChunk>,
-    referenced: &HashSet<ChunkId>,
+    references: &dyn References,
     cutoff: SystemTime,
     dry_run: bool,
-) -> GcReport {
+) -> Result<GcReport, StoreError> {
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()
     };
     for chunk in listed {
         report.scanned += 1;
-        if referenced.contains(&chunk.id) {
+        if references.referenced(&chunk.id)? {
             report.referenced += 1;
             continue;
         }
@@ -259,7 +294,7 @@ fn sweep(
             report.kept_in_grace += 1;
         }
     }
-    report
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -268,8 +303,10 @@ mod tests {
     use std::fs::File;
 
     use arca_protocol::{
-        CachedDocument, ChunkRef, Command, Overwrite, PackageType, Registry, Sha256,
+        BlobRef, CachedDocument, ChunkRef, Command, Overwrite, PackageType, Registry, Sha256,
     };
+
+    use crate::meta::testing::TestState;
 
     use super::*;
     use crate::blob::{BlobWriter, ChunkDisk, LocalDisk};
@@ -320,7 +357,11 @@ mod tests {
                 &self.store,
                 GcOptions { dry_run, grace },
                 SystemTime::now(),
-                || async { Ok(referenced) },
+                &all(),
+                || {
+                    let referenced = referenced.clone();
+                    async move { Ok(referenced) }
+                },
             )
             .await
             .expect("collect")
@@ -328,6 +369,10 @@ mod tests {
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    fn all() -> Vec<String> {
+        prefixes().collect()
+    }
 
     #[tokio::test]
     async fn removes_old_unreferenced_chunks_and_keeps_the_rest() {
@@ -459,10 +504,11 @@ mod tests {
                 grace: HOUR,
             },
             SystemTime::now(),
-            || async move {
+            &all(),
+            || {
                 // The replication worker finds the chunk present after the mark.
                 assert!(store.contains(&id));
-                Ok(HashSet::new())
+                async { Ok(HashSet::new()) }
             },
         )
         .await
@@ -485,13 +531,21 @@ mod tests {
             &f.store,
             GcOptions::default(),
             SystemTime::now(),
-            || async move {
-                let second = collect(&store, GcOptions::default(), SystemTime::now(), || async {
+            &all(),
+            || {
+                let store = store.clone();
+                async move {
+                    let second = collect(
+                        &store,
+                        GcOptions::default(),
+                        SystemTime::now(),
+                        &all(),
+                        || async { Ok(HashSet::new()) },
+                    )
+                    .await;
+                    assert!(matches!(second, Err(GcError::AlreadyRunning)));
                     Ok(HashSet::new())
-                })
-                .await;
-                assert!(matches!(second, Err(GcError::AlreadyRunning)));
-                Ok(HashSet::new())
+                }
             },
         )
         .await
@@ -510,8 +564,9 @@ mod tests {
             &f.store,
             GcOptions::default(),
             SystemTime::now(),
+            &all(),
             || async {
-                Err(GcError::Unavailable(ProposeError::Unavailable(
+                Err::<HashSet<ChunkId>, _>(GcError::Unavailable(ProposeError::Unavailable(
                     "no quorum".to_string(),
                 )))
             },
@@ -544,6 +599,7 @@ mod tests {
                     size: 1,
                 })
                 .collect(),
+            inline: None,
         }
     }
 
@@ -562,23 +618,22 @@ mod tests {
     }
 
     #[test]
-    fn the_mark_covers_files_linked_blobs_and_cached_documents_only() {
-        let mut state = MetaState::default();
-        state.apply(registry("r")).expect("registry");
-        state.apply(put_file("1.0", blob(1, &[1, 2]))).expect("put");
-        state.apply(put_file("2.0", blob(2, &[2, 3]))).expect("put");
-        state.apply(put_file("3.0", blob(3, &[4]))).expect("put");
-        state
-            .apply(Command::LinkBlob {
-                registry: "r".into(),
-                package: "image".into(),
-                digest: "sha256:".to_string() + &Sha256([5; 32]).to_hex(),
-                blob: blob(5, &[5]),
-                at: 10,
-            })
-            .expect("link");
-        state
-            .apply(Command::CacheDocument {
+    fn chunks_are_referenced_while_a_file_link_or_cached_document_uses_them() {
+        let state = TestState::new();
+        assert_eq!(state.apply(registry("r")), Ok(()));
+        assert_eq!(state.apply(put_file("1.0", blob(1, &[1, 2]))), Ok(()));
+        assert_eq!(state.apply(put_file("2.0", blob(2, &[2, 3]))), Ok(()));
+        assert_eq!(state.apply(put_file("3.0", blob(3, &[4, 4]))), Ok(()));
+        let link = |byte: u8| Command::LinkBlob {
+            registry: "r".into(),
+            package: "image".into(),
+            digest: "sha256:".to_string() + &Sha256([byte; 32]).to_hex(),
+            blob: blob(byte, &[byte]),
+            at: 10,
+        };
+        assert_eq!(state.apply(link(5)), Ok(()));
+        assert_eq!(
+            state.apply(Command::CacheDocument {
                 registry: "r".into(),
                 key: "index".into(),
                 document: CachedDocument {
@@ -586,41 +641,51 @@ mod tests {
                     content_type: "text/html".into(),
                     fetched_at: 10,
                 },
-            })
-            .expect("cache");
-        state
-            .apply(Command::DeleteVersion {
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            state.apply(Command::DeleteVersion {
                 registry: "r".into(),
                 package: "tool".into(),
                 version: "2.0".into(),
-            })
-            .expect("delete");
-        state
-            .apply(Command::LinkBlob {
-                registry: "r".into(),
-                package: "image".into(),
-                digest: "sha256:".to_string() + &Sha256([7; 32]).to_hex(),
-                blob: blob(7, &[7]),
-                at: 10,
-            })
-            .expect("link");
-        state
-            .apply(Command::UnlinkBlob {
-                registry: "r".into(),
-                package: "image".into(),
-                digest: "sha256:".to_string() + &Sha256([7; 32]).to_hex(),
-            })
-            .expect("unlink");
-        assert_eq!(
-            state.blobs.len(),
-            5,
-            "the blob table keeps blobs nothing references"
+            }),
+            Ok(())
         );
-        let marked = referenced_chunks(&state);
-        let expected: HashSet<ChunkId> = [1, 2, 4, 5, 6].map(|c| ChunkId([c; 32])).into();
+        assert_eq!(state.apply(link(7)), Ok(()));
         assert_eq!(
-            marked, expected,
+            state.apply(Command::UnlinkBlob {
+                registry: "r".into(),
+                package: "image".into(),
+                digest: "sha256:".to_string() + &Sha256([7; 32]).to_hex(),
+            }),
+            Ok(())
+        );
+        let view = state.view();
+        let referenced: HashSet<u8> = (0..10u8)
+            .filter(|c| view.referenced(&ChunkId([*c; 32])).expect("read"))
+            .collect();
+        assert_eq!(
+            referenced,
+            [1, 2, 4, 5, 6].into(),
             "chunk 2 is shared with a deleted version; 3 and 7 are not referenced"
         );
+        assert!(
+            view.blob(&Sha256([2; 32])).expect("read").is_none(),
+            "a blob nobody references is forgotten"
+        );
+        assert!(view.blob(&Sha256([1; 32])).expect("read").is_some());
+
+        // A blob's chunks stay referenced as long as any file still uses it.
+        assert_eq!(state.apply(put_file("4.0", blob(1, &[1, 2]))), Ok(()));
+        assert_eq!(
+            state.apply(Command::DeleteVersion {
+                registry: "r".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+            }),
+            Ok(())
+        );
+        assert!(state.view().referenced(&ChunkId([1; 32])).expect("read"));
     }
 }

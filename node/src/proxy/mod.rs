@@ -17,6 +17,7 @@ use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::blob::ChunkStore;
+use crate::meta::StateRead;
 use futures::future::{BoxFuture, Shared};
 
 use crate::AppState;
@@ -53,6 +54,12 @@ pub enum ProxyError {
 
 impl From<ProposeError> for ProxyError {
     fn from(error: ProposeError) -> Self {
+        ProxyError::Record(error.to_string())
+    }
+}
+
+impl From<crate::meta::StoreError> for ProxyError {
+    fn from(error: crate::meta::StoreError) -> Self {
         ProxyError::Record(error.to_string())
     }
 }
@@ -390,12 +397,7 @@ impl Proxy {
         url: &str,
         accept: Option<&str>,
     ) -> Result<Document, ProxyError> {
-        let cached = state.meta.read(|meta| {
-            meta.cached
-                .get(&registry.name)
-                .and_then(|documents| documents.get(key))
-                .cloned()
-        });
+        let cached = state.meta.read(|view| view.cached(&registry.name, key))?;
         let ttl_ms = registry
             .upstream
             .as_ref()
@@ -541,13 +543,15 @@ pub async fn find_or_start_file(
 ) -> Result<Option<(Registry, Content)>, ProxyError> {
     let mut failure = None;
     for registry in candidates {
-        let recorded = state.meta.read(|meta| {
-            let file = meta
+        let recorded = state.meta.read(|view| {
+            let file = view
                 .version(&registry.name, package, version)?
-                .files
-                .get(filename)?;
-            meta.blobs.get(&file.sha256).cloned()
-        });
+                .and_then(|v| v.files.get(filename).cloned());
+            match file {
+                Some(file) => view.blob(&file.sha256),
+                None => Ok(None),
+            }
+        })?;
         if let Some(blob) = recorded {
             if registry.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&registry.name);
@@ -626,11 +630,13 @@ const LAST_ACCESS_RESOLUTION_MS: u64 = 3600 * 1000;
 /// read).
 pub fn touch(state: &AppState, registry: &str, package: &str, version: &str) {
     let now = state.now_ms();
-    let recent = state.meta.read(|meta| {
-        meta.version(registry, package, version)
-            .and_then(|v| v.attributes.get(LAST_ACCESS)?.parse::<u64>().ok())
-            .is_some_and(|last| now.saturating_sub(last) < LAST_ACCESS_RESOLUTION_MS)
-    });
+    let recent = state
+        .meta
+        .read(|view| view.version(registry, package, version))
+        .ok()
+        .flatten()
+        .and_then(|v| v.attributes.get(LAST_ACCESS)?.parse::<u64>().ok())
+        .is_some_and(|last| now.saturating_sub(last) < LAST_ACCESS_RESOLUTION_MS);
     if recent {
         return;
     }
@@ -653,13 +659,17 @@ pub fn touch(state: &AppState, registry: &str, package: &str, version: &str) {
 /// The registries a read of `registry` tries, in order: itself, or a virtual registry's members.
 pub fn resolution_order(state: &AppState, registry: &Registry) -> Vec<Registry> {
     match registry.kind {
-        RegistryKind::Virtual => state.meta.read(|meta| {
-            registry
+        RegistryKind::Virtual => match state.meta.view() {
+            Ok(view) => registry
                 .members
                 .iter()
-                .filter_map(|member| meta.registry(member).map(|r| r.registry.clone()))
-                .collect()
-        }),
+                .filter_map(|member| view.registry(member).ok().flatten())
+                .collect(),
+            Err(error) => {
+                tracing::warn!(registry = %registry.name, %error, "reading a virtual registry's members");
+                Vec::new()
+            }
+        },
         _ => vec![registry.clone()],
     }
 }
@@ -672,9 +682,7 @@ pub fn publish_target(state: &AppState, registry: &Registry) -> Option<Registry>
         RegistryKind::Remote => None,
         RegistryKind::Virtual => {
             let target = registry.publish_to.as_ref()?;
-            state
-                .meta
-                .read(|meta| meta.registry(target).map(|r| r.registry.clone()))
+            state.meta.read(|view| view.registry(target)).ok().flatten()
         }
     }
 }

@@ -11,6 +11,7 @@ use super::{PeerService, Reply};
 use crate::blob::{BlobError, ChunkStore};
 use crate::clock::Clock;
 use crate::meta::Meta;
+use crate::meta::StateRead;
 
 /// The node's answers to its peers.
 pub struct NodeService {
@@ -87,7 +88,8 @@ impl NodeService {
         let hash = JoinToken::secret_sha256(secret);
         let expires_at = self
             .meta
-            .read(|state| state.join_tokens.get(&hash).copied())
+            .read(|view| view.join_token(&hash))
+            .map_err(|error| PeerError::Unavailable(error.to_string()))?
             .ok_or_else(|| PeerError::Forbidden("unknown join token".to_string()))?;
         if expires_at <= self.clock.now_ms() {
             return Err(PeerError::Forbidden(

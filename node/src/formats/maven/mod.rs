@@ -45,6 +45,7 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::blob::read_blob;
 use crate::meta::ProposeError;
+use crate::meta::{StateRead, StoreError};
 
 /// Registry metadata key: how many builds of each SNAPSHOT version to keep.
 pub const SNAPSHOT_KEEP_KEY: &str = "maven.snapshot.keep";
@@ -139,7 +140,7 @@ fn find_file(
     filename: &str,
     kind: Option<ChecksumKind>,
 ) -> Result<FoundFile, ApiError> {
-    lookup_file(state, registry, coordinates, version, filename, kind).ok_or_else(|| {
+    lookup_file(state, registry, coordinates, version, filename, kind)?.ok_or_else(|| {
         ApiError::not_found(format!(
             "{}/{version}/{filename} not found in {registry}",
             coordinates.package()
@@ -155,20 +156,26 @@ fn lookup_file(
     version: &str,
     filename: &str,
     kind: Option<ChecksumKind>,
-) -> Option<FoundFile> {
-    state.meta.read(|meta| {
-        let stored_version = meta.version(registry, &coordinates.package(), version)?;
-        let stored = resolve_file(&coordinates.artifact_id, version, stored_version, filename)?;
-        let entry = stored_version.files.get(stored)?;
-        let kept_checksum = kind.and_then(|kind| match kind.attribute(stored) {
-            Some(key) => stored_version.attributes.get(&key).cloned(),
-            None => Some(entry.sha256.to_hex()),
-        });
-        Some(FoundFile {
-            blob: meta.blobs.get(&entry.sha256)?.clone(),
-            kept_checksum,
-        })
-    })
+) -> Result<Option<FoundFile>, StoreError> {
+    let view = state.meta.view()?;
+    let Some(stored_version) = view.version(registry, &coordinates.package(), version)? else {
+        return Ok(None);
+    };
+    let Some(stored) = resolve_file(&coordinates.artifact_id, version, &stored_version, filename)
+    else {
+        return Ok(None);
+    };
+    let Some(entry) = stored_version.files.get(stored) else {
+        return Ok(None);
+    };
+    let kept_checksum = kind.and_then(|kind| match kind.attribute(stored) {
+        Some(key) => stored_version.attributes.get(&key).cloned(),
+        None => Some(entry.sha256.to_hex()),
+    });
+    Ok(view.blob(&entry.sha256)?.map(|blob| FoundFile {
+        blob,
+        kept_checksum,
+    }))
 }
 
 /// The checksum of a found file: the kept one, or computed by reading the blob (files that came in
@@ -239,28 +246,34 @@ fn local_metadata(
     target: &Target,
 ) -> Result<Option<Vec<u8>>, ApiError> {
     let package = coordinates.package();
-    let xml = state.meta.read(|meta| match target {
-        Target::ArtifactMetadata => {
-            let stored = meta.package(registry, &package)?;
-            let versions = stored.versions.keys().map(String::as_str);
-            Some(metadata::artifact_metadata(
-                coordinates,
-                versions,
-                stored.updated_at,
-            ))
-        }
-        Target::VersionMetadata { version } => {
-            let stored = meta.version(registry, &package, version)?;
-            let files = snapshot_files(&coordinates.artifact_id, version, stored);
-            Some(metadata::snapshot_metadata(
-                coordinates,
-                version,
-                &files,
-                stored.updated_at,
-            ))
-        }
+    let view = state.meta.view()?;
+    let xml = match target {
+        Target::ArtifactMetadata => match view.package(registry, &package)? {
+            Some(stored) => {
+                let names = view.version_names(registry, &package)?;
+                let versions = names.iter().map(String::as_str);
+                Some(metadata::artifact_metadata(
+                    coordinates,
+                    versions,
+                    stored.updated_at,
+                ))
+            }
+            None => None,
+        },
+        Target::VersionMetadata { version } => match view.version(registry, &package, version)? {
+            Some(stored) => {
+                let files = snapshot_files(&coordinates.artifact_id, version, &stored);
+                Some(metadata::snapshot_metadata(
+                    coordinates,
+                    version,
+                    &files,
+                    stored.updated_at,
+                ))
+            }
+            None => None,
+        },
         Target::File { .. } => None,
-    });
+    };
     xml.transpose().map_err(ApiError::internal)
 }
 
@@ -424,10 +437,10 @@ async fn store_file(
     } else {
         Overwrite::RefuseFile
     };
-    let exists = state.meta.read(|meta| {
-        meta.version(&registry.name, &package, file.version)
-            .is_some_and(|v| v.files.contains_key(file.filename))
-    });
+    let exists = state
+        .meta
+        .read(|view| view.version(&registry.name, &package, file.version))?
+        .is_some_and(|v| v.files.contains_key(file.filename));
     if overwrite == Overwrite::RefuseFile && exists {
         let error = CommandError::AlreadyExists(format!(
             "release file {package}/{}/{} (registry {} does not allow redeploying releases)",
@@ -505,11 +518,18 @@ async fn clean_snapshot(state: &AppState, file: &FileRef<'_>) {
     let registry = &file.registry.name;
     let package = file.coordinates.package();
     let keep = snapshot_keep(file.registry);
-    let expired = state.meta.read(|meta| {
-        meta.version(registry, &package, file.version)
-            .map(|v| expired_builds(&file.coordinates.artifact_id, file.version, v, keep))
-            .unwrap_or_default()
-    });
+    let expired = match state
+        .meta
+        .read(|view| view.version(registry, &package, file.version))
+    {
+        Ok(version) => version
+            .map(|v| expired_builds(&file.coordinates.artifact_id, file.version, &v, keep))
+            .unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(%registry, %package, version = file.version, %error, "SNAPSHOT cleanup");
+            return;
+        }
+    };
     if expired.is_empty() {
         return;
     }
@@ -577,6 +597,7 @@ mod tests {
             manifest: None,
             attributes: Default::default(),
             firewall: None,
+            size: 0,
         }
     }
 

@@ -73,7 +73,7 @@ pub async fn find_file(
     let mut failure = None;
     for member in proxy::resolution_order(state, registry) {
         let found = match member.kind {
-            RegistryKind::Local => Ok(lookup_file(
+            RegistryKind::Local => lookup_file(
                 state,
                 &member.name,
                 file.coordinates,
@@ -81,7 +81,8 @@ pub async fn find_file(
                 file.filename,
                 kind,
             )
-            .map(|found| (found, false))),
+            .map(|found| found.map(|found| (found, false)))
+            .map_err(ProxyError::from),
             RegistryKind::Remote => remote_file(state, &member, file, kind).await,
             // Virtual registries are not members of virtual registries.
             RegistryKind::Virtual => Ok(None),
@@ -143,7 +144,7 @@ async fn remote_file(
         file.version,
         file.filename,
         kind,
-    );
+    )?;
     let package = file.coordinates.package();
     if let Some(found) = recorded {
         state.proxy.count_hit(&member.name);

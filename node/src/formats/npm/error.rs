@@ -93,7 +93,18 @@ impl From<BlobError> for NpmError {
 /// prints.
 impl From<crate::policy::firewall::Blocked> for NpmError {
     fn from(blocked: crate::policy::firewall::Blocked) -> Self {
-        Self::new(StatusCode::FORBIDDEN, blocked.0)
+        match blocked {
+            crate::policy::firewall::Blocked::Refused(message) => {
+                Self::new(StatusCode::FORBIDDEN, message)
+            }
+            crate::policy::firewall::Blocked::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::meta::view::StoreError> for NpmError {
+    fn from(error: crate::meta::view::StoreError) -> Self {
+        ApiError::from(error).into()
     }
 }
 

@@ -22,13 +22,15 @@ mod read;
 mod remote;
 mod session;
 
-use arca_protocol::{Package, PackageType, Registry, RegistryKind, Role};
+use crate::meta::{PackageContents, StateRead};
+use arca_protocol::{PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use std::collections::BTreeMap;
 
 pub use self::error::NpmError;
 use self::names::{Endpoint, parse_endpoint};
@@ -95,19 +97,29 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// A package of the registry, or 404.
-    fn package(&self, name: &str) -> Result<Package, NpmError> {
+    /// A package of the registry with all its versions, or 404.
+    fn package(&self, name: &str) -> Result<PackageContents, NpmError> {
         self.state
             .meta
-            .read(|meta| meta.package(&self.registry, name).cloned())
+            .read(|view| view.package_contents(&self.registry, name))?
             .ok_or_else(|| NpmError::not_found(format!("package {name} not found")))
     }
 
+    /// The dist-tags of a package of the registry, or 404 when there is no such package.
+    fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, NpmError> {
+        let view = self.state.meta.view()?;
+        if view.package(&self.registry, name)?.is_none() {
+            return Err(NpmError::not_found(format!("package {name} not found")));
+        }
+        Ok(view.tags(&self.registry, name)?)
+    }
+
     /// True when `name@version` is published.
-    fn version_exists(&self, name: &str, version: &str) -> bool {
-        self.state
+    fn version_exists(&self, name: &str, version: &str) -> Result<bool, NpmError> {
+        Ok(self
+            .state
             .meta
-            .read(|meta| meta.version(&self.registry, name, version).is_some())
+            .read(|view| view.has_version(&self.registry, name, version))?)
     }
 
     /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs.

@@ -74,6 +74,14 @@ impl PackageName {
     pub fn tarball(&self, version: &str) -> String {
         format!("{}-{version}.tgz", self.bare())
     }
+
+    /// The version a tarball file name of this package names (`<bare name>-<version>.tgz`).
+    pub fn version_of_tarball<'a>(&self, file: &'a str) -> Option<&'a str> {
+        file.strip_prefix(self.bare())?
+            .strip_prefix('-')?
+            .strip_suffix(".tgz")
+            .filter(|version| !version.is_empty())
+    }
 }
 
 impl std::fmt::Display for PackageName {

@@ -1,15 +1,16 @@
 //! What npm reads, rendered from a package's stored versions: version manifests, the full and the
 //! abbreviated ("corgi") packument, dist-tags and search results.
 //!
-//! These functions only read a [`Package`]; they do not know where it came from, so a registry that
+//! These functions only read a [`PackageContents`]; they do not know where it came from, so a registry that
 //! fills its packages from elsewhere renders them the same way. Each version keeps the manifest its
 //! publisher sent in [`MANIFEST`] (with `dist` holding the integrity and shasum this registry
 //! computed) and a deprecation message in [`DEPRECATED`]; tarball URLs are added on the way out,
 //! from the base URL the client used.
 
+use crate::meta::PackageContents;
 use std::time::{Duration, UNIX_EPOCH};
 
-use arca_protocol::{Package, Version};
+use arca_protocol::Version;
 use serde_json::{Map, Value, json};
 
 /// Version attribute holding the version's package.json manifest (JSON).
@@ -69,7 +70,7 @@ pub fn iso_time(unix_ms: u64) -> String {
 
 /// The revision clients echo back in `-rev/<rev>` paths. It is informative only: updates are not
 /// refused for an old revision.
-pub fn revision(package: &Package) -> String {
+pub fn revision(package: &PackageContents) -> String {
     format!("{}-{:x}", package.versions.len(), package.updated_at)
 }
 
@@ -87,11 +88,11 @@ pub fn stored_manifest(version: &Version) -> Map<String, Value> {
 
 /// A version's manifest as clients see it: the stored manifest with its tarball URL under `base`
 /// (`http://host/npm/<registry>`) and its deprecation.
-pub fn version_manifest(package: &Package, version: &Version, base: &str) -> Value {
+pub fn version_manifest(package: &PackageContents, version: &Version, base: &str) -> Value {
     Value::Object(manifest_object(package, version, base))
 }
 
-fn manifest_object(package: &Package, version: &Version, base: &str) -> Map<String, Value> {
+fn manifest_object(package: &PackageContents, version: &Version, base: &str) -> Map<String, Value> {
     let mut manifest = stored_manifest(version);
     manifest.insert("name".into(), json!(package.name));
     manifest.insert("version".into(), json!(version.name));
@@ -112,7 +113,7 @@ fn manifest_object(package: &Package, version: &Version, base: &str) -> Map<Stri
 }
 
 /// The version `latest` points at, or else the highest version.
-pub fn latest(package: &Package) -> Option<&Version> {
+pub fn latest(package: &PackageContents) -> Option<&Version> {
     package
         .tags
         .get("latest")
@@ -126,7 +127,7 @@ pub fn latest(package: &Package) -> Option<&Version> {
 }
 
 /// The `time` object: creation and modification of the package, publication of each version.
-fn times(package: &Package) -> Map<String, Value> {
+fn times(package: &PackageContents) -> Map<String, Value> {
     let mut time = Map::new();
     time.insert("created".into(), json!(iso_time(package.created_at)));
     time.insert("modified".into(), json!(iso_time(package.updated_at)));
@@ -138,7 +139,7 @@ fn times(package: &Package) -> Map<String, Value> {
 
 /// The full packument (`application/json`): every version's manifest, dist-tags, times, and the
 /// latest version's description, readme and other package-level fields.
-pub fn full(package: &Package, base: &str) -> Value {
+pub fn full(package: &PackageContents, base: &str) -> Value {
     let mut packument = Map::new();
     if let Some(latest) = latest(package) {
         let manifest = stored_manifest(latest);
@@ -163,7 +164,7 @@ pub fn full(package: &Package, base: &str) -> Value {
 }
 
 /// The abbreviated packument (`application/vnd.npm.install-v1+json`): what an install needs.
-pub fn abbreviated(package: &Package, base: &str) -> Value {
+pub fn abbreviated(package: &PackageContents, base: &str) -> Value {
     let versions: Map<String, Value> = package
         .versions
         .values()
@@ -192,7 +193,7 @@ pub fn abbreviated(package: &Package, base: &str) -> Value {
 }
 
 /// The text a search matches against: name, description and keywords, lower case.
-fn search_text(package: &Package, manifest: &Map<String, Value>) -> String {
+fn search_text(package: &PackageContents, manifest: &Map<String, Value>) -> String {
     let mut text = package.name.to_lowercase();
     if let Some(description) = manifest.get("description").and_then(Value::as_str) {
         text.push(' ');
@@ -244,7 +245,7 @@ fn maintainers(manifest: &Map<String, Value>) -> Vec<Value> {
 
 /// The search result object of a package when every one of `terms` (lower case) occurs in its name,
 /// description or keywords; `None` otherwise.
-pub fn search_object(package: &Package, terms: &[String]) -> Option<Value> {
+pub fn search_object(package: &PackageContents, terms: &[String]) -> Option<Value> {
     let latest = latest(package)?;
     let manifest = stored_manifest(latest);
     let text = search_text(package, &manifest);
@@ -310,10 +311,11 @@ mod tests {
             manifest: None,
             attributes,
             firewall: None,
+            size: 0,
         }
     }
 
-    fn package() -> Package {
+    fn package() -> PackageContents {
         let one = version(
             "1.0.0",
             json!({"name": "@s/pkg", "version": "1.0.0", "description": "old", "dist": {"shasum": "aa"}}),
@@ -327,14 +329,13 @@ mod tests {
                    "dist": {"shasum": "bb"}}),
             None,
         );
-        Package {
+        PackageContents {
             name: "@s/pkg".into(),
             created_at: 1_000,
             updated_at: 2_000,
             versions: BTreeMap::from([("1.0.0".into(), one), ("2.0.0".into(), two)]),
             metadata: Default::default(),
             tags: BTreeMap::from([("latest".into(), "2.0.0".into())]),
-            blobs: Default::default(),
         }
     }
 

@@ -8,10 +8,11 @@
 //! version. The publish document itself is parsed in memory, so it is bounded (see
 //! [`document_limit`]).
 
+use crate::meta::{PackageContents, StateRead};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use arca_protocol::{BlobRef, Command, CommandError, Overwrite, Package, Role};
+use arca_protocol::{BlobRef, Command, CommandError, Overwrite, Role};
 use axum::Json;
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -221,7 +222,7 @@ async fn publish(
             ),
         )
     };
-    if ctx.version_exists(name.as_str(), version) {
+    if ctx.version_exists(name.as_str(), version)? {
         return Err(cannot_publish_over());
     }
     let mut tags = Vec::new();
@@ -415,7 +416,7 @@ async fn sync_tags(
     name: &PackageName,
     wanted: &BTreeMap<String, String>,
 ) -> Result<(), NpmError> {
-    let current = ctx.package(name.as_str())?.tags;
+    let current = ctx.tags(name.as_str())?;
     for (tag, version) in wanted {
         if current.get(tag) != Some(version) {
             ctx.state
@@ -450,7 +451,7 @@ fn ok() -> Response {
 pub async fn unpublish_package(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
-    ctx.package(name.as_str())?;
+    ctx.tags(name.as_str())?;
     ctx.state
         .meta
         .propose(Command::DeletePackage {
@@ -469,8 +470,10 @@ pub async fn unpublish_tarball(
 ) -> Result<Response, NpmError> {
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
-    let package = ctx.package(name.as_str())?;
-    let version = version_of_file(&package, file)
+    let version = ctx
+        .state
+        .meta
+        .read(|view| stored_version_of_file(view, &ctx.registry, &name, file))?
         .ok_or_else(|| NpmError::not_found(format!("{name} has no tarball {file}")))?;
     ctx.state
         .meta
@@ -483,8 +486,25 @@ pub async fn unpublish_tarball(
     Ok(ok())
 }
 
+/// The version of `name` stored in `registry` whose tarball is `file`: the one its name gives
+/// (`<bare name>-<version>.tgz`), if that version has that file.
+pub fn stored_version_of_file(
+    view: &crate::meta::ReadView,
+    registry: &str,
+    name: &PackageName,
+    file: &str,
+) -> Result<Option<String>, crate::meta::StoreError> {
+    let Some(version) = name.version_of_tarball(file) else {
+        return Ok(None);
+    };
+    Ok(view
+        .version(registry, name.as_str(), version)?
+        .filter(|v| v.files.contains_key(file))
+        .map(|v| v.name))
+}
+
 /// The version whose tarball is `file`.
-pub fn version_of_file(package: &Package, file: &str) -> Option<String> {
+pub fn version_of_file(package: &PackageContents, file: &str) -> Option<String> {
     package
         .versions
         .values()
@@ -506,7 +526,7 @@ pub async fn set_tag(
     let version: String = serde_json::from_slice(&bytes).map_err(|e| {
         NpmError::bad_request(format!("the body must be a version as a JSON string: {e}"))
     })?;
-    if !ctx.version_exists(name.as_str(), &version) {
+    if !ctx.version_exists(name.as_str(), &version)? {
         return Err(NpmError::not_found(format!(
             "{name}@{version} is not published"
         )));

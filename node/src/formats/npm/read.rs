@@ -3,7 +3,8 @@
 //! or virtual registry answers like a local one; a packument built from a stale upstream copy carries
 //! `Warning: 110 - "Response is Stale"`.
 
-use arca_protocol::{Package, Role};
+use crate::meta::{PackageContents, StateRead};
+use arca_protocol::Role;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -140,21 +141,34 @@ pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
         .split_whitespace()
         .map(str::to_lowercase)
         .collect();
-    let hits: Vec<serde_json::Value> = ctx.state.meta.read(|meta| {
-        let mut seen = std::collections::BTreeMap::<&str, &Package>::new();
-        for member in &members {
-            for package in meta
-                .registry(&member.name)
-                .into_iter()
-                .flat_map(|r| r.packages.values())
-            {
-                seen.entry(package.name.as_str()).or_insert(package);
+    // Every package of the members, each with its latest version only. (This reads every package
+    // record of the registries searched; a search index replaces it.)
+    let view = ctx.state.meta.view()?;
+    let mut seen = std::collections::BTreeMap::<String, PackageContents>::new();
+    for member in &members {
+        for package in view.packages(&member.name, None, usize::MAX)? {
+            if seen.contains_key(&package.name) {
+                continue;
             }
+            let latest = match view.tag(&member.name, &package.name, "latest")? {
+                Some(latest) => Some(latest),
+                None => package.latest_version().map(str::to_string),
+            };
+            let mut contents =
+                PackageContents::empty(&package.name, package.created_at, package.updated_at);
+            if let Some(name) = latest
+                && let Some(version) = view.version(&member.name, &package.name, &name)?
+            {
+                contents.tags.insert("latest".into(), name.clone());
+                contents.versions.insert(name, version);
+            }
+            seen.insert(package.name.clone(), contents);
         }
-        seen.values()
-            .filter_map(|package| packument::search_object(package, &terms))
-            .collect()
-    });
+    }
+    let hits: Vec<serde_json::Value> = seen
+        .values()
+        .filter_map(|package| packument::search_object(package, &terms))
+        .collect();
     let total = hits.len();
     let objects: Vec<_> = hits.into_iter().skip(from).take(size).collect();
     Ok(Json(json!({

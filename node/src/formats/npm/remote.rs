@@ -1,9 +1,9 @@
-//! Remote (caching proxy) and virtual npm registries: where the [`Package`] a read renders comes
+//! Remote (caching proxy) and virtual npm registries: where the [`PackageContents`] a read renders comes
 //! from, and where a tarball's bytes come from.
 //!
 //! A remote registry's packuments are its upstream's, cached as documents (`packument/<name>`) for the
 //! registry's time to live and served stale when the upstream fails (see [`crate::proxy`]). A cached
-//! packument is turned into a [`Package`] shaped like the ones local publishes store — each version
+//! packument is turned into a [`PackageContents`] shaped like the ones local publishes store — each version
 //! with its manifest and one tarball named `<bare name>-<version>.tgz` — so it is rendered by the same
 //! [`packument`](super::packument) functions, with tarball URLs pointing back at this registry. Where
 //! each tarball lives upstream (its URL, `dist.integrity` and `dist.shasum`) stays in the cached
@@ -14,9 +14,10 @@
 //! wins, and each dist-tag comes from the first member that has it. Its tarballs are looked up in the
 //! members in the same order.
 
+use crate::meta::{PackageContents, StateRead};
 use std::collections::BTreeMap;
 
-use arca_protocol::{BlobRef, FileEntry, Package, Registry, RegistryKind, Sha256, Version};
+use arca_protocol::{BlobRef, FileEntry, Registry, RegistryKind, Sha256, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
@@ -24,7 +25,7 @@ use serde_json::{Map, Value};
 use super::NpmError;
 use super::names::PackageName;
 use super::packument::{DEPRECATED, MANIFEST};
-use super::publish::version_of_file;
+use super::publish::{stored_version_of_file, version_of_file};
 use crate::AppState;
 use crate::formats::read_small_blob;
 use crate::policy::firewall;
@@ -34,7 +35,7 @@ use crate::proxy::{self, Expected, ProxyError};
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// The package: stored (local), from the upstream's packument (remote), or merged (virtual).
-    pub package: Package,
+    pub package: PackageContents,
     /// True when an upstream failed and an older copy of its packument went into this.
     pub stale: bool,
 }
@@ -52,7 +53,7 @@ pub struct Location {
 #[derive(Debug, Clone)]
 pub struct UpstreamPackument {
     /// The package, with each version's tarball under this registry's file name.
-    pub package: Package,
+    pub package: PackageContents,
     /// Upstream tarball location by version.
     pub locations: BTreeMap<String, Location>,
 }
@@ -148,6 +149,7 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
                 manifest: None,
                 attributes,
                 firewall: None,
+                size: 0,
             },
         );
     }
@@ -173,14 +175,13 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
         .map(|v| v.created_at)
         .min()
         .unwrap_or_default();
-    let package = Package {
+    let package = PackageContents {
         name: name.to_string(),
         created_at: time_of("created").unwrap_or(oldest),
         updated_at: time_of("modified").unwrap_or(newest),
         versions,
         metadata: Default::default(),
         tags,
-        blobs: Default::default(),
     };
     UpstreamPackument { package, locations }
 }
@@ -236,12 +237,11 @@ async fn packument_naming(
     name: &PackageName,
     file: &str,
 ) -> Result<Option<UpstreamPackument>, ProxyError> {
-    let cached = state.meta.read(|meta| {
-        meta.cached
-            .get(&registry.name)
-            .and_then(|documents| documents.get(&document_key(name)))
-            .map(|document| document.blob.clone())
-    });
+    let cached = state
+        .meta
+        .read(|view| view.cached(&registry.name, &document_key(name)))
+        .map_err(|error| ProxyError::Record(error.to_string()))?
+        .map(|document| document.blob);
     if let Some(blob) = cached
         && let Ok(packument) = parse_cached(state, name, &blob).await
         && version_of_file(&packument.package, file).is_some()
@@ -255,7 +255,7 @@ async fn packument_naming(
 
 /// Merges packages in order: a version an earlier one has wins, each dist-tag comes from the first
 /// one that has it.
-pub fn merge(packages: impl IntoIterator<Item = Package>) -> Option<Package> {
+pub fn merge(packages: impl IntoIterator<Item = PackageContents>) -> Option<PackageContents> {
     let mut packages = packages.into_iter();
     let mut merged = packages.next()?;
     for package in packages {
@@ -288,7 +288,7 @@ pub async fn resolve(
             RegistryKind::Local => {
                 let stored = state
                     .meta
-                    .read(|meta| meta.package(&member.name, name.as_str()).cloned());
+                    .read(|view| view.package_contents(&member.name, name.as_str()))?;
                 packages.extend(stored);
             }
             RegistryKind::Remote => match upstream_packument(state, &member, name).await {
@@ -325,10 +325,9 @@ pub async fn tarball(
 ) -> Result<Option<BlobRef>, NpmError> {
     let mut failure = None;
     for member in proxy::resolution_order(state, registry) {
-        let recorded = state.meta.read(|meta| {
-            meta.package(&member.name, name.as_str())
-                .and_then(|package| version_of_file(package, file))
-        });
+        let recorded = state
+            .meta
+            .read(|view| stored_version_of_file(view, &member.name, name, file))?;
         let (version, location) = match (recorded, member.kind) {
             (Some(version), _) => (version, None),
             (None, RegistryKind::Remote) => {
@@ -350,9 +349,7 @@ pub async fn tarball(
             (None, _) => continue,
         };
         let now = state.now_ms();
-        state
-            .meta
-            .read(|meta| firewall::check_member(meta, &member, name.as_str(), &version, now))?;
+        firewall::check_member(&state.meta.view()?, &member, name.as_str(), &version, now)?;
         let found = proxy::find_or_fetch_file(
             state,
             std::slice::from_ref(&member),

@@ -18,6 +18,7 @@ use super::OciError;
 use super::names::RepositoryName;
 use crate::AppState;
 use crate::auth::{AuthError, Caller, Credentials, caller_for_subject, credentials};
+use crate::meta::StateRead;
 
 /// Lifetime of issued registry tokens, in seconds.
 pub const TOKEN_LIFETIME_SECS: u64 = 300;
@@ -202,6 +203,11 @@ impl OciCaller {
             AuthError::Forbidden { .. } => {
                 OciError::new(StatusCode::FORBIDDEN, "DENIED", error.to_string())
             }
+            AuthError::Unavailable(_) => OciError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                error.to_string(),
+            ),
         };
         if let Some(grants) = &self.grants {
             let granted = grants.iter().any(|grant| {
@@ -276,10 +282,11 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
                             "delete" | "*" => Action::Delete,
                             _ => return false,
                         };
-                        let registry = state.meta.read(|meta| {
-                            meta.registry(&repository.registry)
-                                .map(|r| r.registry.clone())
-                        });
+                        let registry = state
+                            .meta
+                            .read(|view| view.registry(&repository.registry))
+                            .ok()
+                            .flatten();
                         caller.require_on(registry.as_ref(), needed.role()).is_ok()
                     })
                     .map(str::to_string)

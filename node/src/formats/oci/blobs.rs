@@ -23,6 +23,7 @@ use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::{BlobWriter, read_blob};
 use crate::formats::{append_body, declared_length, discard_body, serve_blob};
+use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
 
 /// Upload sessions idle for longer than this are dropped.
@@ -204,15 +205,22 @@ async fn link_blob(
 }
 
 /// The blob `digest` as linked into repository `name`, or a manifest of it served as a blob.
-fn linked_blob(state: &AppState, name: &RepositoryName, digest: &str) -> Option<BlobRef> {
-    state.meta.read(|meta| {
-        let package = meta.package(&name.registry, &name.repository)?;
-        if package.blobs.contains(digest) {
-            return meta.blob_by_digest(digest).cloned();
-        }
-        let manifest = package.versions.get(digest)?.files.values().next()?;
-        meta.blobs.get(&manifest.sha256).cloned()
-    })
+fn linked_blob(
+    state: &AppState,
+    name: &RepositoryName,
+    digest: &str,
+) -> Result<Option<BlobRef>, StoreError> {
+    let view = state.meta.view()?;
+    if view.package_has_blob(&name.registry, &name.repository, digest)? {
+        return view.blob_by_digest(digest);
+    }
+    let Some(version) = view.version(&name.registry, &name.repository, digest)? else {
+        return Ok(None);
+    };
+    match version.files.values().next() {
+        Some(manifest) => view.blob(&manifest.sha256),
+        None => Ok(None),
+    }
 }
 
 /// `GET`/`HEAD /v2/<name>/blobs/<digest>`
@@ -260,10 +268,9 @@ pub async fn delete(
 ) -> Result<Response, OciError> {
     caller.authorize(state, headers, name, Action::Delete)?;
     let digest = Digest::parse(digest)?.to_string();
-    let linked = state.meta.read(|meta| {
-        meta.package(&name.registry, &name.repository)
-            .is_some_and(|p| p.blobs.contains(&digest))
-    });
+    let linked = state
+        .meta
+        .read(|view| view.package_has_blob(&name.registry, &name.repository, &digest))?;
     if !linked {
         return Err(OciError::blob_unknown(&digest));
     }
@@ -294,11 +301,13 @@ pub async fn start(
             && caller
                 .authorize(state, headers, &source, Action::Pull)
                 .is_ok()
-            && let Some(blob) = state.meta.read(|meta| {
-                meta.package(&source.registry, &source.repository)
-                    .filter(|p| p.blobs.contains(&digest))
-                    .and_then(|_| meta.blob_by_digest(&digest).cloned())
-            })
+            && let Some(blob) = state.meta.read(|view| {
+                if view.package_has_blob(&source.registry, &source.repository, &digest)? {
+                    view.blob_by_digest(&digest)
+                } else {
+                    Ok(None)
+                }
+            })?
         {
             // The chunks now have a second reference on the way: keep a collection running now from
             // taking them before the link is committed.

@@ -151,7 +151,18 @@ impl From<ProposeError> for OciError {
 /// A manifest the dependency firewall refuses: 403 `DENIED`.
 impl From<crate::policy::firewall::Blocked> for OciError {
     fn from(blocked: crate::policy::firewall::Blocked) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "DENIED", blocked.0)
+        match blocked {
+            crate::policy::firewall::Blocked::Refused(message) => {
+                Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+            }
+            crate::policy::firewall::Blocked::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::meta::view::StoreError> for OciError {
+    fn from(error: crate::meta::view::StoreError) -> Self {
+        Self::internal(error)
     }
 }
 

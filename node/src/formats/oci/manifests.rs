@@ -21,7 +21,8 @@ use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::BlobWriter;
 use crate::formats::read_small_blob;
-use crate::meta::state::MANIFEST_FILE;
+use crate::meta::MANIFEST_FILE;
+use crate::meta::{StateRead, StoreError};
 
 /// The largest manifest accepted.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -252,9 +253,7 @@ pub async fn fetch(
         blob,
         stale,
     } = found;
-    let registry = state
-        .meta
-        .read(|meta| meta.registry(&name.registry).map(|r| r.registry.clone()));
+    let registry = state.meta.read(|view| view.registry(&name.registry))?;
     if let Some(registry) = registry {
         crate::policy::firewall::check_read(state, &registry, &name.repository, &digest)?;
     }
@@ -289,21 +288,21 @@ pub fn lookup(
     registry: &str,
     repository: &str,
     reference: &str,
-) -> Option<(String, String, arca_protocol::BlobRef)> {
-    state.meta.read(|meta| {
-        let package = meta.package(registry, repository)?;
-        let digest = package
-            .tags
-            .get(reference)
-            .map_or(reference, String::as_str);
-        let version = package.versions.get(digest)?;
-        let file = version.files.get(MANIFEST_FILE)?;
-        Some((
-            digest.to_string(),
-            version.manifest.as_ref()?.media_type.clone(),
-            meta.blobs.get(&file.sha256)?.clone(),
-        ))
-    })
+) -> Result<Option<(String, String, arca_protocol::BlobRef)>, StoreError> {
+    let view = state.meta.view()?;
+    let digest = match view.tag(registry, repository, reference)? {
+        Some(digest) => digest,
+        None => reference.to_string(),
+    };
+    let Some(version) = view.version(registry, repository, &digest)? else {
+        return Ok(None);
+    };
+    let (Some(file), Some(manifest)) = (version.files.get(MANIFEST_FILE), &version.manifest) else {
+        return Ok(None);
+    };
+    Ok(view
+        .blob(&file.sha256)?
+        .map(|blob| (digest, manifest.media_type.clone(), blob)))
 }
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a digest deletes the manifest and its tags, a tag only
@@ -409,37 +408,33 @@ pub async fn referrers(
     caller.authorize(state, headers, name, Action::Pull)?;
     let digest = Digest::parse(digest)?.to_string();
     let filter = query_param(query, "artifactType");
-    let manifests = state.meta.read(|meta| {
-        let Some(package) = meta.package(&name.registry, &name.repository) else {
-            return Vec::new();
-        };
-        package
-            .versions
-            .values()
-            .filter_map(|version| {
-                let manifest = version.manifest.as_ref()?;
-                if manifest.subject.as_deref() != Some(digest.as_str()) {
-                    return None;
-                }
-                if filter.is_some() && manifest.artifact_type != filter {
-                    return None;
-                }
-                let size = version.files.get(MANIFEST_FILE)?.size;
-                let mut descriptor = json!({
-                    "mediaType": manifest.media_type,
-                    "digest": version.name,
-                    "size": size,
-                });
-                if let Some(artifact_type) = &manifest.artifact_type {
-                    descriptor["artifactType"] = json!(artifact_type);
-                }
-                if !manifest.annotations.is_empty() {
-                    descriptor["annotations"] = json!(manifest.annotations);
-                }
-                Some(descriptor)
-            })
-            .collect::<Vec<_>>()
-    });
+    let manifests = state
+        .meta
+        .read(|view| view.versions(&name.registry, &name.repository))?
+        .iter()
+        .filter_map(|version| {
+            let manifest = version.manifest.as_ref()?;
+            if manifest.subject.as_deref() != Some(digest.as_str()) {
+                return None;
+            }
+            if filter.is_some() && manifest.artifact_type != filter {
+                return None;
+            }
+            let size = version.files.get(MANIFEST_FILE)?.size;
+            let mut descriptor = json!({
+                "mediaType": manifest.media_type,
+                "digest": version.name,
+                "size": size,
+            });
+            if let Some(artifact_type) = &manifest.artifact_type {
+                descriptor["artifactType"] = json!(artifact_type);
+            }
+            if !manifest.annotations.is_empty() {
+                descriptor["annotations"] = json!(manifest.annotations);
+            }
+            Some(descriptor)
+        })
+        .collect::<Vec<_>>();
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     let mut answer = vec![("content-type", OCI_INDEX.to_string())];
     if filter.is_some() {
@@ -457,27 +452,72 @@ pub async fn catalog(
     query: &str,
 ) -> Result<Response, OciError> {
     caller.require_login(headers)?;
-    let repositories = state.meta.read(|meta| {
-        meta.registries
-            .values()
-            .filter(|r| r.registry.package_type == PackageType::Docker)
-            .filter(|r| {
-                caller
-                    .caller
-                    .require_on(Some(&r.registry), Role::Read)
-                    .is_ok()
-            })
-            .flat_map(|r| {
-                r.packages
-                    .values()
-                    .filter(|p| !p.versions.is_empty())
-                    .map(|p| format!("{}/{}", r.registry.name, p.name))
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut repositories = repositories;
-    repositories.sort();
-    let (repositories, link) = paged(repositories, query, "/v2/_catalog")?;
+    let last = query_param(query, "last");
+    let limit = match query_param(query, "n") {
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                "n must be a number",
+            )
+        })?),
+        None => None,
+    };
+    // Repositories by registry, then name; `last` names where the previous page ended.
+    let after = last
+        .as_deref()
+        .map(|last| last.split_once('/').unwrap_or((last, "")));
+    let wanted = limit.map_or(usize::MAX, |n| n.saturating_add(1));
+    let view = state.meta.view()?;
+    let mut repositories = Vec::new();
+    for record in view.registries()? {
+        let registry = &record.registry;
+        if registry.package_type != PackageType::Docker
+            || caller
+                .caller
+                .require_on(Some(registry), Role::Read)
+                .is_err()
+        {
+            continue;
+        }
+        let start = match after {
+            Some((name, _)) if registry.name.as_str() < name => continue,
+            Some((name, package)) if registry.name == name => Some(package),
+            _ => None,
+        };
+        let mut cursor = start.map(str::to_string);
+        while repositories.len() < wanted {
+            let page = view.packages(&registry.name, cursor.as_deref(), 1000)?;
+            let Some(last_package) = page.last() else {
+                break;
+            };
+            cursor = Some(last_package.name.clone());
+            let full = page.len() < 1000;
+            repositories.extend(
+                page.into_iter()
+                    .filter(|p| p.version_count > 0)
+                    .map(|p| format!("{}/{}", registry.name, p.name)),
+            );
+            if full {
+                break;
+            }
+        }
+        if repositories.len() >= wanted {
+            break;
+        }
+    }
+    let mut link = None;
+    if let Some(limit) = limit
+        && repositories.len() > limit
+    {
+        repositories.truncate(limit);
+        if let Some(final_item) = repositories.last() {
+            let last = form_urlencoded::byte_serialize(final_item.as_bytes()).collect::<String>();
+            link = Some(format!(
+                "</v2/_catalog?n={limit}&last={last}>; rel=\"next\""
+            ));
+        }
+    }
     let response = axum::Json(json!({"repositories": repositories})).into_response();
     Ok(with_headers(
         response,

@@ -12,6 +12,7 @@ use super::manifests;
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use crate::AppState;
 use crate::formats::read_small_blob;
+use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
 
 /// A manifest found for a reference: its digest, media type and bytes, and whether it is a stale copy.
@@ -52,9 +53,7 @@ impl From<ProxyError> for OciError {
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn registry_of(state: &AppState, name: &str) -> Option<Registry> {
-    state
-        .meta
-        .read(|meta| meta.registry(name).map(|r| r.registry.clone()))
+    state.meta.read(|view| view.registry(name)).ok().flatten()
 }
 
 /// The repository path on the upstream: Docker Hub keeps official images under `library/`.
@@ -112,7 +111,7 @@ pub async fn find_manifest(
 ) -> Result<Option<FoundManifest>, OciError> {
     let mut failure = None;
     for registry in candidates(state, name) {
-        let local = manifests::lookup(state, &registry.name, &name.repository, reference);
+        let local = manifests::lookup(state, &registry.name, &name.repository, reference)?;
         let remote = registry.kind == RegistryKind::Remote;
         // A tag of a remote registry is a metadata document: refreshed when its time to live ends.
         if let Some((digest, media_type, blob)) = local
@@ -170,7 +169,7 @@ async fn remote_manifest(
             &document.cached.content_type,
         )
         .await?;
-        let media_type = manifests::lookup(state, &registry.name, repository, &digest)
+        let media_type = manifests::lookup(state, &registry.name, repository, &digest)?
             .map(|(_, media_type, _)| media_type)
             .unwrap_or(document.cached.content_type);
         return Ok(FoundManifest {
@@ -213,7 +212,7 @@ async fn remote_manifest(
         .fetch_and_record(state, registry, &url, expected, record)
         .await?;
     let (digest, media_type, blob) =
-        manifests::lookup(state, &registry.name, repository, reference)
+        manifests::lookup(state, &registry.name, repository, reference)?
             .ok_or_else(|| ProxyError::Record(format!("manifest {reference} was not recorded")))?;
     Ok(FoundManifest {
         digest,
@@ -237,13 +236,13 @@ async fn record_manifest(
         .await
         .map_err(|e| ProxyError::Upstream(e.to_string()))?;
     let digest = Digest::of(Algorithm::Sha256, &bytes).to_string();
-    let already = state.meta.read(|meta| {
-        meta.package(&registry.name, repository)
-            .is_some_and(|package| {
-                package.versions.contains_key(&digest)
-                    && tag.is_none_or(|tag| package.tags.get(tag) == Some(&digest))
+    let already = state.meta.read(|view| {
+        Ok(view.has_version(&registry.name, repository, &digest)?
+            && match tag {
+                Some(tag) => view.tag(&registry.name, repository, tag)?.as_ref() == Some(&digest),
+                None => true,
             })
-    });
+    })?;
     if already {
         return Ok(digest);
     }
@@ -271,11 +270,11 @@ pub async fn find_blob(
     state: &AppState,
     name: &RepositoryName,
     digest: &str,
-    linked: impl Fn(&str) -> Option<BlobRef>,
+    linked: impl Fn(&str) -> Result<Option<BlobRef>, StoreError>,
 ) -> Result<Option<Content>, OciError> {
     let mut failure = None;
     for registry in candidates(state, name) {
-        if let Some(blob) = linked(&registry.name) {
+        if let Some(blob) = linked(&registry.name)? {
             if registry.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&registry.name);
             }
@@ -341,10 +340,12 @@ pub async fn tags(
     let mut found = false;
     let mut tags = std::collections::BTreeSet::new();
     for registry in candidates(state, name) {
-        if let Some(local) = state.meta.read(|meta| {
-            meta.package(&registry.name, &name.repository)
-                .map(|p| p.tags.keys().cloned().collect::<Vec<_>>())
-        }) {
+        if let Some(local) = state.meta.read(|view| {
+            Ok(match view.package(&registry.name, &name.repository)? {
+                Some(_) => Some(view.tags(&registry.name, &name.repository)?.into_keys()),
+                None => None,
+            })
+        })? {
             found = true;
             tags.extend(local);
         }

@@ -86,6 +86,7 @@ impl From<AuthError> for PypiError {
         let status = match error {
             AuthError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, error.to_string())
     }
@@ -134,7 +135,18 @@ impl From<UploadError> for PypiError {
 /// A download the dependency firewall refuses: 403 with the reason.
 impl From<crate::policy::firewall::Blocked> for PypiError {
     fn from(blocked: crate::policy::firewall::Blocked) -> Self {
-        Self::new(StatusCode::FORBIDDEN, blocked.0)
+        match blocked {
+            crate::policy::firewall::Blocked::Refused(message) => {
+                Self::new(StatusCode::FORBIDDEN, message)
+            }
+            crate::policy::firewall::Blocked::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::meta::view::StoreError> for PypiError {
+    fn from(error: crate::meta::view::StoreError) -> Self {
+        Self::internal(error)
     }
 }
 

@@ -158,7 +158,7 @@ async fn simple_root(
 ) -> Result<Response, PypiError> {
     let found = open_registry(&state, &headers, &registry, Role::Read)?;
     let format = index::negotiate(&headers, query.as_deref())?;
-    let projects = remote::known_projects(&state, &found);
+    let projects = remote::known_projects(&state, &found)?;
     Ok(index::root(
         format,
         &format!("/pypi/{registry}/simple"),

@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use arca_protocol::{Package, Sha256};
+use arca_protocol::Sha256;
 use serde::{Deserialize, Serialize};
 
 use super::names::{compare_versions, is_prerelease};
+use crate::meta::PackageContents;
 
 /// Suffix of the file holding a wheel's core metadata (PEP 658).
 pub const METADATA_SUFFIX: &str = ".metadata";
@@ -154,7 +155,7 @@ pub struct Project {
 impl Project {
     /// The view of a stored package; `files_base` is the URL path files are served under
     /// (`/pypi/<registry>/files`).
-    pub fn from_package(package: &Package, files_base: &str) -> Project {
+    pub fn from_package(package: &PackageContents, files_base: &str) -> Project {
         let mut releases: Vec<Release> = package
             .versions
             .values()
@@ -335,6 +336,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            size: 0,
         }
     }
 
@@ -367,14 +369,9 @@ mod tests {
             ),
             version("2.1b1", &["dep_a-2.1b1.tar.gz"], &[]),
         ];
-        let package = Package {
-            name: "dep-a".into(),
-            created_at: 1,
-            updated_at: 1,
+        let package = PackageContents {
             versions: versions.into_iter().map(|v| (v.name.clone(), v)).collect(),
-            metadata: Default::default(),
-            tags: Default::default(),
-            blobs: Default::default(),
+            ..PackageContents::empty("dep-a", 1, 1)
         };
         let project = Project::from_package(&package, "/pypi/r/files");
         let order: Vec<&str> = project

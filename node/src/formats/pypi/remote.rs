@@ -26,6 +26,7 @@ use super::wheel::{BlobCursor, read_metadata};
 use super::{PypiError, stored_version};
 use crate::AppState;
 use crate::blob::BlobWriter;
+use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Expected, ProxyError};
 
 /// What a remote registry asks its upstream for: PEP 691 JSON first, HTML as a fallback.
@@ -124,14 +125,12 @@ fn recorded_project(
     registry: &str,
     project: &str,
     files_base: &str,
-) -> Option<Project> {
-    state
+) -> Result<Option<Project>, StoreError> {
+    Ok(state
         .meta
-        .read(|meta| {
-            meta.package(registry, project)
-                .map(|package| Project::from_package(package, files_base))
-        })
-        .filter(|project| !project.releases.is_empty())
+        .read(|view| view.package_contents(registry, project))?
+        .map(|package| Project::from_package(&package, files_base))
+        .filter(|project| !project.releases.is_empty()))
 }
 
 /// The upstream's files of `project` as remote registry `registry` serves them: links under
@@ -142,10 +141,18 @@ fn upstream_project(
     project: &str,
     files_base: &str,
     files: &[UpstreamFile],
-) -> Project {
-    state.meta.read(|meta| {
+) -> Result<Project, StoreError> {
+    let view = state.meta.view()?;
+    let mut recorded = std::collections::BTreeMap::new();
+    for file in files {
+        if !recorded.contains_key(&file.version) {
+            let version = view.version(registry, project, &file.version)?;
+            recorded.insert(file.version.clone(), version);
+        }
+    }
+    {
         let distributions = files.iter().map(|file| {
-            let version = meta.version(registry, project, &file.version);
+            let version = recorded.get(&file.version).and_then(Option::as_ref);
             let cached = version.and_then(|v| v.files.get(&file.filename));
             let cached_metadata =
                 version.and_then(|v| v.files.get(&format!("{}{METADATA_SUFFIX}", file.filename)));
@@ -168,8 +175,8 @@ fn upstream_project(
             };
             (file.version.clone(), distribution)
         });
-        Project::from_files(project, distributions)
-    })
+        Ok(Project::from_files(project, distributions))
+    }
 }
 
 /// `project` (normalised) as `registry` serves it: its own files when local; the upstream's page
@@ -194,7 +201,7 @@ pub async fn resolve_project(
                         project,
                         &base,
                         &listing.files,
-                    ));
+                    )?);
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -203,7 +210,7 @@ pub async fn resolve_project(
                 }
             }
         }
-        if let Some(recorded) = recorded_project(state, &member.name, project, &base) {
+        if let Some(recorded) = recorded_project(state, &member.name, project, &base)? {
             sources.push(recorded);
         }
     }
@@ -223,27 +230,22 @@ pub async fn resolve_project(
 
 /// The projects `registry` knows of: its own, or its members'; for a remote registry, those it has
 /// cached a page or a file of (the upstream's whole list is not fetched).
-pub fn known_projects(state: &AppState, registry: &Registry) -> Vec<String> {
+pub fn known_projects(state: &AppState, registry: &Registry) -> Result<Vec<String>, StoreError> {
     let members = proxy::resolution_order(state, registry);
-    state.meta.read(|meta| {
-        let mut names = BTreeSet::new();
-        for member in &members {
-            if let Some(found) = meta.registry(&member.name) {
-                names.extend(found.packages.keys().cloned());
-            }
-            if member.kind == RegistryKind::Remote
-                && let Some(documents) = meta.cached.get(&member.name)
-            {
-                names.extend(
-                    documents
-                        .keys()
-                        .filter_map(|key| key.strip_prefix(DOCUMENT_PREFIX))
-                        .map(str::to_string),
-                );
-            }
+    let view = state.meta.view()?;
+    let mut names = BTreeSet::new();
+    for member in &members {
+        names.extend(view.package_names(&member.name, None, usize::MAX)?);
+        if member.kind == RegistryKind::Remote {
+            names.extend(
+                view.cached_keys(&member.name, DOCUMENT_PREFIX)?
+                    .iter()
+                    .filter_map(|key| key.strip_prefix(DOCUMENT_PREFIX))
+                    .map(str::to_string),
+            );
         }
-        names.into_iter().collect()
-    })
+    }
+    Ok(names.into_iter().collect())
 }
 
 /// The blob of a file recorded in `registry`.
@@ -253,13 +255,15 @@ fn recorded_file(
     project: &str,
     version: &str,
     filename: &str,
-) -> Option<BlobRef> {
-    state.meta.read(|meta| {
-        let file = meta
+) -> Result<Option<BlobRef>, StoreError> {
+    state.meta.read(|view| {
+        let file = view
             .version(registry, project, version)?
-            .files
-            .get(filename)?;
-        meta.blobs.get(&file.sha256).cloned()
+            .and_then(|v| v.files.get(filename).cloned());
+        match file {
+            Some(file) => view.blob(&file.sha256),
+            None => Ok(None),
+        }
     })
 }
 
@@ -274,7 +278,7 @@ pub async fn find_file(
 ) -> Result<Option<BlobRef>, PypiError> {
     let mut failure = None;
     for member in proxy::resolution_order(state, registry) {
-        if let Some(blob) = recorded_file(state, &member.name, project, version, filename) {
+        if let Some(blob) = recorded_file(state, &member.name, project, version, filename)? {
             if member.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&member.name);
             }
@@ -409,7 +413,9 @@ async fn metadata_from_wheel(
         project,
         &file.version,
         &file.filename,
-    )?;
+    )
+    .ok()
+    .flatten()?;
     let cursor = BlobCursor::new(state.chunks.clone(), wheel);
     let metadata = crate::blocking::spawn(move || read_metadata(cursor))
         .await

@@ -29,114 +29,130 @@ use arca_protocol::firewall::{
 };
 use arca_protocol::model::AuditEvent;
 use arca_protocol::{
-    Command, CommandError, CommandOutcome, MetadataTarget, Package, PackageType, Registry,
-    RegistryKind, Version,
+    Command, CommandError, MetadataTarget, Package, PackageType, Registry, RegistryKind, Version,
 };
-use serde::{Deserialize, Serialize};
 
 use self::versions::Ecosystem;
 use crate::AppState;
-use crate::meta::state::MetaState;
+use crate::meta::apply::{Applied, Applier};
+use crate::meta::keys;
+use crate::meta::tables::{Table, scalar};
+use crate::meta::view::{ReadResult, StateRead, StoreError, child_key, package_key};
 use crate::policy::cleanup::glob_match;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
-/// The vulnerability database, part of the replicated state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FirewallDb {
-    /// Advisories by OSV id.
-    pub advisories: BTreeMap<String, Advisory>,
-    /// `<ecosystem>/<normalised package name>` to the ids of the advisories naming it.
-    pub index: BTreeMap<String, BTreeSet<String>>,
-    /// The latest command time the state machine has seen (the time of re-evaluations caused by
-    /// commands that carry none).
-    pub clock: u64,
-    /// Evaluations made so far: the number in each scan id.
-    pub scans: u64,
-    /// When advisories were last imported, unix milliseconds.
-    pub last_import_at: Option<u64>,
-}
-
-fn index_key(ecosystem: Ecosystem, name: &str) -> String {
+/// The key the advisories naming a package are indexed under: `<ecosystem>/<normalised name>`.
+pub fn index_key(ecosystem: Ecosystem, name: &str) -> String {
     format!("{}/{}", ecosystem.as_str(), ecosystem.normalize_name(name))
 }
 
-impl FirewallDb {
-    /// Adds advisories, replacing a held copy unless it was modified as late or later. Returns how
-    /// many were added, replaced and left unchanged.
-    pub fn import(&mut self, advisories: Vec<Advisory>, at: u64) -> (u64, u64, u64) {
-        let (mut added, mut replaced, mut unchanged) = (0, 0, 0);
-        for advisory in advisories {
-            match self.advisories.get(&advisory.id) {
-                Some(held) if held.modified >= advisory.modified => {
-                    unchanged += 1;
-                    continue;
-                }
-                Some(_) => replaced += 1,
-                None => added += 1,
-            }
-            self.unindex(&advisory.id);
-            for affected in &advisory.affected {
-                if let Some(ecosystem) = Ecosystem::parse(&affected.ecosystem) {
-                    self.index
-                        .entry(index_key(ecosystem, &affected.name))
-                        .or_default()
-                        .insert(advisory.id.clone());
-                }
-            }
-            self.advisories.insert(advisory.id.clone(), advisory);
-        }
-        self.last_import_at = Some(at);
-        (added, replaced, unchanged)
+/// The advisories indexed for `package` in `ecosystem` (to pass to [`evaluate`]).
+pub fn advisories_for(
+    view: &(impl StateRead + ?Sized),
+    ecosystem: Option<Ecosystem>,
+    package: &str,
+) -> ReadResult<Vec<Advisory>> {
+    match ecosystem {
+        Some(ecosystem) => view.advisories_indexed(&index_key(ecosystem, package)),
+        None => Ok(Vec::new()),
     }
+}
 
-    fn unindex(&mut self, id: &str) {
-        let Some(held) = self.advisories.get(id) else {
-            return;
+/// Of `advisories` (those indexed for the package), the ones (not withdrawn) that affect `version`
+/// of `package` in `ecosystem`, each with the versions that fix it.
+pub fn matching<'a>(
+    advisories: &'a [Advisory],
+    ecosystem: Ecosystem,
+    package: &str,
+    version: &str,
+) -> Vec<(&'a Advisory, Vec<String>)> {
+    let wanted = ecosystem.normalize_name(package);
+    advisories
+        .iter()
+        .filter(|a| !a.withdrawn)
+        .filter_map(|advisory| {
+            let hits: Vec<_> = advisory
+                .affected
+                .iter()
+                .filter(|a| Ecosystem::parse(&a.ecosystem) == Some(ecosystem))
+                .filter(|a| ecosystem.normalize_name(&a.name) == wanted)
+                .filter(|a| versions::affects(ecosystem, a, version))
+                .collect();
+            (!hits.is_empty()).then(|| {
+                let fixed = hits.iter().flat_map(|a| versions::fixed_versions(a));
+                (advisory, fixed.collect())
+            })
+        })
+        .collect()
+}
+
+/// How an import of `advisories` changes the database: how many would be added, replaced and left
+/// unchanged (an advisory replaces a held copy unless that was modified as late or later).
+pub fn classify_import(
+    view: &(impl StateRead + ?Sized),
+    advisories: &[Advisory],
+) -> ReadResult<(u64, u64, u64)> {
+    let (mut added, mut replaced, mut unchanged) = (0, 0, 0);
+    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    for advisory in advisories {
+        let held = match seen.get(advisory.id.as_str()) {
+            Some(modified) => Some(*modified),
+            None => view.advisory(&advisory.id)?.map(|a| a.modified),
         };
-        for affected in &held.affected {
+        match held {
+            Some(modified) if modified >= advisory.modified => unchanged += 1,
+            Some(_) => replaced += 1,
+            None => added += 1,
+        }
+        if held.is_none_or(|modified| modified < advisory.modified) {
+            seen.insert(&advisory.id, advisory.modified);
+        }
+    }
+    Ok((added, replaced, unchanged))
+}
+
+/// Adds advisories to the database in the state machine, replacing a held copy unless it was
+/// modified as late or later, and keeps the index of the packages they name.
+pub fn import(applier: &mut Applier<'_>, advisories: Vec<Advisory>, at: u64) -> ReadResult<()> {
+    for advisory in advisories {
+        let held = applier.advisory(&advisory.id)?;
+        if held
+            .as_ref()
+            .is_some_and(|held| held.modified >= advisory.modified)
+        {
+            continue;
+        }
+        for affected in held.iter().flat_map(|held| held.affected.iter()) {
             if let Some(ecosystem) = Ecosystem::parse(&affected.ecosystem) {
                 let key = index_key(ecosystem, &affected.name);
-                if let Some(ids) = self.index.get_mut(&key) {
-                    ids.remove(id);
-                    if ids.is_empty() {
-                        self.index.remove(&key);
-                    }
-                }
+                applier.delete(
+                    Table::AdvisoryIndex,
+                    &keys::of(&[key.as_str(), &advisory.id]),
+                )?;
             }
         }
+        for affected in &advisory.affected {
+            if let Some(ecosystem) = Ecosystem::parse(&affected.ecosystem) {
+                let key = index_key(ecosystem, &affected.name);
+                applier.put(
+                    Table::AdvisoryIndex,
+                    &keys::of(&[key.as_str(), &advisory.id]),
+                    &(),
+                )?;
+            }
+        }
+        if held.is_none() {
+            let count = applier.counter(scalar::ADVISORY_COUNT)?;
+            applier.set_scalar(scalar::ADVISORY_COUNT, &(count + 1))?;
+        }
+        applier.put(
+            Table::Advisories,
+            &keys::of(&[advisory.id.as_str()]),
+            &advisory,
+        )?;
     }
-
-    /// The advisories (not withdrawn) that affect `version` of `package` in `ecosystem`, each with
-    /// the versions that fix it.
-    pub fn matching(
-        &self,
-        ecosystem: Ecosystem,
-        package: &str,
-        version: &str,
-    ) -> Vec<(&Advisory, Vec<String>)> {
-        let Some(ids) = self.index.get(&index_key(ecosystem, package)) else {
-            return Vec::new();
-        };
-        let wanted = ecosystem.normalize_name(package);
-        ids.iter()
-            .filter_map(|id| self.advisories.get(id))
-            .filter(|a| !a.withdrawn)
-            .filter_map(|advisory| {
-                let hits: Vec<_> = advisory
-                    .affected
-                    .iter()
-                    .filter(|a| Ecosystem::parse(&a.ecosystem) == Some(ecosystem))
-                    .filter(|a| ecosystem.normalize_name(&a.name) == wanted)
-                    .filter(|a| versions::affects(ecosystem, a, version))
-                    .collect();
-                (!hits.is_empty()).then(|| {
-                    let fixed = hits.iter().flat_map(|a| versions::fixed_versions(a));
-                    (advisory, fixed.collect())
-                })
-            })
-            .collect()
-    }
+    applier.set_scalar(scalar::FIREWALL_LAST_IMPORT, &Some(at))
 }
 
 /// What is evaluated: a package version and what is known of it.
@@ -242,14 +258,14 @@ fn reason(rule: &str, status: FirewallStatus, message: String) -> FirewallReason
 /// comes first and turns every objection into ALLOWED.
 pub fn evaluate(
     policy: &FirewallPolicy,
-    db: &FirewallDb,
+    advisories: &[Advisory],
     ecosystem: Option<Ecosystem>,
     subject: &Subject<'_>,
     now: Option<u64>,
 ) -> (FirewallStatus, Vec<FirewallReason>) {
     let mut reasons = Vec::new();
     if let (Some(rule), Some(ecosystem)) = (&policy.vulnerabilities, ecosystem) {
-        for (advisory, fixed) in db.matching(ecosystem, subject.package, subject.version) {
+        for (advisory, fixed) in matching(advisories, ecosystem, subject.package, subject.version) {
             let severity = match advisory.severity {
                 Severity::Unknown => rule.unknown_severity,
                 known => known,
@@ -421,7 +437,7 @@ pub fn current_verdict(
         age: Some(rule.clone()),
         ..FirewallPolicy::default()
     };
-    let (_, age) = evaluate(&age_only, &FirewallDb::default(), None, &subject, Some(now));
+    let (_, age) = evaluate(&age_only, &[], None, &subject, Some(now));
     if age.is_empty() {
         return stored;
     }
@@ -480,37 +496,43 @@ fn blocked_message(coordinate: &str, registry: &str, verdict: &FirewallVerdict) 
     })
 }
 
-/// A refusal of a download, copy or promotion, with the message clients are shown.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Blocked(pub String);
+/// Why a download, copy or promotion is not served.
+#[derive(Debug, thiserror::Error)]
+pub enum Blocked {
+    /// The firewall refuses it; the message is what clients are shown.
+    #[error("{0}")]
+    Refused(String),
+    /// The state could not be read to decide.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The firewall's word on reading `version` of `package` from `member` (one registry of a read's
 /// resolution order): `Ok(true)` when the member holds it and may serve it, `Ok(false)` when it does
 /// not hold it and a remote member may fetch it (evaluated on the fly; a local member simply does
 /// not have it), `Err` when it is refused.
 pub fn check_member(
-    meta: &MetaState,
+    view: &(impl StateRead + ?Sized),
     member: &Registry,
     package: &str,
     version: &str,
     now: u64,
 ) -> Result<bool, Blocked> {
-    if let Some(p) = meta.package(&member.name, package)
-        && let Some(v) = p.versions.get(version)
+    if let Some(v) = view.version(&member.name, package, version)?
+        && let Some(p) = view.package(&member.name, package)?
     {
-        let current = meta.registry(&member.name).map(|r| &r.registry);
-        return match stored_refusal(current.unwrap_or(member), p, v, now) {
-            Some(message) => Err(Blocked(message)),
+        let current = view.registry(&member.name)?;
+        return match stored_refusal(current.as_ref().unwrap_or(member), &p, &v, now) {
+            Some(message) => Err(Blocked::Refused(message)),
             None => Ok(true),
         };
     }
     if member.kind == RegistryKind::Remote {
-        let verdict = evaluate_unstored(meta, member, package, version, now, String::new());
+        let verdict = evaluate_unstored(view, member, package, version, now, String::new())?;
         if let Some(message) =
             blocked_message(&format!("{package}@{version}"), &member.name, &verdict)
         {
-            return Err(Blocked(message));
+            return Err(Blocked::Refused(message));
         }
     }
     Ok(false)
@@ -526,27 +548,26 @@ pub fn check_read(
 ) -> Result<(), Blocked> {
     let now = state.now_ms();
     let members = crate::proxy::resolution_order(state, registry);
-    state.meta.read(|meta| {
-        for member in &members {
-            if check_member(meta, member, package, version, now)?
-                || member.kind == RegistryKind::Remote
-            {
-                return Ok(());
-            }
+    let view = state.meta.view()?;
+    for member in &members {
+        if check_member(&view, member, package, version, now)?
+            || member.kind == RegistryKind::Remote
+        {
+            return Ok(());
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Evaluates a coordinate the registry does not hold, at `now`.
 pub fn evaluate_unstored(
-    meta: &MetaState,
+    view: &(impl StateRead + ?Sized),
     registry: &Registry,
     package: &str,
     version: &str,
     now: u64,
     scan_id: String,
-) -> FirewallVerdict {
+) -> ReadResult<FirewallVerdict> {
     let subject = Subject {
         package,
         version,
@@ -554,19 +575,21 @@ pub fn evaluate_unstored(
         metadata: Vec::new(),
         created_at: None,
     };
+    let ecosystem = Ecosystem::of(registry.package_type);
+    let advisories = advisories_for(view, ecosystem, package)?;
     let (status, reasons) = evaluate(
         &registry.firewall,
-        &meta.firewall,
-        Ecosystem::of(registry.package_type),
+        &advisories,
+        ecosystem,
         &subject,
         Some(now),
     );
-    FirewallVerdict {
+    Ok(FirewallVerdict {
         status,
         reasons,
         scan_id,
         evaluated_at: now,
-    }
+    })
 }
 
 /// What a command makes the firewall evaluate again.
@@ -669,61 +692,8 @@ pub fn reevaluation_for(command: &Command) -> (Reevaluate, Option<u64>) {
 /// Evaluates what `what` names again, at the state machine's clock, storing the verdicts on the
 /// versions. Returns an audit event for each version whose status changed (a new version counts as
 /// changing from nothing; a new ALLOWED version is not reported).
-pub fn reevaluate(meta: &mut MetaState, what: Reevaluate) -> Vec<AuditEvent> {
-    let MetaState {
-        registries,
-        firewall: db,
-        ..
-    } = meta;
-    let at = db.clock;
+pub fn reevaluate(applier: &mut Applier<'_>, what: Reevaluate) -> ReadResult<Vec<AuditEvent>> {
     let mut events = Vec::new();
-    let mut scans = db.scans;
-    let mut visit = |registry: &Registry, package: &mut Package, only: Option<&str>, fresh| {
-        let ecosystem = Ecosystem::of(registry.package_type);
-        let names: Vec<String> = match only {
-            Some(v) => vec![v.to_string()],
-            None => package.versions.keys().cloned().collect(),
-        };
-        for name in names {
-            let Some(version) = package.versions.get(&name) else {
-                continue;
-            };
-            let (status, reasons) = {
-                let subject = Subject::stored(registry.package_type, package, version);
-                evaluate(&registry.firewall, db, ecosystem, &subject, None)
-            };
-            scans += 1;
-            let verdict = FirewallVerdict {
-                status,
-                reasons,
-                scan_id: format!("scan-{scans}"),
-                evaluated_at: at,
-            };
-            let package_name = package.name.clone();
-            let Some(version) = package.versions.get_mut(&name) else {
-                continue;
-            };
-            let previous = if fresh { None } else { version.firewall.take() };
-            let before = previous.as_ref().map(|f| f.verdict.status);
-            let same = previous.as_ref().is_some_and(|f| {
-                f.verdict.status == status && f.verdict.reasons == verdict.reasons
-            });
-            let mut next = previous.unwrap_or_default();
-            if !same {
-                next.release = None;
-            }
-            next.verdict = verdict;
-            if before.unwrap_or_default() != status {
-                events.push(status_event(
-                    &registry.name,
-                    &package_name,
-                    &name,
-                    &next.verdict,
-                ));
-            }
-            version.firewall = Some(next);
-        }
-    };
     match what {
         Reevaluate::Nothing => {}
         Reevaluate::Version {
@@ -732,41 +702,120 @@ pub fn reevaluate(meta: &mut MetaState, what: Reevaluate) -> Vec<AuditEvent> {
             version,
             fresh,
         } => {
-            if let Some(state) = registries.get_mut(&registry)
-                && let Some(p) = state.packages.get_mut(&package)
-            {
-                visit(&state.registry, p, Some(&version), fresh);
+            if let Some(registry) = applier.registry(&registry)? {
+                visit(
+                    applier,
+                    &registry,
+                    &package,
+                    Some(&version),
+                    fresh,
+                    &mut events,
+                )?;
             }
         }
         Reevaluate::Package { registry, package } => {
-            if let Some(state) = registries.get_mut(&registry)
-                && let Some(p) = state.packages.get_mut(&package)
-            {
-                visit(&state.registry, p, None, false);
+            if let Some(registry) = applier.registry(&registry)? {
+                visit(applier, &registry, &package, None, false, &mut events)?;
             }
         }
         Reevaluate::Registry(registry) => {
-            if let Some(state) = registries.get_mut(&registry) {
-                for p in state.packages.values_mut() {
-                    visit(&state.registry, p, None, false);
+            if let Some(registry) = applier.registry(&registry)? {
+                for package in applier.package_names(&registry.name, None, usize::MAX)? {
+                    visit(applier, &registry, &package, None, false, &mut events)?;
                 }
             }
         }
         Reevaluate::Packages(keys) => {
-            for state in registries.values_mut() {
-                let Some(ecosystem) = Ecosystem::of(state.registry.package_type) else {
+            for record in applier.registries()? {
+                let Some(ecosystem) = Ecosystem::of(record.registry.package_type) else {
                     continue;
                 };
-                for p in state.packages.values_mut() {
-                    if keys.contains(&index_key(ecosystem, &p.name)) {
-                        visit(&state.registry, p, None, false);
+                for package in applier.package_names(&record.registry.name, None, usize::MAX)? {
+                    if keys.contains(&index_key(ecosystem, &package)) {
+                        visit(
+                            applier,
+                            &record.registry,
+                            &package,
+                            None,
+                            false,
+                            &mut events,
+                        )?;
                     }
                 }
             }
         }
     }
-    db.scans = scans;
-    events
+    Ok(events)
+}
+
+/// Evaluates one version of `package` (or, with `only` unset, every version) of `registry`.
+fn visit(
+    applier: &mut Applier<'_>,
+    registry: &Registry,
+    package: &str,
+    only: Option<&str>,
+    fresh: bool,
+    events: &mut Vec<AuditEvent>,
+) -> ReadResult<()> {
+    let Some(record) = applier.package(&registry.name, package)? else {
+        return Ok(());
+    };
+    let ecosystem = Ecosystem::of(registry.package_type);
+    let advisories = advisories_for(applier, ecosystem, package)?;
+    let at = applier.counter(scalar::FIREWALL_CLOCK)?;
+    let mut scans = applier.counter(scalar::FIREWALL_SCANS)?;
+    let names = match only {
+        Some(version) => vec![version.to_string()],
+        None => applier.version_names(&registry.name, package)?,
+    };
+    let mut changed = false;
+    for name in names {
+        let Some(mut version) = applier.version(&registry.name, package, &name)? else {
+            continue;
+        };
+        let (status, reasons) = {
+            let subject = Subject::stored(registry.package_type, &record, &version);
+            evaluate(&registry.firewall, &advisories, ecosystem, &subject, None)
+        };
+        scans += 1;
+        let verdict = FirewallVerdict {
+            status,
+            reasons,
+            scan_id: format!("scan-{scans}"),
+            evaluated_at: at,
+        };
+        let previous = if fresh { None } else { version.firewall.take() };
+        let before = previous.as_ref().map(|f| f.verdict.status);
+        let same = previous
+            .as_ref()
+            .is_some_and(|f| f.verdict.status == status && f.verdict.reasons == verdict.reasons);
+        let mut next = previous.unwrap_or_default();
+        if !same {
+            next.release = None;
+        }
+        next.verdict = verdict;
+        if before.unwrap_or_default() != status {
+            events.push(status_event(&registry.name, package, &name, &next.verdict));
+            changed = true;
+        }
+        version.firewall = Some(next);
+        applier.put(
+            Table::Versions,
+            &child_key(&registry.name, package, &name),
+            &version,
+        )?;
+    }
+    applier.set_scalar(scalar::FIREWALL_SCANS, &scans)?;
+    if changed {
+        let mut record = record;
+        record.generation += 1;
+        applier.put(
+            Table::Packages,
+            &package_key(&registry.name, package),
+            &record,
+        )?;
+    }
+    Ok(())
 }
 
 fn status_event(
@@ -806,17 +855,16 @@ fn status_event(
 
 /// Quarantines (or, with `release`, releases) a stored version by hand.
 pub fn set_quarantine(
-    meta: &mut MetaState,
+    applier: &mut Applier<'_>,
     (registry, package, version): (&str, &str, &str),
     record: QuarantineRecord,
     release: bool,
-) -> CommandOutcome {
-    let found = meta
-        .registries
-        .get_mut(registry)
-        .and_then(|r| r.packages.get_mut(package))
-        .and_then(|p| p.versions.get_mut(version))
-        .ok_or_else(|| CommandError::NotFound(format!("version {registry}/{package}/{version}")))?;
+) -> Applied {
+    let Some(mut found) = applier.version(registry, package, version)? else {
+        return Ok(Err(CommandError::NotFound(format!(
+            "version {registry}/{package}/{version}"
+        ))));
+    };
     let firewall = found.firewall.get_or_insert_with(VersionFirewall::default);
     if release {
         firewall.quarantine = None;
@@ -825,7 +873,20 @@ pub fn set_quarantine(
         firewall.release = None;
         firewall.quarantine = Some(record);
     }
-    Ok(())
+    applier.put(
+        Table::Versions,
+        &child_key(registry, package, version),
+        &found,
+    )?;
+    if let Some(mut package_record) = applier.package(registry, package)? {
+        package_record.generation += 1;
+        applier.put(
+            Table::Packages,
+            &package_key(registry, package),
+            &package_record,
+        )?;
+    }
+    Ok(Ok(()))
 }
 
 #[cfg(test)]

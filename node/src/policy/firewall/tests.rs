@@ -9,6 +9,7 @@ use arca_protocol::firewall::{
 use arca_protocol::{BlobRef, ChunkId, ChunkRef, Overwrite, Sha256};
 
 use super::*;
+use crate::meta::testing::TestState;
 
 fn lodash_advisory(modified: &str, fixed: &str) -> Advisory {
     let osv: OsvAdvisory = serde_json::from_value(serde_json::json!({
@@ -22,10 +23,8 @@ fn lodash_advisory(modified: &str, fixed: &str) -> Advisory {
     osv::normalize(&osv).expect("normalized")
 }
 
-fn db() -> FirewallDb {
-    let mut db = FirewallDb::default();
-    db.import(vec![lodash_advisory("2021-01-01T00:00:00Z", "4.17.21")], 1);
-    db
+fn db() -> Vec<Advisory> {
+    vec![lodash_advisory("2021-01-01T00:00:00Z", "4.17.21")]
 }
 
 fn subject<'a>(package: &'a str, version: &'a str) -> Subject<'a> {
@@ -99,9 +98,8 @@ fn license_rule_allow_deny_and_unknown() {
         license: license.map(str::to_string),
         ..subject("pkg", "1.0.0")
     };
-    let check = |policy: &FirewallPolicy, license| {
-        evaluate(policy, &FirewallDb::default(), None, &with(license), None).0
-    };
+    let check =
+        |policy: &FirewallPolicy, license| evaluate(policy, &[], None, &with(license), None).0;
     let allow = policy(&["MIT", "Apache-2.0"], &[], None);
     assert_eq!(check(&allow, Some("mit")), FirewallStatus::Allowed);
     assert_eq!(check(&allow, Some("GPL-3.0-only")), FirewallStatus::Blocked);
@@ -139,7 +137,7 @@ fn deny_allow_patterns_and_metadata_exemptions() {
         exemptions: vec!["approved:true".into()],
         ..FirewallPolicy::default()
     };
-    let none = FirewallDb::default();
+    let none: Vec<Advisory> = Vec::new();
     let status = |s: &Subject<'_>| evaluate(&policy, &none, None, s, None);
     assert_eq!(
         status(&subject("evil-pkg", "1.0")).0,
@@ -187,7 +185,7 @@ fn age_rule_needs_a_time() {
         created_at: Some(10 * DAY_MS),
         ..subject("pkg", "1.0")
     };
-    let none = FirewallDb::default();
+    let none: Vec<Advisory> = Vec::new();
     assert_eq!(
         evaluate(&policy, &none, None, &young, None).0,
         FirewallStatus::Allowed
@@ -215,6 +213,7 @@ fn licenses_are_read_from_format_attributes() {
             r#"{"name":"x","license":"ISC"}"#.to_string(),
         )]),
         firewall: None,
+        size: 0,
     };
     assert_eq!(
         license_of(PackageType::Npm, &version).as_deref(),
@@ -277,6 +276,7 @@ fn publish(version: &str, at: u64) -> Command {
                 id: ChunkId([1; 32]),
                 size: 1,
             }],
+            inline: None,
         },
         attributes: BTreeMap::new(),
         tags: Vec::new(),
@@ -285,15 +285,30 @@ fn publish(version: &str, at: u64) -> Command {
     }
 }
 
-fn stored(meta: &MetaState, version: &str) -> VersionFirewall {
-    meta.version("npm", "lodash", version)
-        .and_then(|v| v.firewall.clone())
+fn stored(meta: &TestState, version: &str) -> VersionFirewall {
+    meta.view()
+        .version("npm", "lodash", version)
+        .expect("read")
+        .and_then(|v| v.firewall)
         .expect("evaluated")
+}
+
+fn stored_parts(meta: &TestState, version: &str) -> (Registry, Package, Version) {
+    let view = meta.view();
+    (
+        view.registry("npm").expect("read").expect("registry"),
+        view.package("npm", "lodash")
+            .expect("read")
+            .expect("package"),
+        view.version("npm", "lodash", version)
+            .expect("read")
+            .expect("version"),
+    )
 }
 
 #[test]
 fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
-    let mut meta = MetaState::default();
+    let meta = TestState::new();
     meta.apply(Command::CreateRegistry {
         registry: npm_registry("npm"),
     })
@@ -318,7 +333,11 @@ fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
         stored(&meta, "4.17.21").verdict.status,
         FirewallStatus::Allowed
     );
-    let event = meta.audit.back().expect("audited");
+    let events = meta
+        .view()
+        .audit_newest_first(None, 1, usize::MAX, &|_| true)
+        .expect("read");
+    let event = events.first().expect("audited");
     assert_eq!(event.actor, "firewall");
     assert!(
         event
@@ -328,12 +347,8 @@ fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
             .contains("GHSA-35jh-r3h4-6jhm")
     );
 
-    let registry = meta
-        .registry("npm")
-        .map(|r| r.registry.clone())
-        .expect("registry");
-    let package = meta.package("npm", "lodash").expect("package").clone();
-    let refusal = stored_refusal(&registry, &package, &package.versions["4.17.20"], 300);
+    let (registry, package, version) = stored_parts(&meta, "4.17.20");
+    let refusal = stored_refusal(&registry, &package, &version, 300);
     assert!(refusal.unwrap_or_default().contains("GHSA-35jh-r3h4-6jhm"));
 
     // A release overrides the verdict while re-evaluations agree with it.
@@ -355,11 +370,8 @@ fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
         stored(&meta, "4.17.20").release.is_some(),
         "same verdict keeps the release"
     );
-    let package = meta.package("npm", "lodash").expect("package").clone();
-    assert_eq!(
-        stored_refusal(&registry, &package, &package.versions["4.17.20"], 600),
-        None
-    );
+    let (registry, package, version) = stored_parts(&meta, "4.17.20");
+    assert_eq!(stored_refusal(&registry, &package, &version, 600), None);
 
     // A newer copy of the advisory with another fix changes the reasons: the release ends.
     meta.apply(Command::ImportAdvisories {
@@ -373,10 +385,11 @@ fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
         FirewallStatus::Blocked
     );
     // An older copy changes nothing.
-    let (_, _, unchanged) = meta
-        .firewall
-        .clone()
-        .import(vec![lodash_advisory("2020-01-01T00:00:00Z", "1.0.0")], 800);
+    let (_, _, unchanged) = classify_import(
+        &meta.view(),
+        &[lodash_advisory("2020-01-01T00:00:00Z", "1.0.0")],
+    )
+    .expect("read");
     assert_eq!(unchanged, 1);
 
     // Quarantine by hand refuses even an allowed version; a policy change re-evaluates everything.
@@ -397,12 +410,8 @@ fn the_state_machine_stores_verdicts_reevaluates_and_audits() {
         record: record("under review"),
     })
     .expect("quarantine");
-    let registry = meta
-        .registry("npm")
-        .map(|r| r.registry.clone())
-        .expect("registry");
-    let package = meta.package("npm", "lodash").expect("package").clone();
-    let refusal = stored_refusal(&registry, &package, &package.versions["4.17.21"], 1000);
+    let (registry, package, version) = stored_parts(&meta, "4.17.21");
+    let refusal = stored_refusal(&registry, &package, &version, 1000);
     assert!(refusal.unwrap_or_default().contains("under review"));
     assert!(matches!(
         meta.apply(Command::QuarantineVersion {

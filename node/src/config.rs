@@ -51,8 +51,11 @@ pub struct Config {
     /// Largest accepted upload body, in bytes.
     pub max_upload_bytes: u64,
     /// Build a metadata snapshot (and purge the Raft log) once the log has grown by this many
-    /// bytes, or by half the state's size when that is more.
+    /// bytes, or by `snapshot_state_percent` of the metadata's size when that is more.
     pub snapshot_log_bytes: u64,
+    /// The share of the metadata's size, in percent, the log grows by between snapshots (0: only
+    /// `snapshot_log_bytes` counts).
+    pub snapshot_state_percent: u64,
     /// Memory the state database keeps its hot pages in, in bytes.
     pub meta_cache_bytes: u64,
     /// Bytes of verified chunks kept in memory.
@@ -92,6 +95,7 @@ impl Default for Config {
             node_id: 1,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             snapshot_log_bytes: 64 * 1024 * 1024,
+            snapshot_state_percent: 50,
             meta_cache_bytes: 64 * 1024 * 1024,
             chunk_cache_bytes: 256 * 1024 * 1024,
             site: "local".to_string(),
@@ -147,7 +151,8 @@ pub struct Overrides {
 
 impl Config {
     /// Builds the configuration: defaults, then `file`, then the environment (`ARCA_HTTP`,
-    /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_EVERY`,
+    /// `ARCA_DATA_DIR`, `ARCA_NODE_ID`, `ARCA_MAX_UPLOAD_BYTES`, `ARCA_SNAPSHOT_LOG_BYTES`,
+    /// `ARCA_SNAPSHOT_STATE_PERCENT`, `ARCA_META_CACHE_BYTES`,
     /// `ARCA_CHUNK_CACHE_BYTES`, `ARCA_SITE`, `ARCA_QUIC`, `ARCA_ROLE`, `ARCA_CACHE_MEMORY_BYTES`,
     /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`), then `flags`.
@@ -177,6 +182,11 @@ impl Config {
             &env,
             "ARCA_SNAPSHOT_LOG_BYTES",
             &mut config.snapshot_log_bytes,
+        )?;
+        env_override(
+            &env,
+            "ARCA_SNAPSHOT_STATE_PERCENT",
+            &mut config.snapshot_state_percent,
         )?;
         env_override(&env, "ARCA_META_CACHE_BYTES", &mut config.meta_cache_bytes)?;
         env_override(

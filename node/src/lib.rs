@@ -62,6 +62,8 @@ pub struct AppState {
     pub proxy: Arc<proxy::Proxy>,
     /// Recent successful password verifications.
     pub passwords: Arc<auth::password::PasswordCache>,
+    /// Documents rendered from packages, kept until their package changes.
+    pub documents: Arc<formats::documents::Documents>,
 }
 
 impl AppState {
@@ -220,7 +222,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             node: node.clone(),
             bootstrap: credentials.founder,
             snapshot_log_bytes: config.snapshot_log_bytes,
-            snapshot_by_state_size: true,
+            snapshot_state_percent: config.snapshot_state_percent,
             caches: meta::store::CacheSizes {
                 state: config.meta_cache_bytes as usize,
                 ..Default::default()
@@ -295,6 +297,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         gc_clock,
         proxy: Arc::new(proxy::Proxy::default()),
         passwords: Arc::new(auth::password::PasswordCache::default()),
+        documents: Arc::new(formats::documents::Documents::default()),
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -371,6 +371,21 @@ pub enum Command {
         /// The commands.
         commands: Vec<Command>,
     },
+    /// Sets the answer of an audit event that was committed with its change before the request was
+    /// answered (when the answer differs from the one recorded then): the newest event at `at` of
+    /// `actor_id` on `target`.
+    SettleAudit {
+        /// The event's time.
+        at: u64,
+        /// The event's caller.
+        actor_id: Option<String>,
+        /// The event's request path.
+        target: String,
+        /// The HTTP status the request was answered with.
+        result: u16,
+        /// Why it ended as it did.
+        detail: Option<String>,
+    },
 }
 
 /// What a [`Command::PutFile`] may replace.

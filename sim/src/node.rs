@@ -116,7 +116,7 @@ impl SimNode {
                 node: self.info(),
                 bootstrap: self.founds.load(Ordering::Relaxed),
                 snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
-                snapshot_by_state_size: false,
+                snapshot_state_percent: 0,
                 write_timeout: Duration::from_secs(10),
                 network: peer_network.clone(),
                 caches: CacheSizes {

@@ -277,6 +277,9 @@ fn pick_known(cluster: &Cluster, rng: &mut StdRng) -> Option<(String, String)> {
 
 /// Reads every byte of `blob` through `node` (fetching from peers what it lacks).
 pub async fn read_bytes(node: &Running, blob: &BlobRef) -> Result<Vec<u8>, String> {
+    if let Some(inline) = &blob.inline {
+        return Ok(inline.clone());
+    }
     let mut bytes = Vec::with_capacity(blob.size as usize);
     for chunk in &blob.chunks {
         let data = node.chunks.read(*chunk).await.map_err(|e| e.to_string())?;

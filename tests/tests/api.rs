@@ -359,7 +359,7 @@ async fn config_file_settings_apply_and_flags_override_them() {
         "max_upload_bytes came from the file"
     );
     assert!(
-        node.data_dir().join("meta.redb").exists(),
+        node.data_dir().join("meta").join("state.redb").exists(),
         "--data-dir overrode the file"
     );
 }

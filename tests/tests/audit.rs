@@ -67,9 +67,9 @@ async fn audit(node: &TestNode, query: &str) -> Vec<Value> {
     body["events"].as_array().expect("events").clone()
 }
 
-/// Waits until an event with `target` and `result` is in the trail (events are recorded in the
-/// background, a moment after the request); every event recorded before it on this node is then in
-/// too.
+/// Waits until an event with `target` and `result` is in the trail. A change's event commits with
+/// the change; refusals, failures and downloads are recorded in the background, a moment after the
+/// request, in order.
 async fn wait_for(node: &TestNode, target: &str, result: u16) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -146,13 +146,22 @@ async fn changes_are_recorded_with_actor_source_action_target_and_result() {
     let deleted = send(&node, Method::DELETE, file, Some(&ci), Vec::new()).await;
     assert_eq!(deleted, StatusCode::NO_CONTENT);
     wait_for(&node, file, 204).await;
+    wait_for(&node, "/generic/files/tool/2.0/tool.bin", 401).await;
+    wait_for(&node, "/generic/files/tool/3.0/tool.bin", 400).await;
 
     let events = audit(&node, "limit=1000").await;
     let ids: Vec<u64> = events
         .iter()
         .map(|e| e["id"].as_u64().expect("id"))
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let times: Vec<u64> = events
+        .iter()
+        .map(|e| e["at"].as_u64().expect("at"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?} (ids {ids:?})"
+    );
     for event in &events {
         assert_eq!(event["source_ip"], "127.0.0.1", "{event}");
         assert!(event["at"].as_u64().expect("at") > 0);
@@ -407,6 +416,9 @@ async fn downloads_are_recorded_only_for_registries_that_ask() {
     let put = send(&node, Method::PUT, marker, Some(&token), b"m".to_vec()).await;
     assert_eq!(put, StatusCode::CREATED);
     wait_for(&node, marker, 201).await;
+    wait_for(&node, "/generic/watched/app/1.0/app.bin", 200).await;
+    wait_for(&node, "/generic/watched/app/9.9/app.bin", 404).await;
+    wait_for(&node, "/v2/images/team/app/blobs/uploads/", 202).await;
 
     let watched = audit(&node, "registry=watched").await;
     let download = find(

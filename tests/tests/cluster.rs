@@ -342,7 +342,8 @@ async fn a_site_that_was_down_catches_up_and_a_cut_off_node_refuses_writes() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_added_after_1000_versions_catches_up_by_snapshot() -> Result<()> {
     let env = [
-        ("ARCA_SNAPSHOT_EVERY", "200"),
+        ("ARCA_SNAPSHOT_LOG_BYTES", "65536"),
+        ("ARCA_SNAPSHOT_STATE_PERCENT", "0"),
         ("ARCA_AUTO_PROMOTE", "false"),
     ];
     let mut cluster = TestCluster::start_with(&["a"], &env).await?;

@@ -8,8 +8,16 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_sigkill() {
-    // Snapshots every few entries, so restarts load a snapshot and replay the log after it.
-    let mut node = TestNode::start_with(&[], &[("ARCA_SNAPSHOT_EVERY", "4")]).expect("node");
+    // Snapshots every few entries, so the log is purged behind them and a restart replays what
+    // came after the last durable state.
+    let mut node = TestNode::start_with(
+        &[],
+        &[
+            ("ARCA_SNAPSHOT_LOG_BYTES", "2048"),
+            ("ARCA_SNAPSHOT_STATE_PERCENT", "0"),
+        ],
+    )
+    .expect("node");
     let created = http()
         .post(format!("{}/api/v1/registries", node.url))
         .bearer_auth(&node.admin_token)
@@ -47,6 +55,17 @@ async fn acknowledged_pushes_survive_sigkill() {
         .expect("metadata");
     assert_eq!(metadata.status(), StatusCode::OK);
 
+    // A snapshot is built (the log grew past its threshold) and the log before it purged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !node.log().contains("built metadata snapshot") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot was built: {}",
+            node.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     // The last acknowledgement has arrived: crash now, twice over.
     for round in 0..2 {
         node.kill();
@@ -75,8 +94,40 @@ async fn acknowledged_pushes_survive_sigkill() {
         assert_eq!(registry["metadata"]["owner"], "storage-team");
         assert_eq!(registry["package_count"], 3);
     }
-    assert!(
-        node.log().contains("built metadata snapshot"),
-        "the test exercised snapshots"
-    );
+}
+
+/// An acknowledged change has its audit record even when the node dies the moment it answers: the
+/// record travels in the change's own Raft entry.
+#[tokio::test]
+async fn an_acknowledged_change_keeps_its_audit_record_through_sigkill() {
+    let mut node = TestNode::start().expect("node");
+    for round in 0..3 {
+        let name = format!("audited-{round}");
+        let created = http()
+            .post(format!("{}/api/v1/registries", node.url))
+            .bearer_auth(&node.admin_token)
+            .json(&json!({"name": name, "package_type": "GENERIC"}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), StatusCode::CREATED);
+        node.kill();
+        node.restart().expect("restart");
+        let events: Value = http()
+            .get(format!("{}/api/v1/audit?registry={name}", node.url))
+            .bearer_auth(&node.admin_token)
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        let events = events["events"].as_array().cloned().unwrap_or_default();
+        let creation = events
+            .iter()
+            .find(|e| e["action"] == "POST /api/v1/registries")
+            .unwrap_or_else(|| panic!("round {round}: no creation event in {events:?}"));
+        assert_eq!(creation["result"], 201, "{creation}");
+        assert_eq!(creation["actor"], "admin");
+    }
 }

@@ -4,11 +4,15 @@
 //! [`record`] is a middleware around every route of every surface (`/api/v1`, `/generic`, `/npm`,
 //! `/pypi`, `/maven`, `/v2`). For each request with a method other than GET, HEAD or OPTIONS, and for
 //! each GET of a file, blob, tarball or manifest of a registry with `audit_downloads` on, it
-//! identifies the caller the way the handlers do, lets the request run, and hands an [`AuditEvent`] to
-//! the node's [`AuditRecorder`]. The recorder proposes what it collected as one
-//! [`Command::RecordAudit`] every [`FLUSH_EVERY`] (sooner when [`FLUSH_AT`] events wait), so requests
-//! never wait for the trail and never fail because of it; when metadata is unavailable the events are
-//! kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and proposed again next round.
+//! identifies the caller the way the handlers do and lets the request run. A change the request
+//! commits carries the request's [`AuditEvent`] in the same Raft entry ([`RequestAudit`]), so an
+//! acknowledged change always has its record, even when the node dies right after answering; when
+//! the answer differs from the one recorded with it, the answer is settled afterwards. Everything
+//! else (refusals, failures, downloads) goes to the node's [`AuditRecorder`], which proposes what it
+//! collected as one [`Command::RecordAudit`] every [`FLUSH_EVERY`] (sooner when [`FLUSH_AT`] events
+//! wait), so requests never wait for the trail and never fail because of it; when metadata is
+//! unavailable the events are kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and
+//! proposed again next round.
 //!
 //! The state machine numbers the events and keeps the newest
 //! [`AUDIT_RETENTION`](crate::meta::apply::AUDIT_RETENTION). `GET /api/v1/audit` (admin) queries
@@ -35,6 +39,7 @@ use tokio::sync::{Notify, mpsc};
 use super::{ApiError, QueryParams};
 use crate::AppState;
 use crate::auth::{AuthError, Caller};
+use crate::meta::request_audit::RequestAudit;
 use crate::meta::{Meta, ProposeError, StateRead};
 
 /// How often collected events are proposed.
@@ -106,26 +111,21 @@ async fn list(
                 .as_deref()
                 .is_none_or(|action| event.action.to_lowercase().contains(action))
     };
+    // By the time index, newest request first: only the events of the window are looked at.
     let view = state.meta.view()?;
-    let events = if since.is_some() || until.is_some() {
-        // By the time index: only the events of the window are looked at.
-        let mut events = Vec::new();
-        let window =
-            view.audit_ids_between(since.unwrap_or(0), until.unwrap_or(u64::MAX), usize::MAX)?;
-        for id in window {
-            if events.len() >= limit as usize {
-                break;
-            }
-            if let Some(event) = view.audit_event(id)?
-                && matches(&event)
-            {
-                events.push(event);
-            }
+    let mut events = Vec::new();
+    let window =
+        view.audit_ids_between(since.unwrap_or(0), until.unwrap_or(u64::MAX), usize::MAX)?;
+    for id in window {
+        if events.len() >= limit as usize {
+            break;
         }
-        events
-    } else {
-        view.audit_newest_first(None, limit as usize, usize::MAX, &matches)?
-    };
+        if let Some(event) = view.audit_event(id)?
+            && matches(&event)
+        {
+            events.push(event);
+        }
+    }
     Ok(Json(AuditList { events }))
 }
 
@@ -222,38 +222,78 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     } else {
         Ok(body)
     };
+    let action = format!(
+        "{method} {}",
+        route.as_deref().unwrap_or("(no matching route)")
+    );
+    let event = |caller: &Result<Caller, AuthError>, result: u16, detail: Option<String>| {
+        let (actor, actor_id) = match caller {
+            Ok(Caller::Principal(principal)) => (principal.name(), Some(principal.subject())),
+            Ok(Caller::Anonymous) | Err(_) => ("anonymous".to_string(), None),
+        };
+        AuditEvent {
+            id: 0,
+            at,
+            actor,
+            actor_id,
+            source_ip: source_ip.clone(),
+            action: action.clone(),
+            registry: registry.clone(),
+            target: target.clone(),
+            result,
+            detail,
+        }
+    };
+    // A change the request commits carries the event in its own Raft entry.
+    let scope = (mutating && caller.is_ok()).then(|| {
+        let expected = expected_status(&method, route.as_deref().unwrap_or_default());
+        RequestAudit::new(event(&caller, expected, None))
+    });
     let response = match body {
-        Ok(body) => next.run(Request::from_parts(parts, body)).await,
+        Ok(body) => {
+            let request = next.run(Request::from_parts(parts, body));
+            match &scope {
+                Some(scope) => scope.scope(request).await,
+                None => request.await,
+            }
+        }
         Err(refusal) => refusal.into_response(),
     };
     if let Some(headers) = retry {
         caller = identify(state, &target, &headers);
     }
     let (response, mut detail) = detail_of(response).await;
-    let (actor, actor_id) = match caller {
-        Ok(Caller::Principal(principal)) => (principal.name(), Some(principal.subject())),
-        Ok(Caller::Anonymous) => ("anonymous".to_string(), None),
-        Err(error) => {
-            detail = Some(format!("invalid credentials: {error}"));
-            ("anonymous".to_string(), None)
+    let result = response.status().as_u16();
+    if let Some(recorded) = scope.as_ref().and_then(|scope| scope.recorded()) {
+        if recorded.result != result || recorded.detail != detail {
+            auditing.recorder.settle(&recorded, result, detail);
         }
-    };
-    auditing.recorder.record(AuditEvent {
-        id: 0,
-        at,
-        actor,
-        actor_id,
-        source_ip,
-        action: format!(
-            "{method} {}",
-            route.as_deref().unwrap_or("(no matching route)")
-        ),
-        registry,
-        target,
-        result: response.status().as_u16(),
-        detail,
-    });
+        return response;
+    }
+    if let Err(error) = &caller {
+        detail = Some(format!("invalid credentials: {error}"));
+    }
+    auditing.recorder.record(event(&caller, result, detail));
     response
+}
+
+/// The answer a change usually gets on `route`, recorded with it when it commits (a different
+/// answer is settled afterwards): the OCI API accepts uploads and deletions with 202, PyPI answers
+/// uploads with 200, the management API answers updates (PUT, PATCH) with 200; elsewhere a PUT or
+/// POST creates (201) and a DELETE leaves nothing (204).
+fn expected_status(method: &Method, route: &str) -> u16 {
+    let oci = route.starts_with("/v2/");
+    match *method {
+        Method::PUT if route.starts_with("/api/") => 200,
+        Method::PUT => 201,
+        Method::POST if oci => 202,
+        Method::POST if route.starts_with("/pypi/") => 200,
+        Method::POST => 201,
+        Method::DELETE if oci => 202,
+        Method::DELETE => 204,
+        Method::PATCH if oci => 202,
+        _ => 200,
+    }
 }
 
 /// The caller, identified the way the surface's handlers do it.
@@ -410,47 +450,56 @@ pub struct AuditRecorder {
     _alive: mpsc::Sender<()>,
 }
 
-/// The events waiting to be proposed.
+/// What waits to be proposed: a new event, or the answer of one already committed with its change.
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    /// An event to record.
+    Event(AuditEvent),
+    /// A [`Command::SettleAudit`].
+    Settle(Box<Command>),
+}
+
+/// The entries waiting to be proposed.
 #[derive(Default)]
 struct Queue {
-    events: Mutex<VecDeque<AuditEvent>>,
+    events: Mutex<VecDeque<Entry>>,
     wake: Notify,
     dropped: AtomicU64,
 }
 
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<AuditEvent>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
         self.events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues one event; true when enough wait to propose now.
-    fn push(&self, event: AuditEvent) -> bool {
+    /// Queues one entry; true when enough wait to propose now.
+    fn push(&self, entry: Entry) -> bool {
         let mut events = self.lock();
-        events.push_back(event);
+        events.push_back(entry);
         self.trim(&mut events);
         events.len() >= FLUSH_AT
     }
 
-    /// Takes up to `max` of the oldest events.
-    fn take(&self, max: usize) -> Vec<AuditEvent> {
+    /// Takes up to `max` of the oldest entries.
+    fn take(&self, max: usize) -> Vec<Entry> {
         let mut events = self.lock();
         let n = events.len().min(max);
         events.drain(..n).collect()
     }
 
     /// Puts a batch that could not be proposed back in front of what arrived since.
-    fn put_back(&self, batch: Vec<AuditEvent>) {
+    fn put_back(&self, batch: Vec<Entry>) {
         let mut events = self.lock();
-        for event in batch.into_iter().rev() {
-            events.push_front(event);
+        for entry in batch.into_iter().rev() {
+            events.push_front(entry);
         }
         self.trim(&mut events);
     }
 
-    /// Drops the oldest events beyond [`QUEUE_LIMIT`], counting them.
-    fn trim(&self, events: &mut VecDeque<AuditEvent>) {
+    /// Drops the oldest entries beyond [`QUEUE_LIMIT`], counting them.
+    fn trim(&self, events: &mut VecDeque<Entry>) {
         while events.len() > QUEUE_LIMIT {
             events.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -472,12 +521,27 @@ impl AuditRecorder {
 
     /// Queues an event; never waits for it to be recorded.
     pub fn record(&self, event: AuditEvent) {
-        if self.queue.push(event) {
+        self.queue(Entry::Event(event));
+    }
+
+    /// Queues the answer of an event committed with its change; never waits.
+    fn settle(&self, event: &AuditEvent, result: u16, detail: Option<String>) {
+        self.queue(Entry::Settle(Box::new(Command::SettleAudit {
+            at: event.at,
+            actor_id: event.actor_id.clone(),
+            target: event.target.clone(),
+            result,
+            detail,
+        })));
+    }
+
+    fn queue(&self, entry: Entry) {
+        if self.queue.push(entry) {
             self.queue.wake.notify_one();
         }
     }
 
-    /// Events dropped so far because the queue was full.
+    /// Entries dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped.load(Ordering::Relaxed)
     }
@@ -519,9 +583,16 @@ async fn flush(meta: &Meta, queue: &Queue) {
         if batch.is_empty() {
             return;
         }
-        let command = Command::RecordAudit {
-            events: batch.clone(),
-        };
+        let mut events = Vec::new();
+        let mut commands = Vec::new();
+        for entry in &batch {
+            match entry {
+                Entry::Event(event) => events.push(event.clone()),
+                Entry::Settle(settle) => commands.push((**settle).clone()),
+            }
+        }
+        commands.insert(0, Command::RecordAudit { events });
+        let command = Command::Batch { commands };
         match meta.propose(command).await {
             Ok(()) => {}
             Err(ProposeError::Unavailable(reason)) => {
@@ -559,20 +630,25 @@ mod tests {
     fn audit_queue_is_bounded_and_keeps_order_across_retries() {
         let queue = Queue::default();
         for i in 0..QUEUE_LIMIT + 5 {
-            queue.push(event(&i.to_string()));
+            queue.push(Entry::Event(event(&i.to_string())));
         }
         assert_eq!(queue.dropped.load(Ordering::Relaxed), 5);
         let batch = queue.take(3);
-        assert_eq!(batch[0].target, "5", "the oldest were dropped");
-        queue.push(event("new"));
+        let target = |entry: &Entry| match entry {
+            Entry::Event(event) => event.target.clone(),
+            Entry::Settle(_) => String::new(),
+        };
+        assert_eq!(target(&batch[0]), "5", "the oldest were dropped");
+        queue.push(Entry::Event(event("new")));
         queue.put_back(batch);
         let all = queue.take(usize::MAX);
         assert_eq!(all.len(), QUEUE_LIMIT);
         assert_eq!(
-            all[0].target, "6",
+            target(&all[0]),
+            "6",
             "one more dropped to make room, oldest first"
         );
-        assert_eq!(all.last().map(|e| e.target.as_str()), Some("new"));
+        assert_eq!(all.last().map(target).as_deref(), Some("new"));
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub fn read_blob(
         start: 0,
         end: blob.size.saturating_sub(1),
     });
+    if let Some(inline) = &blob.inline {
+        let end = usize::try_from(range.end + 1)
+            .unwrap_or(usize::MAX)
+            .min(inline.len());
+        let start = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
+        let bytes = Bytes::copy_from_slice(&inline[start..end]);
+        return futures::stream::iter([Ok(bytes)]).left_stream();
+    }
     let mut plan: Vec<(ChunkRef, usize, usize)> = Vec::new();
     let mut chunk_start = 0u64;
     for chunk in &blob.chunks {
@@ -58,6 +66,7 @@ pub fn read_blob(
             }
         })
         .buffered(READ_AHEAD)
+        .right_stream()
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ const AVG_CHUNK: u32 = 2 * 1024 * 1024;
 const MAX_CHUNK: u32 = 8 * 1024 * 1024;
 /// Chunk writes that may run while more bytes are received.
 const WRITES_IN_FLIGHT: usize = 4;
+/// Blobs up to this size live in the metadata ([`BlobRef::inline`]): a file of their own would cost
+/// a whole file-system block and an inode, and two fsyncs, for a few bytes.
+pub const INLINE_MAX: usize = 4096;
 
 /// Writes one blob. Feed it with [`BlobWriter::write`], then call [`BlobWriter::finish`]; dropping it
 /// unfinished leaves only unreferenced chunks behind, never a blob.
@@ -88,9 +91,19 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob.
+    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob. A
+    /// blob of at most [`INLINE_MAX`] bytes is returned with its bytes inline, and stores no chunk
+    /// (unless chunks are announced as they arrive: a reader may be streaming it).
     pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
         let rest = self.buffer.split().freeze();
+        if self.on_stored.is_none() && self.in_flight.is_empty() && rest.len() <= INLINE_MAX {
+            return Ok(BlobRef {
+                sha256: Sha256(self.sha256.finalize().into()),
+                size: self.size,
+                chunks: Vec::new(),
+                inline: Some(rest.to_vec()),
+            });
+        }
         let cuts: Vec<(usize, usize)> =
             fastcdc::v2020::FastCDC::new(&rest, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
                 .map(|chunk| (chunk.offset, chunk.length))

@@ -594,6 +594,31 @@ impl<'txn> Applier<'txn> {
                 self.record_audit(events)?;
                 Ok(Ok(()))
             }
+            Command::SettleAudit {
+                at,
+                actor_id,
+                target,
+                result,
+                detail,
+            } => {
+                let prefix = Key::new().number(at).into_bytes();
+                let times = self.scan_keys(Table::AuditTimes, &prefix, None, usize::MAX)?;
+                for time_key in times.iter().rev() {
+                    let id_key = Key::new()
+                        .number(keys::number_part(time_key, 1)?)
+                        .into_bytes();
+                    let Some(mut event) = self.get::<AuditEvent>(Table::Audit, &id_key)? else {
+                        continue;
+                    };
+                    if event.actor_id == actor_id && event.target == target {
+                        event.result = result;
+                        event.detail = detail;
+                        self.put(Table::Audit, &id_key, &event)?;
+                        break;
+                    }
+                }
+                Ok(Ok(()))
+            }
             Command::SetCleanupPolicy { registry, policy } => {
                 self.registry_change(&registry, |r| r.cleanup = policy)
             }
@@ -1564,12 +1589,7 @@ mod tests {
         let state = TestState::new();
         let record = |events| state.apply(Command::RecordAudit { events });
         assert_eq!(record(vec![audit_event("/a"), audit_event("/b")]), Ok(()));
-        let newest = |limit| {
-            state
-                .view()
-                .audit_newest_first(None, limit, usize::MAX, &|_| true)
-                .expect("read")
-        };
+        let newest = |limit| state.newest_events(limit);
         let ids: Vec<u64> = newest(10).iter().map(|e| e.id).collect();
         assert_eq!(
             ids,

@@ -13,6 +13,7 @@ pub mod format;
 mod identity;
 pub mod keys;
 pub mod network;
+pub mod request_audit;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
@@ -102,11 +103,11 @@ pub struct MetaOptions {
     pub node: NodeInfo,
     /// Start a new one-member cluster when the store holds none (false for a node that joins).
     pub bootstrap: bool,
-    /// Build a snapshot (and purge the log) once the log has grown by this many bytes, or (with
-    /// `snapshot_by_state_size`) by half the state's size when that is more.
+    /// Build a snapshot (and purge the log) once the log has grown by this many bytes, or by
+    /// `snapshot_state_percent` of the state's size when that is more.
     pub snapshot_log_bytes: u64,
-    /// Whether the state's size raises the log growth a snapshot waits for (off for small tests).
-    pub snapshot_by_state_size: bool,
+    /// The share of the state's size (in percent; 0: none) the log must grow by before a snapshot.
+    pub snapshot_state_percent: u64,
     /// How long a write may wait for a quorum before it is refused.
     pub write_timeout: Duration,
     /// How Raft reaches other members.
@@ -169,14 +170,14 @@ async fn break_election_ties(raft: Raft<TypeConfig>) {
     }
 }
 
-/// Builds a snapshot whenever the log has grown by `log_bytes` since the last one, or (given the
-/// state's files) by half the state database's size when that is more, so the cost of snapshots
-/// stays a fixed share of the cost of writes whatever the size of the state. Stops with Raft.
+/// Builds a snapshot whenever the log has grown by `log_bytes` since the last one, or by
+/// `state_percent` of the state database's size when that is more, so the cost of snapshots stays a
+/// fixed share of the cost of writes whatever the size of the state. Stops with Raft.
 async fn trigger_snapshots(
     raft: Raft<TypeConfig>,
-    state_files: Option<Arc<dyn MetaFiles>>,
+    files: Arc<dyn MetaFiles>,
     appended: Arc<std::sync::atomic::AtomicU64>,
-    log_bytes: u64,
+    (log_bytes, state_percent): (u64, u64),
 ) {
     let mut since = appended.load(Ordering::Relaxed);
     loop {
@@ -189,10 +190,8 @@ async fn trigger_snapshots(
         if grown < log_bytes {
             continue;
         }
-        let state_bytes = state_files
-            .as_ref()
-            .map_or(0, |files| files.size(format::STATE_FILE).unwrap_or(0));
-        if grown < state_bytes / 2 {
+        let state_bytes = files.size(format::STATE_FILE).unwrap_or(0);
+        if grown < state_bytes.saturating_mul(state_percent) / 100 {
             continue;
         }
         since = appended.load(Ordering::Relaxed);
@@ -284,12 +283,11 @@ impl Meta {
             );
         }
         tokio::spawn(break_election_ties(raft.clone()));
-        let by_state = options.snapshot_by_state_size.then_some(files);
         tokio::spawn(trigger_snapshots(
             raft.clone(),
-            by_state,
+            files,
             appended,
-            options.snapshot_log_bytes,
+            (options.snapshot_log_bytes, options.snapshot_state_percent),
         ));
         let meta = Meta {
             raft,
@@ -321,8 +319,18 @@ impl Meta {
 
     /// Proposes a command and waits until it is committed and applied here. On a follower the command
     /// is forwarded to the leader. Without a quorum within the write timeout the write is refused as
-    /// unavailable.
+    /// unavailable. Within an audited request, the request's audit event travels with its first
+    /// change, in the same entry ([`request_audit`]).
     pub async fn propose(&self, command: Command) -> Result<(), ProposeError> {
+        let (command, audited) = request_audit::attach(command);
+        let result = self.propose_command(command).await;
+        if let Some((request, event)) = audited {
+            request_audit::settle(&request, event, result.is_ok());
+        }
+        result
+    }
+
+    async fn propose_command(&self, command: Command) -> Result<(), ProposeError> {
         let deadline = Instant::now() + self.write_timeout;
         loop {
             match self.write_here_or_find_leader(&command, deadline).await? {
@@ -912,7 +920,7 @@ mod tests {
             node: NodeInfo::default(),
             bootstrap: true,
             snapshot_log_bytes: u64::MAX,
-            snapshot_by_state_size: true,
+            snapshot_state_percent: 50,
             write_timeout: Duration::from_secs(5),
             network: Arc::new(crate::transfer::NoNetwork),
             caches: CacheSizes::default(),
@@ -1036,6 +1044,17 @@ pub mod testing {
         /// A view of the state as it is now.
         pub fn view(&self) -> ReadView {
             ReadView::open(self.0.clone()).expect("read transaction")
+        }
+
+        /// The newest `limit` audit events (by the time they were recorded), newest first.
+        pub fn newest_events(&self, limit: usize) -> Vec<arca_protocol::model::AuditEvent> {
+            use super::view::StateRead;
+            let view = self.view();
+            view.audit_ids_between(0, u64::MAX, limit)
+                .expect("read")
+                .into_iter()
+                .filter_map(|id| view.audit_event(id).expect("read"))
+                .collect()
         }
 
         /// A digest of every table.

@@ -601,37 +601,6 @@ pub trait StateRead: Source {
         self.get(Table::Audit, &keys::Key::new().number(id).into_bytes())
     }
 
-    /// Audit events newest first, from the one before `before` (an id) when given, passing
-    /// `keep`, until `limit` are found or `budget` events were looked at.
-    fn audit_newest_first(
-        &self,
-        before: Option<u64>,
-        limit: usize,
-        budget: usize,
-        keep: &dyn Fn(&AuditEvent) -> bool,
-    ) -> ReadResult<Vec<AuditEvent>> {
-        let end = match before {
-            Some(id) => Bound::Excluded(keys::Key::new().number(id).into_bytes()),
-            None => Bound::Unbounded,
-        };
-        let mut found = Vec::new();
-        for (looked, entry) in self
-            .range_raw(Table::Audit, &(Bound::Unbounded, end))?
-            .rev()
-            .enumerate()
-        {
-            if found.len() >= limit || looked >= budget {
-                break;
-            }
-            let (_, value) = entry?;
-            let event: AuditEvent = decode(value.value())?;
-            if keep(&event) {
-                found.push(event);
-            }
-        }
-        Ok(found)
-    }
-
     /// Ids of audit events recorded at times in `[since, until]`, newest first, at most `limit`.
     fn audit_ids_between(&self, since: u64, until: u64, limit: usize) -> ReadResult<Vec<u64>> {
         let start = keys::Key::new().number(since).into_bytes();

@@ -40,6 +40,11 @@ impl NpmError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+
+    /// 500, for what should not happen.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
 }
 
 impl IntoResponse for NpmError {

@@ -4,7 +4,7 @@
 //! `Warning: 110 - "Response is Stale"`.
 
 use crate::meta::{PackageContents, StateRead};
-use arca_protocol::Role;
+use arca_protocol::{RegistryKind, Role};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use super::names::PackageName;
 use super::packument::{self, ABBREVIATED};
 use super::remote::{self, Resolved};
 use super::{Context, NpmError};
+use crate::formats::documents::DocumentKey;
 use crate::formats::serve_blob;
 use crate::proxy;
 
@@ -58,8 +59,14 @@ fn warn_if_stale(mut response: Response, resolved: &Resolved) -> Response {
     response
 }
 
-/// `GET /<name>`: the packument.
+/// `GET /<name>`: the packument. A local registry's is rendered once per change of the package and
+/// served from the node's documents until the next (with an entity tag, so a client that has it
+/// gets 304); a remote or virtual registry's is built from what its members resolve to.
 pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
+    let registry = ctx.authorize(Role::Read)?;
+    if registry.kind == RegistryKind::Local {
+        return local_packument(ctx, &registry.name, name);
+    }
     let (_, resolved) = resolve(ctx, name).await?;
     let package = &resolved.package;
     let base = ctx.base_url();
@@ -74,6 +81,48 @@ pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmErr
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     Ok(warn_if_stale(response, &resolved))
+}
+
+/// The packument of a package of the local registry `registry`, from the node's documents.
+fn local_packument(ctx: &Context<'_>, registry: &str, name: &str) -> Result<Response, NpmError> {
+    let name = PackageName::parse_existing(name)?;
+    let abbreviated = wants_abbreviated(ctx);
+    let base = ctx.base_url();
+    let view = ctx.state.meta.view()?;
+    let not_found = || NpmError::not_found(format!("package {name} not found"));
+    let record = view
+        .package(registry, name.as_str())?
+        .ok_or_else(not_found)?;
+    let key = DocumentKey {
+        registry: registry.to_string(),
+        package: name.to_string(),
+        generation: record.generation,
+        variant: format!(
+            "{} {base}",
+            if abbreviated { "abbreviated" } else { "full" }
+        ),
+    };
+    let rendered = ctx.state.documents.get_or_render(key, || {
+        let package = view
+            .package_contents(registry, name.as_str())?
+            .ok_or_else(not_found)?;
+        let document = if abbreviated {
+            packument::abbreviated(&package, &base)
+        } else {
+            packument::full(&package, &base)
+        };
+        serde_json::to_vec(&document).map_err(NpmError::internal)
+    })?;
+    let media_type = if abbreviated {
+        ABBREVIATED
+    } else {
+        "application/json"
+    };
+    let mut response = rendered.respond(ctx.headers, media_type);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(response)
 }
 
 /// `GET /<name>/<version or dist-tag>`: one version's manifest.

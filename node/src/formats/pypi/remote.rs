@@ -61,16 +61,9 @@ fn files_base(registry: &str) -> String {
 
 /// Reads a whole (small) blob: a cached document.
 async fn read_bytes(state: &AppState, blob: &BlobRef) -> Result<Vec<u8>, ProxyError> {
-    let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or_default());
-    for chunk in &blob.chunks {
-        let data = state
-            .chunks
-            .read(*chunk)
-            .await
-            .map_err(|e| ProxyError::Record(format!("reading a cached document: {e}")))?;
-        bytes.extend_from_slice(&data);
-    }
-    Ok(bytes)
+    crate::formats::read_small_blob(state, blob)
+        .await
+        .map_err(|e| ProxyError::Record(format!("reading a cached document: {e}")))
 }
 
 /// The upstream's page of `project` (normalised) for remote registry `registry`, from the cache while

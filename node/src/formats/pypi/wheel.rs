@@ -60,6 +60,11 @@ impl BlobCursor {
         {
             return Ok((*start, bytes.clone()));
         }
+        if let Some(inline) = &self.blob.inline {
+            let bytes = Bytes::copy_from_slice(inline);
+            self.current = Some((0, bytes.clone()));
+            return Ok((0, bytes));
+        }
         let mut start = 0u64;
         for chunk in &self.blob.chunks {
             let end = start + u64::from(chunk.size);

@@ -1,0 +1,153 @@
+//! Documents rendered from a package's versions (npm packuments, PyPI project pages): rendered once
+//! per change of the package and kept, as bytes with an entity tag, until it changes again.
+//!
+//! A package's record counts every change of the package, its versions and its tags (its
+//! `generation`), so a document is looked up by that count: a request reads the package record (one
+//! small read), finds the bytes rendered for its generation, and serves them without touching the
+//! versions. A change makes a new generation; its documents are rendered by the first request that
+//! wants them, and the old ones leave the bounded cache in time.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+/// What a document is: which package, at which generation, rendered how (the format's variant and
+/// anything else the bytes depend on, such as the base URL links are made from).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocumentKey {
+    /// The registry.
+    pub registry: String,
+    /// The package.
+    pub package: String,
+    /// The package's generation the document was rendered from.
+    pub generation: u64,
+    /// The rendering: the document kind and what else it depends on.
+    pub variant: String,
+}
+
+/// A rendered document.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The bytes served.
+    pub bytes: Bytes,
+    /// Its entity tag, quoted.
+    pub etag: String,
+}
+
+impl Rendered {
+    fn new(bytes: Vec<u8>) -> Rendered {
+        let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
+        Rendered {
+            bytes: Bytes::from(bytes),
+            etag,
+        }
+    }
+
+    /// The document as an answer of `content_type`, or 304 when the request's `If-None-Match`
+    /// names it already.
+    pub fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
+        let unchanged = request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|tag| tag.trim() == self.etag || tag.trim() == "*");
+        let mut response = if unchanged {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            self.bytes.clone().into_response()
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        response
+    }
+}
+
+/// The node's rendered documents, bounded in bytes.
+pub struct Documents {
+    cache: foyer_memory::Cache<DocumentKey, Arc<Rendered>>,
+}
+
+impl Documents {
+    /// A cache keeping up to `bytes` of rendered documents.
+    pub fn new(bytes: usize) -> Documents {
+        let cache = foyer_memory::CacheBuilder::new(bytes.max(1))
+            .with_weighter(|key: &DocumentKey, document: &Arc<Rendered>| {
+                document.bytes.len() + key.variant.len() + key.package.len()
+            })
+            .build();
+        Documents { cache }
+    }
+
+    /// The document `key` names, rendered by `render` when it is not kept.
+    pub fn get_or_render<E>(
+        &self,
+        key: DocumentKey,
+        render: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Arc<Rendered>, E> {
+        if let Some(kept) = self.cache.get(&key) {
+            return Ok(kept.value().clone());
+        }
+        let rendered = Arc::new(Rendered::new(render()?));
+        self.cache.insert(key, rendered.clone());
+        Ok(rendered)
+    }
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents::new(64 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(generation: u64) -> DocumentKey {
+        DocumentKey {
+            registry: "r".into(),
+            package: "p".into(),
+            generation,
+            variant: "full".into(),
+        }
+    }
+
+    #[test]
+    fn a_document_is_rendered_once_per_generation_and_answers_304_to_its_tag() {
+        let documents = Documents::new(1 << 20);
+        let mut renders = 0;
+        let mut render = |text: &str| {
+            renders += 1;
+            Ok::<_, ()>(text.as_bytes().to_vec())
+        };
+        let first = documents
+            .get_or_render(key(1), || render("one"))
+            .expect("rendered");
+        let again = documents
+            .get_or_render(key(1), || render("other"))
+            .expect("kept");
+        assert_eq!(again.bytes, "one", "the kept bytes are served");
+        let next = documents
+            .get_or_render(key(2), || render("two"))
+            .expect("rendered");
+        assert_eq!(next.bytes, "two");
+        assert_ne!(first.etag, next.etag);
+        assert_eq!(renders, 2);
+
+        let mut request = HeaderMap::new();
+        request.insert(header::IF_NONE_MATCH, first.etag.parse().expect("header"));
+        assert_eq!(
+            first.respond(&request, "application/json").status(),
+            StatusCode::NOT_MODIFIED
+        );
+        let fresh = next.respond(&request, "application/json");
+        assert_eq!(fresh.status(), StatusCode::OK);
+        assert_eq!(fresh.headers()[header::ETAG], next.etag.as_str());
+    }
+}

@@ -105,6 +105,13 @@ pub struct RegistryInfo {
     pub audit_downloads: bool,
 }
 
+/// The answer of `POST /api/v1/cluster/snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The last log entry the snapshot holds.
+    pub last_log_index: u64,
+}
+
 /// A remote registry's upstream as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamInfo {

@@ -363,3 +363,37 @@ async fn config_file_settings_apply_and_flags_override_them() {
         "--data-dir overrode the file"
     );
 }
+
+#[tokio::test]
+async fn admins_build_a_metadata_snapshot_on_demand() {
+    let node = TestNode::start().expect("node");
+    let api = Api {
+        node: &node,
+        token: node.admin_token.clone(),
+    };
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/registries",
+            Some(json!({"name": "files", "package_type": "GENERIC"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, built) = api.call(Method::POST, "/cluster/snapshot", None).await;
+    assert_eq!(status, StatusCode::OK, "{built}");
+    assert!(built["last_log_index"].as_u64().unwrap_or_default() >= 2, "{built}");
+    assert!(
+        std::fs::read_dir(node.data_dir().join("meta"))
+            .expect("meta dir")
+            .filter_map(Result::ok)
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("snapshot-")),
+        "the snapshot file is there"
+    );
+    let anonymous = http()
+        .post(format!("{}/api/v1/cluster/snapshot", node.url))
+        .send()
+        .await
+        .expect("post")
+        .status();
+    assert_eq!(anonymous, StatusCode::UNAUTHORIZED);
+}

@@ -1,7 +1,7 @@
-//! `/api/v1/cluster`: the cluster's status, join tokens, and membership changes (promote, remove).
-//! Everything here is for admins.
+//! `/api/v1/cluster`: the cluster's status, join tokens, membership changes (promote, remove) and
+//! metadata snapshots. Everything here is for admins.
 
-use arca_protocol::api::{ClusterStatus, CreateJoinTokenRequest, JoinTokenInfo};
+use arca_protocol::api::{ClusterStatus, CreateJoinTokenRequest, JoinTokenInfo, SnapshotInfo};
 use arca_protocol::cluster::{MembershipChange, PeerError};
 use arca_protocol::{Command, Role};
 use axum::extract::State;
@@ -24,6 +24,25 @@ pub fn routes() -> Router<AppState> {
         .route("/cluster/join-tokens", post(create_join_token))
         .route("/cluster/nodes/{id}/promote", post(promote))
         .route("/cluster/nodes/{id}", delete(remove))
+        .route("/cluster/snapshot", post(snapshot))
+}
+
+/// Builds a metadata snapshot on this node now (and so lets its log be purged up to it); answers
+/// what the snapshot holds. Snapshots are otherwise built as the log grows.
+async fn snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SnapshotInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    state
+        .meta
+        .snapshot_now()
+        .await
+        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    let built = state.meta.raft_metrics().snapshot;
+    Ok(Json(SnapshotInfo {
+        last_log_index: built.map_or(0, |log| log.index),
+    }))
 }
 
 async fn status(

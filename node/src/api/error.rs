@@ -56,6 +56,11 @@ impl ApiError {
         )
     }
 
+    /// 503 `UNAVAILABLE`: try again later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+    }
+
     /// 500 `INTERNAL`, logged.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(%message, "internal error");
@@ -135,11 +140,7 @@ impl From<ProposeError> for ApiError {
     fn from(error: ProposeError) -> Self {
         match error {
             ProposeError::Refused(refused) => refused.into(),
-            ProposeError::Unavailable(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                error.to_string(),
-            ),
+            ProposeError::Unavailable(_) => Self::unavailable(error.to_string()),
         }
     }
 }

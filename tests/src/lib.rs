@@ -61,7 +61,16 @@ impl TestNode {
     /// Starts a node on a fresh data directory with extra arguments and environment variables (both
     /// kept for restarts). Unless the arguments say otherwise, HTTP and QUIC take free ports.
     pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Result<TestNode> {
-        let data_dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, extra, env)
+    }
+
+    /// Starts a node on `data_dir`, which may hold a node's data already (its admin token is the
+    /// one there).
+    pub fn start_in(
+        data_dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<TestNode> {
         let mut node = TestNode {
             child: None,
             data_dir,

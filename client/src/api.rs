@@ -13,6 +13,7 @@ use arca_protocol::api::{
 use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
 };
+use arca_protocol::model::AuditRetention;
 use arca_protocol::{MetadataTarget, ReplicationPolicy};
 use reqwest::{Method, Url};
 
@@ -333,6 +334,41 @@ impl Client {
     pub async fn remove_node(&self, id: u64) -> Result<ClusterStatus, ClientError> {
         let url = self.api_url(&["cluster", "nodes", &id.to_string()])?;
         self.send_json(self.request(Method::DELETE, url)).await
+    }
+
+    /// `GET /api/v1/audit/export?since=&until=`: the events of the window, oldest first, as JSON
+    /// lines, streamed.
+    pub async fn export_audit(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut url = self.api_url(&["audit", "export"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in [("since", since), ("until", until)] {
+                if let Some(value) = value {
+                    pairs.append_pair(key, value);
+                }
+            }
+        }
+        self.send(self.request(Method::GET, url)).await
+    }
+
+    /// `GET /api/v1/audit/retention`: how much of the audit trail is kept.
+    pub async fn audit_retention(&self) -> Result<AuditRetention, ClientError> {
+        let url = self.api_url(&["audit", "retention"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `PUT /api/v1/audit/retention`: sets how much of the audit trail is kept.
+    pub async fn set_audit_retention(
+        &self,
+        retention: &AuditRetention,
+    ) -> Result<AuditRetention, ClientError> {
+        let url = self.api_url(&["audit", "retention"])?;
+        self.send_json(self.request(Method::PUT, url).json(retention))
+            .await
     }
 
     /// `GET /api/v1/audit`: the audit events the query selects, newest first.

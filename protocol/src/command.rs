@@ -386,6 +386,14 @@ pub enum Command {
         /// Why it ended as it did.
         detail: Option<String>,
     },
+    /// Sets how much of the audit trail is kept, and drops what falls outside it now (the age
+    /// counted back from `at`).
+    SetAuditRetention {
+        /// What is kept.
+        retention: crate::model::AuditRetention,
+        /// Change time, unix milliseconds.
+        at: u64,
+    },
 }
 
 /// What a [`Command::PutFile`] may replace.

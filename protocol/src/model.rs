@@ -519,6 +519,34 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// How much of the audit trail is kept: the newest `max_events`, and (when set) none older than
+/// `max_age_days` before the newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRetention {
+    /// The most events kept.
+    #[serde(default = "default_audit_events")]
+    pub max_events: u64,
+    /// Events older than this many days are dropped.
+    #[serde(default)]
+    pub max_age_days: Option<u32>,
+}
+
+/// The events the audit trail keeps unless told otherwise.
+pub const DEFAULT_AUDIT_EVENTS: u64 = 100_000;
+
+fn default_audit_events() -> u64 {
+    DEFAULT_AUDIT_EVENTS
+}
+
+impl Default for AuditRetention {
+    fn default() -> Self {
+        AuditRetention {
+            max_events: DEFAULT_AUDIT_EVENTS,
+            max_age_days: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

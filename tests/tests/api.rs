@@ -381,7 +381,10 @@ async fn admins_build_a_metadata_snapshot_on_demand() {
     assert_eq!(status, StatusCode::CREATED);
     let (status, built) = api.call(Method::POST, "/cluster/snapshot", None).await;
     assert_eq!(status, StatusCode::OK, "{built}");
-    assert!(built["last_log_index"].as_u64().unwrap_or_default() >= 2, "{built}");
+    assert!(
+        built["last_log_index"].as_u64().unwrap_or_default() >= 2,
+        "{built}"
+    );
     assert!(
         std::fs::read_dir(node.data_dir().join("meta"))
             .expect("meta dir")

@@ -410,6 +410,8 @@ async fn downloads_are_recorded_only_for_registries_that_ask() {
     )
     .await;
     assert_eq!(upload, StatusCode::ACCEPTED);
+    // Listings go by request time, in milliseconds: the next request comes a moment later.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let removed = admin(&node, Method::DELETE, "/api/v1/registries/images", None).await;
     assert_eq!(removed, StatusCode::NO_CONTENT);
     let marker = "/generic/quiet/marker/1/m.bin";
@@ -483,5 +485,60 @@ async fn downloads_are_recorded_only_for_registries_that_ask() {
             "POST /api/v1/registries"
         ],
         "{images:#?}"
+    );
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_events_and_export_streams_them_oldest_first() {
+    let node = TestNode::start().expect("node");
+    let output = node.cli(&[
+        "audit",
+        "retention",
+        "--max-events",
+        "4",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let retention: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(retention["max_events"], 4);
+    for i in 0..6 {
+        let created = admin(
+            &node,
+            Method::POST,
+            "/api/v1/registries",
+            Some(json!({"name": format!("r{i}"), "package_type": "GENERIC"})),
+        )
+        .await;
+        assert_eq!(created, StatusCode::CREATED);
+    }
+    let events = audit(&node, "limit=1000").await;
+    let targets: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["registry"].as_str())
+        .collect();
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert_eq!(
+        targets,
+        ["r5", "r4", "r3", "r2"],
+        "the newest four, newest first"
+    );
+
+    let output = node.cli(&["audit", "export"]);
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let exported: Vec<&str> = lines
+        .iter()
+        .filter_map(|e| e["registry"].as_str())
+        .collect();
+    assert_eq!(exported, ["r2", "r3", "r4", "r5"], "oldest first");
+    let output = node.cli(&["audit", "retention"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("newest 4 events"),
+        "{output:?}"
     );
 }

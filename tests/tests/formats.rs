@@ -33,7 +33,11 @@ async fn every_format_fixture_opens_with_every_artifact_intact() {
         .filter(|path| path.to_string_lossy().ends_with(".tar.gz"))
         .collect();
     fixtures.sort();
-    assert!(!fixtures.is_empty(), "no fixtures in {}", fixtures_dir.display());
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures in {}",
+        fixtures_dir.display()
+    );
     for fixture in fixtures {
         let (unpacked, expected) = unpack(&fixture);
         assert!(expected.len() >= 7, "{}: {expected:?}", fixture.display());

@@ -1,11 +1,14 @@
-//! `arca audit list`: the audit trail, newest first, filtered by time, caller, registry and action.
+//! `arca audit list`: the audit trail, newest first, filtered by time, caller, registry and action;
+//! `arca audit export` (JSON lines, oldest first) and `arca audit retention`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use arca_protocol::api::{AuditList, AuditQuery};
-use arca_protocol::model::AuditEvent;
+use arca_protocol::model::{AuditEvent, AuditRetention};
 use clap::Subcommand;
+use futures::TryStreamExt;
+use tokio::io::AsyncWriteExt;
 
 use super::Context;
 use super::output::{Row, Tabular, emit, table, timestamp};
@@ -33,6 +36,24 @@ pub enum AuditCommand {
         /// At most this many events (1 to 1000)
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
+    },
+    /// Write every event of a window to standard output, oldest first, one JSON object a line
+    Export {
+        /// Only events since then: a duration before now (30m, 1h, 7d) or an RFC 3339 time
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Only events until then: a duration before now or an RFC 3339 time
+        #[arg(long, value_name = "DURATION|TIME")]
+        until: Option<String>,
+    },
+    /// Show how much of the trail is kept, or set it with --max-events and --max-age-days
+    Retention {
+        /// Keep at most this many events
+        #[arg(long)]
+        max_events: Option<u64>,
+        /// Drop events older than this many days (0: keep them whatever their age)
+        #[arg(long)]
+        max_age_days: Option<u32>,
     },
 }
 
@@ -63,7 +84,56 @@ impl AuditCommand {
                 };
                 emit(context.format, &context.client.list_audit(&query).await?)
             }
+            AuditCommand::Export { since, until } => {
+                let now = now_ms();
+                let since = since
+                    .map(|text| point_in_time("--since", &text, now))
+                    .transpose()?;
+                let until = until
+                    .map(|text| point_in_time("--until", &text, now))
+                    .transpose()?;
+                let response = context
+                    .client
+                    .export_audit(since.as_deref(), until.as_deref())
+                    .await?;
+                let mut body = response.bytes_stream();
+                let mut out = tokio::io::stdout();
+                while let Some(piece) = body.try_next().await? {
+                    out.write_all(&piece).await?;
+                }
+                out.flush().await?;
+                Ok(())
+            }
+            AuditCommand::Retention {
+                max_events,
+                max_age_days,
+            } => {
+                let client = &context.client;
+                let mut retention = client.audit_retention().await?;
+                if max_events.is_some() || max_age_days.is_some() {
+                    if let Some(max_events) = max_events {
+                        retention.max_events = max_events;
+                    }
+                    if let Some(days) = max_age_days {
+                        retention.max_age_days = (days > 0).then_some(days);
+                    }
+                    retention = client.set_audit_retention(&retention).await?;
+                }
+                emit(context.format, &retention)
+            }
         }
+    }
+}
+
+impl Tabular for AuditRetention {
+    fn table(&self) -> String {
+        let age = self
+            .max_age_days
+            .map_or_else(|| "any age".to_string(), |days| format!("{days} days"));
+        format!(
+            "keeps the newest {} events, up to {age} old",
+            self.max_events
+        )
     }
 }
 

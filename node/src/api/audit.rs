@@ -14,9 +14,11 @@
 //! unavailable the events are kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and
 //! proposed again next round.
 //!
-//! The state machine numbers the events and keeps the newest
-//! [`AUDIT_RETENTION`](crate::meta::apply::AUDIT_RETENTION). `GET /api/v1/audit` (admin) queries
-//! them; nothing in the API writes or deletes them.
+//! The state machine numbers the events and keeps what the retention says (by default the newest
+//! [`AUDIT_RETENTION`](crate::meta::apply::AUDIT_RETENTION); `PUT /api/v1/audit/retention` sets a
+//! count and an age). `GET /api/v1/audit` (admin) queries them, newest request first;
+//! `GET /api/v1/audit/export` streams them oldest first as JSON lines. Nothing in the API writes or
+//! deletes an event.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arca_protocol::api::{AuditList, AuditQuery};
-use arca_protocol::model::AuditEvent;
+use arca_protocol::model::{AuditEvent, AuditRetention};
 use arca_protocol::{Command, Role};
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
@@ -36,10 +38,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ApiError, QueryParams};
+use serde::Deserialize;
+
+use super::{ApiError, JsonBody, QueryParams};
 use crate::AppState;
 use crate::auth::{AuthError, Caller};
 use crate::meta::request_audit::RequestAudit;
+use crate::meta::tables::scalar;
 use crate::meta::{Meta, ProposeError, StateRead};
 
 /// How often collected events are proposed.
@@ -69,7 +74,111 @@ pub struct AuditDetail(pub String);
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+    Router::new()
+        .route("/audit", get(list))
+        .route("/audit/export", get(export))
+        .route("/audit/retention", get(retention).put(set_retention))
+}
+
+/// Events per read of an export.
+const EXPORT_PAGE: usize = 1000;
+
+/// The largest `max_events` a retention may ask for.
+const MAX_RETAINED_EVENTS: u64 = 100_000_000;
+
+/// `?since=&until=` of an export.
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /api/v1/audit/export?since=&until=`: every event of the window, oldest first, as JSON lines
+/// (`application/x-ndjson`), read a page at a time so the answer streams whatever the trail's size.
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
+    let now = state.now_ms();
+    let since = query
+        .since
+        .as_deref()
+        .map(|text| parse_time("since", text, now))
+        .transpose()?
+        .unwrap_or(0);
+    let until = query
+        .until
+        .as_deref()
+        .map(|text| parse_time("until", text, now))
+        .transpose()?
+        .unwrap_or(u64::MAX);
+    let meta = state.meta.clone();
+    let pages = futures::stream::try_unfold(Some((since, 0u64)), move |from| {
+        let meta = meta.clone();
+        async move {
+            let Some(from) = from else {
+                return Ok::<_, std::io::Error>(None);
+            };
+            let page = meta
+                .read(|view| view.audit_page(from, until, EXPORT_PAGE))
+                .map_err(std::io::Error::other)?;
+            let next = (page.len() == EXPORT_PAGE)
+                .then(|| page.last().map(|e| (e.at, e.id + 1)))
+                .flatten();
+            let mut lines = Vec::new();
+            for event in &page {
+                serde_json::to_writer(&mut lines, event).map_err(std::io::Error::other)?;
+                lines.push(b'\n');
+            }
+            Ok(Some((axum::body::Bytes::from(lines), next)))
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(pages),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/audit/retention`: how much of the trail is kept.
+async fn retention(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<AuditRetention>, ApiError> {
+    caller.require(Role::Admin)?;
+    let kept = state
+        .meta
+        .read(|view| view.scalar::<AuditRetention>(scalar::AUDIT_RETENTION))?
+        .unwrap_or_default();
+    Ok(Json(kept))
+}
+
+/// `PUT /api/v1/audit/retention`: sets how much of the trail is kept; what falls outside it goes at
+/// once.
+async fn set_retention(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(retention): JsonBody<AuditRetention>,
+) -> Result<Json<AuditRetention>, ApiError> {
+    caller.require(Role::Admin)?;
+    if !(1..=MAX_RETAINED_EVENTS).contains(&retention.max_events) {
+        return Err(ApiError::invalid(format!(
+            "max_events must be between 1 and {MAX_RETAINED_EVENTS}"
+        )));
+    }
+    if retention.max_age_days == Some(0) {
+        return Err(ApiError::invalid("max_age_days must be at least 1"));
+    }
+    state
+        .meta
+        .propose(Command::SetAuditRetention {
+            retention,
+            at: state.now_ms(),
+        })
+        .await?;
+    Ok(Json(retention))
 }
 
 /// `GET /api/v1/audit?since=&until=&actor=&registry=&action=&limit=`: matching events, newest first.

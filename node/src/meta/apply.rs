@@ -13,7 +13,7 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use arca_protocol::model::{AuditEvent, Metadata};
+use arca_protocol::model::{AuditEvent, AuditRetention, Metadata};
 use arca_protocol::{
     BlobRef, CachedDocument, Command, CommandError, MetadataTarget, NodeInfo, NodeRole, Overwrite,
     Package, Registry, RegistryKind, ReplicationPolicy, Sha256, Version,
@@ -32,7 +32,7 @@ use crate::policy::firewall;
 
 /// How many audit events the state keeps unless told otherwise; older ones are dropped as new ones
 /// arrive.
-pub const AUDIT_RETENTION: u64 = 100_000;
+pub const AUDIT_RETENTION: u64 = arca_protocol::model::DEFAULT_AUDIT_EVENTS;
 
 /// The file name under which an OCI version keeps its manifest.
 pub const MANIFEST_FILE: &str = "manifest";
@@ -594,6 +594,11 @@ impl<'txn> Applier<'txn> {
                 self.record_audit(events)?;
                 Ok(Ok(()))
             }
+            Command::SetAuditRetention { retention, at } => {
+                self.set_scalar(scalar::AUDIT_RETENTION, &retention)?;
+                self.retain_audit(at)?;
+                Ok(Ok(()))
+            }
             Command::SettleAudit {
                 at,
                 actor_id,
@@ -1043,10 +1048,12 @@ impl Applier<'_> {
         self.set_scalar(&pending_counter(node), &0u64)
     }
 
-    /// Appends audit events, numbering them, and keeps only the newest [`AUDIT_RETENTION`].
+    /// Appends audit events, numbering them, then applies the retention (the age counted back from
+    /// the newest of them).
     pub(crate) fn record_audit(&mut self, events: Vec<AuditEvent>) -> ReadResult<()> {
         let mut next = self.counter(scalar::NEXT_AUDIT_ID)?.max(1);
         let mut count = self.counter(scalar::AUDIT_COUNT)?;
+        let newest = events.iter().map(|e| e.at).max();
         for mut event in events {
             event.id = next;
             next += 1;
@@ -1056,17 +1063,44 @@ impl Applier<'_> {
             self.put(Table::Audit, &id_key, &event)?;
             self.put(Table::AuditTimes, &time_key, &())?;
         }
-        while count > AUDIT_RETENTION {
-            let Some(oldest) = self.scan::<AuditEvent>(Table::Audit, &[], None, 1)?.pop() else {
+        self.set_scalar(scalar::NEXT_AUDIT_ID, &next)?;
+        self.set_scalar(scalar::AUDIT_COUNT, &count)?;
+        if let Some(newest) = newest {
+            self.retain_audit(newest)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest audit events beyond the retention's count, and those older than its age
+    /// before `now`.
+    fn retain_audit(&mut self, now: u64) -> ReadResult<()> {
+        let retention: AuditRetention = self.scalar(scalar::AUDIT_RETENTION)?.unwrap_or_default();
+        let mut count = self.counter(scalar::AUDIT_COUNT)?;
+        while count > retention.max_events {
+            let Some((key, event)) = self.scan::<AuditEvent>(Table::Audit, &[], None, 1)?.pop()
+            else {
                 break;
             };
-            let (key, event) = oldest;
             self.delete(Table::Audit, &key)?;
             let time_key = Key::new().number(event.at).number(event.id).into_bytes();
             self.delete(Table::AuditTimes, &time_key)?;
             count -= 1;
         }
-        self.set_scalar(scalar::NEXT_AUDIT_ID, &next)?;
+        if let Some(days) = retention.max_age_days {
+            let cutoff = now.saturating_sub(u64::from(days) * 24 * 3600 * 1000);
+            let end = Key::new().number(cutoff).into_bytes();
+            let range = (std::ops::Bound::Unbounded, std::ops::Bound::Excluded(end));
+            let old: Vec<Vec<u8>> = self
+                .range_raw(Table::AuditTimes, &range)?
+                .map(|entry| entry.map(|(key, _)| key.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            for time_key in old {
+                let id = keys::number_part(&time_key, 1)?;
+                self.delete(Table::Audit, &Key::new().number(id).into_bytes())?;
+                self.delete(Table::AuditTimes, &time_key)?;
+                count = count.saturating_sub(1);
+            }
+        }
         self.set_scalar(scalar::AUDIT_COUNT, &count)
     }
 
@@ -1627,6 +1661,45 @@ mod tests {
             vec![110_002, 110_001, 110_000],
             "by time, newest first"
         );
+    }
+
+    #[test]
+    fn audit_retention_by_age_drops_events_older_than_it_before_the_newest() {
+        let state = TestState::new();
+        const DAY: u64 = 24 * 3600 * 1000;
+        let at = |time: u64, target: &str| AuditEvent {
+            at: time,
+            ..audit_event(target)
+        };
+        let record = |events| state.apply(Command::RecordAudit { events });
+        assert_eq!(
+            record(vec![at(DAY, "/old"), at(3 * DAY, "/recent")]),
+            Ok(())
+        );
+        let retention = AuditRetention {
+            max_events: 10,
+            max_age_days: Some(1),
+        };
+        let set = Command::SetAuditRetention {
+            retention,
+            at: 3 * DAY + 1,
+        };
+        assert_eq!(state.apply(set), Ok(()));
+        let kept: Vec<String> = state
+            .newest_events(10)
+            .into_iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(kept, ["/recent"]);
+        assert_eq!(record(vec![at(5 * DAY, "/newest")]), Ok(()));
+        let kept: Vec<String> = state
+            .newest_events(10)
+            .into_iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(kept, ["/newest"], "a day before the newest event");
+        let view = state.view();
+        assert_eq!(view.counter(scalar::AUDIT_COUNT).expect("read"), 1);
     }
 
     #[test]

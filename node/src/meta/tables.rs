@@ -135,6 +135,8 @@ pub mod scalar {
     pub const NEXT_AUDIT_ID: &str = "next_audit_id";
     /// How many audit events are kept.
     pub const AUDIT_COUNT: &str = "audit_count";
+    /// What the audit trail keeps ([`arca_protocol::model::AuditRetention`]).
+    pub const AUDIT_RETENTION: &str = "audit_retention";
     /// The firewall's clock: the latest command time seen.
     pub const FIREWALL_CLOCK: &str = "firewall_clock";
     /// Firewall evaluations made so far.

@@ -601,6 +601,32 @@ pub trait StateRead: Source {
         self.get(Table::Audit, &keys::Key::new().number(id).into_bytes())
     }
 
+    /// Up to `limit` audit events, oldest first, from the one at time `from.0` with id `from.1` or
+    /// after, to time `until`.
+    fn audit_page(
+        &self,
+        from: (u64, u64),
+        until: u64,
+        limit: usize,
+    ) -> ReadResult<Vec<AuditEvent>> {
+        let start = keys::Key::new().number(from.0).number(from.1).into_bytes();
+        let end = keys::Key::new()
+            .number(until.saturating_add(1))
+            .into_bytes();
+        let mut events = Vec::new();
+        for entry in self.range_raw(
+            Table::AuditTimes,
+            &(Bound::Included(start), Bound::Excluded(end)),
+        )? {
+            if events.len() >= limit {
+                break;
+            }
+            let id = keys::number_part(entry?.0.value(), 1)?;
+            events.extend(self.audit_event(id)?);
+        }
+        Ok(events)
+    }
+
     /// Ids of audit events recorded at times in `[since, until]`, newest first, at most `limit`.
     fn audit_ids_between(&self, since: u64, until: u64, limit: usize) -> ReadResult<Vec<u64>> {
         let start = keys::Key::new().number(since).into_bytes();

@@ -30,7 +30,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use std::collections::BTreeMap;
 
 pub use self::error::NpmError;
 use self::names::{Endpoint, parse_endpoint};
@@ -105,13 +104,16 @@ impl<'a> Context<'a> {
             .ok_or_else(|| NpmError::not_found(format!("package {name} not found")))
     }
 
-    /// The dist-tags of a package of the registry, or 404 when there is no such package.
-    fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, NpmError> {
-        let view = self.state.meta.view()?;
-        if view.package(&self.registry, name)?.is_none() {
-            return Err(NpmError::not_found(format!("package {name} not found")));
+    /// 404 unless the registry has a package `name`.
+    fn require_package(&self, name: &str) -> Result<(), NpmError> {
+        match self
+            .state
+            .meta
+            .read(|view| view.package(&self.registry, name))?
+        {
+            Some(_) => Ok(()),
+            None => Err(NpmError::not_found(format!("package {name} not found"))),
         }
-        Ok(view.tags(&self.registry, name)?)
     }
 
     /// True when `name@version` is published.

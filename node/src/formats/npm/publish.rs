@@ -401,46 +401,49 @@ async fn update(
             });
         }
     }
-    for command in commands {
-        ctx.state.meta.propose(command).await?;
-    }
     if let Some(wanted) = &document.dist_tags {
-        sync_tags(ctx, name, wanted).await?;
+        // Tags of the versions this update unpublishes go with them.
+        let current = package
+            .tags
+            .iter()
+            .filter(|(_, target)| document.versions.contains_key(*target));
+        commands.extend(tag_changes(ctx, name, current, wanted));
+    }
+    // The whole update commits at once, or nothing of it does.
+    if !commands.is_empty() {
+        ctx.state.meta.propose(Command::Batch { commands }).await?;
     }
     Ok(ok())
 }
 
-/// Makes the package's dist-tags exactly `wanted` (whose targets exist).
-async fn sync_tags(
+/// The commands that make the package's dist-tags, `current` now, exactly `wanted` (whose targets
+/// exist).
+fn tag_changes<'a>(
     ctx: &Context<'_>,
     name: &PackageName,
+    current: impl Iterator<Item = (&'a String, &'a String)>,
     wanted: &BTreeMap<String, String>,
-) -> Result<(), NpmError> {
-    let current = ctx.tags(name.as_str())?;
+) -> Vec<Command> {
+    let current: BTreeMap<&String, &String> = current.collect();
+    let mut commands = Vec::new();
     for (tag, version) in wanted {
-        if current.get(tag) != Some(version) {
-            ctx.state
-                .meta
-                .propose(Command::SetTag {
-                    registry: ctx.registry.clone(),
-                    package: name.to_string(),
-                    tag: tag.clone(),
-                    version: version.clone(),
-                })
-                .await?;
-        }
-    }
-    for tag in current.keys().filter(|tag| !wanted.contains_key(*tag)) {
-        ctx.state
-            .meta
-            .propose(Command::DeleteTag {
+        if current.get(tag) != Some(&version) {
+            commands.push(Command::SetTag {
                 registry: ctx.registry.clone(),
                 package: name.to_string(),
                 tag: tag.clone(),
-            })
-            .await?;
+                version: version.clone(),
+            });
+        }
     }
-    Ok(())
+    for tag in current.keys().filter(|tag| !wanted.contains_key(**tag)) {
+        commands.push(Command::DeleteTag {
+            registry: ctx.registry.clone(),
+            package: name.to_string(),
+            tag: (*tag).clone(),
+        });
+    }
+    commands
 }
 
 fn ok() -> Response {
@@ -451,7 +454,7 @@ fn ok() -> Response {
 pub async fn unpublish_package(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
-    ctx.tags(name.as_str())?;
+    ctx.require_package(name.as_str())?;
     ctx.state
         .meta
         .propose(Command::DeletePackage {

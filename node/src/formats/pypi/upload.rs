@@ -329,14 +329,24 @@ pub async fn upload(
         at,
     };
     let filename = content.filename.clone();
+    // A wheel and its `.metadata` (PEP 658) commit together or not at all.
+    let mut commands = vec![put(
+        filename.clone(),
+        content.blob.clone(),
+        attributes(&form, &content, kind),
+        Overwrite::RefuseFile,
+    )];
+    if let Some(metadata) = metadata {
+        commands.push(put(
+            format!("{filename}{METADATA_SUFFIX}"),
+            metadata,
+            BTreeMap::new(),
+            Overwrite::Allow,
+        ));
+    }
     state
         .meta
-        .propose(put(
-            filename.clone(),
-            content.blob.clone(),
-            attributes(&form, &content, kind),
-            Overwrite::RefuseFile,
-        ))
+        .propose(Command::Batch { commands })
         .await
         .map_err(|error| match error {
             ProposeError::Refused(CommandError::AlreadyExists(_) | CommandError::Conflict(_)) => {
@@ -347,17 +357,6 @@ pub async fn upload(
             }
             other => other.into(),
         })?;
-    if let Some(metadata) = metadata {
-        state
-            .meta
-            .propose(put(
-                format!("{filename}{METADATA_SUFFIX}"),
-                metadata,
-                BTreeMap::new(),
-                Overwrite::Allow,
-            ))
-            .await?;
-    }
     tracing::info!(registry, project, version, filename, "pypi upload");
     Ok((StatusCode::OK, "OK\n").into_response())
 }

@@ -87,6 +87,32 @@
 //!
 //! Options: `--files N`, `--large N`, `--packages N`, `--rounds N`, `--dir PATH`, `--json`.
 //!
+//! `scale` runs a node as a child process (the release `arca-node` beside this binary, or
+//! `--node-bin`; on 127.0.0.1, data under `--dir`, its log in its data directory), so that its own
+//! memory and CPU can be read from `/proc`, and pushes `--versions` (default 1,000,000) files of
+//! `--size` bytes (default 1024, each different) to a generic registry, `--versions-per-package`
+//! (default 100) versions a package, with `--clients` (default 16) concurrent clients, in `--phases`
+//! (default 10) phases. After each phase, pushes paused, it prints a row: pushes/s, push p50/p99/max,
+//! the node's RSS (VmRSS) and peak RSS (VmHWM), the data directory's size, the median time of the
+//! first listing page and of the 20th (by cursor), the node's CPU seconds in the phase and the
+//! elapsed time. Then: the node's CPU while idle (10 s); push p99 while metadata snapshots are built
+//! against without (`--snapshot-seconds` each, default 10; target at most 2x); restart to the first
+//! GET of the last file after SIGTERM and after SIGKILL; an npm package of `--npm-versions` (default
+//! 20,000) versions published by 16 clients and its abbreviated packument read by 8 for
+//! `--npm-seconds` (default 10; req/s, p50/p99; target 1,000/s); and last, a second node joining
+//! with a join token: the time until the first shows it with lag 0 (target 2 minutes at 1,000,000
+//! versions) and both nodes' peak RSS meanwhile:
+//!
+//! ```text
+//! cargo build --release -p arca-node -p arca-bench
+//! ./target/release/arca-bench scale
+//! ./target/release/arca-bench scale --versions 20000 --phases 4 --npm-versions 500   # quicker
+//! ```
+//!
+//! Options: `--versions N`, `--phases N`, `--clients N`, `--size BYTES`, `--versions-per-package N`,
+//! `--snapshot-seconds S`, `--npm-versions N`, `--npm-seconds S`, `--skip-restart`, `--skip-npm`,
+//! `--skip-learner`, `--node-bin PATH`, `--dir PATH`, `--json`.
+//!
 //! Everything written is removed at the end.
 
 mod archives;
@@ -99,6 +125,7 @@ mod packages;
 mod peer;
 mod remote;
 mod report;
+mod scale;
 
 use clap::{Parser, Subcommand};
 
@@ -126,6 +153,10 @@ enum Command {
     /// Generic GETs direct from an upstream node against through a remote registry (cold and warm),
     /// and the upstream traffic a remote registry saves over repeated npm installs.
     Remote(remote::Args),
+    /// Millions of versions pushed to a node run as a child process: pushes/s, latency, memory,
+    /// disk, listing pages and CPU as the registry grows, then idle CPU, pushes during snapshots,
+    /// restarts, an npm packument of many versions and a second node's catch-up.
+    Scale(scale::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,5 +170,6 @@ fn main() -> anyhow::Result<()> {
         Command::Packages(args) => runtime.block_on(packages::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
+        Command::Scale(args) => runtime.block_on(scale::run(args)),
     }
 }

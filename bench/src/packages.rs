@@ -156,9 +156,11 @@ impl Target {
 }
 
 /// Something the timed clients GET: its URL and the length its body must have.
-struct Item {
-    url: Url,
-    len: u64,
+pub struct Item {
+    /// Where it is.
+    pub url: Url,
+    /// The length of its body.
+    pub len: u64,
 }
 
 /// What a target serves, found by reading every package's metadata once: the metadata pages (with
@@ -546,6 +548,19 @@ pub async fn publish_npm(
     version: &str,
     document: Bytes,
 ) -> anyhow::Result<()> {
+    let (response, what) = send_npm_publish(target, name, version, document).await?;
+    expect_status(response, StatusCode::CREATED, &what).await?;
+    Ok(())
+}
+
+/// Sends `PUT /<name>` with the publish document of one version, and returns the answer whatever
+/// its status, with a description of the request for errors.
+pub async fn send_npm_publish(
+    target: &Target,
+    name: &str,
+    version: &str,
+    document: Bytes,
+) -> anyhow::Result<(reqwest::Response, String)> {
     let url = target.url(name)?;
     let what = format!("{}: publish {name}@{version} (PUT {url})", target.name);
     let response = target
@@ -555,8 +570,7 @@ pub async fn publish_npm(
         .send()
         .await
         .with_context(|| what.clone())?;
-    expect_status(response, StatusCode::CREATED, &what).await?;
-    Ok(())
+    Ok((response, what))
 }
 
 /// Uploads a wheel as twine does (multipart `POST /` with `:action=file_upload`); 200 expected.
@@ -894,7 +908,7 @@ impl SplitMix {
 /// GETs random `items` with `clients` concurrent clients until `duration` has passed; every answer
 /// must be 200 with the item's length. Returns each answer's latency in microseconds, and the
 /// `Content-Type`s of the clients' first answers.
-async fn hammer(
+pub async fn hammer(
     target: &Target,
     items: &Arc<Vec<Item>>,
     accept: Option<&'static str>,

@@ -884,6 +884,464 @@ impl RemoteReport {
     }
 }
 
+/// What the `scale` benchmark was asked to do, known before it starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleSetup {
+    /// Always `"scale"`.
+    pub benchmark: &'static str,
+    /// The `arca-node` binary run as the node's process.
+    pub node_bin: String,
+    /// Versions pushed in the phases.
+    pub versions: u64,
+    /// Versions per package.
+    pub versions_per_package: u64,
+    /// Bytes of each pushed file.
+    pub size: u64,
+    /// Concurrent clients pushing.
+    pub clients: usize,
+    /// Phases the pushes are split into.
+    pub phases: u64,
+    /// Packages per listing page.
+    pub page_size: u64,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+}
+
+impl ScaleSetup {
+    /// The title line and the header of the phase rows ([`ScalePhase::row`]).
+    pub fn head(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "arca-bench scale  versions={} ({} per package)  size={} B  clients={}  phases={}  \
+             node={}  dir={}",
+            self.versions,
+            self.versions_per_package,
+            self.size,
+            self.clients,
+            self.phases,
+            self.node_bin,
+            self.dir
+        );
+        let _ = writeln!(
+            out,
+            "\npushes by phase; after each, with pushes paused: the node's memory, its data \
+             directory, listing pages (median ms) and its CPU during the phase"
+        );
+        let _ = writeln!(
+            out,
+            "{:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8} {:>9}",
+            "versions",
+            "pushes/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "RSS MiB",
+            "peak MiB",
+            "data MiB",
+            "page ms",
+            "deep ms",
+            "deep#",
+            "CPU s",
+            "CPU us/p",
+            "elapsed s"
+        );
+        out
+    }
+}
+
+/// The deepest listing page timed after a phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeepPage {
+    /// Its number, from 1 (20 unless the listing has fewer pages).
+    pub page: u64,
+    /// How it was reached: `"cursor"` (following `next_cursor` from the first page) or `"page"`
+    /// (`page=N`, when the node gives no cursors).
+    pub by: &'static str,
+    /// Packages on it.
+    pub items: u64,
+    /// Median milliseconds of its GETs.
+    pub ms: f64,
+}
+
+/// One phase of the `scale` benchmark's pushes, and the node measured after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePhase {
+    /// The phase's number, from 1.
+    pub phase: u64,
+    /// Versions stored when the phase ended.
+    pub versions: u64,
+    /// Pushes in the phase.
+    pub pushes: u64,
+    /// Seconds from its first push to its last answer.
+    pub seconds: f64,
+    /// Pushes per second.
+    pub pushes_per_s: f64,
+    /// Push latencies.
+    pub latency: Latency,
+    /// The node's resident memory after the phase (`VmRSS`), in MiB.
+    pub rss_mib: f64,
+    /// The node's peak resident memory so far (`VmHWM`), in MiB.
+    pub peak_rss_mib: f64,
+    /// Bytes of the files in the node's data directory (its log left out), in MiB.
+    pub data_dir_mib: f64,
+    /// Median milliseconds of a GET of the first listing page.
+    pub first_page_ms: f64,
+    /// The deep listing page.
+    pub deep_page: DeepPage,
+    /// CPU seconds (user and system) the node used during the phase's pushes.
+    pub cpu_seconds: f64,
+    /// Those CPU seconds per push, in microseconds.
+    pub cpu_us_per_push: f64,
+    /// Seconds since the first phase began.
+    pub elapsed_s: f64,
+}
+
+impl ScalePhase {
+    /// The phase's line under [`ScaleSetup::head`].
+    pub fn row(&self) -> String {
+        let l = &self.latency;
+        format!(
+            "{:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.1} {:>8.0} {:>8.0} {:>9.1} {:>8.2} {:>8.2} {:>6} {:>7.1} {:>8.0} {:>9.0}\n",
+            self.versions,
+            self.pushes_per_s,
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms,
+            self.rss_mib,
+            self.peak_rss_mib,
+            self.data_dir_mib,
+            self.first_page_ms,
+            self.deep_page.ms,
+            self.deep_page.page,
+            self.cpu_seconds,
+            self.cpu_us_per_push,
+            self.elapsed_s
+        )
+    }
+}
+
+/// Pushes for a fixed time.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushWindow {
+    /// Pushes answered 201.
+    pub pushes: u64,
+    /// Seconds from the first push to the last answer.
+    pub seconds: f64,
+    /// Pushes per second.
+    pub pushes_per_s: f64,
+    /// Their latencies (`None` when there were none).
+    pub latency: Option<Latency>,
+}
+
+/// Push latency while the node builds metadata snapshots, against without.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotEffect {
+    /// Seconds of each window of pushes.
+    pub seconds: f64,
+    /// Pushes with no snapshot asked for.
+    pub plain: PushWindow,
+    /// Whether the node has `POST /api/v1/cluster/snapshot` (false: it answered 404 or 405).
+    pub available: bool,
+    /// Pushes while snapshots were built one after the other (`None` when unavailable).
+    pub during: Option<PushWindow>,
+    /// Milliseconds each `POST /api/v1/cluster/snapshot` took to answer 200 (a snapshot built).
+    pub builds_ms: Vec<f64>,
+    /// The first answer that was not 200 (nor a 404 or 405 meaning unavailable).
+    pub error: Option<String>,
+    /// p99 while building over p99 without (the target is at most 2).
+    pub p99_ratio: Option<f64>,
+}
+
+/// Restarting the node on the same data directory and ports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    /// How the node was stopped: `"SIGTERM"` (then waited for) or `"SIGKILL"`.
+    pub signal: &'static str,
+    /// Milliseconds from the signal to the process's exit.
+    pub stop_ms: f64,
+    /// Milliseconds from spawning the new process to the first GET of the last pushed file
+    /// answered 200 with its bytes.
+    pub first_get_ms: f64,
+}
+
+/// A second node joining the first and catching up.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUp {
+    /// Seconds from the second node's spawn until it had caught up (by `by`).
+    pub seconds: f64,
+    /// What "caught up" was: `"lag 0"` (the first node's cluster status) or `"GET at node 2"` (the
+    /// last pushed file served by the second node, when the status shows no lag).
+    pub by: &'static str,
+    /// Seconds from the spawn until the status showed the second node with lag 0.
+    pub lag_zero_s: Option<f64>,
+    /// Seconds from the spawn until the second node served the last pushed file with its bytes.
+    pub readable_s: Option<f64>,
+    /// The second node's membership at the end (`learner` or `voter`).
+    pub membership: String,
+    /// The first node's highest resident memory sampled during the catch-up, in MiB.
+    pub node1_peak_rss_mib: f64,
+    /// The second node's highest resident memory sampled during the catch-up, in MiB.
+    pub node2_peak_rss_mib: f64,
+    /// The second node's peak resident memory (`VmHWM`) at the end, in MiB.
+    pub node2_hwm_mib: f64,
+}
+
+/// One npm package of many versions: publishing it, and reading its abbreviated packument.
+#[derive(Debug, Clone, Serialize)]
+pub struct NpmPackument {
+    /// The package.
+    pub package: String,
+    /// Its versions.
+    pub versions: u64,
+    /// Seconds publishing every version took.
+    pub publish_seconds: f64,
+    /// Concurrent publishers.
+    pub publishers: usize,
+    /// Publishes answered 409 and sent again.
+    pub conflicts_retried: u64,
+    /// Bytes of the abbreviated packument.
+    pub packument_bytes: u64,
+    /// What it was answered as (`Content-Type`).
+    pub content_type: String,
+    /// Concurrent readers.
+    pub readers: usize,
+    /// Seconds they read for.
+    pub seconds: f64,
+    /// Packuments per second.
+    pub per_s: f64,
+    /// Their latencies.
+    pub latency: Latency,
+}
+
+/// Everything the `scale` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleReport {
+    /// What was asked.
+    #[serde(flatten)]
+    pub setup: ScaleSetup,
+    /// The phases of pushes, in order.
+    pub by_phase: Vec<ScalePhase>,
+    /// The node's CPU over the idle seconds after the last phase, in percent of one core.
+    pub idle_cpu_percent: f64,
+    /// Seconds of that idle window.
+    pub idle_seconds: f64,
+    /// One garbage collection over every chunk file.
+    pub gc: GcPass,
+    /// Push latency while snapshots are built.
+    pub snapshot: SnapshotEffect,
+    /// The last file pushed (read back after restarts and at the second node).
+    pub last_file: String,
+    /// Versions stored in the generic registry in all (the phases' and the snapshot windows').
+    pub versions_stored: u64,
+    /// Restarts (`None` with `--skip-restart`).
+    pub restarts: Option<Vec<Restart>>,
+    /// The npm package (`None` with `--skip-npm`, or when it failed).
+    pub npm: Option<NpmPackument>,
+    /// The second node's catch-up (`None` with `--skip-learner`, or when it failed).
+    pub catch_up: Option<CatchUp>,
+    /// The steps skipped as asked (`"restart"`, `"npm"`, `"second node"`).
+    pub skipped: Vec<&'static str>,
+    /// Why steps that did not stop the run failed (the npm package, the second node).
+    pub errors: Vec<String>,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+/// One garbage collection of a scale run.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcPass {
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Chunk files listed.
+    pub scanned: u64,
+    /// Of them, the ones a live blob uses.
+    pub referenced: u64,
+}
+
+impl ScaleReport {
+    /// What follows the phase rows: idle CPU, snapshots, restarts, npm, catch-up, notes.
+    pub fn tail(&self) -> String {
+        let mut out = String::new();
+        if let Some(last) = self.by_phase.last() {
+            let _ = writeln!(
+                out,
+                "deep page: page {} (pages of {} packages), {}",
+                last.deep_page.page,
+                self.setup.page_size,
+                match last.deep_page.by {
+                    "cursor" => "reached by following next_cursor from the first page",
+                    _ => "asked for as page=N (the node gave no next_cursor)",
+                }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nidle: node CPU over {:.0} s after the last phase: {:.2} % of one core",
+            self.idle_seconds, self.idle_cpu_percent
+        );
+        let _ = writeln!(
+            out,
+            "gc: one collection over {} chunk files ({} referenced) took {:.2} s",
+            self.gc.scanned, self.gc.referenced, self.gc.seconds
+        );
+
+        let s = &self.snapshot;
+        let _ = writeln!(
+            out,
+            "\npushes with and without metadata snapshots being built: {} clients x {:.0} s each",
+            self.setup.clients, s.seconds
+        );
+        let _ = writeln!(
+            out,
+            "{:<44} {:>8} {:>9} {:>8} {:>8} {:>8}",
+            "", "pushes", "pushes/s", "p50 ms", "p99 ms", "max ms"
+        );
+        window_row(&mut out, "no snapshot asked for", &s.plain);
+        match &s.during {
+            Some(during) => {
+                let builds: Vec<String> = s.builds_ms.iter().map(|ms| format!("{ms:.0}")).collect();
+                window_row(
+                    &mut out,
+                    &format!("snapshots built back to back ({})", s.builds_ms.len()),
+                    during,
+                );
+                let _ = writeln!(out, "snapshot builds (ms): {}", builds.join(" "));
+                if let Some(ratio) = s.p99_ratio {
+                    let _ = writeln!(
+                        out,
+                        "p99 while building / without: {ratio:.3}  (target <= 2: {})",
+                        if ratio <= 2.0 { "met" } else { "missed" }
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(out, "snapshot endpoint not available");
+            }
+        }
+        if let Some(error) = &s.error {
+            let _ = writeln!(out, "snapshot request failed: {error}");
+        }
+
+        match &self.restarts {
+            Some(restarts) => {
+                let _ = writeln!(
+                    out,
+                    "\nrestart on the same data directory and ports: spawn -> first GET of {} \
+                     answered with its bytes",
+                    self.last_file
+                );
+                for r in restarts {
+                    let _ = writeln!(
+                        out,
+                        "{:<44} {:>10.1} ms  (stopped {:.0} ms after the signal)",
+                        format!("after {}", r.signal),
+                        r.first_get_ms,
+                        r.stop_ms
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(out, "\nrestart: {}", self.missing("restart"));
+            }
+        }
+
+        match &self.npm {
+            Some(n) => {
+                let l = &n.latency;
+                let _ = writeln!(
+                    out,
+                    "\nnpm: {} with {} versions published in {:.1} s ({:.0}/s, {} publishers, {} \
+                     conflicts retried); abbreviated packument {} bytes ({})",
+                    n.package,
+                    n.versions,
+                    n.publish_seconds,
+                    n.versions as f64 / n.publish_seconds.max(1e-9),
+                    n.publishers,
+                    n.conflicts_retried,
+                    n.packument_bytes,
+                    n.content_type
+                );
+                let _ = writeln!(
+                    out,
+                    "abbreviated packument GETs, {} readers x {:.0} s: {:.0} req/s  p50 {:.2} ms  \
+                     p99 {:.2} ms  max {:.2} ms  (target >= 1000/s: {})",
+                    n.readers,
+                    n.seconds,
+                    n.per_s,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.max_ms,
+                    if n.per_s >= 1000.0 { "met" } else { "missed" }
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\nnpm: {}", self.missing("npm"));
+            }
+        }
+
+        match &self.catch_up {
+            Some(c) => {
+                let seconds =
+                    |s: Option<f64>| s.map_or_else(|| "never".to_owned(), |s| format!("{s:.1} s"));
+                let _ = writeln!(
+                    out,
+                    "\nsecond node (site-2) joining with {} versions stored: caught up ({}) in \
+                     {:.1} s  (target <= 120 s at 1,000,000 versions)",
+                    self.versions_stored, c.by, c.seconds
+                );
+                let _ = writeln!(
+                    out,
+                    "lag 0 after {}; last file served by node 2 after {}; node 2 is a {}",
+                    seconds(c.lag_zero_s),
+                    seconds(c.readable_s),
+                    c.membership
+                );
+                let _ = writeln!(
+                    out,
+                    "peak RSS during the catch-up (sampled): node 1 {:.0} MiB, node 2 {:.0} MiB \
+                     (node 2 VmHWM {:.0} MiB)",
+                    c.node1_peak_rss_mib, c.node2_peak_rss_mib, c.node2_hwm_mib
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\nsecond node: {}", self.missing("second node"));
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        for error in &self.errors {
+            let _ = writeln!(out, "FAILED: {error}");
+        }
+        out
+    }
+
+    /// Why a step has no figures: skipped as asked, or failed.
+    fn missing(&self, step: &str) -> &'static str {
+        if self.skipped.contains(&step) {
+            "skipped"
+        } else {
+            "failed (see below)"
+        }
+    }
+}
+
+/// Appends one window of pushes to the snapshot section.
+fn window_row(out: &mut String, label: &str, w: &PushWindow) {
+    let (p50, p99, max) = w
+        .latency
+        .as_ref()
+        .map_or((f64::NAN, f64::NAN, f64::NAN), |l| {
+            (l.p50_ms, l.p99_ms, l.max_ms)
+        });
+    let _ = writeln!(
+        out,
+        "{label:<44} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.1}",
+        w.pushes, w.pushes_per_s, p50, p99, max
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

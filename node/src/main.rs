@@ -18,8 +18,28 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+/// glibc gives threads malloc arenas of their own, up to eight per core; the node's blocking
+/// threads (metadata applies, chunk writes) each fill one and keep its fragments, which in a long
+/// run costs more resident memory than the caches it is configured with. Two arenas keep memory in
+/// step with what is in use (measured with `arca-bench scale`: 205 MiB against 145 MiB at 150,000
+/// versions). Called before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes an allocator setting; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

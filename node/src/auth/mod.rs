@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use arca_protocol::api::{TokenInfo, WhoAmI};
 use arca_protocol::identity::{any_allows, intersect};
-use arca_protocol::{Command, Grant, Registry, Role, Sha256, Token};
+use arca_protocol::{Command, CommandError, Grant, Registry, Role, Sha256, Token};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine;
@@ -446,16 +446,41 @@ pub async fn ensure_admin_token(
         Err(error) => return Err(io_error(error)),
     };
     let hash = hash_secret(&secret);
-    let known = meta
-        .read(|view| view.token_by_secret(&hash))
-        .map_err(ProposeError::from)?;
-    if known.is_none() {
-        let (_, mut token) = TokenSpec::global("admin", Role::Admin).generate(now);
-        token.secret_sha256 = hash;
-        meta.propose(Command::CreateToken { token }).await?;
+    let (_, mut token) = TokenSpec::global("admin", Role::Admin).generate(now);
+    token.secret_sha256 = hash;
+    // A node that is joining may still be receiving the cluster's state (a snapshot of millions of
+    // versions takes a while to install): the token is proposed again, unchanged, until this node
+    // knows it (a proposal committed but not yet applied here is refused as a duplicate next time).
+    let started = std::time::Instant::now();
+    loop {
+        let known = meta
+            .read(|view| view.token_by_secret(&hash))
+            .map_err(ProposeError::from)?;
+        if known.is_some() {
+            return Ok(path);
+        }
+        match meta
+            .propose(Command::CreateToken {
+                token: token.clone(),
+            })
+            .await
+        {
+            Ok(()) => {}
+            Err(ProposeError::Refused(CommandError::AlreadyExists(_))) => {
+                // Committed, not yet applied here.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(ProposeError::Unavailable(reason)) if started.elapsed() < ADMIN_TOKEN_PATIENCE => {
+                tracing::info!(%reason, "the admin token is not recorded yet (catching up with the cluster); trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
-    Ok(path)
 }
+
+/// How long a starting node keeps trying to record its admin token.
+const ADMIN_TOKEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Writes `contents` (and a newline) to `path` readable by the owner only, durably: a temp file, fsync,
 /// rename, fsync of the directory.

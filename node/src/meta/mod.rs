@@ -91,6 +91,11 @@ impl From<StoreError> for ProposeError {
 /// The longest a follower waits to catch up with the leader before serving a write request.
 const READ_BARRIER_LIMIT: Duration = Duration::from_secs(3);
 
+/// Bytes of a snapshot sent per install-snapshot RPC.
+const SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
+/// How long one install-snapshot RPC (the last one installs the snapshot) may take.
+const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
 /// How often the snapshot trigger looks at the log's growth.
 const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -260,6 +265,11 @@ impl Meta {
             election_timeout_max: ELECTION_TIMEOUT_MS.end,
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 100,
+            // A snapshot travels in chunks; the last one's answer waits until the receiver has
+            // written the whole state into a fresh database, which takes seconds per million
+            // versions: a chunk may take that long before it is sent again (from the start).
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+            install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
             ..Default::default()
         }
         .validate()

@@ -33,6 +33,9 @@ const END: u8 = 0;
 
 /// Bytes gathered before a write to the file, and read from it at once.
 const BUFFER: usize = 1 << 20;
+/// Bytes written between syncs of a snapshot being built: the file's writeback goes out in steps
+/// instead of one burst at the end that would hold up the Raft log's own syncs.
+const SYNC_EVERY: u64 = 16 << 20;
 /// Bytes of records installed per write transaction.
 const INSTALL_BATCH: usize = 32 << 20;
 
@@ -86,6 +89,7 @@ struct Writer<'a> {
     buffer: Vec<u8>,
     hasher: blake3::Hasher,
     written: u64,
+    synced: u64,
 }
 
 impl Writer<'_> {
@@ -102,6 +106,10 @@ impl Writer<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.file.write_all_at_position(&self.buffer)?;
         self.buffer.clear();
+        if self.written - self.synced >= SYNC_EVERY {
+            self.file.sync()?;
+            self.synced = self.written;
+        }
         Ok(())
     }
 }
@@ -119,6 +127,7 @@ pub fn write(view: &ReadView, file: &mut SnapshotFile) -> Result<u64, SnapshotEr
         buffer: Vec::with_capacity(BUFFER + 4096),
         hasher: blake3::Hasher::new(),
         written: 0,
+        synced: 0,
     };
     out.put(MAGIC)?;
     out.put(&SNAPSHOT_FORMAT.to_le_bytes())?;

@@ -50,6 +50,9 @@ const KEY_LAST_PURGED: &str = "last_purged";
 const KEY_SNAPSHOT: &str = "snapshot";
 const KEY_SNAPSHOT_SEQUENCE: &str = "snapshot_sequence";
 
+/// Log entries removed per transaction of a purge.
+const PURGE_BATCH: usize = 10_000;
+
 /// How long non-durable commits of the state may pile up before one is made durable.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -468,20 +471,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
+    /// Records the purge point first, then removes the entries up to it a batch per transaction,
+    /// so appends never wait behind one long deletion (after a crash in between, entries below the
+    /// purge point are left for the next purge; nothing reads them).
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let db = self.db.clone();
         blocking(StorageIOError::write_logs, move || {
-            let purged = encode(&log_id).map_err(any)?;
-            let txn = db.begin_write().map_err(any)?;
-            txn.open_table(RAFT_META)
-                .map_err(any)?
-                .insert(KEY_LAST_PURGED, purged.as_slice())
-                .map_err(any)?;
-            txn.open_table(LOG)
-                .map_err(any)?
-                .retain_in::<u64, _>(0..=log_id.index, |_, _| false)
-                .map_err(any)?;
-            txn.commit().map_err(any)
+            write_key(&db, KEY_LAST_PURGED, &log_id, true)?;
+            loop {
+                let txn = begin_write(&db, false)?;
+                let removed = {
+                    let mut table = txn.open_table(LOG).map_err(any)?;
+                    let batch: Vec<u64> = table
+                        .range::<u64>(0..=log_id.index)
+                        .map_err(any)?
+                        .take(PURGE_BATCH)
+                        .map(|entry| entry.map(|(index, _)| index.value()))
+                        .collect::<Result<_, _>>()
+                        .map_err(any)?;
+                    for index in &batch {
+                        table.remove(index).map_err(any)?;
+                    }
+                    batch.len()
+                };
+                txn.commit().map_err(any)?;
+                if removed < PURGE_BATCH {
+                    return Ok(());
+                }
+            }
         })
         .await
     }

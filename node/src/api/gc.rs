@@ -20,7 +20,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/gc", post(run))
 }
 
-/// Runs one collection to its end, even when the caller goes away meanwhile.
+/// Runs one collection to its end (after the one running, if any), even when the caller goes away
+/// meanwhile.
 async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -42,9 +43,6 @@ async fn run(
     });
     match task.await.map_err(ApiError::internal)? {
         Ok(report) => Ok(Json(report)),
-        Err(GcError::AlreadyRunning) => Err(ApiError::conflict(
-            "a garbage collection is already running on this node",
-        )),
         Err(GcError::Blob(error)) => Err(error.into()),
         Err(GcError::Unavailable(error)) => Err(error.into()),
         Err(GcError::Store(error)) => Err(error.into()),

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
@@ -82,7 +82,8 @@ pub struct ChunkStore {
     remote: OnceLock<Arc<dyn RemoteChunks>>,
     tiered: OnceLock<TieredChunkCache>,
     held: Mutex<Held>,
-    collecting: AtomicBool,
+    /// Held by the collection in progress: collections run one after another.
+    collecting: Arc<tokio::sync::Mutex<()>>,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
 }
@@ -134,6 +135,7 @@ impl Drop for Pins {
 /// chunk reused by a write or found by [`ChunkStore::contains`] is kept by it.
 pub struct Collection {
     store: Arc<ChunkStore>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Collection {
@@ -185,7 +187,6 @@ impl Collection {
 impl Drop for Collection {
     fn drop(&mut self) {
         self.store.held().claims = None;
-        self.store.collecting.store(false, Ordering::Release);
     }
 }
 
@@ -207,7 +208,7 @@ impl ChunkStore {
             remote: OnceLock::new(),
             tiered: OnceLock::new(),
             held: Mutex::new(Held::default()),
-            collecting: AtomicBool::new(false),
+            collecting: Arc::default(),
             stats: ChunkStoreStats::default(),
         }
     }
@@ -218,15 +219,14 @@ impl ChunkStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts a garbage collection, unless one is running already.
-    pub fn begin_collection(self: &Arc<Self>) -> Option<Collection> {
-        self.collecting
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .ok()?;
+    /// Starts a garbage collection once the one running (if any) has ended.
+    pub async fn begin_collection(self: &Arc<Self>) -> Collection {
+        let turn = self.collecting.clone().lock_owned().await;
         self.held().claims = Some(HashSet::new());
-        Some(Collection {
+        Collection {
             store: self.clone(),
-        })
+            _turn: turn,
+        }
     }
 
     /// Lets reads of missing chunks go to peers.

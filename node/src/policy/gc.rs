@@ -4,8 +4,8 @@
 //! The state machine counts, for every chunk, the live blobs that use it (a blob is live while a
 //! file, a linked OCI blob or a cached document references it; one whose last reference goes is
 //! forgotten, with its replicas, when the command that removed it is applied). A run therefore holds
-//! no reference set: it goes through the chunk files one fan-out directory (a 256th of them) at a
-//! time, and for each it **lists** the directory, then **marks** (takes a linearizable view of the
+//! no reference set: it goes through the chunk files sixteen fan-out directories (a 256th of them
+//! each) at a time, and for each group it **lists** the directories, then **marks** (takes a linearizable view of the
 //! applied state, removing nothing when the node cannot confirm it has applied everything the
 //! cluster committed), then **sweeps**: a listed chunk that no live blob uses, was written (or last
 //! reused) before `now - grace` and is not held is removed from disk and from the memory tier. The
@@ -24,6 +24,7 @@
 //!   and, during a run, claims it under the lock a removal takes; a chunk found present by
 //!   [`ChunkStore::contains`] (the replication worker) is claimed too.
 //!
+//! Runs on one node go one after another: a run asked for while another is going waits for it.
 //! A run never blocks pushes: listing, checking and removing files run on blocking threads, against
 //! a read transaction. Each node collects its own chunk directory; the bounded cache of a cache node
 //! evicts by itself and is not touched.
@@ -68,9 +69,6 @@ pub use arca_protocol::api::GcReport;
 /// Why a run did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
-    /// Another run is in progress on this node.
-    #[error("a garbage collection is already running on this node")]
-    AlreadyRunning,
     /// The chunk directory could not be listed.
     #[error(transparent)]
     Blob(#[from] BlobError),
@@ -115,9 +113,8 @@ pub async fn run(
     options: GcOptions,
 ) -> Result<GcReport, GcError> {
     let started = Instant::now();
-    let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
     let prefixes: Vec<String> = prefixes().collect();
-    let report = collect(chunks, options, now, &prefixes, || async {
+    let report = collect(chunks, options, clock, &prefixes, || async {
         Ok(meta.view_linearizable().await?)
     })
     .await?;
@@ -163,9 +160,8 @@ pub async fn run_periodically(
     loop {
         ticks.tick().await;
         let prefixes = &all[next * per_step..(next + 1) * per_step];
-        let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
         let options = GcOptions::default();
-        let step = collect(&chunks, options, now, prefixes, || async {
+        let step = collect(&chunks, options, clock.as_ref(), prefixes, || async {
             Ok(meta.view_linearizable().await?)
         })
         .await;
@@ -184,21 +180,23 @@ pub async fn run_periodically(
                     tracing::debug!(%error, "remembering where garbage collection stopped");
                 }
             }
-            Err(GcError::AlreadyRunning) => {
-                tracing::debug!("periodic garbage collection skipped: one is running")
-            }
             Err(error) => tracing::warn!(%error, "periodic garbage collection"),
         }
     }
 }
 
-/// One run on `store` at time `now` over the fan-out directories `prefixes`: for each, lists its
-/// chunks, then awaits `mark` for what says which are referenced (a failed mark ends the run), then
-/// sweeps.
+/// Fan-out directories listed before each mark: one linearizable read per this many.
+const PREFIXES_PER_MARK: usize = 16;
+
+/// One run on `store` over the fan-out directories `prefixes`, once the run in progress (if any)
+/// has ended: for each group of [`PREFIXES_PER_MARK`], lists their chunks, then awaits `mark` for
+/// what says which are referenced (a failed mark ends the run), then reads `clock` and sweeps. The
+/// time is read after the mark, not when the run starts: a run that waited (for the run before it,
+/// for a quorum) while the time of day went back would otherwise count chunks written since as old.
 pub async fn collect<F, Fut, R>(
     store: &Arc<ChunkStore>,
     options: GcOptions,
-    now: SystemTime,
+    clock: &dyn Clock,
     prefixes: &[String],
     mark: F,
 ) -> Result<GcReport, GcError>
@@ -207,24 +205,30 @@ where
     Fut: Future<Output = Result<R, GcError>>,
     R: References,
 {
-    let collection = Arc::new(store.begin_collection().ok_or(GcError::AlreadyRunning)?);
+    let collection = Arc::new(store.begin_collection().await);
     let grace = if inject::enabled(Defect::GcWithoutGrace) {
         Duration::ZERO
     } else {
         options.grace
     };
-    let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
     let mut report = GcReport {
         dry_run: options.dry_run,
         ..GcReport::default()
     };
-    for prefix in prefixes {
+    for group in prefixes.chunks(PREFIXES_PER_MARK) {
         let listing = collection.clone();
-        let prefix = prefix.clone();
-        let listed = blocking(move || listing.list(&prefix))
-            .await?
-            .map_err(BlobError::from)?;
+        let group = group.to_vec();
+        let listed = blocking(move || {
+            group.iter().try_fold(Vec::new(), |mut listed, prefix| {
+                listed.extend(listing.list(prefix)?);
+                Ok::<_, std::io::Error>(listed)
+            })
+        })
+        .await?
+        .map_err(BlobError::from)?;
         let references = mark().await?;
+        let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
+        let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
         let sweeping = collection.clone();
         let step = blocking(move || sweep(&sweeping, listed, &references, cutoff, options.dry_run))
             .await??;
@@ -310,6 +314,7 @@ mod tests {
 
     use super::*;
     use crate::blob::{BlobWriter, ChunkDisk, LocalDisk};
+    use crate::clock::SystemClock;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -356,7 +361,7 @@ mod tests {
             collect(
                 &self.store,
                 GcOptions { dry_run, grace },
-                SystemTime::now(),
+                &SystemClock,
                 &all(),
                 || {
                     let referenced = referenced.clone();
@@ -427,6 +432,33 @@ mod tests {
             dry
         );
         assert_eq!(ids.iter().filter(|id| f.on_disk(id)).count(), 3);
+    }
+
+    /// The system clock plus an offset the test moves.
+    struct Offset(std::sync::atomic::AtomicI64);
+
+    impl Clock for Offset {
+        fn now_ms(&self) -> u64 {
+            SystemClock
+                .now_ms()
+                .saturating_add_signed(self.0.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test]
+    async fn ages_count_from_a_reading_of_the_clock_after_the_mark() {
+        let f = fixture();
+        let fresh = f.put(b"written a moment ago");
+        // The time of day is two hours ahead when the run begins and steps back while it marks.
+        let clock = Offset(std::sync::atomic::AtomicI64::new(7_200_000));
+        let report = collect(&f.store, GcOptions::default(), &clock, &all(), || {
+            clock.0.store(0, std::sync::atomic::Ordering::Relaxed);
+            async { Ok(HashSet::new()) }
+        })
+        .await
+        .expect("collect");
+        assert_eq!((report.removed, report.kept_in_grace), (0, 1), "{report:?}");
+        assert!(f.on_disk(&fresh));
     }
 
     #[tokio::test]
@@ -503,7 +535,7 @@ mod tests {
                 dry_run: false,
                 grace: HOUR,
             },
-            SystemTime::now(),
+            &SystemClock,
             &all(),
             || {
                 // The replication worker finds the chunk present after the mark.
@@ -526,33 +558,43 @@ mod tests {
         let chunk = ChunkRef { id, size: 6 };
         f.store.get(&chunk).expect("read into the memory tier");
         f.age(&id, 7200);
-        let store = f.store.clone();
-        let report = collect(
-            &f.store,
-            GcOptions::default(),
-            SystemTime::now(),
-            &all(),
-            || {
-                let store = store.clone();
-                async move {
-                    let second = collect(
-                        &store,
-                        GcOptions::default(),
-                        SystemTime::now(),
-                        &all(),
-                        || async { Ok(HashSet::new()) },
-                    )
-                    .await;
-                    assert!(matches!(second, Err(GcError::AlreadyRunning)));
-                    Ok(HashSet::new())
+        let second = Arc::new(std::sync::Mutex::new(None));
+        let report = collect(&f.store, GcOptions::default(), &SystemClock, &all(), || {
+            let store = f.store.clone();
+            let second = second.clone();
+            async move {
+                {
+                    let mut slot = second.lock().expect("slot");
+                    if slot.is_none() {
+                        *slot = Some(tokio::spawn(async move {
+                            collect(
+                                &store,
+                                GcOptions::default(),
+                                &SystemClock,
+                                &all(),
+                                || async { Ok(HashSet::new()) },
+                            )
+                            .await
+                        }));
+                    }
                 }
-            },
-        )
+                tokio::task::yield_now().await;
+                Ok(HashSet::new())
+            }
+        })
         .await
         .expect("collect");
         assert_eq!(report.removed, 1);
         assert!(matches!(f.store.get(&chunk), Err(BlobError::Missing(_))));
-        assert_eq!(f.collect(false, HOUR, &[]).await.scanned, 0, "runs again");
+        let second = second.lock().expect("slot").take().expect("started");
+        let second = second
+            .await
+            .expect("task")
+            .expect("the second run, after the first");
+        assert_eq!(
+            second.scanned, 0,
+            "it ran after the first had removed the chunk"
+        );
     }
 
     #[tokio::test]
@@ -563,7 +605,7 @@ mod tests {
         let result = collect(
             &f.store,
             GcOptions::default(),
-            SystemTime::now(),
+            &SystemClock,
             &all(),
             || async {
                 Err::<HashSet<ChunkId>, _>(GcError::Unavailable(ProposeError::Unavailable(

@@ -131,6 +131,12 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
+    /// Resolves when the node's metadata store has stopped on an error it cannot go on after, with
+    /// the reason: the node then serves nothing it could keep, and must be started again.
+    pub async fn failed(&self) -> String {
+        self.meta.stopped().await
+    }
+
     /// Stops serving, waits for requests in flight, and closes the metadata store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(());

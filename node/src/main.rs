@@ -55,9 +55,21 @@ async fn run() -> anyhow::Result<()> {
     let node = arca_node::start(config)
         .await
         .context("starting the node")?;
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await?;
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        reason = node.failed() => Some(reason),
+    };
+    match &failure {
+        None => tracing::info!("shutting down"),
+        Some(reason) => tracing::error!(%reason, "the metadata store stopped; shutting down"),
+    }
+    let stopped = node.shutdown().await;
+    if let Some(reason) = failure {
+        // Exits non-zero so that a supervisor (systemd, Kubernetes) starts the node again, which
+        // opens the store afresh.
+        anyhow::bail!("the metadata store stopped ({reason}); start the node again");
+    }
+    stopped?;
     Ok(())
 }
 

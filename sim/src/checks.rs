@@ -12,6 +12,7 @@ use tokio::time::{Duration, Instant};
 use arca_node::meta::{Meta, StateRead};
 
 use crate::cluster::Cluster;
+use crate::faults;
 use crate::history;
 use crate::workload::{self, COPIES, FILES, RELEASE_VERSIONS, RELEASES};
 
@@ -42,6 +43,7 @@ async fn converge(cluster: &Cluster) -> bool {
         entries: [("healed".to_string(), cluster.config.seed.to_string())].into(),
     };
     loop {
+        faults::restart_failed(cluster).await;
         if let Some(node) = cluster.any_running_except(0)
             && node.meta.propose(marker.clone()).await.is_ok()
         {
@@ -57,6 +59,7 @@ async fn converge(cluster: &Cluster) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     loop {
+        faults::restart_failed(cluster).await;
         let hashes: BTreeSet<String> = cluster
             .nodes
             .iter()

@@ -35,7 +35,10 @@ pub async fn schedule(cluster: Arc<Cluster>, seed: u64) {
     }
 }
 
-async fn restart_failed(cluster: &Cluster) {
+/// Starts again every node whose Raft stopped on a storage error, as the node's supervisor does
+/// (the node exits then). A storage error of the fault window can surface after the heal, at the
+/// node's next write, so the checks after healing call this while they wait.
+pub async fn restart_failed(cluster: &Cluster) {
     for node in &cluster.nodes {
         if node.raft_failed() {
             cluster.trace.event(format!(
@@ -304,6 +307,7 @@ async fn restore_membership(cluster: &Cluster) {
     let mut whole_in_a_row = 0;
     let deadline = tokio::time::Instant::now() + RESTORE_WITHIN;
     while tokio::time::Instant::now() < deadline {
+        restart_failed(cluster).await;
         match membership_view(cluster) {
             Some(view) if view.missing.is_empty() && view.settled => {
                 whole_in_a_row += 1;

@@ -313,6 +313,12 @@ impl Meta {
             .voter_ids()
             .eq([options.node_id]);
         if alone {
+            // The only voter need not wait an election timeout to find nobody else leads.
+            if meta.raft_metrics().current_leader.is_none()
+                && let Err(error) = meta.raft.trigger().elect().await
+            {
+                tracing::debug!(%error, "calling an election at start");
+            }
             meta.raft
                 .wait(Some(Duration::from_secs(30)))
                 .metrics(|m| m.current_leader.is_some(), "a leader is known")
@@ -811,6 +817,20 @@ impl Meta {
     /// Raft's current metrics (term, leader, log indexes, membership).
     pub fn raft_metrics(&self) -> RaftMetrics<u64, NodeInfo> {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// Resolves when Raft has stopped by itself (a storage error it cannot go on after: redb refuses
+    /// every transaction after an I/O error until the database is opened again), with the reason.
+    pub async fn stopped(&self) -> String {
+        let mut watch = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &watch.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if watch.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
     }
 
     /// A receiver that changes whenever Raft's metrics do (for example when entries are applied).

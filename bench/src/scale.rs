@@ -185,7 +185,8 @@ fn notes() -> Vec<String> {
         "restart: the same command line (data directory, ports); from the spawn to the first GET of \
          the last pushed file answered 200 with its bytes, polled every 5 ms",
         "npm: one package, its versions published by 16 clients at once (a 409 is sent again); readers \
-         GET the abbreviated packument (Accept: application/vnd.npm.install-v1+json) back to back",
+         GET the abbreviated packument (Accept: application/vnd.npm.install-v1+json, \
+         Accept-Encoding: gzip, as npm sends) back to back",
         "second node: joins last (node 2, site-2, with a join token), since from then on the first \
          node is no longer a cluster of one; caught up when node 1's GET /api/v1/cluster shows it with \
          lag 0 (when it shows no lag: when node 2 serves the last pushed file); memory of both sampled \
@@ -1146,13 +1147,23 @@ async fn npm(
         "GET {packument}: the abbreviated packument lists {listed} versions, {versions} were published"
     );
     eprintln!("npm: GET the abbreviated packument with {NPM_READERS} readers for {seconds} s ...");
+    // The readers ask for gzip, as npm does (and are timed to the last compressed byte).
+    let mut gzip = target.clone();
+    gzip.client = reqwest::Client::builder()
+        .pool_max_idle_per_host(2 * NPM_READERS)
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::ACCEPT_ENCODING,
+            reqwest::header::HeaderValue::from_static("gzip"),
+        )]))
+        .build()?;
+    let (_, compressed) = gzip.get(&packument, Some(ABBREVIATED)).await?;
     let items = Arc::new(vec![Item {
         url: packument,
-        len: body.len() as u64,
+        len: compressed.len() as u64,
     }]);
     let read_started = Instant::now();
     let (micros, _) = packages::hammer(
-        &target,
+        &gzip,
         &items,
         Some(ABBREVIATED),
         NPM_READERS,

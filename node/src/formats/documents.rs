@@ -27,41 +27,81 @@ pub struct DocumentKey {
     pub variant: String,
 }
 
-/// A rendered document.
+/// A rendered document, plain and gzip-compressed (package managers ask for gzip: a packument of
+/// thousands of versions shrinks twentyfold).
 #[derive(Debug)]
 pub struct Rendered {
     /// The bytes served.
     pub bytes: Bytes,
+    /// The same, gzip-compressed.
+    pub gzipped: Bytes,
     /// Its entity tag, quoted.
     pub etag: String,
+    /// The entity tag of the compressed form (another representation, another tag).
+    pub gzipped_etag: String,
 }
 
 impl Rendered {
     fn new(bytes: Vec<u8>) -> Rendered {
-        let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
+        let hash = blake3::hash(&bytes).to_hex();
+        let etag = format!("\"{}\"", &hash[..32]);
+        let gzipped_etag = format!("\"{}-gzip\"", &hash[..32]);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing to a Vec cannot fail.
+        let gzipped = std::io::Write::write_all(&mut encoder, &bytes)
+            .and_then(|()| encoder.finish())
+            .unwrap_or_default();
         Rendered {
             bytes: Bytes::from(bytes),
+            gzipped: Bytes::from(gzipped),
             etag,
+            gzipped_etag,
         }
     }
 
-    /// The document as an answer of `content_type`, or 304 when the request's `If-None-Match`
-    /// names it already.
+    /// The document as an answer of `content_type` (gzip-compressed when the request accepts it),
+    /// or 304 when the request's `If-None-Match` names it already.
     pub fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
+        let gzip = !self.gzipped.is_empty()
+            && request
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|coding| {
+                    let mut parts = coding.split(';').map(str::trim);
+                    let refused = |param: &str| {
+                        param
+                            .strip_prefix("q=")
+                            .and_then(|q| q.trim().parse::<f32>().ok())
+                            == Some(0.0)
+                    };
+                    parts.next() == Some("gzip") && !parts.any(refused)
+                });
+        let etag = if gzip { &self.gzipped_etag } else { &self.etag };
         let unchanged = request
             .get_all(header::IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|tag| tag.trim() == self.etag || tag.trim() == "*");
+            .any(|tag| tag.trim() == etag || tag.trim() == "*");
         let mut response = if unchanged {
             StatusCode::NOT_MODIFIED.into_response()
+        } else if gzip {
+            self.gzipped.clone().into_response()
         } else {
             self.bytes.clone().into_response()
         };
         let headers = response.headers_mut();
+        if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+        if let Ok(etag) = HeaderValue::from_str(etag) {
             headers.insert(header::ETAG, etag);
         }
         response
@@ -78,7 +118,10 @@ impl Documents {
     pub fn new(bytes: usize) -> Documents {
         let cache = foyer_memory::CacheBuilder::new(bytes.max(1))
             .with_weighter(|key: &DocumentKey, document: &Arc<Rendered>| {
-                document.bytes.len() + key.variant.len() + key.package.len()
+                document.bytes.len()
+                    + document.gzipped.len()
+                    + key.variant.len()
+                    + key.package.len()
             })
             .build();
         Documents { cache }
@@ -149,5 +192,30 @@ mod tests {
         let fresh = next.respond(&request, "application/json");
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_eq!(fresh.headers()[header::ETAG], next.etag.as_str());
+        assert!(fresh.headers().get(header::CONTENT_ENCODING).is_none());
+
+        request.insert(
+            header::ACCEPT_ENCODING,
+            "deflate, gzip".parse().expect("header"),
+        );
+        let compressed = next.respond(&request, "application/json");
+        assert_eq!(compressed.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(
+            compressed.headers()[header::ETAG],
+            next.gzipped_etag.as_str()
+        );
+        request.insert(
+            header::IF_NONE_MATCH,
+            next.gzipped_etag.parse().expect("header"),
+        );
+        let revalidated = next.respond(&request, "application/json");
+        assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+        let mut plain = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&next.gzipped[..]),
+            &mut plain,
+        )
+        .expect("gzip");
+        assert_eq!(plain, "two");
     }
 }

@@ -119,9 +119,9 @@ fn local_packument(ctx: &Context<'_>, registry: &str, name: &str) -> Result<Resp
         "application/json"
     };
     let mut response = rendered.respond(ctx.headers, media_type);
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
 

@@ -62,22 +62,7 @@ impl Rendered {
     /// The document as an answer of `content_type` (gzip-compressed when the request accepts it),
     /// or 304 when the request's `If-None-Match` names it already.
     pub fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
-        let gzip = !self.gzipped.is_empty()
-            && request
-                .get_all(header::ACCEPT_ENCODING)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|coding| {
-                    let mut parts = coding.split(';').map(str::trim);
-                    let refused = |param: &str| {
-                        param
-                            .strip_prefix("q=")
-                            .and_then(|q| q.trim().parse::<f32>().ok())
-                            == Some(0.0)
-                    };
-                    parts.next() == Some("gzip") && !parts.any(refused)
-                });
+        let gzip = !self.gzipped.is_empty() && accepts(request, header::ACCEPT_ENCODING, "gzip");
         let etag = if gzip { &self.gzipped_etag } else { &self.etag };
         let unchanged = request
             .get_all(header::IF_NONE_MATCH)
@@ -106,6 +91,25 @@ impl Rendered {
         }
         response
     }
+}
+
+/// True when the request's `header` (an `Accept`-style list) names `item` without `q=0`.
+pub fn accepts(request: &HeaderMap, header: header::HeaderName, item: &str) -> bool {
+    let refused = |param: &str| {
+        param
+            .strip_prefix("q=")
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            == Some(0.0)
+    };
+    request
+        .get_all(header)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|listed| {
+            let mut parts = listed.split(';').map(str::trim);
+            parts.next() == Some(item) && !parts.any(refused)
+        })
 }
 
 /// The node's rendered documents, bounded in bytes.

@@ -3,6 +3,7 @@
 //! or virtual registry answers like a local one; a packument built from a stale upstream copy carries
 //! `Warning: 110 - "Response is Stale"`.
 
+use crate::formats::documents::accepts;
 use crate::meta::{PackageContents, StateRead};
 use arca_protocol::{RegistryKind, Role};
 use axum::Json;
@@ -27,16 +28,7 @@ const SEARCH_SIZE: (usize, usize) = (20, 250);
 /// True when the client prefers the abbreviated packument (npm install sends
 /// `application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*`).
 fn wants_abbreviated(ctx: &Context<'_>) -> bool {
-    ctx.headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            parts.next() == Some(ABBREVIATED)
-                && !parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0")
-        })
+    accepts(ctx.headers, header::ACCEPT, ABBREVIATED)
 }
 
 /// The package `name` as a read of the addressed registry sees it, or 404.

@@ -15,8 +15,9 @@ pub enum Defect {
     AckBeforeFsync,
     /// Chunks read from disk or fetched from a peer are served without checking their blake3 hash.
     SkipChunkVerification,
-    /// Garbage collection ignores its grace period and removes unreferenced chunks however young.
-    GcWithoutGrace,
+    /// Garbage collection removes unreferenced chunks as soon as it finds them: no fence (so a write
+    /// in flight whose chunks it takes may still commit) and no grace period.
+    GcWithoutFence,
     /// A linearizable read on a follower serves its local state without a read barrier.
     StaleFollowerRead,
 }
@@ -26,7 +27,7 @@ impl Defect {
     pub const ALL: [Defect; 4] = [
         Defect::AckBeforeFsync,
         Defect::SkipChunkVerification,
-        Defect::GcWithoutGrace,
+        Defect::GcWithoutFence,
         Defect::StaleFollowerRead,
     ];
 
@@ -35,7 +36,7 @@ impl Defect {
         match self {
             Defect::AckBeforeFsync => "ack-before-fsync",
             Defect::SkipChunkVerification => "skip-chunk-verification",
-            Defect::GcWithoutGrace => "gc-without-grace",
+            Defect::GcWithoutFence => "gc-without-fence",
             Defect::StaleFollowerRead => "stale-follower-read",
         }
     }
@@ -54,7 +55,7 @@ impl fmt::Display for Defect {
 /// A defect name that is not one of [`Defect::ALL`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown defect {0:?} (known: ack-before-fsync, skip-chunk-verification, gc-without-grace, stale-follower-read)"
+    "unknown defect {0:?} (known: ack-before-fsync, skip-chunk-verification, gc-without-fence, stale-follower-read)"
 )]
 pub struct UnknownDefect(String);
 
@@ -90,16 +91,16 @@ mod tests {
 
     #[test]
     fn defects_are_per_thread_and_parse_by_name() {
-        let defect: Defect = "gc-without-grace".parse().expect("known name");
+        let defect: Defect = "gc-without-fence".parse().expect("known name");
         enable_on_this_thread(&[defect]);
-        assert!(enabled(Defect::GcWithoutGrace));
+        assert!(enabled(Defect::GcWithoutFence));
         assert!(!enabled(Defect::AckBeforeFsync));
-        let elsewhere = std::thread::spawn(|| enabled(Defect::GcWithoutGrace))
+        let elsewhere = std::thread::spawn(|| enabled(Defect::GcWithoutFence))
             .join()
             .expect("thread");
         assert!(!elsewhere);
         enable_on_this_thread(&[]);
-        assert!(!enabled(Defect::GcWithoutGrace));
+        assert!(!enabled(Defect::GcWithoutFence));
         assert!("no-such-bug".parse::<Defect>().is_err());
     }
 }

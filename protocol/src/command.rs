@@ -394,6 +394,57 @@ pub enum Command {
         /// Change time, unix milliseconds.
         at: u64,
     },
+    /// A command that makes chunks written on one node part of the state (a pushed file, an OCI
+    /// blob or manifest, a cached document), applied only while that node's garbage collection
+    /// has not begun a step since the chunks were seen held there: otherwise the step may have
+    /// removed them, and the command is refused with [`CommandError::Retry`].
+    Fenced {
+        /// Where the chunks were written, and the collection epoch seen there.
+        fence: ChunkFence,
+        /// The command.
+        command: Box<Command>,
+    },
+    /// A node's garbage collection begins a step that may remove chunks: every [`Command::Fenced`]
+    /// that saw the node's earlier epoch is refused from here on.
+    AdvanceGcEpoch {
+        /// The collecting node.
+        node_id: u64,
+    },
+}
+
+/// The garbage-collection epoch of the node that wrote a command's new chunks, read while the
+/// chunks were held there against collection (see [`Command::Fenced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkFence {
+    /// The node that wrote the chunks.
+    pub node_id: u64,
+    /// Its collection epoch then.
+    pub gc_epoch: u64,
+}
+
+impl ChunkFence {
+    /// The fence of a command carrying chunks seen under both `self` and `other` on the same node
+    /// (the commands of one request write on one node): the earlier epoch, which holds for both.
+    pub fn earliest(self, other: ChunkFence) -> ChunkFence {
+        if self.node_id == other.node_id && other.gc_epoch < self.gc_epoch {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl Command {
+    /// The command fenced by `fence`, or as it is without one.
+    pub fn fenced(self, fence: Option<ChunkFence>) -> Command {
+        match fence {
+            Some(fence) => Command::Fenced {
+                fence,
+                command: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// What a [`Command::PutFile`] may replace.
@@ -425,6 +476,10 @@ pub enum CommandError {
     /// Something the command refers to (a blob, a child manifest) is not there.
     #[error("{0} is not in this repository")]
     MissingReference(String),
+    /// The command raced with the cluster's own upkeep (garbage collection) and changed nothing;
+    /// the same request sent again succeeds.
+    #[error("{0}")]
+    Retry(String),
 }
 
 /// What applying a command produced.

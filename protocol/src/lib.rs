@@ -15,7 +15,7 @@ pub mod model;
 pub mod names;
 
 pub use cluster::{NodeInfo, NodeRole, ReplicaSites, ReplicationMode, ReplicationPolicy};
-pub use command::{Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
+pub use command::{ChunkFence, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoordinate};
 pub use identity::{Grant, User, UserKind};

@@ -1,12 +1,13 @@
-//! The invariants checked once the faults have healed: every node reaches the same state; replicas
-//! reach each registry's policy within a bound; every acknowledged write is readable, byte-identical,
+//! The invariants checked once the faults have healed: every node reaches the same state; every
+//! version in it has all its chunks on at least one node; replicas reach each registry's policy
+//! within a bound; every acknowledged write is readable, byte-identical,
 //! at every node; no chunk a node is recorded to hold has been collected; the tag history is
 //! linearizable. (Two leaders in one term and bytes that do not match their digest are caught while
 //! the run goes on.)
 
 use std::collections::BTreeSet;
 
-use arca_protocol::{Command, MetadataTarget, NodeRole, ReplicationPolicy};
+use arca_protocol::{BlobRef, Command, MetadataTarget, NodeRole, ReplicationPolicy};
 use tokio::time::{Duration, Instant};
 
 use arca_node::meta::{Meta, StateRead};
@@ -26,6 +27,7 @@ pub async fn after_healing(cluster: &Cluster) {
     if !converge(cluster).await {
         return;
     }
+    versions_have_their_bytes(cluster);
     replicas_follow_policy(cluster).await;
     acknowledged_writes_are_readable(cluster).await;
     collected_chunks_were_unreferenced(cluster);
@@ -140,45 +142,100 @@ async fn replicas_follow_policy(cluster: &Cluster) {
     }
 }
 
-fn missing_replicas(cluster: &Cluster) -> Vec<String> {
-    let Some(reader) = cluster.any_running_except(0) else {
-        return vec!["no node is running".to_string()];
-    };
-    let wanted = reader.meta.read(|view| {
-        let mut wanted: Vec<(ReplicationPolicy, Vec<arca_protocol::BlobRef>)> = Vec::new();
+/// A stored (not inline) blob of a version, with where it is.
+struct VersionBlob {
+    /// `registry/package/version`.
+    version: String,
+    /// The policy of the version's registry.
+    policy: ReplicationPolicy,
+    /// The blob.
+    blob: BlobRef,
+}
+
+/// The stored blobs of every version in the state, as a running node reads it.
+fn version_blobs(cluster: &Cluster) -> Result<Vec<VersionBlob>, String> {
+    let reader = cluster
+        .any_running_except(0)
+        .ok_or_else(|| "no node is running".to_string())?;
+    let found = reader.meta.read(|view| {
+        let mut found = Vec::new();
         for record in view.registries()? {
             let name = &record.registry.name;
-            let mut blobs = Vec::new();
             for package in view.package_names(name, None, usize::MAX)? {
                 for version in view.versions(name, &package)? {
                     for file in version.files.values() {
-                        blobs.extend(view.blob(&file.sha256)?.filter(|b| b.inline.is_none()));
+                        let Some(blob) = view.blob(&file.sha256)? else {
+                            continue;
+                        };
+                        if blob.inline.is_none() {
+                            found.push(VersionBlob {
+                                version: format!("{name}/{package}/{}", version.name),
+                                policy: record.registry.replication.clone(),
+                                blob,
+                            });
+                        }
                     }
                 }
             }
-            wanted.push((record.registry.replication.clone(), blobs));
         }
-        Ok(wanted)
+        Ok(found)
     });
-    let wanted = match wanted {
-        Ok(wanted) => wanted,
-        Err(error) => return vec![format!("the state could not be read: {error}")],
+    found.map_err(|error| format!("the state could not be read: {error}"))
+}
+
+/// Every version in the state has every chunk of its files on at least one node's disk: a version
+/// never becomes visible without its bytes somewhere.
+fn versions_have_their_bytes(cluster: &Cluster) {
+    let blobs = match version_blobs(cluster) {
+        Ok(blobs) => blobs,
+        Err(error) => return cluster.violation(error),
+    };
+    let mut lost = Vec::new();
+    for found in &blobs {
+        let nowhere = found.blob.chunks.iter().find(|chunk| {
+            let name = chunk.id.to_hex();
+            !cluster.nodes.iter().any(|node| node.disk.has_chunk(&name))
+        });
+        if let Some(chunk) = nowhere {
+            lost.push(format!(
+                "{} (blob {}) has chunk {} on no node",
+                found.version, found.blob.sha256, chunk.id
+            ));
+        }
+    }
+    if lost.is_empty() {
+        cluster.trace.event(format!(
+            "every chunk of {} stored version files is on some node",
+            blobs.len()
+        ));
+    } else {
+        lost.truncate(5);
+        cluster.violation(format!(
+            "versions whose bytes exist nowhere: {}",
+            lost.join("; ")
+        ));
+    }
+}
+
+fn missing_replicas(cluster: &Cluster) -> Vec<String> {
+    let blobs = match version_blobs(cluster) {
+        Ok(blobs) => blobs,
+        Err(error) => return vec![error],
     };
     let mut missing = Vec::new();
     for node in cluster.nodes.iter().filter(|n| n.role == NodeRole::Full) {
         let site = node.info().site;
-        for (policy, blobs) in &wanted {
-            if !policy.copies_eagerly_to(&site) {
-                continue;
-            }
-            for blob in blobs {
-                if blob
-                    .chunks
-                    .iter()
-                    .any(|c| !node.disk.has_chunk(&c.id.to_hex()))
-                {
-                    missing.push(format!("node {} lacks blob {}", node.id, blob.sha256));
-                }
+        for found in blobs.iter().filter(|b| b.policy.copies_eagerly_to(&site)) {
+            if found
+                .blob
+                .chunks
+                .iter()
+                .any(|c| !node.disk.has_chunk(&c.id.to_hex()))
+            {
+                missing.push(format!(
+                    "node {} lacks blob {} of {}",
+                    node.id, found.blob.sha256, found.version
+                ));
             }
         }
     }
@@ -240,7 +297,7 @@ fn collected_chunks_were_unreferenced(cluster: &Cluster) {
     };
     // Every blob record is referenced (the state machine forgets a blob with its last reference).
     let held = reader.meta.read(|view| {
-        let mut held: Vec<(u64, arca_protocol::BlobRef)> = Vec::new();
+        let mut held: Vec<(u64, BlobRef)> = Vec::new();
         for record in view.blobs_page(None, usize::MAX)? {
             for holder in view.replicas(&record.blob.sha256)? {
                 held.push((holder, record.blob.clone()));

@@ -64,7 +64,7 @@ struct Shape {
     #[arg(long, default_value = "all")]
     faults: FaultSet,
     /// Deliberate defects to switch on: ack-before-fsync, skip-chunk-verification,
-    /// gc-without-grace, stale-follower-read (repeatable).
+    /// gc-without-fence, stale-follower-read (repeatable).
     #[arg(long = "inject")]
     defects: Vec<Defect>,
 }

@@ -132,6 +132,7 @@ impl From<CommandError> for ApiError {
             CommandError::Invalid(_) | CommandError::MissingReference(_) => {
                 Self::invalid(error.to_string())
             }
+            CommandError::Retry(_) => Self::unavailable(error.to_string()),
         }
     }
 }

@@ -14,9 +14,11 @@ mod writer;
 
 pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
-pub use store::{ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, StoredChunk};
+pub use store::{
+    ChunkStore, ChunkStoreStats, Collection, FenceSource, Pins, RemoteChunks, StoredChunk,
+};
 pub use tiered::{TieredCacheStats, TieredChunkCache};
-pub use writer::{BlobWriter, ChunkStored};
+pub use writer::{BlobWriter, ChunkStored, StoredBlob};
 
 /// Errors of the chunk store.
 #[derive(Debug, thiserror::Error)]
@@ -38,4 +40,7 @@ pub enum BlobError {
     /// A blocking task panicked or was cancelled.
     #[error("chunk store task failed: {0}")]
     Task(String),
+    /// The garbage-collection epoch that fences a new blob could not be read.
+    #[error("reading the garbage-collection epoch: {0}")]
+    Fence(String),
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use arca_protocol::{ChunkId, ChunkRef};
+use arca_protocol::{ChunkFence, ChunkId, ChunkRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
@@ -25,6 +25,13 @@ use crate::inject::{self, Defect};
 pub trait RemoteChunks: Send + Sync + 'static {
     /// The bytes of `chunk` from some peer that holds it; the store verifies them.
     fn fetch(&self, chunk: ChunkRef) -> BoxFuture<'_, Result<Bytes, BlobError>>;
+}
+
+/// Where a blob writer reads the fence of the command that will reference its chunks: this node's
+/// garbage-collection epoch ([`arca_protocol::Command::Fenced`]).
+pub trait FenceSource: Send + Sync + 'static {
+    /// The fence as applied on this node now.
+    fn current(&self) -> Result<ChunkFence, String>;
 }
 
 /// Counters of what the store has done since start.
@@ -58,7 +65,8 @@ type ChunkCache = foyer_memory::Cache<ChunkId, Bytes>;
 struct Held {
     /// Chunks of blobs being written, with how many writers hold each.
     pins: HashMap<ChunkId, usize>,
-    /// While a collection runs: the chunks reused or asked for since it began.
+    /// While a collection runs: the chunks pinned, reused or asked for at any moment since it
+    /// began (a writer reads its fence while its chunks are pinned: see [`crate::policy::gc`]).
     claims: Option<HashSet<ChunkId>>,
 }
 
@@ -80,6 +88,7 @@ pub struct ChunkStore {
     disk: Arc<dyn ChunkDisk>,
     cache: ChunkCache,
     remote: OnceLock<Arc<dyn RemoteChunks>>,
+    fences: OnceLock<Arc<dyn FenceSource>>,
     tiered: OnceLock<TieredChunkCache>,
     held: Mutex<Held>,
     /// Held by the collection in progress: collections run one after another.
@@ -206,6 +215,7 @@ impl ChunkStore {
             disk,
             cache,
             remote: OnceLock::new(),
+            fences: OnceLock::new(),
             tiered: OnceLock::new(),
             held: Mutex::new(Held::default()),
             collecting: Arc::default(),
@@ -222,7 +232,9 @@ impl ChunkStore {
     /// Starts a garbage collection once the one running (if any) has ended.
     pub async fn begin_collection(self: &Arc<Self>) -> Collection {
         let turn = self.collecting.clone().lock_owned().await;
-        self.held().claims = Some(HashSet::new());
+        let mut held = self.held();
+        held.claims = Some(held.pins.keys().copied().collect());
+        drop(held);
         Collection {
             store: self.clone(),
             _turn: turn,
@@ -232,6 +244,20 @@ impl ChunkStore {
     /// Lets reads of missing chunks go to peers.
     pub fn set_remote(&self, remote: Arc<dyn RemoteChunks>) {
         let _ = self.remote.set(remote);
+    }
+
+    /// Makes blob writers fence what they write with `fences` (a store without one, in a test of
+    /// the store alone, writes unfenced blobs).
+    pub fn set_fences(&self, fences: Arc<dyn FenceSource>) {
+        let _ = self.fences.set(fences);
+    }
+
+    /// The fence for chunks pinned now, if this store has a source of fences.
+    pub(super) fn fence(&self) -> Result<Option<ChunkFence>, BlobError> {
+        self.fences
+            .get()
+            .map(|fences| fences.current().map_err(BlobError::Fence))
+            .transpose()
     }
 
     /// Makes this a cache node's store: chunks fetched from peers are kept in `tiered`, not on the
@@ -333,7 +359,10 @@ impl ChunkStore {
     /// The pin comes first, so no collection can remove the chunk between its write and the pin.
     pub fn put_pinned(&self, data: &[u8], pins: &Pins) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
-        *self.held().pins.entry(id).or_default() += 1;
+        let mut held = self.held();
+        *held.pins.entry(id).or_default() += 1;
+        held.claim(id);
+        drop(held);
         pins.ids
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -148,7 +148,8 @@ async fn upload(
         }
     };
     let (_, package, version, filename) = path;
-    let blob = receive_blob(&state, &headers, body, expected).await?;
+    let stored = receive_blob(&state, &headers, body, expected).await?;
+    let blob = stored.blob.clone();
     let uploaded = UploadedFile {
         registry: registry_name.clone(),
         package: package.clone(),
@@ -159,7 +160,7 @@ async fn upload(
     };
     state
         .meta
-        .propose(Command::PutFile {
+        .propose(stored.fence(Command::PutFile {
             registry: registry_name,
             package,
             version,
@@ -169,7 +170,7 @@ async fn upload(
             tags: Vec::new(),
             overwrite: Overwrite::Allow,
             at: state.now_ms(),
-        })
+        }))
         .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
 }

@@ -172,6 +172,21 @@ impl<'txn> Applier<'txn> {
     /// Applies one command. The firewall then evaluates again what the command changed (see
     /// [`crate::policy::firewall`]) and records the changes of status in the audit trail.
     pub fn apply(&mut self, command: Command) -> Applied {
+        let command = match command {
+            Command::Fenced { fence, command } => {
+                let epoch = self.gc_epoch(fence.node_id)?;
+                if epoch != fence.gc_epoch {
+                    return Ok(Err(CommandError::Retry(format!(
+                        "garbage collection on node {} began a step while this write was on its \
+                         way (epoch {} then, {epoch} now) and may have taken its bytes: nothing \
+                         was written; send it again",
+                        fence.node_id, fence.gc_epoch
+                    ))));
+                }
+                *command
+            }
+            command => command,
+        };
         let (reevaluate, at) = firewall::reevaluation_for(&command);
         if let Err(refused) = self.apply_command(command)? {
             return Ok(Err(refused));
@@ -590,6 +605,11 @@ impl<'txn> Applier<'txn> {
                 self.forget_node(node_id)?;
                 Ok(Ok(()))
             }
+            Command::AdvanceGcEpoch { node_id } => {
+                self.add_counter(&format!("{}{node_id}", scalar::GC_EPOCH), 1)?;
+                Ok(Ok(()))
+            }
+            Command::Fenced { fence, command } => self.apply(Command::Fenced { fence, command }),
             Command::RecordAudit { events } => {
                 self.record_audit(events)?;
                 Ok(Ok(()))
@@ -1289,7 +1309,7 @@ impl Applier<'_> {
 
 #[cfg(test)]
 mod tests {
-    use arca_protocol::{ChunkId, ChunkRef, PackageType, ReplicationPolicy};
+    use arca_protocol::{ChunkFence, ChunkId, ChunkRef, PackageType, ReplicationPolicy};
 
     use super::*;
     use crate::meta::testing::TestState;
@@ -1601,6 +1621,49 @@ mod tests {
                 .as_deref(),
             Some("1.0")
         );
+    }
+
+    #[test]
+    fn a_fenced_write_applies_only_while_its_nodes_collection_epoch_is_unchanged() {
+        let state = TestState::new();
+        assert_eq!(state.apply(registry("r", false)), Ok(()));
+        let fence = |gc_epoch| ChunkFence {
+            node_id: 2,
+            gc_epoch,
+        };
+        assert_eq!(state.view().gc_epoch(2).expect("read"), 0);
+        assert_eq!(
+            state.apply(put("r", "1.0", 1).fenced(Some(fence(0)))),
+            Ok(())
+        );
+        // Node 2 begins a collection step; node 3's epoch is its own.
+        let advance = |node_id| Command::AdvanceGcEpoch { node_id };
+        assert_eq!(state.apply(advance(2)), Ok(()));
+        assert_eq!(state.apply(advance(3)), Ok(()));
+        assert_eq!(state.view().gc_epoch(2).expect("read"), 1);
+        let before = state.digest();
+        let late = state.apply(put("r", "2.0", 2).fenced(Some(fence(0))));
+        assert!(matches!(late, Err(CommandError::Retry(_))), "{late:?}");
+        // Inside a batch (as a request's audit event carries it), the whole batch is refused.
+        let batch = Command::Batch {
+            commands: vec![
+                put("r", "2.0", 2).fenced(Some(fence(0))),
+                Command::RecordAudit {
+                    events: vec![audit_event("r/tool/2.0")],
+                },
+            ],
+        };
+        assert!(matches!(state.apply(batch), Err(CommandError::Retry(_))));
+        assert_eq!(
+            state.digest(),
+            before,
+            "a refused fenced write changes nothing"
+        );
+        assert_eq!(
+            state.apply(put("r", "2.0", 2).fenced(Some(fence(1)))),
+            Ok(())
+        );
+        assert!(state.view().has_version("r", "tool", "2.0").expect("read"));
     }
 
     fn audit_event(target: &str) -> AuditEvent {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use arca_protocol::api::{ClusterNodeStatus, ClusterStatus};
 use arca_protocol::cluster::{MembershipChange, PeerError, PeerRequest, PeerResponse};
-use arca_protocol::{Command, CommandError, CommandOutcome, NodeInfo, NodeRole};
+use arca_protocol::{ChunkFence, Command, CommandError, CommandOutcome, NodeInfo, NodeRole};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::time::Instant;
@@ -794,6 +794,27 @@ impl Meta {
         self.state.view()
     }
 
+    /// This node's garbage-collection epoch as applied here: read while chunks written here are
+    /// held against collection, it fences the command that makes them part of the state
+    /// ([`Command::Fenced`]).
+    pub fn chunk_fence(&self) -> ReadResult<ChunkFence> {
+        use self::view::StateRead;
+        Ok(ChunkFence {
+            node_id: self.node_id,
+            gc_epoch: self.view()?.gc_epoch(self.node_id)?,
+        })
+    }
+
+    /// Begins a garbage-collection step that may remove chunks of this node: once this returns,
+    /// every write fenced with an earlier epoch of this node is refused, and every write committed
+    /// before it is applied here.
+    pub async fn advance_gc_epoch(&self) -> Result<(), ProposeError> {
+        self.propose_command(Command::AdvanceGcEpoch {
+            node_id: self.node_id,
+        })
+        .await
+    }
+
     /// A digest of the whole applied state (every table, in order): two nodes that applied the
     /// same log have the same digest.
     pub fn state_digest(&self) -> ReadResult<(Option<openraft::LogId<u64>>, String)> {
@@ -889,6 +910,13 @@ enum Retry {
     Later,
     /// The write may or may not have happened, or cannot happen: give up.
     Never(String),
+}
+
+/// Blob writers on this node read their fences from the applied state here.
+impl crate::blob::FenceSource for Meta {
+    fn current(&self) -> Result<ChunkFence, String> {
+        self.chunk_fence().map_err(|error| error.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub fn open_log(files: &dyn MetaFiles, cache: usize) -> Result<Arc<Database>, Op
         source,
     };
     let txn = db.begin_write().map_err(|e| failed(e.into()))?;
-    let found = {
+    {
         txn.open_table(LOG).map_err(|e| failed(e.into()))?;
         let mut meta = txn.open_table(RAFT_META).map_err(|e| failed(e.into()))?;
         let found = match meta.get(KEY_FORMAT).map_err(|e| failed(e.into()))? {
@@ -161,7 +161,10 @@ pub fn open_log(files: &dyn MetaFiles, cache: usize) -> Result<Arc<Database>, Op
             })?),
             None => None,
         };
-        if found.is_none() {
+        format::check("the Raft log (raft.redb)", found, LOG_FORMAT)?;
+        // Format 2 only added commands: an older log is migrated by recording the new format,
+        // which keeps builds that cannot read the new commands from opening it.
+        if found != Some(LOG_FORMAT) {
             let bytes = encode(&LOG_FORMAT).map_err(|e| {
                 failed(StoreError::Record(super::tables::RecordError::Encode {
                     what: "log format",
@@ -171,9 +174,7 @@ pub fn open_log(files: &dyn MetaFiles, cache: usize) -> Result<Arc<Database>, Op
             meta.insert(KEY_FORMAT, bytes.as_slice())
                 .map_err(|e| failed(e.into()))?;
         }
-        found
-    };
-    format::check("the Raft log (raft.redb)", found, LOG_FORMAT)?;
+    }
     txn.commit().map_err(|e| failed(e.into()))?;
     Ok(Arc::new(db))
 }
@@ -886,5 +887,48 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::files::LocalFiles;
+
+    fn record_log_format(db: &Database, format: u32) {
+        let txn = db.begin_write().expect("write");
+        txn.open_table(RAFT_META)
+            .expect("table")
+            .insert(KEY_FORMAT, encode(&format).expect("encode").as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+
+    fn recorded_log_format(db: &Database) -> Option<u32> {
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(RAFT_META).expect("table");
+        let bytes = table.get(KEY_FORMAT).expect("get")?;
+        Some(decode(bytes.value()).expect("decode"))
+    }
+
+    #[test]
+    fn an_older_log_is_migrated_forward_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = LocalFiles::new(dir.path()).expect("files");
+        let db = open_log(&files, 1 << 20).expect("new log");
+        assert_eq!(recorded_log_format(&db), Some(LOG_FORMAT));
+        record_log_format(&db, 1);
+        drop(db);
+        let db = open_log(&files, 1 << 20).expect("a format-1 log opens");
+        assert_eq!(recorded_log_format(&db), Some(LOG_FORMAT), "migrated");
+        record_log_format(&db, LOG_FORMAT + 1);
+        drop(db);
+        let refused = open_log(&files, 1 << 20).err().expect("newer refused");
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("up to format {LOG_FORMAT}")),
+            "{refused}"
+        );
     }
 }

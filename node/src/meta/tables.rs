@@ -158,6 +158,9 @@ pub mod scalar {
     /// Prefix of the per-node counts of how often the node joined the membership (`joined/<node>`):
     /// blobs referenced while it was not a member were never made pending for it.
     pub const JOINED: &str = "joined/";
+    /// Prefix of the per-node garbage-collection epochs (`gc_epoch/<node>`, see
+    /// [`arca_protocol::Command::Fenced`]).
+    pub const GC_EPOCH: &str = "gc_epoch/";
 }
 
 /// A registry and what it holds, in numbers.

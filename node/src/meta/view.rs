@@ -273,6 +273,12 @@ pub trait StateRead: Source {
         Ok(self.scalar::<u64>(name)?.unwrap_or(0))
     }
 
+    /// The garbage-collection epoch of node `node_id`: how many collection steps that may remove
+    /// chunks it has begun.
+    fn gc_epoch(&self, node_id: u64) -> ReadResult<u64> {
+        self.counter(&format!("{}{node_id}", scalar::GC_EPOCH))
+    }
+
     /// The last log entry applied.
     fn last_applied(&self) -> ReadResult<Option<LogId<u64>>> {
         Ok(self

@@ -5,21 +5,26 @@
 //! file, a linked OCI blob or a cached document references it; one whose last reference goes is
 //! forgotten, with its replicas, when the command that removed it is applied). A run therefore holds
 //! no reference set: it goes through the chunk files sixteen fan-out directories (a 256th of them
-//! each) at a time, and for each group it **lists** the directories, then **marks** (takes a linearizable view of the
-//! applied state, removing nothing when the node cannot confirm it has applied everything the
-//! cluster committed), then **sweeps**: a listed chunk that no live blob uses, was written (or last
-//! reused) before `now - grace` and is not held is removed from disk and from the memory tier. The
-//! periodic collection goes a sixteenth of the directories at a time, its steps spread over its
-//! interval, and resumes after a restart where it stopped. `now` comes from a
-//! [`NeverAhead`] clock, so a forward jump of the time of day cannot make a chunk written a moment
-//! ago look old. What keeps it from taking chunks in use:
+//! each) at a time, and for each group it **lists** the directories, picks the **candidates** (no
+//! live blob uses them in the state applied here, written or last reused before `now - grace`, not
+//! held), and only when there are some, **fences**: it commits [`Command::AdvanceGcEpoch`] for this
+//! node through Raft (removing nothing when that fails: no leader, no quorum) and then **sweeps**
+//! the candidates against the state applied after it, which holds every write the cluster
+//! committed before the fence. The periodic collection goes a sixteenth of the directories at a
+//! time, its steps spread over its interval, and resumes after a restart where it stopped.
 //!
-//! - *Referenced blobs*: marking happens after listing, so a blob committed between the two is seen;
-//!   one committed after the mark had its chunks written, reused (touched) or fetched after the
-//!   step began, so they are younger than the cutoff or claimed.
-//! - *Uploads in flight*: a blob writer pins the chunks it stores until it is dropped, however long
-//!   the upload takes. From the end of the upload to the Raft commit, the grace period protects them
-//!   (a grace of 0 gives that window up: only for a quiet registry).
+//! What keeps it from taking chunks a version needs:
+//!
+//! - *Committed blobs*: swept against a state that includes every commit before the fence.
+//! - *Writes in flight*: a blob writer pins the chunks it stores until it is dropped, however long
+//!   the upload takes, and reads this node's collection epoch while they are pinned; the command
+//!   that makes the blob part of the state carries that epoch ([`Command::Fenced`]) and is refused
+//!   once the epoch has moved on. A step keeps every chunk pinned at any moment since it began. So
+//!   a write whose epoch is still current when it commits was seen either before the step's fence
+//!   (its chunks were pinned while the step ran, and kept) or by the sweep, and a write whose reply
+//!   was lost (a timeout, a crash, a partition) but whose entry commits much later, after a step
+//!   took its chunks, is refused instead of leaving a version whose bytes exist nowhere. The grace
+//!   period only saves work: it keeps young chunks a retried upload is about to reuse.
 //! - *Reused chunks*: a write that finds its chunk already stored touches it (its age starts again)
 //!   and, during a run, claims it under the lock a removal takes; a chunk found present by
 //!   [`ChunkStore::contains`] (the replication worker) is claimed too.
@@ -104,8 +109,7 @@ pub fn prefixes() -> impl Iterator<Item = String> {
     (0..=u8::MAX).map(|byte| format!("{byte:02x}"))
 }
 
-/// One run over every chunk of `meta`'s node: marks each step with a linearizable view, so
-/// everything the cluster committed before the step counts as referenced.
+/// One run over every chunk of `meta`'s node, fencing each step that finds something to remove.
 pub async fn run(
     meta: &Meta,
     chunks: &Arc<ChunkStore>,
@@ -114,10 +118,7 @@ pub async fn run(
 ) -> Result<GcReport, GcError> {
     let started = Instant::now();
     let prefixes: Vec<String> = prefixes().collect();
-    let report = collect(chunks, options, clock, &prefixes, || async {
-        Ok(meta.view_linearizable().await?)
-    })
-    .await?;
+    let report = collect(chunks, options, clock, &prefixes, &MetaFence(meta)).await?;
     tracing::info!(
         scanned = report.scanned,
         referenced = report.referenced,
@@ -130,6 +131,31 @@ pub async fn run(
         "garbage collection"
     );
     Ok(report)
+}
+
+/// What a run reads the references from, and how it fences a step.
+pub trait Fence {
+    /// What says which chunks are referenced.
+    type References: References;
+    /// The state as applied on this node now.
+    fn references(&self) -> Result<Self::References, GcError>;
+    /// Commits an advance of this node's collection epoch and waits until it is applied here.
+    fn advance(&self) -> impl Future<Output = Result<(), GcError>> + Send;
+}
+
+/// The fence of a node's own metadata.
+struct MetaFence<'a>(&'a Meta);
+
+impl Fence for MetaFence<'_> {
+    type References = ReadView;
+
+    fn references(&self) -> Result<ReadView, GcError> {
+        Ok(self.0.view()?)
+    }
+
+    async fn advance(&self) -> Result<(), GcError> {
+        Ok(self.0.advance_gc_epoch().await?)
+    }
 }
 
 /// Where the periodic collection goes on after a restart (a node-local value).
@@ -161,9 +187,13 @@ pub async fn run_periodically(
         ticks.tick().await;
         let prefixes = &all[next * per_step..(next + 1) * per_step];
         let options = GcOptions::default();
-        let step = collect(&chunks, options, clock.as_ref(), prefixes, || async {
-            Ok(meta.view_linearizable().await?)
-        })
+        let step = collect(
+            &chunks,
+            options,
+            clock.as_ref(),
+            prefixes,
+            &MetaFence(&meta),
+        )
         .await;
         match step {
             Ok(report) => {
@@ -185,28 +215,23 @@ pub async fn run_periodically(
     }
 }
 
-/// Fan-out directories listed before each mark: one linearizable read per this many.
-const PREFIXES_PER_MARK: usize = 16;
+/// Fan-out directories per step of a run: one fence (at most) per this many.
+const PREFIXES_PER_STEP: usize = 16;
 
 /// One run on `store` over the fan-out directories `prefixes`, once the run in progress (if any)
-/// has ended: for each group of [`PREFIXES_PER_MARK`], lists their chunks, then awaits `mark` for
-/// what says which are referenced (a failed mark ends the run), then reads `clock` and sweeps. The
-/// time is read after the mark, not when the run starts: a run that waited (for the run before it,
-/// for a quorum) while the time of day went back would otherwise count chunks written since as old.
-pub async fn collect<F, Fut, R>(
+/// has ended: for each group of [`PREFIXES_PER_STEP`], lists their chunks, reads the references
+/// and the clock, picks the candidates and, when there are any (and this is no dry run), advances
+/// `fence` and sweeps them against the references read after it. A failed fence ends the run.
+pub async fn collect(
     store: &Arc<ChunkStore>,
     options: GcOptions,
     clock: &dyn Clock,
     prefixes: &[String],
-    mark: F,
-) -> Result<GcReport, GcError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<R, GcError>>,
-    R: References,
-{
+    fence: &impl Fence,
+) -> Result<GcReport, GcError> {
     let collection = Arc::new(store.begin_collection().await);
-    let grace = if inject::enabled(Defect::GcWithoutGrace) {
+    let unfenced = inject::enabled(Defect::GcWithoutFence);
+    let grace = if unfenced {
         Duration::ZERO
     } else {
         options.grace
@@ -215,7 +240,7 @@ where
         dry_run: options.dry_run,
         ..GcReport::default()
     };
-    for group in prefixes.chunks(PREFIXES_PER_MARK) {
+    for group in prefixes.chunks(PREFIXES_PER_STEP) {
         let listing = collection.clone();
         let group = group.to_vec();
         let listed = blocking(move || {
@@ -226,17 +251,33 @@ where
         })
         .await?
         .map_err(BlobError::from)?;
-        let references = mark().await?;
+        report.scanned += listed.len() as u64;
+        let references = fence.references()?;
         let now = UNIX_EPOCH + Duration::from_millis(clock.now_ms());
         let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
+        let picking = collection.clone();
+        let picked = blocking(move || pick(&picking, listed, &references, cutoff)).await??;
+        report.referenced += picked.referenced;
+        report.kept_in_grace += picked.kept;
+        if picked.candidates.is_empty() {
+            continue;
+        }
+        if options.dry_run {
+            report.removed += picked.candidates.len() as u64;
+            report.removed_bytes += picked.candidates.iter().map(|c| c.size).sum::<u64>();
+            continue;
+        }
+        if !unfenced {
+            fence.advance().await?;
+        }
+        let references = fence.references()?;
         let sweeping = collection.clone();
-        let step = blocking(move || sweep(&sweeping, listed, &references, cutoff, options.dry_run))
-            .await??;
-        report.scanned += step.scanned;
-        report.referenced += step.referenced;
-        report.removed += step.removed;
-        report.removed_bytes += step.removed_bytes;
-        report.kept_in_grace += step.kept_in_grace;
+        let candidates = picked.candidates;
+        let swept = blocking(move || sweep(&sweeping, candidates, &references, cutoff)).await??;
+        report.referenced += swept.referenced;
+        report.kept_in_grace += swept.kept;
+        report.removed += swept.removed;
+        report.removed_bytes += swept.removed_bytes;
     }
     if !report.dry_run {
         let stats = &store.stats;
@@ -259,46 +300,69 @@ async fn blocking<R: Send + 'static>(
         .map_err(|e| BlobError::Task(e.to_string()))
 }
 
-fn sweep(
+/// The listed chunks a step may remove, and how many it keeps.
+#[derive(Debug, Default)]
+struct Picked {
+    candidates: Vec<StoredChunk>,
+    referenced: u64,
+    kept: u64,
+}
+
+/// The listed chunks no live blob uses, older than `cutoff` and not held.
+fn pick(
     collection: &Collection,
     listed: Vec<StoredChunk>,
     references: &dyn References,
     cutoff: SystemTime,
-    dry_run: bool,
-) -> Result<GcReport, StoreError> {
-    let mut report = GcReport {
-        dry_run,
-        ..GcReport::default()
-    };
+) -> Result<Picked, StoreError> {
+    let mut picked = Picked::default();
     for chunk in listed {
-        report.scanned += 1;
         if references.referenced(&chunk.id)? {
-            report.referenced += 1;
-            continue;
-        }
-        if chunk.modified >= cutoff || collection.is_held(&chunk.id) {
-            report.kept_in_grace += 1;
-            continue;
-        }
-        let removed = if dry_run {
-            true
+            picked.referenced += 1;
+        } else if chunk.modified >= cutoff || collection.is_held(&chunk.id) {
+            picked.kept += 1;
         } else {
-            match collection.remove_unless_held(&chunk.id, cutoff) {
-                Ok(removed) => removed,
-                Err(error) => {
-                    tracing::warn!(chunk = %chunk.id, %error, "garbage collection: removing a chunk");
-                    continue;
-                }
-            }
-        };
-        if removed {
-            report.removed += 1;
-            report.removed_bytes += chunk.size;
-        } else {
-            report.kept_in_grace += 1;
+            picked.candidates.push(chunk);
         }
     }
-    Ok(report)
+    Ok(picked)
+}
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+struct Swept {
+    referenced: u64,
+    kept: u64,
+    removed: u64,
+    removed_bytes: u64,
+}
+
+/// Removes the candidates still unreferenced after the fence, unless held or touched since.
+fn sweep(
+    collection: &Collection,
+    candidates: Vec<StoredChunk>,
+    references: &dyn References,
+    cutoff: SystemTime,
+) -> Result<Swept, StoreError> {
+    let mut swept = Swept::default();
+    for chunk in candidates {
+        if references.referenced(&chunk.id)? {
+            swept.referenced += 1;
+            continue;
+        }
+        match collection.remove_unless_held(&chunk.id, cutoff) {
+            Ok(true) => {
+                swept.removed += 1;
+                swept.removed_bytes += chunk.size;
+            }
+            Ok(false) => swept.kept += 1,
+            Err(error) => {
+                tracing::warn!(chunk = %chunk.id, %error, "garbage collection: removing a chunk");
+                swept.kept += 1;
+            }
+        }
+    }
+    Ok(swept)
 }
 
 #[cfg(test)]
@@ -313,7 +377,7 @@ mod tests {
     use crate::meta::testing::TestState;
 
     use super::*;
-    use crate::blob::{BlobWriter, ChunkDisk, LocalDisk};
+    use crate::blob::{BlobWriter, ChunkDisk, LocalDisk, Pins};
     use crate::clock::SystemClock;
 
     struct Fixture {
@@ -357,19 +421,67 @@ mod tests {
             grace: Duration,
             referenced: &[ChunkId],
         ) -> GcReport {
-            let referenced: HashSet<ChunkId> = referenced.iter().copied().collect();
+            let fence = Hooks::fixed(referenced);
             collect(
                 &self.store,
                 GcOptions { dry_run, grace },
                 &SystemClock,
                 &all(),
-                || {
-                    let referenced = referenced.clone();
-                    async move { Ok(referenced) }
-                },
+                &fence,
             )
             .await
             .expect("collect")
+        }
+    }
+
+    /// A fence over a fixed set of references that runs a test's hooks when a step reads the
+    /// references and when it advances the fence.
+    struct Hooks<R, A> {
+        referenced: HashSet<ChunkId>,
+        on_references: R,
+        on_advance: A,
+        advances: std::sync::atomic::AtomicUsize,
+    }
+
+    type Fixed = Hooks<fn(), fn() -> Result<(), GcError>>;
+
+    impl Fixed {
+        fn fixed(referenced: &[ChunkId]) -> Fixed {
+            Hooks::new(referenced, || {}, || Ok(()))
+        }
+    }
+
+    impl<R, A> Hooks<R, A> {
+        fn new(referenced: &[ChunkId], on_references: R, on_advance: A) -> Self {
+            Hooks {
+                referenced: referenced.iter().copied().collect(),
+                on_references,
+                on_advance,
+                advances: Default::default(),
+            }
+        }
+
+        fn advances(&self) -> usize {
+            self.advances.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    impl<R, A> Fence for Hooks<R, A>
+    where
+        R: Fn() + Send + Sync,
+        A: Fn() -> Result<(), GcError> + Send + Sync,
+    {
+        type References = HashSet<ChunkId>;
+
+        fn references(&self) -> Result<HashSet<ChunkId>, GcError> {
+            (self.on_references)();
+            Ok(self.referenced.clone())
+        }
+
+        async fn advance(&self) -> Result<(), GcError> {
+            self.advances
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (self.on_advance)()
         }
     }
 
@@ -411,6 +523,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_a_step_with_something_to_remove_advances_the_fence_and_before_it_removes() {
+        let f = fixture();
+        let kept = f.put(b"referenced");
+        f.age(&kept, 7200);
+        let fence = Hooks::fixed(&[kept]);
+        let options = GcOptions::default();
+        let report = collect(&f.store, options, &SystemClock, &all(), &fence).await;
+        assert_eq!(report.expect("collect").removed, 0);
+        assert_eq!(fence.advances(), 0, "nothing to remove, nothing to fence");
+
+        let old = f.put(b"old and unreferenced");
+        f.age(&old, 7200);
+        let disk = f.disk.clone();
+        let fence = Hooks::new(
+            &[kept],
+            || {},
+            move || {
+                assert!(disk.contains(&old.to_hex()), "removed before the fence");
+                Ok(())
+            },
+        );
+        let report = collect(&f.store, options, &SystemClock, &all(), &fence).await;
+        assert_eq!(report.expect("collect").removed, 1);
+        assert_eq!(fence.advances(), 1, "one step found something to remove");
+    }
+
+    #[tokio::test]
     async fn a_dry_run_counts_what_a_real_run_removes_and_removes_nothing() {
         let f = fixture();
         let ids: Vec<ChunkId> = (0..6u8).map(|i| f.put(&[i; 100])).collect();
@@ -435,7 +574,14 @@ mod tests {
     }
 
     /// The system clock plus an offset the test moves.
+    #[derive(Default)]
     struct Offset(std::sync::atomic::AtomicI64);
+
+    impl Offset {
+        fn set(&self, ms: i64) {
+            self.0.store(ms, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 
     impl Clock for Offset {
         fn now_ms(&self) -> u64 {
@@ -446,15 +592,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ages_count_from_a_reading_of_the_clock_after_the_mark() {
+    async fn ages_count_from_a_reading_of_the_clock_after_the_references() {
         let f = fixture();
         let fresh = f.put(b"written a moment ago");
-        // The time of day is two hours ahead when the run begins and steps back while it marks.
-        let clock = Offset(std::sync::atomic::AtomicI64::new(7_200_000));
-        let report = collect(&f.store, GcOptions::default(), &clock, &all(), || {
-            clock.0.store(0, std::sync::atomic::Ordering::Relaxed);
-            async { Ok(HashSet::new()) }
-        })
+        // The time of day is two hours ahead when the run begins and steps back while it reads.
+        let clock = Arc::new(Offset::default());
+        clock.set(7_200_000);
+        let stepping_back = clock.clone();
+        let fence = Hooks::new(&[], move || stepping_back.set(0), || Ok(()));
+        let report = collect(
+            &f.store,
+            GcOptions::default(),
+            clock.as_ref(),
+            &all(),
+            &fence,
+        )
         .await
         .expect("collect");
         assert_eq!((report.removed, report.kept_in_grace), (0, 1), "{report:?}");
@@ -513,7 +665,7 @@ mod tests {
         assert!(during.scanned >= 1, "{during:?}");
         assert_eq!(during.kept_in_grace, during.scanned, "{during:?}");
         writer.write(&data[12_000_000..]).await.expect("write");
-        let blob = writer.finish().await.expect("finish");
+        let blob = writer.finish().await.expect("finish").blob;
         for chunk in &blob.chunks {
             assert!(f.on_disk(&chunk.id), "chunk {} lost", chunk.id);
         }
@@ -524,27 +676,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chunks_pinned_at_any_moment_of_a_run_are_kept_by_it() {
+        let f = fixture();
+        let before = f.put(b"pinned before the run, released during it");
+        let during = f.put(b"pinned and released during the run");
+        let control = f.put(b"never pinned");
+        // Everything is old to a clock two hours ahead.
+        let clock = Offset::default();
+        clock.set(7_200_000);
+        let pins = Pins::new(f.store.clone());
+        f.store
+            .put_pinned(b"pinned before the run, released during it", &pins)
+            .expect("pin");
+        let pinned = std::sync::Mutex::new(Some(pins));
+        let store = f.store.clone();
+        let fence = Hooks::new(
+            &[],
+            move || {
+                // A writer finishes (its pins go) while the run reads the references; another
+                // writes and finishes in between.
+                pinned.lock().expect("pins").take();
+                let pins = Pins::new(store.clone());
+                store
+                    .put_pinned(b"pinned and released during the run", &pins)
+                    .expect("pin");
+            },
+            || Ok(()),
+        );
+        let options = GcOptions {
+            dry_run: false,
+            grace: HOUR,
+        };
+        let report = collect(&f.store, options, &clock, &all(), &fence)
+            .await
+            .expect("collect");
+        assert!(f.on_disk(&before) && f.on_disk(&during), "{report:?}");
+        assert!(!f.on_disk(&control), "{report:?}");
+        let next = collect(&f.store, options, &clock, &all(), &Hooks::fixed(&[]))
+            .await
+            .expect("collect");
+        assert_eq!(next.removed, 2, "pins released before a run do not hold it");
+    }
+
+    #[tokio::test]
     async fn chunks_found_present_during_a_run_are_kept_by_it() {
         let f = fixture();
         let id = f.put(b"replicated");
         f.age(&id, 7200);
         let store = f.store.clone();
-        let report = collect(
-            &f.store,
-            GcOptions {
-                dry_run: false,
-                grace: HOUR,
-            },
-            &SystemClock,
-            &all(),
-            || {
-                // The replication worker finds the chunk present after the mark.
-                assert!(store.contains(&id));
-                async { Ok(HashSet::new()) }
-            },
-        )
-        .await
-        .expect("collect");
+        // The replication worker finds the chunk present while the run reads the references.
+        let fence = Hooks::new(&[], move || assert!(store.contains(&id)), || Ok(()));
+        let options = GcOptions {
+            dry_run: false,
+            grace: HOUR,
+        };
+        let report = collect(&f.store, options, &SystemClock, &all(), &fence)
+            .await
+            .expect("collect");
         assert_eq!((report.removed, report.kept_in_grace), (0, 1));
         assert!(f.on_disk(&id));
         let next = f.collect(false, HOUR, &[]).await;
@@ -559,31 +747,25 @@ mod tests {
         f.store.get(&chunk).expect("read into the memory tier");
         f.age(&id, 7200);
         let second = Arc::new(std::sync::Mutex::new(None));
-        let report = collect(&f.store, GcOptions::default(), &SystemClock, &all(), || {
-            let store = f.store.clone();
-            let second = second.clone();
-            async move {
-                {
-                    let mut slot = second.lock().expect("slot");
-                    if slot.is_none() {
-                        *slot = Some(tokio::spawn(async move {
-                            collect(
-                                &store,
-                                GcOptions::default(),
-                                &SystemClock,
-                                &all(),
-                                || async { Ok(HashSet::new()) },
-                            )
-                            .await
-                        }));
-                    }
+        let store = f.store.clone();
+        let started = second.clone();
+        let fence = Hooks::new(
+            &[],
+            move || {
+                let mut slot = started.lock().expect("slot");
+                if slot.is_none() {
+                    let store = store.clone();
+                    *slot = Some(tokio::spawn(async move {
+                        let options = GcOptions::default();
+                        collect(&store, options, &SystemClock, &all(), &Hooks::fixed(&[])).await
+                    }));
                 }
-                tokio::task::yield_now().await;
-                Ok(HashSet::new())
-            }
-        })
-        .await
-        .expect("collect");
+            },
+            || Ok(()),
+        );
+        let report = collect(&f.store, GcOptions::default(), &SystemClock, &all(), &fence)
+            .await
+            .expect("collect");
         assert_eq!(report.removed, 1);
         assert!(matches!(f.store.get(&chunk), Err(BlobError::Missing(_))));
         let second = second.lock().expect("slot").take().expect("started");
@@ -598,22 +780,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_mark_removes_nothing() {
+    async fn a_failed_fence_removes_nothing() {
         let f = fixture();
         let id = f.put(b"maybe referenced");
         f.age(&id, 7200);
-        let result = collect(
-            &f.store,
-            GcOptions::default(),
-            &SystemClock,
-            &all(),
-            || async {
-                Err::<HashSet<ChunkId>, _>(GcError::Unavailable(ProposeError::Unavailable(
+        let fence = Hooks::new(
+            &[],
+            || {},
+            || {
+                Err(GcError::Unavailable(ProposeError::Unavailable(
                     "no quorum".to_string(),
                 )))
             },
-        )
-        .await;
+        );
+        let result = collect(&f.store, GcOptions::default(), &SystemClock, &all(), &fence).await;
         assert!(matches!(result, Err(GcError::Unavailable(_))), "{result:?}");
         assert!(f.on_disk(&id));
         assert_eq!(f.collect(false, HOUR, &[]).await.removed, 1, "runs again");

@@ -449,20 +449,20 @@ async fn store_file(
         return Err(refuse(headers, body, error.into()).await);
     }
     let (body, checksums) = BodyChecksums::wrap(body);
-    let blob = receive_blob(state, headers, body, None).await?;
+    let stored = receive_blob(state, headers, body, None).await?;
     state
         .meta
-        .propose(Command::PutFile {
+        .propose(stored.fence(Command::PutFile {
             registry: registry.name.clone(),
             package,
             version: file.version.to_string(),
             filename: file.filename.to_string(),
-            blob,
+            blob: stored.blob.clone(),
             attributes: checksums.attributes(file.filename),
             tags: Vec::new(),
             overwrite,
             at: state.now_ms(),
-        })
+        }))
         .await?;
     if snapshot {
         clean_snapshot(state, file).await;

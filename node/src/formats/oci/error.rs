@@ -138,6 +138,11 @@ impl From<ProposeError> for OciError {
                     "MANIFEST_BLOB_UNKNOWN",
                     refused.to_string(),
                 ),
+                CommandError::Retry(_) => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    refused.to_string(),
+                ),
             },
             ProposeError::Unavailable(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ use super::OciError;
 use super::manifests;
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use crate::AppState;
+use crate::blob::StoredBlob;
 use crate::formats::read_small_blob;
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
@@ -159,16 +160,21 @@ async fn remote_manifest(
             .proxy
             .document(state, registry, &key, &url, Some(MANIFEST_TYPES))
             .await?;
-        let blob = document.cached.blob;
+        // A cached document: its blob is live, and a manifest referencing it needs no fence.
+        let cached = StoredBlob {
+            blob: document.cached.blob,
+            fence: None,
+        };
         let digest = record_manifest(
             state,
             registry,
             repository,
             Some(reference),
-            &blob,
+            &cached,
             &document.cached.content_type,
         )
         .await?;
+        let blob = cached.blob;
         let media_type = manifests::lookup(state, &registry.name, repository, &digest)?
             .map(|(_, media_type, _)| media_type)
             .unwrap_or(document.cached.content_type);
@@ -198,7 +204,7 @@ async fn remote_manifest(
                     &registry,
                     &repository,
                     None,
-                    &fetched.blob,
+                    &fetched.stored,
                     &fetched.content_type,
                 )
                 .await?;
@@ -229,10 +235,10 @@ async fn record_manifest(
     registry: &Registry,
     repository: &str,
     tag: Option<&str>,
-    blob: &BlobRef,
+    stored: &StoredBlob,
     content_type: &str,
 ) -> Result<String, ProxyError> {
-    let bytes = read_small_blob(state, blob)
+    let bytes = read_small_blob(state, &stored.blob)
         .await
         .map_err(|e| ProxyError::Upstream(e.to_string()))?;
     let digest = Digest::of(Algorithm::Sha256, &bytes).to_string();
@@ -250,15 +256,15 @@ async fn record_manifest(
         .map_err(|e| ProxyError::Upstream(format!("the upstream's manifest: {}", e.message)))?;
     state
         .meta
-        .propose(Command::PutManifest {
+        .propose(stored.fence(Command::PutManifest {
             registry: registry.name.clone(),
             package: repository.to_string(),
             digest: digest.clone(),
             manifest,
-            blob: blob.clone(),
+            blob: stored.blob.clone(),
             tag: tag.map(str::to_string),
             at: state.now_ms(),
-        })
+        }))
         .await?;
     Ok(digest)
 }
@@ -302,13 +308,13 @@ pub async fn find_blob(
                 async move {
                     state
                         .meta
-                        .propose(Command::LinkBlob {
+                        .propose(fetched.stored.fence(Command::LinkBlob {
                             registry,
                             package,
                             digest,
-                            blob: fetched.blob.clone(),
+                            blob: fetched.stored.blob.clone(),
                             at: state.now_ms(),
-                        })
+                        }))
                         .await?;
                     Ok(fetched)
                 }

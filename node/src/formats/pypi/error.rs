@@ -104,10 +104,10 @@ impl From<ProposeError> for PypiError {
             ProposeError::Refused(CommandError::NotFound(what)) => {
                 Self::not_found(format!("{what} not found"))
             }
-            ProposeError::Refused(refused) => Self::bad_request(refused.to_string()),
-            ProposeError::Unavailable(_) => {
+            ProposeError::Refused(CommandError::Retry(_)) | ProposeError::Unavailable(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
             }
+            ProposeError::Refused(refused) => Self::bad_request(refused.to_string()),
         }
     }
 }

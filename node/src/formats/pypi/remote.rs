@@ -420,23 +420,23 @@ async fn metadata_from_wheel(
     }
     let mut writer = BlobWriter::new(state.chunks.clone());
     writer.write(&metadata).await.ok()?;
-    let blob = writer.finish().await.ok()?;
+    let stored = writer.finish().await.ok()?;
     state
         .meta
-        .propose(Command::PutFile {
+        .propose(stored.fence(Command::PutFile {
             registry: registry.name.clone(),
             package: project.to_string(),
             version: file.version.clone(),
             filename: format!("{}{METADATA_SUFFIX}", file.filename),
-            blob: blob.clone(),
+            blob: stored.blob.clone(),
             attributes: Default::default(),
             tags: Vec::new(),
             overwrite: Overwrite::Allow,
             at: state.now_ms(),
-        })
+        }))
         .await
         .ok()?;
-    Some(blob)
+    Some(stored.blob)
 }
 
 #[cfg(test)]

@@ -253,7 +253,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         meta.clone(),
         network.clone(),
     )));
-    chunks.set_fences(Arc::new(meta.clone()));
+    meta.hold_chunks_with(Arc::new(chunks.clone()));
     let mut background = Vec::new();
     if let Some(via) = config.join.clone() {
         background.push(tokio::spawn(cluster::register(

@@ -422,27 +422,18 @@ pub struct ChunkFence {
     pub gc_epoch: u64,
 }
 
-impl ChunkFence {
-    /// The fence of a command carrying chunks seen under both `self` and `other` on the same node
-    /// (the commands of one request write on one node): the earlier epoch, which holds for both.
-    pub fn earliest(self, other: ChunkFence) -> ChunkFence {
-        if self.node_id == other.node_id && other.gc_epoch < self.gc_epoch {
-            other
-        } else {
-            self
-        }
-    }
-}
-
 impl Command {
-    /// The command fenced by `fence`, or as it is without one.
-    pub fn fenced(self, fence: Option<ChunkFence>) -> Command {
-        match fence {
-            Some(fence) => Command::Fenced {
-                fence,
-                command: Box::new(self),
-            },
-            None => self,
+    /// The blobs this command carries (and so makes part of the state when applied), inline ones
+    /// included: a batch's and a fenced command's, too.
+    pub fn blobs(&self) -> Vec<&BlobRef> {
+        match self {
+            Command::PutFile { blob, .. }
+            | Command::LinkBlob { blob, .. }
+            | Command::PutManifest { blob, .. } => vec![blob],
+            Command::CacheDocument { document, .. } => vec![&document.blob],
+            Command::Batch { commands } => commands.iter().flat_map(Command::blobs).collect(),
+            Command::Fenced { command, .. } => command.blobs(),
+            _ => Vec::new(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arca_node::blob::{BlobWriter, StoredBlob};
+use arca_node::blob::BlobWriter;
 use arca_node::clock::Clock;
 use arca_node::meta::{ProposeError, StateRead};
 use arca_node::policy::cleanup;
@@ -106,9 +106,8 @@ pub async fn set_up(cluster: &Cluster, rng: &mut StdRng) -> Result<(), String> {
     .await?;
     for version in RELEASE_VERSIONS {
         let data = random_bytes(rng);
-        let stored = store(&node, &data).await?;
-        let put = put_file(RELEASES, APP, version, stored.blob.clone(), 0);
-        propose(&node, stored.fence(put)).await?;
+        let blob = store(&node, &data).await?;
+        propose(&node, put_file(RELEASES, APP, version, blob, 0)).await?;
     }
     for tag in TAGS {
         let set = Command::SetTag {
@@ -148,7 +147,7 @@ fn random_bytes(rng: &mut StdRng) -> Vec<u8> {
     data
 }
 
-async fn store(node: &Running, data: &[u8]) -> Result<StoredBlob, String> {
+async fn store(node: &Running, data: &[u8]) -> Result<BlobRef, String> {
     let mut writer = BlobWriter::new(node.chunks.clone());
     writer.write(data).await.map_err(|e| e.to_string())?;
     writer.finish().await.map_err(|e| e.to_string())
@@ -233,8 +232,8 @@ async fn push(
         .history()
         .known
         .push((package.clone(), version.clone()));
-    let stored = match store(node, &data).await {
-        Ok(stored) => stored,
+    let blob = match store(node, &data).await {
+        Ok(blob) => blob,
         Err(error) => {
             cluster.trace.event(format!(
                 "{label} push {package}/{version}: store failed ({error})"
@@ -242,15 +241,17 @@ async fn push(
             return;
         }
     };
-    if stored.blob.sha256 != sha256 {
+    if blob.sha256 != sha256 {
         cluster.violation(format!(
             "{label}: the chunk store computed {} for bytes whose sha256 is {sha256}",
-            stored.blob.sha256
+            blob.sha256
         ));
     }
     let at = cluster.trace.now_ms();
-    let put = put_file(FILES, &package, &version, stored.blob.clone(), at);
-    let result = node.meta.propose(stored.fence(put)).await;
+    let result = node
+        .meta
+        .propose(put_file(FILES, &package, &version, blob, at))
+        .await;
     let result = outcome(result);
     cluster.trace.event(format!(
         "{label} push {package}/{version} ({} bytes): {}",

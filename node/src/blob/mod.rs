@@ -14,11 +14,9 @@ mod writer;
 
 pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
-pub use store::{
-    ChunkStore, ChunkStoreStats, Collection, FenceSource, Pins, RemoteChunks, StoredChunk,
-};
+pub use store::{ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, StoredChunk};
 pub use tiered::{TieredCacheStats, TieredChunkCache};
-pub use writer::{BlobWriter, ChunkStored, StoredBlob};
+pub use writer::{BlobWriter, ChunkStored};
 
 /// Errors of the chunk store.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +38,4 @@ pub enum BlobError {
     /// A blocking task panicked or was cancelled.
     #[error("chunk store task failed: {0}")]
     Task(String),
-    /// The garbage-collection epoch that fences a new blob could not be read.
-    #[error("reading the garbage-collection epoch: {0}")]
-    Fence(String),
 }

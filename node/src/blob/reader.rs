@@ -92,7 +92,7 @@ mod tests {
         for piece in data.chunks(100_003) {
             writer.write(piece).await.expect("write");
         }
-        writer.finish().await.expect("finish").blob
+        writer.finish().await.expect("finish")
     }
 
     async fn collect(

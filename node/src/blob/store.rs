@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use arca_protocol::{ChunkFence, ChunkId, ChunkRef};
+use arca_protocol::{BlobRef, ChunkId, ChunkRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
@@ -25,13 +25,6 @@ use crate::inject::{self, Defect};
 pub trait RemoteChunks: Send + Sync + 'static {
     /// The bytes of `chunk` from some peer that holds it; the store verifies them.
     fn fetch(&self, chunk: ChunkRef) -> BoxFuture<'_, Result<Bytes, BlobError>>;
-}
-
-/// Where a blob writer reads the fence of the command that will reference its chunks: this node's
-/// garbage-collection epoch ([`arca_protocol::Command::Fenced`]).
-pub trait FenceSource: Send + Sync + 'static {
-    /// The fence as applied on this node now.
-    fn current(&self) -> Result<ChunkFence, String>;
 }
 
 /// Counters of what the store has done since start.
@@ -88,7 +81,6 @@ pub struct ChunkStore {
     disk: Arc<dyn ChunkDisk>,
     cache: ChunkCache,
     remote: OnceLock<Arc<dyn RemoteChunks>>,
-    fences: OnceLock<Arc<dyn FenceSource>>,
     tiered: OnceLock<TieredChunkCache>,
     held: Mutex<Held>,
     /// Held by the collection in progress: collections run one after another.
@@ -137,6 +129,13 @@ impl Drop for Pins {
                 }
             }
         }
+    }
+}
+
+/// The metadata holds the chunks of a write that carries new blobs here while it commits.
+impl crate::meta::HoldChunks for Arc<ChunkStore> {
+    fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>> {
+        ChunkStore::hold(self, blobs).map(|pins| Box::new(pins) as Box<dyn Send>)
     }
 }
 
@@ -215,7 +214,6 @@ impl ChunkStore {
             disk,
             cache,
             remote: OnceLock::new(),
-            fences: OnceLock::new(),
             tiered: OnceLock::new(),
             held: Mutex::new(Held::default()),
             collecting: Arc::default(),
@@ -246,18 +244,19 @@ impl ChunkStore {
         let _ = self.remote.set(remote);
     }
 
-    /// Makes blob writers fence what they write with `fences` (a store without one, in a test of
-    /// the store alone, writes unfenced blobs).
-    pub fn set_fences(&self, fences: Arc<dyn FenceSource>) {
-        let _ = self.fences.set(fences);
-    }
-
-    /// The fence for chunks pinned now, if this store has a source of fences.
-    pub(super) fn fence(&self) -> Result<Option<ChunkFence>, BlobError> {
-        self.fences
-            .get()
-            .map(|fences| fences.current().map_err(BlobError::Fence))
-            .transpose()
+    /// Pins every chunk of `blobs` again, for a command about to make them part of the state
+    /// (see [`crate::policy::gc`]): `None`, holding nothing, when one of them is no longer stored
+    /// here. Each chunk is pinned before it is looked for, so a collection either removed it
+    /// before (and it is found missing) or keeps it.
+    pub fn hold(self: &Arc<Self>, blobs: &[&BlobRef]) -> Option<Pins> {
+        let pins = Pins::new(self.clone());
+        for chunk in blobs.iter().flat_map(|blob| &blob.chunks) {
+            self.pin(chunk.id, &pins);
+            if !self.disk.contains(&chunk.id.to_hex()) {
+                return None;
+            }
+        }
+        Some(pins)
     }
 
     /// Makes this a cache node's store: chunks fetched from peers are kept in `tiered`, not on the
@@ -359,6 +358,12 @@ impl ChunkStore {
     /// The pin comes first, so no collection can remove the chunk between its write and the pin.
     pub fn put_pinned(&self, data: &[u8], pins: &Pins) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
+        self.pin(id, pins);
+        self.store(id, data)
+    }
+
+    /// Pins `id` for as long as `pins` lives; a collection running now keeps it too.
+    fn pin(&self, id: ChunkId, pins: &Pins) {
         let mut held = self.held();
         *held.pins.entry(id).or_default() += 1;
         held.claim(id);
@@ -367,7 +372,6 @@ impl ChunkStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(id);
-        self.store(id, data)
     }
 
     /// Reuses the stored chunk `id` if there is one (blocking): touches it and, while a collection

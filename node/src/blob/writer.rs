@@ -1,14 +1,12 @@
 //! Streams bytes into the chunk store: content-defined cutting, sha256 of the whole blob on the same
 //! pass, and chunk writes running in the background while more bytes arrive. The chunks a writer
 //! stores are pinned until it is dropped: garbage collection never takes the chunks of a blob still
-//! being written, however long the upload takes. Before the pins go, the finished blob reads its
-//! fence ([`StoredBlob::fence`]): the command that makes the blob part of the state is applied only if
-//! no collection step of this node that could have taken the chunks began in between.
+//! being written, however long the upload takes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arca_protocol::{BlobRef, ChunkFence, ChunkRef, Command, Sha256};
+use arca_protocol::{BlobRef, ChunkRef, Sha256};
 use bytes::{Bytes, BytesMut};
 use sha2::Digest;
 use tokio::sync::oneshot;
@@ -41,36 +39,6 @@ pub struct BlobWriter {
     /// Resolves when the previous chunk was announced to `on_stored` (dropped unsent if it failed).
     last_announced: Option<oneshot::Receiver<()>>,
     pins: Arc<Pins>,
-}
-
-/// A blob a writer finished: its reference, and the fence of the command that will reference it.
-#[derive(Debug, Clone)]
-pub struct StoredBlob {
-    /// The blob.
-    pub blob: BlobRef,
-    /// This node's garbage-collection epoch, read while the blob's chunks were pinned (`None` for
-    /// an inline blob, which has no chunks, and for a store without a source of fences).
-    pub fence: Option<ChunkFence>,
-}
-
-impl StoredBlob {
-    /// `command`, which makes this blob part of the state, fenced against garbage collection.
-    pub fn fence(&self, command: Command) -> Command {
-        StoredBlob::fence_all([self], command)
-    }
-
-    /// `command`, which makes all of `blobs` (written on this node) part of the state, fenced
-    /// against garbage collection.
-    pub fn fence_all<'a>(
-        blobs: impl IntoIterator<Item = &'a StoredBlob>,
-        command: Command,
-    ) -> Command {
-        let fence = blobs
-            .into_iter()
-            .filter_map(|stored| stored.fence)
-            .reduce(ChunkFence::earliest);
-        command.fenced(fence)
-    }
 }
 
 /// Told of each chunk, in order, as soon as it is durable (so readers can serve a blob still
@@ -123,21 +91,17 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob with
-    /// its fence, read before the chunks' pins go. A blob of at most [`INLINE_MAX`] bytes is
-    /// returned with its bytes inline, and stores no chunk (unless chunks are announced as they
-    /// arrive: a reader may be streaming it).
-    pub async fn finish(mut self) -> Result<StoredBlob, BlobError> {
+    /// Cuts and stores what is left, waits for every chunk to be durable and returns the blob. A
+    /// blob of at most [`INLINE_MAX`] bytes is returned with its bytes inline, and stores no chunk
+    /// (unless chunks are announced as they arrive: a reader may be streaming it).
+    pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
         let rest = self.buffer.split().freeze();
         if self.on_stored.is_none() && self.in_flight.is_empty() && rest.len() <= INLINE_MAX {
-            return Ok(StoredBlob {
-                blob: BlobRef {
-                    sha256: Sha256(self.sha256.finalize().into()),
-                    size: self.size,
-                    chunks: Vec::new(),
-                    inline: Some(rest.to_vec()),
-                },
-                fence: None,
+            return Ok(BlobRef {
+                sha256: Sha256(self.sha256.finalize().into()),
+                size: self.size,
+                chunks: Vec::new(),
+                inline: Some(rest.to_vec()),
             });
         }
         let cuts: Vec<(usize, usize)> =
@@ -152,15 +116,11 @@ impl BlobWriter {
             let chunk = join(pending).await?;
             self.stored(chunk);
         }
-        let fence = self.store.fence()?;
-        Ok(StoredBlob {
-            blob: BlobRef {
-                sha256: Sha256(self.sha256.finalize().into()),
-                size: self.size,
-                chunks: self.written,
-                inline: None,
-            },
-            fence,
+        Ok(BlobRef {
+            sha256: Sha256(self.sha256.finalize().into()),
+            size: self.size,
+            chunks: self.written,
+            inline: None,
         })
     }
 

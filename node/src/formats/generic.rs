@@ -148,8 +148,7 @@ async fn upload(
         }
     };
     let (_, package, version, filename) = path;
-    let stored = receive_blob(&state, &headers, body, expected).await?;
-    let blob = stored.blob.clone();
+    let blob = receive_blob(&state, &headers, body, expected).await?;
     let uploaded = UploadedFile {
         registry: registry_name.clone(),
         package: package.clone(),
@@ -160,7 +159,7 @@ async fn upload(
     };
     state
         .meta
-        .propose(stored.fence(Command::PutFile {
+        .propose(Command::PutFile {
             registry: registry_name,
             package,
             version,
@@ -170,7 +169,7 @@ async fn upload(
             tags: Vec::new(),
             overwrite: Overwrite::Allow,
             at: state.now_ms(),
-        }))
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
 }

@@ -17,7 +17,7 @@ use axum::response::Response;
 use futures::StreamExt;
 
 use crate::AppState;
-use crate::blob::{BlobError, BlobWriter, ByteRange, StoredBlob, read_blob};
+use crate::blob::{BlobError, BlobWriter, ByteRange, read_blob};
 
 /// The routes of every front-end.
 pub fn routes() -> Router<AppState> {
@@ -93,15 +93,15 @@ pub async fn append_body(
     Ok(appended)
 }
 
-/// Streams `body` into the chunk store and returns the blob, with the fence of the command that
-/// will commit it. Refuses bodies over the node's limit (before reading when `Content-Length` says
-/// so) and, when `expected` is given, bytes with another sha256.
+/// Streams `body` into the chunk store and returns the blob. Refuses bodies over the node's limit
+/// (before reading when `Content-Length` says so) and, when `expected` is given, bytes with another
+/// sha256.
 pub async fn receive_blob(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     expected: Option<Sha256>,
-) -> Result<StoredBlob, UploadError> {
+) -> Result<BlobRef, UploadError> {
     let declared = declared_length(state, headers)?;
     let mut writer = BlobWriter::new(state.chunks.clone());
     let received = append_body(state, &mut writer, body).await?;
@@ -112,13 +112,13 @@ pub async fn receive_blob(
             "Content-Length was {declared}, received {received} bytes"
         )));
     }
-    let stored = writer.finish().await?;
+    let blob = writer.finish().await?;
     match expected {
-        Some(expected) if expected != stored.blob.sha256 => Err(UploadError::DigestMismatch {
+        Some(expected) if expected != blob.sha256 => Err(UploadError::DigestMismatch {
             expected: expected.to_hex(),
-            actual: stored.blob.sha256.to_hex(),
+            actual: blob.sha256.to_hex(),
         }),
-        _ => Ok(stored),
+        _ => Ok(blob),
     }
 }
 

@@ -1627,27 +1627,27 @@ mod tests {
     fn a_fenced_write_applies_only_while_its_nodes_collection_epoch_is_unchanged() {
         let state = TestState::new();
         assert_eq!(state.apply(registry("r", false)), Ok(()));
-        let fence = |gc_epoch| ChunkFence {
-            node_id: 2,
-            gc_epoch,
+        let fenced = |command, gc_epoch| Command::Fenced {
+            fence: ChunkFence {
+                node_id: 2,
+                gc_epoch,
+            },
+            command: Box::new(command),
         };
         assert_eq!(state.view().gc_epoch(2).expect("read"), 0);
-        assert_eq!(
-            state.apply(put("r", "1.0", 1).fenced(Some(fence(0)))),
-            Ok(())
-        );
+        assert_eq!(state.apply(fenced(put("r", "1.0", 1), 0)), Ok(()));
         // Node 2 begins a collection step; node 3's epoch is its own.
         let advance = |node_id| Command::AdvanceGcEpoch { node_id };
         assert_eq!(state.apply(advance(2)), Ok(()));
         assert_eq!(state.apply(advance(3)), Ok(()));
         assert_eq!(state.view().gc_epoch(2).expect("read"), 1);
         let before = state.digest();
-        let late = state.apply(put("r", "2.0", 2).fenced(Some(fence(0))));
+        let late = state.apply(fenced(put("r", "2.0", 2), 0));
         assert!(matches!(late, Err(CommandError::Retry(_))), "{late:?}");
         // Inside a batch (as a request's audit event carries it), the whole batch is refused.
         let batch = Command::Batch {
             commands: vec![
-                put("r", "2.0", 2).fenced(Some(fence(0))),
+                fenced(put("r", "2.0", 2), 0),
                 Command::RecordAudit {
                     events: vec![audit_event("r/tool/2.0")],
                 },
@@ -1659,10 +1659,7 @@ mod tests {
             before,
             "a refused fenced write changes nothing"
         );
-        assert_eq!(
-            state.apply(put("r", "2.0", 2).fenced(Some(fence(1)))),
-            Ok(())
-        );
+        assert_eq!(state.apply(fenced(put("r", "2.0", 2), 1)), Ok(()));
         assert!(state.view().has_version("r", "tool", "2.0").expect("read"));
     }
 

@@ -26,12 +26,14 @@ pub use self::view::{PackageContents, ReadView, StateRead, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arca_protocol::api::{ClusterNodeStatus, ClusterStatus};
 use arca_protocol::cluster::{MembershipChange, PeerError, PeerRequest, PeerResponse};
-use arca_protocol::{ChunkFence, Command, CommandError, CommandOutcome, NodeInfo, NodeRole};
+use arca_protocol::{
+    BlobRef, ChunkFence, Command, CommandError, CommandOutcome, NodeInfo, NodeRole,
+};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::time::Instant;
@@ -131,6 +133,22 @@ pub struct Meta {
     state: StateHandle,
     /// The log database this instance keeps so that [`Meta::shutdown`] can close it last.
     database: Arc<Mutex<Option<Arc<redb::Database>>>>,
+    /// Where the chunks of blobs being committed are held ([`Meta::hold_chunks_with`]).
+    chunks: Arc<OnceLock<Arc<dyn HoldChunks>>>,
+}
+
+/// Holds the chunks of blobs against garbage collection while a write that carries them commits.
+pub trait HoldChunks: Send + Sync + 'static {
+    /// Pins every chunk of `blobs` here; `None` (holding nothing) when one is not stored here.
+    fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>>;
+}
+
+/// Fenced proposals of one write (each after a collection step refused the one before) before it
+/// is refused for the client to retry.
+const FENCE_ATTEMPTS: u32 = 4;
+
+fn unavailable(error: impl std::fmt::Display) -> ProposeError {
+    ProposeError::Unavailable(error.to_string())
 }
 
 /// The range openraft draws a node's election timeout from, in milliseconds.
@@ -306,6 +324,7 @@ impl Meta {
             network: options.network,
             state,
             database,
+            chunks: Arc::default(),
         };
         let alone = meta
             .raft_metrics()
@@ -339,11 +358,74 @@ impl Meta {
     /// change, in the same entry ([`request_audit`]).
     pub async fn propose(&self, command: Command) -> Result<(), ProposeError> {
         let (command, audited) = request_audit::attach(command);
-        let result = self.propose_command(command).await;
+        let result = self.propose_fenced(command).await;
         if let Some((request, event)) = audited {
             request_audit::settle(&request, event, result.is_ok());
         }
         result
+    }
+
+    /// Lets writes that carry new blobs hold their chunks in `chunks` while they commit (see
+    /// [`Meta::propose`]); without it (a metadata-only test) they are proposed unfenced.
+    pub fn hold_chunks_with(&self, chunks: Arc<dyn HoldChunks>) {
+        let _ = self.chunks.set(chunks);
+    }
+
+    /// Proposes `command`; when it carries blobs the state does not hold yet, fences it against
+    /// garbage collection ([`Command::Fenced`]): their chunks are pinned here and this node's
+    /// collection epoch read while they are, and the write is applied only if no collection step
+    /// that may remove chunks began here in between. When one did, the chunks are held (and the
+    /// epoch read) again and the write proposed again, a few times; a write whose chunks are gone
+    /// meanwhile is refused with [`CommandError::Retry`] (the client sends the bytes again).
+    async fn propose_fenced(&self, command: Command) -> Result<(), ProposeError> {
+        let Some(chunks) = self.chunks.get() else {
+            return self.propose_command(command).await;
+        };
+        let new_blobs = {
+            use self::view::StateRead;
+            let view = self.view().map_err(unavailable)?;
+            let mut new_blobs = Vec::new();
+            for blob in command.blobs() {
+                if !blob.chunks.is_empty()
+                    && view.blob(&blob.sha256).map_err(unavailable)?.is_none()
+                {
+                    new_blobs.push(blob.clone());
+                }
+            }
+            new_blobs
+        };
+        if new_blobs.is_empty() {
+            return self.propose_command(command).await;
+        }
+        let blobs: Vec<&BlobRef> = new_blobs.iter().collect();
+        let mut attempt = 1;
+        loop {
+            let Some(_held) = chunks.hold(&blobs) else {
+                return Err(ProposeError::Refused(CommandError::Retry(format!(
+                    "a chunk of blob {} is no longer on this node (garbage collection took it \
+                     before the write was proposed): nothing was written; send it again",
+                    blobs[0].sha256
+                ))));
+            };
+            let fence = {
+                use self::view::StateRead;
+                let view = self.view().map_err(unavailable)?;
+                ChunkFence {
+                    node_id: self.node_id,
+                    gc_epoch: view.gc_epoch(self.node_id).map_err(unavailable)?,
+                }
+            };
+            let fenced = Command::Fenced {
+                fence,
+                command: Box::new(command.clone()),
+            };
+            match self.propose_command(fenced).await {
+                Err(ProposeError::Refused(CommandError::Retry(_))) if attempt < FENCE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     async fn propose_command(&self, command: Command) -> Result<(), ProposeError> {
@@ -794,17 +876,6 @@ impl Meta {
         self.state.view()
     }
 
-    /// This node's garbage-collection epoch as applied here: read while chunks written here are
-    /// held against collection, it fences the command that makes them part of the state
-    /// ([`Command::Fenced`]).
-    pub fn chunk_fence(&self) -> ReadResult<ChunkFence> {
-        use self::view::StateRead;
-        Ok(ChunkFence {
-            node_id: self.node_id,
-            gc_epoch: self.view()?.gc_epoch(self.node_id)?,
-        })
-    }
-
     /// Begins a garbage-collection step that may remove chunks of this node: once this returns,
     /// every write fenced with an earlier epoch of this node is refused, and every write committed
     /// before it is applied here.
@@ -910,13 +981,6 @@ enum Retry {
     Later,
     /// The write may or may not have happened, or cannot happen: give up.
     Never(String),
-}
-
-/// Blob writers on this node read their fences from the applied state here.
-impl crate::blob::FenceSource for Meta {
-    fn current(&self) -> Result<ChunkFence, String> {
-        self.chunk_fence().map_err(|error| error.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -1039,6 +1103,98 @@ mod tests {
             "the snapshot was stored and loaded"
         );
         reopened.shutdown().await;
+    }
+
+    /// Holds chunks as a test says: advancing the collection epoch on the first hold (a collection
+    /// step beginning while the write is on its way), or finding the chunks gone.
+    struct TestHolder {
+        meta: Meta,
+        holds: std::sync::atomic::AtomicUsize,
+        chunks_gone: bool,
+    }
+
+    impl HoldChunks for TestHolder {
+        fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>> {
+            assert!(blobs.iter().all(|blob| !blob.chunks.is_empty()));
+            let holds = self.holds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.chunks_gone {
+                return None;
+            }
+            if holds == 0 {
+                let meta = self.meta.clone();
+                // Proposed as the fence is read: applied before the write.
+                tokio::spawn(async move { meta.advance_gc_epoch().await });
+            }
+            Some(Box::new(()))
+        }
+    }
+
+    fn put_chunked(version: &str) -> Command {
+        let chunk = arca_protocol::ChunkRef {
+            id: arca_protocol::ChunkId([7; 32]),
+            size: 5000,
+        };
+        Command::PutFile {
+            registry: "r".into(),
+            package: "p".into(),
+            version: version.into(),
+            filename: "f".into(),
+            blob: BlobRef {
+                sha256: arca_protocol::Sha256([version.len() as u8; 32]),
+                size: 5000,
+                chunks: vec![chunk],
+                inline: None,
+            },
+            attributes: Default::default(),
+            tags: Vec::new(),
+            overwrite: arca_protocol::Overwrite::Allow,
+            at: 1,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_refused_by_a_collection_step_is_fenced_again_and_one_without_chunks_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let meta = Meta::open(dir.path(), options()).await.expect("open");
+        meta.propose(create_registry("r")).await.expect("create");
+        let holder = Arc::new(TestHolder {
+            meta: meta.clone(),
+            holds: Default::default(),
+            chunks_gone: false,
+        });
+        meta.hold_chunks_with(holder.clone());
+        // The step's advance races the first proposal; whichever way it goes, the write commits
+        // once, under a fence of the epoch it met.
+        meta.propose(put_chunked("1.0")).await.expect("committed");
+        let (has, epoch) = meta
+            .read(|view| Ok((view.has_version("r", "p", "1.0")?, view.gc_epoch(1)?)))
+            .expect("read");
+        assert!(has);
+        assert_eq!(epoch, 1, "the collection step began");
+        let holds = holder.holds.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=2).contains(&holds), "held {holds} times");
+
+        let gone = Meta::open(tempfile::tempdir().expect("dir").path(), options())
+            .await
+            .expect("open");
+        gone.propose(create_registry("r")).await.expect("create");
+        gone.hold_chunks_with(Arc::new(TestHolder {
+            meta: gone.clone(),
+            holds: Default::default(),
+            chunks_gone: true,
+        }));
+        let refused = gone.propose(put_chunked("2.0")).await;
+        assert!(
+            matches!(refused, Err(ProposeError::Refused(CommandError::Retry(_)))),
+            "{refused:?}"
+        );
+        assert!(
+            !gone
+                .read(|view| view.has_version("r", "p", "2.0"))
+                .expect("read")
+        );
+        meta.shutdown().await;
+        gone.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -923,7 +923,9 @@ mod tests {
         assert_eq!(recorded_log_format(&db), Some(LOG_FORMAT), "migrated");
         record_log_format(&db, LOG_FORMAT + 1);
         drop(db);
-        let refused = open_log(&files, 1 << 20).err().expect("newer refused");
+        let Err(refused) = open_log(&files, 1 << 20) else {
+            panic!("a newer log must be refused");
+        };
         assert!(
             refused
                 .to_string()

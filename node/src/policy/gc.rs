@@ -7,7 +7,7 @@
 //! no reference set: it goes through the chunk files sixteen fan-out directories (a 256th of them
 //! each) at a time, and for each group it **lists** the directories, picks the **candidates** (no
 //! live blob uses them in the state applied here, written or last reused before `now - grace`, not
-//! held), and only when there are some, **fences**: it commits [`Command::AdvanceGcEpoch`] for this
+//! held), and only when there are some, **fences**: it commits [`arca_protocol::Command::AdvanceGcEpoch`] for this
 //! node through Raft (removing nothing when that fails: no leader, no quorum) and then **sweeps**
 //! the candidates against the state applied after it, which holds every write the cluster
 //! committed before the fence. The periodic collection goes a sixteenth of the directories at a
@@ -17,14 +17,16 @@
 //!
 //! - *Committed blobs*: swept against a state that includes every commit before the fence.
 //! - *Writes in flight*: a blob writer pins the chunks it stores until it is dropped, however long
-//!   the upload takes, and reads this node's collection epoch while they are pinned; the command
-//!   that makes the blob part of the state carries that epoch ([`Command::Fenced`]) and is refused
-//!   once the epoch has moved on. A step keeps every chunk pinned at any moment since it began. So
-//!   a write whose epoch is still current when it commits was seen either before the step's fence
-//!   (its chunks were pinned while the step ran, and kept) or by the sweep, and a write whose reply
-//!   was lost (a timeout, a crash, a partition) but whose entry commits much later, after a step
-//!   took its chunks, is refused instead of leaving a version whose bytes exist nowhere. The grace
-//!   period only saves work: it keeps young chunks a retried upload is about to reuse.
+//!   the upload takes. The write that makes a new blob part of the state ([`Meta::propose`]) pins
+//!   its chunks again (finding them still stored), reads this node's collection epoch while they
+//!   are pinned, and carries it ([`arca_protocol::Command::Fenced`]): the state machine refuses it once the epoch
+//!   has moved on, and the node then holds the chunks and proposes it again. A step keeps every
+//!   chunk pinned at any moment since it began. So a write whose epoch is still current when it
+//!   commits was seen either before the step's fence (its chunks were pinned while the step ran,
+//!   and kept) or by the sweep; and a write whose reply was lost (a timeout, a crash, a partition)
+//!   but whose entry commits much later, after a step took its chunks, is refused instead of
+//!   leaving a version whose bytes exist nowhere. The grace period only keeps the chunks of an
+//!   upload between its last byte and its proposal, and young chunks a retried upload may reuse.
 //! - *Reused chunks*: a write that finds its chunk already stored touches it (its age starts again)
 //!   and, during a run, claims it under the lock a removal takes; a chunk found present by
 //!   [`ChunkStore::contains`] (the replication worker) is claimed too.
@@ -665,7 +667,7 @@ mod tests {
         assert!(during.scanned >= 1, "{during:?}");
         assert_eq!(during.kept_in_grace, during.scanned, "{during:?}");
         writer.write(&data[12_000_000..]).await.expect("write");
-        let blob = writer.finish().await.expect("finish").blob;
+        let blob = writer.finish().await.expect("finish");
         for chunk in &blob.chunks {
             assert!(f.on_disk(&chunk.id), "chunk {} lost", chunk.id);
         }

@@ -422,17 +422,17 @@ impl Proxy {
             Box::new(move |fetched: Fetched| {
                 async move {
                     let document = CachedDocument {
-                        blob: fetched.stored.blob.clone(),
+                        blob: fetched.blob.clone(),
                         content_type: fetched.content_type.clone(),
                         fetched_at: state.now_ms(),
                     };
                     state
                         .meta
-                        .propose(fetched.stored.fence(Command::CacheDocument {
+                        .propose(Command::CacheDocument {
                             registry,
                             key,
                             document,
-                        }))
+                        })
                         .await?;
                     Ok(fetched)
                 }
@@ -445,7 +445,7 @@ impl Proxy {
         {
             Ok(fetched) => Ok(Document {
                 cached: CachedDocument {
-                    blob: fetched.stored.blob,
+                    blob: fetched.blob,
                     content_type: fetched.content_type,
                     fetched_at: state.now_ms(),
                 },
@@ -525,7 +525,7 @@ pub async fn find_or_fetch_file(
     match find_or_start_file(state, candidates, file, locate).await? {
         Some((registry, Content::Stored(blob))) => Ok(Some((registry, blob))),
         Some((registry, Content::Arriving(arriving))) => {
-            Ok(Some((registry, arriving.finish().await?.stored.blob)))
+            Ok(Some((registry, arriving.finish().await?.blob)))
         }
         None => Ok(None),
     }
@@ -583,17 +583,17 @@ pub async fn find_or_start_file(
                     .into();
                     state
                         .meta
-                        .propose(fetched.stored.fence(Command::PutFile {
+                        .propose(Command::PutFile {
                             registry,
                             package,
                             version,
                             filename,
-                            blob: fetched.stored.blob.clone(),
+                            blob: fetched.blob.clone(),
                             attributes,
                             tags: Vec::new(),
                             overwrite: arca_protocol::Overwrite::Allow,
                             at: state.now_ms(),
-                        }))
+                        })
                         .await?;
                     Ok(fetched)
                 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arca_protocol::{ChunkRef, Sha256, Upstream};
+use arca_protocol::{BlobRef, ChunkRef, Sha256, Upstream};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
@@ -15,7 +15,7 @@ use sha1::Digest as _;
 use tokio::sync::watch;
 
 use super::ProxyError;
-use crate::blob::{BlobWriter, ChunkStore, StoredBlob};
+use crate::blob::{BlobWriter, ChunkStore};
 
 /// Attempts per fetch (the first and two retries).
 const ATTEMPTS: u32 = 3;
@@ -50,8 +50,8 @@ pub struct Arrival {
 /// An object fetched into the chunk store.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// Its bytes, with the fence of the command that records them.
-    pub stored: StoredBlob,
+    /// Its bytes.
+    pub blob: BlobRef,
     /// The upstream's `Content-Type` (empty when it sent none).
     pub content_type: String,
     /// The URL it was fetched from (after redirects).
@@ -311,11 +311,10 @@ impl UpstreamClient {
                 "{url}: truncated ({received} of {declared} bytes)"
             )));
         }
-        let stored = writer
+        let blob = writer
             .finish()
             .await
             .map_err(|e| ProxyError::Upstream(e.to_string()))?;
-        let blob = &stored.blob;
         let mismatch = |algorithm: &str| {
             ProxyError::Upstream(format!("{url}: the {algorithm} digest does not match"))
         };
@@ -337,7 +336,7 @@ impl UpstreamClient {
             return Err(mismatch("sha1"));
         }
         Ok(Fetched {
-            stored,
+            blob,
             content_type,
             url: final_url,
         })

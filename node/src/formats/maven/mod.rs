@@ -449,20 +449,20 @@ async fn store_file(
         return Err(refuse(headers, body, error.into()).await);
     }
     let (body, checksums) = BodyChecksums::wrap(body);
-    let stored = receive_blob(state, headers, body, None).await?;
+    let blob = receive_blob(state, headers, body, None).await?;
     state
         .meta
-        .propose(stored.fence(Command::PutFile {
+        .propose(Command::PutFile {
             registry: registry.name.clone(),
             package,
             version: file.version.to_string(),
             filename: file.filename.to_string(),
-            blob: stored.blob.clone(),
+            blob,
             attributes: checksums.attributes(file.filename),
             tags: Vec::new(),
             overwrite,
             at: state.now_ms(),
-        }))
+        })
         .await?;
     if snapshot {
         clean_snapshot(state, file).await;

@@ -190,10 +190,10 @@ async fn upstream_sha1(
         Err(ProxyError::NotFound(_)) => return Ok(None),
         Err(error) => return Err(error),
     };
-    if fetched.stored.blob.size > SHA1_FILE_LIMIT {
+    if fetched.blob.size > SHA1_FILE_LIMIT {
         return Ok(None);
     }
-    let bytes = read_small_blob(state, &fetched.stored.blob)
+    let bytes = read_small_blob(state, &fetched.blob)
         .await
         .map_err(|e| ProxyError::Upstream(format!("reading {path}.sha1: {e}")))?;
     Ok(std::str::from_utf8(&bytes)

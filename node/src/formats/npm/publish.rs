@@ -12,7 +12,7 @@ use crate::meta::{PackageContents, StateRead};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use arca_protocol::{Command, CommandError, Overwrite, Role};
+use arca_protocol::{BlobRef, Command, CommandError, Overwrite, Role};
 use axum::Json;
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -28,7 +28,7 @@ use super::packument::{DEPRECATED, MANIFEST};
 use super::{Context, NpmError};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::blob::{BlobWriter, StoredBlob};
+use crate::blob::BlobWriter;
 use crate::formats::{UploadError, content_length};
 use crate::meta::ProposeError;
 
@@ -238,8 +238,7 @@ async fn publish(
     if tags.is_empty() {
         tags.push("latest".to_string());
     }
-    let (stored, sums) = store_tarball(ctx.state, &attachment.data).await?;
-    let blob = stored.blob.clone();
+    let (blob, sums) = store_tarball(ctx.state, &attachment.data).await?;
     if let Some(length) = attachment.length
         && length != blob.size
     {
@@ -278,7 +277,7 @@ async fn publish(
     let committed = ctx
         .state
         .meta
-        .propose(stored.fence(Command::PutFile {
+        .propose(Command::PutFile {
             registry: ctx.registry.clone(),
             package: name.to_string(),
             version: version.clone(),
@@ -288,7 +287,7 @@ async fn publish(
             tags,
             overwrite: Overwrite::RefuseVersion,
             at: ctx.state.now_ms(),
-        }))
+        })
         .await;
     match committed {
         Ok(()) => Ok((
@@ -302,10 +301,7 @@ async fn publish(
 }
 
 /// Decodes base64 `data` into the chunk store, hashing on the way.
-async fn store_tarball(
-    state: &AppState,
-    data: &str,
-) -> Result<(StoredBlob, TarballSums), NpmError> {
+async fn store_tarball(state: &AppState, data: &str) -> Result<(BlobRef, TarballSums), NpmError> {
     let limit = state.config.max_upload_bytes;
     let mut writer = BlobWriter::new(state.chunks.clone());
     let mut sha512 = sha2::Sha512::new();
@@ -321,14 +317,14 @@ async fn store_tarball(
         sha1.update(&bytes);
         writer.write(&bytes).await?;
     }
-    let stored = writer.finish().await?;
-    state.metrics.upload_bytes.inc_by(stored.blob.size);
+    let blob = writer.finish().await?;
+    state.metrics.upload_bytes.inc_by(blob.size);
     let sums = TarballSums {
         sha512: sha512.finalize().to_vec(),
         sha1: sha1.finalize().to_vec(),
-        sha256: stored.blob.sha256.0.to_vec(),
+        sha256: blob.sha256.0.to_vec(),
     };
-    Ok((stored, sums))
+    Ok((blob, sums))
 }
 
 /// The deprecation a manifest in an updated packument asks for (`""` or none: not deprecated).

@@ -21,7 +21,7 @@ use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
 use crate::AppState;
-use crate::blob::{BlobWriter, StoredBlob, read_blob};
+use crate::blob::{BlobWriter, read_blob};
 use crate::formats::{append_body, declared_length, discard_body, serve_blob};
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
@@ -178,28 +178,28 @@ async fn commit_blob(
     writer: BlobWriter,
     digest: &Digest,
 ) -> Result<Response, OciError> {
-    let stored = writer.finish().await?;
-    verify_digest(state, &stored.blob, digest).await?;
-    link_blob(state, name, digest.to_string(), stored).await
+    let blob = writer.finish().await?;
+    verify_digest(state, &blob, digest).await?;
+    link_blob(state, name, digest.to_string(), blob).await
 }
 
-/// Links a blob into repository `name` under `digest` and answers 201 with its location.
+/// Links a stored blob into repository `name` under `digest` and answers 201 with its location.
 async fn link_blob(
     state: &AppState,
     name: &RepositoryName,
     digest: String,
-    stored: StoredBlob,
+    blob: BlobRef,
 ) -> Result<Response, OciError> {
     let created = blob_created(name, &digest);
     state
         .meta
-        .propose(stored.fence(Command::LinkBlob {
+        .propose(Command::LinkBlob {
             registry: name.registry.clone(),
             package: name.repository.clone(),
             digest,
-            blob: stored.blob.clone(),
+            blob,
             at: state.now_ms(),
-        }))
+        })
         .await?;
     Ok(created)
 }
@@ -314,9 +314,7 @@ pub async fn start(
             for chunk in &blob.chunks {
                 state.chunks.reuse(&chunk.id);
             }
-            // A live blob: its chunks are referenced, so its link needs no fence.
-            let mounted = StoredBlob { blob, fence: None };
-            return link_blob(state, name, digest, mounted).await;
+            return link_blob(state, name, digest, blob).await;
         }
         // The spec says: when the mount cannot be done, start an ordinary upload session.
     }

@@ -195,18 +195,18 @@ pub async fn put(
     let subject = manifest.subject.clone();
     let mut writer = BlobWriter::new(state.chunks.clone());
     writer.write(&bytes).await?;
-    let stored = writer.finish().await?;
+    let blob = writer.finish().await?;
     state
         .meta
-        .propose(stored.fence(Command::PutManifest {
+        .propose(Command::PutManifest {
             registry: name.registry.clone(),
             package: name.repository.clone(),
             digest: digest.clone(),
             manifest,
-            blob: stored.blob.clone(),
+            blob,
             tag,
             at: state.now_ms(),
-        }))
+        })
         .await?;
     let mut answer = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),

@@ -11,7 +11,6 @@ use super::OciError;
 use super::manifests;
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use crate::AppState;
-use crate::blob::StoredBlob;
 use crate::formats::read_small_blob;
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
@@ -160,21 +159,16 @@ async fn remote_manifest(
             .proxy
             .document(state, registry, &key, &url, Some(MANIFEST_TYPES))
             .await?;
-        // A cached document: its blob is live, and a manifest referencing it needs no fence.
-        let cached = StoredBlob {
-            blob: document.cached.blob,
-            fence: None,
-        };
+        let blob = document.cached.blob;
         let digest = record_manifest(
             state,
             registry,
             repository,
             Some(reference),
-            &cached,
+            &blob,
             &document.cached.content_type,
         )
         .await?;
-        let blob = cached.blob;
         let media_type = manifests::lookup(state, &registry.name, repository, &digest)?
             .map(|(_, media_type, _)| media_type)
             .unwrap_or(document.cached.content_type);
@@ -204,7 +198,7 @@ async fn remote_manifest(
                     &registry,
                     &repository,
                     None,
-                    &fetched.stored,
+                    &fetched.blob,
                     &fetched.content_type,
                 )
                 .await?;
@@ -235,10 +229,10 @@ async fn record_manifest(
     registry: &Registry,
     repository: &str,
     tag: Option<&str>,
-    stored: &StoredBlob,
+    blob: &BlobRef,
     content_type: &str,
 ) -> Result<String, ProxyError> {
-    let bytes = read_small_blob(state, &stored.blob)
+    let bytes = read_small_blob(state, blob)
         .await
         .map_err(|e| ProxyError::Upstream(e.to_string()))?;
     let digest = Digest::of(Algorithm::Sha256, &bytes).to_string();
@@ -256,15 +250,15 @@ async fn record_manifest(
         .map_err(|e| ProxyError::Upstream(format!("the upstream's manifest: {}", e.message)))?;
     state
         .meta
-        .propose(stored.fence(Command::PutManifest {
+        .propose(Command::PutManifest {
             registry: registry.name.clone(),
             package: repository.to_string(),
             digest: digest.clone(),
             manifest,
-            blob: stored.blob.clone(),
+            blob: blob.clone(),
             tag: tag.map(str::to_string),
             at: state.now_ms(),
-        }))
+        })
         .await?;
     Ok(digest)
 }
@@ -308,13 +302,13 @@ pub async fn find_blob(
                 async move {
                     state
                         .meta
-                        .propose(fetched.stored.fence(Command::LinkBlob {
+                        .propose(Command::LinkBlob {
                             registry,
                             package,
                             digest,
-                            blob: fetched.stored.blob.clone(),
+                            blob: fetched.blob.clone(),
                             at: state.now_ms(),
-                        }))
+                        })
                         .await?;
                     Ok(fetched)
                 }

@@ -420,23 +420,23 @@ async fn metadata_from_wheel(
     }
     let mut writer = BlobWriter::new(state.chunks.clone());
     writer.write(&metadata).await.ok()?;
-    let stored = writer.finish().await.ok()?;
+    let blob = writer.finish().await.ok()?;
     state
         .meta
-        .propose(stored.fence(Command::PutFile {
+        .propose(Command::PutFile {
             registry: registry.name.clone(),
             package: project.to_string(),
             version: file.version.clone(),
             filename: format!("{}{METADATA_SUFFIX}", file.filename),
-            blob: stored.blob.clone(),
+            blob: blob.clone(),
             attributes: Default::default(),
             tags: Vec::new(),
             overwrite: Overwrite::Allow,
             at: state.now_ms(),
-        }))
+        })
         .await
         .ok()?;
-    Some(stored.blob)
+    Some(blob)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use super::names::{
 use super::wheel::{BlobCursor, read_metadata};
 use super::{PypiError, open_registry, publish_target};
 use crate::AppState;
-use crate::blob::{BlobWriter, StoredBlob};
+use crate::blob::BlobWriter;
 use crate::formats::{declared_length, discard_body};
 use crate::meta::ProposeError;
 
@@ -70,7 +70,7 @@ impl Form {
 /// The received distribution.
 struct Content {
     filename: String,
-    stored: StoredBlob,
+    blob: BlobRef,
     blake2_256: String,
 }
 
@@ -148,7 +148,7 @@ async fn read_form(
         state.metrics.upload_bytes.inc_by(writer.size());
         content = Some(Content {
             filename,
-            stored: writer.finish().await?,
+            blob: writer.finish().await?,
             blake2_256: hex::encode(blake2.finalize()),
         });
     }
@@ -204,7 +204,7 @@ fn check_upload(
             parsed.version
         )));
     }
-    let sha256_checked = check_digest(form, "sha256_digest", &content.stored.blob.sha256.to_hex())?;
+    let sha256_checked = check_digest(form, "sha256_digest", &content.blob.sha256.to_hex())?;
     let blake2_checked = check_digest(form, "blake2_256_digest", &content.blake2_256)?;
     if !(sha256_checked || blake2_checked) {
         return Err(PypiError::bad_request(
@@ -249,7 +249,7 @@ fn attributes(form: &Form, content: &Content, kind: DistributionKind) -> BTreeMa
 }
 
 /// Reads a stored wheel's `METADATA` and stores it as a blob.
-async fn store_wheel_metadata(state: &AppState, wheel: &BlobRef) -> Result<StoredBlob, PypiError> {
+async fn store_wheel_metadata(state: &AppState, wheel: &BlobRef) -> Result<BlobRef, PypiError> {
     let cursor = BlobCursor::new(state.chunks.clone(), wheel.clone());
     let metadata = crate::blocking::spawn(move || read_metadata(cursor))
         .await
@@ -312,7 +312,7 @@ pub async fn upload(
         content.ok_or_else(|| PypiError::bad_request("Upload payload does not have a file."))?;
     let (project, version, kind) = check_upload(&form, &content)?;
     let metadata = match kind {
-        DistributionKind::Wheel => Some(store_wheel_metadata(state, &content.stored.blob).await?),
+        DistributionKind::Wheel => Some(store_wheel_metadata(state, &content.blob).await?),
         DistributionKind::Sdist => None,
     };
     let at = state.now_ms();
@@ -332,24 +332,21 @@ pub async fn upload(
     // A wheel and its `.metadata` (PEP 658) commit together or not at all.
     let mut commands = vec![put(
         filename.clone(),
-        content.stored.blob.clone(),
+        content.blob.clone(),
         attributes(&form, &content, kind),
         Overwrite::RefuseFile,
     )];
-    if let Some(metadata) = &metadata {
+    if let Some(metadata) = metadata {
         commands.push(put(
             format!("{filename}{METADATA_SUFFIX}"),
-            metadata.blob.clone(),
+            metadata,
             BTreeMap::new(),
             Overwrite::Allow,
         ));
     }
     state
         .meta
-        .propose(StoredBlob::fence_all(
-            std::iter::once(&content.stored).chain(&metadata),
-            Command::Batch { commands },
-        ))
+        .propose(Command::Batch { commands })
         .await
         .map_err(|error| match error {
             ProposeError::Refused(CommandError::AlreadyExists(_) | CommandError::Conflict(_)) => {

@@ -199,7 +199,7 @@ mod tests {
         ]);
         let mut writer = crate::blob::BlobWriter::new(store.clone());
         writer.write(&wheel).await.expect("write");
-        let blob = writer.finish().await.expect("blob").blob;
+        let blob = writer.finish().await.expect("blob");
         let mut cursor = BlobCursor::new(store, blob);
         let mut all = Vec::new();
         cursor.read_to_end(&mut all).expect("read");

@@ -85,6 +85,14 @@ pub struct Config {
     /// Collect unreferenced chunks (with the default grace period of an hour) this often, in
     /// seconds; 0 runs garbage collection only when asked (`POST /api/v1/gc`).
     pub gc_interval_seconds: u64,
+    /// PEM certificate chain to serve HTTPS with on the HTTP port (with `tls_key`; read again when
+    /// the files change).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of CA certificates remote registries' upstreams are trusted by, besides the
+    /// system's certificate store (a private CA, or a TLS-inspecting proxy's).
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -110,6 +118,9 @@ impl Default for Config {
             write_timeout_ms: 10_000,
             auto_promote: true,
             gc_interval_seconds: 0,
+            tls_cert: None,
+            tls_key: None,
+            upstream_ca_file: None,
         }
     }
 }
@@ -147,6 +158,15 @@ pub struct Overrides {
     /// full or cache [default: full; env ARCA_ROLE].
     #[arg(long, value_name = "ROLE")]
     pub role: Option<NodeRole>,
+    /// Serve HTTPS with this PEM certificate chain [env ARCA_TLS_CERT].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert [env ARCA_TLS_KEY].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also trust these PEM CA certificates for upstreams [env ARCA_UPSTREAM_CA_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -155,7 +175,8 @@ impl Config {
     /// `ARCA_SNAPSHOT_STATE_PERCENT`, `ARCA_META_CACHE_BYTES`,
     /// `ARCA_CHUNK_CACHE_BYTES`, `ARCA_SITE`, `ARCA_QUIC`, `ARCA_ROLE`, `ARCA_CACHE_MEMORY_BYTES`,
     /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
-    /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`), then `flags`.
+    /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
+    /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -220,6 +241,15 @@ impl Config {
                 *target = Some(value);
             }
         }
+        for (name, target) in [
+            ("ARCA_TLS_CERT", &mut config.tls_cert),
+            ("ARCA_TLS_KEY", &mut config.tls_key),
+            ("ARCA_UPSTREAM_CA_FILE", &mut config.upstream_ca_file),
+        ] {
+            if let Some(value) = env(name) {
+                *target = Some(PathBuf::from(value));
+            }
+        }
         let Overrides {
             http,
             data_dir,
@@ -231,6 +261,9 @@ impl Config {
             join,
             join_token,
             role,
+            tls_cert,
+            tls_key,
+            upstream_ca_file,
         } = flags;
         set_if_some(&mut config.http, http);
         set_if_some(&mut config.data_dir, data_dir);
@@ -243,6 +276,15 @@ impl Config {
             (&mut config.advertise_quic, advertise_quic),
             (&mut config.join, join),
             (&mut config.join_token, join_token),
+        ] {
+            if value.is_some() {
+                *target = value;
+            }
+        }
+        for (target, value) in [
+            (&mut config.tls_cert, tls_cert),
+            (&mut config.tls_key, tls_key),
+            (&mut config.upstream_ca_file, upstream_ca_file),
         ] {
             if value.is_some() {
                 *target = value;

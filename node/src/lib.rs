@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod formats;
+pub mod https;
 pub mod inject;
 pub mod meta;
 pub mod policy;
@@ -104,6 +105,17 @@ pub enum NodeError {
     /// The cache of a cache node could not be opened.
     #[error("cache: {0}")]
     Cache(#[from] blob::BlobError),
+    /// The HTTPS certificate or key could not be used.
+    #[error("HTTPS: {0}")]
+    Tls(String),
+    /// The CA bundle for upstreams could not be used.
+    #[error("upstream_ca_file {path}: {reason}")]
+    UpstreamCa {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The HTTP server failed.
     #[error("http server on {addr}: {source}")]
     Http {
@@ -184,6 +196,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         .await?;
         chunks.set_tiered(tiered);
     }
+    let tls = https_config(&config)?;
+    let upstream = upstream_client(&config)?;
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| NodeError::Http {
@@ -253,7 +267,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         meta.clone(),
         network.clone(),
     )));
-    meta.hold_chunks_with(Arc::new(chunks.clone()));
+    meta.hold_chunks_with(Arc::new(Arc::downgrade(&chunks)));
     let mut background = Vec::new();
     if let Some(via) = config.join.clone() {
         background.push(tokio::spawn(cluster::register(
@@ -302,33 +316,17 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         identity: credentials.identity,
         clock,
         gc_clock,
-        proxy: Arc::new(proxy::Proxy::default()),
+        proxy: Arc::new(proxy::Proxy::new(upstream)),
         passwords: Arc::new(auth::password::PasswordCache::default()),
         documents: Arc::new(formats::documents::Documents::default()),
     };
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        // Without TCP_NODELAY, Nagle's algorithm meeting delayed ACKs adds ~40 ms to responses whose
-        // last segment is small.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "setting TCP_NODELAY");
-            }
-        });
-        // Connect info gives the audit trail each request's source address.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    let server = tokio::spawn(serve_http(listener, tls, app, stopped));
     std::fs::write(data_dir.join("http.addr"), http_addr.to_string()).map_err(dir_error)?;
     std::fs::write(data_dir.join("quic.addr"), quic_addr.to_string()).map_err(dir_error)?;
-    tracing::info!(%http_addr, %quic_addr, data_dir = %data_dir.display(), "arca node serving HTTP");
+    tracing::info!(%http_addr, %quic_addr, data_dir = %data_dir.display(), scheme, "arca node serving");
     Ok(RunningNode {
         http_addr,
         quic_addr,
@@ -351,6 +349,79 @@ async fn count_leader_changes(meta: Meta, metrics: Arc<api::metrics::Metrics>) {
         if now != leader {
             leader = now;
             metrics.raft_leader_changes.inc();
+        }
+    }
+}
+
+/// The outbound client of remote registries, trusting `upstream_ca_file` besides the system's store.
+fn upstream_client(config: &Config) -> Result<proxy::UpstreamClient, NodeError> {
+    let ca_error = |path: &std::path::Path, reason: String| NodeError::UpstreamCa {
+        path: path.display().to_string(),
+        reason,
+    };
+    let extra = match &config.upstream_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| ca_error(path, e.to_string()))?),
+        None => None,
+    };
+    proxy::UpstreamClient::new(extra.as_deref()).map_err(|error| {
+        let path = config
+            .upstream_ca_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        ca_error(path, error.to_string())
+    })
+}
+
+/// The TLS configuration of the HTTP port when `tls_cert` and `tls_key` are set.
+fn https_config(config: &Config) -> Result<Option<rustls::ServerConfig>, NodeError> {
+    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return Ok(None),
+        _ => {
+            return Err(NodeError::Tls(
+                "tls_cert and tls_key go together: set both, or neither".to_string(),
+            ));
+        }
+    };
+    let certificate =
+        https::ReloadingCertificate::open(cert, key).map_err(|e| NodeError::Tls(e.to_string()))?;
+    https::server_config(Arc::new(certificate))
+        .map(Some)
+        .map_err(|e| NodeError::Tls(e.to_string()))
+}
+
+/// Without TCP_NODELAY, Nagle's algorithm meeting delayed ACKs adds ~40 ms to responses whose last
+/// segment is small.
+fn set_nodelay(tcp: &tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::warn!(%error, "setting TCP_NODELAY");
+    }
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `stopped`. Connect info gives the audit
+/// trail each request's source address.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    app: axum::Router,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    match tls {
+        None => {
+            let listener = listener.tap_io(|tcp| set_nodelay(tcp));
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            let listener = https::TlsListener::new(listener, config, set_nodelay)?.tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
         }
     }
 }

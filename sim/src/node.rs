@@ -129,7 +129,7 @@ impl SimNode {
         self.founds.store(false, Ordering::Relaxed);
         let chunks = Arc::new(ChunkStore::on(Arc::new(chunk_files), CHUNK_CACHE_BYTES));
         chunks.set_remote(Arc::new(PeerChunks::new(meta.clone(), peer_network)));
-        meta.hold_chunks_with(Arc::new(chunks.clone()));
+        meta.hold_chunks_with(Arc::new(Arc::downgrade(&chunks)));
         let clock: Arc<dyn Clock> = self.clock.clone();
         let gc_clock = Arc::new(NeverAhead::new(clock.clone()));
         network.up(

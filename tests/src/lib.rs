@@ -41,7 +41,7 @@ pub struct TestNode {
     data_dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with `--tls-cert`)
     pub url: String,
     /// The admin token the node created on first start.
     pub admin_token: String,
@@ -134,7 +134,12 @@ impl TestNode {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        self.url = format!("http://{addr}");
+        let scheme = if self.args.iter().any(|arg| arg == "--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
+        self.url = format!("{scheme}://{addr}");
         self.admin_token = std::fs::read_to_string(self.data_dir.path().join("admin.token"))
             .context("reading admin.token")?
             .trim()

@@ -132,10 +132,13 @@ impl Drop for Pins {
     }
 }
 
-/// The metadata holds the chunks of a write that carries new blobs here while it commits.
-impl crate::meta::HoldChunks for Arc<ChunkStore> {
+/// The metadata holds the chunks of a write that carries new blobs here while it commits. It keeps
+/// the store weakly: the store reaches the metadata (to fetch from peers), and a strong reference
+/// back would keep both alive forever. A store already gone holds nothing.
+impl crate::meta::HoldChunks for std::sync::Weak<ChunkStore> {
     fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>> {
-        ChunkStore::hold(self, blobs).map(|pins| Box::new(pins) as Box<dyn Send>)
+        let store = self.upgrade()?;
+        ChunkStore::hold(&store, blobs).map(|pins| Box::new(pins) as Box<dyn Send>)
     }
 }
 

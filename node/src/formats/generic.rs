@@ -58,7 +58,10 @@ impl From<ProxyError> for ApiError {
                 "UNAVAILABLE",
                 error.to_string(),
             ),
-            ProxyError::Denied(_) | ProxyError::Upstream(_) | ProxyError::CircuitOpen(_) => {
+            ProxyError::Denied(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Tls(_)
+            | ProxyError::CircuitOpen(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM", error.to_string())
             }
         }

@@ -1198,6 +1198,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_metadata_and_the_chunk_store_it_holds_chunks_in_are_freed_together() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let meta = Meta::open(dir.path(), options()).await.expect("open");
+        let chunks = Arc::new(
+            crate::blob::ChunkStore::open(&dir.path().join("chunks"), 1 << 20).expect("store"),
+        );
+        let network: Arc<dyn PeerNetwork> = Arc::new(crate::transfer::NoNetwork);
+        chunks.set_remote(Arc::new(crate::transfer::replication::PeerChunks::new(
+            meta.clone(),
+            network,
+        )));
+        meta.hold_chunks_with(Arc::new(Arc::downgrade(&chunks)));
+        let store = Arc::downgrade(&chunks);
+        drop(chunks);
+        meta.shutdown().await;
+        drop(meta);
+        assert!(
+            store.upgrade().is_none(),
+            "the store (and the metadata it reaches) outlived every handle"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_data_directory_from_before_formats_is_refused_not_emptied() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join(UNVERSIONED_FILE), b"old").expect("old file");

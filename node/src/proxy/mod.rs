@@ -8,6 +8,8 @@
 
 mod upstream;
 
+pub use upstream::UpstreamClient;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +46,12 @@ pub enum ProxyError {
     /// The upstream failed, timed out or sent something other than what was promised.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// The upstream's TLS certificate is not trusted (or not valid): the node's certificate store,
+    /// `upstream_ca_file`, or the upstream's certificate needs fixing.
+    #[error(
+        "upstream TLS: {0} (the node trusts the system's certificate store and upstream_ca_file)"
+    )]
+    Tls(String),
     /// Too many recent failures: the upstream is not asked for a while.
     #[error("upstream {0} is failing; not asking it for a while")]
     CircuitOpen(String),
@@ -187,7 +195,6 @@ pub type Record =
     Box<dyn FnOnce(Fetched) -> BoxFuture<'static, Result<Fetched, ProxyError>> + Send>;
 
 /// A node's remote-registry machinery.
-#[derive(Default)]
 pub struct Proxy {
     client: upstream::UpstreamClient,
     flights: Arc<Mutex<HashMap<String, FlightEntry>>>,
@@ -205,6 +212,17 @@ pub struct Document {
 }
 
 impl Proxy {
+    /// The machinery over `client`.
+    pub fn new(client: upstream::UpstreamClient) -> Proxy {
+        Proxy {
+            client,
+            flights: Arc::default(),
+            next_flight: Default::default(),
+            breakers: Mutex::default(),
+            counters: Mutex::default(),
+        }
+    }
+
     /// The figures of every remote registry.
     pub fn counters(&self) -> HashMap<String, RemoteCounters> {
         self.counters

@@ -65,18 +65,59 @@ pub struct UpstreamClient {
     tokens: Arc<Mutex<HashMap<String, String>>>,
 }
 
-impl Default for UpstreamClient {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
+impl UpstreamClient {
+    /// A client that trusts the operating system's certificate store (with `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` when set), the bundled web roots, and the CA certificates in `extra_roots`
+    /// (a PEM bundle: a private CA, or the one of a TLS-inspecting proxy).
+    pub fn new(extra_roots: Option<&[u8]>) -> Result<UpstreamClient, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(30))
-            .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        UpstreamClient {
-            http,
-            tokens: Arc::default(),
+            .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = extra_roots {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
+        Ok(UpstreamClient {
+            http: builder.build()?,
+            tokens: Arc::default(),
+        })
+    }
+}
+
+/// True for a rustls error, also inside (nested) I/O errors, which hide what they wrap from
+/// `source()`.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| is_tls(inner))
+}
+
+/// What went wrong with a request to an upstream, with every cause (reqwest's own message names
+/// none: "error sending request for url"); a refused TLS certificate is [`ProxyError::Tls`], which
+/// no retry mends.
+fn request_error(context: &str, error: &reqwest::Error) -> ProxyError {
+    let mut message = format!("{context}{error}");
+    let mut tls = false;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        tls |= is_tls(cause);
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    if tls {
+        ProxyError::Tls(message)
+    } else {
+        ProxyError::Upstream(message)
     }
 }
 
@@ -194,7 +235,7 @@ impl UpstreamClient {
         let response = request(cached_token)
             .send()
             .await
-            .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+            .map_err(|e| request_error("", &e))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -214,7 +255,7 @@ impl UpstreamClient {
         request(Some(token))
             .send()
             .await
-            .map_err(|e| ProxyError::Upstream(e.to_string()))
+            .map_err(|e| request_error("", &e))
     }
 
     /// A bearer token from a registry's token endpoint (with Basic credentials when configured).
@@ -226,7 +267,7 @@ impl UpstreamClient {
         let response = request
             .send()
             .await
-            .map_err(|e| ProxyError::Upstream(format!("token endpoint: {e}")))?;
+            .map_err(|e| request_error("token endpoint: ", &e))?;
         if !response.status().is_success() {
             return Err(ProxyError::Denied(format!(
                 "token endpoint answered {}",

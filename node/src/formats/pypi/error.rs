@@ -155,9 +155,10 @@ impl From<ProxyError> for PypiError {
         let status = match error {
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::Record(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Denied(_) | ProxyError::Upstream(_) | ProxyError::CircuitOpen(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            ProxyError::Denied(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Tls(_)
+            | ProxyError::CircuitOpen(_) => StatusCode::BAD_GATEWAY,
         };
         Self::new(status, error.to_string())
     }

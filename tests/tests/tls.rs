@@ -1,0 +1,253 @@
+//! TLS both ways, with a certificate authority the test makes (as a company's private CA, or the
+//! one of a TLS-inspecting proxy, would be): a node serving HTTPS from `--tls-cert`/`--tls-key`, a
+//! remote registry whose upstream is that node (trusted through `--upstream-ca-file`, or through
+//! the system's store as `SSL_CERT_FILE` names it, refused with the TLS cause said when neither
+//! trusts it), and the `arca` CLI against the HTTPS node.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use arca_tests::{TestNode, binary, pseudo_random_bytes, sha256_hex};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost, written as PEM files.
+struct TestPki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+}
+
+impl TestPki {
+    fn new() -> Result<TestPki> {
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name
+            .push(DnType::CommonName, "Arca test private CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate()?;
+        let ca_pem = ca.self_signed(&ca_key)?.pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let mut server = CertificateParams::new(vec!["localhost".to_string()])?;
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_key = KeyPair::generate()?;
+        let server_pem = server.signed_by(&server_key, &issuer)?.pem();
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem)?;
+        std::fs::write(dir.path().join("server.pem"), server_pem)?;
+        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem())?;
+        Ok(TestPki { dir, ca_pem })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// A client that trusts this CA (and nothing else would do for the HTTPS node).
+    fn client(&self) -> Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)
+            .build()?)
+    }
+
+    /// An `arca-node` serving HTTPS with the server certificate.
+    fn https_node(&self) -> Result<TestNode> {
+        let (cert, key) = (self.path("server.pem"), self.path("server.key"));
+        TestNode::start_with_args(&["--tls-cert", &cert, "--tls-key", &key])
+    }
+}
+
+async fn create_registry(
+    client: &reqwest::Client,
+    node: &TestNode,
+    body: serde_json::Value,
+) -> Result<()> {
+    let response = client
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    ensure!(status == 201, "{status}: {}", response.text().await?);
+    Ok(())
+}
+
+/// A remote generic registry `name` over `upstream`'s registry `up`.
+fn remote(name: &str, upstream: &TestNode) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "package_type": "GENERIC",
+        "kind": "remote",
+        "upstream": {
+            "url": format!("{}/generic/up", upstream.url),
+            "username": "arca",
+            "password": upstream.admin_token,
+        },
+    })
+}
+
+async fn get(node: &TestNode, path: &str) -> Result<(u16, Vec<u8>)> {
+    let response = arca_tests::http()
+        .get(format!("{}/generic/{path}", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.bytes().await?.to_vec()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured() -> Result<()> {
+    let pki = TestPki::new()?;
+    let upstream = pki.https_node()?;
+    ensure!(upstream.url.starts_with("https://"), "{}", upstream.url);
+    let client = pki.client()?;
+    create_registry(
+        &client,
+        &upstream,
+        serde_json::json!({"name": "up", "package_type": "GENERIC"}),
+    )
+    .await?;
+    let body = pseudo_random_bytes(300_000, 7);
+    let pushed = client
+        .put(format!("{}/generic/up/tool/1.0/tool.bin", upstream.url))
+        .bearer_auth(&upstream.admin_token)
+        .body(body.clone())
+        .send()
+        .await?;
+    ensure!(
+        pushed.status() == 201,
+        "push over HTTPS: {}",
+        pushed.status()
+    );
+    // Plain HTTP to the HTTPS port gets nothing served.
+    let plain = upstream.url.replacen("https://", "http://", 1);
+    let refused = arca_tests::http()
+        .get(format!("{plain}/generic/up/tool/1.0/tool.bin"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "plain HTTP must not be served: {refused:?}"
+    );
+
+    // Not trusted: the client hears why, at once (a refused certificate is not retried), and so
+    // does the node's log.
+    let untrusting = TestNode::start()?;
+    create_registry(
+        &arca_tests::http(),
+        &untrusting,
+        remote("mirror", &upstream),
+    )
+    .await?;
+    let started = Instant::now();
+    let (status, answer) = get(&untrusting, "mirror/tool/1.0/tool.bin").await?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer.contains("UnknownIssuer") && answer.contains("upstream_ca_file"),
+        "the answer says the TLS cause: {answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not retried for {:?}",
+        started.elapsed()
+    );
+    assert!(
+        untrusting.log().contains("UnknownIssuer"),
+        "the log says it too"
+    );
+
+    // Trusted through --upstream-ca-file, and through the system's store (SSL_CERT_FILE).
+    let ca = pki.path("ca.pem");
+    let with_file = TestNode::start_with_args(&["--upstream-ca-file", &ca])?;
+    let with_store = TestNode::start_with(&[], &[("SSL_CERT_FILE", &ca)])?;
+    for node in [&with_file, &with_store] {
+        create_registry(&arca_tests::http(), node, remote("mirror", &upstream)).await?;
+        let (status, fetched) = get(node, "mirror/tool/1.0/tool.bin").await?;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&fetched));
+        assert_eq!(sha256_hex(&fetched), sha256_hex(&body));
+    }
+    Ok(())
+}
+
+/// Runs `arca` against `node` with `SSL_CERT_FILE` set to `ca` (or unset).
+fn cli(node: &TestNode, ca: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let home = node.data_dir().join("cli-home");
+    let _ = std::fs::create_dir_all(&home);
+    let mut command = Command::new(binary("arca"));
+    command
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("ARCA_SERVER", &node.url)
+        .env("ARCA_TOKEN", &node.admin_token)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .stdin(Stdio::null());
+    if let Some(ca) = ca {
+        command.env("SSL_CERT_FILE", ca);
+    }
+    command.output().expect("running arca")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_works_against_an_https_node_whose_ca_the_system_store_holds() -> Result<()> {
+    let pki = TestPki::new()?;
+    let node = pki.https_node()?;
+    let ca = pki.dir.path().join("ca.pem");
+    let listed = cli(&node, Some(&ca), &["registry", "list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let untrusted = cli(&node, None, &["registry", "list"]);
+    assert!(!untrusted.status.success(), "an unknown CA is refused");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() -> Result<()> {
+    let pki = TestPki::new()?;
+    let node = pki.https_node()?;
+    let client = pki.client()?;
+    let served = client.get(format!("{}/healthz", node.url)).send().await?;
+    ensure!(served.status().is_success(), "{}", served.status());
+    // Renewed by a CA the client does not know: once the files change, the node serves the new
+    // certificate, and this client refuses it.
+    let renewed = TestPki::new()?;
+    std::fs::copy(renewed.path("server.pem"), pki.path("server.pem"))?;
+    std::fs::copy(renewed.path("server.key"), pki.path("server.key"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A new client each time: a pooled connection would keep the old session.
+        let fresh = pki.client()?;
+        if fresh
+            .get(format!("{}/healthz", node.url))
+            .send()
+            .await
+            .is_err()
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the renewed certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let renewed_client = renewed.client()?;
+    let served = renewed_client
+        .get(format!("{}/healthz", node.url))
+        .send()
+        .await?;
+    ensure!(served.status().is_success(), "{}", served.status());
+    Ok(())
+}

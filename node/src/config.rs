@@ -62,7 +62,8 @@ pub struct Config {
     pub chunk_cache_bytes: u64,
     /// The site (failure and latency domain) this node is in.
     pub site: String,
-    /// Address the inter-node QUIC port binds (`127.0.0.1:0` picks a free port).
+    /// Address the inter-node QUIC port binds (`127.0.0.1:0` picks a free port; when not set, the
+    /// port after the HTTP port, on its address).
     pub quic: SocketAddr,
     /// `host:port` other nodes and clients use for this node's HTTP (default: the bound address).
     pub advertise_http: Option<String>,
@@ -140,7 +141,7 @@ pub struct Overrides {
     /// The site this node is in [default: local; env ARCA_SITE].
     #[arg(long, value_name = "NAME")]
     pub site: Option<String>,
-    /// Address of the inter-node QUIC port [default: 127.0.0.1:7071; env ARCA_QUIC].
+    /// Address of the inter-node QUIC port [default: the HTTP port + 1 on its address; env ARCA_QUIC].
     #[arg(long, value_name = "ADDR")]
     pub quic: Option<SocketAddr>,
     /// HTTP address others should use [default: the bound one; env ARCA_ADVERTISE_HTTP].
@@ -182,19 +183,24 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
         flags: Overrides,
     ) -> Result<Config, ConfigError> {
+        let mut quic_given = false;
         let mut config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.display().to_string(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                let parse_error = |source| ConfigError::Parse {
                     path: path.display().to_string(),
                     source,
-                })?
+                };
+                let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;
+                quic_given = table.contains_key("quic");
+                toml::from_str(&text).map_err(parse_error)?
             }
             None => Config::default(),
         };
+        quic_given |= env("ARCA_QUIC").is_some() || flags.quic.is_some();
         env_override(&env, "ARCA_HTTP", &mut config.http)?;
         env_override(&env, "ARCA_DATA_DIR", &mut config.data_dir)?;
         env_override(&env, "ARCA_NODE_ID", &mut config.node_id)?;
@@ -281,6 +287,9 @@ impl Config {
                 *target = value;
             }
         }
+        if !quic_given {
+            config.quic = quic_beside(config.http);
+        }
         for (target, value) in [
             (&mut config.tls_cert, tls_cert),
             (&mut config.tls_key, tls_key),
@@ -292,6 +301,17 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The inter-node port a node uses when none is configured: the one after its HTTP port, on the
+/// same address (7071 beside the default 7070), so nodes given only distinct HTTP ports on one
+/// machine do not collide; a free one when the HTTP port is picked freely too.
+fn quic_beside(http: SocketAddr) -> SocketAddr {
+    let port = match http.port() {
+        0 | u16::MAX => 0,
+        port => port + 1,
+    };
+    SocketAddr::new(http.ip(), port)
 }
 
 fn set_if_some<T>(target: &mut T, value: Option<T>) {
@@ -354,6 +374,26 @@ mod tests {
                 .port(),
             1
         );
+    }
+
+    #[test]
+    fn the_inter_node_port_follows_the_http_port_unless_set() {
+        let http = |addr: &str| Overrides {
+            http: Some(addr.parse().expect("addr")),
+            ..Overrides::default()
+        };
+        let load = |flags| Config::load(None, |_| None, flags).expect("config");
+        assert_eq!(load(http("127.0.0.1:8080")).quic.port(), 8081);
+        assert_eq!(load(http("127.0.0.1:0")).quic.port(), 0);
+        assert_eq!(load(Overrides::default()).quic.port(), 7071);
+        let both = Overrides {
+            quic: Some("127.0.0.1:9999".parse().expect("addr")),
+            ..http("127.0.0.1:8080")
+        };
+        assert_eq!(load(both).quic.port(), 9999);
+        let env = |name: &str| (name == "ARCA_QUIC").then(|| "127.0.0.1:7777".to_string());
+        let from_env = Config::load(None, env, http("127.0.0.1:8080")).expect("config");
+        assert_eq!(from_env.quic.port(), 7777);
     }
 
     #[test]

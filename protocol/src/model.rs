@@ -52,6 +52,21 @@ impl PackageType {
         PackageType::Nuget,
     ];
 
+    /// The package types this build has a front-end for: registries of only these can be created
+    /// (the others are kept as names, so data that mentions them still loads).
+    pub const SERVED: [PackageType; 5] = [
+        PackageType::Generic,
+        PackageType::Docker,
+        PackageType::Npm,
+        PackageType::Pypi,
+        PackageType::Maven,
+    ];
+
+    /// True when this build serves registries of this type.
+    pub fn is_served(self) -> bool {
+        PackageType::SERVED.contains(&self)
+    }
+
     /// The upper-case name used in the API and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -209,6 +209,23 @@ fn a_large_file_is_pushed_and_pulled_back_intact() {
     let pulled = std::fs::read(out_dir.path().join("tool.bin")).expect("pulled file");
     assert!(pulled == content, "pulled bytes differ from pushed bytes");
 
+    // Into a directory that does not exist yet, named with a trailing slash: created.
+    let missing = format!("{dest}/downloads/nested/");
+    ok(
+        &node,
+        &[
+            "artifact",
+            "pull",
+            "generic",
+            "files",
+            "org-tool/1.0.0/tool.bin",
+            &missing,
+        ],
+    );
+    let pulled = std::fs::read(out_dir.path().join("downloads/nested/tool.bin"))
+        .expect("pulled into the created directory");
+    assert!(pulled == content, "pulled bytes differ from pushed bytes");
+
     // Into an explicit path, with a name chosen at push time.
     ok(
         &node,
@@ -727,6 +744,13 @@ fn created_tokens_work_with_their_role_until_revoked() {
     assert_eq!(created.info.name, "ci");
     assert_eq!(created.info.scopes, vec![Grant::global(Role::Write)]);
     let secret = created.token.as_str();
+    // A name is optional: the token is labelled with when it was made.
+    let unnamed: CreatedToken = typed!(json_of(&node, &["token", "create", "--role", "read"]));
+    assert!(
+        unnamed.info.name.starts_with("token-"),
+        "{}",
+        unnamed.info.name
+    );
 
     let listed: Vec<TokenInfo> = typed!(json_of(&node, &["token", "list"]));
     assert!(

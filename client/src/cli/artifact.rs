@@ -291,10 +291,11 @@ impl Tabular for VersionInfo {
             format!(" (tags: {})", self.tags.join(", "))
         };
         let mut text = format!(
-            "version {} of package {} in registry {}{tags}, {} stored\n{}",
+            "version {} of package {} in registry {}{tags}: {} file(s), {}\n{}",
             self.version,
             self.package,
             self.registry,
+            self.files.len(),
             bytes(self.size),
             table(&["FILE", "SIZE", "SHA256", "CREATED"], files)
         );

@@ -23,7 +23,7 @@ pub enum RegistryCommand {
     Create {
         /// Registry name
         name: String,
-        /// Package type: GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO or NUGET
+        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI or MAVEN
         #[arg(long, value_name = "TYPE")]
         package_type: PackageType,
         /// Free text for humans

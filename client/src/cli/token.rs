@@ -16,8 +16,8 @@ use super::output::{Deleted, Row, Subject, emit, timestamp};
 pub enum TokenCommand {
     /// Create a token and print its secret (shown only this once)
     Create {
-        /// A label for the token
-        #[arg(long = "name", value_name = "NAME", required_unless_present = "label")]
+        /// A label for the token [default: token-<unix time>]
+        #[arg(long = "name", value_name = "NAME")]
         name: Option<String>,
         /// The label, as a positional argument
         #[arg(conflicts_with = "name", hide = true)]
@@ -49,6 +49,14 @@ pub enum TokenCommand {
     },
 }
 
+/// The label of a token created without one: when it was made.
+fn default_token_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    format!("token-{now}")
+}
+
 impl TokenCommand {
     /// Runs the subcommand.
     pub async fn run(self, context: &Context) -> Result<()> {
@@ -74,7 +82,7 @@ impl TokenCommand {
                     _ => role,
                 };
                 let request = CreateTokenRequest {
-                    name: name.or(label).unwrap_or_default(),
+                    name: name.or(label).unwrap_or_else(default_token_name),
                     role,
                     owner: user,
                     expires_in_seconds,

@@ -199,7 +199,8 @@ async fn push_generic(context: &Context, target: &GenericFile, file: &Path) -> R
 }
 
 impl PullCommand {
-    /// Runs the download into `dest` (or `dest/FILENAME` when `dest` is a directory).
+    /// Runs the download into `dest`, or into `dest/FILENAME` when `dest` is a directory or ends
+    /// with a slash (a directory created, with its parents, when missing).
     pub async fn run(self, context: &Context) -> Result<()> {
         let PullCommand::Generic {
             registry,
@@ -207,6 +208,11 @@ impl PullCommand {
             dest,
         } = self;
         let (package, version, filename) = parse_file_path(&file)?;
+        let names_a_directory = dest.as_os_str().to_string_lossy().ends_with('/');
+        if names_a_directory && !dest.is_dir() {
+            std::fs::create_dir_all(&dest)
+                .with_context(|| format!("creating directory {}", dest.display()))?;
+        }
         let path = if dest.is_dir() {
             dest.join(filename)
         } else {

@@ -4,7 +4,7 @@ use arca_protocol::api::{
     CreateRegistryRequest, RegistryInfo, SetReplicationRequest, UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
-use arca_protocol::{Command, Registry, RegistryKind, Role};
+use arca_protocol::{Command, PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -68,6 +68,14 @@ async fn create(
     validate_registry_name(&request.name)?;
     if request.description.len() > 4096 {
         return Err(ApiError::invalid("description must be at most 4096 bytes"));
+    }
+    if !request.package_type.is_served() {
+        let served: Vec<&str> = PackageType::SERVED.iter().map(|t| t.as_str()).collect();
+        return Err(ApiError::invalid(format!(
+            "package type {} has no front-end in this build: registries can be of type {}",
+            request.package_type,
+            served.join(", ")
+        )));
     }
     let registry = Registry {
         name: request.name.clone(),

@@ -102,13 +102,16 @@ install_python_packaging() {
     # their own virtualenv, so their dependencies (docutils, ...) cannot clash with system packages;
     # `twine` is linked into BIN_DIR and the tests build with the python next to it.
     local venv="${ARCA_PYTHON_CLIENTS:-/opt/arca-python-clients}"
-    if [ -x "$venv/bin/twine" ] && "$venv/bin/python" -c 'import build, wheel, setuptools' >/dev/null 2>&1; then
+    # twine 7 reads wheels of metadata 2.5 (current urllib3, idna, werkzeug); 6.2 refuses them.
+    local twine_version="7.0.0"
+    if [ -x "$venv/bin/twine" ] && "$venv/bin/twine" --version 2>/dev/null | grep -q "twine version $twine_version " \
+        && "$venv/bin/python" -c 'import build, wheel, setuptools' >/dev/null 2>&1; then
         present+=("twine, build, wheel ($venv)")
     else
         log "python3 -m venv $venv; pip install twine build wheel setuptools"
         python3 -m venv "$venv"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-            "twine==6.2.0" "build==1.2.2.post1" "wheel==0.45.1" "setuptools==75.3.0" >/dev/null
+            "twine==$twine_version" "build==1.2.2.post1" "wheel==0.45.1" "setuptools==75.3.0" >/dev/null
         "$venv/bin/python" -c 'import build, wheel, setuptools' || {
             log "twine, build or wheel installed but does not import"
             exit 1

@@ -209,6 +209,10 @@ pub struct UpdateUserRequest {
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The password now: needed when users change their own (an admin setting another user's
+    /// password needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
     /// Disable or enable the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,

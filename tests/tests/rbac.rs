@@ -1139,6 +1139,63 @@ async fn password_login_issues_a_twelve_hour_token_and_secrets_never_show() {
         basic("a brand new password").await.expect("get").status(),
         StatusCode::OK
     );
+    // Users change their own password only by giving the current one.
+    let own_change = |body: serde_json::Value| {
+        http()
+            .patch(url(&node, "/api/v1/users/dave"))
+            .basic_auth("dave", Some("a brand new password"))
+            .json(&body)
+            .send()
+    };
+    let without = own_change(json!({"password": "yet another password"}));
+    assert_eq!(
+        without.await.expect("patch").status(),
+        StatusCode::BAD_REQUEST
+    );
+    let wrong =
+        own_change(json!({"password": "yet another password", "current_password": "a guess!!"}));
+    assert_eq!(wrong.await.expect("patch").status(), StatusCode::FORBIDDEN);
+    let right = own_change(
+        json!({"password": "yet another password", "current_password": "a brand new password"}),
+    );
+    assert_eq!(right.await.expect("patch").status(), StatusCode::OK);
+    assert_eq!(
+        basic("yet another password").await.expect("get").status(),
+        StatusCode::OK
+    );
+    // A name that does not exist is refused after as much work, and in the same words, as a
+    // wrong password for one that does: neither tells which names exist.
+    let refusal = |user: &'static str| {
+        let node = &node;
+        async move {
+            let started = std::time::Instant::now();
+            let response = http()
+                .get(url(node, "/api/v1/whoami"))
+                .basic_auth(user, Some("not the password"))
+                .send()
+                .await
+                .expect("get");
+            let elapsed = started.elapsed();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            (elapsed, response.text().await.expect("text"))
+        }
+    };
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..5 {
+        known.push(refusal("dave").await);
+        unknown.push(refusal("nobody-by-this-name").await);
+    }
+    assert_eq!(known[0].1, unknown[0].1, "the same answer");
+    let median = |runs: &mut Vec<(Duration, String)>| {
+        runs.sort_by_key(|run| run.0);
+        runs[runs.len() / 2].0
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    assert!(
+        unknown * 2 >= known,
+        "an unknown name is refused in {unknown:?}, a wrong password in {known:?}"
+    );
 
     // User changes and logins are in the audit trail (recorded in batches: wait for them).
     let actions = [

@@ -54,6 +54,10 @@ pub enum UserCommand {
     Passwd {
         /// User name
         name: String,
+        /// Changing your own password: standard input gives the current password on its first
+        /// line and the new one on the second
+        #[arg(long)]
+        current: bool,
     },
     /// Disable a user: it cannot log in and its tokens stop working
     Disable {
@@ -74,6 +78,7 @@ impl UserCommand {
         let updated = |password: Option<String>, disabled: Option<bool>| UpdateUserRequest {
             password,
             disabled,
+            ..UpdateUserRequest::default()
         };
         match self {
             UserCommand::Create {
@@ -107,8 +112,16 @@ impl UserCommand {
                     },
                 )
             }
-            UserCommand::Passwd { name } => {
-                let request = updated(Some(password_from_stdin()?), None);
+            UserCommand::Passwd { name, current } => {
+                let current_password = if current {
+                    Some(password_from_stdin()?)
+                } else {
+                    None
+                };
+                let request = UpdateUserRequest {
+                    current_password,
+                    ..updated(Some(password_from_stdin()?), None)
+                };
                 emit(context.format, &client.update_user(&name, &request).await?)
             }
             UserCommand::Disable { name } => emit(

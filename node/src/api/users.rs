@@ -157,9 +157,23 @@ async fn update(
     PathParams(name): PathParams<String>,
     JsonBody(request): JsonBody<UpdateUserRequest>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    // Users change their own password; everything else is the admin's.
-    if request.disabled.is_some() || !is_self(&caller, &name) {
+    // Users change their own password (proving they know it: a stolen session or token alone
+    // must not take the account over); everything else is the admin's.
+    let own = is_self(&caller, &name);
+    if request.disabled.is_some() || !own {
         caller.require(Role::Admin)?;
+    }
+    if own && request.password.is_some() {
+        let current = request.current_password.as_deref().ok_or_else(|| {
+            ApiError::invalid("changing your own password needs current_password")
+        })?;
+        if caller_for_password(&state, &name, current).is_err() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                "current_password is not your password",
+            ));
+        }
     }
     if request.password.is_none() && request.disabled.is_none() {
         return Err(ApiError::invalid(

@@ -376,11 +376,13 @@ pub fn caller_for_password(
     name: &str,
     password: &str,
 ) -> Result<Caller, AuthError> {
-    let invalid = || AuthError::unauthorized("invalid user name or password");
-    let user = state
-        .meta
-        .read(|view| view.user(name))?
-        .ok_or_else(invalid)?;
+    let invalid = || AuthError::unauthorized("invalid user name, password or token");
+    let Some(user) = state.meta.read(|view| view.user(name))? else {
+        // As much work, and the same answer, as a wrong password: neither time nor words tell
+        // which names exist.
+        state.passwords.refuse_unknown_user(password);
+        return Err(invalid());
+    };
     if !state.passwords.check(&user, password) {
         return Err(invalid());
     }
@@ -395,9 +397,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Aut
         Some(Credentials::Bearer(secret)) => caller_for_secret(state, &secret),
         Some(Credentials::Basic { user, password }) => {
             let view = state.meta.view()?;
-            let is_token = view.token_by_secret(&hash_secret(&password))?.is_some();
-            let is_user = view.user(&user)?.is_some();
-            if is_token || !is_user {
+            if view.token_by_secret(&hash_secret(&password))?.is_some() {
                 caller_for_secret(state, &password)
             } else {
                 caller_for_password(state, &user, &password)

@@ -78,6 +78,10 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The hash unknown user names are checked against (made once, with the same parameters as real
+/// ones, so the check costs the same).
+static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// A remembered successful verification.
 #[derive(Debug)]
 struct Verified {
@@ -159,6 +163,13 @@ impl PasswordCache {
             );
         }
         true
+    }
+
+    /// Does the work of checking `password` against a user's hash, for a user name that does not
+    /// exist: a refusal then takes as long as a wrong password for a real user. Never matches.
+    pub fn refuse_unknown_user(&self, password: &str) {
+        let decoy = DECOY.get_or_init(|| hash("no user has this password").unwrap_or_default());
+        blocking(|| verify(decoy, password));
     }
 
     /// How many verifications are remembered (for tests).

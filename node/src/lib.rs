@@ -63,6 +63,8 @@ pub struct AppState {
     pub proxy: Arc<proxy::Proxy>,
     /// Recent successful password verifications.
     pub passwords: Arc<auth::password::PasswordCache>,
+    /// Failed password checks, per user name and source address.
+    pub logins: Arc<auth::throttle::LoginThrottle>,
     /// Documents rendered from packages, kept until their package changes.
     pub documents: Arc<formats::documents::Documents>,
 }
@@ -318,6 +320,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         gc_clock,
         proxy: Arc::new(proxy::Proxy::new(upstream)),
         passwords: Arc::new(auth::password::PasswordCache::default()),
+        logins: Arc::default(),
         documents: Arc::new(formats::documents::Documents::default()),
     };
     let app = api::router(state);

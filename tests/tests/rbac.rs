@@ -1228,3 +1228,40 @@ async fn password_login_issues_a_twelve_hour_token_and_secrets_never_show() {
         "a password reached the audit trail"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled_per_name_and_answered_429() {
+    let node = TestNode::start().expect("node");
+    admin(
+        &node,
+        Method::POST,
+        "/users",
+        json!({"name": "frank", "password": PASSWORD}),
+    )
+    .await;
+    let whoami = |user: &'static str, password: &'static str| {
+        http()
+            .get(url(&node, "/api/v1/whoami"))
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    for _ in 0..10 {
+        let guess = whoami("frank", "a wrong guess").await.expect("get");
+        assert_eq!(guess.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The name is throttled: even the right password is not checked now.
+    let throttled = whoami("frank", PASSWORD).await.expect("get");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = throttled.text().await.expect("text");
+    assert!(body.contains("try again in"), "{body}");
+    // Other names are not (this address is below its own limit), and tokens never are.
+    let other = whoami("someone-else", "a wrong guess").await.expect("get");
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    let token = http()
+        .get(url(&node, "/api/v1/whoami"))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(token.status(), StatusCode::OK);
+}

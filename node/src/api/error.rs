@@ -111,6 +111,11 @@ impl From<AuthError> for ApiError {
                 "UNAVAILABLE",
                 error.to_string(),
             ),
+            AuthError::Throttled(_) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                error.to_string(),
+            ),
         }
     }
 }

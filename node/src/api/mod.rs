@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track_requests,
         ))
+        .layer(axum::middleware::from_fn(auth::throttle::remember_source))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@
 //! start. A token's effective permission is its scopes intersected with its owner's current grants.
 
 pub mod password;
+pub mod throttle;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -45,6 +46,9 @@ pub enum AuthError {
     /// The credentials could not be checked: the metadata could not be read.
     #[error("credentials could not be checked: {0}")]
     Unavailable(String),
+    /// Too many wrong passwords for this user name or from this address: not checked.
+    #[error("too many failed logins for this user or from this address; try again in {0} s")]
+    Throttled(u64),
 }
 
 impl From<crate::meta::StoreError> for AuthError {
@@ -377,15 +381,21 @@ pub fn caller_for_password(
     password: &str,
 ) -> Result<Caller, AuthError> {
     let invalid = || AuthError::unauthorized("invalid user name, password or token");
+    if let Err(wait) = state.logins.check(name) {
+        return Err(AuthError::Throttled(wait.as_secs().max(1)));
+    }
     let Some(user) = state.meta.read(|view| view.user(name))? else {
         // As much work, and the same answer, as a wrong password: neither time nor words tell
         // which names exist.
         state.passwords.refuse_unknown_user(password);
+        state.logins.failed(name);
         return Err(invalid());
     };
     if !state.passwords.check(&user, password) {
+        state.logins.failed(name);
         return Err(invalid());
     }
+    state.logins.succeeded(name);
     caller_for_user(&user)
 }
 

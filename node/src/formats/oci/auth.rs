@@ -208,6 +208,11 @@ impl OciCaller {
                 "UNAVAILABLE",
                 error.to_string(),
             ),
+            AuthError::Throttled(_) => OciError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                error.to_string(),
+            ),
         };
         if let Some(grants) = &self.grants {
             let granted = grants.iter().any(|grant| {

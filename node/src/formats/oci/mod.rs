@@ -71,6 +71,13 @@ async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 fn unauthorized(headers: &HeaderMap, error: crate::auth::AuthError) -> OciError {
+    if let crate::auth::AuthError::Throttled(_) = error {
+        return OciError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            error.to_string(),
+        );
+    }
     OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", error.to_string())
         .with_challenge(auth::challenge(headers, None))
 }

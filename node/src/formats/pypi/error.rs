@@ -87,6 +87,7 @@ impl From<AuthError> for PypiError {
             AuthError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         Self::new(status, error.to_string())
     }

@@ -881,3 +881,37 @@ async fn token_flow_credentials_and_names() {
         .expect("get");
     assert_eq!(error_code(not_oci).await, "NAME_UNKNOWN");
 }
+
+#[tokio::test]
+async fn refused_pushes_are_answered_whole_and_bad_ranges_are_416() {
+    let node = TestNode::start().expect("node");
+    let registry = Registry::create(&node, "docker", json!({})).await;
+    registry.push_image("app", "v1", 3).await;
+    // An anonymous push of a large manifest: the client sees the 401 with its challenge (the body
+    // is read and dropped first), not a broken pipe.
+    for (user, password) in [(None, None), (Some("arca"), Some("not a token"))] {
+        let mut request = http()
+            .put(format!("{}{}/manifests/v2", node.url, registry.repo("app")))
+            .header("content-type", OCI_MANIFEST)
+            .body(vec![b' '; 3_900_000]);
+        if let Some(user) = user {
+            request = request.basic_auth(user, password);
+        }
+        let refused = request.send().await.expect("the 401 arrives");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers().contains_key("www-authenticate"));
+        assert_eq!(error_code(refused).await, "UNAUTHORIZED");
+    }
+    // A range that ends before it starts cannot be satisfied.
+    let config = b"{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":3}";
+    let inverted = registry
+        .request(
+            Method::GET,
+            &format!("{}/blobs/{}", registry.repo("app"), digest(config)),
+        )
+        .header("range", "bytes=40-0")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(inverted.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+}

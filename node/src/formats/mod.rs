@@ -165,6 +165,8 @@ pub struct RangeNotSatisfiable {
 
 /// Parses a single-range `Range: bytes=...` header. Headers this server does not act on (other
 /// units, several ranges, bad syntax) give `Ok(None)`: the whole blob is served, as RFC 9110 allows.
+/// A range that ends before it starts (`bytes=500-0`) is unsatisfiable, as the OCI distribution
+/// spec asks, rather than ignored.
 pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNotSatisfiable> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ok(None);
@@ -188,6 +190,7 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNot
         },
         (first, last) => match (first.parse::<u64>(), last.parse::<u64>()) {
             (Ok(start), Ok(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
+            (Ok(_), Ok(_)) => return Err(unsatisfiable),
             _ => return Ok(None),
         },
     };
@@ -307,7 +310,10 @@ mod tests {
         );
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
-        assert_eq!(parse_range("bytes=9-2", 100), Ok(None));
+        assert_eq!(
+            parse_range("bytes=500-0", 1000),
+            Err(RangeNotSatisfiable { size: 1000 })
+        );
         assert_eq!(parse_range("bytes=x-2", 100), Ok(None));
     }
 }

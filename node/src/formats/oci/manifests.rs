@@ -35,11 +35,6 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// The config media type of a plain container image (not an artifact).
-const IMAGE_CONFIGS: [&str; 2] = [
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
 
 /// A descriptor inside a manifest.
 #[derive(Debug, Deserialize)]
@@ -135,7 +130,7 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo,
             .config
             .as_ref()
             .map(|c| c.media_type.clone())
-            .filter(|t| !is_index && !IMAGE_CONFIGS.contains(&t.as_str()))
+            .filter(|_| !is_index)
     });
     Ok(ManifestInfo {
         media_type,
@@ -545,7 +540,11 @@ mod tests {
         });
         let info = inspect(manifest.to_string().as_bytes(), Some(OCI_MANIFEST)).expect("valid");
         assert_eq!(info.blobs, vec![CONFIG.to_string(), LAYER.to_string()]);
-        assert_eq!(info.artifact_type, None, "a plain image is not an artifact");
+        assert_eq!(
+            info.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json"),
+            "the referrers API gives an image without artifactType its config's media type"
+        );
     }
 
     #[test]

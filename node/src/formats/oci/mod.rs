@@ -192,9 +192,21 @@ async fn route(
         Method::GET | Method::HEAD => asked.clone(),
         _ => remote::push_target(state, &asked)?,
     };
-    let caller = auth::authenticate(state, headers)
-        .map_err(|e| unauthorized(headers, e))?
-        .acting_on(&asked, &name);
+    let caller = match auth::authenticate(state, headers) {
+        Ok(caller) => caller.acting_on(&asked, &name),
+        Err(error) => {
+            crate::formats::discard_body(headers, body).await;
+            return Err(unauthorized(headers, error));
+        }
+    };
+    // A push refused before its body is read: the body is read (up to a bound) and dropped first,
+    // or a client still sending (a large manifest) sees a broken pipe instead of the 401.
+    if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+        && let Err(refused) = caller.authorize(state, headers, &name, auth::Action::Push)
+    {
+        crate::formats::discard_body(headers, body).await;
+        return Err(refused);
+    }
     let call = Call {
         endpoint,
         method,

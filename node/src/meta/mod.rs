@@ -371,61 +371,76 @@ impl Meta {
         let _ = self.chunks.set(chunks);
     }
 
-    /// Proposes `command`; when it carries blobs the state does not hold yet, fences it against
-    /// garbage collection ([`Command::Fenced`]): their chunks are pinned here and this node's
+    /// Proposes `command`; when it carries blobs with chunks, fences it against garbage collection
+    /// ([`Command::Fenced`]): their chunks are pinned here (found still stored) and this node's
     /// collection epoch read while they are, and the write is applied only if no collection step
     /// that may remove chunks began here in between. When one did, the chunks are held (and the
-    /// epoch read) again and the write proposed again, a few times; a write whose chunks are gone
-    /// meanwhile is refused with [`CommandError::Retry`] (the client sends the bytes again).
+    /// epoch read) again and the write proposed again, a few times. A write whose chunks are not
+    /// all here is proposed unfenced only when the state holds all its blobs already (a
+    /// cross-repository mount of a blob stored elsewhere); otherwise it is refused with
+    /// [`CommandError::Retry`] (the client sends the bytes again).
     async fn propose_fenced(&self, command: Command) -> Result<(), ProposeError> {
         let Some(chunks) = self.chunks.get() else {
             return self.propose_command(command).await;
         };
-        let new_blobs = {
-            use self::view::StateRead;
-            let view = self.view().map_err(unavailable)?;
-            let mut new_blobs = Vec::new();
-            for blob in command.blobs() {
-                if !blob.chunks.is_empty()
-                    && view.blob(&blob.sha256).map_err(unavailable)?.is_none()
-                {
-                    new_blobs.push(blob.clone());
-                }
-            }
-            new_blobs
-        };
-        if new_blobs.is_empty() {
+        let blobs: Vec<BlobRef> = command
+            .blobs()
+            .into_iter()
+            .filter(|blob| !blob.chunks.is_empty())
+            .cloned()
+            .collect();
+        if blobs.is_empty() {
             return self.propose_command(command).await;
         }
-        let blobs: Vec<&BlobRef> = new_blobs.iter().collect();
+        let blobs: Vec<&BlobRef> = blobs.iter().collect();
         let mut attempt = 1;
         loop {
-            let Some(_held) = chunks.hold(&blobs) else {
-                return Err(ProposeError::Refused(CommandError::Retry(format!(
-                    "a chunk of blob {} is no longer on this node (garbage collection took it \
-                     before the write was proposed): nothing was written; send it again",
-                    blobs[0].sha256
-                ))));
-            };
-            let fence = {
-                use self::view::StateRead;
-                let view = self.view().map_err(unavailable)?;
-                ChunkFence {
-                    node_id: self.node_id,
-                    gc_epoch: view.gc_epoch(self.node_id).map_err(unavailable)?,
+            let held = chunks.hold(&blobs);
+            let proposal = match &held {
+                Some(_) => Command::Fenced {
+                    fence: self.chunk_fence()?,
+                    command: Box::new(command.clone()),
+                },
+                None if self.state_holds(&blobs)? => command.clone(),
+                None => {
+                    return Err(ProposeError::Refused(CommandError::Retry(format!(
+                        "a chunk of blob {} is not on this node (garbage collection took it before \
+                         the write was proposed): nothing was written; send it again",
+                        blobs[0].sha256
+                    ))));
                 }
             };
-            let fenced = Command::Fenced {
-                fence,
-                command: Box::new(command.clone()),
-            };
-            match self.propose_command(fenced).await {
+            let outcome = self.propose_command(proposal).await;
+            drop(held);
+            match outcome {
                 Err(ProposeError::Refused(CommandError::Retry(_))) if attempt < FENCE_ATTEMPTS => {
                     attempt += 1;
                 }
                 outcome => return outcome,
             }
         }
+    }
+
+    /// This node's collection epoch as applied here.
+    fn chunk_fence(&self) -> Result<ChunkFence, ProposeError> {
+        use self::view::StateRead;
+        let view = self.view().map_err(unavailable)?;
+        Ok(ChunkFence {
+            node_id: self.node_id,
+            gc_epoch: view.gc_epoch(self.node_id).map_err(unavailable)?,
+        })
+    }
+
+    /// True when the state applied here holds every one of `blobs`.
+    fn state_holds(&self, blobs: &[&BlobRef]) -> Result<bool, ProposeError> {
+        use self::view::StateRead;
+        let view = self.view().map_err(unavailable)?;
+        for blob in blobs {
+            if view.blob(&blob.sha256).map_err(unavailable)?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn propose_command(&self, command: Command) -> Result<(), ProposeError> {
@@ -1111,6 +1126,7 @@ mod tests {
         meta: Meta,
         holds: std::sync::atomic::AtomicUsize,
         chunks_gone: bool,
+        advance: Mutex<Option<tokio::task::JoinHandle<Result<(), ProposeError>>>>,
     }
 
     impl HoldChunks for TestHolder {
@@ -1122,8 +1138,10 @@ mod tests {
             }
             if holds == 0 {
                 let meta = self.meta.clone();
-                // Proposed as the fence is read: applied before the write.
-                tokio::spawn(async move { meta.advance_gc_epoch().await });
+                // Proposed as the fence is read: applied before the write, unless the machine is
+                // busy enough for the write to overtake it.
+                let advance = tokio::spawn(async move { meta.advance_gc_epoch().await });
+                *self.advance.lock().unwrap_or_else(|p| p.into_inner()) = Some(advance);
             }
             Some(Box::new(()))
         }
@@ -1161,11 +1179,22 @@ mod tests {
             meta: meta.clone(),
             holds: Default::default(),
             chunks_gone: false,
+            advance: Mutex::new(None),
         });
         meta.hold_chunks_with(holder.clone());
         // The step's advance races the first proposal; whichever way it goes, the write commits
         // once, under a fence of the epoch it met.
         meta.propose(put_chunked("1.0")).await.expect("committed");
+        let advance = holder
+            .advance
+            .lock()
+            .expect("slot")
+            .take()
+            .expect("advanced");
+        advance
+            .await
+            .expect("task")
+            .expect("the step's fence committed");
         let (has, epoch) = meta
             .read(|view| Ok((view.has_version("r", "p", "1.0")?, view.gc_epoch(1)?)))
             .expect("read");
@@ -1182,6 +1211,7 @@ mod tests {
             meta: gone.clone(),
             holds: Default::default(),
             chunks_gone: true,
+            advance: Mutex::new(None),
         }));
         let refused = gone.propose(put_chunked("2.0")).await;
         assert!(

@@ -15,8 +15,9 @@ pub enum Defect {
     AckBeforeFsync,
     /// Chunks read from disk or fetched from a peer are served without checking their blake3 hash.
     SkipChunkVerification,
-    /// Garbage collection removes unreferenced chunks as soon as it finds them: no fence (so a write
-    /// in flight whose chunks it takes may still commit) and no grace period.
+    /// Garbage collection takes every unreferenced chunk it finds: no fence (so a write in flight
+    /// whose chunks it takes may still commit), no grace period, and no regard for the chunks that
+    /// writes hold.
     GcWithoutFence,
     /// A linearizable read on a follower serves its local state without a read barrier.
     StaleFollowerRead,

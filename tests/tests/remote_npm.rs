@@ -311,5 +311,15 @@ async fn npm_through_remote_and_virtual_registries() -> Result<()> {
     // What was never cached fails as an upstream failure, in npm's error format.
     let response = get(&node, "/npm/npm-remote/never-fetched").await?;
     npm_error(response, StatusCode::BAD_GATEWAY).await?;
+    // Through the virtual registry, a member that is down does not turn "not found" into an error
+    // (npm publish looks the package up first): the members that answer decide, at once.
+    let started = std::time::Instant::now();
+    let response = get(&node, "/npm/npm-all/never-fetched").await?;
+    npm_error(response, StatusCode::NOT_FOUND).await?;
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     Ok(())
 }

@@ -65,6 +65,9 @@ struct Held {
 
 impl Held {
     fn holds(&self, id: &ChunkId) -> bool {
+        if inject::enabled(Defect::GcWithoutFence) {
+            return false;
+        }
         self.pins.contains_key(id) || self.claims.as_ref().is_some_and(|c| c.contains(id))
     }
 

@@ -274,7 +274,9 @@ pub fn merge(packages: impl IntoIterator<Item = PackageContents>) -> Option<Pack
 /// The package `name` as a read of `registry` sees it; `None` when no registry it reads has it.
 ///
 /// A virtual registry whose remote member fails still answers with what its other members have (the
-/// failure is logged); it fails only when none has the package.
+/// failure is logged); when none of them has the package it is not found there (a member that is
+/// down does not turn "not found" into an error: `npm publish` looks the package up first). A remote
+/// registry read directly fails with its upstream.
 pub async fn resolve(
     state: &AppState,
     registry: &Registry,
@@ -309,8 +311,8 @@ pub async fn resolve(
     }
     match (merge(packages), failure) {
         (Some(package), _) => Ok(Some(Resolved { package, stale })),
-        (None, Some(error)) => Err(error.into()),
-        (None, None) => Ok(None),
+        (None, Some(error)) if registry.kind != RegistryKind::Virtual => Err(error.into()),
+        (None, _) => Ok(None),
     }
 }
 

@@ -191,6 +191,14 @@ impl TestNode {
 
     /// Runs the `arca` CLI against this node with the given token (or none).
     pub fn cli_with_token(&self, token: Option<&str>, args: &[&str]) -> Output {
+        self.cli_command(token, args)
+            .output()
+            .expect("running arca")
+    }
+
+    /// The `arca` CLI command [`TestNode::cli_with_token`] runs, for a test to change before it
+    /// runs it (its environment, say).
+    pub fn cli_command(&self, token: Option<&str>, args: &[&str]) -> Command {
         let home = self.data_dir.path().join("cli-home");
         let _ = std::fs::create_dir_all(&home);
         let mut command = Command::new(binary("arca"));
@@ -204,7 +212,7 @@ impl TestNode {
         if let Some(token) = token {
             command.env("ARCA_TOKEN", token);
         }
-        command.output().expect("running arca")
+        command
     }
 }
 

@@ -14,7 +14,16 @@ use crate::{TestNode, http};
 /// Creates a registry on `node` from a `CreateRegistryRequest` body (`name`, `package_type`, `kind`,
 /// `upstream`, `members`, `publish_to`).
 pub async fn create_registry(node: &TestNode, body: Value) -> Result<()> {
-    let response = http()
+    create_registry_with(&http(), node, body).await
+}
+
+/// [`create_registry`] through `client` (one that trusts an HTTPS node's CA, say).
+pub async fn create_registry_with(
+    client: &reqwest::Client,
+    node: &TestNode,
+    body: Value,
+) -> Result<()> {
+    let response = client
         .post(format!("{}/api/v1/registries", node.url))
         .bearer_auth(&node.admin_token)
         .json(&body)

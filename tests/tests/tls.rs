@@ -5,11 +5,11 @@
 //! trusts it), and the `arca` CLI against the HTTPS node.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use arca_tests::{TestNode, binary, pseudo_random_bytes, sha256_hex};
+use arca_tests::remote::{create_registry, create_registry_with};
+use arca_tests::{TestNode, pseudo_random_bytes, sha256_hex};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -63,22 +63,6 @@ impl TestPki {
     }
 }
 
-async fn create_registry(
-    client: &reqwest::Client,
-    node: &TestNode,
-    body: serde_json::Value,
-) -> Result<()> {
-    let response = client
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status();
-    ensure!(status == 201, "{status}: {}", response.text().await?);
-    Ok(())
-}
-
 /// A remote generic registry `name` over `upstream`'s registry `up`.
 fn remote(name: &str, upstream: &TestNode) -> serde_json::Value {
     serde_json::json!({
@@ -108,7 +92,7 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
     let upstream = pki.https_node()?;
     ensure!(upstream.url.starts_with("https://"), "{}", upstream.url);
     let client = pki.client()?;
-    create_registry(
+    create_registry_with(
         &client,
         &upstream,
         serde_json::json!({"name": "up", "package_type": "GENERIC"}),
@@ -140,12 +124,7 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
     // Not trusted: the client hears why, at once (a refused certificate is not retried), and so
     // does the node's log.
     let untrusting = TestNode::start()?;
-    create_registry(
-        &arca_tests::http(),
-        &untrusting,
-        remote("mirror", &upstream),
-    )
-    .await?;
+    create_registry(&untrusting, remote("mirror", &upstream)).await?;
     let started = Instant::now();
     let (status, answer) = get(&untrusting, "mirror/tool/1.0/tool.bin").await?;
     let answer = String::from_utf8_lossy(&answer);
@@ -169,7 +148,7 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
     let with_file = TestNode::start_with_args(&["--upstream-ca-file", &ca])?;
     let with_store = TestNode::start_with(&[], &[("SSL_CERT_FILE", &ca)])?;
     for node in [&with_file, &with_store] {
-        create_registry(&arca_tests::http(), node, remote("mirror", &upstream)).await?;
+        create_registry(node, remote("mirror", &upstream)).await?;
         let (status, fetched) = get(node, "mirror/tool/1.0/tool.bin").await?;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&fetched));
         assert_eq!(sha256_hex(&fetched), sha256_hex(&body));
@@ -179,18 +158,10 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
 
 /// Runs `arca` against `node` with `SSL_CERT_FILE` set to `ca` (or unset).
 fn cli(node: &TestNode, ca: Option<&Path>, args: &[&str]) -> std::process::Output {
-    let home = node.data_dir().join("cli-home");
-    let _ = std::fs::create_dir_all(&home);
-    let mut command = Command::new(binary("arca"));
+    let mut command = node.cli_command(Some(&node.admin_token), args);
     command
-        .args(args)
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("ARCA_SERVER", &node.url)
-        .env("ARCA_TOKEN", &node.admin_token)
         .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .stdin(Stdio::null());
+        .env_remove("SSL_CERT_DIR");
     if let Some(ca) = ca {
         command.env("SSL_CERT_FILE", ca);
     }

@@ -365,7 +365,7 @@ impl Meta {
         result
     }
 
-    /// Lets writes that carry new blobs hold their chunks in `chunks` while they commit (see
+    /// Lets writes that carry blobs hold their chunks in `chunks` while they commit (see
     /// [`Meta::propose`]); without it (a metadata-only test) they are proposed unfenced.
     pub fn hold_chunks_with(&self, chunks: Arc<dyn HoldChunks>) {
         let _ = self.chunks.set(chunks);

@@ -94,6 +94,17 @@ pub struct Config {
     /// PEM bundle of CA certificates remote registries' upstreams are trusted by, besides the
     /// system's certificate store (a private CA, or a TLS-inspecting proxy's).
     pub upstream_ca_file: Option<PathBuf>,
+    /// A plain-HTTP address that answers every request with a redirect to the same URL over HTTPS
+    /// (needs `tls_cert`).
+    pub http_redirect: Option<SocketAddr>,
+    /// Load balancers and reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed; from anyone else they are ignored.
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// The time a client has to send a request's head (and an idle connection is kept), in
+    /// milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Connections one source address may hold at once (trusted proxies are exempt; 0: no limit).
+    pub max_connections_per_source: u64,
 }
 
 impl Default for Config {
@@ -122,6 +133,10 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             upstream_ca_file: None,
+            http_redirect: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_ms: 30_000,
+            max_connections_per_source: 256,
         }
     }
 }
@@ -168,6 +183,13 @@ pub struct Overrides {
     /// Also trust these PEM CA certificates for upstreams [env ARCA_UPSTREAM_CA_FILE].
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Plain-HTTP address that redirects every request to HTTPS [env ARCA_HTTP_REDIRECT].
+    #[arg(long, value_name = "ADDR")]
+    pub http_redirect: Option<SocketAddr>,
+    /// A load balancer or proxy (address or CIDR) whose X-Forwarded-* headers are believed
+    /// (repeatable) [env ARCA_TRUSTED_PROXIES, comma-separated].
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Config {
@@ -177,7 +199,9 @@ impl Config {
     /// `ARCA_CHUNK_CACHE_BYTES`, `ARCA_SITE`, `ARCA_QUIC`, `ARCA_ROLE`, `ARCA_CACHE_MEMORY_BYTES`,
     /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
-    /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`), then `flags`.
+    /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
+    /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
+    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -237,6 +261,34 @@ impl Config {
             "ARCA_GC_INTERVAL_SECONDS",
             &mut config.gc_interval_seconds,
         )?;
+        env_override(
+            &env,
+            "ARCA_HEADER_READ_TIMEOUT_MS",
+            &mut config.header_read_timeout_ms,
+        )?;
+        env_override(
+            &env,
+            "ARCA_MAX_CONNECTIONS_PER_SOURCE",
+            &mut config.max_connections_per_source,
+        )?;
+        if env("ARCA_HTTP_REDIRECT").is_some() {
+            let mut address = config.http;
+            env_override(&env, "ARCA_HTTP_REDIRECT", &mut address)?;
+            config.http_redirect = Some(address);
+        }
+        if let Some(value) = env("ARCA_TRUSTED_PROXIES") {
+            config.trusted_proxies = value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|reason: ProxyAddressError| ConfigError::Env {
+                    name: "ARCA_TRUSTED_PROXIES",
+                    value: value.clone(),
+                    reason: reason.to_string(),
+                })?;
+        }
         for (name, target) in [
             ("ARCA_ADVERTISE_HTTP", &mut config.advertise_http),
             ("ARCA_ADVERTISE_QUIC", &mut config.advertise_quic),
@@ -270,7 +322,15 @@ impl Config {
             tls_cert,
             tls_key,
             upstream_ca_file,
+            http_redirect,
+            trusted_proxies,
         } = flags;
+        if http_redirect.is_some() {
+            config.http_redirect = http_redirect;
+        }
+        if !trusted_proxies.is_empty() {
+            config.trusted_proxies = trusted_proxies;
+        }
         set_if_some(&mut config.http, http);
         set_if_some(&mut config.data_dir, data_dir);
         set_if_some(&mut config.node_id, node_id);
@@ -300,6 +360,35 @@ impl Config {
             }
         }
         Ok(config)
+    }
+}
+
+/// A load balancer or reverse proxy whose `X-Forwarded-*` headers are believed: an address
+/// (`10.0.0.5`) or a CIDR range (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+/// A trusted proxy that is neither an address nor a CIDR range.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is neither an IP address nor a CIDR range (10.0.0.0/8)")]
+pub struct ProxyAddressError(String);
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = ProxyAddressError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(TrustedProxy)
+            .map_err(|_| ProxyAddressError(text.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

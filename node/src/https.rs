@@ -1,10 +1,8 @@
-//! HTTPS on the node's HTTP port: [`TlsListener`] accepts TCP connections and completes their TLS
-//! handshakes off the accept path (a slow or silent client holds only its own task, for at most
-//! [`HANDSHAKE_TIMEOUT`]), with the certificate and key read from PEM files and read again when the
-//! files change ([`ReloadingCertificate`]), so a renewed certificate is served without a restart.
+//! The node's TLS server configuration: the certificate and key read from PEM files and read again
+//! when the files change ([`ReloadingCertificate`]), so a renewed certificate is served without a
+//! restart. The handshakes themselves run in `http_server`, bounded by [`HANDSHAKE_TIMEOUT`].
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,17 +11,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// How long a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often, at most, the certificate files are looked at for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
-/// Handshaken connections waiting for the server to take them.
-const ACCEPTED_QUEUE: usize = 128;
 
 /// Why the certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -150,77 +142,4 @@ pub fn server_config(
         .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// TCP connections with their TLS handshake done, for `axum::serve`.
-pub struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    acceptor: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp` with `config`; `on_accept` tunes each TCP stream first (`TCP_NODELAY`).
-    pub fn new(
-        tcp: TcpListener,
-        config: rustls::ServerConfig,
-        on_accept: impl Fn(&TcpStream) + Send + 'static,
-    ) -> io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
-        let tls = TlsAcceptor::from(Arc::new(config));
-        let (sender, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let acceptor = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of descriptors and the like: wait rather than spin.
-                        tracing::warn!(%error, "accepting a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                on_accept(&stream);
-                let tls = tls.clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = sender.send((stream, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener {
-            accepted,
-            local,
-            acceptor,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(accepted) => accepted,
-            // The accept task only ends when the listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod formats;
+pub mod http_server;
 pub mod https;
 pub mod inject;
 pub mod meta;
@@ -24,8 +25,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use arca_protocol::{NodeInfo, NodeRole};
@@ -140,7 +139,7 @@ pub struct RunningNode {
     transport: Arc<QuicTransport>,
     chunks: Arc<ChunkStore>,
     background: Vec<JoinHandle<()>>,
-    stop: oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
 }
 
@@ -153,7 +152,7 @@ impl RunningNode {
 
     /// Stops serving, waits for requests in flight, and closes the metadata store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         let served = self.server.await;
         for task in &self.background {
             task.abort();
@@ -210,6 +209,29 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         addr: config.http.to_string(),
         source,
     })?;
+    let redirect = match config.http_redirect {
+        Some(_) if tls.is_none() => {
+            return Err(NodeError::Tls(
+                "http_redirect sends clients to HTTPS: set tls_cert and tls_key too".to_string(),
+            ));
+        }
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| NodeError::Http {
+                    addr: address.to_string(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let serving = http_server::ServeOptions {
+        tls: tls.map(Arc::new),
+        header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
+        max_connections_per_source: usize::try_from(config.max_connections_per_source)
+            .unwrap_or(usize::MAX),
+        trusted_proxies: config.trusted_proxies.iter().map(|proxy| proxy.0).collect(),
+    };
     let quic_error = |source| NodeError::Quic {
         addr: config.quic.to_string(),
         source,
@@ -323,10 +345,23 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         logins: Arc::default(),
         documents: Arc::new(formats::documents::Documents::default()),
     };
+    if let Some(redirect) = &redirect {
+        let address = redirect.local_addr().map_err(|source| NodeError::Http {
+            addr: "http_redirect".to_string(),
+            source,
+        })?;
+        std::fs::write(data_dir.join("http-redirect.addr"), address.to_string())
+            .map_err(dir_error)?;
+        tracing::info!(%address, "redirecting plain HTTP to HTTPS");
+    }
     let app = api::router(state);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
-    let server = tokio::spawn(serve_http(listener, tls, app, stopped));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheme = if serving.tls.is_some() {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    let server = tokio::spawn(serve_http(listener, redirect, app, serving, stopped));
     std::fs::write(data_dir.join("http.addr"), http_addr.to_string()).map_err(dir_error)?;
     std::fs::write(data_dir.join("quic.addr"), quic_addr.to_string()).map_err(dir_error)?;
     tracing::info!(%http_addr, %quic_addr, data_dir = %data_dir.display(), scheme, "arca node serving");
@@ -393,38 +428,37 @@ fn https_config(config: &Config) -> Result<Option<rustls::ServerConfig>, NodeErr
         .map_err(|e| NodeError::Tls(e.to_string()))
 }
 
-/// Without TCP_NODELAY, Nagle's algorithm meeting delayed ACKs adds ~40 ms to responses whose last
-/// segment is small.
-fn set_nodelay(tcp: &tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::warn!(%error, "setting TCP_NODELAY");
-    }
-}
-
-/// Serves `app` on `listener` (over TLS with `tls`) until `stopped`. Connect info gives the audit
-/// trail each request's source address.
+/// Serves `app` on `listener` (and the redirect to it on `redirect`) until `stopped` turns true.
 async fn serve_http(
     listener: tokio::net::TcpListener,
-    tls: Option<rustls::ServerConfig>,
+    redirect: Option<tokio::net::TcpListener>,
     app: axum::Router,
-    stopped: oneshot::Receiver<()>,
+    options: http_server::ServeOptions,
+    stopped: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = async {
-        let _ = stopped.await;
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
     };
-    match tls {
-        None => {
-            let listener = listener.tap_io(|tcp| set_nodelay(tcp));
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+    let https_port = listener.local_addr()?.port();
+    let redirecting = async {
+        match redirect {
+            Some(listener) => {
+                let plain = http_server::ServeOptions {
+                    tls: None,
+                    ..options.clone()
+                };
+                let router = http_server::redirect_router(https_port);
+                http_server::serve(listener, router, plain, until_stopped(stopped.clone())).await
+            }
+            None => Ok(()),
         }
-        Some(config) => {
-            let listener = https::TlsListener::new(listener, config, set_nodelay)?.tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    };
+    let serving = http_server::serve(
+        listener,
+        app,
+        options.clone(),
+        until_stopped(stopped.clone()),
+    );
+    let (served, redirected) = tokio::join!(serving, redirecting);
+    served.and(redirected)
 }

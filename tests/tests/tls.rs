@@ -2,7 +2,7 @@
 //! one of a TLS-inspecting proxy, would be): a node serving HTTPS from `--tls-cert`/`--tls-key`, a
 //! remote registry whose upstream is that node (trusted through `--upstream-ca-file`, or through
 //! the system's store as `SSL_CERT_FILE` names it, refused with the TLS cause said when neither
-//! trusts it), and the `arca` CLI against the HTTPS node.
+//! trusts it), the `arca` CLI against the HTTPS node, and the plain-HTTP port that redirects to it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,8 +58,15 @@ impl TestPki {
 
     /// An `arca-node` serving HTTPS with the server certificate.
     fn https_node(&self) -> Result<TestNode> {
+        self.https_node_with(&[])
+    }
+
+    /// An `arca-node` serving HTTPS with the server certificate, and `extra` arguments.
+    fn https_node_with(&self, extra: &[&str]) -> Result<TestNode> {
         let (cert, key) = (self.path("server.pem"), self.path("server.key"));
-        TestNode::start_with_args(&["--tls-cert", &cert, "--tls-key", &key])
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
+        args.extend_from_slice(extra);
+        TestNode::start_with_args(&args)
     }
 }
 
@@ -220,5 +227,70 @@ async fn a_renewed_certificate_is_served_without_a_restart() -> Result<()> {
         .send()
         .await?;
     ensure!(served.status().is_success(), "{}", served.status());
+    Ok(())
+}
+
+/// The `realm` of the OCI challenge `node` answers an anonymous `/v2/` with: an absolute URL, so
+/// its scheme is the one the node believes the client used.
+async fn token_realm(client: &reqwest::Client, node: &TestNode) -> Result<String> {
+    let challenged = client.get(format!("{}/v2/", node.url)).send().await?;
+    ensure!(challenged.status() == 401, "{}", challenged.status());
+    let challenge = challenged
+        .headers()
+        .get("www-authenticate")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok(challenge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_redirected_to_https_and_absolute_urls_say_https() -> Result<()> {
+    let pki = TestPki::new()?;
+    let node = pki.https_node_with(&["--http-redirect", "127.0.0.1:0"])?;
+    let redirect = std::fs::read_to_string(node.data_dir().join("http-redirect.addr"))?;
+    let https_port = node.url.rsplit(':').next().unwrap_or_default().to_string();
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    // Every method keeps its method and body through a 308.
+    for method in [reqwest::Method::GET, reqwest::Method::PUT] {
+        let answered = no_follow
+            .request(
+                method.clone(),
+                format!("http://{}/generic/files/a/1/a.txt?x=1", redirect.trim()),
+            )
+            .send()
+            .await?;
+        ensure!(answered.status() == 308, "{method}: {}", answered.status());
+        let location = answered
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        ensure!(
+            location == format!("https://127.0.0.1:{https_port}/generic/files/a/1/a.txt?x=1"),
+            "{location}"
+        );
+    }
+    // Following it reaches the HTTPS node.
+    let client = pki.client()?;
+    let followed = client
+        .get(format!("http://{}/healthz", redirect.trim()))
+        .send()
+        .await?;
+    ensure!(followed.status().is_success(), "{}", followed.status());
+    ensure!(followed.url().scheme() == "https", "{}", followed.url());
+    // Absolute URLs the node writes name HTTPS, and a client cannot talk it out of that.
+    let realm = token_realm(&client, &node).await?;
+    ensure!(realm.contains("realm=\"https://"), "{realm}");
+    let mut claims_plain = reqwest::header::HeaderMap::new();
+    claims_plain.insert("x-forwarded-proto", "http".parse()?);
+    let claiming = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes())?)
+        .default_headers(claims_plain)
+        .build()?;
+    let realm = token_realm(&claiming, &node).await?;
+    ensure!(realm.contains("realm=\"https://"), "{realm}");
     Ok(())
 }

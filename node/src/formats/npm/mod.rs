@@ -124,10 +124,11 @@ impl<'a> Context<'a> {
             .read(|view| view.has_version(&self.registry, name, version))?)
     }
 
-    /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs.
+    /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs
+    /// (the front door sets the scheme the client used as `X-Forwarded-Proto`).
     fn base_url(&self) -> String {
         let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
-        let scheme = header("x-forwarded-proto").unwrap_or("http");
+        let scheme = header(crate::http_server::FORWARDED_PROTO).unwrap_or("http");
         let host = header(header::HOST.as_str()).unwrap_or("127.0.0.1");
         format!("{scheme}://{host}/npm/{}", self.registry)
     }

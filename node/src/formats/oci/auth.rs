@@ -151,7 +151,7 @@ pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
     let scheme = headers
-        .get("x-forwarded-proto")
+        .get(crate::http_server::FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("http");
     let mut challenge =

@@ -1,0 +1,184 @@
+//! What a connection may cost a node before its requests are served: a client that trickles its
+//! header lines is disconnected after the header-read timeout, one source address holds a bounded
+//! number of connections (more are answered 429), and `X-Forwarded-For`/`X-Forwarded-Proto` count
+//! only from the proxies the node is told to trust (the audit trail shows the real client then).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use arca_tests::{TestNode, http};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn address(node: &TestNode) -> &str {
+    node.url.trim_start_matches("http://")
+}
+
+/// Sends `request` on `stream` and reads the answer's status line.
+async fn status_of(stream: &mut TcpStream, request: &str) -> Result<u16> {
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .context("no answer within 10 s")??;
+    let text = String::from_utf8_lossy(&answer[..read]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status in {text:?}"))
+}
+
+/// Waits until the node closes `stream` (a read ends or fails), for at most `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    let mut buffer = vec![0; 1024];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return Ok(started.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => bail!("still open after {limit:?}"),
+        }
+    }
+}
+
+const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: arca\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_header_lines_is_disconnected() -> Result<()> {
+    let node = TestNode::start_with(&[], &[("ARCA_HEADER_READ_TIMEOUT_MS", "1000")])?;
+    // A whole request within the time is served.
+    let mut prompt = TcpStream::connect(address(&node)).await?;
+    ensure!(status_of(&mut prompt, HEALTHZ).await? == 200);
+    // ...and the connection, idle afterwards, is closed after the same time.
+    closed_within(&mut prompt, Duration::from_secs(5)).await?;
+
+    // One header line every 200 ms, forever: the node hangs up once the head took a second.
+    let mut slow = TcpStream::connect(address(&node)).await?;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: arca\r\n")
+        .await?;
+    let started = Instant::now();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return started.elapsed();
+            }
+            let mut probe = [0; 64];
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(1), slow.read(&mut probe)).await
+            {
+                return started.elapsed();
+            }
+        }
+    };
+    let held = tokio::time::timeout(Duration::from_secs(10), trickle)
+        .await
+        .context("a trickling client was held for 10 s")?;
+    ensure!(
+        held >= Duration::from_millis(900),
+        "hung up after {held:?}, before the timeout"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_address_holds_a_bounded_number_of_connections() -> Result<()> {
+    let node = TestNode::start_with(&[], &[("ARCA_MAX_CONNECTIONS_PER_SOURCE", "4")])?;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(address(&node)).await?;
+        ensure!(status_of(&mut stream, HEALTHZ).await? == 200);
+        held.push(stream);
+    }
+    let mut over = TcpStream::connect(address(&node)).await?;
+    ensure!(
+        status_of(&mut over, HEALTHZ).await? == 429,
+        "a fifth connection is refused"
+    );
+    closed_within(&mut over, Duration::from_secs(5)).await?;
+    // A place given back is taken again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = TcpStream::connect(address(&node)).await?;
+        match status_of(&mut again, HEALTHZ).await? {
+            200 => break,
+            429 if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            status => bail!("after a connection closed: {status}"),
+        }
+    }
+    Ok(())
+}
+
+/// Creates registry `name` on `node` sending `X-Forwarded-For: forwarded_for`, and gives the
+/// source address the audit trail recorded for it.
+async fn recorded_source(node: &TestNode, name: &str, forwarded_for: &str) -> Result<String> {
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .header("x-forwarded-for", forwarded_for)
+        .json(&serde_json::json!({"name": name, "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201, "{}", created.status());
+    let trail: Value = http()
+        .get(format!("{}/api/v1/audit?registry={name}", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    trail["events"]
+        .as_array()
+        .and_then(|events| events.first())
+        .and_then(|event| event["source_ip"].as_str())
+        .map(str::to_string)
+        .with_context(|| format!("no event for {name} in {trail}"))
+}
+
+/// The OCI challenge's realm, whose scheme is the one the node believes the client used.
+async fn realm_claiming(node: &TestNode, proto: &str) -> Result<String> {
+    let challenged = http()
+        .get(format!("{}/v2/", node.url))
+        .header("x-forwarded-proto", proto)
+        .send()
+        .await?;
+    Ok(challenged
+        .headers()
+        .get("www-authenticate")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_count_only_from_trusted_proxies() -> Result<()> {
+    // 127.0.0.1 is not among the trusted: what it claims is ignored.
+    let direct = TestNode::start_with_args(&["--trusted-proxy", "10.0.0.0/8"])?;
+    let source = recorded_source(&direct, "direct", "198.51.100.9").await?;
+    ensure!(source == "127.0.0.1", "an untrusted peer's claim: {source}");
+    let realm = realm_claiming(&direct, "https").await?;
+    ensure!(realm.contains("realm=\"http://"), "{realm}");
+
+    // Behind a trusted proxy (127.0.0.1 here), the client is the right-most address that is not a
+    // proxy: what the client itself wrote further left is not believed.
+    let proxied = TestNode::start_with(
+        &["--trusted-proxy", "127.0.0.1"],
+        &[("ARCA_MAX_CONNECTIONS_PER_SOURCE", "2")],
+    )?;
+    let source = recorded_source(&proxied, "proxied", "203.0.113.1, 198.51.100.9").await?;
+    ensure!(source == "198.51.100.9", "behind a trusted proxy: {source}");
+    let realm = realm_claiming(&proxied, "https").await?;
+    ensure!(realm.contains("realm=\"https://"), "{realm}");
+    // A proxy carries many clients' connections: its own address is not limited.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(address(&proxied)).await?;
+        ensure!(status_of(&mut stream, HEALTHZ).await? == 200);
+        held.push(stream);
+    }
+    Ok(())
+}

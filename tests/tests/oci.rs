@@ -387,6 +387,29 @@ async fn pull_and_push_workflows() {
         StatusCode::ACCEPTED,
         "falls back to an upload session"
     );
+    // Without `from` the registry does not look for the blob in other repositories (the spec lets
+    // it): the answer is an upload session, as for a blob it cannot mount.
+    let without_from = registry
+        .request(
+            Method::POST,
+            &format!(
+                "{}/blobs/uploads/?mount={}",
+                registry.repo("other/elsewhere"),
+                digest(&layer)
+            ),
+        )
+        .send()
+        .await
+        .expect("mount without from");
+    assert_eq!(without_from.status(), StatusCode::ACCEPTED);
+    assert!(
+        without_from.headers()["location"]
+            .to_str()
+            .expect("location")
+            .contains("/blobs/uploads/"),
+        "{:?}",
+        without_from.headers()
+    );
     let session = not_mounted.headers()["location"]
         .to_str()
         .expect("location")

@@ -318,6 +318,9 @@ pub async fn start(
         }
         // The spec says: when the mount cannot be done, start an ordinary upload session.
     }
+    // A mount without `from` is answered the same way: the spec lets a registry look for the blob
+    // elsewhere, and Arca does not (no index says which repositories link a digest, and a caller
+    // must not learn what repositories it may not read hold).
     if let Some(digest) = query_param(query, "digest") {
         let digest = Digest::parse(&digest)?;
         declared_length(state, headers)?;

@@ -174,6 +174,34 @@ fn npm_install(npm: &Path, home: &Path, node: &TestNode, spec: &str) -> Result<C
     run_command(&mut command)
 }
 
+/// `npm audit --json` in a project whose lockfile holds `lodash@version`, installed from registry
+/// `npm-audit` of `node`.
+fn npm_audit(npm: &Path, home: &Path, node: &TestNode, version: &str) -> Result<(bool, Value)> {
+    let registry = format!("{}/npm/npm-audit/", node.url);
+    let host_path = registry.trim_start_matches("http:");
+    std::fs::write(
+        home.join(".npmrc"),
+        format!(
+            "registry={registry}\n{host_path}:_authToken={}\n",
+            node.admin_token
+        ),
+    )?;
+    let project = tempfile::tempdir_in(home)?;
+    std::fs::write(
+        project.path().join("package.json"),
+        r#"{"name":"app","version":"1.0.0"}"#,
+    )?;
+    let mut install = npm_command(npm, home, project.path(), Some(&registry));
+    install.args(["install", &format!("lodash@{version}")]);
+    run_command(&mut install)?.ok()?;
+    let mut audit = npm_command(npm, home, project.path(), Some(&registry));
+    audit.args(["audit", "--json"]);
+    let output = run_command(&mut audit)?;
+    let report: Value = serde_json::from_str(&output.stdout)
+        .with_context(|| format!("npm audit --json: {}", output.describe()))?;
+    Ok((output.success, report))
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Python
 
@@ -811,5 +839,76 @@ async fn oci_manifests_of_quarantined_versions_are_denied() -> Result<()> {
     let (status, _) = api(&node, reqwest::Method::DELETE, &quarantine, None).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pull().await?.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_audit_reports_what_the_firewall_database_holds() -> Result<()> {
+    let test = "npm_audit_reports_what_the_firewall_database_holds";
+    let Some(npm) = require_client("npm", test) else {
+        return Ok(());
+    };
+    let node = TestNode::start()?;
+    let client = node.admin_client();
+    let home = tempfile::tempdir()?;
+    // No firewall policy: the vulnerable version installs, and the audit says what is wrong with it.
+    create_registry(&node, "npm-audit", "NPM").await?;
+    for version in ["4.17.20", "4.17.21"] {
+        let tarball = npm_pack(&npm, home.path(), "lodash", version, "MIT")?;
+        client.push_npm("npm-audit", &tarball, "latest").await?;
+    }
+    let (clean, report) = npm_audit(&npm, home.path(), &node, "4.17.20")?;
+    ensure!(clean, "nothing is known before the import: {report}");
+    cli_ok(
+        &node,
+        &["fw", "db", "import", &fixtures().display().to_string()],
+    )?;
+
+    let (clean, report) = npm_audit(&npm, home.path(), &node, "4.17.20")?;
+    ensure!(!clean, "npm audit exits non-zero: {report}");
+    let lodash = &report["vulnerabilities"]["lodash"];
+    assert_eq!(lodash["severity"], "high", "{report}");
+    assert_eq!(lodash["via"][0]["range"], "<4.17.21", "{report}");
+    // npm matched the range against the packument: of the versions there, 4.17.20 is vulnerable.
+    assert_eq!(lodash["range"], "4.17.20", "{report}");
+    assert_eq!(
+        lodash["via"][0]["url"], "https://osv.dev/vulnerability/GHSA-35jh-r3h4-6jhm",
+        "{report}"
+    );
+    assert_eq!(lodash["via"][0]["title"], "Command Injection in lodash");
+    // npm found the fix (4.17.21) in the registry's packument.
+    assert_eq!(lodash["fixAvailable"], true, "{report}");
+    assert_eq!(report["metadata"]["vulnerabilities"]["high"], 1, "{report}");
+
+    let (clean, report) = npm_audit(&npm, home.path(), &node, "4.17.21")?;
+    ensure!(clean, "the fixed version audits clean: {report}");
+    assert_eq!(report["metadata"]["vulnerabilities"]["total"], 0);
+
+    // Bad input is refused in npm's error format.
+    let malformed = http()
+        .post(format!(
+            "{}/npm/npm-audit/-/npm/v1/security/advisories/bulk",
+            node.url
+        ))
+        .bearer_auth(&node.admin_token)
+        .header("content-encoding", "gzip")
+        .body("not gzip")
+        .send()
+        .await?;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let error: Value = malformed.json().await?;
+    assert!(
+        error["error"].as_str().is_some_and(|e| e.contains("gzip")),
+        "{error}"
+    );
+    let anonymous = http()
+        .post(format!(
+            "{}/npm/npm-audit/-/npm/v1/security/advisories/bulk",
+            node.url
+        ))
+        .json(&json!({"lodash": ["4.17.20"]}))
+        .send()
+        .await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }

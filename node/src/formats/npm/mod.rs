@@ -10,10 +10,13 @@
 //! name (any) and a password (an Arca token) for that same token. Errors are npm's
 //! `{"error": "..."}`.
 //!
+//! `npm audit` is answered from the dependency firewall's advisory database (see [`audit`]).
+//!
 //! Remote and virtual npm registries serve the same API: reads of a remote registry come from its
 //! upstream (cached), reads of a virtual registry from its members, merged; publishes to a virtual
 //! registry land in its publish target, and remote registries take none. See [`remote`].
 
+mod audit;
 mod error;
 mod names;
 pub mod packument;
@@ -180,6 +183,7 @@ async fn route(
             "web login is not offered: log in with a user name and an Arca token as the password",
         )),
         (Endpoint::Search, Method::GET) => read::search(ctx, uri.query().unwrap_or("")),
+        (Endpoint::AuditBulk, Method::POST) => audit::bulk(ctx, headers, body).await,
         (Endpoint::Packument(name), Method::GET | Method::HEAD) => {
             read::packument(ctx, &name).await
         }

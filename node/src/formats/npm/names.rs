@@ -126,6 +126,8 @@ pub enum Endpoint {
     Search,
     /// `-/v1/login` (web login, not offered)
     WebLogin,
+    /// `-/npm/v1/security/advisories/bulk` (`npm audit`)
+    AuditBulk,
     /// `-/user/org.couchdb.user:<name>`
     User(String),
     /// `-/package/<name>/dist-tags`
@@ -184,6 +186,7 @@ pub fn parse_endpoint(raw: &str) -> Option<Endpoint> {
             ["whoami"] => Some(Endpoint::Whoami),
             ["v1", "search"] => Some(Endpoint::Search),
             ["v1", "login"] => Some(Endpoint::WebLogin),
+            ["npm", "v1", "security", "advisories", "bulk"] => Some(Endpoint::AuditBulk),
             ["user", id] => id
                 .strip_prefix("org.couchdb.user:")
                 .map(|user| Endpoint::User(user.to_string())),
@@ -287,6 +290,10 @@ mod tests {
         );
         assert_eq!(p("-/ping"), Some(Endpoint::Ping));
         assert_eq!(p("-/v1/search"), Some(Endpoint::Search));
+        assert_eq!(
+            p("-/npm/v1/security/advisories/bulk"),
+            Some(Endpoint::AuditBulk)
+        );
         assert_eq!(
             p("-/user/org.couchdb.user:bob%40x"),
             Some(Endpoint::User(s("bob@x")))

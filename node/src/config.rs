@@ -105,6 +105,9 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Connections one source address may hold at once (trusted proxies are exempt; 0: no limit).
     pub max_connections_per_source: u64,
+    /// Free space, in bytes, chunk writes never take the data directory's disk below (uploads
+    /// are answered 507 instead), so the metadata always has room.
+    pub min_free_bytes: u64,
 }
 
 impl Default for Config {
@@ -137,6 +140,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             header_read_timeout_ms: 30_000,
             max_connections_per_source: 256,
+            min_free_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -201,7 +205,7 @@ impl Config {
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
     /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
     /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
-    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`), then `flags`.
+    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_MIN_FREE_BYTES`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -271,6 +275,7 @@ impl Config {
             "ARCA_MAX_CONNECTIONS_PER_SOURCE",
             &mut config.max_connections_per_source,
         )?;
+        env_override(&env, "ARCA_MIN_FREE_BYTES", &mut config.min_free_bytes)?;
         if env("ARCA_HTTP_REDIRECT").is_some() {
             let mut address = config.http;
             env_override(&env, "ARCA_HTTP_REDIRECT", &mut address)?;

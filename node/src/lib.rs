@@ -188,6 +188,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let chunks = Arc::new(
         ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?,
     );
+    chunks.set_min_free(config.min_free_bytes);
     if config.role == NodeRole::Cache {
         let tiered = TieredChunkCache::open(
             &data_dir.join("cache"),

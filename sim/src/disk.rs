@@ -366,6 +366,11 @@ impl ChunkDisk for ChunkFiles {
             .map(drop)
             .ok_or_else(|| not_found(name))
     }
+
+    /// The simulated disk has no capacity limit.
+    fn available(&self) -> io::Result<u64> {
+        Ok(u64::MAX)
+    }
 }
 
 /// The metadata files of one incarnation.

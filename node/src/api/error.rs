@@ -169,8 +169,16 @@ impl From<crate::meta::view::StoreError> for ApiError {
     }
 }
 
+/// A full disk is 507 `INSUFFICIENT_STORAGE`; every other chunk store failure is 500.
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
-        Self::internal(error)
+        match error {
+            BlobError::NoSpace { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "INSUFFICIENT_STORAGE",
+                error.to_string(),
+            ),
+            other => Self::internal(other),
+        }
     }
 }

@@ -67,6 +67,8 @@ pub struct Metrics {
     registries: Gauge,
     packages: Gauge,
     blobs: Gauge,
+    disk_available_bytes: Gauge,
+    disk_min_free_bytes: Gauge,
     chunks_written: Counter<u64, AtomicU64>,
     chunks_deduplicated: Counter<u64, AtomicU64>,
     chunk_bytes_written: Counter<u64, AtomicU64>,
@@ -114,6 +116,8 @@ impl Metrics {
             registries: Gauge::default(),
             packages: Gauge::default(),
             blobs: Gauge::default(),
+            disk_available_bytes: Gauge::default(),
+            disk_min_free_bytes: Gauge::default(),
             chunks_written: Counter::default(),
             chunks_deduplicated: Counter::default(),
             chunk_bytes_written: Counter::default(),
@@ -184,6 +188,16 @@ impl Metrics {
                 "blobs",
                 "Distinct blobs referenced by metadata",
                 metrics.blobs.clone(),
+            );
+            registry.register(
+                "disk_available_bytes",
+                "Bytes free on the disk of the data directory",
+                metrics.disk_available_bytes.clone(),
+            );
+            registry.register(
+                "disk_min_free_bytes",
+                "Free space chunk writes never take the disk below (uploads get 507)",
+                metrics.disk_min_free_bytes.clone(),
             );
             registry.register(
                 "chunks_written",
@@ -331,6 +345,13 @@ impl Metrics {
                 self.blobs.set(blobs as i64);
             }
             Err(error) => tracing::warn!(%error, "reading the metadata counts for /metrics"),
+        }
+        let (floor, available) = state.chunks.space();
+        self.disk_min_free_bytes
+            .set(i64::try_from(floor).unwrap_or(i64::MAX));
+        if let Some(available) = available {
+            self.disk_available_bytes
+                .set(i64::try_from(available).unwrap_or(i64::MAX));
         }
         let stats = &state.chunks.stats;
         let transfer = &state.transport.stats;

@@ -29,6 +29,8 @@ pub trait ChunkDisk: Send + Sync + 'static {
     fn touch(&self, name: &str) -> io::Result<()>;
     /// Removes what is stored under `name` (`NotFound` when nothing is).
     fn remove(&self, name: &str) -> io::Result<()>;
+    /// Bytes that can still be written (what the file system offers unprivileged writers).
+    fn available(&self) -> io::Result<u64>;
 }
 
 /// Chunk files in a local directory, fanned out over two levels of subdirectories.
@@ -133,6 +135,10 @@ impl ChunkDisk for LocalDisk {
     /// collection.
     fn remove(&self, name: &str) -> io::Result<()> {
         fs::remove_file(self.path_of(name))
+    }
+
+    fn available(&self) -> io::Result<u64> {
+        fs4::available_space(&self.root)
     }
 }
 

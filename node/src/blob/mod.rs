@@ -35,6 +35,17 @@ pub enum BlobError {
     /// A chunk the metadata names is not on this node.
     #[error("chunk {0} is missing")]
     Missing(String),
+    /// The disk has no room for more chunks: it is full, or writing would leave less free than the
+    /// floor kept for the metadata.
+    #[error(
+        "this node's disk is full: {available} bytes free, and {floor} are kept free for its metadata"
+    )]
+    NoSpace {
+        /// Bytes free.
+        available: u64,
+        /// The free space chunk writes never go below.
+        floor: u64,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("chunk store task failed: {0}")]
     Task(String),

@@ -6,6 +6,13 @@
 //! what must survive it whatever the metadata say: the chunks of blobs being written ([`Pins`]), and,
 //! while a collection runs, every chunk someone reused or asked for (a reused chunk is also touched,
 //! so its age restarts and the grace period protects it until its blob is committed).
+//!
+//! A writer that fails (a full disk, a client gone mid-upload) takes its chunks with it at once: a
+//! chunk a writer created is *fresh* until anyone else pins or reuses it, and the fresh chunks of a
+//! writer dropped unfinished are removed when its pins go (nothing can refer to them: every write
+//! that commits a chunk pins or reuses it first). New chunks are written only while the disk keeps
+//! [`ChunkStore::set_min_free`] bytes free, so the metadata always has room; below that, writes fail
+//! with [`BlobError::NoSpace`] (507).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -61,6 +68,9 @@ struct Held {
     /// While a collection runs: the chunks pinned, reused or asked for at any moment since it
     /// began (a writer reads its fence while its chunks are pinned: see [`crate::policy::gc`]).
     claims: Option<HashSet<ChunkId>>,
+    /// Chunks a writer created that no one else has pinned or reused since, with the serial of the
+    /// writer's [`Pins`].
+    fresh: HashMap<ChunkId, u64>,
 }
 
 impl Held {
@@ -88,6 +98,8 @@ pub struct ChunkStore {
     held: Mutex<Held>,
     /// Held by the collection in progress: collections run one after another.
     collecting: Arc<tokio::sync::Mutex<()>>,
+    /// New chunks are not written when fewer bytes than this would be left free.
+    min_free: AtomicU64,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
 }
@@ -104,11 +116,17 @@ pub struct StoredChunk {
 }
 
 /// The chunks one blob writer has stored, held against garbage collection until the writer and every
-/// write it started are gone (each holds an `Arc` of this).
+/// write it started are gone (each holds an `Arc` of this). When they go without
+/// [`Pins::keep_written`], the chunks the writer created that no one else took up are removed.
 pub struct Pins {
     store: Arc<ChunkStore>,
     ids: Mutex<Vec<ChunkId>>,
+    serial: u64,
+    keep: std::sync::atomic::AtomicBool,
 }
+
+/// Serials of [`Pins`], to tell whose fresh chunks are whose.
+static PIN_SERIALS: AtomicU64 = AtomicU64::new(1);
 
 impl Pins {
     /// An empty set of pins on `store`.
@@ -116,21 +134,54 @@ impl Pins {
         Pins {
             store,
             ids: Mutex::new(Vec::new()),
+            serial: PIN_SERIALS.fetch_add(1, Ordering::Relaxed),
+            keep: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The writer finished its blob: the chunks it created stay when the pins go (garbage
+    /// collection decides about them once they are unreferenced and old).
+    pub fn keep_written(&self) {
+        self.keep.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for Pins {
     fn drop(&mut self) {
         let ids = std::mem::take(self.ids.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let discard = !*self.keep.get_mut();
         let mut held = self.store.held();
+        let mut discarded = 0u64;
         for id in ids {
+            let mut unpinned = false;
             if let Some(count) = held.pins.get_mut(&id) {
                 *count -= 1;
                 if *count == 0 {
                     held.pins.remove(&id);
+                    unpinned = true;
                 }
             }
+            if held.fresh.get(&id) != Some(&self.serial) {
+                continue;
+            }
+            held.fresh.remove(&id);
+            // Fresh and unpinned: no one else ever took this chunk up, so nothing refers to it.
+            if discard && unpinned {
+                match self.store.disk.remove(&id.to_hex()) {
+                    Ok(()) => discarded += 1,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        tracing::warn!(chunk = %id, %error, "removing a failed write's chunk")
+                    }
+                }
+                self.store.cache.remove(&id);
+            }
+        }
+        if discarded > 0 {
+            tracing::info!(
+                chunks = discarded,
+                "removed the chunks of a write that did not finish"
+            );
         }
     }
 }
@@ -223,7 +274,37 @@ impl ChunkStore {
             tiered: OnceLock::new(),
             held: Mutex::new(Held::default()),
             collecting: Arc::default(),
+            min_free: AtomicU64::new(0),
             stats: ChunkStoreStats::default(),
+        }
+    }
+
+    /// Keeps `bytes` of the disk free: new chunks that would leave less are refused with
+    /// [`BlobError::NoSpace`].
+    pub fn set_min_free(&self, bytes: u64) {
+        self.min_free.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The free space kept for the metadata, and the bytes the disk has free now (`None` when the
+    /// file system cannot say).
+    pub fn space(&self) -> (u64, Option<u64>) {
+        (
+            self.min_free.load(Ordering::Relaxed),
+            self.disk.available().ok(),
+        )
+    }
+
+    /// Refuses, with [`BlobError::NoSpace`], `incoming` bytes that would leave less free than the
+    /// floor (an upload that announces its length is refused before it is read).
+    pub fn check_room(&self, incoming: u64) -> Result<(), BlobError> {
+        let (floor, available) = self.space();
+        match available {
+            Some(available)
+                if available.saturating_sub(incoming) < floor || available < incoming =>
+            {
+                Err(BlobError::NoSpace { available, floor })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -345,10 +426,11 @@ impl ChunkStore {
     }
 
     /// True when the chunk is stored here. Callers ask because they are about to rely on it, so a
-    /// garbage collection running now keeps the chunk.
+    /// garbage collection running now keeps the chunk, and a failed writer leaves it.
     pub fn contains(&self, id: &ChunkId) -> bool {
         let mut held = self.held();
         held.claim(*id);
+        held.fresh.remove(id);
         self.disk.contains(&id.to_hex())
     }
 
@@ -357,7 +439,7 @@ impl ChunkStore {
     /// is touched: its age, which garbage collection's grace period counts from, starts again.
     pub fn put(&self, data: &[u8]) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
-        self.store(id, data)
+        self.store(id, data, None)
     }
 
     /// [`ChunkStore::put`], holding the chunk against garbage collection for as long as `pins` lives.
@@ -365,14 +447,22 @@ impl ChunkStore {
     pub fn put_pinned(&self, data: &[u8], pins: &Pins) -> Result<ChunkRef, BlobError> {
         let id = ChunkId(*blake3::hash(data).as_bytes());
         self.pin(id, pins);
-        self.store(id, data)
+        self.store(id, data, Some(pins))
     }
 
-    /// Pins `id` for as long as `pins` lives; a collection running now keeps it too.
+    /// Pins `id` for as long as `pins` lives; a collection running now keeps it too. A chunk another
+    /// writer created is no longer only that writer's.
     fn pin(&self, id: ChunkId, pins: &Pins) {
         let mut held = self.held();
         *held.pins.entry(id).or_default() += 1;
         held.claim(id);
+        if held
+            .fresh
+            .get(&id)
+            .is_some_and(|owner| *owner != pins.serial)
+        {
+            held.fresh.remove(&id);
+        }
         drop(held);
         pins.ids
             .lock()
@@ -394,10 +484,18 @@ impl ChunkStore {
             Err(error) => tracing::warn!(chunk = %id, %error, "refreshing a reused chunk's age"),
         }
         held.claim(*id);
+        held.fresh.remove(id);
         true
     }
 
-    fn store(&self, id: ChunkId, data: &[u8]) -> Result<ChunkRef, BlobError> {
+    /// Writes the chunk unless it is stored already. A chunk `writer` creates, and that only it
+    /// has pinned, is fresh: it goes again if the writer fails.
+    fn store(
+        &self,
+        id: ChunkId,
+        data: &[u8],
+        writer: Option<&Pins>,
+    ) -> Result<ChunkRef, BlobError> {
         let size = u32::try_from(data.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk larger than 4 GiB"))?;
         let name = id.to_hex();
@@ -407,7 +505,22 @@ impl ChunkStore {
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(ChunkRef { id, size });
         }
-        self.disk.write_durable(&name, data)?;
+        self.check_room(data.len() as u64)?;
+        if let Some(writer) = writer {
+            let mut held = self.held();
+            if held.pins.get(&id) == Some(&1) {
+                held.fresh.insert(id, writer.serial);
+            }
+        }
+        self.disk
+            .write_durable(&name, data)
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => BlobError::NoSpace {
+                    available: self.disk.available().unwrap_or(0),
+                    floor: self.min_free.load(Ordering::Relaxed),
+                },
+                _ => error.into(),
+            })?;
         self.stats.chunks_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written

@@ -1,7 +1,8 @@
 //! Streams bytes into the chunk store: content-defined cutting, sha256 of the whole blob on the same
 //! pass, and chunk writes running in the background while more bytes arrive. The chunks a writer
 //! stores are pinned until it is dropped: garbage collection never takes the chunks of a blob still
-//! being written, however long the upload takes.
+//! being written, however long the upload takes. A writer dropped before it finished (the client
+//! went, the disk filled up) removes the chunks it created that no other write took up.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ const WRITES_IN_FLIGHT: usize = 4;
 pub const INLINE_MAX: usize = 4096;
 
 /// Writes one blob. Feed it with [`BlobWriter::write`], then call [`BlobWriter::finish`]; dropping it
-/// unfinished leaves only unreferenced chunks behind, never a blob.
+/// unfinished leaves no blob, and removes the chunks only it wrote.
 pub struct BlobWriter {
     store: Arc<ChunkStore>,
     buffer: BytesMut,
@@ -97,6 +98,7 @@ impl BlobWriter {
     pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
         let rest = self.buffer.split().freeze();
         if self.on_stored.is_none() && self.in_flight.is_empty() && rest.len() <= INLINE_MAX {
+            self.pins.keep_written();
             return Ok(BlobRef {
                 sha256: Sha256(self.sha256.finalize().into()),
                 size: self.size,
@@ -116,6 +118,7 @@ impl BlobWriter {
             let chunk = join(pending).await?;
             self.stored(chunk);
         }
+        self.pins.keep_written();
         Ok(BlobRef {
             sha256: Sha256(self.sha256.finalize().into()),
             size: self.size,
@@ -167,4 +170,131 @@ fn first_cut(data: &[u8]) -> usize {
 
 async fn join(handle: JoinHandle<Result<ChunkRef, BlobError>>) -> Result<ChunkRef, BlobError> {
     handle.await.map_err(|e| BlobError::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed.max(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    fn chunk_files(dir: &std::path::Path) -> usize {
+        fn count(path: &std::path::Path) -> usize {
+            std::fs::read_dir(path).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|entry| match entry.file_type() {
+                        Ok(kind) if kind.is_dir() => count(&entry.path()),
+                        _ => 1,
+                    })
+                    .sum()
+            })
+        }
+        count(&dir.join("chunks"))
+    }
+
+    /// Writes `data` and, unless `finish`, drops the writer unfinished once every chunk cut so far
+    /// is on disk.
+    async fn write(store: &Arc<ChunkStore>, data: &[u8], finish: bool) -> Option<BlobRef> {
+        let mut writer = BlobWriter::new(store.clone());
+        writer.write(data).await.expect("write");
+        if finish {
+            return Some(writer.finish().await.expect("finish"));
+        }
+        while let Some(pending) = writer.in_flight.pop_front() {
+            let chunk = join(pending).await.expect("chunk");
+            writer.stored(chunk);
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_unfinished_removes_the_chunks_only_it_wrote() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
+        let shared = pseudo_random(3 * MAX_CHUNK as usize, 1);
+        let finished = write(&store, &shared, true).await.expect("blob");
+        let kept = chunk_files(dir.path());
+        assert!(kept >= 2, "{kept} chunks");
+
+        // Only new bytes: all of its chunks go with it.
+        write(&store, &pseudo_random(3 * MAX_CHUNK as usize, 2), false).await;
+        assert_eq!(chunk_files(dir.path()), kept);
+
+        // Bytes another blob holds too: those chunks stay.
+        let mut mixed = shared.clone();
+        mixed.extend(pseudo_random(2 * MAX_CHUNK as usize, 3));
+        write(&store, &mixed, false).await;
+        assert_eq!(chunk_files(dir.path()), kept);
+        for chunk in &finished.chunks {
+            store.get(chunk).expect("a finished blob keeps its chunks");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_another_writer_took_up_stays_when_its_creator_fails() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
+        let data = pseudo_random(2 * MAX_CHUNK as usize, 4);
+        let mut first = BlobWriter::new(store.clone());
+        first.write(&data).await.expect("write");
+        while let Some(pending) = first.in_flight.pop_front() {
+            let chunk = join(pending).await.expect("chunk");
+            first.stored(chunk);
+        }
+        // A second writer of the same bytes reuses the first one's chunks, and finishes.
+        let second = write(&store, &data, true).await.expect("blob");
+        drop(first);
+        for chunk in &second.chunks {
+            store.get(chunk).expect("the finished blob's chunks stay");
+        }
+        // A chunk looked up (a replication deciding what it has) is no longer anyone's alone.
+        let mut third = BlobWriter::new(store.clone());
+        let fresh = pseudo_random(2 * MAX_CHUNK as usize, 5);
+        third.write(&fresh).await.expect("write");
+        while let Some(pending) = third.in_flight.pop_front() {
+            let chunk = join(pending).await.expect("chunk");
+            third.stored(chunk);
+        }
+        let looked_up = third.written[0];
+        assert!(store.contains(&looked_up.id));
+        drop(third);
+        store
+            .get(&looked_up)
+            .expect("a chunk someone relied on stays");
+    }
+
+    #[tokio::test]
+    async fn chunks_are_not_written_below_the_free_space_floor() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(ChunkStore::open(dir.path(), 1 << 20).expect("store"));
+        let (_, available) = store.space();
+        let available = available.expect("the local disk says what is free");
+        store.set_min_free(available + (1 << 30));
+        let mut writer = BlobWriter::new(store.clone());
+        let refused = match writer
+            .write(&pseudo_random(2 * MAX_CHUNK as usize, 6))
+            .await
+        {
+            Err(error) => error,
+            Ok(()) => writer.finish().await.expect_err("refused at the floor"),
+        };
+        assert!(matches!(refused, BlobError::NoSpace { .. }), "{refused}");
+        assert!(matches!(
+            store.check_room(1),
+            Err(BlobError::NoSpace { .. })
+        ));
+        store.set_min_free(0);
+        store.check_room(1).expect("room again");
+    }
 }

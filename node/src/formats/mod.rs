@@ -67,7 +67,11 @@ pub fn declared_length(state: &AppState, headers: &HeaderMap) -> Result<Option<u
     let limit = state.config.max_upload_bytes;
     match content_length(headers) {
         Some(len) if len > limit => Err(UploadError::TooLarge { limit }),
-        declared => Ok(declared),
+        Some(len) => {
+            state.chunks.check_room(len)?;
+            Ok(Some(len))
+        }
+        None => Ok(None),
     }
 }
 

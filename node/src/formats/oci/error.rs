@@ -173,7 +173,14 @@ impl From<crate::meta::view::StoreError> for OciError {
 
 impl From<BlobError> for OciError {
     fn from(error: BlobError) -> Self {
-        Self::internal(error)
+        match error {
+            BlobError::NoSpace { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "INSUFFICIENT_STORAGE",
+                error.to_string(),
+            ),
+            other => Self::internal(other),
+        }
     }
 }
 

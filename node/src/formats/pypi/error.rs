@@ -115,7 +115,12 @@ impl From<ProposeError> for PypiError {
 
 impl From<BlobError> for PypiError {
     fn from(error: BlobError) -> Self {
-        Self::internal(error)
+        match error {
+            BlobError::NoSpace { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+            }
+            other => Self::internal(other),
+        }
     }
 }
 

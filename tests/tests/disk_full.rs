@@ -1,0 +1,197 @@
+//! A full disk: uploads are answered 507 in each protocol's own error format, the metadata stays
+//! writable, free space is exported, and the chunks of an upload that ran out of room are removed
+//! at once. Once with the free-space floor set above what the disk has, and once on a real full
+//! file system (a small tmpfs the test mounts, which needs root; under `CI=true` not being able to
+//! mount it fails the test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use arca_tests::clients::in_ci;
+use arca_tests::{TestNode, http, metric, pseudo_random_bytes, sha256_hex};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn create_registry(node: &TestNode, name: &str, package_type: &str) -> Result<StatusCode> {
+    Ok(http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": name, "package_type": package_type}))
+        .send()
+        .await?
+        .status())
+}
+
+async fn put_generic(
+    node: &TestNode,
+    path: &str,
+    body: reqwest::Body,
+) -> Result<(StatusCode, String)> {
+    let response = http()
+        .put(format!("{}/generic/{path}", node.url))
+        .bearer_auth(&node.admin_token)
+        .body(body)
+        .send()
+        .await?;
+    Ok((response.status(), response.text().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_space_floor_uploads_get_507_and_metadata_stays_writable() -> Result<()> {
+    let node = TestNode::start_with(&[], &[("ARCA_MIN_FREE_BYTES", "1000000000000000000")])?;
+    ensure!(create_registry(&node, "files", "GENERIC").await? == StatusCode::CREATED);
+    ensure!(create_registry(&node, "images", "DOCKER").await? == StatusCode::CREATED);
+
+    let body = pseudo_random_bytes(100_000, 1);
+    let (status, text) = put_generic(&node, "files/tool/1.0/tool.bin", body.clone().into()).await?;
+    ensure!(
+        status == StatusCode::INSUFFICIENT_STORAGE,
+        "{status}: {text}"
+    );
+    let error: Value = serde_json::from_str(&text)?;
+    assert_eq!(error["error"]["code"], "INSUFFICIENT_STORAGE", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("disk is full")),
+        "{error}"
+    );
+
+    // The OCI API answers in its own error format.
+    let digest = format!("sha256:{}", sha256_hex(&body));
+    let pushed = http()
+        .post(format!(
+            "{}/v2/images/app/blobs/uploads/?digest={digest}",
+            node.url
+        ))
+        .basic_auth("arca", Some(&node.admin_token))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await?;
+    ensure!(
+        pushed.status() == StatusCode::INSUFFICIENT_STORAGE,
+        "{}",
+        pushed.status()
+    );
+    let error: Value = pushed.json().await?;
+    assert_eq!(
+        error["errors"][0]["code"], "INSUFFICIENT_STORAGE",
+        "{error}"
+    );
+
+    // Metadata writes go on, and the floor and the free space are exported.
+    ensure!(create_registry(&node, "more", "GENERIC").await? == StatusCode::CREATED);
+    ensure!(metric(&node.url, "arca_disk_min_free_bytes", "").await? >= 1e18);
+    ensure!(metric(&node.url, "arca_disk_available_bytes", "").await? > 0.0);
+    Ok(())
+}
+
+/// A tmpfs of `size` mounted at `path` for as long as this lives.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Result<Tmpfs> {
+        std::fs::create_dir_all(path)?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .context("running mount")?;
+        if !output.status.success() {
+            bail!(
+                "mount -t tmpfs: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn chunk_files(dir: &Path) -> usize {
+    fn count(path: &Path) -> usize {
+        std::fs::read_dir(path).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => count(&entry.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
+    }
+    count(&dir.join("chunks"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_really_full_disk_answers_507_and_keeps_nothing_of_the_failed_upload() -> Result<()> {
+    let outer = tempfile::tempdir()?;
+    let _tmpfs = match Tmpfs::mount(&outer.path().join("small"), "48m") {
+        Ok(mounted) => mounted,
+        Err(error) if !in_ci() => {
+            eprintln!("SKIPPED: cannot mount a tmpfs here ({error}); CI=true fails instead");
+            return Ok(());
+        }
+        Err(error) => return Err(error),
+    };
+    let data_dir = tempfile::tempdir_in(outer.path().join("small"))?;
+    // No floor: the kernel's ENOSPC is what stops the upload.
+    let node = TestNode::start_in(data_dir, &[], &[("ARCA_MIN_FREE_BYTES", "0")])?;
+    ensure!(create_registry(&node, "files", "GENERIC").await? == StatusCode::CREATED);
+
+    // 80 MiB, streamed without a length (so nothing can refuse it up front).
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = (0..80)
+        .map(|i| Ok(pseudo_random_bytes(1 << 20, 100 + i)))
+        .collect();
+    let streamed = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
+    let (status, text) = put_generic(&node, "files/big/1.0/big.bin", streamed).await?;
+    ensure!(
+        status == StatusCode::INSUFFICIENT_STORAGE,
+        "{status}: {text}"
+    );
+    let error: Value = serde_json::from_str(&text)?;
+    assert_eq!(error["error"]["code"], "INSUFFICIENT_STORAGE", "{error}");
+
+    // Its chunks are gone at once, not left for garbage collection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while chunk_files(node.data_dir()) > 0 {
+        ensure!(
+            Instant::now() < deadline,
+            "{} chunk files of the failed upload are left",
+            chunk_files(node.data_dir())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The node goes on: metadata writes, and an upload that fits.
+    ensure!(create_registry(&node, "after", "GENERIC").await? == StatusCode::CREATED);
+    let small = pseudo_random_bytes(3 << 20, 7);
+    let (status, text) =
+        put_generic(&node, "files/small/1.0/small.bin", small.clone().into()).await?;
+    ensure!(status == StatusCode::CREATED, "{status}: {text}");
+    let fetched = http()
+        .get(format!("{}/generic/files/small/1.0/small.bin", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    ensure!(fetched.as_ref() == small.as_slice());
+    assert!(
+        !node.log().contains("metadata store stopped"),
+        "{}",
+        node.log()
+    );
+    Ok(())
+}

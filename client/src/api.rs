@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use arca_protocol::api::{
     AuditList, AuditQuery, ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest,
     CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, JoinTokenInfo,
-    MetadataBody, PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, TokenInfo,
-    VersionInfo, WhoAmI,
+    MetadataBody, PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, ScrubStatus,
+    TokenInfo, VersionInfo, WhoAmI,
 };
 use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
@@ -327,6 +327,18 @@ impl Client {
     /// `POST /api/v1/cluster/nodes/{id}/promote`: makes a learner a voter and answers the cluster.
     pub async fn promote_node(&self, id: u64) -> Result<ClusterStatus, ClientError> {
         let url = self.api_url(&["cluster", "nodes", &id.to_string(), "promote"])?;
+        self.send_json(self.request(Method::POST, url)).await
+    }
+
+    /// `GET /api/v1/cluster/scrub`: the background scrub of the node asked.
+    pub async fn scrub_status(&self) -> Result<ScrubStatus, ClientError> {
+        let url = self.api_url(&["cluster", "scrub"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `POST /api/v1/cluster/scrub`: starts a scrub pass on the node asked.
+    pub async fn start_scrub(&self) -> Result<ScrubStatus, ClientError> {
+        let url = self.api_url(&["cluster", "scrub"])?;
         self.send_json(self.request(Method::POST, url)).await
     }
 

@@ -108,6 +108,11 @@ pub struct Config {
     /// Free space, in bytes, chunk writes never take the data directory's disk below (uploads
     /// are answered 507 instead), so the metadata always has room.
     pub min_free_bytes: u64,
+    /// The rate the background scrub reads chunks at, in bytes per second (0: no passes but those
+    /// asked for with `POST /api/v1/cluster/scrub`).
+    pub scrub_bytes_per_second: u64,
+    /// How often a scrub pass starts, in seconds.
+    pub scrub_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -141,6 +146,8 @@ impl Default for Config {
             header_read_timeout_ms: 30_000,
             max_connections_per_source: 256,
             min_free_bytes: 1024 * 1024 * 1024,
+            scrub_bytes_per_second: 16 * 1024 * 1024,
+            scrub_interval_seconds: 7 * 24 * 3600,
         }
     }
 }
@@ -205,7 +212,8 @@ impl Config {
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
     /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
     /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
-    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_MIN_FREE_BYTES`), then `flags`.
+    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_MIN_FREE_BYTES`, `ARCA_SCRUB_BYTES_PER_SECOND`,
+    /// `ARCA_SCRUB_INTERVAL_SECONDS`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -276,6 +284,16 @@ impl Config {
             &mut config.max_connections_per_source,
         )?;
         env_override(&env, "ARCA_MIN_FREE_BYTES", &mut config.min_free_bytes)?;
+        env_override(
+            &env,
+            "ARCA_SCRUB_BYTES_PER_SECOND",
+            &mut config.scrub_bytes_per_second,
+        )?;
+        env_override(
+            &env,
+            "ARCA_SCRUB_INTERVAL_SECONDS",
+            &mut config.scrub_interval_seconds,
+        )?;
         if env("ARCA_HTTP_REDIRECT").is_some() {
             let mut address = config.http;
             env_override(&env, "ARCA_HTTP_REDIRECT", &mut address)?;

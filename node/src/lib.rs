@@ -66,6 +66,8 @@ pub struct AppState {
     pub logins: Arc<auth::throttle::LoginThrottle>,
     /// Documents rendered from packages, kept until their package changes.
     pub documents: Arc<formats::documents::Documents>,
+    /// The background scrub of this node's chunks.
+    pub scrub: Arc<blob::Scrubber>,
 }
 
 impl AppState {
@@ -322,6 +324,13 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             std::time::Duration::from_secs(config.gc_interval_seconds),
         )));
     }
+    let scrub = Arc::new(blob::Scrubber::new(
+        chunks.clone(),
+        clock.clone(),
+        config.scrub_bytes_per_second,
+        std::time::Duration::from_secs(config.scrub_interval_seconds.max(1)),
+    ));
+    background.push(tokio::spawn(scrub.clone().run()));
     let admin_token_path = auth::ensure_admin_token(&meta, &data_dir, clock.now_ms()).await?;
     tracing::info!(path = %admin_token_path.display(), "admin token (send it as 'Authorization: Bearer <token>')");
 
@@ -345,6 +354,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         passwords: Arc::new(auth::password::PasswordCache::default()),
         logins: Arc::default(),
         documents: Arc::new(formats::documents::Documents::default()),
+        scrub,
     };
     if let Some(redirect) = &redirect {
         let address = redirect.local_addr().map_err(|source| NodeError::Http {

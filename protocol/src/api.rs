@@ -372,6 +372,34 @@ pub struct ClusterStatus {
     pub nodes: Vec<ClusterNodeStatus>,
 }
 
+/// `GET /api/v1/cluster/scrub`: the background scrub of the node that answered, which reads every
+/// chunk it holds, checks its blake3 hash, and replaces a damaged one with a peer's good copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubStatus {
+    /// The node that answered (each node scrubs its own chunks).
+    pub node_id: u64,
+    /// The rate passes read at, bytes per second (0: no passes but those asked for, unthrottled).
+    pub bytes_per_second: u64,
+    /// True while a pass runs.
+    pub running: bool,
+    /// When the running (or else the last) pass began, unix milliseconds.
+    pub pass_started_at: Option<u64>,
+    /// When the last pass ended, unix milliseconds.
+    pub last_pass_finished_at: Option<u64>,
+    /// Passes completed since the node started.
+    pub passes: u64,
+    /// Chunks read and checked since the node started.
+    pub chunks_checked: u64,
+    /// Bytes read and checked since the node started.
+    pub bytes_checked: u64,
+    /// Chunks whose bytes no longer matched their hash.
+    pub corrupt: u64,
+    /// Corrupt chunks replaced with a peer's verified copy.
+    pub repaired: u64,
+    /// Corrupt chunks no peer could give back (their blobs need another copy).
+    pub unrepairable: u64,
+}
+
 /// One member in [`ClusterStatus`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterNodeStatus {

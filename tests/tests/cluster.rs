@@ -1,6 +1,6 @@
 //! Multi-site clusters of real `arca-node` processes on 127.0.0.1: replication across sites, writes from
 //! any node, a leader killed mid-stream, a site down and back, a learner catching up by snapshot, a
-//! cache node, and a five-node cluster that loses two nodes.
+//! cache node, a five-node cluster that loses two nodes, and the scrub repairing a flipped bit.
 
 use std::time::{Duration, Instant};
 
@@ -538,5 +538,120 @@ async fn five_nodes_over_three_sites_survive_losing_two() -> Result<()> {
         expect_file(&cluster, index, "files", "x/1/x.bin", &body).await?;
         expect_file(&cluster, index, "files", "x/2/x.bin", &second).await?;
     }
+    Ok(())
+}
+
+/// The chunk files under a node's data directory.
+fn chunk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.join("chunks")];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(_) => found.push(entry.path()),
+                Err(_) => {}
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Flips one bit in the middle of `file`, as bit rot would.
+fn flip_a_bit(file: &std::path::Path) -> Result<()> {
+    let mut bytes = std::fs::read(file)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(file, bytes)?;
+    Ok(())
+}
+
+/// Runs `arca cluster scrub start` at member `index`, then waits for the pass to end; answers
+/// `arca cluster scrub status --format json`.
+async fn scrub(cluster: &TestCluster, index: usize) -> Result<serde_json::Value> {
+    let node = &cluster.members[index].node;
+    let cli = |args: &[&str]| -> Result<serde_json::Value> {
+        let output = node.cli_with_token(Some(cluster.admin_token()), args);
+        ensure!(
+            output.status.success(),
+            "arca {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(serde_json::from_slice(&output.stdout)?)
+    };
+    let before = cli(&["--format", "json", "cluster", "scrub", "status"])?;
+    cli(&["--format", "json", "cluster", "scrub", "start"])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cli(&["--format", "json", "cluster", "scrub", "status"])?;
+        if status["passes"].as_u64() > before["passes"].as_u64() {
+            return Ok(status);
+        }
+        ensure!(Instant::now() < deadline, "no scrub pass ended: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_finds_a_flipped_bit_and_repairs_it_from_a_peer() -> Result<()> {
+    // Passes only when asked, so the test decides when they run.
+    let mut cluster =
+        TestCluster::start_with(&["a", "b"], &[("ARCA_SCRUB_BYTES_PER_SECOND", "0")]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let body = pseudo_random_bytes(5 * 1024 * 1024, 11);
+    assert_eq!(
+        put(&cluster, 0, "files", "app/1.0/app.bin", body.clone()).await?,
+        201
+    );
+    wait_replicated(&cluster, 1).await?;
+
+    // A sound disk: every chunk checked, nothing found.
+    let clean = scrub(&cluster, 1).await?;
+    let chunks = chunk_files(cluster.members[1].node.data_dir());
+    ensure!(!chunks.is_empty(), "site b holds the chunks");
+    assert_eq!(clean["chunks_checked"], chunks.len() as u64, "{clean}");
+    assert_eq!(clean["corrupt"], 0, "{clean}");
+
+    // A flipped bit at site b is found, and site a's copy replaces it.
+    let damaged = &chunks[0];
+    let good = std::fs::read(damaged)?;
+    flip_a_bit(damaged)?;
+    let found = scrub(&cluster, 1).await?;
+    assert_eq!(
+        (found["corrupt"].clone(), found["repaired"].clone()),
+        (serde_json::json!(1), serde_json::json!(1)),
+        "{found}"
+    );
+    ensure!(
+        std::fs::read(damaged)? == good,
+        "the chunk file holds its good bytes again"
+    );
+    assert_eq!(
+        cluster
+            .metric(1, "arca_scrub_repaired_chunks_total", "")
+            .await?,
+        1.0
+    );
+
+    // With the only other copy damaged too, nothing can repair it: counted, not hidden.
+    let only_copies: Vec<_> = chunk_files(cluster.members[0].node.data_dir());
+    let name = damaged.file_name().context("a chunk file name")?;
+    let twin = only_copies
+        .iter()
+        .find(|path| path.file_name() == Some(name))
+        .context("site a holds the same chunk")?;
+    flip_a_bit(twin)?;
+    flip_a_bit(damaged)?;
+    // (Site a restarts: it served the repair from memory, and a good copy there would do again.)
+    cluster.members[0].node.restart()?;
+    let lost = scrub(&cluster, 1).await?;
+    assert_eq!(lost["unrepairable"], 1, "{lost}");
+    assert_eq!(
+        cluster
+            .metric(1, "arca_scrub_unrepairable_chunks_total", "")
+            .await?,
+        1.0
+    );
     Ok(())
 }

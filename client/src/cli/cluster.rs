@@ -1,10 +1,11 @@
 //! `arca cluster`: the cluster's status (members, leader, term, commit index, replication lag), join
-//! tokens for new nodes, and membership changes (promote a learner, remove a node).
+//! tokens for new nodes, membership changes (promote a learner, remove a node), and the background
+//! scrub of a node's chunks.
 
 use std::time::Duration;
 
 use anyhow::Result;
-use arca_protocol::api::{ClusterStatus, JoinTokenInfo};
+use arca_protocol::api::{ClusterStatus, JoinTokenInfo, ScrubStatus};
 use clap::Subcommand;
 
 use super::Context;
@@ -31,6 +32,18 @@ pub enum ClusterCommand {
         /// Node id, as `arca cluster status` shows it
         id: u64,
     },
+    /// The background scrub of the node the CLI talks to (`--server`)
+    #[command(subcommand)]
+    Scrub(ScrubCommand),
+}
+
+/// `arca cluster scrub` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScrubCommand {
+    /// What the scrub is doing and has found: chunks checked, damaged, repaired, unrepairable
+    Status,
+    /// Start a pass now (or right after the one running)
+    Start,
 }
 
 impl ClusterCommand {
@@ -50,6 +63,12 @@ impl ClusterCommand {
             }
             ClusterCommand::Promote { id } => emit(context.format, &client.promote_node(id).await?),
             ClusterCommand::Remove { id } => emit(context.format, &client.remove_node(id).await?),
+            ClusterCommand::Scrub(ScrubCommand::Status) => {
+                emit(context.format, &client.scrub_status().await?)
+            }
+            ClusterCommand::Scrub(ScrubCommand::Start) => {
+                emit(context.format, &client.start_scrub().await?)
+            }
         }
     }
 }
@@ -109,6 +128,37 @@ impl Tabular for ClusterStatus {
             self.commit_index,
             self.answered_by,
             table(MEMBER_HEADERS, rows)
+        )
+    }
+}
+
+/// One line of state, one of counts.
+impl Tabular for ScrubStatus {
+    fn table(&self) -> String {
+        let rate = match self.bytes_per_second {
+            0 => "passes only when started".to_string(),
+            rate => format!("{rate} bytes/s"),
+        };
+        let state = if self.running {
+            format!(
+                "running since {}",
+                self.pass_started_at.map_or("-".to_string(), timestamp)
+            )
+        } else {
+            match self.last_pass_finished_at {
+                Some(at) => format!("idle, last pass finished {}", timestamp(at)),
+                None => "idle, no pass yet".to_string(),
+            }
+        };
+        format!(
+            "node {}: {state} ({rate})\npasses {}, chunks checked {} ({} bytes), damaged {}, repaired {}, unrepairable {}",
+            self.node_id,
+            self.passes,
+            self.chunks_checked,
+            self.bytes_checked,
+            self.corrupt,
+            self.repaired,
+            self.unrepairable
         )
     }
 }

@@ -1,7 +1,10 @@
-//! `/api/v1/cluster`: the cluster's status, join tokens, membership changes (promote, remove) and
-//! metadata snapshots. Everything here is for admins.
+//! `/api/v1/cluster`: the cluster's status, join tokens, membership changes (promote, remove),
+//! metadata snapshots, and the background scrub of the answering node's chunks. Everything here is
+//! for admins.
 
-use arca_protocol::api::{ClusterStatus, CreateJoinTokenRequest, JoinTokenInfo, SnapshotInfo};
+use arca_protocol::api::{
+    ClusterStatus, CreateJoinTokenRequest, JoinTokenInfo, ScrubStatus, SnapshotInfo,
+};
 use arca_protocol::cluster::{MembershipChange, PeerError};
 use arca_protocol::{Command, Role};
 use axum::extract::State;
@@ -25,6 +28,29 @@ pub fn routes() -> Router<AppState> {
         .route("/cluster/nodes/{id}/promote", post(promote))
         .route("/cluster/nodes/{id}", delete(remove))
         .route("/cluster/snapshot", post(snapshot))
+        .route("/cluster/scrub", get(scrub_status).post(start_scrub))
+}
+
+/// What this node's background scrub is doing and has found.
+async fn scrub_status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ScrubStatus>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(state.scrub.status(state.config.node_id)))
+}
+
+/// Starts a scrub pass on this node now (or right after the one running): 202 with the status.
+async fn start_scrub(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<ScrubStatus>), ApiError> {
+    caller.require(Role::Admin)?;
+    state.scrub.start_pass();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.scrub.status(state.config.node_id)),
+    ))
 }
 
 /// Builds a metadata snapshot on this node now (and so lets its log be purged up to it); answers

@@ -68,6 +68,12 @@ pub struct Metrics {
     packages: Gauge,
     blobs: Gauge,
     disk_available_bytes: Gauge,
+    scrub_passes: Counter<u64, AtomicU64>,
+    scrub_chunks_checked: Counter<u64, AtomicU64>,
+    scrub_bytes_checked: Counter<u64, AtomicU64>,
+    scrub_corrupt: Counter<u64, AtomicU64>,
+    scrub_repaired: Counter<u64, AtomicU64>,
+    scrub_unrepairable: Counter<u64, AtomicU64>,
     disk_min_free_bytes: Gauge,
     chunks_written: Counter<u64, AtomicU64>,
     chunks_deduplicated: Counter<u64, AtomicU64>,
@@ -117,6 +123,12 @@ impl Metrics {
             packages: Gauge::default(),
             blobs: Gauge::default(),
             disk_available_bytes: Gauge::default(),
+            scrub_passes: Counter::default(),
+            scrub_chunks_checked: Counter::default(),
+            scrub_bytes_checked: Counter::default(),
+            scrub_corrupt: Counter::default(),
+            scrub_repaired: Counter::default(),
+            scrub_unrepairable: Counter::default(),
             disk_min_free_bytes: Gauge::default(),
             chunks_written: Counter::default(),
             chunks_deduplicated: Counter::default(),
@@ -199,6 +211,40 @@ impl Metrics {
                 "Free space chunk writes never take the disk below (uploads get 507)",
                 metrics.disk_min_free_bytes.clone(),
             );
+            for (name, help, counter) in [
+                (
+                    "scrub_passes",
+                    "Scrub passes completed",
+                    &metrics.scrub_passes,
+                ),
+                (
+                    "scrub_chunks_checked",
+                    "Chunks the scrub read and checked",
+                    &metrics.scrub_chunks_checked,
+                ),
+                (
+                    "scrub_bytes_checked",
+                    "Bytes the scrub read and checked",
+                    &metrics.scrub_bytes_checked,
+                ),
+                (
+                    "scrub_corrupt_chunks",
+                    "Chunks the scrub found damaged",
+                    &metrics.scrub_corrupt,
+                ),
+                (
+                    "scrub_repaired_chunks",
+                    "Damaged chunks the scrub replaced with a peer's copy",
+                    &metrics.scrub_repaired,
+                ),
+                (
+                    "scrub_unrepairable_chunks",
+                    "Damaged chunks no peer could replace",
+                    &metrics.scrub_unrepairable,
+                ),
+            ] {
+                registry.register(name, help, counter.clone());
+            }
             registry.register(
                 "chunks_written",
                 "Chunks written to disk",
@@ -355,6 +401,7 @@ impl Metrics {
         }
         let stats = &state.chunks.stats;
         let transfer = &state.transport.stats;
+        let scrub = &state.scrub.counts;
         for (counter, source) in [
             (&self.chunks_written, &stats.chunks_written),
             (&self.chunks_deduplicated, &stats.chunks_deduplicated),
@@ -366,6 +413,12 @@ impl Metrics {
             (&self.gc_chunks_removed, &stats.gc_chunks_removed),
             (&self.gc_bytes_removed, &stats.gc_bytes_removed),
             (&self.peer_bytes_received, &transfer.chunk_bytes_received),
+            (&self.scrub_passes, &scrub.passes),
+            (&self.scrub_chunks_checked, &scrub.chunks_checked),
+            (&self.scrub_bytes_checked, &scrub.bytes_checked),
+            (&self.scrub_corrupt, &scrub.corrupt),
+            (&self.scrub_repaired, &scrub.repaired),
+            (&self.scrub_unrepairable, &scrub.unrepairable),
             (&self.peer_bytes_sent, &transfer.chunk_bytes_sent),
         ] {
             catch_up(counter, source.load(Ordering::Relaxed));

@@ -8,13 +8,17 @@
 
 mod disk;
 mod reader;
+mod scrub;
 mod store;
 mod tiered;
 mod writer;
 
 pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
-pub use store::{ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, StoredChunk};
+pub use scrub::{ScrubCounts, Scrubber};
+pub use store::{
+    ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, ScrubOutcome, StoredChunk,
+};
 pub use tiered::{TieredCacheStats, TieredChunkCache};
 pub use writer::{BlobWriter, ChunkStored};
 

@@ -104,6 +104,19 @@ pub struct ChunkStore {
     pub stats: ChunkStoreStats,
 }
 
+/// What a scrub found in one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrubOutcome {
+    /// Its bytes match its name.
+    Sound,
+    /// It was damaged, and a peer's verified copy replaced it.
+    Repaired,
+    /// It was damaged, and no peer had a good copy.
+    Unrepairable,
+    /// It was removed (by garbage collection) before it was read.
+    Gone,
+}
+
 /// One chunk file, as a collection lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredChunk {
@@ -206,16 +219,7 @@ pub struct Collection {
 impl Collection {
     /// The chunk files of the store whose ids start with the hex digits `prefix` (blocking).
     pub fn list(&self, prefix: &str) -> io::Result<Vec<StoredChunk>> {
-        Ok(self
-            .store
-            .disk
-            .list(prefix)?
-            .into_iter()
-            .filter_map(|(name, modified, size)| {
-                let id: ChunkId = name.parse().ok()?;
-                (id.to_hex() == name).then_some(StoredChunk { id, modified, size })
-            })
-            .collect())
+        self.store.list(prefix)
     }
 
     /// True when a writer holds the chunk or it was reused or asked for since the collection began.
@@ -305,6 +309,67 @@ impl ChunkStore {
                 Err(BlobError::NoSpace { available, floor })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The chunk files whose ids start with the hex digits `prefix` (blocking).
+    pub fn list(&self, prefix: &str) -> io::Result<Vec<StoredChunk>> {
+        Ok(self
+            .disk
+            .list(prefix)?
+            .into_iter()
+            .filter_map(|(name, modified, size)| {
+                let id: ChunkId = name.parse().ok()?;
+                (id.to_hex() == name).then_some(StoredChunk { id, modified, size })
+            })
+            .collect())
+    }
+
+    /// Checks the stored copy of a chunk against its name, read from disk (not the memory tier); a
+    /// damaged or unreadable copy is replaced by a peer's verified one when a peer has it.
+    pub async fn scrub(self: &Arc<Self>, chunk: ChunkRef) -> ScrubOutcome {
+        let store = self.clone();
+        let read = crate::blocking::spawn(move || store.disk.read(&chunk.id.to_hex())).await;
+        match read {
+            Ok(Ok(data)) if blake3::hash(&data).as_bytes() == &chunk.id.0 => {
+                return ScrubOutcome::Sound;
+            }
+            Ok(Err(error)) if error.kind() == io::ErrorKind::NotFound => return ScrubOutcome::Gone,
+            Ok(Ok(_)) => tracing::error!(chunk = %chunk.id, "scrub: the stored chunk is corrupt"),
+            Ok(Err(error)) => {
+                tracing::error!(chunk = %chunk.id, %error, "scrub: the stored chunk is unreadable");
+            }
+            Err(error) => {
+                tracing::warn!(chunk = %chunk.id, %error, "scrub: reading a chunk");
+                return ScrubOutcome::Sound;
+            }
+        }
+        self.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+        self.cache.remove(&chunk.id);
+        let Some(remote) = self.remote.get() else {
+            return ScrubOutcome::Unrepairable;
+        };
+        let repaired = match remote.fetch(chunk).await {
+            Ok(data) if blake3::hash(&data).as_bytes() == &chunk.id.0 => {
+                let store = self.clone();
+                crate::blocking::spawn(move || store.keep_fetched(chunk, &data, true)).await
+            }
+            Ok(_) => return ScrubOutcome::Unrepairable,
+            Err(error) => {
+                tracing::error!(chunk = %chunk.id, %error, "scrub: no peer could give a good copy");
+                return ScrubOutcome::Unrepairable;
+            }
+        };
+        match repaired {
+            Ok(Ok(())) => ScrubOutcome::Repaired,
+            Ok(Err(error)) => {
+                tracing::error!(chunk = %chunk.id, %error, "scrub: writing the peer's copy");
+                ScrubOutcome::Unrepairable
+            }
+            Err(error) => {
+                tracing::error!(chunk = %chunk.id, %error, "scrub: writing the peer's copy");
+                ScrubOutcome::Unrepairable
+            }
         }
     }
 

@@ -19,6 +19,7 @@ pub mod inject;
 pub mod meta;
 pub mod policy;
 pub mod proxy;
+pub mod secrets;
 pub mod transfer;
 
 use std::net::SocketAddr;
@@ -46,7 +47,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Prometheus metrics.
     pub metrics: Arc<api::metrics::Metrics>,
-    /// Node-local state of the OCI front-end (upload sessions, token signing key).
+    /// State of the OCI front-end (upload sessions, token signer).
     pub oci: Arc<formats::oci::OciState>,
     /// The inter-node port.
     pub transport: Arc<QuicTransport>,
@@ -68,6 +69,8 @@ pub struct AppState {
     pub documents: Arc<formats::documents::Documents>,
     /// The background scrub of this node's chunks.
     pub scrub: Arc<blob::Scrubber>,
+    /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
+    pub keys: Arc<secrets::ClusterKeys>,
 }
 
 impl AppState {
@@ -324,6 +327,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             std::time::Duration::from_secs(config.gc_interval_seconds),
         )));
     }
+    let keys = Arc::new(credentials.identity.cluster_keys());
     let scrub = Arc::new(blob::Scrubber::new(
         chunks.clone(),
         clock.clone(),
@@ -344,7 +348,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         chunks: chunks.clone(),
         config: Arc::new(config),
         metrics,
-        oci: Arc::new(formats::oci::OciState::default()),
+        oci: Arc::new(formats::oci::OciState::new(*keys.token_key())),
         transport: transport.clone(),
         node,
         identity: credentials.identity,
@@ -355,6 +359,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         logins: Arc::default(),
         documents: Arc::new(formats::documents::Documents::default()),
         scrub,
+        keys,
     };
     if let Some(redirect) = &redirect {
         let address = redirect.local_addr().map_err(|source| NodeError::Http {

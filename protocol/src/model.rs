@@ -304,7 +304,8 @@ pub struct Upstream {
     /// User for Basic authentication upstream.
     #[serde(default)]
     pub username: Option<String>,
-    /// Password or token for Basic authentication upstream (never shown by the API).
+    /// Password or token for Basic authentication upstream (never shown by the API; kept sealed
+    /// under the cluster's key, see the node's `secrets` module).
     #[serde(default)]
     pub password: Option<String>,
     /// Seconds a cached metadata document is served before the upstream is asked again.

@@ -655,3 +655,46 @@ async fn the_scrub_finds_a_flipped_bit_and_repairs_it_from_a_peer() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_token_from_one_node_is_accepted_at_another() -> Result<()> {
+    let cluster = TestCluster::start(&["a", "b"]).await?;
+    create_registry(&cluster, "images", "DOCKER").await?;
+    let issued: serde_json::Value = http()
+        .get(format!(
+            "{}/v2/token?service=arca&scope=repository:images/app:pull,push",
+            cluster.url(0)
+        ))
+        .basic_auth("arca", Some(cluster.admin_token()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = issued["token"].as_str().context("a token")?;
+    // Node b knows the registry once it has applied its creation.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = http()
+            .get(format!("{}/v2/images/app/tags/list", cluster.url(1)))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = answered.status().as_u16();
+        let body = answered.text().await?;
+        ensure!(status != 401, "node b refused node a's token: {body}");
+        if body.contains("NAME_UNKNOWN") {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "{status}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A token signed with any other key is refused.
+    let forged = format!("{}x", token);
+    let refused = http()
+        .get(format!("{}/v2/images/app/tags/list", cluster.url(1)))
+        .bearer_auth(forged)
+        .send()
+        .await?;
+    assert_eq!(refused.status().as_u16(), 401);
+    Ok(())
+}

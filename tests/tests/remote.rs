@@ -65,6 +65,25 @@ async fn generic_downloads(node: &TestNode) -> Result<f64> {
         .sum())
 }
 
+/// The files under `dir` whose bytes contain `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 fn remote(name: &str, upstream: &TestNode, upstream_registry: &str) -> serde_json::Value {
     serde_json::json!({
         "name": name,
@@ -124,6 +143,20 @@ async fn a_remote_registry_caches_and_keeps_serving_when_the_upstream_is_gone() 
     assert!(
         origin.ends_with("/generic/up/tool/0.0/tool.bin"),
         "{version}"
+    );
+
+    // The upstream password (the upstream's admin token here) is kept sealed: no file of the
+    // node — its metadata, Raft log, a snapshot — holds it in the clear.
+    let snapshot = http()
+        .post(format!("{}/api/v1/cluster/snapshot", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    ensure!(snapshot.status().is_success(), "{}", snapshot.status());
+    ensure!(
+        files_holding(node.data_dir(), upstream.admin_token.as_bytes()).is_empty(),
+        "the upstream password in the clear in {:?}",
+        files_holding(node.data_dir(), upstream.admin_token.as_bytes())
     );
 
     // 100 concurrent requests for one uncached file make exactly one upstream request.

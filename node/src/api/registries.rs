@@ -88,7 +88,11 @@ async fn create(
         metadata: Default::default(),
         replication: request.replication,
         kind: request.kind,
-        upstream: request.upstream,
+        // The password is kept sealed under the cluster's key (see `crate::secrets`).
+        upstream: request.upstream.map(|mut upstream| {
+            upstream.password = upstream.password.map(|password| state.keys.seal(&password));
+            upstream
+        }),
         members: request.members,
         publish_to: request.publish_to,
         audit_downloads: request.audit_downloads,

@@ -290,10 +290,17 @@ impl Proxy {
         expected: Expected,
         record: Record,
     ) -> Result<Arriving, ProxyError> {
-        let upstream = registry
+        let mut upstream = registry
             .upstream
             .clone()
             .ok_or_else(|| ProxyError::Upstream(format!("{} has no upstream", registry.name)))?;
+        if let Some(sealed) = &upstream.password {
+            let password = state
+                .keys
+                .open(sealed)
+                .map_err(|error| ProxyError::Upstream(format!("{}: {error}", registry.name)))?;
+            upstream.password = Some(password);
+        }
         let url = upstream::resolve(&upstream.url, url)?;
         self.check_breaker(&upstream.url)?;
         // One flight per URL and representation asked for.

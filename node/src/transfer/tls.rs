@@ -211,6 +211,11 @@ impl ClusterIdentity {
         Ok(())
     }
 
+    /// The keys derived from the cluster CA's private key (the same at every node).
+    pub fn cluster_keys(&self) -> crate::secrets::ClusterKeys {
+        crate::secrets::ClusterKeys::derive(&self.ca_key_pem)
+    }
+
     /// sha256 of the CA certificate, as join tokens carry it.
     pub fn ca_fingerprint(&self) -> Result<[u8; 32], TlsError> {
         let der =

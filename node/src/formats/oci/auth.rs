@@ -2,7 +2,8 @@
 //!
 //! A request may carry HTTP Basic credentials (any user name and an Arca token as the password, or a
 //! user's own name and password), an Arca token as a bearer token, or a short-lived registry token
-//! issued by `GET /v2/token`. Registry tokens are signed by this node (blake3 keyed hash) and carry the
+//! issued by `GET /v2/token`. Registry tokens are signed with the cluster's token key (blake3 keyed
+//! hash; see [`crate::secrets`]), so any node accepts them, and carry the
 //! caller's subject (token id or user), an expiry and the repository scopes granted; the caller's
 //! grants are still checked on every request, so revoking the Arca token (or disabling the user)
 //! revokes every registry token issued from it.
@@ -11,7 +12,6 @@ use arca_protocol::{PackageType, Registry, Role};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::OciError;
@@ -77,20 +77,17 @@ struct Claims {
     access: Vec<Grant>,
 }
 
-/// Signs and checks registry tokens with a key only this node knows.
+/// Signs and checks registry tokens with a key only the cluster's nodes know.
 pub struct TokenSigner {
     key: [u8; 32],
 }
 
-impl Default for TokenSigner {
-    fn default() -> Self {
-        TokenSigner {
-            key: rand::rng().random(),
-        }
-    }
-}
-
 impl TokenSigner {
+    /// A signer with `key` (the cluster's token key).
+    pub fn new(key: [u8; 32]) -> TokenSigner {
+        TokenSigner { key }
+    }
+
     fn sign(&self, claims: &Claims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
         let mac = blake3::keyed_hash(&self.key, payload.as_bytes());
@@ -123,7 +120,7 @@ fn unauthorized(message: &'static str) -> AuthError {
     AuthError::unauthorized(message)
 }
 
-/// Identifies the caller from its `Authorization` header: a registry token this node issued, or what
+/// Identifies the caller from its `Authorization` header: a registry token a node of the cluster issued, or what
 /// the rest of Arca accepts (an Arca token as bearer token or Basic password, a user's own password).
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, AuthError> {
     if let Some(Credentials::Bearer(token)) = credentials(headers)?
@@ -331,7 +328,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_refuse_tampering_and_expiry() {
-        let signer = TokenSigner::default();
+        let signer = TokenSigner::new([1; 32]);
         let claims = Claims {
             sub: Some("tok_1".into()),
             exp: 1000,
@@ -359,7 +356,7 @@ mod tests {
                 .is_none()
         );
         assert!(
-            TokenSigner::default()
+            TokenSigner::new([2; 32])
                 .verify(&format!("{payload}.{mac}"), 0)
                 .is_none()
         );

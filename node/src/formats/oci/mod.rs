@@ -26,12 +26,21 @@ use self::names::RepositoryName;
 use crate::AppState;
 
 /// Node-local state of the OCI front-end.
-#[derive(Default)]
 pub struct OciState {
     /// Signs registry tokens.
     pub signer: TokenSigner,
     /// Upload sessions in progress.
     pub uploads: Uploads,
+}
+
+impl OciState {
+    /// The front-end's state, signing registry tokens with the cluster's `token_key`.
+    pub fn new(token_key: [u8; 32]) -> OciState {
+        OciState {
+            signer: TokenSigner::new(token_key),
+            uploads: Uploads::default(),
+        }
+    }
 }
 
 /// Routes of this front-end.

@@ -61,6 +61,10 @@ pub struct CreateRegistryRequest {
     /// Record every download in the audit trail, not only changes.
     #[serde(default)]
     pub audit_downloads: bool,
+    /// PEM CA certificates a remote registry's upstream is trusted by (a private CA), besides the
+    /// node's certificate store and `upstream_ca_file`.
+    #[serde(default)]
+    pub upstream_ca_pem: Option<String>,
 }
 
 /// A registry as the API shows it.
@@ -123,6 +127,9 @@ pub struct UpstreamInfo {
     pub has_password: bool,
     /// Seconds cached metadata is fresh.
     pub metadata_ttl_seconds: u64,
+    /// CA certificates the upstream is trusted by besides the node's store (PEM), if any.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
 }
 
 /// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.

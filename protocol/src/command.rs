@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
 use crate::model::{
-    AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, Token,
+    AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistrySettings,
+    Token,
 };
 
 /// Where a metadata operation applies.
@@ -409,6 +410,13 @@ pub enum Command {
     AdvanceGcEpoch {
         /// The collecting node.
         node_id: u64,
+    },
+    /// Replace a registry's settings (those kept beside its record).
+    SetRegistrySettings {
+        /// Registry name.
+        registry: String,
+        /// The settings.
+        settings: RegistrySettings,
     },
 }
 

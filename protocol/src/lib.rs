@@ -21,6 +21,6 @@ pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoord
 pub use identity::{Grant, User, UserKind};
 pub use model::{
     BlobRef, CachedDocument, ChunkRef, CleanupPolicy, CleanupRule, FileEntry, ManifestInfo,
-    Package, PackageType, Registry, RegistryKind, Role, Token, Upstream, Version,
+    Package, PackageType, Registry, RegistryKind, RegistrySettings, Role, Token, Upstream, Version,
 };
 pub use names::NameError;

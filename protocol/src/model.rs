@@ -313,6 +313,17 @@ pub struct Upstream {
     pub metadata_ttl_seconds: u64,
 }
 
+/// Settings of a registry stored beside its record, set with
+/// [`crate::Command::SetRegistrySettings`] (the registry record's own layout is fixed by the state
+/// format).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrySettings {
+    /// PEM CA certificates a remote registry's upstream is trusted by, besides the node's
+    /// certificate store and `upstream_ca_file` (a private CA the upstream's certificate comes
+    /// from).
+    pub upstream_ca_pem: Option<String>,
+}
+
 fn default_metadata_ttl() -> u64 {
     300
 }

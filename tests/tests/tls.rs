@@ -1,8 +1,9 @@
 //! TLS both ways, with a certificate authority the test makes (as a company's private CA, or the
 //! one of a TLS-inspecting proxy, would be): a node serving HTTPS from `--tls-cert`/`--tls-key`, a
-//! remote registry whose upstream is that node (trusted through `--upstream-ca-file`, or through
-//! the system's store as `SSL_CERT_FILE` names it, refused with the TLS cause said when neither
-//! trusts it), the `arca` CLI against the HTTPS node, and the plain-HTTP port that redirects to it.
+//! remote registry whose upstream is that node (trusted through the node's `--upstream-ca-file`, the
+//! registry's own CA bundle, or the system's store as `SSL_CERT_FILE` names it, refused with the TLS
+//! cause said when none trusts it), the `arca` CLI against the HTTPS node, and the plain-HTTP port
+//! that redirects to it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -150,8 +151,61 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
         "the log says it too"
     );
 
-    // Trusted through --upstream-ca-file, and through the system's store (SSL_CERT_FILE).
+    // Trusted for one upstream: a remote registry created with its CA (`arca registry create
+    // --upstream-ca-file`) fetches where the node as a whole does not trust the upstream.
     let ca = pki.path("ca.pem");
+    let mut create = untrusting.cli_command(
+        Some(&untrusting.admin_token),
+        &[
+            "registry",
+            "create",
+            "mirror-ca",
+            "--package-type",
+            "GENERIC",
+            "--upstream",
+            &format!("{}/generic/up", upstream.url),
+            "--upstream-user",
+            "arca",
+            "--upstream-password-env",
+            "UPSTREAM_TOKEN",
+            "--upstream-ca-file",
+            &ca,
+        ],
+    );
+    let created = create
+        .env("UPSTREAM_TOKEN", &upstream.admin_token)
+        .output()?;
+    ensure!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let (status, fetched) = get(&untrusting, "mirror-ca/tool/1.0/tool.bin").await?;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&fetched));
+    assert_eq!(sha256_hex(&fetched), sha256_hex(&body));
+    let shown: serde_json::Value = serde_json::from_slice(
+        &untrusting
+            .cli(&["--format", "json", "registry", "get", "mirror-ca"])
+            .stdout,
+    )?;
+    assert_eq!(shown["upstream"]["ca_pem"], pki.ca_pem.as_str(), "{shown}");
+    assert_eq!(shown["upstream"]["has_password"], true, "{shown}");
+    // Something that is not a PEM certificate is refused when the registry is created.
+    let refused = arca_tests::http()
+        .post(format!("{}/api/v1/registries", untrusting.url))
+        .bearer_auth(&untrusting.admin_token)
+        .json(&serde_json::json!({
+            "name": "mirror-bad",
+            "package_type": "GENERIC",
+            "kind": "remote",
+            "upstream": {"url": format!("{}/generic/up", upstream.url)},
+            "upstream_ca_pem": "not a certificate",
+        }))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 400);
+
+    // Trusted through --upstream-ca-file, and through the system's store (SSL_CERT_FILE).
     let with_file = TestNode::start_with_args(&["--upstream-ca-file", &ca])?;
     let with_store = TestNode::start_with(&[], &[("SSL_CERT_FILE", &ca)])?;
     for node in [&with_file, &with_store] {

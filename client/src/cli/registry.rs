@@ -53,6 +53,10 @@ pub enum RegistryCommand {
         /// Environment variable holding the upstream password or token
         #[arg(long, value_name = "VAR", requires = "upstream")]
         upstream_password_env: Option<String>,
+        /// PEM CA certificates the upstream's certificate comes from (a private CA), trusted for
+        /// this upstream besides the node's store
+        #[arg(long, value_name = "FILE", requires = "upstream")]
+        upstream_ca_file: Option<std::path::PathBuf>,
         /// Seconds cached upstream metadata (packuments, index pages, tags) stays fresh
         #[arg(
             long,
@@ -141,11 +145,18 @@ impl RegistryCommand {
                 upstream,
                 upstream_user,
                 upstream_password_env,
+                upstream_ca_file,
                 metadata_ttl,
                 members,
                 publish_to,
                 audit_downloads,
             } => {
+                let upstream_ca_pem = upstream_ca_file
+                    .map(|file| {
+                        std::fs::read_to_string(&file)
+                            .with_context(|| format!("--upstream-ca-file {}", file.display()))
+                    })
+                    .transpose()?;
                 let password = upstream_password_env
                     .map(|var| {
                         std::env::var(&var).with_context(|| {
@@ -179,6 +190,7 @@ impl RegistryCommand {
                     members,
                     publish_to,
                     audit_downloads,
+                    upstream_ca_pem,
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }

@@ -4,7 +4,7 @@ use arca_protocol::api::{
     CreateRegistryRequest, RegistryInfo, SetReplicationRequest, UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
-use arca_protocol::{Command, PackageType, Registry, RegistryKind, Role};
+use arca_protocol::{Command, PackageType, Registry, RegistryKind, RegistrySettings, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,8 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/registries/{registry}/replication", put(set_replication))
 }
 
-/// How the API shows a registry.
-pub fn registry_info(record: &RegistryRecord) -> RegistryInfo {
+/// How the API shows a registry, with the settings kept beside it.
+pub fn registry_info(record: &RegistryRecord, settings: &RegistrySettings) -> RegistryInfo {
     let registry = &record.registry;
     RegistryInfo {
         name: registry.name.clone(),
@@ -44,6 +44,7 @@ pub fn registry_info(record: &RegistryRecord) -> RegistryInfo {
             username: upstream.username.clone(),
             has_password: upstream.password.is_some(),
             metadata_ttl_seconds: upstream.metadata_ttl_seconds,
+            ca_pem: settings.upstream_ca_pem.clone(),
         }),
         members: registry.members.clone(),
         publish_to: registry.publish_to.clone(),
@@ -54,8 +55,12 @@ pub fn registry_info(record: &RegistryRecord) -> RegistryInfo {
 fn info_of(state: &AppState, name: &str) -> Result<RegistryInfo, ApiError> {
     state
         .meta
-        .read(|view| view.registry_record(name))?
-        .map(|record| registry_info(&record))
+        .read(|view| {
+            let Some(record) = view.registry_record(name)? else {
+                return Ok(None);
+            };
+            Ok(Some(registry_info(&record, &view.registry_settings(name)?)))
+        })?
         .ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
 }
 
@@ -100,11 +105,48 @@ async fn create(
         firewall: Default::default(),
     };
     check_kind(&state.meta.view()?, &registry)?;
-    state
-        .meta
-        .propose(Command::CreateRegistry { registry })
-        .await?;
+    let settings = RegistrySettings {
+        upstream_ca_pem: request
+            .upstream_ca_pem
+            .map(|pem| checked_ca_bundle(&registry, pem))
+            .transpose()?,
+    };
+    let create = Command::CreateRegistry { registry };
+    let command = if settings == RegistrySettings::default() {
+        create
+    } else {
+        Command::Batch {
+            commands: vec![
+                create,
+                Command::SetRegistrySettings {
+                    registry: request.name.clone(),
+                    settings,
+                },
+            ],
+        }
+    };
+    state.meta.propose(command).await?;
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
+}
+
+/// A CA bundle for a remote registry's upstream: PEM holding at least one certificate.
+fn checked_ca_bundle(registry: &Registry, pem: String) -> Result<String, ApiError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if registry.kind != RegistryKind::Remote {
+        return Err(ApiError::invalid(
+            "upstream_ca_pem is for remote registries: only they have an upstream",
+        ));
+    }
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid(format!("upstream_ca_pem: {e}")))?;
+    if certificates.is_empty() {
+        return Err(ApiError::invalid(
+            "upstream_ca_pem holds no PEM CERTIFICATE",
+        ));
+    }
+    Ok(pem)
 }
 
 /// What each kind of registry needs: a remote an http(s) upstream, a virtual existing local or remote
@@ -183,15 +225,13 @@ async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<RegistryInfo>>, ApiError> {
     caller.require_login()?;
-    Ok(Json(
-        state
-            .meta
-            .read(|view| view.registries())?
+    Ok(Json(state.meta.read(|view| {
+        view.registries()?
             .iter()
             .filter(|r| caller.may(&r.registry, Role::Read))
-            .map(registry_info)
-            .collect(),
-    ))
+            .map(|r| Ok(registry_info(r, &view.registry_settings(&r.registry.name)?)))
+            .collect()
+    })?))
 }
 
 async fn fetch(

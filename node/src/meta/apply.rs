@@ -609,6 +609,16 @@ impl<'txn> Applier<'txn> {
                 self.add_counter(&format!("{}{node_id}", scalar::GC_EPOCH), 1)?;
                 Ok(Ok(()))
             }
+            Command::SetRegistrySettings { registry, settings } => {
+                if self.registry_record(&registry)?.is_none() {
+                    return Ok(Err(not_found(format_args!("registry {registry}"))));
+                }
+                self.set_scalar(
+                    &format!("{}{registry}", scalar::REGISTRY_SETTINGS),
+                    &settings,
+                )?;
+                Ok(Ok(()))
+            }
             Command::Fenced { fence, command } => self.apply(Command::Fenced { fence, command }),
             Command::RecordAudit { events } => {
                 self.record_audit(events)?;
@@ -1140,6 +1150,10 @@ impl Applier<'_> {
             self.remove_package(name, &package)?;
         }
         self.delete(Table::Registries, &registry_prefix)?;
+        self.delete(
+            Table::Meta,
+            &keys::of(&[&format!("{}{name}", scalar::REGISTRY_SETTINGS)]),
+        )?;
         Ok(Ok(()))
     }
 

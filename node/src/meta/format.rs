@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::tables::{RecordError, decode, encode};
 
 /// The format of the Raft log database and of the commands in it that this build writes. Format 2
-/// added [`Command::Fenced`] and [`Command::AdvanceGcEpoch`]; it decodes every entry of format 1
-/// as it is.
-pub const LOG_FORMAT: u32 = 2;
+/// added [`Command::Fenced`] and [`Command::AdvanceGcEpoch`], format 3
+/// [`Command::SetRegistrySettings`]; entries of formats 1 and 2 decode as they are (commands were
+/// only added).
+pub const LOG_FORMAT: u32 = 3;
 
 pub use super::tables::STATE_FORMAT;
 

@@ -161,6 +161,9 @@ pub mod scalar {
     /// Prefix of the per-node garbage-collection epochs (`gc_epoch/<node>`, see
     /// [`arca_protocol::Command::Fenced`]).
     pub const GC_EPOCH: &str = "gc_epoch/";
+    /// Prefix of the registries' settings (`registry_settings/<registry>`, see
+    /// [`arca_protocol::RegistrySettings`]).
+    pub const REGISTRY_SETTINGS: &str = "registry_settings/";
 }
 
 /// A registry and what it holds, in numbers.

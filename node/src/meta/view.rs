@@ -17,8 +17,8 @@ use arca_protocol::firewall::Advisory;
 use arca_protocol::identity::User;
 use arca_protocol::model::{AuditEvent, Metadata};
 use arca_protocol::{
-    BlobRef, CachedDocument, ChunkId, MetadataTarget, NodeInfo, Package, Registry, Sha256, Token,
-    Version,
+    BlobRef, CachedDocument, ChunkId, MetadataTarget, NodeInfo, Package, Registry,
+    RegistrySettings, Sha256, Token, Version,
 };
 use openraft::{LogId, StoredMembership};
 use redb::{AccessGuard, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
@@ -277,6 +277,13 @@ pub trait StateRead: Source {
     /// chunks it has begun.
     fn gc_epoch(&self, node_id: u64) -> ReadResult<u64> {
         self.counter(&format!("{}{node_id}", scalar::GC_EPOCH))
+    }
+
+    /// The settings kept beside a registry's record (the defaults when none were set).
+    fn registry_settings(&self, registry: &str) -> ReadResult<RegistrySettings> {
+        Ok(self
+            .scalar(&format!("{}{registry}", scalar::REGISTRY_SETTINGS))?
+            .unwrap_or_default())
     }
 
     /// The last log entry applied.

@@ -301,10 +301,20 @@ impl Proxy {
                 .map_err(|error| ProxyError::Upstream(format!("{}: {error}", registry.name)))?;
             upstream.password = Some(password);
         }
+        let settings = state
+            .meta
+            .read(|view| view.registry_settings(&registry.name))
+            .map_err(|error| ProxyError::Upstream(error.to_string()))?;
+        let client = self.client.trusting(settings.upstream_ca_pem.as_deref())?;
         let url = upstream::resolve(&upstream.url, url)?;
         self.check_breaker(&upstream.url)?;
-        // One flight per URL and representation asked for.
-        let flight_key = format!("{} {url}", expected.accept.as_deref().unwrap_or("*/*"));
+        // One flight per registry, URL and representation asked for (registries over one upstream
+        // may fetch with different credentials and CAs).
+        let flight_key = format!(
+            "{} {} {url}",
+            registry.name,
+            expected.accept.as_deref().unwrap_or("*/*")
+        );
         let mut flights = self
             .flights
             .lock()
@@ -329,8 +339,7 @@ impl Proxy {
                 let proxy = state.proxy.clone();
                 let started = Instant::now();
                 let limit = state.config.max_upload_bytes;
-                let fetched = proxy
-                    .client
+                let fetched = client
                     .fetch(
                         &upstream,
                         &url,

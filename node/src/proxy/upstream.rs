@@ -63,6 +63,10 @@ pub struct Fetched {
 pub struct UpstreamClient {
     http: reqwest::Client,
     tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// The node-wide extra CA certificates (PEM), which per-upstream clients trust too.
+    extra_roots: Option<Arc<[u8]>>,
+    /// Clients that also trust an upstream's own CA bundle, by the bundle's blake3 hash.
+    with_ca: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
 }
 
 impl UpstreamClient {
@@ -70,20 +74,52 @@ impl UpstreamClient {
     /// `SSL_CERT_DIR` when set), the bundled web roots, and the CA certificates in `extra_roots`
     /// (a PEM bundle: a private CA, or the one of a TLS-inspecting proxy).
     pub fn new(extra_roots: Option<&[u8]>) -> Result<UpstreamClient, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(30))
-            .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = extra_roots {
-            for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
         Ok(UpstreamClient {
-            http: builder.build()?,
+            http: http_client(&[extra_roots.unwrap_or_default()])?,
             tokens: Arc::default(),
+            extra_roots: extra_roots.map(Arc::from),
+            with_ca: Arc::default(),
         })
     }
+
+    /// This client, trusting `upstream_ca` (a PEM bundle, a registry's own setting) too.
+    pub fn trusting(&self, upstream_ca: Option<&str>) -> Result<UpstreamClient, ProxyError> {
+        let Some(pem) = upstream_ca else {
+            return Ok(self.clone());
+        };
+        let key = *blake3::hash(pem.as_bytes()).as_bytes();
+        let mut clients = self.with_ca.lock().unwrap_or_else(|p| p.into_inner());
+        let http = match clients.get(&key) {
+            Some(http) => http.clone(),
+            None => {
+                let node_wide = self.extra_roots.as_deref().unwrap_or_default();
+                let http = http_client(&[node_wide, pem.as_bytes()]).map_err(|error| {
+                    ProxyError::Tls(format!("the upstream's CA certificates: {error}"))
+                })?;
+                clients.insert(key, http.clone());
+                http
+            }
+        };
+        Ok(UpstreamClient {
+            http,
+            ..self.clone()
+        })
+    }
+}
+
+/// A client trusting the system's store, the bundled web roots and the CA certificates in each of
+/// `bundles` (PEM).
+fn http_client(bundles: &[&[u8]]) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")));
+    for pem in bundles.iter().filter(|pem| !pem.is_empty()) {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build()
 }
 
 /// True for a rustls error, also inside (nested) I/O errors, which hide what they wrap from

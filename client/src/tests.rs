@@ -202,6 +202,7 @@ async fn set_replication_puts_the_policy() {
         members: Vec::new(),
         publish_to: None,
         audit_downloads: false,
+        min_copies: 1,
     };
     let (answer, line, body) = round_trip(&info, async |client| {
         client.set_replication("my files", &policy).await

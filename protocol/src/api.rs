@@ -65,6 +65,10 @@ pub struct CreateRegistryRequest {
     /// node's certificate store and `upstream_ca_file`.
     #[serde(default)]
     pub upstream_ca_pem: Option<String>,
+    /// Nodes that must hold a push's bytes before it is acknowledged (default 1; a cluster of
+    /// three sites is best served with 2).
+    #[serde(default)]
+    pub min_copies: Option<u32>,
 }
 
 /// A registry as the API shows it.
@@ -107,6 +111,9 @@ pub struct RegistryInfo {
     /// Whether downloads are recorded in the audit trail.
     #[serde(default)]
     pub audit_downloads: bool,
+    /// Nodes that hold a push's bytes before it is acknowledged.
+    #[serde(default = "one")]
+    pub min_copies: u32,
 }
 
 /// The answer of `POST /api/v1/cluster/snapshot`.
@@ -130,6 +137,10 @@ pub struct UpstreamInfo {
     /// CA certificates the upstream is trusted by besides the node's store (PEM), if any.
     #[serde(default)]
     pub ca_pem: Option<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.

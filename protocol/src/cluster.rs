@@ -274,6 +274,10 @@ pub enum PeerRequest {
     FetchChunk(ChunkId),
     /// Liveness and round-trip probe.
     Ping,
+    /// Hold every chunk of this blob durably now (fetching what is missing from the other
+    /// members), for a push that is acknowledged only once enough nodes have its bytes; answered
+    /// with [`PeerResponse::Held`].
+    HoldBlob(Box<crate::model::BlobRef>),
 }
 
 /// Credentials a joining node receives.
@@ -339,6 +343,8 @@ pub enum PeerResponse {
     },
     /// Answer to [`PeerRequest::Ping`].
     Pong,
+    /// Answer to [`PeerRequest::HoldBlob`]: every chunk is on this node's disk.
+    Held,
     /// The request failed.
     Failed(PeerError),
 }

@@ -434,13 +434,26 @@ impl Command {
     /// The blobs this command carries (and so makes part of the state when applied), inline ones
     /// included: a batch's and a fenced command's, too.
     pub fn blobs(&self) -> Vec<&BlobRef> {
+        self.blobs_by_registry()
+            .into_iter()
+            .map(|(_, blob)| blob)
+            .collect()
+    }
+
+    /// [`Command::blobs`], each with the registry it goes into.
+    pub fn blobs_by_registry(&self) -> Vec<(&str, &BlobRef)> {
         match self {
-            Command::PutFile { blob, .. }
-            | Command::LinkBlob { blob, .. }
-            | Command::PutManifest { blob, .. } => vec![blob],
-            Command::CacheDocument { document, .. } => vec![&document.blob],
-            Command::Batch { commands } => commands.iter().flat_map(Command::blobs).collect(),
-            Command::Fenced { command, .. } => command.blobs(),
+            Command::PutFile { registry, blob, .. }
+            | Command::LinkBlob { registry, blob, .. }
+            | Command::PutManifest { registry, blob, .. } => vec![(registry, blob)],
+            Command::CacheDocument {
+                registry, document, ..
+            } => vec![(registry, &document.blob)],
+            Command::Batch { commands } => commands
+                .iter()
+                .flat_map(Command::blobs_by_registry)
+                .collect(),
+            Command::Fenced { command, .. } => command.blobs_by_registry(),
             _ => Vec::new(),
         }
     }

@@ -322,6 +322,9 @@ pub struct RegistrySettings {
     /// certificate store and `upstream_ca_file` (a private CA the upstream's certificate comes
     /// from).
     pub upstream_ca_pem: Option<String>,
+    /// Nodes that hold the bytes of a push durably before it is acknowledged (in distinct sites
+    /// when there are enough; `None`: 1, the node that took it).
+    pub min_copies: Option<u32>,
 }
 
 fn default_metadata_ttl() -> u64 {

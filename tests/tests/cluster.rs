@@ -698,3 +698,86 @@ async fn a_registry_token_from_one_node_is_accepted_at_another() -> Result<()> {
     assert_eq!(refused.status().as_u16(), 401);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_with_min_copies_survives_losing_the_writer_and_its_disk() -> Result<()> {
+    let mut cluster = TestCluster::start(&["a", "b", "c"]).await?;
+    // On demand: nothing is copied in the background, so only min_copies puts bytes elsewhere.
+    let on_demand = serde_json::json!({"sites": ["a"], "mode": "on-demand"});
+    for (name, copies) in [("durable", 2), ("fragile", 1), ("triple", 3)] {
+        create_registry_with(
+            &cluster,
+            serde_json::json!({"name": name, "package_type": "GENERIC",
+                "replication": on_demand, "min_copies": copies}),
+        )
+        .await?;
+    }
+    let too_many = http()
+        .post(format!("{}/api/v1/registries", cluster.url(0)))
+        .bearer_auth(cluster.admin_token())
+        .json(&serde_json::json!({"name": "four", "package_type": "GENERIC", "min_copies": 4}))
+        .send()
+        .await?;
+    assert_eq!(
+        too_many.status().as_u16(),
+        400,
+        "three full nodes hold at most three copies"
+    );
+
+    let kept = pseudo_random_bytes(3 * 1024 * 1024, 21);
+    let lost = pseudo_random_bytes(3 * 1024 * 1024, 22);
+    assert_eq!(
+        put(&cluster, 0, "durable", "app/1.0/app.bin", kept.clone()).await?,
+        201
+    );
+    assert_eq!(
+        put(&cluster, 0, "fragile", "app/1.0/app.bin", lost.clone()).await?,
+        201
+    );
+
+    // The writer dies right after the 201s, and its disk with it.
+    cluster.members[0].node.kill();
+    let data = cluster.members[0].node.data_dir().to_path_buf();
+    for entry in std::fs::read_dir(&data)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    cluster
+        .wait_for_status(1, "a leader among the survivors", |status| {
+            status
+                .leader
+                .is_some_and(|leader| leader != cluster.members[0].id)
+        })
+        .await?;
+    for survivor in [1, 2] {
+        expect_file(&cluster, survivor, "durable", "app/1.0/app.bin", &kept).await?;
+    }
+    // Without min_copies, the bytes were only where the writer was.
+    // (The answer starts before the missing bytes are found, so the body breaks off.)
+    let survived = matches!(
+        get(&cluster, 1, "fragile", "app/1.0/app.bin").await,
+        Ok((200, body)) if body == lost
+    );
+    ensure!(
+        !survived,
+        "the fragile push cannot have survived its only copy"
+    );
+
+    // Three copies with one of three nodes gone: refused, with the reason, and nothing recorded.
+    let response = http()
+        .put(file_url(&cluster, 1, "triple", "app/1.0/app.bin"))
+        .bearer_auth(cluster.admin_token())
+        .body(kept.clone())
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 503);
+    let text = response.text().await?;
+    ensure!(text.contains("3 copies"), "{text}");
+    let (status, _) = get(&cluster, 1, "triple", "app/1.0/app.bin").await?;
+    assert_eq!(status, 404);
+    Ok(())
+}

@@ -57,6 +57,10 @@ pub enum RegistryCommand {
         /// this upstream besides the node's store
         #[arg(long, value_name = "FILE", requires = "upstream")]
         upstream_ca_file: Option<std::path::PathBuf>,
+        /// Nodes that must hold a push's bytes before it is acknowledged (default 1; 2 suits a
+        /// cluster of three sites)
+        #[arg(long, value_name = "N")]
+        min_copies: Option<u32>,
         /// Seconds cached upstream metadata (packuments, index pages, tags) stays fresh
         #[arg(
             long,
@@ -146,6 +150,7 @@ impl RegistryCommand {
                 upstream_user,
                 upstream_password_env,
                 upstream_ca_file,
+                min_copies,
                 metadata_ttl,
                 members,
                 publish_to,
@@ -191,6 +196,7 @@ impl RegistryCommand {
                     publish_to,
                     audit_downloads,
                     upstream_ca_pem,
+                    min_copies,
                 };
                 emit(context.format, &client.create_registry(&request).await?)
             }
@@ -388,6 +394,7 @@ mod tests {
             members: Vec::new(),
             publish_to: None,
             audit_downloads: false,
+            min_copies: 1,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn registry_info(record: &RegistryRecord, settings: &RegistrySettings) -> Re
         members: registry.members.clone(),
         publish_to: registry.publish_to.clone(),
         audit_downloads: registry.audit_downloads,
+        min_copies: settings.min_copies.unwrap_or(1),
     }
 }
 
@@ -110,6 +111,11 @@ async fn create(
             .upstream_ca_pem
             .map(|pem| checked_ca_bundle(&registry, pem))
             .transpose()?,
+        min_copies: request
+            .min_copies
+            .map(|copies| checked_min_copies(&state, copies))
+            .transpose()?
+            .filter(|copies| *copies > 1),
     };
     let create = Command::CreateRegistry { registry };
     let command = if settings == RegistrySettings::default() {
@@ -127,6 +133,30 @@ async fn create(
     };
     state.meta.propose(command).await?;
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
+}
+
+/// The most copies a registry may ask for.
+const MAX_COPIES: u32 = 9;
+
+/// A number of copies the cluster's full nodes can hold.
+fn checked_min_copies(state: &AppState, copies: u32) -> Result<u32, ApiError> {
+    if !(1..=MAX_COPIES).contains(&copies) {
+        return Err(ApiError::invalid(format!(
+            "min_copies must be between 1 and {MAX_COPIES}"
+        )));
+    }
+    let full_nodes = state
+        .meta
+        .members()
+        .iter()
+        .filter(|(_, node)| node.role == arca_protocol::NodeRole::Full)
+        .count();
+    if copies as usize > full_nodes {
+        return Err(ApiError::invalid(format!(
+            "min_copies {copies}: the cluster has {full_nodes} full node(s) to hold copies"
+        )));
+    }
+    Ok(copies)
 }
 
 /// A CA bundle for a remote registry's upstream: PEM holding at least one certificate.

@@ -8,6 +8,7 @@
 //! grown by a share of the state's size; the formats of everything written are in [`format`].
 
 pub mod apply;
+mod copies;
 pub mod files;
 pub mod format;
 mod identity;
@@ -392,6 +393,7 @@ impl Meta {
         if blobs.is_empty() {
             return self.propose_command(command).await;
         }
+        self.place_copies(&command).await?;
         let blobs: Vec<&BlobRef> = blobs.iter().collect();
         let mut attempt = 1;
         loop {

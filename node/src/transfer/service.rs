@@ -1,5 +1,6 @@
 //! What a node answers on the inter-node port: Raft RPCs, forwarded writes and membership changes,
-//! status, joins (checked against the join tokens in the replicated state) and chunk reads.
+//! status, joins (checked against the join tokens in the replicated state), chunk reads, and
+//! holding a blob's copy for a push that waits for its copies.
 
 use std::sync::Arc;
 
@@ -77,12 +78,27 @@ impl PeerService for NodeService {
                     }
                 }
                 PeerRequest::Ping => Reply::Message(PeerResponse::Pong),
+                PeerRequest::HoldBlob(blob) => self.hold(&blob).await,
             }
         })
     }
 }
 
 impl NodeService {
+    /// Puts every chunk of `blob` on this node's disk now, fetching what it lacks from the other
+    /// members (the node that took the push has them), for a push that waits for its copies.
+    async fn hold(&self, blob: &arca_protocol::BlobRef) -> Reply {
+        if self.chunks.tiered().is_some() {
+            return PeerError::Invalid("a cache node holds no durable copies".to_string()).into();
+        }
+        for chunk in &blob.chunks {
+            if let Err(error) = self.chunks.read(*chunk).await {
+                return PeerError::Unavailable(format!("chunk {}: {error}", chunk.id)).into();
+            }
+        }
+        Reply::Message(PeerResponse::Held)
+    }
+
     /// Checks a join secret and, for a node id not yet in the cluster, issues its certificate.
     fn admit(&self, secret: &str, node_id: u64) -> Result<Reply, PeerError> {
         let hash = JoinToken::secret_sha256(secret);

@@ -328,6 +328,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         )));
     }
     let keys = Arc::new(credentials.identity.cluster_keys());
+    let uploads = formats::oci::Uploads::open(&data_dir.join("uploads"), config.node_id)
+        .map_err(dir_error)?;
     let scrub = Arc::new(blob::Scrubber::new(
         chunks.clone(),
         clock.clone(),
@@ -348,7 +350,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         chunks: chunks.clone(),
         config: Arc::new(config),
         metrics,
-        oci: Arc::new(formats::oci::OciState::new(*keys.token_key())),
+        oci: Arc::new(formats::oci::OciState::new(*keys.token_key(), uploads)),
         transport: transport.clone(),
         node,
         identity: credentials.identity,

@@ -781,3 +781,79 @@ async fn a_push_with_min_copies_survives_losing_the_writer_and_its_disk() -> Res
     assert_eq!(status, 404);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_goes_on_at_any_node() -> Result<()> {
+    let cluster = TestCluster::start(&["a", "b"]).await?;
+    create_registry(&cluster, "images", "DOCKER").await?;
+    let at = |index: usize, method: reqwest::Method, path: &str| {
+        http()
+            .request(method, format!("{}{path}", cluster.url(index)))
+            .basic_auth("arca", Some(cluster.admin_token()))
+    };
+    let layer = pseudo_random_bytes(5 * 1024 * 1024, 31);
+    let (first, second) = layer.split_at(2 * 1024 * 1024);
+    // Started at node a, as a load balancer might send it...
+    let started = at(0, reqwest::Method::POST, "/v2/images/app/blobs/uploads/")
+        .send()
+        .await?;
+    ensure!(started.status() == 202, "{}", started.status());
+    let session = started.headers()["location"].to_str()?.to_string();
+    // ...then the parts and the end at node b, which forwards them to node a.
+    for (offset, part) in [(0, first), (first.len(), second)] {
+        let sent = at(1, reqwest::Method::PATCH, &session)
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{offset}-{}", offset + part.len() - 1),
+            )
+            .body(part.to_vec())
+            .send()
+            .await?;
+        ensure!(
+            sent.status() == 202,
+            "{}: {}",
+            sent.status(),
+            sent.text().await?
+        );
+    }
+    let digest = format!("sha256:{}", sha256_hex(&layer));
+    let separator = if session.contains('?') { '&' } else { '?' };
+    let done = at(
+        1,
+        reqwest::Method::PUT,
+        &format!("{session}{separator}digest={digest}"),
+    )
+    .send()
+    .await?;
+    ensure!(
+        done.status() == 201,
+        "{}: {}",
+        done.status(),
+        done.text().await?
+    );
+    for index in [0, 1] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fetched = at(
+                index,
+                reqwest::Method::GET,
+                &format!("/v2/images/app/blobs/{digest}"),
+            )
+            .send()
+            .await?;
+            if fetched.status() == 200 {
+                let body = fetched.bytes().await?;
+                ensure!(sha256_hex(&body) == sha256_hex(&layer));
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "node {index}: {}",
+                fetched.status()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}

@@ -938,3 +938,95 @@ async fn refused_pushes_are_answered_whole_and_bad_ranges_are_416() {
         .expect("get");
     assert_eq!(inverted.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 }
+
+/// Sends `method` to `url` on `node` with the admin token as Basic password.
+fn as_admin(node: &TestNode, method: Method, url: &str) -> RequestBuilder {
+    let url = if url.starts_with("http") {
+        url.to_string()
+    } else {
+        format!("{}{url}", node.url)
+    };
+    http()
+        .request(method, url)
+        .basic_auth("arca", Some(&node.admin_token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_resumes_after_the_node_is_killed() {
+    let mut node = TestNode::start().expect("node");
+    Registry::create(&node, "images", json!({})).await;
+    let layer = pseudo_random_bytes(9 * 1024 * 1024 + 123, 77);
+    let (first, second) = layer.split_at(6 * 1024 * 1024);
+    let started = as_admin(&node, Method::POST, "/v2/images/app/blobs/uploads/")
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let session = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let part = as_admin(&node, Method::PATCH, &session)
+        .header("content-type", "application/octet-stream")
+        .header("content-range", format!("0-{}", first.len() - 1))
+        .body(first.to_vec())
+        .send()
+        .await
+        .expect("first part");
+    assert_eq!(part.status(), StatusCode::ACCEPTED);
+
+    // A crash between two parts: the session is still there, holding the first part.
+    node.restart().expect("restart");
+    let status = as_admin(&node, Method::GET, &session)
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status.headers()["range"],
+        format!("0-{}", first.len() - 1).as_str()
+    );
+    let part = as_admin(&node, Method::PATCH, &session)
+        .header("content-type", "application/octet-stream")
+        .header(
+            "content-range",
+            format!("{}-{}", first.len(), layer.len() - 1),
+        )
+        .body(second.to_vec())
+        .send()
+        .await
+        .expect("second part");
+    assert_eq!(part.status(), StatusCode::ACCEPTED);
+    let separator = if session.contains('?') { '&' } else { '?' };
+    let done = as_admin(
+        &node,
+        Method::PUT,
+        &format!("{session}{separator}digest={}", digest(&layer)),
+    )
+    .send()
+    .await
+    .expect("finish");
+    assert_eq!(
+        done.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        done.text().await
+    );
+    let fetched = as_admin(
+        &node,
+        Method::GET,
+        &format!("/v2/images/app/blobs/{}", digest(&layer)),
+    )
+    .send()
+    .await
+    .expect("get")
+    .bytes()
+    .await
+    .expect("body");
+    assert_eq!(sha256_hex(&fetched), sha256_hex(&layer));
+    // A finished session is gone, file and all.
+    let saved = std::fs::read_dir(node.data_dir().join("uploads"))
+        .expect("uploads dir")
+        .count();
+    assert_eq!(saved, 0);
+}

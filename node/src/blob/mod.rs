@@ -20,7 +20,7 @@ pub use store::{
     ChunkStore, ChunkStoreStats, Collection, Pins, RemoteChunks, ScrubOutcome, StoredChunk,
 };
 pub use tiered::{TieredCacheStats, TieredChunkCache};
-pub use writer::{BlobWriter, ChunkStored};
+pub use writer::{BlobWriter, ChunkStored, WriterCheckpoint};
 
 /// Errors of the chunk store.
 #[derive(Debug, thiserror::Error)]

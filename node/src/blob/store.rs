@@ -411,6 +411,13 @@ impl ChunkStore {
         Some(pins)
     }
 
+    /// Pins the stored chunk `id` for as long as `pins` lives (a writer taking up chunks another
+    /// wrote); false, pinning nothing lasting, when it is not stored.
+    pub fn pin_stored(&self, id: ChunkId, pins: &Pins) -> bool {
+        self.pin(id, pins);
+        self.disk.contains(&id.to_hex())
+    }
+
     /// Makes this a cache node's store: chunks fetched from peers are kept in `tiered`, not on the
     /// chunk directory.
     pub fn set_tiered(&self, tiered: TieredChunkCache) {

@@ -42,6 +42,15 @@ pub struct BlobWriter {
     pins: Arc<Pins>,
 }
 
+/// A blob being written, as far as it is durable: its chunks in order and its length.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WriterCheckpoint {
+    /// The chunks so far.
+    pub chunks: Vec<ChunkRef>,
+    /// The bytes so far.
+    pub size: u64,
+}
+
 /// Told of each chunk, in order, as soon as it is durable (so readers can serve a blob still
 /// arriving); after a chunk fails, no later one is announced.
 pub type ChunkStored = Arc<dyn Fn(ChunkRef) + Send + Sync>;
@@ -97,7 +106,11 @@ impl BlobWriter {
     /// (unless chunks are announced as they arrive: a reader may be streaming it).
     pub async fn finish(mut self) -> Result<BlobRef, BlobError> {
         let rest = self.buffer.split().freeze();
-        if self.on_stored.is_none() && self.in_flight.is_empty() && rest.len() <= INLINE_MAX {
+        if self.on_stored.is_none()
+            && self.in_flight.is_empty()
+            && self.written.is_empty()
+            && rest.len() <= INLINE_MAX
+        {
             self.pins.keep_written();
             return Ok(BlobRef {
                 sha256: Sha256(self.sha256.finalize().into()),
@@ -125,6 +138,44 @@ impl BlobWriter {
             chunks: self.written,
             inline: None,
         })
+    }
+
+    /// Stores what is buffered as a chunk of its own and waits until every chunk is durable: the
+    /// blob so far is then wholly in the chunk store, and [`BlobWriter::resume`] can go on with it
+    /// after a restart.
+    pub async fn checkpoint(&mut self) -> Result<WriterCheckpoint, BlobError> {
+        let rest = self.buffer.split().freeze();
+        if !rest.is_empty() {
+            self.spawn_write(rest).await?;
+        }
+        while let Some(pending) = self.in_flight.pop_front() {
+            let chunk = join(pending).await?;
+            self.stored(chunk);
+        }
+        Ok(WriterCheckpoint {
+            chunks: self.written.clone(),
+            size: self.size,
+        })
+    }
+
+    /// A writer that goes on with a blob begun by another writer (before a restart, say): its
+    /// chunks are pinned again and read once to take up the sha256. `None` when one of them is no
+    /// longer stored.
+    pub async fn resume(
+        store: Arc<ChunkStore>,
+        checkpoint: WriterCheckpoint,
+    ) -> Result<Option<BlobWriter>, BlobError> {
+        let mut writer = BlobWriter::new(store.clone());
+        for chunk in &checkpoint.chunks {
+            if !store.pin_stored(chunk.id, &writer.pins) {
+                return Ok(None);
+            }
+            writer.sha256.update(&store.read(*chunk).await?);
+        }
+        writer.size = checkpoint.size;
+        writer.written = checkpoint.chunks;
+        // The chunks are the earlier writer's: they stay if this one fails (collection decides).
+        Ok(Some(writer))
     }
 
     async fn spawn_write(&mut self, chunk: Bytes) -> Result<(), BlobError> {

@@ -223,6 +223,12 @@ impl Proxy {
         }
     }
 
+    /// The HTTP client upstreams are asked with (it trusts the system's store and
+    /// `upstream_ca_file`), for other requests a node sends over HTTP.
+    pub fn http(&self) -> reqwest::Client {
+        self.client.http()
+    }
+
     /// The figures of every remote registry.
     pub fn counters(&self) -> HashMap<String, RemoteCounters> {
         self.counters

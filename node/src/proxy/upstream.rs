@@ -82,6 +82,11 @@ impl UpstreamClient {
         })
     }
 
+    /// The node-wide HTTP client.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// This client, trusting `upstream_ca` (a PEM bundle, a registry's own setting) too.
     pub fn trusting(&self, upstream_ca: Option<&str>) -> Result<UpstreamClient, ProxyError> {
         let Some(pem) = upstream_ca else {

@@ -2,10 +2,13 @@
 //! monolithic (`POST ?digest=`), `POST` then `PUT`, chunked `PATCH` with `Content-Range` and
 //! resumption, cross-repository mount (`POST ?mount=&from=`), status and cancel.
 //!
-//! An upload session lives in this node's memory and streams into the chunk store as parts arrive;
-//! only when it completes with a matching digest is the blob linked into the repository through Raft.
+//! An upload session streams into the chunk store as parts arrive, and is saved after each part
+//! (`<data>/uploads/<id>.json`: its chunks so far), so a client resumes it after the node restarts;
+//! a request for a session another node issued is forwarded there (see `super::forward`). Only when
+//! it completes with a matching digest is the blob linked into the repository through Raft.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,7 @@ use super::auth::{Action, OciCaller};
 use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
 use crate::AppState;
-use crate::blob::{BlobWriter, read_blob};
+use crate::blob::{BlobWriter, WriterCheckpoint, read_blob};
 use crate::formats::{append_body, declared_length, discard_body, serve_blob};
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
@@ -33,34 +36,143 @@ const MAX_UPLOAD_SESSIONS: usize = 1024;
 
 /// An upload in progress.
 pub struct Upload {
+    /// The writer; `None` after a restart until the session is used again (then taken up from
+    /// `saved`), or once the session failed.
     writer: Option<BlobWriter>,
+    /// What was durable after the last part, for a writer not taken up yet.
+    saved: Option<WriterCheckpoint>,
     last_used: Instant,
+}
+
+impl Upload {
+    /// Bytes the upload holds.
+    fn size(&self) -> u64 {
+        match (&self.writer, &self.saved) {
+            (Some(writer), _) => writer.size(),
+            (None, Some(saved)) => saved.size,
+            (None, None) => 0,
+        }
+    }
+
+    /// The writer, taken up from what was saved when the node restarted since the last part.
+    async fn writer(&mut self, state: &AppState) -> Result<&mut BlobWriter, OciError> {
+        if self.writer.is_none()
+            && let Some(saved) = self.saved.take()
+        {
+            self.writer = BlobWriter::resume(state.chunks.clone(), saved).await?;
+        }
+        self.writer.as_mut().ok_or_else(OciError::upload_unknown)
+    }
 }
 
 /// A session: the repository it uploads into, and the upload itself.
 type Session = (RepositoryName, Arc<tokio::sync::Mutex<Upload>>);
 
-/// This node's upload sessions, by id.
-#[derive(Default)]
+/// A session as saved in `<data>/uploads/<id>.json` after each part.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSession {
+    repository: String,
+    checkpoint: WriterCheckpoint,
+}
+
+/// This node's upload sessions, by id (`<node id in hex>-<random>`: any node can tell whose a
+/// session is). Each is saved after each part, so a client resumes it after the node restarts.
 pub struct Uploads {
     sessions: std::sync::Mutex<HashMap<String, Session>>,
+    dir: PathBuf,
+    node_id: u64,
 }
 
 impl Uploads {
+    /// The sessions of node `node_id` saved in `dir` (created when missing).
+    pub fn open(dir: &Path, node_id: u64) -> std::io::Result<Uploads> {
+        std::fs::create_dir_all(dir)?;
+        let mut sessions = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".json"))
+                .map(str::to_string)
+            else {
+                // A save a crash interrupted.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let saved = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<SavedSession>(&bytes).ok())
+                .and_then(|saved| {
+                    let name = RepositoryName::parse(&saved.repository).ok()?;
+                    Some((name, saved.checkpoint))
+                });
+            let Some((name, checkpoint)) = saved else {
+                tracing::warn!(path = %path.display(), "dropping an unreadable upload session");
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let upload = Upload {
+                writer: None,
+                saved: Some(checkpoint),
+                last_used: Instant::now(),
+            };
+            sessions.insert(id, (name, Arc::new(tokio::sync::Mutex::new(upload))));
+        }
+        if !sessions.is_empty() {
+            tracing::info!(
+                sessions = sessions.len(),
+                "upload sessions resumable after restart"
+            );
+        }
+        Ok(Uploads {
+            sessions: std::sync::Mutex::new(sessions),
+            dir: dir.to_path_buf(),
+            node_id,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.sessions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// The node a session id was issued by (`None` for an id no node issued).
+    pub fn owner(id: &str) -> Option<u64> {
+        let (node, _) = id.split_once('-')?;
+        u64::from_str_radix(node, 16).ok()
+    }
+
+    /// True when session `id` was issued by another node.
+    pub fn is_foreign(&self, id: &str) -> bool {
+        Self::owner(id).is_some_and(|owner| owner != self.node_id)
+    }
+
     fn start(&self, state: &AppState, name: &RepositoryName) -> Result<String, OciError> {
-        let id = hex::encode(rand::rng().random::<[u8; 16]>());
+        let id = format!(
+            "{:x}-{}",
+            self.node_id,
+            hex::encode(rand::rng().random::<[u8; 16]>())
+        );
         let mut sessions = self.lock();
-        sessions.retain(|_, (_, upload)| {
-            upload
+        let mut expired = Vec::new();
+        sessions.retain(|id, (_, upload)| {
+            let live = upload
                 .try_lock()
-                .map_or(true, |u| u.last_used.elapsed() < UPLOAD_IDLE_LIMIT)
+                .map_or(true, |u| u.last_used.elapsed() < UPLOAD_IDLE_LIMIT);
+            if !live {
+                expired.push(id.clone());
+            }
+            live
         });
+        for id in expired {
+            let _ = std::fs::remove_file(self.file(&id));
+        }
         // Each session may buffer up to one chunk in memory: bound how many there are.
         if sessions.len() >= MAX_UPLOAD_SESSIONS {
             return Err(OciError::new(
@@ -71,6 +183,7 @@ impl Uploads {
         }
         let upload = Upload {
             writer: Some(BlobWriter::new(state.chunks.clone())),
+            saved: None,
             last_used: Instant::now(),
         };
         sessions.insert(
@@ -93,8 +206,34 @@ impl Uploads {
             .ok_or_else(OciError::upload_unknown)
     }
 
+    /// Saves what session `id` holds so far (every chunk durable first), for a restart to resume.
+    async fn save(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        writer: &mut BlobWriter,
+    ) -> Result<(), OciError> {
+        let saved = SavedSession {
+            repository: name.to_string(),
+            checkpoint: writer.checkpoint().await?,
+        };
+        let json = serde_json::to_vec(&saved).map_err(OciError::internal)?;
+        let (dir, file) = (self.dir.clone(), self.file(id));
+        crate::blocking::spawn(move || -> std::io::Result<()> {
+            let temp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut temp.as_file(), &json)?;
+            temp.as_file().sync_data()?;
+            temp.persist(&file).map_err(|e| e.error)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(OciError::internal)?
+        .map_err(OciError::internal)
+    }
+
     fn remove(&self, id: &str) {
         self.lock().remove(id);
+        let _ = std::fs::remove_file(self.file(id));
     }
 }
 
@@ -342,8 +481,7 @@ pub async fn status(
 ) -> Result<Response, OciError> {
     caller.authorize(state, headers, name, Action::Push)?;
     let upload = state.oci.uploads.get(name, id)?;
-    let upload = upload.lock().await;
-    let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
+    let size = upload.lock().await.size();
     Ok(upload_accepted(name, id, size, StatusCode::NO_CONTENT))
 }
 
@@ -380,10 +518,7 @@ async fn append_part(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), OciError> {
-    let writer = upload
-        .writer
-        .as_mut()
-        .ok_or_else(OciError::upload_unknown)?;
+    let writer = upload.writer(state).await?;
     if let Some(start) = content_range_start(headers)?
         && start != writer.size()
     {
@@ -425,17 +560,26 @@ pub async fn patch(
     match append_part(state, &mut upload, id, headers, body).await {
         Ok(()) => {}
         Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
-            let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
             let mut response = error.into_response();
             response
                 .headers_mut()
-                .extend(upload_headers(name, id, size));
+                .extend(upload_headers(name, id, upload.size()));
             return Ok(response);
         }
         Err(error) => return Err(error),
     }
-    let size = upload.writer.as_ref().map_or(0, BlobWriter::size);
-    Ok(upload_accepted(name, id, size, StatusCode::ACCEPTED))
+    let writer = upload.writer(state).await?;
+    if let Err(error) = state.oci.uploads.save(name, id, writer).await {
+        upload.writer = None;
+        state.oci.uploads.remove(id);
+        return Err(error);
+    }
+    Ok(upload_accepted(
+        name,
+        id,
+        upload.size(),
+        StatusCode::ACCEPTED,
+    ))
 }
 
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: the last part (possibly empty) and completion.

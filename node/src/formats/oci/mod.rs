@@ -34,11 +34,12 @@ pub struct OciState {
 }
 
 impl OciState {
-    /// The front-end's state, signing registry tokens with the cluster's `token_key`.
-    pub fn new(token_key: [u8; 32]) -> OciState {
+    /// The front-end's state: registry tokens signed with the cluster's `token_key`, and the
+    /// upload sessions `uploads` holds.
+    pub fn new(token_key: [u8; 32], uploads: Uploads) -> OciState {
         OciState {
             signer: TokenSigner::new(token_key),
-            uploads: Uploads::default(),
+            uploads,
         }
     }
 }
@@ -196,6 +197,12 @@ async fn route(
             format!("no such endpoint /v2/{path}"),
         )
     })?;
+    if let Endpoint::Upload(id) = endpoint
+        && state.oci.uploads.is_foreign(id)
+        && !headers.contains_key(FORWARDED_BY)
+    {
+        return forward(state, id, method, path, query, headers, body).await;
+    }
     let asked = RepositoryName::parse(name)?;
     let name = match method {
         Method::GET | Method::HEAD => asked.clone(),
@@ -236,6 +243,80 @@ async fn route(
         }
     }
     Ok(response)
+}
+
+/// Marks a request one node forwarded to another (which never forwards it again).
+const FORWARDED_BY: &str = "x-arca-forwarded-by";
+
+/// Headers that belong to one connection, not to the request or answer they carry.
+fn hop_by_hop(name: &header::HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::HOST,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+}
+
+/// Sends a request for upload session `id` to the node that issued it (through a load balancer, a
+/// client's parts may reach any node of the site), and answers what it answers.
+async fn forward(
+    state: &AppState,
+    id: &str,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let owner = Uploads::owner(id).ok_or_else(OciError::upload_unknown)?;
+    let Some((_, node)) = state.meta.members().into_iter().find(|(m, _)| *m == owner) else {
+        crate::formats::discard_body(headers, body).await;
+        return Err(OciError::upload_unknown());
+    };
+    let scheme = if state.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let url = format!("{scheme}://{}/v2/{path}{query}", node.http);
+    let mut request = state
+        .proxy
+        .http()
+        .request(method, url)
+        .header(FORWARDED_BY, state.config.node_id.to_string())
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    for (name, value) in headers.iter().filter(|(name, _)| !hop_by_hop(name)) {
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.map_err(|error| {
+        OciError::new(
+            StatusCode::BAD_GATEWAY,
+            "UNKNOWN",
+            format!("node {owner}, which holds this upload session, did not answer: {error}"),
+        )
+    })?;
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| !hop_by_hop(name))
+    {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from_stream(answer.bytes_stream()))
+        .map_err(OciError::internal)
 }
 
 /// One request to a repository's endpoint.

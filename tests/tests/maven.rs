@@ -2,8 +2,8 @@
 //! `file:///usr/share/maven-repo`, never from the network) deploys releases and SNAPSHOTs into Arca,
 //! and a second project resolves its dependency from Arca alone with checksum policy `fail`; the
 //! registry's own `maven-metadata.xml` and checksums; release redeploys refused unless allowed; bad
-//! input over raw HTTP (paths escaping the layout, wrong checksums, `Expect: 100-continue`); and
-//! SNAPSHOT cleanup.
+//! input over raw HTTP (paths escaping the layout, wrong checksums, `Expect: 100-continue`);
+//! SNAPSHOT cleanup; and deploy and resolve against a node serving HTTPS from a private CA.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -640,5 +640,87 @@ async fn snapshot_cleanup_keeps_the_newest_builds() {
         version["files"].as_array().map(Vec::len),
         Some(4),
         "{version}"
+    );
+}
+
+/// Writes `.mvn/jvm.config` into `project`: the JVM that runs mvn trusts only the CA of `pki`
+/// (from a PKCS#12 trust store made with keytool).
+fn trust_only(project: &Path, pki: &arca_tests::pki::TestPki, keytool: &Path) {
+    let store = pki.dir.path().join("trust.p12");
+    if !store.exists() {
+        let output = std::process::Command::new(keytool)
+            .args([
+                "-importcert",
+                "-noprompt",
+                "-alias",
+                "arca-test-ca",
+                "-file",
+            ])
+            .arg(pki.path("ca.pem"))
+            .args(["-keystore"])
+            .arg(&store)
+            .args(["-storetype", "PKCS12", "-storepass", "changeit"])
+            .output()
+            .expect("running keytool");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let config = project.join(".mvn");
+    std::fs::create_dir_all(&config).expect(".mvn");
+    std::fs::write(
+        config.join("jvm.config"),
+        format!(
+            "-Djavax.net.ssl.trustStore={} -Djavax.net.ssl.trustStoreType=PKCS12 \
+             -Djavax.net.ssl.trustStorePassword=changeit\n",
+            store.display()
+        ),
+    )
+    .expect("jvm.config");
+}
+
+#[tokio::test]
+async fn mvn_deploys_to_and_resolves_from_an_https_node() {
+    let test = "mvn_deploys_to_and_resolves_from_an_https_node";
+    let (Some(mvn), Some(keytool)) = (require_client("mvn", test), require_client("keytool", test))
+    else {
+        return;
+    };
+    let pki = arca_tests::pki::TestPki::new().expect("pki");
+    let node = pki.https_node().expect("https node");
+    let created = pki
+        .client()
+        .expect("client")
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": "libs", "package_type": "MAVEN"}))
+        .send()
+        .await
+        .expect("create registry");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let repository = repo_url(&node, "libs");
+    assert!(repository.starts_with("https://"), "{repository}");
+    let work = tempfile::tempdir().expect("work dir");
+    let release = library(work.path(), "1.0", &repository);
+    trust_only(&release, &pki, &keytool);
+    assert_success(
+        &Maven::new(mvn.clone(), &node.admin_token).run(&release, &["deploy"]),
+        &node,
+    );
+    let app = consumer(work.path(), &repository);
+    trust_only(&app, &pki, &keytool);
+    let consumer_maven = Maven::new(mvn, &node.admin_token);
+    let output = consumer_maven.run(&app, &["-Dlib.version=1.0", "package"]);
+    assert_success(&output, &node);
+    let origins = std::fs::read_to_string(consumer_maven.client.home().join(format!(
+        "m2-repository/{GROUP_PATH}/{LIB}/1.0/_remote.repositories"
+    )))
+    .unwrap_or_default();
+    assert!(
+        origins.lines().any(|l| l.contains(".jar>arca=")),
+        "1.0 was not downloaded from Arca over HTTPS: {origins}\n{}",
+        output.describe()
     );
 }

@@ -2,74 +2,17 @@
 //! one of a TLS-inspecting proxy, would be): a node serving HTTPS from `--tls-cert`/`--tls-key`, a
 //! remote registry whose upstream is that node (trusted through the node's `--upstream-ca-file`, the
 //! registry's own CA bundle, or the system's store as `SSL_CERT_FILE` names it, refused with the TLS
-//! cause said when none trusts it), the `arca` CLI against the HTTPS node, and the plain-HTTP port
-//! that redirects to it.
+//! cause said when none trusts it), the `arca` CLI, npm, pip and skopeo against the HTTPS node
+//! (verifying its certificate), and the plain-HTTP port that redirects to it. (mvn over HTTPS is in
+//! `maven.rs`.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use arca_tests::pki::TestPki;
 use arca_tests::remote::{create_registry, create_registry_with};
 use arca_tests::{TestNode, pseudo_random_bytes, sha256_hex};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-
-/// A CA and a server certificate it signed for 127.0.0.1 and localhost, written as PEM files.
-struct TestPki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-}
-
-impl TestPki {
-    fn new() -> Result<TestPki> {
-        let mut ca = CertificateParams::default();
-        ca.distinguished_name
-            .push(DnType::CommonName, "Arca test private CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_pem = ca.self_signed(&ca_key)?.pem();
-        let issuer = Issuer::new(ca, ca_key);
-        let mut server = CertificateParams::new(vec!["localhost".to_string()])?;
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_key = KeyPair::generate()?;
-        let server_pem = server.signed_by(&server_key, &issuer)?.pem();
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("ca.pem"), &ca_pem)?;
-        std::fs::write(dir.path().join("server.pem"), server_pem)?;
-        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem())?;
-        Ok(TestPki { dir, ca_pem })
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    /// A client that trusts this CA (and nothing else would do for the HTTPS node).
-    fn client(&self) -> Result<reqwest::Client> {
-        Ok(reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)
-            .build()?)
-    }
-
-    /// An `arca-node` serving HTTPS with the server certificate.
-    fn https_node(&self) -> Result<TestNode> {
-        self.https_node_with(&[])
-    }
-
-    /// An `arca-node` serving HTTPS with the server certificate, and `extra` arguments.
-    fn https_node_with(&self, extra: &[&str]) -> Result<TestNode> {
-        let (cert, key) = (self.path("server.pem"), self.path("server.key"));
-        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
-        args.extend_from_slice(extra);
-        TestNode::start_with_args(&args)
-    }
-}
 
 /// A remote generic registry `name` over `upstream`'s registry `up`.
 fn remote(name: &str, upstream: &TestNode) -> serde_json::Value {
@@ -346,5 +289,188 @@ async fn plain_http_is_redirected_to_https_and_absolute_urls_say_https() -> Resu
         .build()?;
     let realm = token_realm(&claiming, &node).await?;
     ensure!(realm.contains("realm=\"https://"), "{realm}");
+    Ok(())
+}
+
+/// Runs `command` and fails with everything it printed unless it succeeded.
+fn succeed(command: &mut std::process::Command) -> Result<arca_tests::clients::ClientOutput> {
+    arca_tests::clients::run_command(command)?.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_pip_and_skopeo_work_against_an_https_node() -> Result<()> {
+    use arca_tests::clients::{build_wheel, require_client};
+    let test = "npm_pip_and_skopeo_work_against_an_https_node";
+    let (Some(npm), Some(python), Some(skopeo), Some(umoci)) = (
+        require_client("npm", test),
+        require_client("python3", test),
+        require_client("skopeo", test),
+        require_client("umoci", test),
+    ) else {
+        return Ok(());
+    };
+    let pki = TestPki::new()?;
+    let node = pki.https_node()?;
+    let client = pki.client()?;
+    for (name, kind) in [("js", "NPM"), ("py", "PYPI"), ("images", "DOCKER")] {
+        create_registry_with(
+            &client,
+            &node,
+            serde_json::json!({"name": name, "package_type": kind}),
+        )
+        .await?;
+    }
+    let ca = pki.path("ca.pem");
+    let host = node.url.trim_start_matches("https://").to_string();
+    let work = tempfile::tempdir()?;
+    let home = work.path();
+
+    // npm: publish, then install into a fresh project; the tarball URL the node writes is https.
+    let registry = format!("https://{host}/npm/js/");
+    std::fs::write(
+        home.join(".npmrc"),
+        format!(
+            "registry={registry}\n//{host}/npm/js/:_authToken={}\ncafile={ca}\n",
+            node.admin_token
+        ),
+    )?;
+    let npm_command = |dir: &Path, args: &[&str]| {
+        let mut command = std::process::Command::new(&npm);
+        for (key, _) in std::env::vars_os() {
+            let lower = key.to_string_lossy().to_ascii_lowercase();
+            if lower.starts_with("npm_config_") {
+                command.env_remove(&key);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", home)
+            .env("npm_config_userconfig", home.join(".npmrc"))
+            .env("npm_config_cache", dir.join(".npm-cache"))
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false");
+        command
+    };
+    let package = home.join("greeting");
+    std::fs::create_dir_all(&package)?;
+    std::fs::write(
+        package.join("package.json"),
+        r#"{"name":"greeting","version":"1.0.0","main":"index.js"}"#,
+    )?;
+    std::fs::write(package.join("index.js"), "module.exports = 'hello';\n")?;
+    succeed(&mut npm_command(&package, &["publish"]))?;
+    let app = home.join("app");
+    std::fs::create_dir_all(&app)?;
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"app","version":"1.0.0"}"#,
+    )?;
+    succeed(&mut npm_command(&app, &["install", "greeting@1.0.0"]))?;
+    ensure!(app.join("node_modules/greeting/index.js").exists());
+    let lock = std::fs::read_to_string(app.join("package-lock.json"))?;
+    ensure!(
+        lock.contains(&format!(
+            "https://{host}/npm/js/greeting/-/greeting-1.0.0.tgz"
+        )),
+        "the lockfile records the https tarball URL: {lock}"
+    );
+
+    // pip: a wheel pushed with the CLI (which trusts SSL_CERT_FILE), downloaded with --cert.
+    let wheel = build_wheel(&python, home, "tlsdemo", "1.0")?;
+    let mut push = node.cli_command(
+        Some(&node.admin_token),
+        &[
+            "artifact",
+            "push",
+            "python",
+            "py",
+            &wheel.display().to_string(),
+        ],
+    );
+    succeed(push.env("SSL_CERT_FILE", &ca))?;
+    let downloads = home.join("downloads");
+    let index = format!(
+        "https://__token__:{}@{host}/pypi/py/simple/",
+        node.admin_token
+    );
+    succeed(
+        std::process::Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--cert",
+                &ca,
+                "--index-url",
+            ])
+            .arg(&index)
+            .args(["tlsdemo==1.0", "-d"])
+            .arg(&downloads)
+            .env("HOME", home)
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_NO_INPUT", "1")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_INDEX_URL")
+            // Bundles named in the environment would win over --cert (requests takes
+            // REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE before the session's own setting).
+            .env_remove("PIP_CERT")
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE"),
+    )?;
+    ensure!(downloads.join("tlsdemo-1.0-py3-none-any.whl").exists());
+
+    // skopeo (the containers/image library docker-compatible tools share): push and pull with
+    // certificate verification on, trusting the CA from a cert directory.
+    let certs = home.join("certs");
+    std::fs::create_dir_all(&certs)?;
+    std::fs::copy(&ca, certs.join("ca.crt"))?;
+    let layout = arca_tests::oci::Layout::init(&umoci, &home.join("layout"))?;
+    layout.build_image("v1", "amd64", &arca_tests::oci::sample_layers(3, 300_000))?;
+    let creds = format!("arca:{}", node.admin_token);
+    let remote_image = format!("docker://{host}/images/app:v1");
+    let certs_dir = certs.display().to_string();
+    let skopeo_home = home.join("skopeo-home");
+    std::fs::create_dir_all(&skopeo_home)?;
+    let skopeo_run = |args: &[&str]| {
+        succeed(
+            std::process::Command::new(&skopeo)
+                .args(args)
+                .env("HOME", &skopeo_home),
+        )
+    };
+    skopeo_run(&[
+        "copy",
+        "--dest-cert-dir",
+        &certs_dir,
+        "--dest-creds",
+        &creds,
+        &layout.reference("v1"),
+        &remote_image,
+    ])?;
+    let pulled = home.join("pulled");
+    skopeo_run(&[
+        "copy",
+        "--src-cert-dir",
+        &certs_dir,
+        "--src-creds",
+        &creds,
+        &remote_image,
+        &format!("oci:{}:v1", pulled.display()),
+    ])?;
+    let original = layout.manifest("v1")?;
+    let copy = arca_tests::oci::Layout::open(&pulled).manifest("v1")?;
+    ensure!(original.digest == copy.digest, "{original:?} != {copy:?}");
+    // Without the CA, verification refuses the node.
+    let refused = arca_tests::clients::run_command(
+        std::process::Command::new(&skopeo)
+            .args(["inspect", "--creds", &creds, &remote_image])
+            .env("HOME", &skopeo_home)
+            .env("SSL_CERT_FILE", "/dev/null"),
+    )?;
+    ensure!(!refused.success, "{}", refused.describe());
     Ok(())
 }

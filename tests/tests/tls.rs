@@ -2,8 +2,8 @@
 //! one of a TLS-inspecting proxy, would be): a node serving HTTPS from `--tls-cert`/`--tls-key`, a
 //! remote registry whose upstream is that node (trusted through the node's `--upstream-ca-file`, the
 //! registry's own CA bundle, or the system's store as `SSL_CERT_FILE` names it, refused with the TLS
-//! cause said when none trusts it), the `arca` CLI, npm, pip and skopeo against the HTTPS node
-//! (verifying its certificate), and the plain-HTTP port that redirects to it. (mvn over HTTPS is in
+//! cause said when none trusts it), the `arca` CLI, npm, pip, skopeo and docker against the HTTPS
+//! node (verifying its certificate), and the plain-HTTP port that redirects to it. (mvn over HTTPS is in
 //! `maven.rs`.)
 
 use std::path::Path;
@@ -472,5 +472,165 @@ async fn npm_pip_and_skopeo_work_against_an_https_node() -> Result<()> {
             .env("SSL_CERT_FILE", "/dev/null"),
     )?;
     ensure!(!refused.success, "{}", refused.describe());
+    Ok(())
+}
+
+/// A Docker daemon of the test's own (its own data root and socket; VFS storage, no iptables, no
+/// bridge) that trusts the given registries' CAs: it sees a directory of the test's as
+/// `/etc/docker` (bind-mounted in a mount namespace of its own, so the machine's is untouched),
+/// with `certs.d/<host:port>/ca.crt` in it. Stopped when dropped.
+struct Dockerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Dockerd {
+    fn start(dockerd: &Path, dir: &Path, trusted: &[(&str, &Path)]) -> Result<Dockerd> {
+        let etc = dir.join("etc-docker");
+        std::fs::create_dir_all(&etc)?;
+        for (host, ca) in trusted {
+            let certs = etc.join("certs.d").join(host);
+            std::fs::create_dir_all(&certs)?;
+            std::fs::copy(ca, certs.join("ca.crt"))?;
+        }
+        let socket = dir.join("docker.sock");
+        let script = format!(
+            "mkdir -p /etc/docker && mount --bind {etc} /etc/docker && exec {dockerd} \
+             --storage-driver vfs --iptables=false --bridge=none --data-root {root} \
+             --exec-root {exec} --pidfile {pid} -H unix://{socket}",
+            etc = etc.display(),
+            dockerd = dockerd.display(),
+            root = dir.join("root").display(),
+            exec = dir.join("exec").display(),
+            pid = dir.join("docker.pid").display(),
+            socket = socket.display(),
+        );
+        let log = std::fs::File::create(dir.join("dockerd.log"))?;
+        let child = std::process::Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let daemon = Dockerd { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !daemon.socket.exists() {
+            ensure!(
+                Instant::now() < deadline,
+                "dockerd did not start: {}",
+                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(daemon)
+    }
+
+    fn docker(&self, docker: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(docker);
+        command
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", config);
+        command
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop the containerd it started.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_logs_in_pushes_and_pulls_over_https() -> Result<()> {
+    use arca_tests::clients::require_client;
+    let test = "docker_logs_in_pushes_and_pulls_over_https";
+    let (Some(dockerd), Some(docker)) = (
+        require_client("dockerd", test),
+        require_client("docker", test),
+    ) else {
+        return Ok(());
+    };
+    let pki = TestPki::new()?;
+    let node = pki.https_node()?;
+    create_registry_with(
+        &pki.client()?,
+        &node,
+        serde_json::json!({"name": "images", "package_type": "DOCKER"}),
+    )
+    .await?;
+    let host = node.url.trim_start_matches("https://").to_string();
+    let work = tempfile::tempdir()?;
+    let ca = std::path::PathBuf::from(pki.path("ca.pem"));
+    let daemon = Dockerd::start(
+        &dockerd,
+        &work.path().join("daemon"),
+        &[(host.as_str(), ca.as_path())],
+    )?;
+    let config = work.path().join("docker-config");
+    std::fs::create_dir_all(&config)?;
+    let docker_run = |args: &[&str]| succeed(&mut daemon.docker(&docker, &config, args));
+
+    // An image from a plain tarball (no registry of Docker Hub's is asked).
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    std::fs::write(rootfs.join("hello.txt"), pseudo_random_bytes(200_000, 5))?;
+    let tarball = work.path().join("rootfs.tar");
+    succeed(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    )?;
+    let image = format!("{host}/images/app:v1");
+    let tarball = tarball.display().to_string();
+    docker_run(&["import", &tarball, &image])?;
+
+    let mut login = daemon.docker(
+        &docker,
+        &config,
+        &["login", &host, "--username", "arca", "--password-stdin"],
+    );
+    login.stdin(std::process::Stdio::piped());
+    let mut child = login
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(node.admin_token.as_bytes())?;
+    }
+    let logged_in = child.wait_with_output()?;
+    ensure!(
+        logged_in.status.success(),
+        "docker login: {}",
+        String::from_utf8_lossy(&logged_in.stderr)
+    );
+    let pushed = docker_run(&["push", &image])?;
+    ensure!(
+        pushed.all().contains("digest: sha256:"),
+        "{}",
+        pushed.describe()
+    );
+    docker_run(&["rmi", &image])?;
+    let pulled = docker_run(&["pull", &image])?;
+    ensure!(
+        pulled.all().contains("Downloaded newer image"),
+        "{}",
+        pulled.describe()
+    );
     Ok(())
 }

@@ -105,6 +105,9 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Connections one source address may hold at once (trusted proxies are exempt; 0: no limit).
     pub max_connections_per_source: u64,
+    /// The longest a request body may send nothing before the request is refused, in
+    /// milliseconds.
+    pub body_idle_timeout_ms: u64,
     /// Free space, in bytes, chunk writes never take the data directory's disk below (uploads
     /// are answered 507 instead), so the metadata always has room.
     pub min_free_bytes: u64,
@@ -145,6 +148,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             header_read_timeout_ms: 30_000,
             max_connections_per_source: 256,
+            body_idle_timeout_ms: 60_000,
             min_free_bytes: 1024 * 1024 * 1024,
             scrub_bytes_per_second: 16 * 1024 * 1024,
             scrub_interval_seconds: 7 * 24 * 3600,
@@ -212,7 +216,8 @@ impl Config {
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
     /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
     /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
-    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_MIN_FREE_BYTES`, `ARCA_SCRUB_BYTES_PER_SECOND`,
+    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_BODY_IDLE_TIMEOUT_MS`, `ARCA_MIN_FREE_BYTES`,
+    /// `ARCA_SCRUB_BYTES_PER_SECOND`,
     /// `ARCA_SCRUB_INTERVAL_SECONDS`), then `flags`.
     pub fn load(
         file: Option<&Path>,
@@ -284,6 +289,11 @@ impl Config {
             &mut config.max_connections_per_source,
         )?;
         env_override(&env, "ARCA_MIN_FREE_BYTES", &mut config.min_free_bytes)?;
+        env_override(
+            &env,
+            "ARCA_BODY_IDLE_TIMEOUT_MS",
+            &mut config.body_idle_timeout_ms,
+        )?;
         env_override(
             &env,
             "ARCA_SCRUB_BYTES_PER_SECOND",

@@ -5,7 +5,8 @@
 //!   silent client holds nothing but itself.
 //! - A client has [`ServeOptions::header_read_timeout`] to send each request's head (an idle
 //!   keep-alive connection is closed after the same time), so connections that trickle header lines
-//!   forever are dropped.
+//!   forever are dropped; a request body that sends nothing for [`ServeOptions::body_idle_timeout`]
+//!   ends in an error (the upload is refused as truncated, and its connection and buffers go).
 //! - A source address may hold [`ServeOptions::max_connections_per_source`] connections; more are
 //!   answered `429 Too Many Requests` and closed. Trusted proxies are exempt (every client behind a
 //!   load balancer shares its address).
@@ -27,7 +28,12 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -48,6 +54,8 @@ pub struct ServeOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The time a client has to send a request's head.
     pub header_read_timeout: Duration,
+    /// The longest a request body may send nothing.
+    pub body_idle_timeout: Duration,
     /// Connections one source address may hold at once (0: no limit).
     pub max_connections_per_source: usize,
     /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed.
@@ -151,8 +159,10 @@ impl Connection {
             "http"
         };
         let header_read_timeout = options.header_read_timeout;
+        let body_idle_timeout = options.body_idle_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
+            let mut request =
+                request.map(|body| Body::new(StallLimitedBody::new(body, body_idle_timeout)));
             let answer = match &admission {
                 Admission::Refused => Err(too_many_connections(peer)),
                 Admission::Unlimited | Admission::Counted { .. } => {
@@ -185,6 +195,65 @@ impl Connection {
         if let Err(error) = connection.await {
             tracing::debug!(%peer, %error, "serving a connection");
         }
+    }
+}
+
+/// A request body that fails when no bytes arrive for `limit` (counted from the first time it is
+/// read, so a handler that reads it late is not charged for its own delay).
+struct StallLimitedBody {
+    inner: Incoming,
+    limit: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallLimitedBody {
+    fn new(inner: Incoming, limit: Duration) -> StallLimitedBody {
+        StallLimitedBody {
+            inner,
+            limit,
+            deadline: None,
+        }
+    }
+}
+
+/// A body that sent nothing for too long.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent nothing for {0:?}")]
+struct BodyStalled(Duration);
+
+impl hyper::body::Body for StallLimitedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.deadline = None;
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled(limit).into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -234,6 +234,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let serving = http_server::ServeOptions {
         tls: tls.map(Arc::new),
         header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
+        body_idle_timeout: std::time::Duration::from_millis(config.body_idle_timeout_ms),
         max_connections_per_source: usize::try_from(config.max_connections_per_source)
             .unwrap_or(usize::MAX),
         trusted_proxies: config.trusted_proxies.iter().map(|proxy| proxy.0).collect(),

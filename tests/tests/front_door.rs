@@ -1,6 +1,7 @@
 //! What a connection may cost a node before its requests are served: a client that trickles its
-//! header lines is disconnected after the header-read timeout, one source address holds a bounded
-//! number of connections (more are answered 429), and `X-Forwarded-For`/`X-Forwarded-Proto` count
+//! header lines is disconnected after the header-read timeout, an upload whose body goes silent is
+//! refused after the body idle timeout, one source address holds a bounded number of connections
+//! (more are answered 429), and `X-Forwarded-For`/`X-Forwarded-Proto` count
 //! only from the proxies the node is told to trust (the audit trail shows the real client then).
 
 use std::time::{Duration, Instant};
@@ -180,5 +181,56 @@ async fn forwarded_headers_count_only_from_trusted_proxies() -> Result<()> {
         ensure!(status_of(&mut stream, HEALTHZ).await? == 200);
         held.push(stream);
     }
+    Ok(())
+}
+
+/// Starts `PUT /generic/files/<path>` of `length` bytes on a new connection, sending the head only.
+async fn start_upload(node: &TestNode, path: &str, length: usize) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect(address(node)).await?;
+    let head = format!(
+        "PUT /generic/files/{path} HTTP/1.1\r\nHost: arca\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: {length}\r\n\r\n",
+        node.admin_token
+    );
+    stream.write_all(head.as_bytes()).await?;
+    Ok(stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_stalls_mid_body_is_refused_and_one_that_trickles_is_not() -> Result<()> {
+    let node = TestNode::start_with(&[], &[("ARCA_BODY_IDLE_TIMEOUT_MS", "1000")])?;
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&serde_json::json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201);
+
+    // Sends a tenth of what it announced, then nothing: refused once the body has been silent
+    // for a second, and the connection is let go.
+    let mut stalled = start_upload(&node, "big/1.0/big.bin", 1_000_000).await?;
+    stalled.write_all(&vec![7u8; 100_000]).await?;
+    let started = Instant::now();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut answer))
+        .await
+        .context("a stalled upload was held for 10 s")??;
+    let text = String::from_utf8_lossy(&answer[..read]).to_string();
+    ensure!(text.starts_with("HTTP/1.1 400"), "{text}");
+    ensure!(text.contains("sent nothing"), "{text}");
+    ensure!(
+        started.elapsed() >= Duration::from_millis(900),
+        "refused after {:?}, before the limit",
+        started.elapsed()
+    );
+
+    // Slow but steady (a part every 300 ms for 2 s) is fine.
+    let mut steady = start_upload(&node, "slow/1.0/slow.bin", 70_000).await?;
+    for _ in 0..7 {
+        steady.write_all(&[1u8; 10_000]).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    ensure!(status_of(&mut steady, "").await? == 201);
     Ok(())
 }

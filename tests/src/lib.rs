@@ -148,6 +148,15 @@ impl TestNode {
         Ok(())
     }
 
+    /// The node's peak resident memory so far (`VmHWM`), in bytes (Linux).
+    pub fn peak_memory(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// The node's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("node.log")).unwrap_or_default()

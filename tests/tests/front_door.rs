@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use arca_tests::{TestNode, http};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -232,5 +233,71 @@ async fn an_upload_that_stalls_mid_body_is_refused_and_one_that_trickles_is_not(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     ensure!(status_of(&mut steady, "").await? == 201);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_from_many_addresses_keeps_memory_flat() -> Result<()> {
+    // Many addresses: as seen through a trusted proxy, each request from another client, so the
+    // per-address login throttle never stops them; only the bound on argon2 runs does.
+    let node = TestNode::start_with_args(&["--trusted-proxy", "127.0.0.1"])?;
+    let before = node.peak_memory().context("peak memory")?;
+    let client = http();
+    let whoami = format!("{}/api/v1/whoami", node.url);
+    let requests = futures::stream::iter(0..400u32)
+        .map(move |i| {
+            let client = client.clone();
+            let url = whoami.clone();
+            async move {
+                client
+                    .get(url)
+                    .basic_auth(format!("nobody{i}"), Some(format!("wrong-password-{i}")))
+                    .header(
+                        "x-forwarded-for",
+                        format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+                    )
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+            }
+        })
+        .buffer_unordered(64);
+    let flood = tokio::spawn(requests.collect::<Vec<_>>());
+    // A caller with a token is answered meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let answered = http()
+        .get(format!("{}/api/v1/whoami", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    ensure!(answered.status() == 200, "{}", answered.status());
+    let waited = started.elapsed();
+    let statuses = flood.await?;
+    for status in &statuses {
+        let status = status.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        ensure!(
+            *status == 401 || *status == 429,
+            "a wrong password answered {status}"
+        );
+    }
+    ensure!(
+        waited < Duration::from_secs(2),
+        "a token request waited {waited:?}"
+    );
+    let after = node.peak_memory().context("peak memory")?;
+    let grown = after.saturating_sub(before);
+    ensure!(
+        grown < 200 << 20,
+        "peak memory grew by {} MiB (from {} MiB) under 400 wrong passwords",
+        grown >> 20,
+        before >> 20
+    );
+    eprintln!(
+        "peak memory {} MiB -> {} MiB; {} refused as busy",
+        before >> 20,
+        after >> 20,
+        statuses.iter().filter(|s| matches!(s, Ok(429))).count()
+    );
     Ok(())
 }

@@ -56,14 +56,20 @@ impl From<PasswordError> for ApiError {
         match error {
             PasswordError::Length(_) => ApiError::invalid(error.to_string()),
             PasswordError::Hash(_) => ApiError::internal(error),
+            PasswordError::Busy => ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                error.to_string(),
+            ),
         }
     }
 }
 
 /// argon2id of `password`, off the async workers.
-async fn hash_password(password: String) -> Result<String, ApiError> {
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
     password::validate(&password)?;
-    crate::blocking::spawn(move || password::hash(&password))
+    let passwords = state.passwords.clone();
+    crate::blocking::spawn(move || passwords.hash(&password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
@@ -98,7 +104,7 @@ async fn create(
                 "a service account has no password: it authenticates with tokens",
             ));
         }
-        (_, Some(password)) => Some(hash_password(password).await?),
+        (_, Some(password)) => Some(hash_password(&state, password).await?),
         (_, None) => None,
     };
     let now = state.now_ms();
@@ -191,7 +197,7 @@ async fn update(
         )));
     }
     let password_hash = match request.password {
-        Some(password) => Some(hash_password(password).await?),
+        Some(password) => Some(hash_password(&state, password).await?),
         None => None,
     };
     state

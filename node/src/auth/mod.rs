@@ -373,6 +373,11 @@ pub fn caller_for_subject(state: &AppState, subject: &str) -> Result<Caller, Aut
     }
 }
 
+/// A password check that found no argon2 turn: try again in a second (429).
+fn busy(_: password::PasswordError) -> AuthError {
+    AuthError::Throttled(1)
+}
+
 /// The caller a user name and password stand for, checked against the argon2 hash (through the
 /// node's cache of recent verifications).
 pub fn caller_for_password(
@@ -387,11 +392,14 @@ pub fn caller_for_password(
     let Some(user) = state.meta.read(|view| view.user(name))? else {
         // As much work, and the same answer, as a wrong password: neither time nor words tell
         // which names exist.
-        state.passwords.refuse_unknown_user(password);
+        state
+            .passwords
+            .refuse_unknown_user(password)
+            .map_err(busy)?;
         state.logins.failed(name);
         return Err(invalid());
     };
-    if !state.passwords.check(&user, password) {
+    if !state.passwords.check(&user, password).map_err(busy)? {
         state.logins.failed(name);
         return Err(invalid());
     }

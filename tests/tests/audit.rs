@@ -542,3 +542,98 @@ async fn retention_keeps_the_newest_events_and_export_streams_them_oldest_first(
         "{output:?}"
     );
 }
+
+/// Sends `count` copies of `request` pipelined on one connection and reads until the node has
+/// answered them all (or closed).
+async fn pipelined(node: &TestNode, request: &str, count: usize) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = node.url.trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let batch = request.repeat(count);
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(batch.as_bytes()).await;
+        writer
+    });
+    let mut answers = 0;
+    let mut buffer = vec![0; 1 << 16];
+    let mut seen = String::new();
+    while answers < count {
+        let read = tokio::time::timeout(Duration::from_secs(30), reader.read(&mut buffer))
+            .await
+            .expect("answers within 30 s")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        answers += seen.matches("HTTP/1.1 ").count();
+        seen = seen
+            .rsplit("HTTP/1.1 ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+    }
+    drop(sending.await);
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_noise_cannot_flood_the_trail() {
+    let node = TestNode::start().expect("node");
+    // 2,000 anonymous POSTs to a 10 KB path no route serves, pipelined.
+    let long_path = format!("/x{}", "a".repeat(10_000));
+    let noise = format!("POST {long_path} HTTP/1.1\r\nHost: arca\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(pipelined(&node, &noise, 2000).await, 2000);
+    // 200 anonymous attempts at a real route: refused, and kept up to the per-source budget.
+    let refused = "POST /api/v1/registries HTTP/1.1\r\nHost: arca\r\nContent-Type: application/json\r\n\
+                   Content-Length: 2\r\n\r\n{}";
+    assert_eq!(pipelined(&node, refused, 200).await, 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = audit(&node, "actor=anonymous&limit=1000").await;
+        let skipped = arca_tests::metric(&node.url, "arca_audit_events_skipped_total", "")
+            .await
+            .expect("metric");
+        if events.len() >= 61 || Instant::now() > deadline {
+            assert!(
+                skipped >= (1999 + 140) as f64,
+                "skipped {skipped}, kept {}",
+                events.len()
+            );
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let unrouted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "POST (no matching route)")
+        .collect();
+    assert_eq!(unrouted.len(), 1, "one sample of the noise");
+    let target = unrouted[0]["target"].as_str().expect("target");
+    assert!(
+        target.len() <= 512 + '…'.len_utf8() && target.ends_with('…'),
+        "{} bytes",
+        target.len()
+    );
+    let routed = events
+        .iter()
+        .filter(|e| e["action"] == "POST /api/v1/registries")
+        .count();
+    assert_eq!(routed, 60, "the per-source budget of a minute");
+    // A change with credentials is still recorded.
+    assert_eq!(
+        admin(
+            &node,
+            Method::POST,
+            "/api/v1/registries",
+            Some(json!({"name": "after-noise", "package_type": "GENERIC"}))
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(audit(&node, "registry=after-noise").await.len(), 1);
+}

@@ -14,6 +14,13 @@
 //! unavailable the events are kept (at most [`QUEUE_LIMIT`], the oldest dropped with a warning) and
 //! proposed again next round.
 //!
+//! What an unauthenticated caller can add is bounded, so the trail cannot be used to fill memory and
+//! disk: an event's path and detail are cut at [`TEXT_MAX`] bytes; events of callers without valid
+//! credentials are kept at most [`UNAUTHENTICATED_PER_SOURCE`] per source address and
+//! [`UNAUTHENTICATED_PER_NODE`] per node a minute, and of those to paths no route serves only
+//! [`UNROUTED_PER_SOURCE`] (a sample); the rest are counted (`arca_audit_events_skipped_total`),
+//! not kept. Changes, which only valid credentials make, are always recorded.
+//!
 //! The state machine numbers the events and keeps what the retention says (by default the newest
 //! [`AUDIT_RETENTION`](crate::meta::apply::AUDIT_RETENTION); `PUT /api/v1/audit/retention` sets a
 //! count and an age). `GET /api/v1/audit` (admin) queries them, newest request first;
@@ -42,6 +49,7 @@ use serde::Deserialize;
 
 use super::{ApiError, JsonBody, QueryParams};
 use crate::AppState;
+use crate::auth::throttle::WindowCounts;
 use crate::auth::{AuthError, Caller};
 use crate::meta::request_audit::RequestAudit;
 use crate::meta::tables::scalar;
@@ -61,8 +69,14 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 /// Error bodies up to this size are read for the event's detail.
 const DETAIL_BODY_LIMIT: u64 = 16 * 1024;
-/// The longest detail recorded, in bytes.
-const DETAIL_MAX: usize = 512;
+/// The longest path and detail an event records, in bytes (longer ones are cut, marked `…`).
+pub const TEXT_MAX: usize = 512;
+/// Events of callers without valid credentials kept per source address a minute.
+pub const UNAUTHENTICATED_PER_SOURCE: u32 = 60;
+/// Of those, events for paths no route serves (a sample of the noise).
+pub const UNROUTED_PER_SOURCE: u32 = 1;
+/// Events of callers without valid credentials kept per node a minute, all sources together.
+pub const UNAUTHENTICATED_PER_NODE: u32 = 600;
 /// The largest registry-creation body read for the registry's name (axum's default JSON limit).
 const CREATE_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
@@ -264,6 +278,15 @@ pub fn parse_time(name: &str, text: &str, now: u64) -> Result<u64, ApiError> {
 pub struct Auditing {
     state: AppState,
     recorder: AuditRecorder,
+    unauthenticated: Arc<WindowCounts<Unauthenticated>>,
+}
+
+/// Whose events without valid credentials are counted: one source, to routes or to none; or the
+/// whole node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Unauthenticated {
+    Source { address: String, routed: bool },
+    Node,
 }
 
 impl Auditing {
@@ -273,7 +296,32 @@ impl Auditing {
         Auditing {
             state: state.clone(),
             recorder: AuditRecorder::start(state.meta.clone()),
+            unauthenticated: Arc::default(),
         }
+    }
+
+    /// Whether an event of a caller without valid credentials from `address` is kept (see the
+    /// module documentation); one that is not is counted as skipped.
+    fn keeps_unauthenticated(&self, address: &str, routed: bool) -> bool {
+        let per_source = if routed {
+            UNAUTHENTICATED_PER_SOURCE
+        } else {
+            UNROUTED_PER_SOURCE
+        };
+        let source = Unauthenticated::Source {
+            address: address.to_string(),
+            routed,
+        };
+        let kept = self.unauthenticated.over(&source, per_source).is_none()
+            && self
+                .unauthenticated
+                .admit(Unauthenticated::Node, UNAUTHENTICATED_PER_NODE);
+        if kept {
+            self.unauthenticated.add(source);
+        } else {
+            self.state.metrics.audit_events_skipped.inc();
+        }
+        kept
     }
 }
 
@@ -308,7 +356,7 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
         return next.run(Request::from_parts(parts, body)).await;
     }
     let at = state.now_ms();
-    let target = parts.uri.path().to_string();
+    let target = truncate(parts.uri.path().to_string());
     let source_ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -350,7 +398,7 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
             registry: registry.clone(),
             target: target.clone(),
             result,
-            detail,
+            detail: detail.map(truncate),
         }
     };
     // A change the request commits carries the event in its own Raft entry.
@@ -382,7 +430,10 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     if let Err(error) = &caller {
         detail = Some(format!("invalid credentials: {error}"));
     }
-    auditing.recorder.record(event(&caller, result, detail));
+    let authenticated = matches!(caller, Ok(Caller::Principal(_)));
+    if authenticated || auditing.keeps_unauthenticated(&source_ip, route.is_some()) {
+        auditing.recorder.record(event(&caller, result, detail));
+    }
     response
 }
 
@@ -537,10 +588,10 @@ fn error_message(headers: &HeaderMap, bytes: &[u8]) -> Option<String> {
         .then(|| truncate(text.to_string()))
 }
 
-/// `text` cut to at most [`DETAIL_MAX`] bytes, on a character boundary.
+/// `text` cut to at most [`TEXT_MAX`] bytes, on a character boundary.
 fn truncate(mut text: String) -> String {
-    if text.len() > DETAIL_MAX {
-        let mut end = DETAIL_MAX;
+    if text.len() > TEXT_MAX {
+        let mut end = TEXT_MAX;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -818,7 +869,7 @@ mod tests {
             error_message(&HeaderMap::new(), b"plain no").as_deref(),
             Some("plain no")
         );
-        let long = truncate("é".repeat(DETAIL_MAX));
-        assert!(long.len() <= DETAIL_MAX + '…'.len_utf8());
+        let long = truncate("é".repeat(TEXT_MAX));
+        assert!(long.len() <= TEXT_MAX + '…'.len_utf8());
     }
 }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub upload_bytes: Counter,
     /// Bytes served in downloads (as planned when the response starts).
     pub download_bytes: Counter,
+    /// Audit events of callers without valid credentials not kept (over their budget).
+    pub audit_events_skipped: Counter,
     raft_term: Gauge,
     raft_last_log_index: Gauge,
     raft_last_applied: Gauge,
@@ -115,6 +117,7 @@ impl Metrics {
             requests: Family::default(),
             upload_bytes: Counter::default(),
             download_bytes: Counter::default(),
+            audit_events_skipped: Counter::default(),
             raft_term: Gauge::default(),
             raft_last_log_index: Gauge::default(),
             raft_last_applied: Gauge::default(),
@@ -173,6 +176,11 @@ impl Metrics {
                 "download_bytes",
                 "Bytes served in downloads",
                 metrics.download_bytes.clone(),
+            );
+            registry.register(
+                "audit_events_skipped",
+                "Audit events of callers without valid credentials not kept (over their budget)",
+                metrics.audit_events_skipped.clone(),
             );
             registry.register("raft_term", "Current Raft term", metrics.raft_term.clone());
             registry.register(

@@ -4,6 +4,9 @@
 //! work, until the window ends. A correct password clears its name's count. Tokens are not
 //! throttled: they are 256-bit random secrets, looked up by hash, and cost nothing to refuse.
 //!
+//! [`WindowCounts`] (events per key over fixed windows) serves the audit trail's budget for callers
+//! without credentials too.
+//!
 //! The source address of the request being served is kept in a task-local by [`remember_source`],
 //! the router's outermost layer, so the password check deep in any front-end's authentication sees
 //! it without every caller passing it along.
@@ -18,13 +21,13 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// How long failures are counted for, and how long a throttled name or address waits.
+/// How long events are counted for, and how long a throttled name or address waits.
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Failed passwords per user name within [`WINDOW`] before that name is throttled.
 pub const NAME_LIMIT: u32 = 10;
 /// Failed passwords per source address within [`WINDOW`] before that address is throttled.
 pub const SOURCE_LIMIT: u32 = 30;
-/// Names and addresses tracked at most (beyond, windows that ended are dropped; then all).
+/// Keys tracked at most by a [`WindowCounts`] (beyond, windows that ended are dropped; then all).
 const TRACKED: usize = 100_000;
 
 /// The request being served: where it comes from, and whether a failure was counted for it
@@ -67,13 +70,81 @@ enum Guesser {
 #[derive(Debug)]
 struct Window {
     started: Instant,
-    failures: u32,
+    count: u32,
+}
+
+/// Events counted per key over fixed windows of [`WINDOW`] (at most [`TRACKED`] keys: beyond,
+/// windows that ended are dropped, then all).
+#[derive(Debug)]
+pub struct WindowCounts<K> {
+    windows: Mutex<HashMap<K, Window>>,
+}
+
+impl<K> Default for WindowCounts<K> {
+    fn default() -> Self {
+        WindowCounts {
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> WindowCounts<K> {
+    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<K, Window>> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Some(time left)` when `key` has reached `limit` in its current window.
+    pub fn over(&self, key: &K, limit: u32) -> Option<Duration> {
+        let windows = self.windows();
+        let window = windows.get(key)?;
+        let age = window.started.elapsed();
+        (age < WINDOW && window.count >= limit).then(|| WINDOW - age)
+    }
+
+    /// Counts one more event of `key`.
+    pub fn add(&self, key: K) {
+        let now = Instant::now();
+        let mut windows = self.windows();
+        if windows.len() >= TRACKED {
+            windows.retain(|_, window| now.duration_since(window.started) < WINDOW);
+            if windows.len() >= TRACKED {
+                windows.clear();
+            }
+        }
+        let window = windows.entry(key).or_insert(Window {
+            started: now,
+            count: 0,
+        });
+        if now.duration_since(window.started) >= WINDOW {
+            *window = Window {
+                started: now,
+                count: 0,
+            };
+        }
+        window.count += 1;
+    }
+
+    /// Forgets `key`'s count.
+    pub fn clear(&self, key: &K) {
+        self.windows().remove(key);
+    }
+
+    /// Counts one more event of `key` unless it reached `limit` already: true when counted.
+    pub fn admit(&self, key: K, limit: u32) -> bool {
+        if self.over(&key, limit).is_some() {
+            return false;
+        }
+        self.add(key);
+        true
+    }
 }
 
 /// Failed password checks per name and per source address.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    windows: Mutex<HashMap<Guesser, Window>>,
+    failures: WindowCounts<Guesser>,
 }
 
 impl LoginThrottle {
@@ -87,23 +158,12 @@ impl LoginThrottle {
         ]
     }
 
-    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<Guesser, Window>> {
-        self.windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// `Err(wait)` when a password attempt for `name` (from the current request's source) is to
     /// be refused unchecked.
     pub fn check(&self, name: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let windows = self.windows();
         for (guesser, limit) in Self::guessers(name) {
-            if let Some(window) = windows.get(&guesser) {
-                let age = now.duration_since(window.started);
-                if age < WINDOW && window.failures >= limit {
-                    return Err(WINDOW - age);
-                }
+            if let Some(wait) = self.failures.over(&guesser, limit) {
+                return Err(wait);
             }
         }
         Ok(())
@@ -117,32 +177,14 @@ impl LoginThrottle {
         if already {
             return;
         }
-        let now = Instant::now();
-        let mut windows = self.windows();
-        if windows.len() >= TRACKED {
-            windows.retain(|_, window| now.duration_since(window.started) < WINDOW);
-            if windows.len() >= TRACKED {
-                windows.clear();
-            }
-        }
         for (guesser, _) in Self::guessers(name) {
-            let window = windows.entry(guesser).or_insert(Window {
-                started: now,
-                failures: 0,
-            });
-            if now.duration_since(window.started) >= WINDOW {
-                *window = Window {
-                    started: now,
-                    failures: 0,
-                };
-            }
-            window.failures += 1;
+            self.failures.add(guesser);
         }
     }
 
     /// A right password for `name`: its count starts again (its source's does not).
     pub fn succeeded(&self, name: &str) {
-        self.windows().remove(&Guesser::Name(name.to_string()));
+        self.failures.clear(&Guesser::Name(name.to_string()));
     }
 }
 

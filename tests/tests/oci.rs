@@ -1030,3 +1030,38 @@ async fn a_chunked_upload_resumes_after_the_node_is_killed() {
         .count();
     assert_eq!(saved, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_cannot_take_every_upload_session() {
+    let node = TestNode::start().expect("node");
+    Registry::create(&node, "images", json!({})).await;
+    Registry::create(&node, "other", json!({})).await;
+    let created: Value = http()
+        .post(format!("{}/api/v1/tokens", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": "greedy", "role": "write"}))
+        .send()
+        .await
+        .expect("create token")
+        .json()
+        .await
+        .expect("token json");
+    let greedy = created["token"].as_str().expect("secret").to_string();
+    let start = |token: &str, registry: &str| {
+        http()
+            .post(format!("{}/v2/{registry}/app/blobs/uploads/", node.url))
+            .basic_auth("arca", Some(token))
+            .send()
+    };
+    for _ in 0..64 {
+        let started = start(&greedy, "images").await.expect("start");
+        assert_eq!(started.status(), StatusCode::ACCEPTED);
+    }
+    let refused = start(&greedy, "other").await.expect("start");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let error: Value = refused.json().await.expect("error json");
+    assert_eq!(error["errors"][0]["code"], "TOOMANYREQUESTS", "{error}");
+    // Everyone else still pushes.
+    let other = start(&node.admin_token, "images").await.expect("start");
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+}

@@ -30,9 +30,13 @@ use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
 
 /// Upload sessions idle for longer than this are dropped.
-const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(900);
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(300);
 /// Upload sessions a node keeps at once.
 const MAX_UPLOAD_SESSIONS: usize = 1024;
+/// Upload sessions one caller (token or user) keeps at once on a node.
+pub const SESSIONS_PER_CALLER: usize = 64;
+/// Upload sessions one registry has at once on a node.
+pub const SESSIONS_PER_REGISTRY: usize = 256;
 
 /// An upload in progress.
 pub struct Upload {
@@ -65,13 +69,19 @@ impl Upload {
     }
 }
 
-/// A session: the repository it uploads into, and the upload itself.
-type Session = (RepositoryName, Arc<tokio::sync::Mutex<Upload>>);
+/// A session: the repository it uploads into, the caller that started it, and the upload itself.
+struct Session {
+    repository: RepositoryName,
+    owner: String,
+    upload: Arc<tokio::sync::Mutex<Upload>>,
+}
 
 /// A session as saved in `<data>/uploads/<id>.json` after each part.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedSession {
     repository: String,
+    #[serde(default)]
+    owner: String,
     checkpoint: WriterCheckpoint,
 }
 
@@ -105,9 +115,9 @@ impl Uploads {
                 .and_then(|bytes| serde_json::from_slice::<SavedSession>(&bytes).ok())
                 .and_then(|saved| {
                     let name = RepositoryName::parse(&saved.repository).ok()?;
-                    Some((name, saved.checkpoint))
+                    Some((name, saved.owner, saved.checkpoint))
                 });
-            let Some((name, checkpoint)) = saved else {
+            let Some((repository, owner, checkpoint)) = saved else {
                 tracing::warn!(path = %path.display(), "dropping an unreadable upload session");
                 let _ = std::fs::remove_file(&path);
                 continue;
@@ -117,7 +127,14 @@ impl Uploads {
                 saved: Some(checkpoint),
                 last_used: Instant::now(),
             };
-            sessions.insert(id, (name, Arc::new(tokio::sync::Mutex::new(upload))));
+            sessions.insert(
+                id,
+                Session {
+                    repository,
+                    owner,
+                    upload: Arc::new(tokio::sync::Mutex::new(upload)),
+                },
+            );
         }
         if !sessions.is_empty() {
             tracing::info!(
@@ -153,7 +170,14 @@ impl Uploads {
         Self::owner(id).is_some_and(|owner| owner != self.node_id)
     }
 
-    fn start(&self, state: &AppState, name: &RepositoryName) -> Result<String, OciError> {
+    /// Starts a session for `owner` (the caller's subject) in repository `name`, within the node's,
+    /// the caller's and the registry's share of sessions.
+    fn start(
+        &self,
+        state: &AppState,
+        name: &RepositoryName,
+        owner: &str,
+    ) -> Result<String, OciError> {
         let id = format!(
             "{:x}-{}",
             self.node_id,
@@ -161,8 +185,9 @@ impl Uploads {
         );
         let mut sessions = self.lock();
         let mut expired = Vec::new();
-        sessions.retain(|id, (_, upload)| {
-            let live = upload
+        sessions.retain(|id, session| {
+            let live = session
+                .upload
                 .try_lock()
                 .map_or(true, |u| u.last_used.elapsed() < UPLOAD_IDLE_LIMIT);
             if !live {
@@ -173,13 +198,33 @@ impl Uploads {
         for id in expired {
             let _ = std::fs::remove_file(self.file(&id));
         }
-        // Each session may buffer up to one chunk in memory: bound how many there are.
+        let busy = |message: String| {
+            OciError::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message)
+        };
+        // Each session may buffer up to one chunk in memory: bound how many there are, and how many
+        // one caller or one registry may take.
         if sessions.len() >= MAX_UPLOAD_SESSIONS {
-            return Err(OciError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOOMANYREQUESTS",
-                "too many blob uploads in progress on this node; retry later",
+            return Err(busy(
+                "too many blob uploads in progress on this node; retry later".to_string(),
             ));
+        }
+        let of_owner = sessions.values().filter(|s| s.owner == owner).count();
+        if of_owner >= SESSIONS_PER_CALLER {
+            return Err(busy(format!(
+                "you have {of_owner} blob uploads in progress on this node (at most \
+                 {SESSIONS_PER_CALLER}); finish or cancel some first"
+            )));
+        }
+        let of_registry = sessions
+            .values()
+            .filter(|s| s.repository.registry == name.registry)
+            .count();
+        if of_registry >= SESSIONS_PER_REGISTRY {
+            return Err(busy(format!(
+                "registry {} has {of_registry} blob uploads in progress on this node (at most \
+                 {SESSIONS_PER_REGISTRY}); retry later",
+                name.registry
+            )));
         }
         let upload = Upload {
             writer: Some(BlobWriter::new(state.chunks.clone())),
@@ -188,7 +233,11 @@ impl Uploads {
         };
         sessions.insert(
             id.clone(),
-            (name.clone(), Arc::new(tokio::sync::Mutex::new(upload))),
+            Session {
+                repository: name.clone(),
+                owner: owner.to_string(),
+                upload: Arc::new(tokio::sync::Mutex::new(upload)),
+            },
         );
         Ok(id)
     }
@@ -201,8 +250,8 @@ impl Uploads {
     ) -> Result<Arc<tokio::sync::Mutex<Upload>>, OciError> {
         self.lock()
             .get(id)
-            .filter(|(owner, _)| owner == name)
-            .map(|(_, upload)| upload.clone())
+            .filter(|session| session.repository == *name)
+            .map(|session| session.upload.clone())
             .ok_or_else(OciError::upload_unknown)
     }
 
@@ -213,8 +262,14 @@ impl Uploads {
         id: &str,
         writer: &mut BlobWriter,
     ) -> Result<(), OciError> {
+        let owner = self
+            .lock()
+            .get(id)
+            .map(|session| session.owner.clone())
+            .unwrap_or_default();
         let saved = SavedSession {
             repository: name.to_string(),
+            owner,
             checkpoint: writer.checkpoint().await?,
         };
         let json = serde_json::to_vec(&saved).map_err(OciError::internal)?;
@@ -467,7 +522,12 @@ pub async fn start(
         append_body(state, &mut writer, body).await?;
         return commit_blob(state, name, writer, &digest).await;
     }
-    let id = state.oci.uploads.start(state, name)?;
+    let owner = caller
+        .caller
+        .principal()
+        .map(|p| p.subject())
+        .unwrap_or_default();
+    let id = state.oci.uploads.start(state, name, &owner)?;
     Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
 }
 

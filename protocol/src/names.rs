@@ -69,6 +69,48 @@ pub fn validate_segment(what: &'static str, value: &str, max_len: usize) -> Resu
     Ok(())
 }
 
+/// A name a write brings in (a new file, package or version): besides [`validate_segment`]'s rules,
+/// no invisible formatting characters (bidirectional overrides and isolates, zero-width characters),
+/// which make a name read as another, and in Unicode NFC, so that `café` typed on any system names
+/// one file. (Names already stored are read as they are.)
+pub fn validate_new_segment(
+    what: &'static str,
+    value: &str,
+    max_len: usize,
+) -> Result<(), NameError> {
+    validate_segment(what, value, max_len)?;
+    if value.chars().any(is_invisible_format) {
+        return Err(refuse(
+            what,
+            value,
+            "must not contain invisible formatting characters (bidirectional controls, \
+             zero-width characters)",
+        ));
+    }
+    if !unicode_normalization::is_nfc(value) {
+        return Err(refuse(
+            what,
+            value,
+            "must be in Unicode normalization form C (composed characters)",
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that change how text around them reads without showing themselves.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// A package name: one or more `/`-separated segments (repositories such as `app/web`, npm scopes),
 /// at most 256 characters in all.
 pub fn validate_package_name(name: &str) -> Result<(), NameError> {
@@ -140,6 +182,14 @@ mod tests {
             assert!(validate_version(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_filename("tool-1.2.tar.gz").is_ok());
+        assert!(validate_new_segment("file name", "café.txt", 255).is_ok());
+        for lookalike in ["cafe\u{301}.txt", "evil\u{202E}txt.exe", "a\u{200B}b"] {
+            assert!(
+                validate_new_segment("file name", lookalike, 255).is_err(),
+                "{lookalike:?} accepted"
+            );
+            assert!(validate_segment("file name", lookalike, 255).is_ok());
+        }
         assert!(validate_package_name("app/web").is_ok());
         assert!(validate_package_name("app/../web").is_err());
         assert!(validate_package_name("/abs").is_err());

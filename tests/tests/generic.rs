@@ -506,3 +506,45 @@ async fn truncated_longer_and_oversized_bodies() {
     assert_eq!(chunked.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(package_count(&node, "files").await, 0, "nothing was stored");
 }
+
+#[tokio::test]
+async fn lookalike_names_are_refused() {
+    let node = TestNode::start().expect("node");
+    create_registry(&node, json!({"name": "files", "package_type": "GENERIC"})).await;
+    // `café.txt` composed is a file; decomposed, or with a right-to-left override or a zero-width
+    // space, it would be another file that reads the same.
+    let composed = "caf\u{e9}.txt";
+    let response = put(
+        &node,
+        &file_url(&node, "files", &format!("menu/1.0/{composed}")),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for lookalike in [
+        "cafe\u{301}.txt",
+        "caf\u{e9}\u{202E}txt.exe",
+        "caf\u{e9}\u{200B}.txt",
+    ] {
+        let response = put(
+            &node,
+            &file_url(&node, "files", &format!("menu/1.0/{lookalike}")),
+            b"y".to_vec(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{lookalike:?}");
+        assert_eq!(error_code(response).await, "INVALID");
+    }
+    // Registry names are lower case: `Docker` (not an OCI name) and `Files` beside `files` are
+    // refused.
+    for (name, package_type) in [("Docker", "DOCKER"), ("Files", "GENERIC")] {
+        let response = http()
+            .post(format!("{}/api/v1/registries", node.url))
+            .bearer_auth(&node.admin_token)
+            .json(&json!({"name": name, "package_type": package_type}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+    }
+}

@@ -72,6 +72,13 @@ async fn create(
 ) -> Result<(StatusCode, Json<RegistryInfo>), ApiError> {
     caller.require(Role::Admin)?;
     validate_registry_name(&request.name)?;
+    if request.name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ApiError::invalid(format!(
+            "registry name {:?}: new registry names are lower case (OCI repository names must \
+             be, and `A` beside `a` reads as one registry)",
+            request.name
+        )));
+    }
     if request.description.len() > 4096 {
         return Err(ApiError::invalid("description must be at most 4096 bytes"));
     }

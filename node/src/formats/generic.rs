@@ -3,7 +3,9 @@
 //! and removed with `DELETE`. Errors use Arca's JSON error format.
 
 use arca_protocol::api::UploadedFile;
-use arca_protocol::names::{validate_filename, validate_segment, validate_version};
+use arca_protocol::names::{
+    validate_filename, validate_new_segment, validate_segment, validate_version,
+};
 use arca_protocol::{BlobRef, Command, Overwrite, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
 use axum::extract::State;
@@ -93,6 +95,9 @@ fn check_upload(
 ) -> Result<(String, Option<Sha256>), ApiError> {
     let registry = publish_registry(state, generic_registry(state, &caller?, path, Role::Write)?)?;
     let (_, package, version, filename) = path;
+    validate_new_segment("package name", package, 256)?;
+    validate_new_segment("version", version, 128)?;
+    validate_new_segment("file name", filename, 255)?;
     let registry_name = &registry.name;
     if registry.immutable
         && state

@@ -613,6 +613,28 @@ async fn bad_publishes_are_refused_and_store_nothing() -> Result<()> {
     let response = put_document(&node, "@arca-test/bad", serde_json::to_vec(&good)?).await?;
     let message = npm_error(response, StatusCode::FORBIDDEN).await?;
     assert!(message.contains("cannot publish over"), "{message}");
+    // So is a version that differs from a published one only in build metadata, either way.
+    for (published, version) in [
+        ("1.0.0", "1.0.0+build"),
+        ("2.0.0+a", "2.0.0+b"),
+        ("3.0.0+a", "3.0.0"),
+    ] {
+        if published.starts_with('2') || published.starts_with('3') {
+            let first = publish_document("@arca-test/bad", published, data, json!({}));
+            let response =
+                put_document(&node, "@arca-test/bad", serde_json::to_vec(&first)?).await?;
+            ensure!(
+                response.status() == StatusCode::CREATED,
+                "{published}: {}",
+                response.status()
+            );
+        }
+        let document = publish_document("@arca-test/bad", version, data, json!({}));
+        let response =
+            put_document(&node, "@arca-test/bad", serde_json::to_vec(&document)?).await?;
+        let message = npm_error(response, StatusCode::FORBIDDEN).await?;
+        assert!(message.contains("build metadata"), "{version}: {message}");
+    }
 
     // Without a token: 401 in npm's format, with a challenge.
     let response = http()

@@ -127,6 +127,25 @@ impl<'a> Context<'a> {
             .read(|view| view.has_version(&self.registry, name, version))?)
     }
 
+    /// The published version of `name` that is the same release as `version`: `version` itself, or
+    /// one that differs from it only in build metadata (`1.0.0` and `1.0.0+build`), which npm
+    /// counts as one version.
+    fn same_release(&self, name: &str, version: &str) -> Result<Option<String>, NpmError> {
+        let release = version.split('+').next().unwrap_or(version);
+        Ok(self.state.meta.read(|view| {
+            if view.has_version(&self.registry, name, release)? {
+                return Ok(Some(release.to_string()));
+            }
+            // Versions with build metadata sort right after their release (`+` sorts before the
+            // `-` of pre-releases and the digits of longer versions).
+            let next = view.versions_page(&self.registry, name, Some(release), 1)?;
+            Ok(next
+                .into_iter()
+                .map(|found| found.name)
+                .find(|found| found.split('+').next() == Some(release)))
+        })?)
+    }
+
     /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs
     /// (the front door sets the scheme the client used as `X-Forwarded-Proto`).
     fn base_url(&self) -> String {

@@ -214,16 +214,23 @@ async fn publish(
             "versions[{version}] must have name {name} and version {version}"
         )));
     }
-    let cannot_publish_over = || {
+    let cannot_publish_over = |published: &str| {
+        let same = if published == version {
+            String::new()
+        } else {
+            format!(
+                " ({published} is published: versions that differ only in build metadata are one version)"
+            )
+        };
         NpmError::new(
             StatusCode::FORBIDDEN,
             format!(
-                "You cannot publish over the previously published versions: {version}. ({name})"
+                "You cannot publish over the previously published versions: {version}. ({name}){same}"
             ),
         )
     };
-    if ctx.version_exists(name.as_str(), version)? {
-        return Err(cannot_publish_over());
+    if let Some(published) = ctx.same_release(name.as_str(), version)? {
+        return Err(cannot_publish_over(&published));
     }
     let mut tags = Vec::new();
     for (tag, target) in document.dist_tags.iter().flatten() {
@@ -295,7 +302,9 @@ async fn publish(
             Json(json!({ "ok": true, "id": name.as_str() })),
         )
             .into_response()),
-        Err(ProposeError::Refused(CommandError::AlreadyExists(_))) => Err(cannot_publish_over()),
+        Err(ProposeError::Refused(CommandError::AlreadyExists(_))) => {
+            Err(cannot_publish_over(version))
+        }
         Err(error) => Err(error.into()),
     }
 }

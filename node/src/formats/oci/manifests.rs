@@ -42,8 +42,28 @@ struct Descriptor {
     #[serde(rename = "mediaType", default)]
     media_type: String,
     digest: String,
+    /// An int64 that must not be negative (kept as JSON to tell what was sent).
+    size: Option<serde_json::Number>,
     #[serde(default)]
     urls: Vec<String>,
+}
+
+impl Descriptor {
+    /// The descriptor's digest and size as the spec has them: a valid digest, and a size that is
+    /// a non-negative int64.
+    fn check(&self) -> Result<(), OciError> {
+        Digest::parse(&self.digest)?;
+        match self.size.as_ref().and_then(serde_json::Number::as_i64) {
+            Some(size) if size >= 0 => Ok(()),
+            _ => Err(OciError::manifest_invalid(format!(
+                "descriptor {}: size must be a non-negative 64-bit integer, got {}",
+                self.digest,
+                self.size
+                    .as_ref()
+                    .map_or("none".to_string(), ToString::to_string)
+            ))),
+        }
+    }
 }
 
 /// The parts of a manifest or index this registry looks at.
@@ -85,10 +105,7 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo,
         (None, None) if document.config.is_some() => OCI_MANIFEST.to_string(),
         (None, None) => OCI_INDEX.to_string(),
     };
-    let descriptors_valid = |list: &[Descriptor]| {
-        list.iter()
-            .try_for_each(|d| Digest::parse(&d.digest).map(drop))
-    };
+    let descriptors_valid = |list: &[Descriptor]| list.iter().try_for_each(Descriptor::check);
     let is_index = match media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => false,
         OCI_INDEX | DOCKER_MANIFEST_LIST => true,
@@ -103,7 +120,7 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo,
     descriptors_valid(&document.layers)?;
     descriptors_valid(&document.manifests)?;
     if let Some(subject) = &document.subject {
-        Digest::parse(&subject.digest)?;
+        subject.check()?;
     }
     let (blobs, manifests) = if is_index {
         let manifests = document
@@ -117,7 +134,7 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<ManifestInfo,
             .config
             .as_ref()
             .ok_or_else(|| OciError::manifest_invalid("an image manifest needs a config"))?;
-        Digest::parse(&config.digest)?;
+        config.check()?;
         // Foreign layers (with `urls`) live elsewhere and are not required here.
         let blobs = std::iter::once(config)
             .chain(document.layers.iter().filter(|d| d.urls.is_empty()))
@@ -526,6 +543,33 @@ mod tests {
 
     const CONFIG: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
     const LAYER: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    #[test]
+    fn descriptor_sizes_must_be_non_negative_int64s() {
+        let with_layer_size = |size: serde_json::Value| {
+            json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": CONFIG, "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": LAYER, "size": size}]
+            })
+            .to_string()
+        };
+        assert!(inspect(with_layer_size(json!(3)).as_bytes(), None).is_ok());
+        for bad in [
+            json!(-1),
+            serde_json::from_str::<serde_json::Value>("100000000000000000000000").expect("json"),
+            json!(1.5),
+            json!("3"),
+            serde_json::Value::Null,
+        ] {
+            let refused = inspect(with_layer_size(bad.clone()).as_bytes(), None);
+            assert!(
+                refused.is_err_and(|e| e.code == "MANIFEST_INVALID"),
+                "size {bad} accepted"
+            );
+        }
+    }
 
     #[test]
     fn image_manifest_references_config_and_layers_but_not_foreign_layers() {

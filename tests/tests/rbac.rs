@@ -1265,3 +1265,49 @@ async fn password_guessing_is_throttled_per_name_and_answered_429() {
         .expect("get");
     assert_eq!(token.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_does_not_tell_whether_a_registry_exists() {
+    let node = TestNode::start().expect("node");
+    for name in ["here", "priv"] {
+        admin(
+            &node,
+            Method::POST,
+            "/registries",
+            json!({"name": name, "package_type": "GENERIC"}),
+        )
+        .await;
+    }
+    let (_, secret) = user_with_token(
+        &node,
+        "outsider",
+        &[json!({"role": "contributor", "registry": "here"})],
+        json!({}),
+    )
+    .await;
+    let refusal = |registry: &'static str| {
+        let request = http()
+            .get(url(
+                &node,
+                &format!("/generic/{registry}/tool/1.0/tool.bin"),
+            ))
+            .bearer_auth(&secret);
+        async move {
+            let response = request.send().await.expect("get");
+            let status = response.status();
+            let body: Value = response.json().await.expect("error json");
+            (
+                status,
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    let (status, forbidden) = refusal("priv").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, missing) = refusal("nope").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(missing, forbidden.replace("priv", "nope"));
+}

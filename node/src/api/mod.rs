@@ -112,7 +112,7 @@ impl AppState {
         needed: Role,
     ) -> Result<Registry, ApiError> {
         let registry = self.meta.read(|view| view.registry(name))?;
-        caller.require_on(registry.as_ref(), needed)?;
+        caller.require_on(name, registry.as_ref(), needed)?;
         registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
     }
 }

@@ -149,22 +149,28 @@ impl Caller {
         }
     }
 
-    /// Allows the operation on `registry` (`None`: it does not exist, and only a global grant
-    /// allows the operation, so that nobody learns which registries exist): a global grant or one on
-    /// this registry of `needed` or more does, and anonymous reads of a registry that allows them
-    /// pass.
-    pub fn require_on(&self, registry: Option<&Registry>, needed: Role) -> Result<(), AuthError> {
+    /// Allows the operation on the registry called `name` (`registry`: what it is, `None` when it
+    /// does not exist): a global grant or one on that name of `needed` or more does, and anonymous
+    /// reads of a registry that allows them pass. A caller without such a grant hears the same for
+    /// a registry that exists and one that does not, so nobody learns which registries exist.
+    pub fn require_on(
+        &self,
+        name: &str,
+        registry: Option<&Registry>,
+        needed: Role,
+    ) -> Result<(), AuthError> {
         let anonymous_read =
             needed == Role::Read && registry.is_some_and(|r| r.allow_anonymous_read);
         match self {
             Caller::Anonymous if anonymous_read => Ok(()),
-            _ => self.check(registry.map(|r| r.name.as_str()), needed),
+            _ => self.check(Some(name), needed),
         }
     }
 
     /// True when [`Caller::require_on`] would allow the operation.
     pub fn may(&self, registry: &Registry, needed: Role) -> bool {
-        self.require_on(Some(registry), needed).is_ok()
+        self.require_on(&registry.name, Some(registry), needed)
+            .is_ok()
     }
 
     fn check(&self, registry: Option<&str>, needed: Role) -> Result<(), AuthError> {
@@ -586,7 +592,7 @@ mod tests {
         assert!(Caller::Anonymous.may(&open, Role::Read));
         assert!(!Caller::Anonymous.may(&open, Role::Write));
         assert!(!Caller::Anonymous.may(&closed, Role::Read));
-        assert!(Caller::Anonymous.require_on(None, Role::Read).is_err());
+        assert!(Caller::Anonymous.require_on("r", None, Role::Read).is_err());
     }
 
     #[test]
@@ -599,16 +605,20 @@ mod tests {
         assert!(!contributor_here.may(&here, Role::Admin));
         assert!(!contributor_here.may(&there, Role::Read));
         let refused = contributor_here
-            .require_on(Some(&there), Role::Read)
+            .require_on("there", Some(&there), Role::Read)
             .expect_err("other registry");
         assert!(refused.to_string().contains("registry there"), "{refused}");
+        let missing = contributor_here
+            .require_on("nowhere", None, Role::Read)
+            .expect_err("a missing registry needs a global grant");
+        assert_eq!(
+            missing.to_string(),
+            refused.to_string().replace("there", "nowhere"),
+            "a missing registry and a forbidden one are refused alike"
+        );
         assert!(
             contributor_here.require(Role::Read).is_err(),
             "a registry grant is not a global one"
-        );
-        assert!(
-            contributor_here.require_on(None, Role::Read).is_err(),
-            "a missing registry needs a global grant"
         );
     }
 

@@ -289,7 +289,9 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
                             .read(|view| view.registry(&repository.registry))
                             .ok()
                             .flatten();
-                        caller.require_on(registry.as_ref(), needed.role()).is_ok()
+                        caller
+                            .require_on(&repository.registry, registry.as_ref(), needed.role())
+                            .is_ok()
                     })
                     .map(str::to_string)
                     .collect(),

@@ -484,11 +484,7 @@ pub async fn catalog(
     let mut repositories = Vec::new();
     for record in view.registries()? {
         let registry = &record.registry;
-        if registry.package_type != PackageType::Docker
-            || caller
-                .caller
-                .require_on(Some(registry), Role::Read)
-                .is_err()
+        if registry.package_type != PackageType::Docker || !caller.caller.may(registry, Role::Read)
         {
             continue;
         }

@@ -106,8 +106,11 @@ impl TestNode {
                 command.arg(flag).arg("127.0.0.1:0");
             }
         }
+        // A small free-space floor (the default is 1 GiB), so a machine whose disk is nearly
+        // full runs the tests the same; a test that sets its own overrides it.
         let child = command
             .args(&self.args)
+            .env("ARCA_MIN_FREE_BYTES", (64u64 << 20).to_string())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -82,6 +82,21 @@ async fn below_the_free_space_floor_uploads_get_507_and_metadata_stays_writable(
         "{error}"
     );
 
+    // Health says why uploads are refused (and the node still serves).
+    let health: Value = http()
+        .get(format!("{}/healthz", node.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("min_free_bytes")),
+        "{health}"
+    );
+
     // Metadata writes go on, and the floor and the free space are exported.
     ensure!(create_registry(&node, "more", "GENERIC").await? == StatusCode::CREATED);
     ensure!(metric(&node.url, "arca_disk_min_free_bytes", "").await? >= 1e18);

@@ -152,11 +152,31 @@ async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
     Ok(Json(caller.whoami()))
 }
 
+/// `/healthz`: 503 `no-leader` while the node cannot take writes at all; 200 `degraded` with the
+/// reason while it serves but refuses uploads (its disk is below `min_free_bytes`); else 200 `ok`.
 async fn healthz(State(state): State<AppState>) -> Response {
     let raft = state.meta.raft_metrics();
     let healthy = raft.current_leader.is_some();
+    let (min_free, available) = state.chunks.space();
+    let disk_full = available.is_some_and(|available| available < min_free);
+    let status = match (healthy, disk_full) {
+        (false, _) => "no-leader",
+        (true, true) => "degraded",
+        (true, false) => "ok",
+    };
+    let problems: Vec<String> = disk_full
+        .then(|| {
+            format!(
+                "the disk has {} bytes free, below min_free_bytes ({min_free}): uploads are refused",
+                available.unwrap_or(0)
+            )
+        })
+        .into_iter()
+        .collect();
     let body = serde_json::json!({
-        "status": if healthy { "ok" } else { "no-leader" },
+        "status": status,
+        "problems": problems,
+        "disk": {"available_bytes": available, "min_free_bytes": min_free},
         "node_id": raft.id,
         "raft_state": format!("{:?}", raft.state),
         "leader": raft.current_leader,

@@ -108,6 +108,9 @@ pub struct Config {
     /// The longest a request body may send nothing before the request is refused, in
     /// milliseconds.
     pub body_idle_timeout_ms: u64,
+    /// Uploads (and upstream fetches) that buffer bytes at once; more wait their turn. Each holds
+    /// up to 40 MiB (a chunk being cut and the chunk writes in flight).
+    pub max_concurrent_uploads: u64,
     /// Free space, in bytes, chunk writes never take the data directory's disk below (uploads
     /// are answered 507 instead), so the metadata always has room.
     pub min_free_bytes: u64,
@@ -149,6 +152,7 @@ impl Default for Config {
             header_read_timeout_ms: 30_000,
             max_connections_per_source: 256,
             body_idle_timeout_ms: 60_000,
+            max_concurrent_uploads: 64,
             min_free_bytes: 1024 * 1024 * 1024,
             scrub_bytes_per_second: 16 * 1024 * 1024,
             scrub_interval_seconds: 7 * 24 * 3600,
@@ -216,7 +220,8 @@ impl Config {
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
     /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
     /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
-    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_BODY_IDLE_TIMEOUT_MS`, `ARCA_MIN_FREE_BYTES`,
+    /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_BODY_IDLE_TIMEOUT_MS`,
+    /// `ARCA_MAX_CONCURRENT_UPLOADS`, `ARCA_MIN_FREE_BYTES`,
     /// `ARCA_SCRUB_BYTES_PER_SECOND`,
     /// `ARCA_SCRUB_INTERVAL_SECONDS`), then `flags`.
     pub fn load(
@@ -293,6 +298,11 @@ impl Config {
             &env,
             "ARCA_BODY_IDLE_TIMEOUT_MS",
             &mut config.body_idle_timeout_ms,
+        )?;
+        env_override(
+            &env,
+            "ARCA_MAX_CONCURRENT_UPLOADS",
+            &mut config.max_concurrent_uploads,
         )?;
         env_override(
             &env,

@@ -194,6 +194,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?,
     );
     chunks.set_min_free(config.min_free_bytes);
+    chunks.limit_writers(usize::try_from(config.max_concurrent_uploads).unwrap_or(usize::MAX));
     if config.role == NodeRole::Cache {
         let tiered = TieredChunkCache::open(
             &data_dir.join("cache"),

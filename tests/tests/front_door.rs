@@ -301,3 +301,49 @@ async fn a_flood_of_wrong_passwords_from_many_addresses_keeps_memory_flat() -> R
     );
     Ok(())
 }
+
+/// `count` uploads of `mib` MiB each (distinct bytes, made before any is sent so that all go at
+/// full speed at once); answers their statuses and the node's peak memory growth.
+async fn parallel_uploads(node: &TestNode, count: u64, mib: usize) -> Result<(Vec<u16>, u64)> {
+    let bodies: Vec<bytes::Bytes> = (0..count)
+        .map(|i| arca_tests::pseudo_random_bytes(mib << 20, i + 1).into())
+        .collect();
+    let before = node.peak_memory().context("peak memory")?;
+    let uploads = bodies.iter().enumerate().map(|(i, body)| {
+        http()
+            .put(format!("{}/generic/files/big-{i}/1.0/big.bin", node.url))
+            .bearer_auth(&node.admin_token)
+            .body(body.clone())
+            .send()
+    });
+    let mut statuses = Vec::new();
+    for answered in futures::future::join_all(uploads).await {
+        statuses.push(answered?.status().as_u16());
+    }
+    let after = node.peak_memory().context("peak memory")?;
+    Ok((statuses, after.saturating_sub(before)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_uploads_at_once_wait_their_turn_and_memory_stays_bounded() -> Result<()> {
+    let node = TestNode::start_with(&[], &[("ARCA_MAX_CONCURRENT_UPLOADS", "2")])?;
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&serde_json::json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201);
+    let (statuses, grown) = parallel_uploads(&node, 24, 24).await?;
+    ensure!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    eprintln!(
+        "24 parallel 24 MiB uploads, 2 at a time: peak grew {} MiB",
+        grown >> 20
+    );
+    ensure!(
+        grown < 160 << 20,
+        "peak memory grew by {} MiB with two uploads buffering at a time",
+        grown >> 20
+    );
+    Ok(())
+}

@@ -12,7 +12,8 @@
 //! writer dropped unfinished are removed when its pins go (nothing can refer to them: every write
 //! that commits a chunk pins or reuses it first). New chunks are written only while the disk keeps
 //! [`ChunkStore::set_min_free`] bytes free, so the metadata always has room; below that, writes fail
-//! with [`BlobError::NoSpace`] (507).
+//! with [`BlobError::NoSpace`] (507). At most [`ChunkStore::limit_writers`] writers buffer bytes at
+//! once.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -100,6 +101,9 @@ pub struct ChunkStore {
     collecting: Arc<tokio::sync::Mutex<()>>,
     /// New chunks are not written when fewer bytes than this would be left free.
     min_free: AtomicU64,
+    /// Turns of blob writers buffering bytes at once (each holds up to a chunk and the chunk
+    /// writes in flight), when bounded.
+    writer_turns: OnceLock<Arc<tokio::sync::Semaphore>>,
     /// What the store has done since start.
     pub stats: ChunkStoreStats,
 }
@@ -279,8 +283,24 @@ impl ChunkStore {
             held: Mutex::new(Held::default()),
             collecting: Arc::default(),
             min_free: AtomicU64::new(0),
+            writer_turns: OnceLock::new(),
             stats: ChunkStoreStats::default(),
         }
+    }
+
+    /// Lets at most `writers` blob writers buffer bytes at once (see [`crate::blob::BlobWriter`]);
+    /// the others wait for a turn, so the memory of uploads in progress stays bounded however many
+    /// arrive. Set once, at start.
+    pub fn limit_writers(&self, writers: usize) {
+        let _ = self
+            .writer_turns
+            .set(Arc::new(tokio::sync::Semaphore::new(writers.max(1))));
+    }
+
+    /// A turn to buffer bytes in, waited for when writers are bounded (`None`: unbounded).
+    pub(super) async fn writer_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let turns = self.writer_turns.get()?.clone();
+        turns.acquire_owned().await.ok()
     }
 
     /// Keeps `bytes` of the disk free: new chunks that would leave less are refused with

@@ -2,7 +2,9 @@
 //! pass, and chunk writes running in the background while more bytes arrive. The chunks a writer
 //! stores are pinned until it is dropped: garbage collection never takes the chunks of a blob still
 //! being written, however long the upload takes. A writer dropped before it finished (the client
-//! went, the disk filled up) removes the chunks it created that no other write took up.
+//! went, the disk filled up) removes the chunks it created that no other write took up. A writer
+//! takes one of the store's writer turns from its first byte to its end, so the memory that uploads
+//! in progress hold is bounded (the writers beyond wait, and their clients with them).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,6 +42,9 @@ pub struct BlobWriter {
     /// Resolves when the previous chunk was announced to `on_stored` (dropped unsent if it failed).
     last_announced: Option<oneshot::Receiver<()>>,
     pins: Arc<Pins>,
+    /// The store's writer turn, held from the first byte until the bytes are all stored (or the
+    /// writer checkpoints, with nothing buffered).
+    turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A blob being written, as far as it is durable: its chunks in order and its length.
@@ -68,6 +73,7 @@ impl BlobWriter {
             in_flight: VecDeque::new(),
             on_stored: None,
             last_announced: None,
+            turn: None,
         }
     }
 
@@ -90,6 +96,9 @@ impl BlobWriter {
 
     /// Appends bytes to the blob.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), BlobError> {
+        if self.turn.is_none() {
+            self.turn = self.store.writer_turn().await;
+        }
         self.sha256.update(data);
         self.size += data.len() as u64;
         self.buffer.extend_from_slice(data);
@@ -152,6 +161,8 @@ impl BlobWriter {
             let chunk = join(pending).await?;
             self.stored(chunk);
         }
+        // Nothing is buffered now: the turn goes back until more bytes come.
+        self.turn = None;
         Ok(WriterCheckpoint {
             chunks: self.written.clone(),
             size: self.size,

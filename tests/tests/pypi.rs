@@ -773,6 +773,28 @@ async fn raw_uploads_that_do_not_check_out_are_refused_and_store_nothing() -> Re
     let again = post(fields(&right), "dep_a-1.0.0.tar.gz", true).await?;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert!(again.text().await?.contains("File already exists"));
+    // The same name in other letter case is the same file to pip: refused.
+    let shouting = post(fields(&right), "DEP_A-1.0.0.tar.gz", true).await?;
+    assert_eq!(shouting.status(), StatusCode::BAD_REQUEST);
+    assert!(shouting.text().await?.contains("File already exists"));
+    // `1.0` is PEP 440's `1.0.0`: its file joins that release rather than making another.
+    let mut short = fields(&right);
+    short[3].1 = "1.0".to_string();
+    let joined = post(short, "dep_a-1.0.zip", true).await?;
+    assert_eq!(joined.status(), StatusCode::OK, "{}", joined.text().await?);
+    let project = get_json(&node, &format!("/pypi/{REGISTRY}/pypi/dep-a/json")).await;
+    let releases: Vec<&String> = project["releases"]
+        .as_object()
+        .map(|releases| releases.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(releases, ["1.0.0"], "{project}");
+    let (status, _, _) = get(
+        &node,
+        &format!("/pypi/{REGISTRY}/files/dep-a/1.0.0/dep_a-1.0.zip"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 
     // The stored file is served with its digest.
     let (status, _, served) = get(

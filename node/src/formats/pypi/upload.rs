@@ -8,6 +8,7 @@
 //! `<wheel>.metadata` (PEP 658).
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use arca_protocol::{BlobRef, Command, CommandError, Overwrite, Role};
 use axum::body::Body;
@@ -28,6 +29,7 @@ use crate::AppState;
 use crate::blob::BlobWriter;
 use crate::formats::{declared_length, discard_body};
 use crate::meta::ProposeError;
+use crate::meta::StateRead;
 
 /// The most bytes all text fields of one upload may hold together.
 const MAX_FORM_TEXT_BYTES: u64 = 16 * 1024 * 1024;
@@ -311,6 +313,13 @@ pub async fn upload(
     let content =
         content.ok_or_else(|| PypiError::bad_request("Upload payload does not have a file."))?;
     let (project, version, kind) = check_upload(&form, &content)?;
+    let (version, taken) = same_release(state, &registry, &project, &version, &content.filename)?;
+    if let Some(existing) = taken {
+        return Err(PypiError::bad_request(format!(
+            "File already exists ({existing:?} is {:?} in other letter case).",
+            content.filename
+        )));
+    }
     let metadata = match kind {
         DistributionKind::Wheel => Some(store_wheel_metadata(state, &content.blob).await?),
         DistributionKind::Sdist => None,
@@ -359,6 +368,40 @@ pub async fn upload(
         })?;
     tracing::info!(registry, project, version, filename, "pypi upload");
     Ok((StatusCode::OK, "OK\n").into_response())
+}
+
+/// The release an upload of `version` goes to: an existing one that PEP 440 counts as the same
+/// version (`1.0` and `1.0.0`), else `version`; and the existing file of that release whose name
+/// differs from `filename` only in letter case, if any (`Foo_Bar-1.0-…whl` beside
+/// `foo_bar-1.0-…whl`: one file to pip).
+fn same_release(
+    state: &AppState,
+    registry: &str,
+    project: &str,
+    version: &str,
+    filename: &str,
+) -> Result<(String, Option<String>), PypiError> {
+    let parsed = pep440_rs::Version::from_str(version).ok();
+    Ok(state.meta.read(|view| {
+        let release = match view.has_version(registry, project, version)? {
+            true => version.to_string(),
+            false => view
+                .version_names(registry, project)?
+                .into_iter()
+                .find(|existing| {
+                    parsed.is_some() && pep440_rs::Version::from_str(existing).ok() == parsed
+                })
+                .unwrap_or_else(|| version.to_string()),
+        };
+        let lookalike = view
+            .version(registry, project, &release)?
+            .and_then(|stored| {
+                stored.files.into_keys().find(|existing| {
+                    existing != filename && existing.eq_ignore_ascii_case(filename)
+                })
+            });
+        Ok((release, lookalike))
+    })?)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
 };
 use arca_protocol::model::AuditRetention;
-use arca_protocol::{MetadataTarget, ReplicationPolicy};
+use arca_protocol::{MetadataTarget, RegistrySettings, ReplicationPolicy};
 use reqwest::{Method, Url};
 
 use crate::client::Client;
@@ -111,6 +111,18 @@ impl Client {
     ) -> Result<RegistryInfo, ClientError> {
         let url = self.api_url(&[&registry_path(registry)[..], &["replication"]].concat())?;
         self.send_json(self.request(Method::PUT, url).json(policy))
+            .await
+    }
+
+    /// `PUT /api/v1/registries/{registry}/settings`: replaces the settings kept beside a registry
+    /// (`min_copies`, `upstream_ca_pem`).
+    pub async fn set_registry_settings(
+        &self,
+        registry: &str,
+        settings: &RegistrySettings,
+    ) -> Result<RegistryInfo, ClientError> {
+        let url = self.api_url(&[&registry_path(registry)[..], &["settings"]].concat())?;
+        self.send_json(self.request(Method::PUT, url).json(settings))
             .await
     }
 

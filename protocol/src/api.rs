@@ -143,6 +143,10 @@ fn one() -> u32 {
     1
 }
 
+/// `PUT /api/v1/registries/{registry}/settings`: the settings kept beside a registry, replaced as
+/// a whole (a field left out is cleared).
+pub type SetRegistrySettingsRequest = crate::model::RegistrySettings;
+
 /// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.
 pub type SetReplicationRequest = ReplicationPolicy;
 

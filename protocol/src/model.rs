@@ -321,9 +321,11 @@ pub struct RegistrySettings {
     /// PEM CA certificates a remote registry's upstream is trusted by, besides the node's
     /// certificate store and `upstream_ca_file` (a private CA the upstream's certificate comes
     /// from).
+    #[serde(default)]
     pub upstream_ca_pem: Option<String>,
     /// Nodes that hold the bytes of a push durably before it is acknowledged (in distinct sites
     /// when there are enough; `None`: 1, the node that took it).
+    #[serde(default)]
     pub min_copies: Option<u32>,
 }
 

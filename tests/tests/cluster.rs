@@ -712,6 +712,30 @@ async fn a_push_with_min_copies_survives_losing_the_writer_and_its_disk() -> Res
         )
         .await?;
     }
+    // Settings change after creation too (the CLI keeps what it is not told to change).
+    create_registry(&cluster, "later", "GENERIC").await?;
+    let settings = |args: &[&str]| {
+        let mut all = vec!["--format", "json", "registry", "settings", "later"];
+        all.extend_from_slice(args);
+        cluster.members[0]
+            .node
+            .cli_with_token(Some(cluster.admin_token()), &all)
+    };
+    let changed = settings(&["--min-copies", "2"]);
+    ensure!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&changed.stdout)?;
+    assert_eq!(shown["min_copies"], 2, "{shown}");
+    ensure!(!settings(&["--min-copies", "4"]).status.success());
+    ensure!(
+        !settings(&["--upstream-ca-file", "/etc/hostname"])
+            .status
+            .success(),
+        "a local registry has no upstream to trust"
+    );
     let too_many = http()
         .post(format!("{}/api/v1/registries", cluster.url(0)))
         .bearer_auth(cluster.admin_token())

@@ -133,6 +133,28 @@ async fn https_upstreams_signed_by_a_private_ca_are_trusted_only_when_configured
     )?;
     assert_eq!(shown["upstream"]["ca_pem"], pki.ca_pem.as_str(), "{shown}");
     assert_eq!(shown["upstream"]["has_password"], true, "{shown}");
+    // A remote created without the CA is given it later (`arca registry settings`).
+    create_registry(&untrusting, remote("mirror-late", &upstream)).await?;
+    let (status, _) = get(&untrusting, "mirror-late/tool/1.0/tool.bin").await?;
+    assert_eq!(status, 502);
+    let set = untrusting.cli(&[
+        "--format",
+        "json",
+        "registry",
+        "settings",
+        "mirror-late",
+        "--upstream-ca-file",
+        &ca,
+    ]);
+    ensure!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // (The failed fetch is joined by requests for half a second after it ended.)
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, fetched) = get(&untrusting, "mirror-late/tool/1.0/tool.bin").await?;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&fetched));
     // Something that is not a PEM certificate is refused when the registry is created.
     let refused = arca_tests::http()
         .post(format!("{}/api/v1/registries", untrusting.url))

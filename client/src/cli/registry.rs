@@ -4,8 +4,8 @@
 use anyhow::{Context as _, Result};
 use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
 use arca_protocol::{
-    MetadataTarget, PackageType, RegistryKind, ReplicaSites, ReplicationMode, ReplicationPolicy,
-    Upstream,
+    MetadataTarget, PackageType, RegistryKind, RegistrySettings, ReplicaSites, ReplicationMode,
+    ReplicationPolicy, Upstream,
 };
 use clap::{Args, Subcommand};
 
@@ -96,6 +96,21 @@ pub enum RegistryCommand {
         /// When those sites copy new files: eager (on commit) or on-demand (on first read)
         #[arg(long, value_name = "eager|on-demand")]
         replication: ReplicationMode,
+    },
+    /// Change the settings kept beside a registry (those not given stay as they are)
+    Settings {
+        /// Registry name
+        name: String,
+        /// Nodes that must hold a push's bytes before it is acknowledged (1: only the node that
+        /// took it)
+        #[arg(long, value_name = "N")]
+        min_copies: Option<u32>,
+        /// PEM CA certificates a remote registry's upstream is trusted by
+        #[arg(long, value_name = "FILE", conflicts_with = "clear_upstream_ca")]
+        upstream_ca_file: Option<std::path::PathBuf>,
+        /// Trust the upstream through the node's certificate stores only again
+        #[arg(long)]
+        clear_upstream_ca: bool,
     },
     /// Delete a registry and everything in it
     Delete {
@@ -216,6 +231,30 @@ impl RegistryCommand {
                 emit(
                     context.format,
                     &client.set_replication(&name, &policy).await?,
+                )
+            }
+            RegistryCommand::Settings {
+                name,
+                min_copies,
+                upstream_ca_file,
+                clear_upstream_ca,
+            } => {
+                let current = client.get_registry(&name).await?;
+                let upstream_ca_pem = match (upstream_ca_file, clear_upstream_ca) {
+                    (Some(file), _) => Some(
+                        std::fs::read_to_string(&file)
+                            .with_context(|| format!("--upstream-ca-file {}", file.display()))?,
+                    ),
+                    (None, true) => None,
+                    (None, false) => current.upstream.and_then(|upstream| upstream.ca_pem),
+                };
+                let settings = RegistrySettings {
+                    upstream_ca_pem,
+                    min_copies: Some(min_copies.unwrap_or(current.min_copies)),
+                };
+                emit(
+                    context.format,
+                    &client.set_registry_settings(&name, &settings).await?,
                 )
             }
             RegistryCommand::Delete { name } => {

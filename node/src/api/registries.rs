@@ -1,7 +1,8 @@
 //! `/api/v1/registries`: create, list, get and delete registries.
 
 use arca_protocol::api::{
-    CreateRegistryRequest, RegistryInfo, SetReplicationRequest, UpstreamInfo,
+    CreateRegistryRequest, RegistryInfo, SetRegistrySettingsRequest, SetReplicationRequest,
+    UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
 use arca_protocol::{Command, PackageType, Registry, RegistryKind, RegistrySettings, Role};
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/registries", get(list).post(create))
         .route("/registries/{registry}", get(fetch).delete(remove))
         .route("/registries/{registry}/replication", put(set_replication))
+        .route("/registries/{registry}/settings", put(set_settings))
 }
 
 /// How the API shows a registry, with the settings kept beside it.
@@ -113,17 +115,14 @@ async fn create(
         firewall: Default::default(),
     };
     check_kind(&state.meta.view()?, &registry)?;
-    let settings = RegistrySettings {
-        upstream_ca_pem: request
-            .upstream_ca_pem
-            .map(|pem| checked_ca_bundle(&registry, pem))
-            .transpose()?,
-        min_copies: request
-            .min_copies
-            .map(|copies| checked_min_copies(&state, copies))
-            .transpose()?
-            .filter(|copies| *copies > 1),
-    };
+    let settings = checked_settings(
+        &state,
+        &registry,
+        RegistrySettings {
+            upstream_ca_pem: request.upstream_ca_pem,
+            min_copies: request.min_copies,
+        },
+    )?;
     let create = Command::CreateRegistry { registry };
     let command = if settings == RegistrySettings::default() {
         create
@@ -140,6 +139,45 @@ async fn create(
     };
     state.meta.propose(command).await?;
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
+}
+
+/// `settings` for `registry`, checked: a CA bundle only for a remote registry and holding
+/// certificates, copies the cluster's full nodes can hold (1 is kept as "none asked for").
+fn checked_settings(
+    state: &AppState,
+    registry: &Registry,
+    settings: RegistrySettings,
+) -> Result<RegistrySettings, ApiError> {
+    Ok(RegistrySettings {
+        upstream_ca_pem: settings
+            .upstream_ca_pem
+            .map(|pem| checked_ca_bundle(registry, pem))
+            .transpose()?,
+        min_copies: settings
+            .min_copies
+            .map(|copies| checked_min_copies(state, copies))
+            .transpose()?
+            .filter(|copies| *copies > 1),
+    })
+}
+
+/// `PUT /api/v1/registries/{registry}/settings`: replaces the settings kept beside the registry.
+async fn set_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(settings): JsonBody<SetRegistrySettingsRequest>,
+) -> Result<Json<RegistryInfo>, ApiError> {
+    let registry = state.registry_for(&caller, &name, Role::Admin)?;
+    let settings = checked_settings(&state, &registry, settings)?;
+    state
+        .meta
+        .propose(Command::SetRegistrySettings {
+            registry: name.clone(),
+            settings,
+        })
+        .await?;
+    Ok(Json(info_of(&state, &name)?))
 }
 
 /// The most copies a registry may ask for.

@@ -235,6 +235,27 @@ impl Drop for TestNode {
     }
 }
 
+/// Every chunk file under a node's data directory, with its length, sorted by path.
+pub fn chunk_files(data_dir: &Path) -> Vec<(PathBuf, u64)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => walk(&path, out),
+                Ok(meta) => out.push((path, meta.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&data_dir.join("chunks"), &mut files);
+    files.sort();
+    files
+}
+
 /// Hex sha256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -541,23 +541,6 @@ async fn five_nodes_over_three_sites_survive_losing_two() -> Result<()> {
     Ok(())
 }
 
-/// The chunk files under a node's data directory.
-fn chunk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.join("chunks")];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
-                Ok(_) => found.push(entry.path()),
-                Err(_) => {}
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Flips one bit in the middle of `file`, as bit rot would.
 fn flip_a_bit(file: &std::path::Path) -> Result<()> {
     let mut bytes = std::fs::read(file)?;
@@ -608,7 +591,11 @@ async fn the_scrub_finds_a_flipped_bit_and_repairs_it_from_a_peer() -> Result<()
 
     // A sound disk: every chunk checked, nothing found.
     let clean = scrub(&cluster, 1).await?;
-    let chunks = chunk_files(cluster.members[1].node.data_dir());
+    let chunks: Vec<std::path::PathBuf> =
+        arca_tests::chunk_files(cluster.members[1].node.data_dir())
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
     ensure!(!chunks.is_empty(), "site b holds the chunks");
     assert_eq!(clean["chunks_checked"], chunks.len() as u64, "{clean}");
     assert_eq!(clean["corrupt"], 0, "{clean}");
@@ -635,7 +622,11 @@ async fn the_scrub_finds_a_flipped_bit_and_repairs_it_from_a_peer() -> Result<()
     );
 
     // With the only other copy damaged too, nothing can repair it: counted, not hidden.
-    let only_copies: Vec<_> = chunk_files(cluster.members[0].node.data_dir());
+    let only_copies: Vec<std::path::PathBuf> =
+        arca_tests::chunk_files(cluster.members[0].node.data_dir())
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
     let name = damaged.file_name().context("a chunk file name")?;
     let twin = only_copies
         .iter()

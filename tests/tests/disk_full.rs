@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use arca_tests::clients::in_ci;
-use arca_tests::{TestNode, http, metric, pseudo_random_bytes, sha256_hex};
+use arca_tests::{TestNode, chunk_files, http, metric, pseudo_random_bytes, sha256_hex};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -135,21 +135,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn chunk_files(dir: &Path) -> usize {
-    fn count(path: &Path) -> usize {
-        std::fs::read_dir(path).map_or(0, |entries| {
-            entries
-                .flatten()
-                .map(|entry| match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => count(&entry.path()),
-                    _ => 1,
-                })
-                .sum()
-        })
-    }
-    count(&dir.join("chunks"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_really_full_disk_answers_507_and_keeps_nothing_of_the_failed_upload() -> Result<()> {
     let outer = tempfile::tempdir()?;
@@ -181,11 +166,11 @@ async fn a_really_full_disk_answers_507_and_keeps_nothing_of_the_failed_upload()
 
     // Its chunks are gone at once, not left for garbage collection.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while chunk_files(node.data_dir()) > 0 {
+    while !chunk_files(node.data_dir()).is_empty() {
         ensure!(
             Instant::now() < deadline,
             "{} chunk files of the failed upload are left",
-            chunk_files(node.data_dir())
+            chunk_files(node.data_dir()).len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -150,9 +150,14 @@ fn npm_command(npm: &Path, home: &Path, dir: &Path, registry: Option<&str>) -> C
     command
 }
 
-/// `npm install name@version` into a fresh project.
-fn npm_install(npm: &Path, home: &Path, node: &TestNode, spec: &str) -> Result<ClientOutput> {
-    let registry = format!("{}/npm/npm-fw/", node.url);
+/// A fresh project directory (an empty `package.json`) in `home`, with npm's `.npmrc` pointing at
+/// registry `registry` of `node` with the admin token; answers the project and the registry URL.
+fn npm_project(
+    home: &Path,
+    node: &TestNode,
+    registry: &str,
+) -> Result<(tempfile::TempDir, String)> {
+    let registry = format!("{}/npm/{registry}/", node.url);
     let host_path = registry.trim_start_matches("http:");
     std::fs::write(
         home.join(".npmrc"),
@@ -166,6 +171,12 @@ fn npm_install(npm: &Path, home: &Path, node: &TestNode, spec: &str) -> Result<C
         project.path().join("package.json"),
         r#"{"name":"app","version":"1.0.0"}"#,
     )?;
+    Ok((project, registry))
+}
+
+/// `npm install name@version` into a fresh project.
+fn npm_install(npm: &Path, home: &Path, node: &TestNode, spec: &str) -> Result<ClientOutput> {
+    let (project, registry) = npm_project(home, node, "npm-fw")?;
     let mut command = npm_command(npm, home, project.path(), Some(&registry));
     // A fresh cache: the tarball must come from the node, not from what `npm pack` cached.
     command
@@ -177,20 +188,7 @@ fn npm_install(npm: &Path, home: &Path, node: &TestNode, spec: &str) -> Result<C
 /// `npm audit --json` in a project whose lockfile holds `lodash@version`, installed from registry
 /// `npm-audit` of `node`.
 fn npm_audit(npm: &Path, home: &Path, node: &TestNode, version: &str) -> Result<(bool, Value)> {
-    let registry = format!("{}/npm/npm-audit/", node.url);
-    let host_path = registry.trim_start_matches("http:");
-    std::fs::write(
-        home.join(".npmrc"),
-        format!(
-            "registry={registry}\n{host_path}:_authToken={}\n",
-            node.admin_token
-        ),
-    )?;
-    let project = tempfile::tempdir_in(home)?;
-    std::fs::write(
-        project.path().join("package.json"),
-        r#"{"name":"app","version":"1.0.0"}"#,
-    )?;
+    let (project, registry) = npm_project(home, node, "npm-audit")?;
     let mut install = npm_command(npm, home, project.path(), Some(&registry));
     install.args(["install", &format!("lodash@{version}")]);
     run_command(&mut install)?.ok()?;

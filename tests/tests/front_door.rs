@@ -185,6 +185,18 @@ async fn forwarded_headers_count_only_from_trusted_proxies() -> Result<()> {
     Ok(())
 }
 
+/// Creates the generic registry `files` on `node`.
+async fn create_files_registry(node: &TestNode) -> Result<()> {
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&serde_json::json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201, "{}", created.status());
+    Ok(())
+}
+
 /// Starts `PUT /generic/files/<path>` of `length` bytes on a new connection, sending the head only.
 async fn start_upload(node: &TestNode, path: &str, length: usize) -> Result<TcpStream> {
     let mut stream = TcpStream::connect(address(node)).await?;
@@ -200,13 +212,7 @@ async fn start_upload(node: &TestNode, path: &str, length: usize) -> Result<TcpS
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_that_stalls_mid_body_is_refused_and_one_that_trickles_is_not() -> Result<()> {
     let node = TestNode::start_with(&[], &[("ARCA_BODY_IDLE_TIMEOUT_MS", "1000")])?;
-    let created = http()
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&serde_json::json!({"name": "files", "package_type": "GENERIC"}))
-        .send()
-        .await?;
-    ensure!(created.status() == 201);
+    create_files_registry(&node).await?;
 
     // Sends a tenth of what it announced, then nothing: refused once the body has been silent
     // for a second, and the connection is let go.
@@ -327,13 +333,7 @@ async fn parallel_uploads(node: &TestNode, count: u64, mib: usize) -> Result<(Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_uploads_at_once_wait_their_turn_and_memory_stays_bounded() -> Result<()> {
     let node = TestNode::start_with(&[], &[("ARCA_MAX_CONCURRENT_UPLOADS", "2")])?;
-    let created = http()
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&serde_json::json!({"name": "files", "package_type": "GENERIC"}))
-        .send()
-        .await?;
-    ensure!(created.status() == 201);
+    create_files_registry(&node).await?;
     let (statuses, grown) = parallel_uploads(&node, 24, 24).await?;
     ensure!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     eprintln!(

@@ -3,13 +3,13 @@
 //! still in flight, and loses nothing referenced while pushes, reads and deletes run concurrently.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arca_client::{GcReport, GcRequest};
-use arca_tests::{TestNode, http, metric, pseudo_random_bytes, sha256_hex};
+use arca_tests::{TestNode, chunk_files, http, metric, pseudo_random_bytes, sha256_hex};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -109,26 +109,6 @@ async fn gc(node: &TestNode, dry_run: bool, grace_seconds: u64) -> GcReport {
         "{report:?}"
     );
     report
-}
-
-/// Every chunk file under the node's data directory.
-fn chunk_files(data_dir: &Path) -> Vec<(PathBuf, u64)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.metadata() {
-                Ok(meta) if meta.is_dir() => walk(&path, out),
-                Ok(meta) => out.push((path, meta.len())),
-                Err(_) => {}
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&data_dir.join("chunks"), &mut files);
-    files
 }
 
 fn chunk_bytes(data_dir: &Path) -> u64 {

@@ -54,3 +54,17 @@ pub enum BlobError {
     #[error("chunk store task failed: {0}")]
     Task(String),
 }
+
+/// Deterministic bytes that do not repeat (xorshift), for the store's tests.
+#[cfg(test)]
+pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.max(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}

@@ -72,20 +72,8 @@ pub fn read_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::{BlobWriter, LocalDisk};
+    use crate::blob::{BlobWriter, LocalDisk, pseudo_random};
     use sha2::Digest;
-
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed.max(1);
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
 
     async fn store_bytes(store: &Arc<ChunkStore>, data: &[u8]) -> BlobRef {
         let mut writer = BlobWriter::new(store.clone());

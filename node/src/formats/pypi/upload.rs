@@ -370,6 +370,29 @@ pub async fn upload(
     Ok((StatusCode::OK, "OK\n").into_response())
 }
 
+/// The normal forms of the PEP 440 versions equal to `version`, itself first: its release with
+/// trailing zeros added or dropped (`1`, `1.0`, `1.0.0`, `1.0.0.0` for any of them).
+fn spellings_of(version: &str) -> Vec<String> {
+    let Ok(parsed) = pep440_rs::Version::from_str(version) else {
+        return vec![version.to_string()];
+    };
+    let release = parsed.release().to_vec();
+    let significant = release
+        .iter()
+        .rposition(|part| *part != 0)
+        .map_or(1, |last| last + 1);
+    let mut spellings = vec![version.to_string()];
+    for length in significant..=release.len().max(significant) + 2 {
+        let mut padded = release[..significant.min(release.len())].to_vec();
+        padded.resize(length, 0);
+        let spelling = parsed.clone().with_release(padded).to_string();
+        if !spellings.contains(&spelling) {
+            spellings.push(spelling);
+        }
+    }
+    spellings
+}
+
 /// The release an upload of `version` goes to: an existing one that PEP 440 counts as the same
 /// version (`1.0` and `1.0.0`), else `version`; and the existing file of that release whose name
 /// differs from `filename` only in letter case, if any (`Foo_Bar-1.0-…whl` beside
@@ -381,18 +404,17 @@ fn same_release(
     version: &str,
     filename: &str,
 ) -> Result<(String, Option<String>), PypiError> {
-    let parsed = pep440_rs::Version::from_str(version).ok();
     Ok(state.meta.read(|view| {
-        let release = match view.has_version(registry, project, version)? {
-            true => version.to_string(),
-            false => view
-                .version_names(registry, project)?
-                .into_iter()
-                .find(|existing| {
-                    parsed.is_some() && pep440_rs::Version::from_str(existing).ok() == parsed
-                })
-                .unwrap_or_else(|| version.to_string()),
-        };
+        // Stored versions are in their normal form, so the same version stored under another
+        // spelling differs only in trailing zeros of its release: a few lookups, however many
+        // releases the project has.
+        let mut release = version.to_string();
+        for spelling in spellings_of(version) {
+            if view.has_version(registry, project, &spelling)? {
+                release = spelling;
+                break;
+            }
+        }
         let lookalike = view
             .version(registry, project, &release)?
             .and_then(|stored| {
@@ -407,6 +429,13 @@ fn same_release(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spellings_of_a_version_differ_in_trailing_zeros_only() {
+        assert_eq!(spellings_of("1.0"), ["1.0", "1", "1.0.0", "1.0.0.0"]);
+        assert_eq!(spellings_of("2.1rc1"), ["2.1rc1", "2.1.0rc1", "2.1.0.0rc1"]);
+        assert_eq!(spellings_of("not a version"), ["not a version"]);
+    }
 
     #[test]
     fn file_names_are_restricted() {

@@ -276,6 +276,53 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A gzip'd tar of `files` (path, content).
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *bytes)?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+/// A zip of `files` (path, content).
+pub fn zip_of(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (path, bytes) in files {
+        zip.start_file(*path, zip::write::SimpleFileOptions::default())?;
+        zip.write_all(bytes)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// A well-formed npm tarball (`package/package.json`) for version `version` of `name`, with
+/// `padding` bytes of pseudo-random content in `package/padding.bin` to make it as large as a test
+/// needs.
+pub fn npm_tarball(name: &str, version: &str, padding: usize) -> Result<Vec<u8>> {
+    let package_json =
+        serde_json::to_vec(&serde_json::json!({ "name": name, "version": version }))?;
+    let padding_bytes = pseudo_random_bytes(padding, padding as u64 + 1);
+    let mut files = vec![("package/package.json", package_json.as_slice())];
+    if padding > 0 {
+        files.push(("package/padding.bin", padding_bytes.as_slice()));
+    }
+    tar_gz(&files)
+}
+
+/// A PyPI source distribution of `name` `version` (`<name>-<version>/PKG-INFO`), as a `.tar.gz`
+/// or, with `zip`, the legacy `.zip`.
+pub fn sdist(name: &str, version: &str, zip: bool) -> Result<Vec<u8>> {
+    let path = format!("{name}-{version}/PKG-INFO");
+    let pkg_info = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    let files = [(path.as_str(), pkg_info.as_bytes())];
+    if zip { zip_of(&files) } else { tar_gz(&files) }
+}
+
 /// A minimal HTTP/1.1 exchange over a raw socket, for requests a well-behaved client library refuses
 /// to send (literal `..` segments, bodies longer than announced). The request should carry
 /// `Connection: close`. Returns the status code and the whole answer (headers and body).

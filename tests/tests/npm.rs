@@ -527,10 +527,17 @@ async fn npm_error(response: reqwest::Response, status: StatusCode) -> Result<St
 async fn bad_publishes_are_refused_and_store_nothing() -> Result<()> {
     let node = TestNode::start()?;
     create_registry(&node, "js").await?;
-    let data = b"not really a tarball, but bytes all the same";
+    let tarball = arca_tests::npm_tarball("@arca-test/bad", "1.0.0", 0)?;
+    let data = tarball.as_slice();
     let sha512 = format!("sha512-{}", STANDARD.encode(sha2::Sha512::digest(data)));
     let sha1 = hex::encode(sha1::Sha1::digest(data));
     let other = format!("sha512-{}", STANDARD.encode(sha2::Sha512::digest(b"other")));
+    let text = b"not really a tarball, but bytes all the same";
+    let not_base64 = {
+        let mut document = publish_document("@arca-test/bad", "1.0.0", data, json!({}));
+        document["_attachments"]["bad-1.0.0.tgz"]["data"] = json!("a tarball?");
+        document
+    };
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
@@ -552,6 +559,26 @@ async fn bad_publishes_are_refused_and_store_nothing() -> Result<()> {
                 json!({ "integrity": sha512, "shasum": "0".repeat(40) }),
             ))?,
             "shasum mismatch",
+        ),
+        (
+            "an attachment that is not a gzip'd tar",
+            serde_json::to_vec(&publish_document("@arca-test/bad", "1.0.0", text, json!({})))?,
+            "not gzip",
+        ),
+        (
+            "an attachment that is not base64",
+            serde_json::to_vec(&not_base64)?,
+            "not base64",
+        ),
+        (
+            "an attachment without data",
+            br#"{"name":"@arca-test/bad","versions":{"1.0.0":{}},"_attachments":{"bad-1.0.0.tgz":{"data":7}}}"#.to_vec(),
+            "has no data",
+        ),
+        (
+            "a document cut inside its data",
+            br#"{"name":"@arca-test/bad","_attachments":{"bad-1.0.0.tgz":{"data":"H4sI"#.to_vec(),
+            "ends inside its data",
         ),
         (
             "malformed JSON",
@@ -650,7 +677,8 @@ async fn bad_publishes_are_refused_and_store_nothing() -> Result<()> {
 async fn abbreviated_packument_and_version_documents() -> Result<()> {
     let node = TestNode::start()?;
     create_registry(&node, "js").await?;
-    let data = b"bytes";
+    let tarball = arca_tests::npm_tarball("plain", "1.0.0", 0)?;
+    let data = tarball.as_slice();
     let document = publish_document("plain", "1.0.0", data, json!({}));
     let response = put_document(&node, "plain", serde_json::to_vec(&document)?).await?;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -693,5 +721,53 @@ async fn abbreviated_packument_and_version_documents() -> Result<()> {
         .bytes()
         .await?;
     assert_eq!(&bytes[..], data);
+    Ok(())
+}
+
+/// A publish document streams: its tarball goes to the chunk store as it arrives, so a large one
+/// costs the node a bounded amount of memory, not the document's size (which the node used to hold
+/// whole, with its decoded tarball besides).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_publish_streams_into_the_store() -> Result<()> {
+    const TARBALL_MIB: usize = 64;
+    let node = TestNode::start()?;
+    create_registry(&node, "js").await?;
+    let tarball = arca_tests::npm_tarball("large", "1.0.0", TARBALL_MIB << 20)?;
+    let sha512 = format!("sha512-{}", STANDARD.encode(sha2::Sha512::digest(&tarball)));
+    let document = serde_json::to_vec(&publish_document(
+        "large",
+        "1.0.0",
+        &tarball,
+        json!({ "integrity": sha512 }),
+    ))?;
+    let before = node.peak_memory().context("peak memory")?;
+    let response = put_document(&node, "large", document).await?;
+    ensure!(
+        response.status() == StatusCode::CREATED,
+        "{}: {}",
+        response.status(),
+        response.text().await?
+    );
+    let grown = node
+        .peak_memory()
+        .context("peak memory")?
+        .saturating_sub(before);
+    eprintln!(
+        "a {TARBALL_MIB} MiB tarball's publish: peak memory grew {} MiB",
+        grown >> 20
+    );
+    ensure!(
+        grown < 40 << 20,
+        "peak memory grew {} MiB for a {TARBALL_MIB} MiB tarball",
+        grown >> 20
+    );
+    let served = http()
+        .get(format!("{}/npm/js/large/-/large-1.0.0.tgz", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    ensure!(served.len() == tarball.len() && served[..] == tarball[..]);
     Ok(())
 }

@@ -698,11 +698,15 @@ fn upload_form(boundary: &str, fields: &[(&str, &str)], filename: &str, content:
 async fn raw_uploads_that_do_not_check_out_are_refused_and_store_nothing() -> Result<()> {
     let node = TestNode::start()?;
     create_pypi_registry(&node).await;
-    let content = b"not really a tarball, but the digests are what is checked".to_vec();
+    let content = arca_tests::sdist("dep_a", "1.0.0", false)?;
+    let zip = arca_tests::sdist("dep_a", "1.0", true)?;
     let right = sha256_hex(&content);
     let wrong = sha256_hex(b"something else");
     let boundary = "arca-test-boundary";
-    let post = |fields: Vec<(&'static str, String)>, filename: &'static str, auth: bool| {
+    let post_bytes = |fields: Vec<(&'static str, String)>,
+                      filename: &'static str,
+                      content: &[u8],
+                      auth: bool| {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut request = http()
             .post(format!("{}/pypi/{REGISTRY}/", node.url))
@@ -710,12 +714,13 @@ async fn raw_uploads_that_do_not_check_out_are_refused_and_store_nothing() -> Re
                 "Content-Type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            .body(upload_form(boundary, &fields, filename, &content));
+            .body(upload_form(boundary, &fields, filename, content));
         if auth {
             request = request.basic_auth("__token__", Some(&node.admin_token));
         }
         request.send()
     };
+    let post = |fields, filename, auth| post_bytes(fields, filename, &content, auth);
     let fields = |digest: &str| {
         vec![
             (":action", "file_upload".to_string()),
@@ -760,6 +765,18 @@ async fn raw_uploads_that_do_not_check_out_are_refused_and_store_nothing() -> Re
     };
     assert_eq!(not_a_wheel.status(), StatusCode::BAD_REQUEST);
     assert!(not_a_wheel.text().await?.contains("Invalid wheel"));
+    // A source distribution must be the archive its extension says.
+    let text = b"not really a tarball".as_slice();
+    for (filename, bytes) in [
+        ("dep_a-1.0.0.tar.gz", text),
+        ("dep_a-1.0.0.tar.gz", zip.as_slice()),
+        ("dep_a-1.0.0.zip", content.as_slice()),
+    ] {
+        let response = post_bytes(fields(&sha256_hex(bytes)), filename, bytes, true).await?;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{filename}");
+        let text = response.text().await?;
+        assert!(text.contains("Invalid distribution file"), "{text}");
+    }
     assert_eq!(artifact_count(&node).await, 0);
 
     let accepted = post(fields(&right), "dep_a-1.0.0.tar.gz", true).await?;
@@ -778,9 +795,9 @@ async fn raw_uploads_that_do_not_check_out_are_refused_and_store_nothing() -> Re
     assert_eq!(shouting.status(), StatusCode::BAD_REQUEST);
     assert!(shouting.text().await?.contains("File already exists"));
     // `1.0` is PEP 440's `1.0.0`: its file joins that release rather than making another.
-    let mut short = fields(&right);
+    let mut short = fields(&sha256_hex(&zip));
     short[3].1 = "1.0".to_string();
-    let joined = post(short, "dep_a-1.0.zip", true).await?;
+    let joined = post_bytes(short, "dep_a-1.0.zip", &zip, true).await?;
     assert_eq!(joined.status(), StatusCode::OK, "{}", joined.text().await?);
     let project = get_json(&node, &format!("/pypi/{REGISTRY}/pypi/dep-a/json")).await;
     let releases: Vec<&String> = project["releases"]

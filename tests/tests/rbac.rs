@@ -162,7 +162,10 @@ async fn user_with_token(
     )
 }
 
-fn npm_document(name: &str, version: &str, data: &[u8]) -> Value {
+/// The document `npm publish` sends for `name` `version`, with a real tarball.
+fn npm_document(name: &str, version: &str) -> Value {
+    let tarball = arca_tests::npm_tarball(name, version, 0).expect("in memory");
+    let data = tarball.as_slice();
     json!({
         "_id": name,
         "name": name,
@@ -185,7 +188,10 @@ fn npm_document(name: &str, version: &str, data: &[u8]) -> Value {
 
 const BOUNDARY: &str = "arca-rbac-boundary";
 
-fn pypi_upload(version: &str, content: &[u8]) -> Vec<u8> {
+/// The form `twine upload` sends for a source distribution of `demo` `version`.
+fn pypi_upload(version: &str) -> Vec<u8> {
+    let sdist = arca_tests::sdist("demo", version, false).expect("in memory");
+    let content = sdist.as_slice();
     let filename = format!("demo-{version}.tar.gz");
     let mut body = Vec::new();
     for (name, value) in [
@@ -281,7 +287,7 @@ async fn seed(node: &TestNode) {
     let npm = http()
         .put(url(node, &format!("/npm/{NPM}/demo")))
         .bearer_auth(&node.admin_token)
-        .json(&npm_document("demo", "1.0.0", b"npm tarball"))
+        .json(&npm_document("demo", "1.0.0"))
         .send()
         .await;
     assert_eq!(status(npm), StatusCode::CREATED);
@@ -292,7 +298,7 @@ async fn seed(node: &TestNode) {
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),
         )
-        .body(pypi_upload("1.0.0", b"sdist bytes"))
+        .body(pypi_upload("1.0.0"))
         .send()
         .await;
     assert_eq!(status(pypi), StatusCode::OK);
@@ -392,11 +398,7 @@ fn operations() -> Vec<Operation> {
             Box::new(|node, n| {
                 http()
                     .put(url(node, &format!("/npm/{NPM}/demo")))
-                    .json(&npm_document(
-                        "demo",
-                        &format!("2.0.{n}"),
-                        format!("v{n}").as_bytes(),
-                    ))
+                    .json(&npm_document("demo", &format!("2.0.{n}")))
             }),
         ),
         op(
@@ -433,10 +435,7 @@ fn operations() -> Vec<Operation> {
                         "content-type",
                         format!("multipart/form-data; boundary={BOUNDARY}"),
                     )
-                    .body(pypi_upload(
-                        &format!("2.0.{n}"),
-                        format!("sdist {n}").as_bytes(),
-                    ))
+                    .body(pypi_upload(&format!("2.0.{n}")))
             }),
         ),
         op(

@@ -2,6 +2,7 @@
 //! calls, which live here: [`receive_blob`] streams a request body into the chunk store and
 //! [`serve_blob`] answers a download (ranges, ETag). Front-ends own nothing else.
 
+pub mod archive;
 pub mod documents;
 pub mod generic;
 pub mod maven;

@@ -23,6 +23,7 @@ pub mod packument;
 mod publish;
 mod read;
 mod remote;
+mod scan;
 mod session;
 
 use crate::meta::{PackageContents, StateRead};

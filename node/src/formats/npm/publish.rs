@@ -2,14 +2,13 @@
 //! (`npm deprecate`, and `npm unpublish <name>@<version>`, which sends the packument without the
 //! version), unpublishing a tarball or a whole package, and dist-tags.
 //!
-//! A publish decodes the tarball straight into the chunk store, computing sha512 (`integrity`) and
-//! sha1 (`shasum`) on the same pass, refuses it when the manifest's `dist` says otherwise, and commits
-//! the version, its manifest and its dist-tags with one [`Command::PutFile`] that refuses an existing
-//! version. The publish document itself is parsed in memory, so it is bounded (see
-//! [`document_limit`]).
+//! A publish document streams: its tarball is decoded into the chunk store as it arrives (see
+//! [`super::scan`]), computing sha512 (`integrity`) and sha1 (`shasum`) on the same pass and checking
+//! that it is a gzip'd tar, while the rest of the document, at most [`METADATA_ALLOWANCE`], is kept to
+//! be parsed. The tarball is refused when the manifest's `dist` says otherwise; the version, its
+//! manifest and its dist-tags commit with one [`Command::PutFile`] that refuses an existing version.
 
 use crate::meta::{PackageContents, StateRead};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use arca_protocol::{BlobRef, Command, CommandError, Overwrite, Role};
@@ -19,23 +18,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
 use super::names::{PackageName, validate_tag, validate_version};
 use super::packument::{DEPRECATED, MANIFEST};
+use super::scan::{ScanError, Scanner};
 use super::{Context, NpmError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::blob::BlobWriter;
+use crate::formats::archive::{ArchiveHead, ArchiveKind};
 use crate::formats::{UploadError, content_length};
 use crate::meta::ProposeError;
 
-/// Room for the JSON around a publish's base64 tarball (manifest, readme).
-const METADATA_ALLOWANCE: u64 = 16 * 1024 * 1024;
-/// Largest publish document, whatever the node's upload limit: it is held in memory while parsed.
-const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024 * 1024;
+/// Room for the JSON around a publish's base64 tarball (manifest, readme): what is held in memory.
+const METADATA_ALLOWANCE: usize = 16 * 1024 * 1024;
 /// Largest body of the small requests (dist-tags).
 const SMALL_BODY_BYTES: u64 = 64 * 1024;
 /// Base64 characters decoded at a time (a multiple of 4).
@@ -44,30 +44,27 @@ const DECODE_STEP: usize = 4 * 64 * 1024;
 const KEPT_DIST_FIELDS: [&str; 2] = ["fileCount", "unpackedSize"];
 
 /// The largest publish document this node accepts: the base64 of its largest upload, plus room for
-/// the metadata, at most [`MAX_DOCUMENT_BYTES`].
+/// the metadata.
 fn document_limit(state: &AppState) -> u64 {
-    (state.config.max_upload_bytes.saturating_mul(4) / 3)
-        .saturating_add(METADATA_ALLOWANCE)
-        .min(MAX_DOCUMENT_BYTES)
+    (state.config.max_upload_bytes.saturating_mul(4) / 3).saturating_add(METADATA_ALLOWANCE as u64)
 }
 
-/// A packument as clients send it to publish or update a package. Only the fields Arca acts on.
+/// A packument as clients send it to publish or update a package, its attachment's data taken out.
+/// Only the fields Arca acts on.
 #[derive(Debug, Deserialize)]
-struct Document<'a> {
+struct Document {
     name: String,
     #[serde(rename = "dist-tags")]
     dist_tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     versions: Map<String, Value>,
-    #[serde(rename = "_attachments", default, borrow)]
-    attachments: BTreeMap<String, Attachment<'a>>,
+    #[serde(rename = "_attachments", default)]
+    attachments: BTreeMap<String, Attachment>,
 }
 
-/// A tarball inside a publish document.
+/// A tarball inside a publish document (its data streamed to the chunk store).
 #[derive(Debug, Deserialize)]
-struct Attachment<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
+struct Attachment {
     length: Option<u64>,
 }
 
@@ -138,21 +135,87 @@ async fn read_body(
     body: Body,
     limit: u64,
 ) -> Result<bytes::Bytes, NpmError> {
-    let too_large = || NpmError::from(UploadError::TooLarge { limit });
-    // The document is base64 and may exceed the node's upload limit; only `limit` applies here.
-    if content_length(headers).is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
+    refuse_announced_length(headers, limit)?;
     axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|error| {
             let error = error.into_inner();
             if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
+                UploadError::TooLarge { limit }.into()
             } else {
                 NpmError::from(UploadError::Truncated(error.to_string()))
             }
         })
+}
+
+/// Refuses a body whose `Content-Length` is over `limit` before reading it. (The document is base64
+/// and may exceed the node's upload limit; only `limit` applies.)
+fn refuse_announced_length(headers: &axum::http::HeaderMap, limit: u64) -> Result<(), NpmError> {
+    if content_length(headers).is_some_and(|len| len > limit) {
+        return Err(UploadError::TooLarge { limit }.into());
+    }
+    Ok(())
+}
+
+impl From<ScanError> for NpmError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::MetadataTooLarge(_) => {
+                NpmError::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            _ => NpmError::bad_request(error.to_string()),
+        }
+    }
+}
+
+/// A publish document as received: the document without its attachment's data, and the tarball
+/// that data decoded to, stored.
+struct Received {
+    document: Vec<u8>,
+    tarball: Option<(BlobRef, TarballSums)>,
+}
+
+/// Streams a publish document in: the attachment's data into the chunk store, the rest kept.
+async fn receive_document(ctx: &Context<'_>, body: Body) -> Result<Received, NpmError> {
+    let limit = document_limit(ctx.state);
+    refuse_announced_length(ctx.headers, limit)?;
+    let mut scanner = Scanner::new(METADATA_ALLOWANCE);
+    let mut base64 = Vec::new();
+    let mut tarball: Option<TarballSink> = None;
+    let mut received = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| NpmError::from(UploadError::Truncated(e.to_string())))?;
+        received += piece.len() as u64;
+        if received > limit {
+            return Err(UploadError::TooLarge { limit }.into());
+        }
+        scanner.feed(&piece, &mut base64)?;
+        if scanner.data_seen() {
+            let sink = tarball.get_or_insert_with(|| TarballSink::new(ctx.state));
+            sink.decode(&mut base64).await?;
+        }
+    }
+    let tarball = match tarball {
+        Some(sink) if scanner.data_closed() => {
+            if !base64.is_empty() {
+                return Err(NpmError::bad_request("the attachment is not base64"));
+            }
+            let (blob, sums) = sink.finish().await?;
+            ctx.state.metrics.upload_bytes.inc_by(blob.size);
+            Some((blob, sums))
+        }
+        Some(_) => {
+            return Err(NpmError::bad_request(
+                "the publish document ends inside its data",
+            ));
+        }
+        None => None,
+    };
+    Ok(Received {
+        document: scanner.into_kept(),
+        tarball,
+    })
 }
 
 /// `PUT /<name>`: a publish when the document carries a tarball, an update of the packument
@@ -160,8 +223,8 @@ async fn read_body(
 pub async fn put(ctx: &Context<'_>, name: &str, body: Body) -> Result<Response, NpmError> {
     ctx.authorize(Role::Write)?;
     let name = PackageName::parse(name)?;
-    let bytes = read_body(ctx.headers, body, document_limit(ctx.state)).await?;
-    let document: Document = serde_json::from_slice(&bytes)
+    let received = receive_document(ctx, body).await?;
+    let document: Document = serde_json::from_slice(&received.document)
         .map_err(|e| NpmError::bad_request(format!("malformed packument: {e}")))?;
     if document.name != name.as_str() {
         return Err(NpmError::bad_request(format!(
@@ -169,10 +232,10 @@ pub async fn put(ctx: &Context<'_>, name: &str, body: Body) -> Result<Response, 
             document.name
         )));
     }
-    if document.attachments.is_empty() {
-        update(ctx, &name, document).await
-    } else {
-        publish(ctx, &name, document).await
+    match received.tarball {
+        None if document.attachments.is_empty() => update(ctx, &name, document).await,
+        None => Err(NpmError::bad_request("the attachment has no data")),
+        Some(tarball) => publish(ctx, &name, document, tarball).await,
     }
 }
 
@@ -198,7 +261,8 @@ fn publisher(caller: &Caller) -> Option<String> {
 async fn publish(
     ctx: &Context<'_>,
     name: &PackageName,
-    document: Document<'_>,
+    document: Document,
+    (blob, sums): (BlobRef, TarballSums),
 ) -> Result<Response, NpmError> {
     let (version, manifest) = single(&document.versions, "version")?;
     let (_, attachment) = single(&document.attachments, "attachment")?;
@@ -245,7 +309,6 @@ async fn publish(
     if tags.is_empty() {
         tags.push("latest".to_string());
     }
-    let (blob, sums) = store_tarball(ctx.state, &attachment.data).await?;
     if let Some(length) = attachment.length
         && length != blob.size
     {
@@ -309,31 +372,65 @@ async fn publish(
     }
 }
 
-/// Decodes base64 `data` into the chunk store, hashing on the way.
-async fn store_tarball(state: &AppState, data: &str) -> Result<(BlobRef, TarballSums), NpmError> {
-    let limit = state.config.max_upload_bytes;
-    let mut writer = BlobWriter::new(state.chunks.clone());
-    let mut sha512 = sha2::Sha512::new();
-    let mut sha1 = sha1::Sha1::new();
-    for step in data.as_bytes().chunks(DECODE_STEP) {
-        let bytes = STANDARD
-            .decode(step)
-            .map_err(|e| NpmError::bad_request(format!("the attachment is not base64: {e}")))?;
-        if writer.size() + bytes.len() as u64 > limit {
-            return Err(UploadError::TooLarge { limit }.into());
+/// A tarball arriving as base64: decoded into the chunk store, hashed, and its head kept to check
+/// that it is a gzip'd tar.
+struct TarballSink {
+    writer: BlobWriter,
+    sha512: sha2::Sha512,
+    sha1: sha1::Sha1,
+    head: ArchiveHead,
+    limit: u64,
+    /// The last characters decoded ended in padding: nothing may follow.
+    padded: bool,
+}
+
+impl TarballSink {
+    fn new(state: &AppState) -> Self {
+        TarballSink {
+            writer: BlobWriter::new(state.chunks.clone()),
+            sha512: sha2::Sha512::new(),
+            sha1: sha1::Sha1::new(),
+            head: ArchiveHead::default(),
+            limit: state.config.max_upload_bytes,
+            padded: false,
         }
-        sha512.update(&bytes);
-        sha1.update(&bytes);
-        writer.write(&bytes).await?;
     }
-    let blob = writer.finish().await?;
-    state.metrics.upload_bytes.inc_by(blob.size);
-    let sums = TarballSums {
-        sha512: sha512.finalize().to_vec(),
-        sha1: sha1.finalize().to_vec(),
-        sha256: blob.sha256.0.to_vec(),
-    };
-    Ok((blob, sums))
+
+    /// Decodes and stores the whole groups of four characters in `base64`, leaving the rest there.
+    async fn decode(&mut self, base64: &mut Vec<u8>) -> Result<(), NpmError> {
+        let whole = base64.len() - base64.len() % 4;
+        for step in base64[..whole].chunks(DECODE_STEP) {
+            let not_base64 = || NpmError::bad_request("the attachment is not base64");
+            if self.padded {
+                return Err(not_base64());
+            }
+            let bytes = STANDARD.decode(step).map_err(|_| not_base64())?;
+            self.padded = step.last() == Some(&b'=');
+            if self.writer.size() + bytes.len() as u64 > self.limit {
+                return Err(UploadError::TooLarge { limit: self.limit }.into());
+            }
+            self.sha512.update(&bytes);
+            self.sha1.update(&bytes);
+            self.head.observe(&bytes);
+            self.writer.write(&bytes).await?;
+        }
+        base64.drain(..whole);
+        Ok(())
+    }
+
+    /// The stored tarball, once all of the data is decoded.
+    async fn finish(self) -> Result<(BlobRef, TarballSums), NpmError> {
+        self.head
+            .check(ArchiveKind::TarGz)
+            .map_err(|e| NpmError::bad_request(format!("the attachment is not a package: {e}")))?;
+        let blob = self.writer.finish().await?;
+        let sums = TarballSums {
+            sha512: self.sha512.finalize().to_vec(),
+            sha1: self.sha1.finalize().to_vec(),
+            sha256: blob.sha256.0.to_vec(),
+        };
+        Ok((blob, sums))
+    }
 }
 
 /// The deprecation a manifest in an updated packument asks for (`""` or none: not deprecated).
@@ -350,7 +447,7 @@ fn deprecation(manifest: &Value) -> Option<&str> {
 async fn update(
     ctx: &Context<'_>,
     name: &PackageName,
-    document: Document<'_>,
+    document: Document,
 ) -> Result<Response, NpmError> {
     let package = ctx.package(name.as_str())?;
     if document.versions.is_empty() {
@@ -602,14 +699,5 @@ mod tests {
         assert!(verify_dist(Some(&json!({ "integrity": both })), &good).is_ok());
         assert!(verify_dist(Some(&json!({"integrity": "sha384-anything"})), &good).is_ok());
         assert!(verify_dist(Some(&json!({"integrity": "garbage"})), &good).is_err());
-    }
-
-    #[test]
-    fn publish_documents_parse_without_copying_the_tarball() {
-        let text = r#"{"name":"p","versions":{"1.0.0":{}},"_attachments":{"p-1.0.0.tgz":{"data":"aGk=","length":2}}}"#;
-        let document: Document = serde_json::from_str(text).expect("parses");
-        let attachment = &document.attachments["p-1.0.0.tgz"];
-        assert!(matches!(attachment.data, Cow::Borrowed("aGk=")));
-        assert!(document.dist_tags.is_none());
     }
 }

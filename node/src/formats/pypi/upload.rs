@@ -27,6 +27,7 @@ use super::wheel::{BlobCursor, read_metadata};
 use super::{PypiError, open_registry, publish_target};
 use crate::AppState;
 use crate::blob::BlobWriter;
+use crate::formats::archive::{ArchiveHead, ArchiveKind};
 use crate::formats::{declared_length, discard_body};
 use crate::meta::ProposeError;
 use crate::meta::StateRead;
@@ -74,6 +75,8 @@ struct Content {
     filename: String,
     blob: BlobRef,
     blake2_256: String,
+    /// The file's first bytes, to check that a source distribution is the archive it says.
+    head: ArchiveHead,
 }
 
 fn multipart_error(error: multer::Error) -> PypiError {
@@ -143,8 +146,10 @@ async fn read_form(
         }
         let mut writer = BlobWriter::new(state.chunks.clone());
         let mut blake2 = Blake2b256::new();
+        let mut head = ArchiveHead::default();
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
             blake2.update(&chunk);
+            head.observe(&chunk);
             writer.write(&chunk).await?;
         }
         state.metrics.upload_bytes.inc_by(writer.size());
@@ -152,6 +157,7 @@ async fn read_form(
             filename,
             blob: writer.finish().await?,
             blake2_256: hex::encode(blake2.finalize()),
+            head,
         });
     }
     Ok((form, content))
@@ -322,7 +328,20 @@ pub async fn upload(
     }
     let metadata = match kind {
         DistributionKind::Wheel => Some(store_wheel_metadata(state, &content.blob).await?),
-        DistributionKind::Sdist => None,
+        DistributionKind::Sdist => {
+            let archive = if content.filename.ends_with(".zip") {
+                ArchiveKind::Zip
+            } else {
+                ArchiveKind::TarGz
+            };
+            content.head.check(archive).map_err(|e| {
+                PypiError::bad_request(format!(
+                    "Invalid distribution file {:?}: {e}.",
+                    content.filename
+                ))
+            })?;
+            None
+        }
     };
     let at = state.now_ms();
     let registry = registry.as_str();

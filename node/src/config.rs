@@ -100,6 +100,10 @@ pub struct Config {
     /// Load balancers and reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed; from anyone else they are ignored.
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The URL clients reach this node by (`https://registry.example.com`), for the absolute URLs
+    /// answers carry (npm tarballs, the OCI token realm); without it they follow the request's
+    /// `Host` and scheme.
+    pub public_url: Option<PublicUrl>,
     /// The time a client has to send a request's head (and an idle connection is kept), in
     /// milliseconds.
     pub header_read_timeout_ms: u64,
@@ -149,6 +153,7 @@ impl Default for Config {
             upstream_ca_file: None,
             http_redirect: None,
             trusted_proxies: Vec::new(),
+            public_url: None,
             header_read_timeout_ms: 30_000,
             max_connections_per_source: 256,
             body_idle_timeout_ms: 60_000,
@@ -209,6 +214,9 @@ pub struct Overrides {
     /// (repeatable) [env ARCA_TRUSTED_PROXIES, comma-separated].
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The URL clients reach this node by, for absolute URLs in answers [env ARCA_PUBLIC_URL].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
 }
 
 impl Config {
@@ -219,7 +227,7 @@ impl Config {
     /// `ARCA_CACHE_DISK_BYTES`, `ARCA_WRITE_TIMEOUT_MS`, `ARCA_AUTO_PROMOTE`, `ARCA_ADVERTISE_HTTP`,
     /// `ARCA_ADVERTISE_QUIC`, `ARCA_JOIN`, `ARCA_JOIN_TOKEN`, `ARCA_GC_INTERVAL_SECONDS`,
     /// `ARCA_TLS_CERT`, `ARCA_TLS_KEY`, `ARCA_UPSTREAM_CA_FILE`, `ARCA_HTTP_REDIRECT`,
-    /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_HEADER_READ_TIMEOUT_MS`,
+    /// `ARCA_TRUSTED_PROXIES` (comma-separated), `ARCA_PUBLIC_URL`, `ARCA_HEADER_READ_TIMEOUT_MS`,
     /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_BODY_IDLE_TIMEOUT_MS`,
     /// `ARCA_MAX_CONCURRENT_UPLOADS`, `ARCA_MIN_FREE_BYTES`,
     /// `ARCA_SCRUB_BYTES_PER_SECOND`,
@@ -314,6 +322,11 @@ impl Config {
             "ARCA_SCRUB_INTERVAL_SECONDS",
             &mut config.scrub_interval_seconds,
         )?;
+        if env("ARCA_PUBLIC_URL").is_some() {
+            let mut url = PublicUrl(String::new());
+            env_override(&env, "ARCA_PUBLIC_URL", &mut url)?;
+            config.public_url = Some(url);
+        }
         if env("ARCA_HTTP_REDIRECT").is_some() {
             let mut address = config.http;
             env_override(&env, "ARCA_HTTP_REDIRECT", &mut address)?;
@@ -367,7 +380,11 @@ impl Config {
             upstream_ca_file,
             http_redirect,
             trusted_proxies,
+            public_url,
         } = flags;
+        if public_url.is_some() {
+            config.public_url = public_url;
+        }
         if http_redirect.is_some() {
             config.http_redirect = http_redirect;
         }
@@ -428,6 +445,50 @@ impl std::str::FromStr for TrustedProxy {
 }
 
 impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The URL clients reach a node by: `http` or `https`, a host, perhaps a port and a path prefix (a
+/// proxy in front strips it), no query; kept without a trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, without a trailing `/`: append absolute paths to it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A public URL that is not an http(s) URL of a host.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an http:// or https:// URL of a host, without query or fragment")]
+pub struct PublicUrlError(String);
+
+impl std::str::FromStr for PublicUrl {
+    type Err = PublicUrlError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || PublicUrlError(text.to_string());
+        let url = reqwest::Url::parse(text).map_err(|_| invalid())?;
+        let usable = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !usable {
+            return Err(invalid());
+        }
+        Ok(PublicUrl(url.as_str().trim_end_matches('/').to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicUrl {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer)?
             .parse()
@@ -545,5 +606,35 @@ mod tests {
             Config::load(Some(&file), |_| None, Overrides::default()),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn public_urls_are_http_urls_of_a_host() {
+        let parse = |text: &str| {
+            text.parse::<PublicUrl>()
+                .map(|url| url.as_str().to_string())
+        };
+        assert_eq!(
+            parse("https://registry.example.com/").expect("valid"),
+            "https://registry.example.com"
+        );
+        assert_eq!(
+            parse("http://10.0.0.5:8080/arca/").expect("valid"),
+            "http://10.0.0.5:8080/arca"
+        );
+        for invalid in [
+            "registry.example.com",
+            "ftp://registry.example.com",
+            "https://registry.example.com/?a=b",
+            "https://user:pass@registry.example.com",
+        ] {
+            assert!(parse(invalid).is_err(), "{invalid}");
+        }
+        let env = |name: &str| (name == "ARCA_PUBLIC_URL").then(|| "https://r.example".to_string());
+        let config = Config::load(None, env, Overrides::default()).expect("config");
+        assert_eq!(
+            config.public_url.map(|url| url.0),
+            Some("https://r.example".into())
+        );
     }
 }

@@ -41,11 +41,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::PublicUrl;
 use crate::https;
 
 /// The header that carries the scheme the client used, as handlers read it.
 pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Where clients reach this node, for the absolute URLs answers carry (append an absolute path):
+/// the configured public URL, or else the request's scheme (as the front door resolved it) and
+/// `Host`.
+pub fn public_origin(public_url: Option<&PublicUrl>, headers: &HeaderMap) -> String {
+    if let Some(url) = public_url {
+        return url.as_str().to_string();
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = header(FORWARDED_PROTO).unwrap_or("http");
+    let host = header(header::HOST.as_str()).unwrap_or("127.0.0.1");
+    format!("{scheme}://{host}")
+}
 
 /// How connections are accepted and bounded.
 #[derive(Clone)]

@@ -47,6 +47,49 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Open files (sockets, chunk files, the metadata store) the node asks for at start: the soft limit
+/// is raised this far, or to the hard limit if that is lower. Below [`FEW_OPEN_FILES`] it warns: a
+/// busy node would refuse connections (the systemd units set `LimitNOFILE=65536`).
+const WANTED_OPEN_FILES: u64 = 65_536;
+/// The open-file limit under which the node warns at start.
+const FEW_OPEN_FILES: u64 = 4_096;
+
+/// Raises the soft open-file limit towards [`WANTED_OPEN_FILES`] and logs where it stands.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct passed to them.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "reading the open-file limit");
+            return;
+        }
+        let wanted = WANTED_OPEN_FILES.min(limit.rlim_max);
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = wanted;
+            }
+        }
+        limit.rlim_cur
+    };
+    if soft < FEW_OPEN_FILES {
+        tracing::warn!(
+            open_files = soft,
+            hard_limit = limit.rlim_max,
+            "the open-file limit is low: under load connections will be refused; raise it \
+             (LimitNOFILE=65536 in the systemd unit, ulimit -n)"
+        );
+    } else {
+        tracing::info!(open_files = soft, "open-file limit");
+    }
+}
+
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -60,6 +103,7 @@ async fn run() -> anyhow::Result<()> {
         |name| std::env::var(name).ok(),
         args.overrides,
     )?;
+    raise_open_file_limit();
     let node = arca_node::start(config)
         .await
         .context("starting the node")?;

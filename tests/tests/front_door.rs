@@ -185,6 +185,55 @@ async fn forwarded_headers_count_only_from_trusted_proxies() -> Result<()> {
     Ok(())
 }
 
+/// With a public URL configured, absolute URLs in answers (the OCI token realm, npm tarball URLs)
+/// are built from it, not from what the request's `Host` and `X-Forwarded-Proto` claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_urls_follow_the_configured_public_url() -> Result<()> {
+    use base64::Engine;
+    let node = TestNode::start_with_args(&["--public-url", "https://registry.example.test/arca/"])?;
+    let realm = realm_claiming(&node, "http").await?;
+    ensure!(
+        realm.contains("realm=\"https://registry.example.test/arca/v2/token\""),
+        "{realm}"
+    );
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&serde_json::json!({"name": "js", "package_type": "NPM"}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201, "{}", created.status());
+    let tarball = arca_tests::npm_tarball("urls", "1.0.0", 0)?;
+    let published = http()
+        .put(format!("{}/npm/js/urls", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&serde_json::json!({
+            "name": "urls",
+            "versions": { "1.0.0": { "name": "urls", "version": "1.0.0" } },
+            "_attachments": { "urls-1.0.0.tgz": {
+                "data": base64::engine::general_purpose::STANDARD.encode(&tarball),
+            } },
+        }))
+        .send()
+        .await?;
+    ensure!(published.status() == 201, "{}", published.status());
+    let packument: Value = http()
+        .get(format!("{}/npm/js/urls", node.url))
+        .bearer_auth(&node.admin_token)
+        .header("host", "attacker.example")
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let url = &packument["versions"]["1.0.0"]["dist"]["tarball"];
+    ensure!(
+        url == "https://registry.example.test/arca/npm/js/urls/-/urls-1.0.0.tgz",
+        "{url}"
+    );
+    Ok(())
+}
+
 /// Creates the generic registry `files` on `node`.
 async fn create_files_registry(node: &TestNode) -> Result<()> {
     let created = http()
@@ -345,5 +394,50 @@ async fn many_uploads_at_once_wait_their_turn_and_memory_stays_bounded() -> Resu
         "peak memory grew by {} MiB with two uploads buffering at a time",
         grown >> 20
     );
+    Ok(())
+}
+
+/// Started with a low soft open-file limit (256), the node raises it towards 65,536 (as far as the
+/// hard limit allows), so idle connections cannot use up its descriptors before the per-source cap
+/// and the timeouts act.
+#[test]
+fn the_node_raises_its_open_file_limit_at_start() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" \"$@\"")
+        .arg(arca_tests::binary("arca-node"))
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let limits = format!("/proc/{}/limits", child.id());
+    let addr_file = data_dir.path().join("http.addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !addr_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&limits);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = text?;
+    ensure!(addr_file.exists(), "the node did not start");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .context("no open-file limit")?;
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| match word {
+            "unlimited" => Some(u64::MAX),
+            number => number.parse().ok(),
+        })
+        .collect();
+    let [soft, hard] = numbers[..] else {
+        bail!("unexpected limits line {line:?}");
+    };
+    ensure!(soft == hard.min(65_536), "soft {soft}, hard {hard}");
     Ok(())
 }

@@ -31,7 +31,7 @@ use arca_protocol::{PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
@@ -147,13 +147,11 @@ impl<'a> Context<'a> {
         })?)
     }
 
-    /// The registry's URL as the client addressed it (`http://host/npm/<registry>`), for tarball URLs
-    /// (the front door sets the scheme the client used as `X-Forwarded-Proto`).
+    /// The registry's URL (`https://host/npm/<registry>`), for tarball URLs.
     fn base_url(&self) -> String {
-        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
-        let scheme = header(crate::http_server::FORWARDED_PROTO).unwrap_or("http");
-        let host = header(header::HOST.as_str()).unwrap_or("127.0.0.1");
-        format!("{scheme}://{host}/npm/{}", self.registry)
+        let origin =
+            crate::http_server::public_origin(self.state.config.public_url.as_ref(), self.headers);
+        format!("{origin}/npm/{}", self.registry)
     }
 }
 

@@ -9,7 +9,7 @@
 //! revokes every registry token issued from it.
 
 use arca_protocol::{PackageType, Registry, Role};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -141,18 +141,10 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<OciCaller, 
     })
 }
 
-/// The `WWW-Authenticate` challenge for a request to `name` needing `actions`.
-pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let scheme = headers
-        .get(crate::http_server::FORWARDED_PROTO)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
-    let mut challenge =
-        format!("Bearer realm=\"{scheme}://{host}/v2/token\",service=\"{SERVICE}\"");
+/// The `WWW-Authenticate` challenge for a request needing `scope`.
+pub fn challenge(state: &AppState, headers: &HeaderMap, scope: Option<String>) -> String {
+    let origin = crate::http_server::public_origin(state.config.public_url.as_ref(), headers);
+    let mut challenge = format!("Bearer realm=\"{origin}/v2/token\",service=\"{SERVICE}\"");
     if let Some(scope) = scope {
         challenge.push_str(&format!(",scope=\"{scope}\""));
     }
@@ -194,8 +186,9 @@ impl OciCaller {
     ) -> Result<Registry, OciError> {
         let to_error = |error: AuthError| match error {
             AuthError::Unauthorized(message) => {
-                OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
-                    .with_challenge(challenge(headers, Some(repository_scope(name, action))))
+                OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).with_challenge(
+                    challenge(state, headers, Some(repository_scope(name, action))),
+                )
             }
             AuthError::Forbidden { .. } => {
                 OciError::new(StatusCode::FORBIDDEN, "DENIED", error.to_string())
@@ -246,7 +239,7 @@ impl OciCaller {
     }
 
     /// Allows requests that need only some valid credentials (`/v2/`, the catalog).
-    pub fn require_login(&self, headers: &HeaderMap) -> Result<(), OciError> {
+    pub fn require_login(&self, state: &AppState, headers: &HeaderMap) -> Result<(), OciError> {
         match (&self.caller, &self.grants) {
             (Caller::Principal(_), _) | (Caller::Anonymous, Some(_)) => Ok(()),
             (Caller::Anonymous, None) => Err(OciError::new(
@@ -254,7 +247,7 @@ impl OciCaller {
                 "UNAUTHORIZED",
                 "authentication required",
             )
-            .with_challenge(challenge(headers, None))),
+            .with_challenge(challenge(state, headers, None))),
         }
     }
 }

@@ -463,7 +463,7 @@ pub async fn catalog(
     headers: &HeaderMap,
     query: &str,
 ) -> Result<Response, OciError> {
-    caller.require_login(headers)?;
+    caller.require_login(state, headers)?;
     let last = query_param(query, "last");
     let limit = match query_param(query, "n") {
         Some(n) => Some(n.parse::<usize>().map_err(|_| {

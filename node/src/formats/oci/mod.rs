@@ -74,13 +74,14 @@ fn versioned(result: Result<Response, OciError>) -> Response {
 /// `GET /v2/`: 200 for any authenticated caller, 401 with the challenge otherwise.
 async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
     versioned((|| {
-        let caller = auth::authenticate(&state, &headers).map_err(|e| unauthorized(&headers, e))?;
-        caller.require_login(&headers)?;
+        let caller =
+            auth::authenticate(&state, &headers).map_err(|e| unauthorized(&state, &headers, e))?;
+        caller.require_login(&state, &headers)?;
         Ok(axum::Json(serde_json::json!({})).into_response())
     })())
 }
 
-fn unauthorized(headers: &HeaderMap, error: crate::auth::AuthError) -> OciError {
+fn unauthorized(state: &AppState, headers: &HeaderMap, error: crate::auth::AuthError) -> OciError {
     if let crate::auth::AuthError::Throttled(_) = error {
         return OciError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -89,7 +90,7 @@ fn unauthorized(headers: &HeaderMap, error: crate::auth::AuthError) -> OciError 
         );
     }
     OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", error.to_string())
-        .with_challenge(auth::challenge(headers, None))
+        .with_challenge(auth::challenge(state, headers, None))
 }
 
 /// `GET /v2/token`: the Docker token endpoint.
@@ -100,7 +101,7 @@ async fn token(
 ) -> Response {
     versioned(
         auth::authenticate(&state, &headers)
-            .map_err(|e| unauthorized(&headers, e))
+            .map_err(|e| unauthorized(&state, &headers, e))
             .map(|caller| {
                 axum::Json(auth::issue_token(
                     &state,
@@ -118,7 +119,8 @@ async fn catalog(
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
-        let caller = auth::authenticate(&state, &headers).map_err(|e| unauthorized(&headers, e))?;
+        let caller =
+            auth::authenticate(&state, &headers).map_err(|e| unauthorized(&state, &headers, e))?;
         manifests::catalog(&state, &caller, &headers, query.as_deref().unwrap_or("")).await
     };
     versioned(result.await)
@@ -212,7 +214,7 @@ async fn route(
         Ok(caller) => caller.acting_on(&asked, &name),
         Err(error) => {
             crate::formats::discard_body(headers, body).await;
-            return Err(unauthorized(headers, error));
+            return Err(unauthorized(state, headers, error));
         }
     };
     // A push refused before its body is read: the body is read (up to a bound) and dropped first,

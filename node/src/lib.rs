@@ -232,14 +232,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         ),
         None => None,
     };
-    let serving = http_server::ServeOptions {
-        tls: tls.map(Arc::new),
-        header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
-        body_idle_timeout: std::time::Duration::from_millis(config.body_idle_timeout_ms),
-        max_connections_per_source: usize::try_from(config.max_connections_per_source)
-            .unwrap_or(usize::MAX),
-        trusted_proxies: config.trusted_proxies.iter().map(|proxy| proxy.0).collect(),
-    };
+    let serving = serve_options(&config, tls);
     let quic_error = |source| NodeError::Quic {
         addr: config.quic.to_string(),
         source,
@@ -396,6 +389,66 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         stop,
         server,
     })
+}
+
+/// How the HTTP port accepts and bounds connections, as configured.
+fn serve_options(config: &Config, tls: Option<rustls::ServerConfig>) -> http_server::ServeOptions {
+    http_server::ServeOptions {
+        tls: tls.map(Arc::new),
+        header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
+        body_idle_timeout: std::time::Duration::from_millis(config.body_idle_timeout_ms),
+        max_connections_per_source: usize::try_from(config.max_connections_per_source)
+            .unwrap_or(usize::MAX),
+        trusted_proxies: config.trusted_proxies.iter().map(|proxy| proxy.0).collect(),
+    }
+}
+
+/// The node's HTTP address while the node is down and starting itself again: every request is
+/// answered 503 with `Retry-After`, `/healthz` with `"status":"down"` and the reason.
+pub struct Unavailable {
+    stop: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Unavailable {
+    /// Answers on `config.http` (over HTTPS when configured) until stopped.
+    pub async fn serve(config: &Config, reason: String) -> Result<Unavailable, NodeError> {
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .map_err(|source| NodeError::Http {
+                addr: config.http.to_string(),
+                source,
+            })?;
+        let options = serve_options(config, https_config(config)?);
+        let body = serde_json::json!({ "status": "down", "reason": reason }).to_string();
+        let answer = move || {
+            let body = body.clone();
+            async move {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (axum::http::header::CONTENT_TYPE, "application/json"),
+                        (axum::http::header::RETRY_AFTER, "5"),
+                    ],
+                    body,
+                )
+            }
+        };
+        let app = axum::Router::new().fallback(answer);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(http_server::serve(listener, app, options, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Ok(Unavailable { stop, server })
+    }
+
+    /// Stops answering and frees the address.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Ok(Err(error)) = self.server.await {
+            tracing::warn!(%error, "the stand-in HTTP server failed");
+        }
+    }
 }
 
 /// Counts every change of leader this node sees.

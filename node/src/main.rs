@@ -1,7 +1,10 @@
 //! `arca-node`: runs one Arca node. With no flags it serves HTTP on 127.0.0.1:7070 (and the inter-node
-//! port on 127.0.0.1:7071) and keeps its state in `./arca-data`: a cluster of one.
+//! port on 127.0.0.1:7071) and keeps its state in `./arca-data`: a cluster of one. When its metadata
+//! store fails (a disk filled to the last byte), it answers 503 and starts itself again.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arca_node::config::{Config, Overrides};
@@ -9,7 +12,7 @@ use clap::Parser;
 
 /// Runs an Arca node.
 #[derive(Debug, Parser)]
-#[command(name = "arca-node", version, about)]
+#[command(name = "arca-node", version, about, args_override_self = true)]
 struct Args {
     #[command(flatten)]
     overrides: Overrides,
@@ -92,37 +95,97 @@ fn raise_open_file_limit() {
 
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // A log that cannot be written (its disk is full) must not stop the node: the default
+        // reports the failure with `eprintln!`, which panics when stderr fails too.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .init();
     let args = Args::parse();
-    let config = Config::load(
+    let mut config = Config::load(
         args.config.as_deref(),
         |name| std::env::var(name).ok(),
         args.overrides,
     )?;
     raise_open_file_limit();
-    let node = arca_node::start(config)
-        .await
-        .context("starting the node")?;
+    let restarted_after = std::env::var(RESTART_PAUSE_VARIABLE)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
+    let started = Instant::now();
+    let node = match (arca_node::start(config.clone()).await, restarted_after) {
+        (Ok(node), _) => node,
+        // A node starting itself again keeps trying (the disk may still be full).
+        (Err(error), Some(pause)) => {
+            return restart(&config, error.to_string(), next_pause(pause)).await;
+        }
+        (Err(error), None) => return Err(error).context("starting the node"),
+    };
+    // A restart binds the addresses this start did, a port asked for as 0 included.
+    config.http = node.http_addr;
+    config.quic = node.quic_addr;
     let failure = tokio::select! {
         () = shutdown_signal() => None,
         reason = node.failed() => Some(reason),
     };
-    match &failure {
-        None => tracing::info!("shutting down"),
-        Some(reason) => tracing::error!(%reason, "the metadata store stopped; shutting down"),
-    }
     let stopped = node.shutdown().await;
-    if let Some(reason) = failure {
-        // Exits non-zero so that a supervisor (systemd, Kubernetes) starts the node again, which
-        // opens the store afresh.
-        anyhow::bail!("the metadata store stopped ({reason}); start the node again");
+    let Some(reason) = failure else {
+        tracing::info!("shut down");
+        return Ok(stopped?);
+    };
+    if let Err(error) = stopped {
+        tracing::warn!(%error, "stopping the failed node");
     }
-    stopped?;
-    Ok(())
+    tracing::error!(%reason, "the metadata store stopped; the node starts itself again");
+    let pause = match restarted_after {
+        Some(pause) if started.elapsed() < STABLE_RUN => next_pause(pause),
+        _ => FIRST_RESTART_PAUSE,
+    };
+    restart(&config, reason, pause).await
+}
+
+/// Set in the environment of a node that started itself again: the pause it waited, in ms.
+const RESTART_PAUSE_VARIABLE: &str = "ARCA_RESTART_PAUSE_MS";
+/// The first wait before a failed node starts again.
+const FIRST_RESTART_PAUSE: Duration = Duration::from_secs(1);
+/// The longest: each failure soon after a restart doubles the wait up to this.
+const LONGEST_RESTART_PAUSE: Duration = Duration::from_secs(30);
+/// A node that ran this long before failing waits only the first pause.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).clamp(FIRST_RESTART_PAUSE, LONGEST_RESTART_PAUSE)
+}
+
+/// Starts the node again, as a fresh process (the same binary and arguments, on the addresses
+/// `config` holds), after `pause`; meanwhile its address answers 503, so health checks see it down
+/// and why. Returns early only on a shutdown signal. A fresh process, rather than a node rebuilt in
+/// this one, is certain to hold nothing of the failed node (its sockets, its open store).
+async fn restart(config: &Config, reason: String, pause: Duration) -> anyhow::Result<()> {
+    let stand_in = arca_node::Unavailable::serve(config, reason)
+        .await
+        .context("answering on the node's address while it restarts")?;
+    let signalled = tokio::select! {
+        () = shutdown_signal() => true,
+        () = tokio::time::sleep(pause) => false,
+    };
+    stand_in.stop().await;
+    if signalled {
+        tracing::info!("shut down while restarting");
+        return Ok(());
+    }
+    tracing::info!(after = ?pause, "starting the node again");
+    let error = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .arg("--http")
+        .arg(config.http.to_string())
+        .arg("--quic")
+        .arg(config.quic.to_string())
+        .env(RESTART_PAUSE_VARIABLE, pause.as_millis().to_string())
+        .exec();
+    Err(error).context("starting the node again")
 }
 
 async fn shutdown_signal() {
@@ -136,5 +199,33 @@ async fn shutdown_signal() {
                 None => std::future::pending::<()>().await,
             }
         } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart appends `--http` and `--quic` to the arguments it was given: the later ones count,
+    /// and repeatable flags keep every value.
+    #[test]
+    fn later_addresses_override_earlier_ones() {
+        let args = Args::try_parse_from([
+            "arca-node",
+            "--http",
+            "127.0.0.1:0",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "10.1.0.0/16",
+            "--http",
+            "127.0.0.1:7443",
+        ])
+        .expect("parses");
+        assert_eq!(
+            args.overrides.http,
+            Some("127.0.0.1:7443".parse().expect("address"))
+        );
+        assert_eq!(args.overrides.trusted_proxies.len(), 2);
     }
 }

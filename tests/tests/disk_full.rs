@@ -2,7 +2,8 @@
 //! writable, free space is exported, and the chunks of an upload that ran out of room are removed
 //! at once. Once with the free-space floor set above what the disk has, and once on a real full
 //! file system (a small tmpfs the test mounts, which needs root; under `CI=true` not being able to
-//! mount it fails the test).
+//! mount it fails the test). And when something else fills the disk until the metadata store itself
+//! cannot commit, the node answers 503 "down" and starts itself again, recovering once there is room.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -135,16 +136,123 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Mounts a tmpfs of `size` for a test, or says why the test is skipped (outside CI only).
+fn small_disk(outer: &Path, size: &str) -> Result<Option<Tmpfs>> {
+    match Tmpfs::mount(&outer.join("small"), size) {
+        Ok(mounted) => Ok(Some(mounted)),
+        Err(error) if !in_ci() => {
+            eprintln!("SKIPPED: cannot mount a tmpfs here ({error}); CI=true fails instead");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Fills the file system of `dir` with a file there, to its last byte.
+fn fill(dir: &Path) -> Result<PathBuf> {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![0x5a; 1 << 20];
+    for size in [1 << 20, 4096, 1] {
+        while file.write_all(&block[..size]).is_ok() {}
+    }
+    let _ = file.sync_all();
+    Ok(path)
+}
+
+/// The registries `node` lists.
+async fn registry_names(node: &TestNode) -> Result<Vec<String>> {
+    let listed: Value = http()
+        .get(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(listed
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter_map(|registry| registry["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_store_that_cannot_commit_restarts_itself_once_there_is_room() -> Result<()> {
+    let outer = tempfile::tempdir()?;
+    let Some(_tmpfs) = small_disk(outer.path(), "24m")? else {
+        return Ok(());
+    };
+    let small = outer.path().join("small");
+    let data_dir = tempfile::tempdir_in(&small)?;
+    let node = TestNode::start_in(data_dir, &[], &[("ARCA_MIN_FREE_BYTES", "0")])?;
+    ensure!(create_registry(&node, "before", "GENERIC").await? == StatusCode::CREATED);
+    let filler = fill(&small)?;
+
+    // Metadata writes go on until the store has no room to commit one.
+    let mut acknowledged = vec!["before".to_string()];
+    let mut refused = None;
+    for i in 0..2000 {
+        let name = format!("r{i}");
+        match create_registry(&node, &name, "GENERIC").await {
+            Ok(StatusCode::CREATED) => acknowledged.push(name),
+            other => {
+                refused = Some(format!("{other:?}"));
+                break;
+            }
+        }
+    }
+    let refused = refused.context("2000 registries fitted on a full disk")?;
+    eprintln!(
+        "{} registries acknowledged, then {refused}",
+        acknowledged.len()
+    );
+
+    // Meanwhile the address answers, and says the node is down and why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let down = loop {
+        ensure!(
+            Instant::now() < deadline,
+            "no 'down' answer: {}",
+            node.log()
+        );
+        if let Ok(response) = http().get(format!("{}/healthz", node.url)).send().await
+            && response.status() == StatusCode::SERVICE_UNAVAILABLE
+        {
+            let body: Value = response.json().await?;
+            if body["status"] == "down" {
+                break body;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    ensure!(
+        down["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("No space left")),
+        "{down}"
+    );
+
+    // Room returns: the node is back by itself, with everything it acknowledged.
+    std::fs::remove_file(&filler)?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while create_registry(&node, "after", "GENERIC").await.ok() != Some(StatusCode::CREATED) {
+        ensure!(Instant::now() < deadline, "not back: {}", node.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = registry_names(&node).await?;
+    for name in acknowledged.iter().chain([&"after".to_string()]) {
+        ensure!(listed.contains(name), "{name} is missing from {listed:?}");
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_really_full_disk_answers_507_and_keeps_nothing_of_the_failed_upload() -> Result<()> {
     let outer = tempfile::tempdir()?;
-    let _tmpfs = match Tmpfs::mount(&outer.path().join("small"), "48m") {
-        Ok(mounted) => mounted,
-        Err(error) if !in_ci() => {
-            eprintln!("SKIPPED: cannot mount a tmpfs here ({error}); CI=true fails instead");
-            return Ok(());
-        }
-        Err(error) => return Err(error),
+    let Some(_tmpfs) = small_disk(outer.path(), "48m")? else {
+        return Ok(());
     };
     let data_dir = tempfile::tempdir_in(outer.path().join("small"))?;
     // No floor: the kernel's ENOSPC is what stops the upload.

@@ -158,7 +158,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let raft = state.meta.raft_metrics();
     let healthy = raft.current_leader.is_some();
     let (min_free, available) = state.chunks.space();
-    let disk_full = available.is_some_and(|available| available < min_free);
+    let disk_full = available.is_some_and(|available| available <= min_free);
     let status = match (healthy, disk_full) {
         (false, _) => "no-leader",
         (true, true) => "degraded",

@@ -12,7 +12,9 @@ pub mod blocking;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod ecosystems;
 pub mod formats;
+pub mod frontend;
 pub mod http_server;
 pub mod https;
 pub mod inject;
@@ -66,7 +68,7 @@ pub struct AppState {
     /// Failed password checks, per user name and source address.
     pub logins: Arc<auth::throttle::LoginThrottle>,
     /// Documents rendered from packages, kept until their package changes.
-    pub documents: Arc<formats::documents::Documents>,
+    pub documents: Arc<frontend::documents::Documents>,
     /// The background scrub of this node's chunks.
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
@@ -354,7 +356,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         proxy: Arc::new(proxy::Proxy::new(upstream)),
         passwords: Arc::new(auth::password::PasswordCache::default()),
         logins: Arc::default(),
-        documents: Arc::new(formats::documents::Documents::default()),
+        documents: Arc::new(frontend::documents::Documents::default()),
         scrub,
         keys,
     };

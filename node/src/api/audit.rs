@@ -51,6 +51,7 @@ use super::{ApiError, JsonBody, QueryParams};
 use crate::AppState;
 use crate::auth::throttle::WindowCounts;
 use crate::auth::{AuthError, Caller};
+use crate::frontend::{FrontEnd, FrontEnds};
 use crate::meta::request_audit::RequestAudit;
 use crate::meta::tables::scalar;
 use crate::meta::{Meta, ProposeError, StateRead};
@@ -277,6 +278,7 @@ pub fn parse_time(name: &str, text: &str, now: u64) -> Result<u64, ApiError> {
 #[derive(Clone)]
 pub struct Auditing {
     state: AppState,
+    front_ends: FrontEnds,
     recorder: AuditRecorder,
     unauthenticated: Arc<WindowCounts<Unauthenticated>>,
 }
@@ -292,9 +294,10 @@ enum Unauthenticated {
 impl Auditing {
     /// Starts the node's recorder (a background task that ends, after a last round, when every copy
     /// of the returned value is gone, that is when the router is).
-    pub fn start(state: &AppState) -> Auditing {
+    pub fn start(state: &AppState, front_ends: FrontEnds) -> Auditing {
         Auditing {
             state: state.clone(),
+            front_ends,
             recorder: AuditRecorder::start(state.meta.clone()),
             unauthenticated: Arc::default(),
         }
@@ -333,16 +336,19 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_string());
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let front_end = auditing.front_ends.serving(request.uri().path());
     let download = method == Method::GET
-        && route
-            .as_deref()
-            .is_some_and(|route| is_download(route, request.uri().path()));
+        && route.is_some()
+        && front_end.is_some_and(|front_end| front_end.is_download(request.uri().path()));
     if !mutating && !download {
         return next.run(request).await;
     }
     let state = &auditing.state;
     let (mut parts, body) = request.into_parts();
-    let mut registry = registry_in(&route, &mut parts).await;
+    let mut registry = match front_end {
+        Some(front_end) => front_end.registry_of(parts.uri.path()),
+        None => registry_param(&mut parts).await,
+    };
     if download
         && !registry.as_deref().is_some_and(|name| {
             state
@@ -364,7 +370,7 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
             || "unknown".to_string(),
             |info| info.0.ip().to_canonical().to_string(),
         );
-    let mut caller = identify(state, &target, &parts.headers);
+    let mut caller = identify(state, front_end, &parts.headers);
     // A token created through another node may only be known here once the request has caught up
     // with the cluster: a failure is checked again after the request ran.
     let retry = caller.is_err().then(|| parts.headers.clone());
@@ -403,7 +409,10 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     };
     // A change the request commits carries the event in its own Raft entry.
     let scope = (mutating && caller.is_ok()).then(|| {
-        let expected = expected_status(&method, route.as_deref().unwrap_or_default());
+        let expected = front_end.map_or_else(
+            || management_status(&method),
+            |front_end| front_end.usual_status(&method),
+        );
         RequestAudit::new(event(&caller, expected, None))
     });
     let response = match body {
@@ -417,7 +426,7 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
         Err(refusal) => refusal.into_response(),
     };
     if let Some(headers) = retry {
-        caller = identify(state, &target, &headers);
+        caller = identify(state, front_end, &headers);
     }
     let (response, mut detail) = detail_of(response).await;
     let result = response.status().as_u16();
@@ -437,77 +446,35 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     response
 }
 
-/// The answer a change usually gets on `route`, recorded with it when it commits (a different
-/// answer is settled afterwards): the OCI API accepts uploads and deletions with 202, PyPI answers
-/// uploads with 200, the management API answers updates (PUT, PATCH) with 200; elsewhere a PUT or
-/// POST creates (201) and a DELETE leaves nothing (204).
-fn expected_status(method: &Method, route: &str) -> u16 {
-    let oci = route.starts_with("/v2/");
+/// The answer a change of the management API usually gets: updates (PUT, PATCH) 200, creations
+/// (POST) 201, deletions 204.
+fn management_status(method: &Method) -> u16 {
     match *method {
-        Method::PUT if route.starts_with("/api/") => 200,
-        Method::PUT => 201,
-        Method::POST if oci => 202,
-        Method::POST if route.starts_with("/pypi/") => 200,
         Method::POST => 201,
-        Method::DELETE if oci => 202,
         Method::DELETE => 204,
-        Method::PATCH if oci => 202,
         _ => 200,
     }
 }
 
-/// The caller, identified the way the surface's handlers do it.
-fn identify(state: &AppState, path: &str, headers: &HeaderMap) -> Result<Caller, AuthError> {
-    if path == "/v2" || path.starts_with("/v2/") {
-        crate::formats::oci::authenticate(state, headers).map(|oci| oci.caller)
-    } else {
-        crate::auth::authenticate(state, headers)
+/// The caller, identified the way the surface's handlers do.
+fn identify(
+    state: &AppState,
+    front_end: Option<&dyn FrontEnd>,
+    headers: &HeaderMap,
+) -> Result<Caller, AuthError> {
+    match front_end {
+        Some(front_end) => front_end.identify(state, headers),
+        None => crate::auth::authenticate(state, headers),
     }
 }
 
-/// The registry a request's path names: its `{registry}` parameter, or for the OCI API the first
-/// segment of the repository name.
-async fn registry_in(
-    route: &Option<String>,
-    parts: &mut axum::http::request::Parts,
-) -> Option<String> {
+/// The registry a management API request's path names: its `{registry}` parameter.
+async fn registry_param(parts: &mut axum::http::request::Parts) -> Option<String> {
     let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
-    let param = |wanted: &str| {
-        params
-            .iter()
-            .find(|(key, _)| *key == wanted)
-            .map(|(_, value)| value.to_string())
-    };
-    if route.as_deref() == Some("/v2/{*path}") {
-        let path = param("path")?;
-        let first = path.trim_start_matches('/').split('/').next()?;
-        return (!first.is_empty()).then(|| first.to_string());
-    }
-    param("registry")
-}
-
-/// True when a GET of `path` on `route` downloads a file, blob, tarball or manifest (rather than an
-/// index, a listing or metadata).
-fn is_download(route: &str, path: &str) -> bool {
-    let last = path.rsplit('/').next().unwrap_or_default();
-    match route {
-        "/generic/{registry}/{package}/{version}/{filename}"
-        | "/pypi/{registry}/files/{project}/{version}/{filename}" => true,
-        "/maven/{registry}/{*path}" => !last.is_empty() && !last.starts_with("maven-metadata.xml"),
-        "/npm/{registry}/{*path}" => {
-            // `/npm/<registry>/<name>/-/<file>`; registry-level endpoints are `/npm/<registry>/-/...`.
-            let rest = path
-                .strip_prefix("/npm/")
-                .and_then(|rest| rest.split_once('/'))
-                .map_or("", |(_, rest)| rest);
-            !rest.starts_with("-/") && rest.contains("/-/")
-        }
-        "/v2/{*path}" => {
-            (path.contains("/blobs/") && !path.contains("/blobs/uploads"))
-                || path.contains("/manifests/")
-        }
-        _ => false,
-    }
+    params
+        .iter()
+        .find(|(key, _)| *key == "registry")
+        .map(|(_, value)| value.to_string())
 }
 
 /// Reads a registry-creation body (it is small JSON) for the new registry's name, and gives the
@@ -813,25 +780,39 @@ mod tests {
 
     #[test]
     fn audit_downloads_are_files_not_indexes() {
-        let generic = "/generic/{registry}/{package}/{version}/{filename}";
-        assert!(is_download(generic, "/generic/r/p/1/f.bin"));
-        let npm = "/npm/{registry}/{*path}";
-        assert!(is_download(npm, "/npm/r/left-pad/-/left-pad-1.0.0.tgz"));
-        assert!(is_download(npm, "/npm/r/@s%2fp/-/p-1.0.0.tgz"));
-        assert!(!is_download(npm, "/npm/r/left-pad"));
-        assert!(!is_download(npm, "/npm/r/-/v1/search"));
-        let maven = "/maven/{registry}/{*path}";
-        assert!(is_download(maven, "/maven/r/g/a/1/a-1.jar"));
-        assert!(!is_download(maven, "/maven/r/g/a/maven-metadata.xml.sha1"));
-        let oci = "/v2/{*path}";
-        assert!(is_download(oci, "/v2/r/app/blobs/sha256:00"));
-        assert!(is_download(oci, "/v2/r/app/manifests/latest"));
-        assert!(!is_download(oci, "/v2/r/app/tags/list"));
-        assert!(!is_download(oci, "/v2/r/app/blobs/uploads/abc"));
-        assert!(!is_download(
-            "/pypi/{registry}/simple/{project}",
-            "/pypi/r/simple/x"
-        ));
+        let front_ends = crate::formats::front_ends();
+        let download = |path: &str| {
+            front_ends
+                .serving(path)
+                .is_some_and(|front_end| front_end.is_download(path))
+        };
+        assert!(download("/generic/r/p/1/f.bin"));
+        assert!(download("/npm/r/left-pad/-/left-pad-1.0.0.tgz"));
+        assert!(download("/npm/r/@s%2fp/-/p-1.0.0.tgz"));
+        assert!(!download("/npm/r/left-pad"));
+        assert!(!download("/npm/r/-/v1/search"));
+        assert!(download("/maven/r/g/a/1/a-1.jar"));
+        assert!(!download("/maven/r/g/a/maven-metadata.xml.sha1"));
+        assert!(download("/v2/r/app/blobs/sha256:00"));
+        assert!(download("/v2/r/app/manifests/latest"));
+        assert!(!download("/v2/r/app/tags/list"));
+        assert!(!download("/v2/r/app/blobs/uploads/abc"));
+        assert!(!download("/pypi/r/simple/x/"));
+        assert!(download("/pypi/r/files/x/1.0/x-1.0.tar.gz"));
+        assert!(!download("/api/v1/registries"));
+    }
+
+    #[test]
+    fn front_ends_name_the_registry_a_path_addresses() {
+        let front_ends = crate::formats::front_ends();
+        let registry = |path: &str| front_ends.serving(path)?.registry_of(path);
+        assert_eq!(registry("/npm/js/left-pad").as_deref(), Some("js"));
+        assert_eq!(
+            registry("/v2/images/app/manifests/1").as_deref(),
+            Some("images")
+        );
+        assert_eq!(registry("/v2/_catalog"), None);
+        assert_eq!(registry("/pypi/py/").as_deref(), Some("py"));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The HTTP surface of a node: the management API under `/api/v1`, `/healthz`, `/metrics`, and the
-//! package-manager front-ends from [`crate::formats`], all on one router.
+//! package-manager front-ends from [`crate::formats`], all on one router. The management API is
+//! built on [`crate::frontend`] like the front-ends are.
 
 pub mod artifacts;
 pub mod audit;
 pub mod cleanup;
 pub mod cluster;
-pub mod error;
 pub mod firewall;
 pub mod gc;
 pub mod metadata;
@@ -16,46 +16,17 @@ pub mod users;
 
 use arca_protocol::api::{Page, PageQuery, WhoAmI};
 use arca_protocol::{Registry, Role};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-pub use self::error::ApiError;
 use crate::AppState;
 use crate::auth::{self, Caller};
+pub use crate::frontend::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::meta::StateRead;
-
-/// A JSON request body; a body that does not parse is answered in Arca's error format.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct JsonBody<T>(pub T);
-
-/// Query parameters; ones that do not parse are answered in Arca's error format.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct QueryParams<T>(pub T);
-
-/// Path parameters; ones that do not parse are answered in Arca's error format.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct PathParams<T>(pub T);
-
-/// Declares how an axum extractor rejection becomes an [`ApiError`] with the same status.
-macro_rules! rejection_into_api_error {
-    ($($rejection:ty),*) => {$(
-        impl From<$rejection> for ApiError {
-            fn from(rejection: $rejection) -> Self {
-                ApiError::new(rejection.status(), "INVALID", rejection.body_text())
-            }
-        }
-    )*};
-}
-
-rejection_into_api_error!(JsonRejection, QueryRejection, PathRejection);
 
 /// The node's whole router.
 pub fn router(state: AppState) -> Router {
@@ -71,9 +42,10 @@ pub fn router(state: AppState) -> Router {
         .merge(gc::routes())
         .merge(cleanup::routes())
         .merge(firewall::routes());
+    let front_ends = crate::formats::front_ends();
     Router::new()
         .nest("/api/v1", api)
-        .merge(crate::formats::routes())
+        .merge(front_ends.routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .fallback(not_found)
@@ -83,7 +55,7 @@ pub fn router(state: AppState) -> Router {
             writes_see_the_cluster,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            audit::Auditing::start(&state),
+            audit::Auditing::start(&state, front_ends),
             audit::record,
         ))
         .layer(axum::middleware::from_fn_with_state(

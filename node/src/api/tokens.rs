@@ -114,18 +114,10 @@ async fn create(
         owner: request.owner,
         expires_at,
     };
-    Ok((StatusCode::CREATED, Json(store(&state, spec).await?)))
-}
-
-/// Records a new token and returns it with its secret.
-pub async fn store(state: &AppState, spec: TokenSpec) -> Result<CreatedToken, ApiError> {
-    let (secret, token) = spec.generate(state.now_ms());
-    let info = auth::token_info(&token);
-    state.meta.propose(Command::CreateToken { token }).await?;
-    Ok(CreatedToken {
-        info,
-        token: secret,
-    })
+    Ok((
+        StatusCode::CREATED,
+        Json(auth::issue::store(&state, spec).await?),
+    ))
 }
 
 async fn list(

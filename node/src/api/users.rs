@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use arca_protocol::api::CreatedToken;
 use arca_protocol::identity::{
     CreateUserRequest, LoginRequest, UpdateUserRequest, User, UserInfo, UserKind,
 };
@@ -19,11 +18,8 @@ use super::audit::AuditDetail;
 use super::{ApiError, JsonBody, PathParams};
 use crate::AppState;
 use crate::auth::password::{self, PasswordError};
-use crate::auth::{Caller, TokenSpec, caller_for_password};
+use crate::auth::{Caller, caller_for_password};
 use crate::meta::StateRead;
-
-/// How long a login token lasts: twelve hours.
-pub const LOGIN_TOKEN_LIFETIME_MS: u64 = 12 * 3600 * 1000;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -261,17 +257,6 @@ async fn change_grant(
     Ok(Json(user_info(state, &name)?))
 }
 
-/// Records a login token for `user`: owned by it, everything it may do, for twelve hours.
-pub async fn issue_login_token(state: &AppState, user: &str) -> Result<CreatedToken, ApiError> {
-    let spec = TokenSpec {
-        name: format!("login {user}"),
-        scopes: vec![Grant::global(Role::Admin)],
-        owner: Some(user.to_string()),
-        expires_at: Some(state.now_ms().saturating_add(LOGIN_TOKEN_LIFETIME_MS)),
-    };
-    super::tokens::store(state, spec).await
-}
-
 async fn login(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<LoginRequest>,
@@ -288,9 +273,10 @@ async fn login(
         Err(error) => format!("login of user {} refused: {error}", request.username),
     };
     let mut response = match checked {
-        Ok(_) => issue_login_token(&state, &request.username)
+        Ok(_) => crate::auth::issue::login_token(&state, &request.username)
             .await
             .map(|created| (StatusCode::CREATED, Json(created)))
+            .map_err(ApiError::from)
             .into_response(),
         Err(error) => ApiError::from(error).into_response(),
     };

@@ -4,6 +4,7 @@
 //! anonymous reads of registries that allow them; and the admin token every new node creates on first
 //! start. A token's effective permission is its scopes intersected with its owner's current grants.
 
+pub mod issue;
 pub mod password;
 pub mod throttle;
 

@@ -14,19 +14,31 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::AppState;
-use crate::api::{ApiError, PathParams};
 use crate::auth::Caller;
+use crate::frontend::{ApiError, PathParams};
+use crate::frontend::{UploadError, discard_body, receive_blob, serve_blob};
 use crate::meta::StateRead;
 use crate::proxy::{self, Content, Expected, ProxyError};
 
-/// Routes of this front-end.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/generic/{registry}/{package}/{version}/{filename}",
-        get(download).put(upload).delete(remove),
-    )
+/// The generic front-end: files at `/generic/<registry>/<package>/<version>/<file>`.
+pub struct Generic;
+
+impl crate::frontend::FrontEnd for Generic {
+    fn segment(&self) -> &'static str {
+        "generic"
+    }
+
+    fn routes(&self) -> Router<AppState> {
+        Router::new().route(
+            "/generic/{registry}/{package}/{version}/{filename}",
+            get(download).put(upload).delete(remove),
+        )
+    }
+
+    fn is_download(&self, path: &str) -> bool {
+        path.trim_start_matches('/').split('/').count() == 5
+    }
 }
 
 type FilePath = (String, String, String, String);

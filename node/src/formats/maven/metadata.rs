@@ -12,7 +12,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::{Reader, Writer};
 
 use super::layout::{ArtifactFile, Coordinates, is_snapshot};
-use super::version;
+use crate::ecosystems::maven_version;
 
 /// `yyyyMMddHHmmss` (UTC) of a unix time in milliseconds, as `lastUpdated` and `updated` carry.
 pub fn maven_timestamp(unix_ms: u64) -> String {
@@ -78,7 +78,7 @@ pub fn artifact_metadata_at<'a>(
     last_updated: &str,
 ) -> std::io::Result<Vec<u8>> {
     let mut versions: Vec<&str> = versions.into_iter().collect();
-    versions.sort_by(|a, b| version::compare(a, b).then_with(|| a.cmp(b)));
+    versions.sort_by(|a, b| maven_version::compare(a, b).then_with(|| a.cmp(b)));
     versions.dedup();
     let latest = versions.last();
     let release = versions.iter().rev().find(|v| !is_snapshot(v));

@@ -19,7 +19,6 @@ mod checksum;
 mod layout;
 mod metadata;
 mod remote;
-pub(crate) mod version;
 
 use std::collections::BTreeMap;
 
@@ -39,11 +38,11 @@ use self::checksum::{BodyChecksums, ChecksumKind};
 use self::layout::{ArtifactFile, Coordinates, LayoutError, MavenPath, Target, is_snapshot};
 use self::metadata::SnapshotFile;
 use super::generic::{publish_registry, serve_file};
-use super::{discard_body, receive_blob};
 use crate::AppState;
-use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::blob::read_blob;
+use crate::frontend::ApiError;
+use crate::frontend::{discard_body, receive_blob};
 use crate::meta::ProposeError;
 use crate::meta::{StateRead, StoreError};
 
@@ -56,9 +55,24 @@ pub const DEFAULT_SNAPSHOT_KEEP: usize = 5;
 /// Largest uploaded checksum file or client `maven-metadata.xml` read.
 const SMALL_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Routes of this front-end.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/maven/{registry}/{*path}", get(download).put(upload))
+/// Maven repositories at `/maven/<registry>/`.
+pub struct Maven;
+
+impl crate::frontend::FrontEnd for Maven {
+    fn segment(&self) -> &'static str {
+        "maven"
+    }
+
+    fn routes(&self) -> Router<AppState> {
+        Router::new().route("/maven/{registry}/{*path}", get(download).put(upload))
+    }
+
+    fn is_download(&self, path: &str) -> bool {
+        let last = path.rsplit('/').next().unwrap_or_default();
+        path.trim_start_matches('/').split('/').count() > 2
+            && !last.is_empty()
+            && !last.starts_with("maven-metadata.xml")
+    }
 }
 
 impl From<LayoutError> for ApiError {

@@ -25,8 +25,8 @@ use super::layout::{ArtifactFile, Coordinates, MavenPath, Target, is_snapshot};
 use super::metadata::{self, ReadMetadata};
 use super::{FoundFile, local_metadata, lookup_file};
 use crate::AppState;
-use crate::api::ApiError;
-use crate::formats::read_small_blob;
+use crate::frontend::ApiError;
+use crate::frontend::read_small_blob;
 use crate::proxy::{self, Expected, ProxyError};
 
 /// The `Warning` sent with an answer built from a stale upstream copy (RFC 7234).

@@ -39,12 +39,29 @@ pub use self::error::NpmError;
 use self::names::{Endpoint, parse_endpoint};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::formats::discard_body;
+use crate::frontend::discard_body;
 use crate::proxy;
 
-/// Routes of this front-end.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/npm/{registry}/{*path}", any(dispatch))
+/// The npm registry API at `/npm/<registry>/`.
+pub struct Npm;
+
+impl crate::frontend::FrontEnd for Npm {
+    fn segment(&self) -> &'static str {
+        "npm"
+    }
+
+    fn routes(&self) -> Router<AppState> {
+        Router::new().route("/npm/{registry}/{*path}", any(dispatch))
+    }
+
+    fn is_download(&self, path: &str) -> bool {
+        // `/npm/<registry>/<name>/-/<file>`; registry-level endpoints are `/npm/<registry>/-/...`.
+        let rest = path
+            .strip_prefix("/npm/")
+            .and_then(|rest| rest.split_once('/'))
+            .map_or("", |(_, rest)| rest);
+        !rest.starts_with("-/") && rest.contains("/-/")
+    }
 }
 
 /// One request: the node, the caller and the registry it addresses.

@@ -30,8 +30,8 @@ use super::{Context, NpmError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::blob::BlobWriter;
-use crate::formats::archive::{ArchiveHead, ArchiveKind};
-use crate::formats::{UploadError, content_length};
+use crate::frontend::archive::{ArchiveHead, ArchiveKind};
+use crate::frontend::{UploadError, content_length};
 use crate::meta::ProposeError;
 
 /// Room for the JSON around a publish's base64 tarball (manifest, readme): what is held in memory.

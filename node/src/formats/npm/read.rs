@@ -3,7 +3,7 @@
 //! or virtual registry answers like a local one; a packument built from a stale upstream copy carries
 //! `Warning: 110 - "Response is Stale"`.
 
-use crate::formats::documents::accepts;
+use crate::frontend::documents::accepts;
 use crate::meta::{PackageContents, StateRead};
 use arca_protocol::{RegistryKind, Role};
 use axum::Json;
@@ -15,8 +15,8 @@ use super::names::PackageName;
 use super::packument::{self, ABBREVIATED};
 use super::remote::{self, Resolved};
 use super::{Context, NpmError};
-use crate::formats::documents::DocumentKey;
-use crate::formats::serve_blob;
+use crate::frontend::documents::DocumentKey;
+use crate::frontend::serve_blob;
 use crate::proxy;
 
 /// The warning a packument built from a stale upstream copy carries.

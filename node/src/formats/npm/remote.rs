@@ -27,7 +27,7 @@ use super::names::PackageName;
 use super::packument::{DEPRECATED, MANIFEST};
 use super::publish::{stored_version_of_file, version_of_file};
 use crate::AppState;
-use crate::formats::read_small_blob;
+use crate::frontend::read_small_blob;
 use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
 

@@ -73,7 +73,7 @@ pub async fn login(ctx: &Context<'_>, user: &str, body: Body) -> Result<Response
     let token = match token {
         None => document.password,
         Some(user) => {
-            crate::api::users::issue_login_token(ctx.state, user)
+            crate::auth::issue::login_token(ctx.state, user)
                 .await?
                 .token
         }

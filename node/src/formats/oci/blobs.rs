@@ -25,7 +25,7 @@ use super::names::{Algorithm, Digest, RepositoryName};
 use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::{BlobWriter, WriterCheckpoint, read_blob};
-use crate::formats::{append_body, declared_length, discard_body, serve_blob};
+use crate::frontend::{append_body, declared_length, discard_body, serve_blob};
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
 

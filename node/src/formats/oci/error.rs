@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::blob::BlobError;
-use crate::formats::UploadError;
+use crate::frontend::UploadError;
 use crate::meta::ProposeError;
 
 /// An error answer of the OCI API.

@@ -20,7 +20,7 @@ use super::remote::{self, FoundManifest};
 use super::{OciError, query_param};
 use crate::AppState;
 use crate::blob::BlobWriter;
-use crate::formats::read_small_blob;
+use crate::frontend::read_small_blob;
 use crate::meta::MANIFEST_FILE;
 use crate::meta::{StateRead, StoreError};
 

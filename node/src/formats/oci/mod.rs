@@ -24,6 +24,7 @@ pub use self::blobs::Uploads;
 pub use self::error::OciError;
 use self::names::RepositoryName;
 use crate::AppState;
+use crate::auth::{AuthError, Caller};
 
 /// Node-local state of the OCI front-end.
 pub struct OciState {
@@ -44,14 +45,47 @@ impl OciState {
     }
 }
 
-/// Routes of this front-end.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2", get(base))
-        .route("/v2/", get(base))
-        .route("/v2/token", get(token))
-        .route("/v2/_catalog", get(catalog))
-        .route("/v2/{*path}", any(dispatch))
+/// The OCI distribution API at `/v2/`, with the Docker token flow.
+pub struct Oci;
+
+impl crate::frontend::FrontEnd for Oci {
+    fn segment(&self) -> &'static str {
+        "v2"
+    }
+
+    fn routes(&self) -> Router<AppState> {
+        Router::new()
+            .route("/v2", get(base))
+            .route("/v2/", get(base))
+            .route("/v2/token", get(token))
+            .route("/v2/_catalog", get(catalog))
+            .route("/v2/{*path}", any(dispatch))
+    }
+
+    fn identify(&self, state: &AppState, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        authenticate(state, headers).map(|oci| oci.caller)
+    }
+
+    /// The first segment of the repository name.
+    fn registry_of(&self, path: &str) -> Option<String> {
+        let name = path.strip_prefix("/v2/")?;
+        let first = name.split('/').next()?;
+        (!first.is_empty() && !matches!(first, "_catalog" | "token")).then(|| first.to_string())
+    }
+
+    fn usual_status(&self, method: &Method) -> u16 {
+        match *method {
+            Method::PUT => 201,
+            // Uploads started or continued, and deletions, are accepted (202).
+            Method::POST | Method::PATCH | Method::DELETE => 202,
+            _ => 200,
+        }
+    }
+
+    fn is_download(&self, path: &str) -> bool {
+        (path.contains("/blobs/") && !path.contains("/blobs/uploads"))
+            || path.contains("/manifests/")
+    }
 }
 
 /// The first value of query parameter `key`.
@@ -213,7 +247,7 @@ async fn route(
     let caller = match auth::authenticate(state, headers) {
         Ok(caller) => caller.acting_on(&asked, &name),
         Err(error) => {
-            crate::formats::discard_body(headers, body).await;
+            crate::frontend::discard_body(headers, body).await;
             return Err(unauthorized(state, headers, error));
         }
     };
@@ -222,7 +256,7 @@ async fn route(
     if matches!(method, Method::POST | Method::PUT | Method::PATCH)
         && let Err(refused) = caller.authorize(state, headers, &name, auth::Action::Push)
     {
-        crate::formats::discard_body(headers, body).await;
+        crate::frontend::discard_body(headers, body).await;
         return Err(refused);
     }
     let call = Call {
@@ -278,7 +312,7 @@ async fn forward(
 ) -> Result<Response, OciError> {
     let owner = Uploads::owner(id).ok_or_else(OciError::upload_unknown)?;
     let Some((_, node)) = state.meta.members().into_iter().find(|(m, _)| *m == owner) else {
-        crate::formats::discard_body(headers, body).await;
+        crate::frontend::discard_body(headers, body).await;
         return Err(OciError::upload_unknown());
     };
     let scheme = if state.config.tls_cert.is_some() {

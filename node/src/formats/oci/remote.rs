@@ -11,7 +11,7 @@ use super::OciError;
 use super::manifests;
 use super::names::{Algorithm, Digest, RepositoryName, is_tag};
 use crate::AppState;
-use crate::formats::read_small_blob;
+use crate::frontend::read_small_blob;
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
 

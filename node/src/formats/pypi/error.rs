@@ -6,10 +6,10 @@ use arca_protocol::CommandError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ApiError;
 use crate::auth::AuthError;
 use crate::blob::BlobError;
-use crate::formats::UploadError;
+use crate::frontend::ApiError;
+use crate::frontend::UploadError;
 use crate::meta::ProposeError;
 use crate::proxy::ProxyError;
 

@@ -32,7 +32,7 @@ mod wheel;
 use arca_protocol::{Command, PackageType, Registry, RegistryKind, Role};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -43,32 +43,53 @@ use self::names::{normalize_project, normalize_version};
 use self::remote::Resolved;
 use crate::AppState;
 use crate::formats::oci::query_param;
-use crate::formats::serve_blob;
+use crate::frontend::serve_blob;
 use crate::proxy;
 
-/// Routes of this front-end.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/pypi/{registry}", post(upload))
-        .route("/pypi/{registry}/", post(upload))
-        .route("/pypi/{registry}/legacy/", post(upload))
-        .route("/pypi/{registry}/simple", get(simple_root_redirect))
-        .route("/pypi/{registry}/simple/", get(simple_root))
-        .route("/pypi/{registry}/simple/{project}", get(simple_project))
-        .route("/pypi/{registry}/simple/{project}/", get(simple_project))
-        .route(
-            "/pypi/{registry}/files/{project}/{version}/{filename}",
-            get(download),
-        )
-        .route("/pypi/{registry}/pypi/{project}/json", get(project_json))
-        .route(
-            "/pypi/{registry}/pypi/{project}/{version}/json",
-            get(release_json),
-        )
-        .route(
-            "/pypi/{registry}/yank/{project}/{version}",
-            post(yank).delete(unyank),
-        )
+/// The PyPI upload API and simple index at `/pypi/<registry>/`.
+pub struct Pypi;
+
+impl crate::frontend::FrontEnd for Pypi {
+    fn segment(&self) -> &'static str {
+        "pypi"
+    }
+
+    fn routes(&self) -> Router<AppState> {
+        Router::new()
+            .route("/pypi/{registry}", post(upload))
+            .route("/pypi/{registry}/", post(upload))
+            .route("/pypi/{registry}/legacy/", post(upload))
+            .route("/pypi/{registry}/simple", get(simple_root_redirect))
+            .route("/pypi/{registry}/simple/", get(simple_root))
+            .route("/pypi/{registry}/simple/{project}", get(simple_project))
+            .route("/pypi/{registry}/simple/{project}/", get(simple_project))
+            .route(
+                "/pypi/{registry}/files/{project}/{version}/{filename}",
+                get(download),
+            )
+            .route("/pypi/{registry}/pypi/{project}/json", get(project_json))
+            .route(
+                "/pypi/{registry}/pypi/{project}/{version}/json",
+                get(release_json),
+            )
+            .route(
+                "/pypi/{registry}/yank/{project}/{version}",
+                post(yank).delete(unyank),
+            )
+    }
+
+    fn usual_status(&self, method: &Method) -> u16 {
+        match *method {
+            // Uploads and yanks answer 200, as PyPI's do.
+            Method::POST => 200,
+            Method::DELETE => 204,
+            _ => 200,
+        }
+    }
+
+    fn is_download(&self, path: &str) -> bool {
+        path.trim_start_matches('/').split('/').nth(2) == Some("files")
+    }
 }
 
 /// Authenticates the request and returns registry `name`, which must be a PyPI registry the caller

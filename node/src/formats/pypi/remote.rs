@@ -61,7 +61,7 @@ fn files_base(registry: &str) -> String {
 
 /// Reads a whole (small) blob: a cached document.
 async fn read_bytes(state: &AppState, blob: &BlobRef) -> Result<Vec<u8>, ProxyError> {
-    crate::formats::read_small_blob(state, blob)
+    crate::frontend::read_small_blob(state, blob)
         .await
         .map_err(|e| ProxyError::Record(format!("reading a cached document: {e}")))
 }

@@ -27,8 +27,8 @@ use super::wheel::{BlobCursor, read_metadata};
 use super::{PypiError, open_registry, publish_target};
 use crate::AppState;
 use crate::blob::BlobWriter;
-use crate::formats::archive::{ArchiveHead, ArchiveKind};
-use crate::formats::{declared_length, discard_body};
+use crate::frontend::archive::{ArchiveHead, ArchiveKind};
+use crate::frontend::{declared_length, discard_body};
 use crate::meta::ProposeError;
 use crate::meta::StateRead;
 

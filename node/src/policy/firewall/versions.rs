@@ -9,8 +9,8 @@ use std::str::FromStr;
 use arca_protocol::PackageType;
 use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
 
-use crate::formats::maven::version as maven_version;
-use crate::formats::pypi::names::normalize_project;
+use crate::ecosystems::maven_version;
+use crate::ecosystems::pypi_names::normalize_project;
 
 /// An OSV ecosystem Arca can match versions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

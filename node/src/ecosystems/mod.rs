@@ -1,0 +1,6 @@
+//! Rules of package ecosystems that the core (the firewall, cleanup) needs as much as the
+//! front-ends do: how names normalise and versions order. Pure functions; they import nothing of the
+//! node.
+
+pub mod maven_version;
+pub mod pypi_names;

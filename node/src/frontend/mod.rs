@@ -1,0 +1,91 @@
+//! What every HTTP surface of the node builds on, the management API and each package-manager
+//! front-end alike: errors in Arca's format ([`ApiError`]) and extractors that answer with them, the
+//! calls that move bytes ([`receive_blob`], [`serve_blob`]), checks of uploaded archives, and the
+//! cache of upstream documents remote registries keep. It imports no front-end; front-ends import it
+//! and the core (authentication in [`crate::auth`], metadata, chunk store, policy), never each other.
+
+pub mod archive;
+mod blobs;
+pub mod documents;
+mod error;
+mod extract;
+
+pub use blobs::{
+    RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,
+    parse_range, read_small_blob, receive_blob, serve_blob,
+};
+pub use error::ApiError;
+pub use extract::{JsonBody, PathParams, QueryParams};
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, Method};
+
+use crate::AppState;
+use crate::auth::{AuthError, Caller};
+
+/// A package-manager front-end as the rest of the node sees it: the routes it serves under its own
+/// first path segment, and what the audit trail must know of its requests.
+pub trait FrontEnd: Send + Sync + 'static {
+    /// The first segment of every path it serves (`npm` for `/npm/...`, `v2` for the OCI API).
+    fn segment(&self) -> &'static str;
+
+    /// Its routes.
+    fn routes(&self) -> Router<AppState>;
+
+    /// The caller of a request, identified the way its handlers do.
+    fn identify(&self, state: &AppState, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        crate::auth::authenticate(state, headers)
+    }
+
+    /// The registry `path` addresses: by default the segment after the front-end's own.
+    fn registry_of(&self, path: &str) -> Option<String> {
+        path.trim_start_matches('/')
+            .split('/')
+            .nth(1)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+    }
+
+    /// Whether a GET of `path` downloads a file, blob, tarball or manifest (rather than an index, a
+    /// listing or metadata): what registries that audit downloads record.
+    fn is_download(&self, path: &str) -> bool;
+
+    /// The status a change made with `method` answers when it succeeds as usual: by default 201 for
+    /// PUT and POST, 204 for DELETE.
+    fn usual_status(&self, method: &Method) -> u16 {
+        match *method {
+            Method::PUT | Method::POST => 201,
+            Method::DELETE => 204,
+            _ => 200,
+        }
+    }
+}
+
+/// The front-ends of a node, found by the first segment of a request's path.
+#[derive(Clone)]
+pub struct FrontEnds(Arc<Vec<Box<dyn FrontEnd>>>);
+
+impl FrontEnds {
+    /// The set of `front_ends`; their segments differ.
+    pub fn new(front_ends: Vec<Box<dyn FrontEnd>>) -> FrontEnds {
+        FrontEnds(Arc::new(front_ends))
+    }
+
+    /// The routes of all of them.
+    pub fn routes(&self) -> Router<AppState> {
+        self.0.iter().fold(Router::new(), |router, front_end| {
+            router.merge(front_end.routes())
+        })
+    }
+
+    /// The front-end serving `path`, if any.
+    pub fn serving(&self, path: &str) -> Option<&dyn FrontEnd> {
+        let segment = path.trim_start_matches('/').split('/').next()?;
+        self.0
+            .iter()
+            .find(|front_end| front_end.segment() == segment)
+            .map(|front_end| front_end.as_ref())
+    }
+}

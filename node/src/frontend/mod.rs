@@ -6,6 +6,7 @@
 
 pub mod archive;
 mod blobs;
+mod cursor;
 pub mod documents;
 mod error;
 mod extract;
@@ -14,6 +15,7 @@ pub use blobs::{
     RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,
     parse_range, read_small_blob, receive_blob, serve_blob,
 };
+pub use cursor::BlobCursor;
 pub use error::ApiError;
 pub use extract::{JsonBody, PathParams, QueryParams};
 

@@ -22,10 +22,11 @@ use sha2::Digest as _;
 use super::model::{Distribution, FileDetails, METADATA_SUFFIX, Project, file_attribute};
 use super::names::parse_distribution;
 use super::upstream_index::{self, UpstreamFile};
-use super::wheel::{BlobCursor, read_metadata};
+use super::wheel::read_metadata;
 use super::{PypiError, stored_version};
 use crate::AppState;
 use crate::blob::BlobWriter;
+use crate::frontend::BlobCursor;
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Expected, ProxyError};
 

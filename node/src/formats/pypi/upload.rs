@@ -23,10 +23,11 @@ use super::model::{
 use super::names::{
     DistributionKind, is_valid_project, normalize_project, normalize_version, parse_distribution,
 };
-use super::wheel::{BlobCursor, read_metadata};
+use super::wheel::read_metadata;
 use super::{PypiError, open_registry, publish_target};
 use crate::AppState;
 use crate::blob::BlobWriter;
+use crate::frontend::BlobCursor;
 use crate::frontend::archive::{ArchiveHead, ArchiveKind};
 use crate::frontend::{declared_length, discard_body};
 use crate::meta::ProposeError;

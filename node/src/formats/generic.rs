@@ -17,9 +17,9 @@ use axum::{Json, Router};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::frontend::{ApiError, PathParams};
-use crate::frontend::{UploadError, discard_body, receive_blob, serve_blob};
+use crate::frontend::{discard_body, receive_blob, serve_blob};
 use crate::meta::StateRead;
-use crate::proxy::{self, Content, Expected, ProxyError};
+use crate::proxy::{self, Content, Expected};
 
 /// The generic front-end: files at `/generic/<registry>/<package>/<version>/<file>`.
 pub struct Generic;
@@ -61,40 +61,6 @@ fn generic_registry(
         )));
     }
     Ok(found)
-}
-
-impl From<ProxyError> for ApiError {
-    fn from(error: ProxyError) -> Self {
-        match error {
-            ProxyError::NotFound(_) => ApiError::not_found(error.to_string()),
-            ProxyError::Record(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                error.to_string(),
-            ),
-            ProxyError::Denied(_)
-            | ProxyError::Upstream(_)
-            | ProxyError::Tls(_)
-            | ProxyError::CircuitOpen(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM", error.to_string())
-            }
-        }
-    }
-}
-
-impl From<UploadError> for ApiError {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::TooLarge { limit } => ApiError::too_large(limit),
-            UploadError::Truncated(_) => ApiError::invalid(error.to_string()),
-            UploadError::DigestMismatch { .. } => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "DIGEST_MISMATCH",
-                error.to_string(),
-            ),
-            UploadError::Store(store) => store.into(),
-        }
-    }
 }
 
 /// What an upload must pass before its body is read: the caller, the names, immutability and the

@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::AuthError;
 use crate::blob::BlobError;
 use crate::meta::ProposeError;
+use crate::proxy::ProxyError;
+
+use super::UploadError;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,4 +184,65 @@ impl From<BlobError> for ApiError {
             other => Self::internal(other),
         }
     }
+}
+
+/// An upstream that does not have something is a 404; one that fails (or whose circuit is open) a
+/// 502; a fetched object that could not be recorded a 503.
+impl From<ProxyError> for ApiError {
+    fn from(error: ProxyError) -> Self {
+        match error {
+            ProxyError::NotFound(_) => ApiError::not_found(error.to_string()),
+            ProxyError::Record(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                error.to_string(),
+            ),
+            ProxyError::Denied(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Tls(_)
+            | ProxyError::CircuitOpen(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM", error.to_string())
+            }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::TooLarge { limit } => ApiError::too_large(limit),
+            UploadError::Truncated(_) => ApiError::invalid(error.to_string()),
+            UploadError::DigestMismatch { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_MISMATCH",
+                error.to_string(),
+            ),
+            UploadError::Store(store) => store.into(),
+        }
+    }
+}
+
+/// Implements, for a front-end's own error type (which converts from [`ApiError`]), the conversions
+/// from every core error, each through the status and message [`ApiError`] gives it.
+#[macro_export]
+macro_rules! core_error_conversions {
+    ($error:ty) => {
+        $crate::core_error_conversions!(
+            $error:
+            $crate::auth::AuthError,
+            $crate::meta::ProposeError,
+            $crate::frontend::UploadError,
+            $crate::blob::BlobError,
+            $crate::policy::firewall::Blocked,
+            $crate::meta::view::StoreError,
+            $crate::proxy::ProxyError
+        );
+    };
+    ($error:ty: $($core:ty),+) => {$(
+        impl From<$core> for $error {
+            fn from(error: $core) -> Self {
+                $crate::frontend::ApiError::from(error).into()
+            }
+        }
+    )+};
 }

@@ -5,12 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::AuthError;
-use crate::blob::BlobError;
 use crate::frontend::ApiError;
-use crate::frontend::UploadError;
-use crate::meta::ProposeError;
-use crate::proxy::ProxyError;
 
 /// An error answer of the npm API.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,61 +65,4 @@ impl From<ApiError> for NpmError {
     }
 }
 
-impl From<AuthError> for NpmError {
-    fn from(error: AuthError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
-impl From<ProposeError> for NpmError {
-    fn from(error: ProposeError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
-impl From<UploadError> for NpmError {
-    fn from(error: UploadError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
-impl From<BlobError> for NpmError {
-    fn from(error: BlobError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
-/// A download the dependency firewall refuses: 403 with the reason as `{"error": ...}`, which npm
-/// prints.
-impl From<crate::policy::firewall::Blocked> for NpmError {
-    fn from(blocked: crate::policy::firewall::Blocked) -> Self {
-        match blocked {
-            crate::policy::firewall::Blocked::Refused(message) => {
-                Self::new(StatusCode::FORBIDDEN, message)
-            }
-            crate::policy::firewall::Blocked::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<crate::meta::view::StoreError> for NpmError {
-    fn from(error: crate::meta::view::StoreError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
-/// An upstream that does not have something is a 404; one that fails (or whose circuit is open) a
-/// 502; a fetched object that could not be recorded a 503.
-impl From<ProxyError> for NpmError {
-    fn from(error: ProxyError) -> Self {
-        let status = match error {
-            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProxyError::Record(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Denied(_)
-            | ProxyError::Upstream(_)
-            | ProxyError::Tls(_)
-            | ProxyError::CircuitOpen(_) => StatusCode::BAD_GATEWAY,
-        };
-        Self::new(status, error.to_string())
-    }
-}
+crate::core_error_conversions!(NpmError);

@@ -15,7 +15,6 @@ pub mod tokens;
 pub mod users;
 
 use arca_protocol::api::{Page, PageQuery, WhoAmI};
-use arca_protocol::{Registry, Role};
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -26,7 +25,6 @@ use axum::{Json, Router};
 use crate::AppState;
 use crate::auth::{self, Caller};
 pub use crate::frontend::{ApiError, JsonBody, PathParams, QueryParams};
-use crate::meta::StateRead;
 
 /// The node's whole router.
 pub fn router(state: AppState) -> Router {
@@ -71,21 +69,6 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(auth::authenticate(state, &parts.headers)?)
-    }
-}
-
-impl AppState {
-    /// The registry called `name`, after checking that `caller` may do what `needed` allows on it. An
-    /// anonymous caller learns nothing about registries it may not read: it gets 401, never 404.
-    pub fn registry_for(
-        &self,
-        caller: &Caller,
-        name: &str,
-        needed: Role,
-    ) -> Result<Registry, ApiError> {
-        let registry = self.meta.read(|view| view.registry(name))?;
-        caller.require_on(name, registry.as_ref(), needed)?;
-        registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
     }
 }
 

@@ -25,7 +25,10 @@ use axum::Router;
 use axum::http::{HeaderMap, Method};
 
 use crate::AppState;
+use arca_protocol::{Registry, Role};
+
 use crate::auth::{AuthError, Caller};
+use crate::meta::StateRead;
 
 /// A package-manager front-end as the rest of the node sees it: the routes it serves under its own
 /// first path segment, and what the audit trail must know of its requests.
@@ -89,5 +92,20 @@ impl FrontEnds {
             .iter()
             .find(|front_end| front_end.segment() == segment)
             .map(|front_end| front_end.as_ref())
+    }
+}
+
+impl AppState {
+    /// The registry called `name`, after checking that `caller` may do what `needed` allows on it. An
+    /// anonymous caller learns nothing about registries it may not read: it gets 401, never 404.
+    pub fn registry_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+    ) -> Result<Registry, ApiError> {
+        let registry = self.meta.read(|view| view.registry(name))?;
+        caller.require_on(name, registry.as_ref(), needed)?;
+        registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
     }
 }

@@ -206,7 +206,10 @@ pub fn hash_secret(secret: &str) -> Sha256 {
 
 /// A new token secret and its stored hash.
 pub fn new_secret() -> (String, Sha256) {
-    let secret = format!("arca_{}", hex::encode(rand::rng().random::<[u8; 24]>()));
+    let secret = format!(
+        "{TOKEN_PREFIX}{}",
+        hex::encode(rand::rng().random::<[u8; 24]>())
+    );
     let hash = hash_secret(&secret);
     (secret, hash)
 }
@@ -266,17 +269,21 @@ pub enum Credentials {
     Bearer(String),
 }
 
+/// How every Arca token's secret starts.
+pub const TOKEN_PREFIX: &str = "arca_";
+
 /// Parses the `Authorization` header, if any.
 pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
     let malformed = AuthError::unauthorized("malformed Authorization header");
-    let (scheme, rest) = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .ok_or(malformed.clone())?;
+    let value = value.to_str().map_err(|_| malformed.clone())?.trim();
+    // Cargo sends its token as the whole header.
+    if value.starts_with(TOKEN_PREFIX) && !value.contains(' ') {
+        return Ok(Some(Credentials::Bearer(value.to_string())));
+    }
+    let (scheme, rest) = value.split_once(' ').ok_or(malformed.clone())?;
     let rest = rest.trim();
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" => Ok(Some(Credentials::Bearer(rest.to_string()))),

@@ -2,5 +2,6 @@
 //! front-ends do: how names normalise and versions order. Pure functions; they import nothing of the
 //! node.
 
+pub mod crate_names;
 pub mod maven_version;
 pub mod pypi_names;

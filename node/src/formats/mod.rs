@@ -3,6 +3,7 @@
 //! [`serve_blob`](crate::frontend::serve_blob), errors) and of the core (metadata, chunk store,
 //! policy); none imports another, nor the management API.
 
+pub mod cargo;
 pub mod generic;
 pub mod maven;
 pub mod npm;
@@ -19,5 +20,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(npm::Npm),
         Box::new(maven::Maven),
         Box::new(pypi::Pypi),
+        Box::new(cargo::Cargo),
     ])
 }

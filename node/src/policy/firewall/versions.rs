@@ -9,8 +9,8 @@ use std::str::FromStr;
 use arca_protocol::PackageType;
 use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
 
-use crate::ecosystems::maven_version;
 use crate::ecosystems::pypi_names::normalize_project;
+use crate::ecosystems::{crate_names, maven_version};
 
 /// An OSV ecosystem Arca can match versions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +70,12 @@ impl Ecosystem {
     }
 
     /// A package name in the form names are compared in: PEP 503 for PyPI, case-folded for NuGet,
-    /// as written elsewhere.
+    /// crates.io's canonical spelling for crates, as written elsewhere.
     pub fn normalize_name(self, name: &str) -> String {
         match self {
             Ecosystem::PyPi => normalize_project(name),
             Ecosystem::NuGet => name.to_ascii_lowercase(),
+            Ecosystem::CratesIo => crate_names::canonical(name),
             _ => name.to_string(),
         }
     }

@@ -9,6 +9,7 @@
 
 mod api;
 mod archive;
+mod cargo;
 mod cleanup;
 mod client;
 mod error;

@@ -422,3 +422,99 @@ async fn crates_cargo_would_not_unpack_are_refused_and_store_nothing() -> Result
     ensure!(anonymous.headers()["www-authenticate"] == "Cargo");
     Ok(())
 }
+
+/// `arca registry configure cargo --global` writes cargo's files (the index in config.toml, the
+/// token in credentials.toml), `arca artifact push cargo --dir` packages and publishes a crate, and
+/// cargo, with nothing but those files, builds a project that depends on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arca_configures_cargo_and_pushes_a_crate_it_builds_with() -> Result<()> {
+    let test = "arca_configures_cargo_and_pushes_a_crate_it_builds_with";
+    let Some(cargo_program) = require_client("cargo", test) else {
+        return Ok(());
+    };
+    let node = TestNode::start()?;
+    create_registry(&node, local_registry("crates", "CARGO")).await?;
+    let work = tempfile::tempdir()?;
+    let home = work.path().join("home");
+    let cargo_home = home.join(".cargo");
+    std::fs::create_dir_all(&cargo_home)?;
+    // An existing config keeps what it had.
+    std::fs::write(cargo_home.join("config.toml"), "# mine\n[net]\nretry = 0\n")?;
+    let arca = |args: &[&str]| -> Result<ClientOutput> {
+        let mut command = Command::new(arca_tests::binary("arca"));
+        command
+            .args(args)
+            .current_dir(work.path())
+            .env("HOME", &home)
+            .env("CARGO_HOME", &cargo_home)
+            .env("ARCA_SERVER", &node.url)
+            .env("ARCA_TOKEN", &node.admin_token);
+        run_command(&mut command)
+    };
+    arca(&[
+        "registry",
+        "configure",
+        "cargo",
+        "--registry",
+        "crates",
+        "--global",
+    ])?
+    .ok()?;
+    let config = std::fs::read_to_string(cargo_home.join("config.toml"))?;
+    ensure!(
+        config.contains("# mine") && config.contains("retry = 0"),
+        "{config}"
+    );
+    ensure!(
+        config.contains(&format!("sparse+{}/cargo/crates/index/", node.url)),
+        "{config}"
+    );
+    let credentials = std::fs::read_to_string(cargo_home.join("credentials.toml"))?;
+    ensure!(credentials.contains(&node.admin_token), "{credentials}");
+
+    let lib = library(
+        work.path(),
+        "pushed-lib",
+        "0.3.0",
+        "",
+        "\"pushed\".to_string()",
+    )?;
+    let output = arca(&[
+        "artifact",
+        "push",
+        "cargo",
+        "crates",
+        "--dir",
+        lib.to_str().context("utf-8 path")?,
+        "--format",
+        "json",
+    ])?
+    .ok()?;
+    let published: Value = serde_json::from_str(&output.stdout)?;
+    ensure!(
+        published["files"] == json!(["pushed-lib-0.3.0.crate"]),
+        "{published}"
+    );
+
+    let app = work.path().join("uses-pushed");
+    std::fs::create_dir_all(app.join("src"))?;
+    std::fs::write(
+        app.join("Cargo.toml"),
+        "[package]\nname = \"uses-pushed\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\npushed-lib = { version = \"0.3\", registry = \"crates\" }\n",
+    )?;
+    std::fs::write(
+        app.join("src/main.rs"),
+        "fn main() { println!(\"{}\", pushed_lib::describe()); }\n",
+    )?;
+    let mut run = Command::new(cargo_program);
+    run.args(["run", "--quiet"])
+        .current_dir(&app)
+        .env("HOME", &home)
+        .env("CARGO_HOME", &cargo_home)
+        .env("CARGO_TARGET_DIR", app.join("target"))
+        .env_remove("RUSTC_WRAPPER");
+    let ran = run_command(&mut run)?.ok()?;
+    ensure!(ran.stdout.trim() == "pushed", "{}", ran.describe());
+    Ok(())
+}

@@ -1,9 +1,11 @@
-//! `arca registry configure npm|pip|maven`: points a package manager at one registry of the node with
-//! the server URL and token this command runs with, as `hc registry configure npm` does.
+//! `arca registry configure npm|pip|maven|cargo`: points a package manager at one registry of the
+//! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
 //! `pip.conf` `index-url` with the token as Basic password and twine a `.pypirc` server `arca`, Maven a
-//! `settings.xml` with the server `arca` and an active profile holding the repository. `--global` writes
+//! `settings.xml` with the server `arca` and an active profile holding the repository, cargo a
+//! `[registries.<registry>]` sparse index in `.cargo/config.toml` and the token in
+//! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project). `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -39,6 +41,11 @@ pub enum ConfigureCommand {
     },
     /// Point pip (pip.conf) and twine (.pypirc) at a PyPI registry
     Pip {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Point cargo at a Cargo registry (.cargo/config.toml, the token in credentials.toml)
+    Cargo {
         #[command(flatten)]
         target: Target,
     },
@@ -106,6 +113,7 @@ impl ConfigureCommand {
             ConfigureCommand::Npm { target, .. } => (target, PackageType::Npm),
             ConfigureCommand::Pip { target } => (target, PackageType::Pypi),
             ConfigureCommand::Maven { target, .. } => (target, PackageType::Maven),
+            ConfigureCommand::Cargo { target } => (target, PackageType::Cargo),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -126,6 +134,7 @@ impl ConfigureCommand {
             }
             ConfigureCommand::Pip { target } => pip(context, target, token)?,
             ConfigureCommand::Maven { target, force } => maven(context, target, token, *force)?,
+            ConfigureCommand::Cargo { target } => cargo(context, target, token)?,
         };
         if context.format != Format::Table {
             for note in &configured.notes {
@@ -319,6 +328,76 @@ fn maven(context: &Context, target: &Target, token: &str, force: bool) -> Result
         registry: target.registry.clone(),
         files: vec![path],
         notes,
+    })
+}
+
+/// cargo's home: `$CARGO_HOME`, else `~/.cargo`.
+fn cargo_home() -> Result<PathBuf> {
+    match std::env::var_os("CARGO_HOME").filter(|dir| !dir.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(home()?.join(".cargo")),
+    }
+}
+
+/// Sets `registries.<registry>.<key>` in the TOML file at `path`, keeping everything else in it as
+/// it was (comments and layout included), and writes it.
+fn merge_cargo_registry(path: &Path, registry: &str, entries: &[(&str, &str)]) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", path.display()))?;
+    let registries = document
+        .entry("registries")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .with_context(|| format!("{}: `registries` is not a table", path.display()))?;
+    let section = registries
+        .entry(registry)
+        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .with_context(|| format!("{}: `registries.{registry}` is not a table", path.display()))?;
+    for (key, value) in entries {
+        section.insert(key, toml_edit::value(*value));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(path, &document.to_string())
+}
+
+fn cargo(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let index = format!(
+        "sparse+{}",
+        context
+            .client
+            .url(&["cargo", &target.registry, "index", ""])?
+    );
+    let config = if target.global {
+        cargo_home()?.join("config.toml")
+    } else {
+        target.directory()?.join(".cargo").join("config.toml")
+    };
+    let registry = target.registry.as_str();
+    merge_cargo_registry(
+        &config,
+        registry,
+        &[("index", &index), ("credential-provider", "cargo:token")],
+    )?;
+    let credentials = cargo_home()?.join("credentials.toml");
+    merge_cargo_registry(&credentials, registry, &[("token", token)])?;
+    Ok(Configured {
+        ecosystem: "cargo",
+        registry: registry.to_string(),
+        files: vec![config, credentials],
+        notes: vec![format!(
+            "cargo now knows registry {registry}: depend with `{{ version = \"...\", registry = \
+             \"{registry}\" }}`, publish with `cargo publish --registry {registry}`"
+        )],
     })
 }
 

@@ -120,7 +120,7 @@ pub enum RegistryCommand {
     /// Set, show or delete a registry's metadata
     #[command(subcommand)]
     Metadata(MetadataCommand<RegistryTarget>),
-    /// Configure npm, pip or Maven to use a registry with this server and token
+    /// Configure npm, pip, Maven or cargo to use a registry with this server and token
     #[command(subcommand)]
     Configure(ConfigureCommand),
     /// Set, show and run a registry's cleanup policy

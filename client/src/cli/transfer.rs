@@ -1,7 +1,7 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions and Maven artifacts are published the way their
-//! ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
+//! as they are; npm tarballs, Python distributions, Maven artifacts and crates are published the way
+//! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,17 @@ pub enum PushCommand {
         /// Wheels (.whl) and sdists (.tar.gz)
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Publish a crate to a Cargo registry, as `cargo publish` does
+    Cargo {
+        /// Registry name
+        registry: String,
+        /// The .crate file `cargo package` made
+        #[arg(required_unless_present = "dir", conflicts_with = "dir")]
+        crate_file: Option<PathBuf>,
+        /// Package the crate in this directory first (runs `cargo package`)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Deploy a file and its POM to a Maven registry, as `mvn deploy` does
     Maven {
@@ -137,6 +148,23 @@ impl PushCommand {
                 }
                 emit(context.format, &published)
             }
+            PushCommand::Cargo {
+                registry,
+                crate_file,
+                dir,
+            } => {
+                let packaged = tempfile_dir()?;
+                let crate_file = match (crate_file, dir) {
+                    (Some(file), _) => file,
+                    (None, Some(dir)) => package_crate(&dir, packaged.path())?,
+                    (None, None) => bail!("give a .crate file or --dir"),
+                };
+                let published = client.push_cargo(&registry, &crate_file).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| crate_file.display().to_string())?,
+                )
+            }
             PushCommand::Maven {
                 registry,
                 file,
@@ -161,6 +189,40 @@ impl PushCommand {
                 )
             }
         }
+    }
+}
+
+/// A directory for `cargo package` to write into, removed afterwards.
+fn tempfile_dir() -> Result<tempfile::TempDir> {
+    tempfile::tempdir().context("making a directory for cargo package")
+}
+
+/// Runs `cargo package` for the crate in `dir`, its output in `target_dir`; returns the `.crate`.
+fn package_crate(dir: &Path, target_dir: &Path) -> Result<PathBuf> {
+    let status = std::process::Command::new("cargo")
+        .arg("package")
+        .arg("--no-verify")
+        .arg("--allow-dirty")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .context("running cargo package (is cargo installed?)")?;
+    if !status.success() {
+        bail!("cargo package failed in {}", dir.display());
+    }
+    let packaged = target_dir.join("package");
+    let mut crates = std::fs::read_dir(&packaged)
+        .with_context(|| format!("reading {}", packaged.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "crate"));
+    match (crates.next(), crates.next()) {
+        (Some(file), None) => Ok(file),
+        _ => bail!(
+            "cargo package left no single .crate in {}",
+            packaged.display()
+        ),
     }
 }
 

@@ -286,6 +286,38 @@ async fn cargo_publishes_resolves_yanks_and_builds_through_hosted_remote_and_vir
     let (status, _) =
         get_json(&node, "/api/v1/registries/crates-local/packages/arca-extra").await?;
     ensure!(status == StatusCode::OK, "{status}");
+
+    // The firewall blocks a denied version: its download is 403 in cargo's shape, and a cargo with
+    // nothing cached cannot fetch it.
+    let policy = http()
+        .put(format!(
+            "{}/api/v1/registries/crates/firewall-policy",
+            node.url
+        ))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({ "deny": [{ "package": "arca-dep-a", "version": "1.1.0" }] }))
+        .send()
+        .await?;
+    ensure!(policy.status() == StatusCode::OK, "{}", policy.status());
+    let blocked = http()
+        .get(format!(
+            "{}/cargo/crates/api/v1/crates/arca-dep-a/1.1.0/download",
+            node.url
+        ))
+        .header("authorization", &node.admin_token)
+        .send()
+        .await?;
+    ensure!(
+        blocked.status() == StatusCode::FORBIDDEN,
+        "{}",
+        blocked.status()
+    );
+    let answer: Value = blocked.json().await?;
+    ensure!(answer["errors"][0]["detail"].is_string(), "{answer}");
+    let fresh = CargoClient::new(cargo.program.clone(), &node)?;
+    let _ = std::fs::remove_file(app.join("Cargo.lock"));
+    let refused = fresh.run(&app, &["fetch"])?.failed()?;
+    ensure!(refused.all().contains("403"), "{}", refused.describe());
     Ok(())
 }
 

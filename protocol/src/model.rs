@@ -54,13 +54,14 @@ impl PackageType {
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 6] = [
+    pub const SERVED: [PackageType; 7] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
         PackageType::Pypi,
         PackageType::Maven,
         PackageType::Cargo,
+        PackageType::Helm,
     ];
 
     /// True when this build serves registries of this type.

@@ -1,11 +1,12 @@
-//! `arca registry configure npm|pip|maven|cargo`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
 //! `pip.conf` `index-url` with the token as Basic password and twine a `.pypirc` server `arca`, Maven a
 //! `settings.xml` with the server `arca` and an active profile holding the repository, cargo a
 //! `[registries.<registry>]` sparse index in `.cargo/config.toml` and the token in
-//! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project). `--global` writes
+//! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project), helm a
+//! repository named after the registry in its `repositories.yaml` (what `helm repo add` writes). `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -46,6 +47,11 @@ pub enum ConfigureCommand {
     },
     /// Point cargo at a Cargo registry (.cargo/config.toml, the token in credentials.toml)
     Cargo {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add a Helm registry to helm's repositories (repositories.yaml)
+    Helm {
         #[command(flatten)]
         target: Target,
     },
@@ -114,6 +120,7 @@ impl ConfigureCommand {
             ConfigureCommand::Pip { target } => (target, PackageType::Pypi),
             ConfigureCommand::Maven { target, .. } => (target, PackageType::Maven),
             ConfigureCommand::Cargo { target } => (target, PackageType::Cargo),
+            ConfigureCommand::Helm { target } => (target, PackageType::Helm),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -135,6 +142,7 @@ impl ConfigureCommand {
             ConfigureCommand::Pip { target } => pip(context, target, token)?,
             ConfigureCommand::Maven { target, force } => maven(context, target, token, *force)?,
             ConfigureCommand::Cargo { target } => cargo(context, target, token)?,
+            ConfigureCommand::Helm { target } => helm(context, target, token)?,
         };
         if context.format != Format::Table {
             for note in &configured.notes {
@@ -398,6 +406,83 @@ fn cargo(context: &Context, target: &Target, token: &str) -> Result<Configured> 
             "cargo now knows registry {registry}: depend with `{{ version = \"...\", registry = \
              \"{registry}\" }}`, publish with `cargo publish --registry {registry}`"
         )],
+    })
+}
+
+/// helm's repository file: `$HELM_REPOSITORY_CONFIG`, else `$HELM_CONFIG_HOME/repositories.yaml`,
+/// else `~/.config/helm/repositories.yaml` (`--global`); `./repositories.yaml` otherwise.
+fn helm_repositories(target: &Target) -> Result<PathBuf> {
+    if !target.global {
+        return Ok(target.directory()?.join("repositories.yaml"));
+    }
+    let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    Ok(
+        match (
+            from_env("HELM_REPOSITORY_CONFIG"),
+            from_env("HELM_CONFIG_HOME"),
+        ) {
+            (Some(file), _) => PathBuf::from(file),
+            (None, Some(dir)) => PathBuf::from(dir).join("repositories.yaml"),
+            (None, None) => match from_env("XDG_CONFIG_HOME") {
+                Some(dir) => PathBuf::from(dir),
+                None => home()?.join(".config"),
+            }
+            .join("helm")
+            .join("repositories.yaml"),
+        },
+    )
+}
+
+fn helm(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let url = registry_url(context, "helm", &target.registry)?;
+    let path = helm_repositories(target)?;
+    let mut file: serde_yaml_ng::Value = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not YAML", path.display()))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            serde_yaml_ng::from_str("apiVersion: \"\"\nrepositories: []\n")?
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let entry: serde_yaml_ng::Value = serde_yaml_ng::to_value(serde_json::json!({
+        "name": target.registry,
+        "url": url.as_str().trim_end_matches('/'),
+        "username": "arca",
+        "password": token,
+        "pass_credentials_all": false,
+        "insecure_skip_tls_verify": false,
+    }))?;
+    let repositories = file
+        .get_mut("repositories")
+        .and_then(serde_yaml_ng::Value::as_sequence_mut)
+        .with_context(|| format!("{}: `repositories` is not a list", path.display()))?;
+    repositories.retain(|repository| {
+        repository
+            .get("name")
+            .and_then(serde_yaml_ng::Value::as_str)
+            != Some(target.registry.as_str())
+    });
+    repositories.push(entry);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(&path, &serde_yaml_ng::to_string(&file)?)?;
+    let registry = target.registry.clone();
+    let mut notes = vec![format!(
+        "helm knows repository {registry}: `helm repo update`, then `helm install x {registry}/<chart>`"
+    )];
+    if !target.global {
+        notes.push(format!(
+            "pass `--repository-config {}` to helm to use it",
+            path.display()
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "helm",
+        registry,
+        files: vec![path],
+        notes,
     })
 }
 

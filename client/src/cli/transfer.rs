@@ -1,6 +1,6 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts and crates are published the way
+//! as they are; npm tarballs, Python distributions, Maven artifacts, crates and charts are published the way
 //! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -62,6 +62,13 @@ pub enum PushCommand {
         /// Package the crate in this directory first (runs `cargo package`)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Upload a chart archive (`helm package`) to a Helm registry, as `helm cm-push` does
+    Helm {
+        /// Registry name
+        registry: String,
+        /// The chart archive (.tgz)
+        chart: PathBuf,
     },
     /// Deploy a file and its POM to a Maven registry, as `mvn deploy` does
     Maven {
@@ -163,6 +170,13 @@ impl PushCommand {
                 emit(
                     context.format,
                     &published.with_context(|| crate_file.display().to_string())?,
+                )
+            }
+            PushCommand::Helm { registry, chart } => {
+                let published = client.push_helm(&registry, &chart).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| chart.display().to_string())?,
                 )
             }
             PushCommand::Maven {

@@ -5,6 +5,7 @@
 
 pub mod cargo;
 pub mod generic;
+pub mod helm;
 pub mod maven;
 pub mod npm;
 pub mod oci;
@@ -21,5 +22,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(maven::Maven),
         Box::new(pypi::Pypi),
         Box::new(cargo::Cargo),
+        Box::new(helm::Helm),
     ])
 }

@@ -4,6 +4,7 @@
 //! check costs the same at any size. (A wheel is read whole elsewhere: its metadata is extracted.)
 
 use std::io::Read;
+use std::path::{Component, Path};
 
 /// How much of an upload's start is kept for the check.
 pub const HEAD_BYTES: usize = 64 * 1024;
@@ -82,6 +83,65 @@ fn check_tar_gz(head: &[u8]) -> Result<(), ArchiveError> {
         Some(Err(error)) => Err(ArchiveError::NotTar(error.to_string())),
         None => Err(ArchiveError::NotTar("it has no entries".into())),
     }
+}
+
+/// The largest member [`read_package_archive`] reads.
+const MEMBER_LIMIT: u64 = 1024 * 1024;
+
+/// A package archive as a package manager unpacks it (see [`read_package_archive`]).
+#[derive(Debug)]
+pub struct PackageArchive {
+    /// The top directory every path lies under.
+    pub root: String,
+    /// The contents of the member asked for, when the archive has it.
+    pub member: Option<Vec<u8>>,
+}
+
+/// Walks the gzip'd tar `archive` as a package manager unpacks it: every path lies under one top
+/// directory (`root`, or the one the first entry names), none is absolute or has `..`, and it
+/// unpacks to at most `unpacked_limit` bytes. Returns the top directory and the contents of
+/// `<root>/<member>` (at most 1 MiB). Reads the whole archive: run it on a blocking thread.
+pub fn read_package_archive(
+    archive: impl Read,
+    root: Option<&str>,
+    member: &str,
+    unpacked_limit: u64,
+) -> Result<PackageArchive, String> {
+    let mut unpacked = flate2::read::GzDecoder::new(archive).take(unpacked_limit + 1);
+    let mut root = root.map(str::to_string);
+    let mut found = None;
+    {
+        let mut tar = tar::Archive::new(&mut unpacked);
+        for entry in tar.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+            let mut components = path.components();
+            let top = match components.next() {
+                Some(Component::Normal(top)) => top.to_string_lossy().into_owned(),
+                _ => return Err(format!("{} is not under a top directory", path.display())),
+            };
+            let expected = root.get_or_insert_with(|| top.clone());
+            if top != *expected || components.any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(format!("{} lies outside {expected}/", path.display()));
+            }
+            if path == Path::new(expected.as_str()).join(member) {
+                let mut bytes = Vec::new();
+                (&mut entry)
+                    .take(MEMBER_LIMIT)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| format!("{member}: {e}"))?;
+                found = Some(bytes);
+            }
+        }
+    }
+    if unpacked.limit() == 0 {
+        return Err(format!("it unpacks to more than {unpacked_limit} bytes"));
+    }
+    let root = root.ok_or("it has no entries")?;
+    Ok(PackageArchive {
+        root,
+        member: found,
+    })
 }
 
 #[cfg(test)]
@@ -166,5 +226,19 @@ mod tests {
             head_of(b"MZ\x90\x00").check(ArchiveKind::Zip),
             Err(ArchiveError::NotZip)
         );
+    }
+
+    #[test]
+    fn package_archives_stay_under_one_directory() {
+        let archive = gzip(&tar_of("demo/Chart.yaml", b"name: demo"));
+        let read =
+            read_package_archive(archive.as_slice(), None, "Chart.yaml", 1 << 20).expect("valid");
+        assert_eq!(read.root, "demo");
+        assert_eq!(read.member.as_deref(), Some(b"name: demo".as_slice()));
+        assert!(
+            read_package_archive(archive.as_slice(), Some("other"), "Chart.yaml", 1 << 20).is_err()
+        );
+        let big = gzip(&tar_of("demo/big", &[0; 4096]));
+        assert!(read_package_archive(big.as_slice(), None, "Chart.yaml", 1024).is_err());
     }
 }

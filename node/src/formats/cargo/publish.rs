@@ -8,7 +8,6 @@
 //! by one [`Command::PutFile`] that refuses an existing version.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use arca_protocol::{BlobRef, Command, CommandError, Overwrite};
 use axum::body::{Body, BodyDataStream};
@@ -22,7 +21,7 @@ use super::index::{INDEX_ENTRY, IndexDependency, IndexEntry, YANKED, json_respon
 use super::names::{CrateName, parse_version};
 use super::{CargoError, Context};
 use crate::blob::BlobWriter;
-use crate::frontend::archive::{ArchiveHead, ArchiveKind};
+use crate::frontend::archive::{ArchiveHead, ArchiveKind, read_package_archive};
 use crate::frontend::{BlobCursor, UploadError, content_length};
 use crate::meta::{ProposeError, StateRead};
 
@@ -30,8 +29,6 @@ use crate::meta::{ProposeError, StateRead};
 const METADATA_LIMIT: u32 = 1024 * 1024;
 /// The most a `.crate` may unpack to (crates.io's limit).
 const UNPACKED_LIMIT: u64 = 512 * 1024 * 1024;
-/// The largest `Cargo.toml` read.
-const MANIFEST_LIMIT: u64 = 1024 * 1024;
 /// The version attribute naming who published it.
 pub const PUBLISHER: &str = "cargo.publisher";
 
@@ -329,13 +326,22 @@ async fn check_crate(
     let root = format!("{}-{version}", name.as_str());
     let checked = {
         let root = root.clone();
-        crate::blocking::spawn(move || read_manifest(cursor, &root))
-            .await
-            .map_err(CargoError::internal)?
+        crate::blocking::spawn(move || {
+            read_package_archive(cursor, Some(&root), "Cargo.toml", UNPACKED_LIMIT)
+        })
+        .await
+        .map_err(CargoError::internal)?
     };
-    let manifest = checked.map_err(|why| {
+    let invalid = |why: String| {
         CargoError::bad_request(format!("the .crate file of {root} is not valid: {why}"))
-    })?;
+    };
+    let manifest = checked
+        .map_err(invalid)?
+        .member
+        .ok_or_else(|| invalid(format!("it has no {root}/Cargo.toml")))?;
+    let manifest: toml::Table = String::from_utf8_lossy(&manifest)
+        .parse()
+        .map_err(|e| invalid(format!("Cargo.toml: {e}")))?;
     let package = manifest.get("package").and_then(toml::Value::as_table);
     let says = |key: &str| {
         package
@@ -351,40 +357,6 @@ async fn check_crate(
         )));
     }
     Ok(())
-}
-
-/// Walks the archive: every path under `root/`, none with `..`; returns `root/Cargo.toml` parsed.
-fn read_manifest(archive: impl Read, root: &str) -> Result<toml::Table, String> {
-    let mut unpacked = flate2::read::GzDecoder::new(archive).take(UNPACKED_LIMIT + 1);
-    let mut manifest = None;
-    {
-        let mut tar = tar::Archive::new(&mut unpacked);
-        for entry in tar.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-            let mut components = path.components();
-            let under_root = components.next().is_some_and(
-                |first| matches!(first, std::path::Component::Normal(dir) if dir == root),
-            );
-            if !under_root || components.any(|c| !matches!(c, std::path::Component::Normal(_))) {
-                return Err(format!("{} lies outside {root}/", path.display()));
-            }
-            if path == std::path::Path::new(root).join("Cargo.toml") {
-                let mut text = String::new();
-                (&mut entry)
-                    .take(MANIFEST_LIMIT)
-                    .read_to_string(&mut text)
-                    .map_err(|e| format!("Cargo.toml: {e}"))?;
-                manifest = Some(text);
-            }
-        }
-    }
-    if unpacked.limit() == 0 {
-        return Err(format!("it unpacks to more than {UNPACKED_LIMIT} bytes"));
-    }
-    let text = manifest.ok_or_else(|| format!("it has no {root}/Cargo.toml"))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| format!("Cargo.toml: {e}"))
 }
 
 /// Features split as the index lists them: those in the syntax every cargo reads, and those that

@@ -1,4 +1,4 @@
-//! Tiny but well-formed packages for the `packages` benchmark: npm tarballs (a gzip'd tar holding
+//! Tiny but well-formed packages for the `packages` and `formats` benchmarks: npm tarballs (a gzip'd tar holding
 //! `package/package.json` and `package/index.js`) with the publish document npm sends, and pure-Python
 //! wheels (`<module>/__init__.py` and a `.dist-info` with `METADATA`, `WHEEL` and `RECORD`).
 
@@ -130,6 +130,69 @@ pub fn wheel(project: &str, version: &str) -> anyhow::Result<Wheel> {
         bytes,
         summary,
     })
+}
+
+/// A gzip'd tar of `files` (path, content).
+fn tar_gz(files: &[(String, String)]) -> anyhow::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, text) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, text.as_bytes())?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+/// The body `cargo publish` sends for version `version` of the crate `name` (a library with one
+/// function): the metadata and the `.crate`, each after its u32 length.
+pub fn crate_publish(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    let root = format!("{name}-{version}");
+    let crate_file = tar_gz(&[
+        (
+            format!("{root}/Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
+                 description = \"arca-bench crate {name}\"\nlicense = \"MIT\"\n"
+            ),
+        ),
+        (
+            format!("{root}/src/lib.rs"),
+            format!("pub const VERSION: &str = {version:?};\n"),
+        ),
+    ])?;
+    let metadata = serde_json::to_vec(&serde_json::json!({
+        "name": name, "vers": version, "deps": [], "features": {}, "authors": [],
+        "description": format!("arca-bench crate {name}"), "license": "MIT",
+    }))?;
+    let mut body = Vec::with_capacity(8 + metadata.len() + crate_file.len());
+    body.extend_from_slice(&u32::try_from(metadata.len())?.to_le_bytes());
+    body.extend_from_slice(&metadata);
+    body.extend_from_slice(&u32::try_from(crate_file.len())?.to_le_bytes());
+    body.extend_from_slice(&crate_file);
+    Ok(body)
+}
+
+/// The archive `helm package` makes for version `version` of the chart `name` (one ConfigMap).
+pub fn chart(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    tar_gz(&[
+        (
+            format!("{name}/Chart.yaml"),
+            format!(
+                "apiVersion: v2\nname: {name}\nversion: {version}\n\
+                 description: arca-bench chart {name}\ntype: application\n"
+            ),
+        ),
+        (
+            format!("{name}/values.yaml"),
+            "greeting: hello\n".to_owned(),
+        ),
+        (
+            format!("{name}/templates/configmap.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}\n".to_owned(),
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -48,6 +48,16 @@
 //! Options: `--packages N`, `--versions N`, `--clients N`, `--seconds S`, `--runs N` (default 1),
 //! `--peers PATH`, `--dir PATH`, `--json`.
 //!
+//! `formats` publishes `--packages` (default 1000) crates and as many Helm charts of `--versions`
+//! (default 10) versions each to a node started in this process, reads every Cargo index file,
+//! `.crate`, `index.yaml` and chart back, serves the same bytes from memory with a plain static server,
+//! and times random GETs of each against both:
+//!
+//! ```text
+//! cargo run --release -p arca-bench -- formats
+//! cargo run --release -p arca-bench -- formats --packages 100 --seconds 3   # quicker
+//! ```
+//!
 //! `cluster` starts a cluster of three nodes in this process (sites `site-1` to `site-3`, one node
 //! each, all on 127.0.0.1, data under `--dir`) and measures three things. Replication: fresh
 //! incompressible blobs of 1 MiB (`--samples`, default 20) and 64 MiB (default 5) are PUT at node 1
@@ -119,6 +129,7 @@ mod archives;
 mod cluster;
 mod common;
 mod data;
+mod formats;
 mod generic;
 mod oci;
 mod packages;
@@ -147,6 +158,9 @@ enum Command {
     /// GET npm packuments and tarballs and PyPI simple-index pages and wheels of many small packages,
     /// against verdaccio (npm) and pypiserver (PyPI).
     Packages(packages::Args),
+    /// GET Cargo index files and .crate files, Helm index.yaml and charts, of many small packages,
+    /// against the same bytes served as static files.
+    Formats(formats::Args),
     /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
     /// commits on three nodes against one, on a cluster started in this process.
     Cluster(cluster::Args),
@@ -168,6 +182,7 @@ fn main() -> anyhow::Result<()> {
         Command::Generic(args) => runtime.block_on(generic::run(args)),
         Command::Oci(args) => runtime.block_on(oci::run(args)),
         Command::Packages(args) => runtime.block_on(packages::run(args)),
+        Command::Formats(args) => runtime.block_on(formats::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),

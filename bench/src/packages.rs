@@ -165,9 +165,9 @@ pub struct Item {
 
 /// What a target serves, found by reading every package's metadata once: the metadata pages (with
 /// their lengths, the same on every later GET) and every file.
-struct Served {
-    pages: Vec<Item>,
-    files: Vec<Item>,
+pub struct Served {
+    pub pages: Vec<Item>,
+    pub files: Vec<Item>,
 }
 
 /// Runs the benchmark and prints its report.
@@ -791,17 +791,17 @@ fn simple_links(content_type: &str, body: &[u8]) -> anyhow::Result<Vec<String>> 
 }
 
 /// How every row is timed.
-struct Timing {
-    clients: usize,
-    runs: usize,
-    seconds: Duration,
+pub struct Timing {
+    pub clients: usize,
+    pub runs: usize,
+    pub seconds: Duration,
 }
 
 impl Timing {
     /// Times GETs of random pages (or, with `files`, random files) of `served[0]` on `targets[0]`
     /// (Arca) and of `served[1]` on `targets[1]` (the peer), `runs` times each, alternating which
     /// goes first.
-    async fn row(
+    pub async fn row(
         &self,
         label: &str,
         targets: [&Target; 2],

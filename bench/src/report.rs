@@ -345,7 +345,7 @@ pub struct RequestRow {
 /// Everything the `packages` benchmark found.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackagesReport {
-    /// Always `"packages"`.
+    /// `"packages"` or `"formats"`.
     pub benchmark: &'static str,
     /// The peer registries, with their versions.
     pub peers: Vec<String>,
@@ -375,8 +375,14 @@ impl PackagesReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "arca-bench packages  packages={}  versions={}  clients={}  seconds={}  runs={}  dir={}",
-            self.packages, self.versions, self.clients, self.seconds, self.runs, self.dir
+            "arca-bench {}  packages={}  versions={}  clients={}  seconds={}  runs={}  dir={}",
+            self.benchmark,
+            self.packages,
+            self.versions,
+            self.clients,
+            self.seconds,
+            self.runs,
+            self.dir
         );
         let _ = writeln!(
             out,

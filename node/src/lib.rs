@@ -69,6 +69,8 @@ pub struct AppState {
     pub logins: Arc<auth::throttle::LoginThrottle>,
     /// Documents rendered from packages, kept until their package changes.
     pub documents: Arc<frontend::documents::Documents>,
+    /// Documents front-ends render from many records, kept while the metadata is unchanged.
+    pub rendered: Arc<frontend::rendered::Rendered>,
     /// The background scrub of this node's chunks.
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
@@ -357,6 +359,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         passwords: Arc::new(auth::password::PasswordCache::default()),
         logins: Arc::default(),
         documents: Arc::new(frontend::documents::Documents::default()),
+        rendered: Arc::default(),
         scrub,
         keys,
     };

@@ -10,6 +10,7 @@ mod cursor;
 pub mod documents;
 mod error;
 mod extract;
+pub mod rendered;
 
 pub use blobs::{
     RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,

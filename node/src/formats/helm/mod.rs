@@ -288,10 +288,28 @@ fn stored_entries(
     Ok(all)
 }
 
-/// `GET /index.yaml`.
+/// `GET /index.yaml`: rendered once per change of the metadata (see [`crate::frontend::rendered`]).
 async fn index(ctx: &Context<'_>) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let entries: Map<String, Value> = entries(ctx, &registry)
+    let applied = ctx
+        .state
+        .meta
+        .raft_metrics()
+        .last_applied
+        .map_or(0, |log| log.index);
+    let yaml = ctx
+        .state
+        .rendered
+        .get_or_render(&format!("helm.index/{}", registry.name), applied, || {
+            render_index(ctx, &registry)
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-yaml")], yaml).into_response())
+}
+
+/// `index.yaml` of `registry`.
+async fn render_index(ctx: &Context<'_>, registry: &Registry) -> Result<bytes::Bytes, ApiError> {
+    let entries: Map<String, Value> = entries(ctx, registry)
         .await?
         .into_iter()
         .map(|(name, versions)| {
@@ -309,7 +327,7 @@ async fn index(ctx: &Context<'_>) -> Result<Response, ApiError> {
         "generated": humantime::format_rfc3339_millis(now).to_string(),
     });
     let yaml = serde_yaml_ng::to_string(&document).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/x-yaml")], yaml).into_response())
+    Ok(yaml.into())
 }
 
 /// Orders two versions newest first (SemVer; what is not SemVer last, by text).

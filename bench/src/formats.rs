@@ -1,0 +1,364 @@
+//! The `formats` benchmark: the Cargo and Helm front-ends read the way cargo and helm read them —
+//! sparse index files and `.crate` downloads, `index.yaml` and chart archives — from a node running
+//! in this process, against the very same bytes served from memory by a plain static file server
+//! beside it. The static server is the limit: what answering those GETs costs with no registry
+//! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use bytes::Bytes;
+use reqwest::{Method, StatusCode, Url};
+
+use crate::archives;
+use crate::common::{self, expect_status};
+use crate::packages::{Auth, Dataset, Item, Served, Target, Timing, for_every_package};
+use crate::report::PackagesReport;
+
+/// Packages published at a time while setting up.
+const PUBLISH_CONCURRENCY: usize = 16;
+/// Concurrent readers of the verification pass.
+const VERIFY_CONCURRENCY: usize = 32;
+
+/// Options of `arca-bench formats`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Crates, and as many charts, to publish.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    packages: u64,
+    /// Versions of each crate and chart.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    versions: u64,
+    /// Concurrent clients of every measurement.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    clients: u64,
+    /// Seconds each run of a measurement lasts.
+    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
+    seconds: f64,
+    /// Runs of each measurement against each server (alternating which goes first).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    runs: u64,
+    /// Directory under which a temporary directory for the node's data is made (and removed at the
+    /// end). Defaults to the current directory.
+    #[arg(long, default_value = ".")]
+    dir: std::path::PathBuf,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let clients = usize::try_from(args.clients).context("--clients is too large")?;
+    let timing = Timing {
+        clients,
+        runs: usize::try_from(args.runs).context("--runs is too large")?,
+        seconds: Duration::from_secs_f64(args.seconds),
+    };
+    let dataset = Dataset {
+        packages: args.packages,
+        versions: args.versions,
+    };
+    let (temp, root) = common::temp_root(&args.dir)?;
+    let node = common::start_node(root.join("arca")).await?;
+    let measured = measure(&node, dataset, &timing).await;
+    let stopped = node.shutdown().await.context("stopping the node");
+    let removed = temp
+        .close()
+        .with_context(|| format!("removing {}", root.display()));
+    let (rows, setup_seconds) = measured?;
+    stopped?;
+    removed?;
+    let report = PackagesReport {
+        benchmark: "formats",
+        peers: vec!["the same bytes as static files, served from memory (axum)".to_owned()],
+        packages: dataset.packages,
+        versions: dataset.versions,
+        clients,
+        seconds: args.seconds,
+        runs: timing.runs,
+        setup_seconds,
+        dir: root.display().to_string(),
+        rows,
+        notes: vec![
+            "cargo index file: GET /cargo/<r>/index/<prefix>/<crate> (one line per version); \
+             .crate: GET .../api/v1/crates/<crate>/<version>/download"
+                .to_owned(),
+            "helm index.yaml: GET /helm/<r>/index.yaml listing every chart version; chart: GET \
+             /helm/<r>/charts/<chart>-<version>.tgz"
+                .to_owned(),
+            "the static server answers the bytes Arca gave for each URL, from a hash map"
+                .to_owned(),
+        ],
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Publishes the dataset, reads every page and file back (checked), serves the same bytes
+/// statically and measures both. Returns the rows and the setup time.
+async fn measure(
+    node: &arca_node::RunningNode,
+    dataset: Dataset,
+    timing: &Timing,
+) -> anyhow::Result<(Vec<crate::report::RequestRow>, f64)> {
+    let token = common::admin_token(node).await?;
+    let base = format!("http://{}", node.http_addr);
+    let http = reqwest::Client::new();
+    common::create_registry(&http, &base, &token, "crates", "CARGO").await?;
+    common::create_registry(&http, &base, &token, "charts", "HELM").await?;
+    let arca = Target::new(
+        "arca",
+        Url::parse(&format!("{base}/"))?,
+        Auth::Bearer(token),
+        timing.clients,
+    )?;
+
+    let started = Instant::now();
+    let publisher = arca.clone();
+    for_every_package(dataset, PUBLISH_CONCURRENCY, move |package| {
+        let arca = publisher.clone();
+        async move { publish(&arca, dataset, package).await }
+    })
+    .await?;
+    let setup_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "published {} crates and {} charts of {} versions in {setup_seconds:.1} s",
+        dataset.packages, dataset.packages, dataset.versions
+    );
+
+    let mut copies = HashMap::new();
+    let cargo = read_cargo(&arca, dataset, &mut copies).await?;
+    let helm = read_helm(&arca, dataset, &mut copies).await?;
+    let (static_base, server) = serve_static(copies).await?;
+    let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
+    let rebase = |served: &Served| -> anyhow::Result<Served> {
+        let moved = |items: &[Item]| -> anyhow::Result<Vec<Item>> {
+            items
+                .iter()
+                .map(|item| {
+                    Ok(Item {
+                        url: plain.url(item.url.path().trim_start_matches('/'))?,
+                        len: item.len,
+                    })
+                })
+                .collect()
+        };
+        Ok(Served {
+            pages: moved(&served.pages)?,
+            files: moved(&served.files)?,
+        })
+    };
+    let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
+    let targets = [&arca, &plain];
+    let mut rows = Vec::new();
+    let measured = async {
+        rows.push(
+            timing
+                .row(
+                    "cargo index file",
+                    targets,
+                    [&cargo, &cargo_static],
+                    false,
+                    None,
+                )
+                .await?,
+        );
+        rows.push(
+            timing
+                .row("cargo .crate", targets, [&cargo, &cargo_static], true, None)
+                .await?,
+        );
+        rows.push(
+            timing
+                .row(
+                    "helm index.yaml",
+                    targets,
+                    [&helm, &helm_static],
+                    false,
+                    None,
+                )
+                .await?,
+        );
+        rows.push(
+            timing
+                .row("helm chart", targets, [&helm, &helm_static], true, None)
+                .await?,
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    server.abort();
+    measured?;
+    Ok((rows, setup_seconds))
+}
+
+/// Publishes every version of crate and chart `package`.
+async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Result<()> {
+    let name = Dataset::name(package);
+    for index in 0..dataset.versions {
+        let version = Dataset::version(index);
+        let url = arca.url("cargo/crates/api/v1/crates/new")?;
+        let what = format!("cargo publish {name} {version}");
+        let response = arca
+            .request(Method::PUT, url)
+            .body(archives::crate_publish(&name, &version)?)
+            .send()
+            .await
+            .with_context(|| what.clone())?;
+        expect_status(response, StatusCode::OK, &what).await?;
+        let url = arca.url("helm/charts/api/charts")?;
+        let what = format!("helm upload {name} {version}");
+        let response = arca
+            .request(Method::POST, url)
+            .body(archives::chart(&name, &version)?)
+            .send()
+            .await
+            .with_context(|| what.clone())?;
+        expect_status(response, StatusCode::CREATED, &what).await?;
+    }
+    Ok(())
+}
+
+/// The path of a crate's index file.
+fn index_path(name: &str) -> String {
+    format!("{}/{}/{name}", &name[..2], &name[2..4])
+}
+
+/// GETs `path` from Arca, keeping a copy of the bytes for the static server; the item to time.
+async fn fetch(arca: &Target, path: &str) -> anyhow::Result<(Item, String, Bytes)> {
+    let url = arca.url(path)?;
+    let (_, body) = arca.get(&url, None).await?;
+    Ok((
+        Item {
+            url,
+            len: body.len() as u64,
+        },
+        path.to_owned(),
+        body,
+    ))
+}
+
+/// Reads every crate's index file (which must list every version) and every `.crate` once.
+async fn read_cargo(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let name = Dataset::name(package);
+            let page = fetch(&arca, &format!("cargo/crates/index/{}", index_path(&name))).await?;
+            let lines = page
+                .2
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            ensure!(
+                lines as u64 == dataset.versions,
+                "{name}: the index lists {lines} versions"
+            );
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files.push(
+                    fetch(
+                        &arca,
+                        &format!("cargo/crates/api/v1/crates/{name}/{version}/download"),
+                    )
+                    .await?,
+                );
+            }
+            Ok((page, files))
+        }
+    })
+    .await?;
+    Ok(collect(read, copies))
+}
+
+/// Reads `index.yaml` (which must list every chart version) and every chart archive once.
+async fn read_helm(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let index = fetch(arca, "helm/charts/index.yaml").await?;
+    // Every entry has one digest.
+    let entries = String::from_utf8_lossy(&index.2)
+        .matches("digest: ")
+        .count();
+    ensure!(
+        entries as u64 == dataset.packages * dataset.versions,
+        "index.yaml lists {entries} chart versions"
+    );
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let name = Dataset::name(package);
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files
+                    .push(fetch(&arca, &format!("helm/charts/charts/{name}-{version}.tgz")).await?);
+            }
+            Ok(files)
+        }
+    })
+    .await?;
+    Ok(collect(
+        vec![(index, read.into_iter().flatten().collect())],
+        copies,
+    ))
+}
+
+type Fetched = (Item, String, Bytes);
+
+/// The pages and files read, their bytes kept for the static server.
+fn collect(read: Vec<(Fetched, Vec<Fetched>)>, copies: &mut HashMap<String, Bytes>) -> Served {
+    let mut served = Served {
+        pages: Vec::new(),
+        files: Vec::new(),
+    };
+    for (page, files) in read {
+        let (item, path, body) = page;
+        copies.insert(format!("/{path}"), body);
+        served.pages.push(item);
+        for (item, path, body) in files {
+            copies.insert(format!("/{path}"), body);
+            served.files.push(item);
+        }
+    }
+    served
+}
+
+/// Serves `copies` (path to bytes) on a free port of 127.0.0.1; returns its base URL and its task.
+async fn serve_static(
+    copies: HashMap<String, Bytes>,
+) -> anyhow::Result<(Url, tokio::task::JoinHandle<()>)> {
+    let copies = Arc::new(copies);
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let copies = copies.clone();
+        async move {
+            match copies.get(uri.path()) {
+                Some(body) => (StatusCode::OK, body.clone()),
+                None => (StatusCode::NOT_FOUND, Bytes::new()),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            eprintln!("the static server stopped: {error}");
+        }
+    });
+    Ok((Url::parse(&format!("http://{address}/"))?, server))
+}

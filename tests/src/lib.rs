@@ -276,15 +276,21 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// A gzip'd tar of `files` (path, content).
+/// A gzip'd tar of `files` (path, content), each path written as given — even one a package
+/// manager would refuse (`../x`), which the tar crate's own path setters do not allow. Paths are at
+/// most 100 bytes.
 pub fn tar_gz(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     for (path, bytes) in files {
-        let mut header = tar::Header::new_ustar();
+        let mut header = tar::Header::new_gnu();
+        let name = &mut header.as_gnu_mut().context("a GNU header")?.name;
+        anyhow::ensure!(path.len() <= name.len(), "{path} is longer than 100 bytes");
+        name[..path.len()].copy_from_slice(path.as_bytes());
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
-        tar.append_data(&mut header, path, *bytes)?;
+        header.set_cksum();
+        tar.append(&header, *bytes)?;
     }
     Ok(tar.into_inner()?.finish()?)
 }

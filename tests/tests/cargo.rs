@@ -336,20 +336,10 @@ fn publish_body(name: &str, version: &str, crate_file: &[u8]) -> Vec<u8> {
     body
 }
 
-/// A `.crate` whose files are `(path, content)`, paths written as given (even ones cargo refuses).
+/// An archive of `files` (path, text), paths written as given (even ones the client refuses).
 fn crate_file(files: &[(&str, &str)]) -> Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        let name = &mut header.as_gnu_mut().context("gnu header")?.name;
-        name[..path.len()].copy_from_slice(path.as_bytes());
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append(&header, content.as_bytes())?;
-    }
-    Ok(tar.into_inner()?.finish()?)
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+    arca_tests::tar_gz(&files)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

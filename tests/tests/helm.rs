@@ -318,20 +318,10 @@ async fn helm_repositories_serve_charts_through_hosted_remote_and_virtual() -> R
     Ok(())
 }
 
-/// A chart archive of `files` (path, content), paths written as given.
+/// An archive of `files` (path, text), paths written as given (even ones the client refuses).
 fn archive(files: &[(&str, &str)]) -> Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        let name = &mut header.as_gnu_mut().context("gnu header")?.name;
-        name[..path.len()].copy_from_slice(path.as_bytes());
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append(&header, content.as_bytes())?;
-    }
-    Ok(tar.into_inner()?.finish()?)
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+    arca_tests::tar_gz(&files)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,8 @@ use axum::Router;
 use axum::http::{HeaderMap, Method};
 
 use crate::AppState;
-use arca_protocol::{Registry, Role};
+use arca_protocol::{PackageType, Registry, RegistryKind, Role};
+use axum::http::StatusCode;
 
 use crate::auth::{AuthError, Caller};
 use crate::meta::StateRead;
@@ -108,5 +109,42 @@ impl AppState {
         let registry = self.meta.read(|view| view.registry(name))?;
         caller.require_on(name, registry.as_ref(), needed)?;
         registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
+    }
+
+    /// [`Self::registry_for`], refusing a registry of another type than `package_type` (400).
+    pub fn typed_registry(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+        package_type: PackageType,
+    ) -> Result<Registry, ApiError> {
+        let registry = self.registry_for(caller, name, needed)?;
+        if registry.package_type != package_type {
+            return Err(ApiError::invalid(format!(
+                "registry {} holds {} packages, not {package_type}",
+                registry.name, registry.package_type
+            )));
+        }
+        Ok(registry)
+    }
+
+    /// The registry writes to `registry` land in: itself when local, a virtual registry's publish
+    /// target. A remote registry, or a virtual one without a target, takes none (405).
+    pub fn write_target(&self, registry: &Registry) -> Result<Registry, ApiError> {
+        crate::proxy::publish_target(self, registry).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "NOT_ALLOWED",
+                format!(
+                    "registry {} is {}: it takes no publishes",
+                    registry.name,
+                    match registry.kind {
+                        RegistryKind::Remote => "a remote (caching) registry",
+                        _ => "a virtual registry without a publish target",
+                    }
+                ),
+            )
+        })
     }
 }

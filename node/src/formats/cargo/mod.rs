@@ -76,35 +76,14 @@ impl<'a> Context<'a> {
     /// Checks that the caller may do what `needed` allows on the registry, and that it is a Cargo
     /// registry.
     fn authorize(&self, needed: Role) -> Result<Registry, CargoError> {
-        let registry = self
+        Ok(self
             .state
-            .registry_for(&self.caller, &self.registry, needed)?;
-        if registry.package_type != PackageType::Cargo {
-            return Err(CargoError::bad_request(format!(
-                "registry {} holds {} packages, not CARGO",
-                registry.name, registry.package_type
-            )));
-        }
-        Ok(registry)
+            .typed_registry(&self.caller, &self.registry, needed, PackageType::Cargo)?)
     }
 
-    /// The context writes go to: the registry itself when local, a virtual registry's publish
-    /// target; remote registries and virtual ones without a target take no writes (405).
+    /// The context writes go to (see [`AppState::write_target`]).
     fn for_writes(&self) -> Result<Context<'a>, CargoError> {
-        let registry = self.authorize(Role::Write)?;
-        let target = proxy::publish_target(self.state, &registry).ok_or_else(|| {
-            CargoError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "registry {} is a {} registry without a place for publishes",
-                    registry.name,
-                    match registry.kind {
-                        RegistryKind::Remote => "remote",
-                        _ => "virtual",
-                    }
-                ),
-            )
-        })?;
+        let target = self.state.write_target(&self.authorize(Role::Write)?)?;
         Ok(Context {
             state: self.state,
             headers: self.headers,

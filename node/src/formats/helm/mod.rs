@@ -72,36 +72,13 @@ struct Context<'a> {
 impl Context<'_> {
     /// Checks that the caller may do what `needed` allows on the registry, a Helm registry.
     fn authorize(&self, needed: Role) -> Result<Registry, ApiError> {
-        let registry = self
-            .state
-            .registry_for(&self.caller, &self.registry, needed)?;
-        if registry.package_type != PackageType::Helm {
-            return Err(ApiError::invalid(format!(
-                "registry {} holds {} packages, not HELM",
-                registry.name, registry.package_type
-            )));
-        }
-        Ok(registry)
+        self.state
+            .typed_registry(&self.caller, &self.registry, needed, PackageType::Helm)
     }
 
-    /// The registry uploads land in: itself when local, a virtual registry's publish target.
+    /// The registry uploads land in (see [`AppState::write_target`]).
     fn write_target(&self) -> Result<Registry, ApiError> {
-        let registry = self.authorize(Role::Write)?;
-        proxy::publish_target(self.state, &registry).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "NOT_ALLOWED",
-                format!(
-                    "registry {} is a {} registry without a place for uploads",
-                    registry.name,
-                    if registry.kind == RegistryKind::Remote {
-                        "remote"
-                    } else {
-                        "virtual"
-                    }
-                ),
-            )
-        })
+        self.state.write_target(&self.authorize(Role::Write)?)
     }
 }
 

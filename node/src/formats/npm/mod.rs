@@ -27,7 +27,7 @@ mod scan;
 mod session;
 
 use crate::meta::{PackageContents, StateRead};
-use arca_protocol::{PackageType, Registry, RegistryKind, Role};
+use arca_protocol::{PackageType, Registry, Role};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -40,7 +40,6 @@ use self::names::{Endpoint, parse_endpoint};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::frontend::discard_body;
-use crate::proxy;
 
 /// The npm registry API at `/npm/<registry>/`.
 pub struct Npm;
@@ -76,39 +75,15 @@ impl<'a> Context<'a> {
     /// Checks that the caller may do what `needed` allows on the registry, and that it is an npm
     /// registry.
     fn authorize(&self, needed: Role) -> Result<Registry, NpmError> {
-        let registry = self
+        Ok(self
             .state
-            .registry_for(&self.caller, &self.registry, needed)?;
-        if registry.package_type != PackageType::Npm {
-            return Err(NpmError::bad_request(format!(
-                "registry {} holds {} packages, not NPM",
-                registry.name, registry.package_type
-            )));
-        }
-        Ok(registry)
+            .typed_registry(&self.caller, &self.registry, needed, PackageType::Npm)?)
     }
 
     /// The context writes go to: checks that the caller may write to the registry, and addresses its
-    /// publish target (itself when local, a virtual registry's publish target). Remote registries and
-    /// virtual ones without a target take no writes: 405.
+    /// publish target (see [`AppState::write_target`]).
     fn for_writes(&self) -> Result<Context<'a>, NpmError> {
-        let registry = self.authorize(Role::Write)?;
-        let target = proxy::publish_target(self.state, &registry).ok_or_else(|| {
-            NpmError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                match registry.kind {
-                    RegistryKind::Remote => format!(
-                        "registry {} is a remote (caching) registry: it takes no publishes",
-                        registry.name
-                    ),
-                    _ => format!(
-                        "registry {} is a virtual registry without a publish target: it takes no \
-                         publishes",
-                        registry.name
-                    ),
-                },
-            )
-        })?;
+        let target = self.state.write_target(&self.authorize(Role::Write)?)?;
         Ok(Context {
             state: self.state,
             headers: self.headers,

@@ -540,3 +540,88 @@ async fn arca_configures_cargo_and_pushes_a_crate_it_builds_with() -> Result<()>
     ensure!(ran.stdout.trim() == "pushed", "{}", ran.describe());
     Ok(())
 }
+
+/// The firewall's vulnerability rule blocks the crate versions an OSV advisory of the crates.io
+/// ecosystem affects — the advisory naming the crate in its other spelling (`_` for `-`), as
+/// crates.io names are compared — while the fixed version downloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_osv_advisory_blocks_the_affected_crate_versions() -> Result<()> {
+    let node = TestNode::start()?;
+    create_registry(&node, local_registry("crates", "CARGO")).await?;
+    for version in ["1.0.0", "1.1.0"] {
+        let root = format!("arca-vuln-{version}");
+        let manifest = format!("[package]\nname = \"arca-vuln\"\nversion = \"{version}\"\n");
+        let body = publish_body(
+            "arca-vuln",
+            version,
+            &crate_file(&[(&format!("{root}/Cargo.toml"), &manifest)])?,
+        );
+        let published = http()
+            .put(format!("{}/cargo/crates/api/v1/crates/new", node.url))
+            .header("authorization", &node.admin_token)
+            .body(body)
+            .send()
+            .await?;
+        ensure!(
+            published.status() == StatusCode::OK,
+            "{}",
+            published.status()
+        );
+    }
+    let policy = http()
+        .put(format!(
+            "{}/api/v1/registries/crates/firewall-policy",
+            node.url
+        ))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({ "vulnerabilities": { "min_severity": "HIGH", "action": "block" } }))
+        .send()
+        .await?;
+    ensure!(policy.status() == StatusCode::OK, "{}", policy.status());
+
+    let advisories = tempfile::tempdir()?;
+    std::fs::write(
+        advisories.path().join("RUSTSEC-2099-0001.json"),
+        serde_json::to_vec(&json!({
+            "id": "RUSTSEC-2099-0001",
+            "modified": "2099-01-02T00:00:00Z",
+            "published": "2099-01-01T00:00:00Z",
+            "summary": "arca_vuln runs what it is given",
+            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
+            "affected": [{
+                "package": { "ecosystem": "crates.io", "name": "arca_vuln" },
+                "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.1.0" }] }],
+            }],
+        }))?,
+    )?;
+    let imported = node.cli(&[
+        "fw",
+        "db",
+        "import",
+        advisories.path().to_str().context("utf-8")?,
+    ]);
+    ensure!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let download = |version: &'static str| {
+        http()
+            .get(format!(
+                "{}/cargo/crates/api/v1/crates/arca-vuln/{version}/download",
+                node.url
+            ))
+            .header("authorization", &node.admin_token)
+            .send()
+    };
+    let blocked = download("1.0.0").await?;
+    ensure!(
+        blocked.status() == StatusCode::FORBIDDEN,
+        "{}",
+        blocked.status()
+    );
+    let answer: Value = blocked.json().await?;
+    ensure!(answer.to_string().contains("RUSTSEC-2099-0001"), "{answer}");
+    ensure!(download("1.1.0").await?.status() == StatusCode::OK);
+    Ok(())
+}

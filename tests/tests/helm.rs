@@ -297,6 +297,25 @@ async fn helm_repositories_serve_charts_through_hosted_remote_and_virtual() -> R
         .await?;
     ensure!(listed.get("extra").is_some(), "{listed}");
 
+    // ChartMuseum's listings of one chart and of one version.
+    let get = |path: String| {
+        http()
+            .get(format!("{}/helm/charts/api/charts/{path}", node.url))
+            .basic_auth("ci", Some(&node.admin_token))
+            .send()
+    };
+    let versions: Value = get("base".into()).await?.json().await?;
+    ensure!(
+        versions.as_array().map(Vec::len) == Some(2) && versions[0]["version"] == "0.2.0",
+        "{versions}"
+    );
+    let one: Value = get("base/0.1.0".into()).await?.json().await?;
+    ensure!(
+        one["version"] == "0.1.0" && one["digest"] == arca_tests::sha256_hex(&base_1_bytes),
+        "{one}"
+    );
+    ensure!(get("base/9.9.9".into()).await?.status() == StatusCode::NOT_FOUND);
+
     // A deleted version leaves the index.
     let deleted = http()
         .delete(format!("{}/helm/charts/api/charts/base/0.2.0", node.url))

@@ -70,6 +70,14 @@ pub trait FrontEnd: Send + Sync + 'static {
     }
 }
 
+/// Splits a front-end's path `/<segment>/<registry>/<rest>` into the registry and the rest.
+pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &'p str)> {
+    path.strip_prefix('/')?
+        .strip_prefix(segment)?
+        .strip_prefix('/')?
+        .split_once('/')
+}
+
 /// The front-ends of a node, found by the first segment of a request's path.
 #[derive(Clone)]
 pub struct FrontEnds(Arc<Vec<Box<dyn FrontEnd>>>);
@@ -146,5 +154,20 @@ impl AppState {
                 ),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_end_paths_split_into_registry_and_rest() {
+        assert_eq!(
+            registry_and_rest("/npm/js/left-pad/-/x.tgz", "npm"),
+            Some(("js", "left-pad/-/x.tgz"))
+        );
+        assert_eq!(registry_and_rest("/npm/js", "npm"), None);
+        assert_eq!(registry_and_rest("/npmx/js/a", "npm"), None);
     }
 }

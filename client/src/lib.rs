@@ -17,6 +17,7 @@ mod firewall;
 mod firewall_admin;
 mod gc;
 mod generic;
+mod go;
 mod helm;
 pub mod lockfiles;
 mod maven;

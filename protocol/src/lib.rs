@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod command;
 pub mod digest;
 pub mod firewall;
+pub mod go_mod;
 pub mod identity;
 pub mod model;
 pub mod names;

@@ -54,7 +54,7 @@ impl PackageType {
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 7] = [
+    pub const SERVED: [PackageType; 8] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
@@ -62,6 +62,7 @@ impl PackageType {
         PackageType::Maven,
         PackageType::Cargo,
         PackageType::Helm,
+        PackageType::Go,
     ];
 
     /// True when this build serves registries of this type.

@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -6,7 +6,8 @@
 //! `settings.xml` with the server `arca` and an active profile holding the repository, cargo a
 //! `[registries.<registry>]` sparse index in `.cargo/config.toml` and the token in
 //! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project), helm a
-//! repository named after the registry in its `repositories.yaml` (what `helm repo add` writes). `--global` writes
+//! repository named after the registry in its `repositories.yaml` (what `helm repo add` writes), the go
+//! command `GOPROXY` (and `GONOSUMDB`) in its env file (what `go env -w` writes). `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -54,6 +55,15 @@ pub enum ConfigureCommand {
     Helm {
         #[command(flatten)]
         target: Target,
+    },
+    /// Point the go command at a Go registry (GOPROXY in a go env file)
+    Go {
+        #[command(flatten)]
+        target: Target,
+        /// Module path patterns published to Arca only (GONOSUMDB: the public checksum
+        /// database is not asked about them), e.g. `example.com/team/*`
+        #[arg(long, value_name = "PATTERNS")]
+        private: Option<String>,
     },
     /// Point Maven at a Maven registry (settings.xml)
     Maven {
@@ -121,6 +131,7 @@ impl ConfigureCommand {
             ConfigureCommand::Maven { target, .. } => (target, PackageType::Maven),
             ConfigureCommand::Cargo { target } => (target, PackageType::Cargo),
             ConfigureCommand::Helm { target } => (target, PackageType::Helm),
+            ConfigureCommand::Go { target, .. } => (target, PackageType::Go),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -143,6 +154,9 @@ impl ConfigureCommand {
             ConfigureCommand::Maven { target, force } => maven(context, target, token, *force)?,
             ConfigureCommand::Cargo { target } => cargo(context, target, token)?,
             ConfigureCommand::Helm { target } => helm(context, target, token)?,
+            ConfigureCommand::Go { target, private } => {
+                go(context, target, token, private.as_deref())?
+            }
         };
         if context.format != Format::Table {
             for note in &configured.notes {
@@ -480,6 +494,68 @@ fn helm(context: &Context, target: &Target, token: &str) -> Result<Configured> {
     }
     Ok(Configured {
         ecosystem: "helm",
+        registry,
+        files: vec![path],
+        notes,
+    })
+}
+
+/// The go command's env file (what `go env -w` writes): `$GOENV`, else
+/// `$XDG_CONFIG_HOME/go/env`, else `~/.config/go/env` (`--global`); `./go.env` otherwise, which
+/// the go command reads with `GOENV` pointing at it.
+fn go_env_file(target: &Target) -> Result<PathBuf> {
+    if !target.global {
+        return Ok(target.directory()?.join("go.env"));
+    }
+    let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    Ok(match from_env("GOENV") {
+        Some(file) => PathBuf::from(file),
+        None => match from_env("XDG_CONFIG_HOME") {
+            Some(dir) => PathBuf::from(dir),
+            None => home()?.join(".config"),
+        }
+        .join("go")
+        .join("env"),
+    })
+}
+
+fn go(
+    context: &Context,
+    target: &Target,
+    token: &str,
+    private: Option<&str>,
+) -> Result<Configured> {
+    let mut proxy = context.client.url(&["go", &target.registry])?;
+    if proxy.set_username(SERVER_ID).is_err() || proxy.set_password(Some(token)).is_err() {
+        bail!("cannot put credentials into {proxy}");
+    }
+    let path = go_env_file(target)?;
+    let mut entries = vec![(None, "GOPROXY", proxy.to_string())];
+    if let Some(private) = private {
+        entries.push((None, "GONOSUMDB", private.to_string()));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    merge_ini(&path, "=", &entries)?;
+    let registry = target.registry.clone();
+    let mut notes = vec![format!(
+        "the go command now fetches modules through registry {registry}; publish with `arca \
+         artifact push go {registry} <version> --dir <module>`"
+    )];
+    if !target.global {
+        notes.push(format!("run `export GOENV={}` to use it", path.display()));
+    }
+    if private.is_none() {
+        notes.push(
+            "modules published only here are unknown to the public checksum database: name \
+             them with --private (GONOSUMDB)"
+                .to_string(),
+        );
+    }
+    Ok(Configured {
+        ecosystem: "go",
         registry,
         files: vec![path],
         notes,

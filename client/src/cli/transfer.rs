@@ -1,6 +1,6 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts, crates and charts are published the way
+//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates and charts are published the way
 //! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -62,6 +62,16 @@ pub enum PushCommand {
         /// Package the crate in this directory first (runs `cargo package`)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Zip a Go module the way the go command does and upload it to a Go registry
+    Go {
+        /// Registry name
+        registry: String,
+        /// The module version (v1.2.3, v2.0.0-rc.1, ...)
+        version: String,
+        /// The module's directory, holding its go.mod
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
     },
     /// Upload a chart archive (`helm package`) to a Helm registry, as `helm cm-push` does
     Helm {
@@ -170,6 +180,17 @@ impl PushCommand {
                 emit(
                     context.format,
                     &published.with_context(|| crate_file.display().to_string())?,
+                )
+            }
+            PushCommand::Go {
+                registry,
+                version,
+                dir,
+            } => {
+                let published = client.push_go(&registry, &version, &dir).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| dir.display().to_string())?,
                 )
             }
             PushCommand::Helm { registry, chart } => {

@@ -5,6 +5,7 @@
 
 pub mod cargo;
 pub mod generic;
+pub mod go;
 pub mod helm;
 pub mod maven;
 pub mod npm;
@@ -23,5 +24,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(pypi::Pypi),
         Box::new(cargo::Cargo),
         Box::new(helm::Helm),
+        Box::new(go::Go),
     ])
 }

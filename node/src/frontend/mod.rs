@@ -78,6 +78,25 @@ pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &
         .split_once('/')
 }
 
+/// Decodes the `%XX` escapes of a raw request path (or one of its segments); `None` for a `%`
+/// without two hex digits, or bytes that are not UTF-8.
+pub fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The front-ends of a node, found by the first segment of a request's path.
 #[derive(Clone)]
 pub struct FrontEnds(Arc<Vec<Box<dyn FrontEnd>>>);

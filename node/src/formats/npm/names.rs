@@ -142,24 +142,6 @@ pub enum Endpoint {
     Version(String, String),
 }
 
-/// Decodes `%XX` escapes of one path segment.
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Splits a package name off the front of `segments`: `@scope%2fname` is one segment, `@scope/name`
 /// two.
 fn split_name(segments: &[String]) -> Option<(String, &[String])> {
@@ -177,7 +159,7 @@ pub fn parse_endpoint(raw: &str) -> Option<Endpoint> {
     let segments = raw
         .trim_end_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(crate::frontend::percent_decode)
         .collect::<Option<Vec<String>>>()?;
     let words: Vec<&str> = segments.iter().map(String::as_str).collect();
     if words.first() == Some(&"-") {

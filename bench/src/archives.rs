@@ -195,6 +195,30 @@ pub fn chart(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     ])
 }
 
+/// The module zip of version `version` (`v1.2.0`) of the Go module `example.com/<name>`, as `go
+/// mod` makes it: `go.mod` and one package file under `<module>@<version>/`.
+pub fn go_module_zip(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let root = format!("example.com/{name}@{version}");
+    let package = name.replace('-', "_");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (path, text) in [
+        (
+            format!("{root}/go.mod"),
+            format!("module example.com/{name}\n\ngo 1.21\n"),
+        ),
+        (
+            format!("{root}/{package}.go"),
+            format!("package {package}\n\nconst Version = {version:?}\n"),
+        ),
+    ] {
+        zip.start_file(path, options)?;
+        zip.write_all(text.as_bytes())?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

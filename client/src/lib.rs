@@ -24,6 +24,7 @@ mod maven;
 mod npm;
 mod published;
 mod pypi;
+mod rubygems;
 
 pub use arca_protocol::api::UploadedFile;
 pub use cleanup::{

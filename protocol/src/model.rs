@@ -36,11 +36,13 @@ pub enum PackageType {
     Cargo,
     /// NuGet packages.
     Nuget,
+    /// Ruby gems.
+    Rubygems,
 }
 
 impl PackageType {
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 9] = [
+    pub const ALL: [PackageType; 10] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -50,11 +52,12 @@ impl PackageType {
         PackageType::Go,
         PackageType::Cargo,
         PackageType::Nuget,
+        PackageType::Rubygems,
     ];
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 8] = [
+    pub const SERVED: [PackageType; 9] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
@@ -63,6 +66,7 @@ impl PackageType {
         PackageType::Cargo,
         PackageType::Helm,
         PackageType::Go,
+        PackageType::Rubygems,
     ];
 
     /// True when this build serves registries of this type.
@@ -82,6 +86,7 @@ impl PackageType {
             PackageType::Go => "GO",
             PackageType::Cargo => "CARGO",
             PackageType::Nuget => "NUGET",
+            PackageType::Rubygems => "RUBYGEMS",
         }
     }
 }
@@ -109,7 +114,7 @@ impl TryFrom<String> for PackageType {
 /// A package type name that Arca does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET)"
+    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS)"
 )]
 pub struct UnknownPackageType(pub String);
 

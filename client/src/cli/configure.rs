@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -7,7 +7,8 @@
 //! `[registries.<registry>]` sparse index in `.cargo/config.toml` and the token in
 //! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project), helm a
 //! repository named after the registry in its `repositories.yaml` (what `helm repo add` writes), the go
-//! command `GOPROXY` (and `GONOSUMDB`) in its env file (what `go env -w` writes). `--global` writes
+//! command `GOPROXY` (and `GONOSUMDB`) in its env file (what `go env -w` writes), bundler the token for
+//! the server's host in `.bundle/config` and `gem push` its key in `~/.gem/credentials`. `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -53,6 +54,12 @@ pub enum ConfigureCommand {
     },
     /// Add a Helm registry to helm's repositories (repositories.yaml)
     Helm {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Give bundler (.bundle/config) and, with --global, `gem push` (~/.gem/credentials) the
+    /// token for a RubyGems registry
+    Gem {
         #[command(flatten)]
         target: Target,
     },
@@ -132,6 +139,7 @@ impl ConfigureCommand {
             ConfigureCommand::Cargo { target } => (target, PackageType::Cargo),
             ConfigureCommand::Helm { target } => (target, PackageType::Helm),
             ConfigureCommand::Go { target, .. } => (target, PackageType::Go),
+            ConfigureCommand::Gem { target } => (target, PackageType::Rubygems),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -154,6 +162,7 @@ impl ConfigureCommand {
             ConfigureCommand::Maven { target, force } => maven(context, target, token, *force)?,
             ConfigureCommand::Cargo { target } => cargo(context, target, token)?,
             ConfigureCommand::Helm { target } => helm(context, target, token)?,
+            ConfigureCommand::Gem { target } => gem(context, target, token)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -496,6 +505,81 @@ fn helm(context: &Context, target: &Target, token: &str) -> Result<Configured> {
         ecosystem: "helm",
         registry,
         files: vec![path],
+        notes,
+    })
+}
+
+/// Merges `entries` into the YAML mapping at `path` (a bundler config, gem's credentials) and
+/// writes it.
+fn merge_yaml(path: &Path, entries: &[(String, String)]) -> Result<()> {
+    let mut file: serde_yaml_ng::Mapping = match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not a YAML mapping", path.display()))?,
+        Ok(_) => serde_yaml_ng::Mapping::new(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_yaml_ng::Mapping::new(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    for (key, value) in entries {
+        file.insert(key.clone().into(), value.clone().into());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(path, &serde_yaml_ng::to_string(&file)?)
+}
+
+/// bundler's setting key for the credentials of `host` (`BUNDLE_127__0__0__1`: `.` as `__`, `-`
+/// as `___`, upper case), which it uses for every source on that host.
+fn bundler_host_key(host: &str) -> String {
+    format!(
+        "BUNDLE_{}",
+        host.replace('-', "___")
+            .replace('.', "__")
+            .to_ascii_uppercase()
+    )
+}
+
+fn gem(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let url = registry_url(context, "rubygems", &target.registry)?;
+    let host = url
+        .host_str()
+        .context("the server URL has no host")?
+        .to_string();
+    let bundle_config = if target.global {
+        match std::env::var_os("BUNDLE_USER_CONFIG").filter(|file| !file.is_empty()) {
+            Some(file) => PathBuf::from(file),
+            None => home()?.join(".bundle").join("config"),
+        }
+    } else {
+        target.directory()?.join(".bundle").join("config")
+    };
+    merge_yaml(
+        &bundle_config,
+        &[(bundler_host_key(&host), format!("{SERVER_ID}:{token}"))],
+    )?;
+    let mut files = vec![bundle_config];
+    let source = url.as_str().trim_end_matches('/').to_string();
+    let registry = target.registry.clone();
+    let mut notes = vec![format!(
+        "bundler sends the token to {host}: put `source \"{source}\"` in the Gemfile"
+    )];
+    if target.global {
+        // `gem push --host <source>` looks its key up by that exact string.
+        let credentials = home()?.join(".gem").join("credentials");
+        merge_yaml(&credentials, &[(source.clone(), token.to_string())])?;
+        files.push(credentials);
+        notes.push(format!("push with `gem push --host {source} <file.gem>`"));
+    } else {
+        notes.push(format!(
+            "push with `GEM_HOST_API_KEY=<token> gem push --host {source} <file.gem>` or `arca \
+             artifact push gem {registry} <file.gem>`"
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "rubygems",
+        registry,
+        files,
         notes,
     })
 }

@@ -1,6 +1,6 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates and charts are published the way
+//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems and charts are published the way
 //! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -72,6 +72,13 @@ pub enum PushCommand {
         /// The module's directory, holding its go.mod
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+    },
+    /// Push a gem (`gem build`) to a RubyGems registry, as `gem push` does
+    Gem {
+        /// Registry name
+        registry: String,
+        /// The .gem file
+        gem: PathBuf,
     },
     /// Upload a chart archive (`helm package`) to a Helm registry, as `helm cm-push` does
     Helm {
@@ -191,6 +198,13 @@ impl PushCommand {
                 emit(
                     context.format,
                     &published.with_context(|| dir.display().to_string())?,
+                )
+            }
+            PushCommand::Gem { registry, gem } => {
+                let published = client.push_gem(&registry, &gem).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| gem.display().to_string())?,
                 )
             }
             PushCommand::Helm { registry, chart } => {

@@ -3,5 +3,6 @@
 //! node.
 
 pub mod crate_names;
+pub mod gem_version;
 pub mod maven_version;
 pub mod pypi_names;

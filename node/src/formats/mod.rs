@@ -11,6 +11,7 @@ pub mod maven;
 pub mod npm;
 pub mod oci;
 pub mod pypi;
+pub mod rubygems;
 
 use crate::frontend::FrontEnds;
 
@@ -25,5 +26,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(cargo::Cargo),
         Box::new(helm::Helm),
         Box::new(go::Go),
+        Box::new(rubygems::RubyGems),
     ])
 }

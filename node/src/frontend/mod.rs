@@ -11,6 +11,7 @@ pub mod documents;
 mod error;
 mod extract;
 pub mod rendered;
+mod text_error;
 
 pub use blobs::{
     RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,
@@ -19,6 +20,7 @@ pub use blobs::{
 pub use cursor::BlobCursor;
 pub use error::ApiError;
 pub use extract::{JsonBody, PathParams, QueryParams};
+pub use text_error::TextError;
 
 use std::sync::Arc;
 

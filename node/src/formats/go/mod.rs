@@ -16,7 +16,6 @@
 //! challenges for Basic credentials (`GOPROXY=https://<user>:<token>@host/go/<registry>` or
 //! `.netrc`).
 
-mod error;
 mod module_zip;
 mod names;
 mod remote;
@@ -33,12 +32,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
-pub use self::error::GoError;
 use self::names::{ModulePath, ModuleVersion};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::blob::BlobWriter;
-use crate::frontend::{BlobCursor, discard_body, receive_blob, serve_blob};
+use crate::frontend::{BlobCursor, TextError, discard_body, receive_blob, serve_blob};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -70,7 +68,7 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// Checks that the caller may do what `needed` allows on the registry, a Go registry.
-    fn authorize(&self, needed: Role) -> Result<Registry, GoError> {
+    fn authorize(&self, needed: Role) -> Result<Registry, TextError> {
         Ok(self
             .state
             .typed_registry(&self.caller, &self.registry, needed, PackageType::Go)?)
@@ -116,7 +114,7 @@ enum Endpoint {
     File(ModulePath, ModuleVersion, FileKind),
 }
 
-fn parse_endpoint(path: &str) -> Result<Option<Endpoint>, GoError> {
+fn parse_endpoint(path: &str) -> Result<Option<Endpoint>, TextError> {
     if let Some(module) = path.strip_suffix("/@latest") {
         return Ok(Some(Endpoint::Latest(ModulePath::from_escaped(module)?)));
     }
@@ -161,8 +159,8 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, GoError> {
-    let not_found = || GoError::not_found(format!("no such endpoint {}", uri.path()));
+) -> Result<Response, TextError> {
+    let not_found = || TextError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "go").ok_or_else(not_found)?;
     let ctx = Context {
@@ -181,7 +179,7 @@ async fn route(
             discard_body(headers, body).await;
             return Err(error);
         }
-        Err(error) => return Err(GoError::not_found(error.message)),
+        Err(error) => return Err(TextError::not_found(error.message)),
     };
     let ctx = &ctx;
     match (endpoint, method) {
@@ -204,7 +202,7 @@ async fn route(
             };
             upload(ctx, &target, &module, &version, body).await
         }
-        (_, method) => Err(GoError::new(
+        (_, method) => Err(TextError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on {}", uri.path()),
         )),
@@ -216,7 +214,7 @@ fn stored_versions(
     ctx: &Context<'_>,
     member: &Registry,
     module: &ModulePath,
-) -> Result<BTreeMap<String, ModuleVersion>, GoError> {
+) -> Result<BTreeMap<String, ModuleVersion>, TextError> {
     let Some(contents) = ctx
         .state
         .meta
@@ -243,7 +241,7 @@ async fn versions(
     ctx: &Context<'_>,
     registry: &Registry,
     module: &ModulePath,
-) -> Result<Option<BTreeMap<String, ModuleVersion>>, GoError> {
+) -> Result<Option<BTreeMap<String, ModuleVersion>>, TextError> {
     let mut all: Option<BTreeMap<String, ModuleVersion>> = None;
     let mut failure = None;
     for member in proxy::resolution_order(ctx.state, registry) {
@@ -271,7 +269,7 @@ async fn versions(
 }
 
 /// `GET <module>/@v/list`: the module's versions, one a line, pseudo-versions left out.
-async fn list(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, GoError> {
+async fn list(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, TextError> {
     let registry = ctx.authorize(Role::Read)?;
     let versions = versions(ctx, &registry, module)
         .await?
@@ -288,7 +286,7 @@ async fn list(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, GoErro
 /// `GET <module>/@latest`: the `.info` of the version the go command takes for "latest" when the
 /// list has none to offer — the highest release, else the highest pre-release, else the highest
 /// pseudo-version; a remote member's upstream answers for itself.
-async fn latest(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, GoError> {
+async fn latest(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, TextError> {
     let registry = ctx.authorize(Role::Read)?;
     let versions = versions(ctx, &registry, module).await?.unwrap_or_default();
     let best = versions.values().max_by(|a, b| {
@@ -312,8 +310,8 @@ async fn latest(ctx: &Context<'_>, module: &ModulePath) -> Result<Response, GoEr
     Err(not_known(module))
 }
 
-fn not_known(module: &ModulePath) -> GoError {
-    GoError::not_found(format!(
+fn not_known(module: &ModulePath) -> TextError {
+    TextError::not_found(format!(
         "not found: module {} is not known here",
         module.as_str()
     ))
@@ -327,7 +325,7 @@ async fn version_file(
     module: &ModulePath,
     version: &ModuleVersion,
     kind: FileKind,
-) -> Result<Response, GoError> {
+) -> Result<Response, TextError> {
     let file = kind.file_name(version);
     let mut failure = None;
     for member in proxy::resolution_order(ctx.state, registry) {
@@ -355,7 +353,7 @@ async fn version_file(
         }
     }
     Err(failure.unwrap_or_else(|| {
-        GoError::not_found(format!(
+        TextError::not_found(format!(
             "not found: {}@{}: no such version here",
             module.as_str(),
             version.as_str()
@@ -370,7 +368,7 @@ async fn stored_file(
     module: &ModulePath,
     version: &ModuleVersion,
     kind: FileKind,
-) -> Result<Option<Response>, GoError> {
+) -> Result<Option<Response>, TextError> {
     if kind == FileKind::Info {
         let Some(stored) = ctx
             .state
@@ -405,7 +403,7 @@ async fn stored_file(
 
 fn serve_file(ctx: &Context<'_>, blob: &BlobRef, kind: FileKind) -> Response {
     let mut response = serve_blob(ctx.state, ctx.headers, blob, |message| {
-        GoError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
+        TextError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     });
     if let Ok(value) = header::HeaderValue::from_str(kind.content_type()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
@@ -420,11 +418,11 @@ async fn upload(
     module: &ModulePath,
     version: &ModuleVersion,
     body: Body,
-) -> Result<Response, GoError> {
+) -> Result<Response, TextError> {
     version.check_admitted_by(module)?;
     let zip = receive_blob(ctx.state, ctx.headers, body, None).await?;
     if zip.size > module_zip::MAX_ZIP {
-        return Err(GoError::new(
+        return Err(TextError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a module zip is at most {} bytes", module_zip::MAX_ZIP),
         ));
@@ -434,10 +432,10 @@ async fn upload(
         let (module, version) = (module.clone(), version.clone());
         crate::blocking::spawn(move || module_zip::check(cursor, &module, &version))
             .await
-            .map_err(GoError::internal)?
+            .map_err(TextError::internal)?
     }
     .map_err(|why| {
-        GoError::bad_request(format!(
+        TextError::bad_request(format!(
             "the zip of {}@{} is not a valid module zip: {why}",
             module.as_str(),
             version.as_str()
@@ -471,7 +469,7 @@ async fn upload(
             format!("stored {}@{}\n", module.as_str(), version.as_str()),
         )
             .into_response()),
-        Err(ProposeError::Refused(CommandError::AlreadyExists(_))) => Err(GoError::new(
+        Err(ProposeError::Refused(CommandError::AlreadyExists(_))) => Err(TextError::new(
             StatusCode::CONFLICT,
             format!(
                 "{}@{} already exists: a module version never changes",

@@ -2,7 +2,7 @@
 //! paths and versions are valid, the case encoding of both in proxy URLs (`!` before a lower-case
 //! letter stands for its upper case), a path's major-version suffix and what versions it admits.
 
-use super::GoError;
+use crate::frontend::TextError;
 
 /// The longest module path accepted.
 const MAX_PATH: usize = 256;
@@ -13,9 +13,9 @@ pub struct ModulePath(String);
 
 impl ModulePath {
     /// Checks `path` (already decoded) as `module.CheckPath` does.
-    pub fn parse(path: &str) -> Result<ModulePath, GoError> {
+    pub fn parse(path: &str) -> Result<ModulePath, TextError> {
         let invalid =
-            |why: &str| GoError::bad_request(format!("malformed module path {path:?}: {why}"));
+            |why: &str| TextError::bad_request(format!("malformed module path {path:?}: {why}"));
         if path.is_empty() || path.len() > MAX_PATH {
             return Err(invalid("must be 1 to 256 characters"));
         }
@@ -42,9 +42,9 @@ impl ModulePath {
     }
 
     /// Decodes the case-encoded path of a proxy URL and checks it.
-    pub fn from_escaped(escaped: &str) -> Result<ModulePath, GoError> {
+    pub fn from_escaped(escaped: &str) -> Result<ModulePath, TextError> {
         Self::parse(&unescape(escaped).ok_or_else(|| {
-            GoError::bad_request(format!("invalid escaped module path {escaped:?}"))
+            TextError::bad_request(format!("invalid escaped module path {escaped:?}"))
         })?)
     }
 
@@ -150,9 +150,9 @@ pub struct ModuleVersion {
 
 impl ModuleVersion {
     /// Checks `version` (already decoded).
-    pub fn parse(version: &str) -> Result<ModuleVersion, GoError> {
+    pub fn parse(version: &str) -> Result<ModuleVersion, TextError> {
         let invalid =
-            |why: &str| GoError::bad_request(format!("invalid version {version:?}: {why}"));
+            |why: &str| TextError::bad_request(format!("invalid version {version:?}: {why}"));
         let bare = version
             .strip_prefix('v')
             .ok_or_else(|| invalid("a module version starts with v"))?;
@@ -168,12 +168,10 @@ impl ModuleVersion {
     }
 
     /// Decodes the case-encoded version of a proxy URL and checks it.
-    pub fn from_escaped(escaped: &str) -> Result<ModuleVersion, GoError> {
-        Self::parse(
-            &unescape(escaped).ok_or_else(|| {
-                GoError::bad_request(format!("invalid escaped version {escaped:?}"))
-            })?,
-        )
+    pub fn from_escaped(escaped: &str) -> Result<ModuleVersion, TextError> {
+        Self::parse(&unescape(escaped).ok_or_else(|| {
+            TextError::bad_request(format!("invalid escaped version {escaped:?}"))
+        })?)
     }
 
     /// The version as written.
@@ -217,14 +215,14 @@ impl ModuleVersion {
 
     /// Refuses a version the module path does not admit: `vN` for a path ending in `/vN`, v0 or
     /// v1 for a path without a suffix (or `+incompatible` above that).
-    pub fn check_admitted_by(&self, path: &ModulePath) -> Result<(), GoError> {
+    pub fn check_admitted_by(&self, path: &ModulePath) -> Result<(), TextError> {
         let major = self.semver.major;
         let admitted = match path.major_suffix() {
             Some(suffix) => major == suffix,
             None => major <= 1 || self.is_incompatible(),
         };
         if self.is_incompatible() && (major < 2 || path.major_suffix().is_some()) {
-            return Err(GoError::bad_request(format!(
+            return Err(TextError::bad_request(format!(
                 "version {} of {}: +incompatible is only for v2 and up of a path without a major \
                  version suffix",
                 self.text,
@@ -232,7 +230,7 @@ impl ModuleVersion {
             )));
         }
         if !admitted {
-            return Err(GoError::bad_request(format!(
+            return Err(TextError::bad_request(format!(
                 "version {} does not match module path {}: {}",
                 self.text,
                 path.as_str(),

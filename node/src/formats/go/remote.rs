@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use arca_protocol::{BlobRef, Registry};
 
+use super::Context;
 use super::names::{ModulePath, ModuleVersion};
-use super::{Context, GoError};
+use crate::frontend::TextError;
 use crate::frontend::read_small_blob;
 use crate::proxy::ProxyError;
 
@@ -18,7 +19,7 @@ async fn document(
     member: &Registry,
     key: &str,
     path: &str,
-) -> Result<Option<Vec<u8>>, GoError> {
+) -> Result<Option<Vec<u8>>, TextError> {
     match ctx
         .state
         .proxy
@@ -39,7 +40,7 @@ pub async fn list(
     ctx: &Context<'_>,
     member: &Registry,
     module: &ModulePath,
-) -> Result<Option<BTreeMap<String, ModuleVersion>>, GoError> {
+) -> Result<Option<BTreeMap<String, ModuleVersion>>, TextError> {
     let path = format!("{}/@v/list", module.escaped());
     let Some(bytes) = document(ctx, member, &format!("go.list/{}", module.as_str()), &path).await?
     else {
@@ -61,14 +62,14 @@ pub async fn latest(
     ctx: &Context<'_>,
     member: &Registry,
     module: &ModulePath,
-) -> Result<Option<Vec<u8>>, GoError> {
+) -> Result<Option<Vec<u8>>, TextError> {
     let path = format!("{}/@latest", module.escaped());
     let key = format!("go.latest/{}", module.as_str());
     let Some(bytes) = document(ctx, member, &key, &path).await? else {
         return Ok(None);
     };
     let info: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        GoError::bad_gateway(format!(
+        TextError::bad_gateway(format!(
             "the upstream's @latest of {}: {e}",
             module.as_str()
         ))
@@ -78,7 +79,7 @@ pub async fn latest(
         .and_then(serde_json::Value::as_str)
         .is_none()
     {
-        return Err(GoError::bad_gateway(format!(
+        return Err(TextError::bad_gateway(format!(
             "the upstream's @latest of {} names no Version",
             module.as_str()
         )));
@@ -94,7 +95,7 @@ pub async fn file(
     module: &ModulePath,
     version: &ModuleVersion,
     file: &str,
-) -> Result<Option<BlobRef>, GoError> {
+) -> Result<Option<BlobRef>, TextError> {
     let extension = file.rsplit('.').next().unwrap_or_default();
     let url = format!("{}/@v/{}.{extension}", module.escaped(), version.escaped());
     let found = crate::proxy::find_or_fetch_file(

@@ -1,6 +1,6 @@
 //! Which versions an advisory affects: each OSV ecosystem's version order (semver for npm, Go and
 //! crates.io; PEP 440 for PyPI; Maven's `ComparableVersion` order, shared with the Maven front-end;
-//! NuGet's dotted numbers with a semver-style pre-release), package-name matching in that ecosystem's
+//! NuGet's dotted numbers with a semver-style pre-release; `Gem::Version`'s order for RubyGems), package-name matching in that ecosystem's
 //! spelling, and OSV's range evaluation over `introduced` / `fixed` / `last_affected` events.
 
 use std::cmp::Ordering;
@@ -10,7 +10,7 @@ use arca_protocol::PackageType;
 use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
 
 use crate::ecosystems::pypi_names::normalize_project;
-use crate::ecosystems::{crate_names, maven_version};
+use crate::ecosystems::{crate_names, gem_version, maven_version};
 
 /// An OSV ecosystem Arca can match versions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub enum Ecosystem {
     CratesIo,
     /// `NuGet`.
     NuGet,
+    /// `RubyGems`.
+    RubyGems,
 }
 
 impl Ecosystem {
@@ -39,6 +41,7 @@ impl Ecosystem {
             PackageType::Go => Some(Ecosystem::Go),
             PackageType::Cargo => Some(Ecosystem::CratesIo),
             PackageType::Nuget => Some(Ecosystem::NuGet),
+            PackageType::Rubygems => Some(Ecosystem::RubyGems),
             PackageType::Generic | PackageType::Docker | PackageType::Helm => None,
         }
     }
@@ -53,6 +56,7 @@ impl Ecosystem {
             "Go" => Some(Ecosystem::Go),
             "crates.io" => Some(Ecosystem::CratesIo),
             "NuGet" => Some(Ecosystem::NuGet),
+            "RubyGems" => Some(Ecosystem::RubyGems),
             _ => None,
         }
     }
@@ -66,6 +70,7 @@ impl Ecosystem {
             Ecosystem::Go => "Go",
             Ecosystem::CratesIo => "crates.io",
             Ecosystem::NuGet => "NuGet",
+            Ecosystem::RubyGems => "RubyGems",
         }
     }
 
@@ -91,6 +96,11 @@ impl Ecosystem {
             }
             Ecosystem::Maven => Some(maven_version::compare(a, b)),
             Ecosystem::NuGet => compare_nuget(a, b),
+            // A gem version's `-<platform>` does not order it.
+            Ecosystem::RubyGems => {
+                let number = |v: &str| v.split('-').next().unwrap_or_default().to_string();
+                Some(gem_version::compare(&number(a), &number(b)))
+            }
         }
     }
 

@@ -1,26 +1,27 @@
-//! Errors as the go command shows them: a status and a plain-text body, which it prints after the
-//! URL it fetched. A 401 challenges for Basic credentials, which the go command takes from the
-//! `GOPROXY` URL or `.netrc`.
+//! Errors of the front-ends whose clients print a plain-text body as it is (the go command after
+//! the URL it fetched, `gem push` and `gem yank`): a status and the message as text. A 401
+//! challenges for Basic credentials (which the go command takes from its `GOPROXY` URL or `.netrc`,
+//! and bundler asks for).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::frontend::ApiError;
 
-/// An error answer of a Go registry.
+/// A plain-text error answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
-pub struct GoError {
+pub struct TextError {
     /// HTTP status.
     pub status: StatusCode,
-    /// What the go command prints.
+    /// What the client prints.
     pub message: String,
 }
 
-impl GoError {
+impl TextError {
     /// An error with a status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        GoError {
+        TextError {
             status,
             message: message.into(),
         }
@@ -31,12 +32,12 @@ impl GoError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// 404, which the go command reads as "not here" and goes on to the next proxy of its list.
+    /// 404 (which the go command reads as "not here" and goes on to the next proxy of its list).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// 502: the upstream answered with something that is not what a module proxy serves.
+    /// 502: the upstream answered with something that is not what its protocol serves.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, message)
     }
@@ -47,7 +48,7 @@ impl GoError {
     }
 }
 
-impl IntoResponse for GoError {
+impl IntoResponse for TextError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
@@ -65,10 +66,10 @@ impl IntoResponse for GoError {
     }
 }
 
-impl From<ApiError> for GoError {
+impl From<ApiError> for TextError {
     fn from(error: ApiError) -> Self {
         Self::new(error.status, error.message)
     }
 }
 
-crate::core_error_conversions!(GoError);
+crate::core_error_conversions!(TextError);

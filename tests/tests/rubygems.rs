@@ -215,6 +215,40 @@ async fn gem_and_bundler_push_install_yank_and_resolve_through_hosted_remote_and
     let (_, versions) = get("versions").await?;
     ensure!(versions.contains("\narca_greet 1.0.0,1.1.0 "), "{versions}");
 
+    // The Marshal indexes `gem` falls back to load in Ruby as the objects they stand for.
+    let bytes = |path: &str| {
+        let request = http()
+            .get(format!("{}/rubygems/gems/{path}", node.url))
+            .bearer_auth(&node.admin_token);
+        async move { anyhow::Ok(request.send().await?.error_for_status()?.bytes().await?) }
+    };
+    std::fs::write(work.path().join("specs"), bytes("specs.4.8.gz").await?)?;
+    std::fs::write(
+        work.path().join("gemspec"),
+        bytes("quick/Marshal.4.8/arca_shout-1.0.0.gemspec.rz").await?,
+    )?;
+    let ruby_program = ruby.gem.with_file_name("ruby");
+    let loaded = run_command(
+        Command::new(&ruby_program)
+            .current_dir(work.path())
+            .args([
+                "-rzlib",
+                "-e",
+                "p Marshal.load(Zlib.gunzip(File.binread('specs'))).map { |n, v, p| [n, v.to_s, p] }.sort\n\
+                 s = Marshal.load(Zlib.inflate(File.binread('gemspec')))\n\
+                 puts s.full_name, s.summary, s.required_ruby_version, s.dependencies.map(&:to_s).join(';')",
+            ]),
+    )?
+    .ok()?;
+    ensure!(
+        loaded.stdout
+            == "[[\"arca_greet\", \"1.0.0\", \"ruby\"], [\"arca_greet\", \"1.1.0\", \"ruby\"], \
+                [\"arca_shout\", \"1.0.0\", \"ruby\"]]\narca_shout-1.0.0\narca test gem arca_shout\n\
+                >= 2.7\narca_greet (~> 1.0)\n",
+        "{}",
+        loaded.describe()
+    );
+
     // `gem install` from Arca alone: the newest arca_greet `~> 1.0` allows.
     let source = format!(
         "http://arca:{}@{}/rubygems/gems/",

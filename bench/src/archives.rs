@@ -219,6 +219,31 @@ pub fn go_module_zip(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// The `.gem` `gem build` makes for version `version` of the gem `name` (one Ruby file): a tar of
+/// `metadata.gz` (the YAML specification) and `data.tar.gz`.
+pub fn gem(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    let metadata = format!(
+        "--- !ruby/object:Gem::Specification\nname: {name}\nversion: !ruby/object:Gem::Version\n  \
+         version: {version}\nplatform: ruby\nauthors:\n- arca-bench\ndependencies: []\n\
+         licenses:\n- MIT\nsummary: arca-bench gem {name}\n"
+    );
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(metadata.as_bytes())?;
+    let metadata = gzip.finish()?;
+    let data = tar_gz(&[(
+        format!("lib/{name}.rb"),
+        format!("module Bench\n  VERSION = {version:?}\nend\n"),
+    )])?;
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in [("metadata.gz", metadata), ("data.tar.gz", data)] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o444);
+        tar.append_data(&mut header, path, bytes.as_slice())?;
+    }
+    Ok(tar.into_inner()?)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

@@ -1,6 +1,7 @@
-//! The `formats` benchmark: the Cargo, Helm and Go front-ends read the way cargo, helm and the go
-//! command read them — sparse index files and `.crate` downloads, `index.yaml` and chart archives,
-//! module version lists and zips — from a node running
+//! The `formats` benchmark: the Cargo, Helm, Go and RubyGems front-ends read the way cargo, helm,
+//! the go command and bundler read them — sparse index files and `.crate` downloads, `index.yaml`
+//! and chart archives, module version lists and zips, compact index info files and gems — from a
+//! node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -26,10 +27,10 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts and Go modules, to publish.
+    /// Crates, and as many charts, Go modules and gems, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
-    /// Versions of each crate, chart and module.
+    /// Versions of each crate, chart, module and gem.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     versions: u64,
     /// Concurrent clients of every measurement.
@@ -92,6 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "go list: GET /go/<r>/<module>/@v/list (one line per version); module zip: GET \
              /go/<r>/<module>/@v/<version>.zip"
                 .to_owned(),
+            "gem info file: GET /rubygems/<r>/info/<gem> (one line per version); gem: GET \
+             /rubygems/<r>/gems/<gem>-<version>.gem"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -117,6 +121,7 @@ async fn measure(
     common::create_registry(&http, &base, &token, "crates", "CARGO").await?;
     common::create_registry(&http, &base, &token, "charts", "HELM").await?;
     common::create_registry(&http, &base, &token, "gomods", "GO").await?;
+    common::create_registry(&http, &base, &token, "gems", "RUBYGEMS").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -133,7 +138,7 @@ async fn measure(
     .await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "published {} crates, charts and Go modules of {} versions each in {setup_seconds:.1} s",
+        "published {} crates, charts, Go modules and gems of {} versions each in {setup_seconds:.1} s",
         dataset.packages, dataset.versions
     );
 
@@ -141,6 +146,7 @@ async fn measure(
     let cargo = read_cargo(&arca, dataset, &mut copies).await?;
     let helm = read_helm(&arca, dataset, &mut copies).await?;
     let go = read_go(&arca, dataset, &mut copies).await?;
+    let gems = read_gems(&arca, dataset, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -160,7 +166,8 @@ async fn measure(
             files: moved(&served.files)?,
         })
     };
-    let (cargo_static, helm_static, go_static) = (rebase(&cargo)?, rebase(&helm)?, rebase(&go)?);
+    let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
+    let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -206,6 +213,16 @@ async fn measure(
                 .row("go module zip", targets, [&go, &go_static], true, None)
                 .await?,
         );
+        rows.push(
+            timing
+                .row("gem info file", targets, [&gems, &gems_static], false, None)
+                .await?,
+        );
+        rows.push(
+            timing
+                .row(".gem", targets, [&gems, &gems_static], true, None)
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -246,6 +263,15 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
             .await
             .with_context(|| what.clone())?;
         expect_status(response, StatusCode::CREATED, &what).await?;
+        let url = arca.url("rubygems/gems/api/v1/gems")?;
+        let what = format!("gem push {name} {version}");
+        let response = arca
+            .request(Method::POST, url)
+            .body(archives::gem(&name, &version)?)
+            .send()
+            .await
+            .with_context(|| what.clone())?;
+        expect_status(response, StatusCode::OK, &what).await?;
     }
     Ok(())
 }
@@ -369,6 +395,42 @@ async fn read_go(
             for index in 0..dataset.versions {
                 let version = Dataset::version(index);
                 files.push(fetch(&arca, &format!("{module}/@v/v{version}.zip")).await?);
+            }
+            Ok((page, files))
+        }
+    })
+    .await?;
+    Ok(collect(read, copies))
+}
+
+/// Reads every gem's info file (which must list every version) and every `.gem` once.
+async fn read_gems(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let name = Dataset::name(package);
+            let page = fetch(&arca, &format!("rubygems/gems/info/{name}")).await?;
+            // The `---` header, then a line per version.
+            let lines = page
+                .2
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            ensure!(
+                lines as u64 == dataset.versions + 1,
+                "{name}: the info file lists {} versions",
+                lines.saturating_sub(1)
+            );
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files
+                    .push(fetch(&arca, &format!("rubygems/gems/gems/{name}-{version}.gem")).await?);
             }
             Ok((page, files))
         }

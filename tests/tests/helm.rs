@@ -200,6 +200,7 @@ async fn helm_repositories_serve_charts_through_hosted_remote_and_virtual() -> R
     );
     let pulled = work.path().join("pulled");
     std::fs::create_dir_all(&pulled)?;
+    std::fs::create_dir_all(&pulled)?;
     helm.run(
         work.path(),
         &[
@@ -467,5 +468,148 @@ async fn arca_configures_helm_and_pushes_a_chart_it_pulls() -> Result<()> {
     )?
     .ok()?;
     ensure!(std::fs::read(out.join("pushed-1.2.3.tgz"))? == std::fs::read(&packaged)?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_pushed_over_oci_are_served_by_the_same_helm_registry() -> Result<()> {
+    let test = "charts_pushed_over_oci_are_served_by_the_same_helm_registry";
+    let Some(program) = require_client("helm", test) else {
+        return Ok(());
+    };
+    let node = TestNode::start()?;
+    create_registry(&node, local_registry("charts", "HELM")).await?;
+    let helm = HelmClient {
+        program,
+        home: tempfile::tempdir()?,
+    };
+    let work = tempfile::tempdir()?;
+    let authority = node.url.trim_start_matches("http://");
+
+    // `helm push oci://` into the HELM registry.
+    helm.run(
+        work.path(),
+        &[
+            "registry",
+            "login",
+            authority,
+            "--username",
+            "arca",
+            "--password",
+            &node.admin_token,
+            "--plain-http",
+        ],
+    )?
+    .ok()?;
+    let packaged = chart(&helm, work.path(), "ocichart", "0.3.0", "")?;
+    helm.run(
+        work.path(),
+        &[
+            "push",
+            packaged.to_str().context("utf-8")?,
+            &format!("oci://{authority}/charts"),
+            "--plain-http",
+        ],
+    )?
+    .ok()?;
+
+    // The classic repository lists it and serves its archive, byte for byte.
+    helm.run(
+        work.path(),
+        &[
+            "repo",
+            "add",
+            "arca",
+            &format!("{}/helm/charts", node.url),
+            "--username",
+            "arca",
+            "--password",
+            &node.admin_token,
+        ],
+    )?
+    .ok()?;
+    let found = helm
+        .run(
+            work.path(),
+            &["search", "repo", "arca/ocichart", "--versions"],
+        )?
+        .ok()?;
+    ensure!(found.stdout.contains("0.3.0"), "{}", found.describe());
+    let pulled = work.path().join("pulled");
+    std::fs::create_dir_all(&pulled)?;
+    helm.run(
+        work.path(),
+        &[
+            "pull",
+            "arca/ocichart",
+            "--version",
+            "0.3.0",
+            "-d",
+            pulled.to_str().context("utf-8")?,
+        ],
+    )?
+    .ok()?;
+    ensure!(
+        std::fs::read(pulled.join("ocichart-0.3.0.tgz"))? == std::fs::read(&packaged)?,
+        "the classic download is not the pushed archive"
+    );
+    // And over OCI, as pushed.
+    let over_oci = work.path().join("over-oci");
+    std::fs::create_dir_all(&over_oci)?;
+    helm.run(
+        work.path(),
+        &[
+            "pull",
+            &format!("oci://{authority}/charts/ocichart"),
+            "--version",
+            "0.3.0",
+            "--plain-http",
+            "-d",
+            over_oci.to_str().context("utf-8")?,
+        ],
+    )?
+    .ok()?;
+    ensure!(over_oci.join("ocichart-0.3.0.tgz").is_file());
+
+    // A HELM registry takes chart manifests only: an image manifest is refused.
+    let config = b"{}";
+    let config_digest = format!("sha256:{}", arca_tests::sha256_hex(config));
+    let uploaded = http()
+        .post(format!(
+            "{}/v2/charts/image/blobs/uploads/?digest={config_digest}",
+            node.url
+        ))
+        .basic_auth("arca", Some(&node.admin_token))
+        .body(config.to_vec())
+        .send()
+        .await?;
+    ensure!(
+        uploaded.status() == StatusCode::CREATED,
+        "{}",
+        uploaded.status()
+    );
+    let image = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": 2 },
+        "layers": [],
+    });
+    let refused = http()
+        .put(format!("{}/v2/charts/image/manifests/latest", node.url))
+        .basic_auth("arca", Some(&node.admin_token))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&image)?)
+        .send()
+        .await?;
+    ensure!(
+        refused.status() == StatusCode::BAD_REQUEST,
+        "{}",
+        refused.status()
+    );
+    let answer: Value = refused.json().await?;
+    ensure!(
+        answer["errors"][0]["code"] == "MANIFEST_INVALID",
+        "{answer}"
+    );
     Ok(())
 }

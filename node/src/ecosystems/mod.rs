@@ -4,5 +4,6 @@
 
 pub mod crate_names;
 pub mod gem_version;
+pub mod helm_oci;
 pub mod maven_version;
 pub mod pypi_names;

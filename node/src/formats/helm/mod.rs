@@ -8,6 +8,10 @@
 //! `index.yaml` is rendered. An upload is read as helm loads a chart: a gzip'd tar whose every path
 //! lies under the chart's directory, whose `Chart.yaml` names that chart and a SemVer version.
 //!
+//! Charts pushed with `helm push oci://<server>/<registry>` (the OCI front-end takes chart manifests
+//! into HELM registries) are listed and served here too: the chart version is the manifest's tag,
+//! its entry the config (`Chart.yaml` as JSON), its archive the content layer.
+//!
 //! Remote Helm registries proxy an upstream repository (its `index.yaml` a cached document, charts
 //! fetched once from the URLs it lists); virtual ones serve their members' charts, the first member
 //! holding a version giving its entry; uploads to a virtual registry land in its publish target.
@@ -31,8 +35,11 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
+use crate::ecosystems::helm_oci;
 use crate::frontend::archive::read_package_archive;
-use crate::frontend::{ApiError, BlobCursor, discard_body, receive_blob, serve_blob};
+use crate::frontend::{
+    ApiError, BlobCursor, discard_body, read_small_blob, receive_blob, serve_blob,
+};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -207,7 +214,7 @@ async fn entries(
                 }
             }
         } else {
-            stored_entries(ctx.state, &member, only)?
+            stored_entries(ctx.state, &member, only).await?
         };
         for (name, versions) in found {
             let known = all.entry(name).or_default();
@@ -230,17 +237,19 @@ async fn entries(
     }
 }
 
-/// The entries a hosted registry renders from what its chart versions recorded: of every chart,
-/// or only of `only` (one package read, not the registry's).
-fn stored_entries(
+/// The entries a hosted registry renders from what its chart versions recorded, and from the charts
+/// pushed into it over OCI: of every chart, or only of `only` (one package read, not the
+/// registry's).
+async fn stored_entries(
     state: &AppState,
     member: &Registry,
     only: Option<&str>,
 ) -> Result<BTreeMap<String, BTreeMap<String, Value>>, ApiError> {
-    let view = state.meta.view()?;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
-        None => view
+        None => state
+            .meta
+            .view()?
             .packages(&member.name, None, usize::MAX)?
             .into_iter()
             .map(|package| package.name)
@@ -248,7 +257,10 @@ fn stored_entries(
     };
     let mut all = BTreeMap::new();
     for name in names {
-        let Some(contents) = view.package_contents(&member.name, &name)? else {
+        let Some(contents) = state
+            .meta
+            .read(|view| view.package_contents(&member.name, &name))?
+        else {
             continue;
         };
         let mut versions = BTreeMap::new();
@@ -264,19 +276,102 @@ fn stored_entries(
             if let Some(file) = archive {
                 entry.insert("digest".into(), json!(file.sha256.to_hex()));
             }
-            let created =
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(stored.created_at);
-            entry.insert(
-                "created".into(),
-                json!(humantime::format_rfc3339_millis(created).to_string()),
-            );
+            entry.insert("created".into(), json!(rfc3339(stored.created_at)));
             versions.insert(version.clone(), Value::Object(entry));
+        }
+        for (version, chart) in oci_charts(state, &contents).await? {
+            let mut entry = chart.chart;
+            entry.insert("digest".into(), json!(chart.archive.sha256.to_hex()));
+            entry.insert("created".into(), json!(rfc3339(chart.created_at)));
+            versions.entry(version).or_insert(Value::Object(entry));
         }
         if !versions.is_empty() {
             all.insert(name, versions);
         }
     }
     Ok(all)
+}
+
+fn rfc3339(unix_ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// A chart pushed with `helm push oci://`: its `Chart.yaml` fields, its archive (the manifest's
+/// content layer) and the manifest version holding it.
+struct OciChart {
+    chart: Map<String, Value>,
+    archive: BlobRef,
+    manifest_version: String,
+    created_at: u64,
+}
+
+/// The charts of a package pushed over OCI, by chart version: each tag (helm tags a chart with its
+/// version, `+` as `_`) of a chart manifest whose config names that version.
+async fn oci_charts(
+    state: &AppState,
+    contents: &crate::meta::PackageContents,
+) -> Result<BTreeMap<String, OciChart>, ApiError> {
+    let mut charts = BTreeMap::new();
+    for (tag, digest) in &contents.tags {
+        let Some(version) = contents.versions.get(digest) else {
+            continue;
+        };
+        let is_chart = version
+            .manifest
+            .as_ref()
+            .and_then(|m| m.artifact_type.as_deref())
+            == Some(helm_oci::CHART_CONFIG);
+        let Some(file) = version
+            .files
+            .get(crate::meta::MANIFEST_FILE)
+            .filter(|_| is_chart)
+        else {
+            continue;
+        };
+        let Some(manifest) = state.meta.read(|view| view.blob(&file.sha256))? else {
+            continue;
+        };
+        let Some((config, layer)) =
+            helm_oci::chart_digests(&read_small_blob(state, &manifest).await?)
+        else {
+            continue;
+        };
+        let (config, archive) = state.meta.read(|view| {
+            Ok::<_, crate::meta::view::StoreError>((
+                view.blob_by_digest(&config)?,
+                view.blob_by_digest(&layer)?,
+            ))
+        })?;
+        let (Some(config), Some(archive)) = (config, archive) else {
+            continue;
+        };
+        let Ok(Value::Object(chart)) =
+            serde_json::from_slice::<Value>(&read_small_blob(state, &config).await?)
+        else {
+            continue;
+        };
+        let Some(chart_version) = chart
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if *tag != chart_version.replace('+', "_") {
+            continue;
+        }
+        charts.insert(
+            chart_version,
+            OciChart {
+                chart,
+                archive,
+                manifest_version: digest.clone(),
+                created_at: version.created_at,
+            },
+        );
+    }
+    Ok(charts)
 }
 
 /// `GET /index.yaml`: rendered once per change of the metadata (see [`crate::frontend::rendered`]).
@@ -393,7 +488,7 @@ async fn download(ctx: &Context<'_>, file: &str) -> Result<Response, ApiError> {
         } else if member.kind == RegistryKind::Remote {
             remote::chart(ctx.state, &member, name, version, file).await
         } else {
-            continue;
+            oci_chart_archive(ctx.state, &member, name, version, file).await
         };
         match found {
             Ok(Some(blob)) => {
@@ -407,6 +502,38 @@ async fn download(ctx: &Context<'_>, file: &str) -> Result<Response, ApiError> {
         }
     }
     Err(failure.unwrap_or_else(|| ApiError::not_found(format!("no chart file {file}"))))
+}
+
+/// The archive of chart `name` `version` pushed over OCI into the hosted `member` (no provenance
+/// file: OCI charts carry none), unless the firewall blocks its manifest.
+async fn oci_chart_archive(
+    state: &AppState,
+    member: &Registry,
+    name: &str,
+    version: &str,
+    file: &str,
+) -> Result<Option<BlobRef>, ApiError> {
+    if file != chart_file(name, version) {
+        return Ok(None);
+    }
+    let Some(contents) = state
+        .meta
+        .read(|view| view.package_contents(&member.name, name))?
+    else {
+        return Ok(None);
+    };
+    let Some(chart) = oci_charts(state, &contents).await?.remove(version) else {
+        return Ok(None);
+    };
+    let now = state.now_ms();
+    firewall::check_member(
+        &state.meta.view()?,
+        member,
+        name,
+        &chart.manifest_version,
+        now,
+    )?;
+    Ok(Some(chart.archive))
 }
 
 /// The parts of an upload: the chart archive and, perhaps, its provenance file.

@@ -232,7 +232,7 @@ impl OciCaller {
                 }
                 _ => OciError::name_unknown(&name.to_string()),
             })?;
-        if registry.package_type != PackageType::Docker {
+        if !serves_oci(registry.package_type) {
             return Err(OciError::name_unknown(&name.to_string()));
         }
         Ok(registry)
@@ -356,4 +356,10 @@ mod tests {
                 .is_none()
         );
     }
+}
+
+/// Whether registries of `package_type` speak the OCI distribution API: `DOCKER` registries, and
+/// `HELM` registries for charts pushed with `helm push oci://`.
+pub fn serves_oci(package_type: PackageType) -> bool {
+    matches!(package_type, PackageType::Docker | PackageType::Helm)
 }

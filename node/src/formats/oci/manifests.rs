@@ -177,7 +177,7 @@ pub async fn put(
     reference: &str,
     body: Body,
 ) -> Result<Response, OciError> {
-    caller.authorize(state, headers, name, Action::Push)?;
+    let registry = caller.authorize(state, headers, name, Action::Push)?;
     let (tag, algorithm, expected) = if is_tag(reference) {
         (Some(reference.to_string()), Algorithm::Sha256, None)
     } else {
@@ -195,6 +195,15 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let manifest = inspect(&bytes, content_type)?;
+    if registry.package_type == PackageType::Helm
+        && manifest.artifact_type.as_deref() != Some(crate::ecosystems::helm_oci::CHART_CONFIG)
+    {
+        return Err(OciError::manifest_invalid(format!(
+            "registry {} is a HELM registry: it holds Helm charts (config {}) only",
+            registry.name,
+            crate::ecosystems::helm_oci::CHART_CONFIG
+        )));
+    }
     let digest = Digest::of(algorithm, &bytes);
     if let Some(expected) = expected
         && expected != digest
@@ -484,7 +493,8 @@ pub async fn catalog(
     let mut repositories = Vec::new();
     for record in view.registries()? {
         let registry = &record.registry;
-        if registry.package_type != PackageType::Docker || !caller.caller.may(registry, Role::Read)
+        if !super::auth::serves_oci(registry.package_type)
+            || !caller.caller.may(registry, Role::Read)
         {
             continue;
         }

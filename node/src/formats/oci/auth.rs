@@ -317,6 +317,12 @@ pub fn issue_token(state: &AppState, caller: &Caller, query: &str) -> serde_json
     })
 }
 
+/// Whether registries of `package_type` speak the OCI distribution API: `DOCKER` registries, and
+/// `HELM` registries for charts pushed with `helm push oci://`.
+pub fn serves_oci(package_type: PackageType) -> bool {
+    matches!(package_type, PackageType::Docker | PackageType::Helm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,10 +362,4 @@ mod tests {
                 .is_none()
         );
     }
-}
-
-/// Whether registries of `package_type` speak the OCI distribution API: `DOCKER` registries, and
-/// `HELM` registries for charts pushed with `helm push oci://`.
-pub fn serves_oci(package_type: PackageType) -> bool {
-    matches!(package_type, PackageType::Docker | PackageType::Helm)
 }

@@ -48,14 +48,24 @@
 //! Options: `--packages N`, `--versions N`, `--clients N`, `--seconds S`, `--runs N` (default 1),
 //! `--peers PATH`, `--dir PATH`, `--json`.
 //!
-//! `formats` publishes `--packages` (default 1000) crates and as many Helm charts of `--versions`
-//! (default 10) versions each to a node started in this process, reads every Cargo index file,
-//! `.crate`, `index.yaml` and chart back, serves the same bytes from memory with a plain static server,
+//! `formats` publishes `--packages` (default 1000) crates and as many Helm charts, Go modules and
+//! gems of `--versions` (default 10) versions each to a node started in this process, reads every
+//! Cargo index file, `.crate`, `index.yaml`, chart, module version list and zip, gem info file and
+//! `.gem` back, serves the same bytes from memory with a plain static server,
 //! and times random GETs of each against both:
 //!
 //! ```text
 //! cargo run --release -p arca-bench -- formats
 //! cargo run --release -p arca-bench -- formats --packages 100 --seconds 3   # quicker
+//! ```
+//!
+//! `installs` times the real go command (`go mod download all`, empty module cache) fetching a
+//! graph of `--modules` (default 60) modules of two versions each through a Go registry of a node
+//! started in this process, against the same files read from disk with `GOPROXY=file://` (the
+//! limit), `--runs` (default 3) times each, alternating:
+//!
+//! ```text
+//! cargo run --release -p arca-bench -- installs
 //! ```
 //!
 //! `cluster` starts a cluster of three nodes in this process (sites `site-1` to `site-3`, one node
@@ -131,6 +141,7 @@ mod common;
 mod data;
 mod formats;
 mod generic;
+mod installs;
 mod oci;
 mod packages;
 mod peer;
@@ -161,6 +172,9 @@ enum Command {
     /// GET Cargo index files and .crate files, Helm index.yaml and charts, of many small packages,
     /// against the same bytes served as static files.
     Formats(formats::Args),
+    /// Downloads of a Go module graph by the real go command through a Go registry, against the
+    /// same module files read from disk (GOPROXY=file://).
+    Installs(installs::Args),
     /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
     /// commits on three nodes against one, on a cluster started in this process.
     Cluster(cluster::Args),
@@ -183,6 +197,7 @@ fn main() -> anyhow::Result<()> {
         Command::Oci(args) => runtime.block_on(oci::run(args)),
         Command::Packages(args) => runtime.block_on(packages::run(args)),
         Command::Formats(args) => runtime.block_on(formats::run(args)),
+        Command::Installs(args) => runtime.block_on(installs::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),

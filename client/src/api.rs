@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use arca_protocol::api::{
     AuditList, AuditQuery, ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest,
-    CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, JoinTokenInfo,
-    MetadataBody, PackageInfo, PackageSummary, Page, PageQuery, RegistryInfo, ScrubStatus,
-    TokenInfo, VersionInfo, WhoAmI,
+    CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, Deployment,
+    DeploymentRequest, JoinTokenInfo, MetadataBody, PackageInfo, PackageSummary, Page, PageQuery,
+    RegistryInfo, ResolvedVersion, ScrubStatus, TokenInfo, VersionInfo, WhoAmI,
 };
 use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
@@ -173,6 +173,68 @@ impl Client {
         version: &str,
     ) -> Result<VersionInfo, ClientError> {
         let url = self.api_url(&version_path(registry, package, version))?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `GET /api/v1/resolve`: the one version of `package` that `version` (a tag, a version,
+    /// `latest` or a range) picks among those carrying every `labels` key:value and let out by the
+    /// firewall and quarantine.
+    pub async fn resolve(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+        labels: &[String],
+    ) -> Result<ResolvedVersion, ClientError> {
+        let mut url = self.api_url(&["resolve"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("registry", registry)
+                .append_pair("package", package)
+                .append_pair("version", version);
+            for label in labels {
+                query.append_pair("label", label);
+            }
+        }
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// `POST .../versions/{version}/deployments`: records a deployment of the version to
+    /// `environment`.
+    pub async fn record_deployment(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<Deployment, ClientError> {
+        let path = [
+            &version_path(registry, package, version)[..],
+            &["deployments"],
+        ]
+        .concat();
+        let url = self.api_url(&path)?;
+        let body = DeploymentRequest {
+            environment: environment.to_string(),
+        };
+        self.send_json(self.request(Method::POST, url).json(&body))
+            .await
+    }
+
+    /// `GET .../versions/{version}/deployments`: the version's last deployment to each environment.
+    pub async fn list_deployments(
+        &self,
+        registry: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Deployment>, ClientError> {
+        let path = [
+            &version_path(registry, package, version)[..],
+            &["deployments"],
+        ]
+        .concat();
+        let url = self.api_url(&path)?;
         self.send_json(self.request(Method::GET, url)).await
     }
 

@@ -281,6 +281,58 @@ pub struct FileInfo {
     pub created_at: u64,
 }
 
+/// `GET /api/v1/resolve`: the one version a tag, version, `latest` or range picks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedVersion {
+    /// The registry asked.
+    pub registry: String,
+    /// The registry holding the version (a member, when the registry asked is virtual).
+    pub member: String,
+    /// Package name.
+    pub package: String,
+    /// The version picked.
+    pub version: String,
+    /// Tags pointing at it, sorted.
+    pub tags: Vec<String>,
+    /// Creation time, unix milliseconds.
+    pub created_at: u64,
+    /// Its key:value metadata.
+    pub metadata: Metadata,
+    /// Its files, with where to download them.
+    pub files: Vec<ResolvedFile>,
+}
+
+/// A file of a resolved version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedFile {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the content.
+    pub sha256: Sha256,
+    /// Where to GET it (the management API's file route, with the caller's credentials).
+    pub url: String,
+}
+
+/// `POST .../versions/{version}/deployments`: a deployment of the version to an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRequest {
+    /// Where it was deployed (`prod`, `eu-staging`).
+    pub environment: String,
+}
+
+/// A version's last deployment to an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The environment.
+    pub environment: String,
+    /// When it was recorded, unix milliseconds.
+    pub at: u64,
+    /// Who recorded it.
+    pub by: String,
+}
+
 /// `PUT .../metadata`: keys to set. Also the answer of `GET .../metadata`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetadataBody {

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result};
-use arca_protocol::api::{PackageInfo, PackageSummary, Page, PageQuery, VersionInfo};
+use arca_protocol::api::{
+    Deployment, PackageInfo, PackageSummary, Page, PageQuery, ResolvedVersion, VersionInfo,
+};
 use arca_protocol::{MetadataTarget, PackageType};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -51,6 +53,25 @@ pub enum ArtifactCommand {
         #[arg(value_name = "DEST_REGISTRY")]
         destination: String,
     },
+    /// The one version a tag, a version, `latest` or a range picks, among versions with the given
+    /// labels that the firewall and quarantine let out: what a pipeline should deploy
+    Resolve {
+        /// Registry name
+        #[arg(long)]
+        registry: String,
+        /// Package name
+        #[arg(long)]
+        package: String,
+        /// A tag, a version, `latest`, or a range (`^1.2`, `>=1.0,<2`)
+        #[arg(long, default_value = "latest")]
+        version: String,
+        /// Only versions whose metadata holds KEY:VALUE (repeatable)
+        #[arg(long, value_name = "KEY:VALUE")]
+        label: Vec<String>,
+    },
+    /// Record that a version was deployed to an environment, or list where it was
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
     /// Set, show or delete a package's or version's metadata
     #[command(subcommand)]
     Metadata(MetadataCommand<ArtifactTarget>),
@@ -58,6 +79,35 @@ pub enum ArtifactCommand {
     Quarantine(super::firewall_admin::QuarantineArgs),
     /// Release a version from quarantine, overriding a BLOCKED firewall verdict (admin)
     Release(super::firewall_admin::QuarantineArgs),
+}
+
+/// `arca artifact deployment` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Record a deployment of a version (who and when are recorded with it)
+    Record {
+        #[command(flatten)]
+        version: DeployedVersion,
+        /// The environment deployed to (prod, eu-staging, ...)
+        #[arg(long = "env")]
+        environment: String,
+    },
+    /// The version's last deployment to each environment
+    List(DeployedVersion),
+}
+
+/// The version a deployment is of.
+#[derive(Debug, Args)]
+pub struct DeployedVersion {
+    /// Registry name
+    #[arg(long)]
+    registry: String,
+    /// Package name
+    #[arg(long)]
+    package: String,
+    /// Version
+    #[arg(long)]
+    version: String,
 }
 
 /// A package, or one of its versions, named by a positional package and flags.
@@ -187,6 +237,36 @@ impl ArtifactCommand {
                     .await?;
                 emit(context.format, &copy)
             }
+            ArtifactCommand::Resolve {
+                registry,
+                package,
+                version,
+                label,
+            } => emit(
+                context.format,
+                &client
+                    .resolve(&registry, &package, &version, &label)
+                    .await?,
+            ),
+            ArtifactCommand::Deployment(DeploymentCommand::Record {
+                version: v,
+                environment,
+            }) => emit(
+                context.format,
+                &Deployments(vec![
+                    client
+                        .record_deployment(&v.registry, &v.package, &v.version, &environment)
+                        .await?,
+                ]),
+            ),
+            ArtifactCommand::Deployment(DeploymentCommand::List(v)) => emit(
+                context.format,
+                &Deployments(
+                    client
+                        .list_deployments(&v.registry, &v.package, &v.version)
+                        .await?,
+                ),
+            ),
             ArtifactCommand::Metadata(command) => command.run(context).await,
             ArtifactCommand::Quarantine(args) => args.run(context, false).await,
             ArtifactCommand::Release(args) => args.run(context, true).await,
@@ -271,6 +351,51 @@ impl Tabular for PackageInfo {
             self.name,
             self.registry,
             table(&["VERSION", "TAGS", "FILES", "SIZE", "UPDATED"], versions)
+        )
+    }
+}
+
+/// Deployment records, as a table.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Deployments(Vec<Deployment>);
+
+impl Tabular for Deployments {
+    fn table(&self) -> String {
+        table(
+            &["ENVIRONMENT", "DEPLOYED", "BY"],
+            self.0.iter().map(|deployment| {
+                vec![
+                    deployment.environment.clone(),
+                    timestamp(deployment.at),
+                    deployment.by.clone(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Tabular for ResolvedVersion {
+    fn table(&self) -> String {
+        let files = self.files.iter().map(|file| {
+            vec![
+                file.name.clone(),
+                bytes(file.size),
+                file.sha256.to_hex(),
+                file.url.clone(),
+            ]
+        });
+        let tags = if self.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" (tags: {})", self.tags.join(", "))
+        };
+        format!(
+            "{} {}{tags} from registry {}\n{}",
+            self.package,
+            self.version,
+            self.member,
+            table(&["FILE", "SIZE", "SHA256", "URL"], files)
         )
     }
 }

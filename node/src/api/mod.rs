@@ -6,11 +6,13 @@ pub mod artifacts;
 pub mod audit;
 pub mod cleanup;
 pub mod cluster;
+pub mod deployments;
 pub mod firewall;
 pub mod gc;
 pub mod metadata;
 pub mod metrics;
 pub mod registries;
+pub mod resolve;
 pub mod tokens;
 pub mod users;
 
@@ -39,7 +41,9 @@ pub fn router(state: AppState) -> Router {
         .merge(cluster::routes())
         .merge(gc::routes())
         .merge(cleanup::routes())
-        .merge(firewall::routes());
+        .merge(firewall::routes())
+        .merge(resolve::routes())
+        .merge(deployments::routes());
     let front_ends = crate::formats::front_ends();
     Router::new()
         .nest("/api/v1", api)

@@ -104,6 +104,57 @@ impl Ecosystem {
         }
     }
 
+    /// Whether `version` is a pre-release in this ecosystem (a semver pre-release, PEP 440's
+    /// `a`/`b`/`rc`/`.dev`, a gem version with a letter, a Maven `-SNAPSHOT` or qualifier).
+    pub fn is_prerelease(self, version: &str) -> bool {
+        let version = version.trim();
+        match self {
+            Ecosystem::Npm | Ecosystem::Go | Ecosystem::CratesIo | Ecosystem::NuGet => version
+                .trim_start_matches('v')
+                .split('+')
+                .next()
+                .unwrap_or_default()
+                .contains('-'),
+            Ecosystem::PyPi => pep440_rs::Version::from_str(version)
+                .map(|v| v.any_prerelease())
+                .unwrap_or(false),
+            Ecosystem::Maven => version.contains('-'),
+            Ecosystem::RubyGems => version
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .bytes()
+                .any(|b| b.is_ascii_alphabetic()),
+        }
+    }
+
+    /// Whether `version` satisfies the requirement `range` in this ecosystem's syntax: PEP 440
+    /// specifiers for PyPI (`>=1.0,<2`), Cargo/npm-style semver requirements otherwise (`^1.2`,
+    /// `>=1.0, <2`, `~1.4`; a Go `v` is dropped). `None` when either cannot be read.
+    pub fn satisfies(self, version: &str, range: &str) -> Option<bool> {
+        match self {
+            Ecosystem::PyPi => {
+                let specifiers = pep440_rs::VersionSpecifiers::from_str(range.trim()).ok()?;
+                let version = pep440_rs::Version::from_str(version.trim()).ok()?;
+                Some(specifiers.contains(&version))
+            }
+            _ => {
+                let requirement = semver::VersionReq::parse(range.trim()).ok()?;
+                let version =
+                    semver::Version::parse(version.trim().trim_start_matches('v')).ok()?;
+                Some(requirement.matches(&version))
+            }
+        }
+    }
+
+    /// Whether `range` reads as a requirement in this ecosystem's syntax (see [`Self::satisfies`]).
+    pub fn is_range(self, range: &str) -> bool {
+        match self {
+            Ecosystem::PyPi => pep440_rs::VersionSpecifiers::from_str(range.trim()).is_ok(),
+            _ => semver::VersionReq::parse(range.trim()).is_ok(),
+        }
+    }
+
     /// True when `version` equals `listed` in this ecosystem (`1.0` and `1.0.0` are one PyPI or
     /// Maven version).
     fn same(self, version: &str, listed: &str) -> bool {

@@ -236,42 +236,44 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
     let name = Dataset::name(package);
     for index in 0..dataset.versions {
         let version = Dataset::version(index);
-        let url = arca.url("cargo/crates/api/v1/crates/new")?;
-        let what = format!("cargo publish {name} {version}");
-        let response = arca
-            .request(Method::PUT, url)
-            .body(archives::crate_publish(&name, &version)?)
-            .send()
-            .await
-            .with_context(|| what.clone())?;
-        expect_status(response, StatusCode::OK, &what).await?;
-        let url = arca.url("helm/charts/api/charts")?;
-        let what = format!("helm upload {name} {version}");
-        let response = arca
-            .request(Method::POST, url)
-            .body(archives::chart(&name, &version)?)
-            .send()
-            .await
-            .with_context(|| what.clone())?;
-        expect_status(response, StatusCode::CREATED, &what).await?;
-        let url = arca.url(&format!("go/gomods/example.com/{name}/@v/v{version}.zip"))?;
-        let what = format!("go module upload {name} v{version}");
-        let response = arca
-            .request(Method::PUT, url)
-            .body(archives::go_module_zip(&name, &format!("v{version}"))?)
-            .send()
-            .await
-            .with_context(|| what.clone())?;
-        expect_status(response, StatusCode::CREATED, &what).await?;
-        let url = arca.url("rubygems/gems/api/v1/gems")?;
-        let what = format!("gem push {name} {version}");
-        let response = arca
-            .request(Method::POST, url)
-            .body(archives::gem(&name, &version)?)
-            .send()
-            .await
-            .with_context(|| what.clone())?;
-        expect_status(response, StatusCode::OK, &what).await?;
+        let go_version = format!("v{version}");
+        // What each client sends to publish: the request, its body, the answer it expects.
+        let uploads = [
+            (
+                Method::PUT,
+                "cargo/crates/api/v1/crates/new".to_owned(),
+                archives::crate_publish(&name, &version)?,
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "helm/charts/api/charts".to_owned(),
+                archives::chart(&name, &version)?,
+                StatusCode::CREATED,
+            ),
+            (
+                Method::PUT,
+                format!("go/gomods/example.com/{name}/@v/{go_version}.zip"),
+                archives::go_module_zip(&name, &go_version)?,
+                StatusCode::CREATED,
+            ),
+            (
+                Method::POST,
+                "rubygems/gems/api/v1/gems".to_owned(),
+                archives::gem(&name, &version)?,
+                StatusCode::OK,
+            ),
+        ];
+        for (method, path, body, expected) in uploads {
+            let what = format!("{method} {path} ({name} {version})");
+            let response = arca
+                .request(method, arca.url(&path)?)
+                .body(body)
+                .send()
+                .await
+                .with_context(|| what.clone())?;
+            expect_status(response, expected, &what).await?;
+        }
     }
     Ok(())
 }

@@ -72,6 +72,40 @@ pub trait FrontEnd: Send + Sync + 'static {
     }
 }
 
+/// The axum handler of a front-end whose every request goes to `route`: errors are answered in the
+/// front-end's own shape (its error type's `IntoResponse`).
+pub fn answering<R, Fut, E>(
+    route: R,
+) -> impl Fn(
+    axum::extract::State<AppState>,
+    Method,
+    axum::http::Uri,
+    HeaderMap,
+    axum::body::Body,
+) -> futures::future::BoxFuture<'static, axum::response::Response>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    R: Fn(AppState, Method, axum::http::Uri, HeaderMap, axum::body::Body) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<axum::response::Response, E>> + Send + 'static,
+    E: axum::response::IntoResponse,
+{
+    move |axum::extract::State(state), method, uri, headers, body| {
+        let route = route.clone();
+        Box::pin(async move {
+            route(state, method, uri, headers, body)
+                .await
+                .unwrap_or_else(axum::response::IntoResponse::into_response)
+        })
+    }
+}
+
 /// Splits a front-end's path `/<segment>/<registry>/<rest>` into the registry and the rest.
 pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &'p str)> {
     path.strip_prefix('/')?

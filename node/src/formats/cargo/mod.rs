@@ -25,7 +25,6 @@ mod remote;
 use arca_protocol::{PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -52,7 +51,10 @@ impl crate::frontend::FrontEnd for Cargo {
     }
 
     fn routes(&self) -> Router<AppState> {
-        Router::new().route("/cargo/{registry}/{*path}", any(dispatch))
+        Router::new().route(
+            "/cargo/{registry}/{*path}",
+            any(crate::frontend::answering(route)),
+        )
     }
 
     fn is_download(&self, path: &str) -> bool {
@@ -136,25 +138,14 @@ fn parse_endpoint(path: &str) -> Option<Endpoint> {
     })
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
+async fn route(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    route(&state, method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn route(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
 ) -> Result<Response, CargoError> {
+    let (state, uri, headers) = (&state, &uri, &headers);
     let not_found = || CargoError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "cargo").ok_or_else(not_found)?;

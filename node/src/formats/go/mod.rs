@@ -27,7 +27,6 @@ use arca_protocol::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -50,7 +49,10 @@ impl crate::frontend::FrontEnd for Go {
     }
 
     fn routes(&self) -> Router<AppState> {
-        Router::new().route("/go/{registry}/{*path}", any(dispatch))
+        Router::new().route(
+            "/go/{registry}/{*path}",
+            any(crate::frontend::answering(route)),
+        )
     }
 
     fn is_download(&self, path: &str) -> bool {
@@ -141,25 +143,14 @@ fn parse_endpoint(path: &str) -> Result<Option<Endpoint>, TextError> {
     )))
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
+async fn route(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    route(&state, method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn route(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
 ) -> Result<Response, TextError> {
+    let (state, uri, headers) = (&state, &uri, &headers);
     let not_found = || TextError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "go").ok_or_else(not_found)?;

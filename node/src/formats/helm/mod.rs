@@ -27,7 +27,6 @@ use arca_protocol::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -60,7 +59,10 @@ impl crate::frontend::FrontEnd for Helm {
     }
 
     fn routes(&self) -> Router<AppState> {
-        Router::new().route("/helm/{registry}/{*path}", any(dispatch))
+        Router::new().route(
+            "/helm/{registry}/{*path}",
+            any(crate::frontend::answering(route)),
+        )
     }
 
     fn is_download(&self, path: &str) -> bool {
@@ -114,25 +116,14 @@ fn parse_endpoint(path: &str) -> Option<Endpoint> {
     })
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
+async fn route(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    route(&state, method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn route(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
 ) -> Result<Response, ApiError> {
+    let (state, uri, headers) = (&state, &uri, &headers);
     let not_found = || ApiError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "helm").ok_or_else(not_found)?;

@@ -30,9 +30,8 @@ use crate::meta::{PackageContents, StateRead};
 use arca_protocol::{PackageType, Registry, Role};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 
 pub use self::error::NpmError;
@@ -50,7 +49,10 @@ impl crate::frontend::FrontEnd for Npm {
     }
 
     fn routes(&self) -> Router<AppState> {
-        Router::new().route("/npm/{registry}/{*path}", any(dispatch))
+        Router::new().route(
+            "/npm/{registry}/{*path}",
+            any(crate::frontend::answering(route)),
+        )
     }
 
     fn is_download(&self, path: &str) -> bool {
@@ -144,25 +146,14 @@ impl<'a> Context<'a> {
     }
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
+async fn route(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    route(&state, method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn route(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
 ) -> Result<Response, NpmError> {
+    let (state, uri, headers) = (&state, &uri, &headers);
     let not_found = || NpmError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "npm").ok_or_else(not_found)?;

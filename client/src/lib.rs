@@ -12,6 +12,7 @@ mod archive;
 mod cargo;
 mod cleanup;
 mod client;
+mod composer;
 mod error;
 mod firewall;
 mod firewall_admin;

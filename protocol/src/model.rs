@@ -38,11 +38,13 @@ pub enum PackageType {
     Nuget,
     /// Ruby gems.
     Rubygems,
+    /// PHP packages (Composer).
+    Composer,
 }
 
 impl PackageType {
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 10] = [
+    pub const ALL: [PackageType; 11] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -53,11 +55,12 @@ impl PackageType {
         PackageType::Cargo,
         PackageType::Nuget,
         PackageType::Rubygems,
+        PackageType::Composer,
     ];
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 9] = [
+    pub const SERVED: [PackageType; 10] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
@@ -67,6 +70,7 @@ impl PackageType {
         PackageType::Helm,
         PackageType::Go,
         PackageType::Rubygems,
+        PackageType::Composer,
     ];
 
     /// True when this build serves registries of this type.
@@ -87,6 +91,7 @@ impl PackageType {
             PackageType::Cargo => "CARGO",
             PackageType::Nuget => "NUGET",
             PackageType::Rubygems => "RUBYGEMS",
+            PackageType::Composer => "COMPOSER",
         }
     }
 }
@@ -114,7 +119,7 @@ impl TryFrom<String> for PackageType {
 /// A package type name that Arca does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS)"
+    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS, COMPOSER)"
 )]
 pub struct UnknownPackageType(pub String);
 

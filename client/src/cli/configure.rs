@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -8,7 +8,9 @@
 //! `$CARGO_HOME/credentials.toml` (cargo reads tokens only there, never from the project), helm a
 //! repository named after the registry in its `repositories.yaml` (what `helm repo add` writes), the go
 //! command `GOPROXY` (and `GONOSUMDB`) in its env file (what `go env -w` writes), bundler the token for
-//! the server's host in `.bundle/config` and `gem push` its key in `~/.gem/credentials`. `--global` writes
+//! the server's host in `.bundle/config` and `gem push` its key in `~/.gem/credentials`, composer a
+//! repository in `composer.json` (or its global `config.json`) and `http-basic` credentials in
+//! `auth.json`. `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -60,6 +62,12 @@ pub enum ConfigureCommand {
     /// Give bundler (.bundle/config) and, with --global, `gem push` (~/.gem/credentials) the
     /// token for a RubyGems registry
     Gem {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add a Composer registry to composer.json's repositories (or composer's global config) and
+    /// its credentials to auth.json
+    Composer {
         #[command(flatten)]
         target: Target,
     },
@@ -140,6 +148,7 @@ impl ConfigureCommand {
             ConfigureCommand::Helm { target } => (target, PackageType::Helm),
             ConfigureCommand::Go { target, .. } => (target, PackageType::Go),
             ConfigureCommand::Gem { target } => (target, PackageType::Rubygems),
+            ConfigureCommand::Composer { target } => (target, PackageType::Composer),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -163,6 +172,7 @@ impl ConfigureCommand {
             ConfigureCommand::Cargo { target } => cargo(context, target, token)?,
             ConfigureCommand::Helm { target } => helm(context, target, token)?,
             ConfigureCommand::Gem { target } => gem(context, target, token)?,
+            ConfigureCommand::Composer { target } => composer(context, target, token)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -506,6 +516,93 @@ fn helm(context: &Context, target: &Target, token: &str) -> Result<Configured> {
         registry,
         files: vec![path],
         notes,
+    })
+}
+
+/// Sets the JSON value at `keys` (objects made as needed) in the JSON file at `path`, and writes it.
+fn merge_json(path: &Path, keys: &[&str], value: serde_json::Value) -> Result<()> {
+    let mut file: serde_json::Value = match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?,
+        Ok(_) => serde_json::json!({}),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut slot = &mut file;
+    for key in keys {
+        let object = slot
+            .as_object_mut()
+            .with_context(|| format!("{}: {key} is not inside an object", path.display()))?;
+        slot = object
+            .entry(key.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+    }
+    *slot = value;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(path, &(serde_json::to_string_pretty(&file)? + "\n"))
+}
+
+/// composer's global home: `$COMPOSER_HOME`, else `$XDG_CONFIG_HOME/composer`, else
+/// `~/.config/composer`.
+fn composer_home() -> Result<PathBuf> {
+    let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    Ok(match from_env("COMPOSER_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => match from_env("XDG_CONFIG_HOME") {
+            Some(dir) => PathBuf::from(dir),
+            None => home()?.join(".config"),
+        }
+        .join("composer"),
+    })
+}
+
+fn composer(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let url = registry_url(context, "composer", &target.registry)?;
+    // composer keys credentials by the URL's host, with its port when it names one.
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => bail!("the server URL has no host"),
+    };
+    let registry = target.registry.clone();
+    let (auth, config) = if target.global {
+        let home = composer_home()?;
+        (home.join("auth.json"), home.join("config.json"))
+    } else {
+        let dir = target.directory()?;
+        (dir.join("auth.json"), dir.join("composer.json"))
+    };
+    merge_json(
+        &auth,
+        &["http-basic", &host],
+        serde_json::json!({ "username": SERVER_ID, "password": token }),
+    )?;
+    let mut repository = serde_json::json!({
+        "type": "composer",
+        "url": url.as_str().trim_end_matches('/'),
+    });
+    if url.scheme() == "http" {
+        // composer refuses plain HTTP repositories unless told otherwise.
+        repository["options"] = serde_json::json!({});
+        merge_json(
+            &config,
+            &["config", "secure-http"],
+            serde_json::json!(false),
+        )?;
+    }
+    let key = format!("arca-{registry}");
+    merge_json(&config, &["repositories", &key], repository)?;
+    Ok(Configured {
+        ecosystem: "composer",
+        registry: registry.clone(),
+        files: vec![auth, config],
+        notes: vec![format!(
+            "composer now knows repository {key}: `composer require vendor/name`; upload with \
+             `arca artifact push composer {registry} <package.zip>`"
+        )],
     })
 }
 

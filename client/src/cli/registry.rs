@@ -23,7 +23,7 @@ pub enum RegistryCommand {
     Create {
         /// Registry name
         name: String,
-        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO or RUBYGEMS
+        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO, RUBYGEMS or COMPOSER
         #[arg(long, value_name = "TYPE")]
         package_type: PackageType,
         /// Free text for humans

@@ -1,6 +1,6 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems and charts are published the way
+//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems, Composer zips and charts are published the way
 //! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -72,6 +72,16 @@ pub enum PushCommand {
         /// The module's directory, holding its go.mod
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+    },
+    /// Upload a package zip (its composer.json inside) to a Composer registry
+    Composer {
+        /// Registry name
+        registry: String,
+        /// The package zip
+        zip: PathBuf,
+        /// The version [default: the one composer.json says]
+        #[arg(long)]
+        version: Option<String>,
     },
     /// Push a gem (`gem build`) to a RubyGems registry, as `gem push` does
     Gem {
@@ -198,6 +208,19 @@ impl PushCommand {
                 emit(
                     context.format,
                     &published.with_context(|| dir.display().to_string())?,
+                )
+            }
+            PushCommand::Composer {
+                registry,
+                zip,
+                version,
+            } => {
+                let published = client
+                    .push_composer(&registry, &zip, version.as_deref())
+                    .await;
+                emit(
+                    context.format,
+                    &published.with_context(|| zip.display().to_string())?,
                 )
             }
             PushCommand::Gem { registry, gem } => {

@@ -4,6 +4,7 @@
 //! policy); none imports another, nor the management API.
 
 pub mod cargo;
+pub mod composer;
 pub mod generic;
 pub mod go;
 pub mod helm;
@@ -27,5 +28,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(helm::Helm),
         Box::new(go::Go),
         Box::new(rubygems::RubyGems),
+        Box::new(composer::Composer),
     ])
 }

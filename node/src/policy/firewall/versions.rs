@@ -29,6 +29,8 @@ pub enum Ecosystem {
     NuGet,
     /// `RubyGems`.
     RubyGems,
+    /// `Packagist` (Composer).
+    Packagist,
 }
 
 impl Ecosystem {
@@ -42,6 +44,7 @@ impl Ecosystem {
             PackageType::Cargo => Some(Ecosystem::CratesIo),
             PackageType::Nuget => Some(Ecosystem::NuGet),
             PackageType::Rubygems => Some(Ecosystem::RubyGems),
+            PackageType::Composer => Some(Ecosystem::Packagist),
             PackageType::Generic | PackageType::Docker | PackageType::Helm => None,
         }
     }
@@ -57,6 +60,7 @@ impl Ecosystem {
             "crates.io" => Some(Ecosystem::CratesIo),
             "NuGet" => Some(Ecosystem::NuGet),
             "RubyGems" => Some(Ecosystem::RubyGems),
+            "Packagist" => Some(Ecosystem::Packagist),
             _ => None,
         }
     }
@@ -71,6 +75,7 @@ impl Ecosystem {
             Ecosystem::CratesIo => "crates.io",
             Ecosystem::NuGet => "NuGet",
             Ecosystem::RubyGems => "RubyGems",
+            Ecosystem::Packagist => "Packagist",
         }
     }
 
@@ -96,6 +101,7 @@ impl Ecosystem {
             }
             Ecosystem::Maven => Some(maven_version::compare(a, b)),
             Ecosystem::NuGet => compare_nuget(a, b),
+            Ecosystem::Packagist => compare_composer(a, b),
             // A gem version's `-<platform>` does not order it.
             Ecosystem::RubyGems => {
                 let number = |v: &str| v.split('-').next().unwrap_or_default().to_string();
@@ -119,6 +125,7 @@ impl Ecosystem {
                 .map(|v| v.any_prerelease())
                 .unwrap_or(false),
             Ecosystem::Maven => version.contains('-'),
+            Ecosystem::Packagist => composer_version(version).is_some_and(|(_, rank, _)| rank < 4),
             Ecosystem::RubyGems => version
                 .split('-')
                 .next()
@@ -166,6 +173,53 @@ impl Ecosystem {
 fn compare_semver(a: &str, b: &str) -> Option<Ordering> {
     let parse = |v: &str| semver::Version::parse(v.trim().trim_start_matches('v')).ok();
     Some(parse(a)?.cmp_precedence(&parse(b)?))
+}
+
+/// A Composer version as it orders: up to four dotted numbers (a `v` dropped, missing ones zero),
+/// the stability's rank (`dev` 0, `alpha`/`a` 1, `beta`/`b` 2, `RC` 3, stable 4, `patch`/`pl` 5)
+/// and the number after it (`beta2` is 2).
+fn composer_version(version: &str) -> Option<([u64; 4], u8, u64)> {
+    let version = version
+        .trim()
+        .trim_start_matches(['v', 'V'])
+        .to_ascii_lowercase();
+    let (numbers, suffix) = match version.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => version.split_at(at),
+        None => (version.as_str(), ""),
+    };
+    let mut parts = [0u64; 4];
+    let mut count = 0;
+    for (slot, part) in parts
+        .iter_mut()
+        .zip(numbers.trim_end_matches('.').split('.'))
+    {
+        *slot = part.parse().ok()?;
+        count += 1;
+    }
+    if count == 0 || numbers.trim_end_matches('.').split('.').count() > 4 {
+        return None;
+    }
+    let suffix = suffix.trim_start_matches(['-', '.', '_']);
+    let stability = suffix.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let number = suffix[stability.len()..]
+        .trim_start_matches('.')
+        .parse()
+        .unwrap_or(0);
+    let rank = match stability {
+        "" => 4,
+        "dev" => 0,
+        "alpha" | "a" => 1,
+        "beta" | "b" => 2,
+        "rc" => 3,
+        "patch" | "pl" | "p" => 5,
+        _ => return None,
+    };
+    Some((parts, rank, number))
+}
+
+/// Composer's version order (see [`composer_version`]).
+fn compare_composer(a: &str, b: &str) -> Option<Ordering> {
+    Some(composer_version(a)?.cmp(&composer_version(b)?))
 }
 
 /// NuGet order: up to four dotted numbers (missing ones are zero), then a release above any of its
@@ -354,6 +408,30 @@ mod tests {
         );
         assert!(!in_range(Ecosystem::Maven, &r, "2.0-alpha1"));
         assert!(!in_range(Ecosystem::Maven, &r, "2.15"), "2.15 == 2.15.0");
+    }
+
+    #[test]
+    fn composer_versions_order_by_numbers_then_stability() {
+        let ascending = [
+            "1.0.0-dev",
+            "v1.0.0-alpha2",
+            "1.0.0-beta",
+            "1.0.0-RC1",
+            "1.0",
+            "1.0.0.1",
+            "1.0.1-pl1",
+            "1.10",
+        ];
+        for pair in ascending.windows(2) {
+            assert_eq!(
+                compare_composer(pair[0], pair[1]),
+                Some(Ordering::Less),
+                "{pair:?}"
+            );
+        }
+        assert_eq!(compare_composer("v2.0", "2.0.0.0"), Some(Ordering::Equal));
+        assert!(Ecosystem::Packagist.is_prerelease("2.0.0-beta1"));
+        assert!(!Ecosystem::Packagist.is_prerelease("2.0.0"));
     }
 
     #[test]

@@ -219,6 +219,28 @@ pub fn go_module_zip(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// The zip `composer archive` makes for the package `bench/<name>`: `composer.json` and one class.
+pub fn composer_zip(name: &str) -> anyhow::Result<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    let manifest = serde_json::json!({
+        "name": format!("bench/{name}"),
+        "description": format!("arca-bench package {name}"),
+        "autoload": { "psr-4": { "Bench\\": "src/" } },
+    });
+    for (path, text) in [
+        ("composer.json".to_owned(), manifest.to_string()),
+        (
+            "src/Bench.php".to_owned(),
+            format!("<?php\nnamespace Bench;\nclass Bench {{ const NAME = '{name}'; }}\n"),
+        ),
+    ] {
+        zip.start_file(path, options)?;
+        zip.write_all(text.as_bytes())?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 /// The `.gem` `gem build` makes for version `version` of the gem `name` (one Ruby file): a tar of
 /// `metadata.gz` (the YAML specification) and `data.tar.gz`.
 pub fn gem(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {

@@ -1,7 +1,7 @@
-//! The `formats` benchmark: the Cargo, Helm, Go and RubyGems front-ends read the way cargo, helm,
-//! the go command and bundler read them — sparse index files and `.crate` downloads, `index.yaml`
-//! and chart archives, module version lists and zips, compact index info files and gems — from a
-//! node running
+//! The `formats` benchmark: the Cargo, Helm, Go, RubyGems and Composer front-ends read the way
+//! their clients read them — sparse index files and `.crate` downloads, `index.yaml` and chart
+//! archives, module version lists and zips, compact index info files and gems, `p2` metadata files
+//! and dist zips — from a node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -27,10 +27,10 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts, Go modules and gems, to publish.
+    /// Crates, and as many charts, Go modules, gems and Composer packages, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
-    /// Versions of each crate, chart, module and gem.
+    /// Versions of each crate, chart, module, gem and Composer package.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     versions: u64,
     /// Concurrent clients of every measurement.
@@ -96,6 +96,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "gem info file: GET /rubygems/<r>/info/<gem> (one line per version); gem: GET \
              /rubygems/<r>/gems/<gem>-<version>.gem"
                 .to_owned(),
+            "composer p2 file: GET /composer/<r>/p2/<vendor>/<name>.json (every version); dist: \
+             GET /composer/<r>/dist/<vendor>/<name>/<version>.zip"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -122,6 +125,7 @@ async fn measure(
     common::create_registry(&http, &base, &token, "charts", "HELM").await?;
     common::create_registry(&http, &base, &token, "gomods", "GO").await?;
     common::create_registry(&http, &base, &token, "gems", "RUBYGEMS").await?;
+    common::create_registry(&http, &base, &token, "php", "COMPOSER").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -138,7 +142,7 @@ async fn measure(
     .await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "published {} crates, charts, Go modules and gems of {} versions each in {setup_seconds:.1} s",
+        "published {} crates, charts, Go modules, gems and Composer packages of {} versions each in {setup_seconds:.1} s",
         dataset.packages, dataset.versions
     );
 
@@ -147,6 +151,7 @@ async fn measure(
     let helm = read_helm(&arca, dataset, &mut copies).await?;
     let go = read_go(&arca, dataset, &mut copies).await?;
     let gems = read_gems(&arca, dataset, &mut copies).await?;
+    let composer = read_composer(&arca, dataset, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -168,6 +173,7 @@ async fn measure(
     };
     let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
     let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
+    let composer_static = rebase(&composer)?;
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -223,6 +229,28 @@ async fn measure(
                 .row(".gem", targets, [&gems, &gems_static], true, None)
                 .await?,
         );
+        rows.push(
+            timing
+                .row(
+                    "composer p2 file",
+                    targets,
+                    [&composer, &composer_static],
+                    false,
+                    None,
+                )
+                .await?,
+        );
+        rows.push(
+            timing
+                .row(
+                    "composer dist",
+                    targets,
+                    [&composer, &composer_static],
+                    true,
+                    None,
+                )
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -262,6 +290,12 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
                 "rubygems/gems/api/v1/gems".to_owned(),
                 archives::gem(&name, &version)?,
                 StatusCode::OK,
+            ),
+            (
+                Method::PUT,
+                format!("composer/php/packages/bench/{name}/{version}"),
+                archives::composer_zip(&name)?,
+                StatusCode::CREATED,
             ),
         ];
         for (method, path, body, expected) in uploads {
@@ -433,6 +467,44 @@ async fn read_gems(
                 let version = Dataset::version(index);
                 files
                     .push(fetch(&arca, &format!("rubygems/gems/gems/{name}-{version}.gem")).await?);
+            }
+            Ok((page, files))
+        }
+    })
+    .await?;
+    Ok(collect(read, copies))
+}
+
+/// Reads every package's p2 metadata file (which must list every version) and every dist once.
+async fn read_composer(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let name = Dataset::name(package);
+            let page = fetch(&arca, &format!("composer/php/p2/bench/{name}.json")).await?;
+            let document: serde_json::Value = serde_json::from_slice(&page.2)?;
+            let listed = document["packages"][format!("bench/{name}")]
+                .as_array()
+                .map_or(0, Vec::len);
+            ensure!(
+                listed as u64 == dataset.versions,
+                "bench/{name}: the metadata lists {listed} versions"
+            );
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files.push(
+                    fetch(
+                        &arca,
+                        &format!("composer/php/dist/bench/{name}/{version}.zip"),
+                    )
+                    .await?,
+                );
             }
             Ok((page, files))
         }

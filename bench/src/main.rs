@@ -48,10 +48,10 @@
 //! Options: `--packages N`, `--versions N`, `--clients N`, `--seconds S`, `--runs N` (default 1),
 //! `--peers PATH`, `--dir PATH`, `--json`.
 //!
-//! `formats` publishes `--packages` (default 1000) crates and as many Helm charts, Go modules and
-//! gems of `--versions` (default 10) versions each to a node started in this process, reads every
-//! Cargo index file, `.crate`, `index.yaml`, chart, module version list and zip, gem info file and
-//! `.gem` back, serves the same bytes from memory with a plain static server,
+//! `formats` publishes `--packages` (default 1000) crates and as many Helm charts, Go modules, gems
+//! and Composer packages of `--versions` (default 10) versions each to a node started in this
+//! process, reads every Cargo index file, `.crate`, `index.yaml`, chart, module version list and
+//! zip, gem info file, `.gem`, Composer metadata file and dist back, serves the same bytes from memory with a plain static server,
 //! and times random GETs of each against both:
 //!
 //! ```text

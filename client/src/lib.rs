@@ -13,6 +13,7 @@ mod cargo;
 mod cleanup;
 mod client;
 mod composer;
+mod conda;
 mod error;
 mod firewall;
 mod firewall_admin;

@@ -40,11 +40,13 @@ pub enum PackageType {
     Rubygems,
     /// PHP packages (Composer).
     Composer,
+    /// Conda packages.
+    Conda,
 }
 
 impl PackageType {
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 11] = [
+    pub const ALL: [PackageType; 12] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -56,11 +58,12 @@ impl PackageType {
         PackageType::Nuget,
         PackageType::Rubygems,
         PackageType::Composer,
+        PackageType::Conda,
     ];
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 10] = [
+    pub const SERVED: [PackageType; 11] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
@@ -71,6 +74,7 @@ impl PackageType {
         PackageType::Go,
         PackageType::Rubygems,
         PackageType::Composer,
+        PackageType::Conda,
     ];
 
     /// True when this build serves registries of this type.
@@ -92,6 +96,7 @@ impl PackageType {
             PackageType::Nuget => "NUGET",
             PackageType::Rubygems => "RUBYGEMS",
             PackageType::Composer => "COMPOSER",
+            PackageType::Conda => "CONDA",
         }
     }
 }
@@ -119,7 +124,7 @@ impl TryFrom<String> for PackageType {
 /// A package type name that Arca does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS, COMPOSER)"
+    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS, COMPOSER, CONDA)"
 )]
 pub struct UnknownPackageType(pub String);
 

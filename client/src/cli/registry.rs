@@ -23,7 +23,7 @@ pub enum RegistryCommand {
     Create {
         /// Registry name
         name: String,
-        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO, RUBYGEMS or COMPOSER
+        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO, RUBYGEMS, COMPOSER or CONDA
         #[arg(long, value_name = "TYPE")]
         package_type: PackageType,
         /// Free text for humans

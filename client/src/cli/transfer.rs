@@ -1,6 +1,6 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems, Composer zips and charts are published the way
+//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems, Composer zips, conda packages and charts are published the way
 //! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -82,6 +82,13 @@ pub enum PushCommand {
         /// The version [default: the one composer.json says]
         #[arg(long)]
         version: Option<String>,
+    },
+    /// Upload a .conda package to a Conda channel (its info/index.json says where it goes)
+    Conda {
+        /// Registry name
+        registry: String,
+        /// The .conda package
+        package: PathBuf,
     },
     /// Push a gem (`gem build`) to a RubyGems registry, as `gem push` does
     Gem {
@@ -221,6 +228,13 @@ impl PushCommand {
                 emit(
                     context.format,
                     &published.with_context(|| zip.display().to_string())?,
+                )
+            }
+            PushCommand::Conda { registry, package } => {
+                let published = client.push_conda(&registry, &package).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| package.display().to_string())?,
                 )
             }
             PushCommand::Gem { registry, gem } => {

@@ -5,6 +5,7 @@
 
 pub mod cargo;
 pub mod composer;
+pub mod conda;
 pub mod generic;
 pub mod go;
 pub mod helm;
@@ -29,5 +30,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(go::Go),
         Box::new(rubygems::RubyGems),
         Box::new(composer::Composer),
+        Box::new(conda::Conda),
     ])
 }

@@ -45,7 +45,9 @@ impl Ecosystem {
             PackageType::Nuget => Some(Ecosystem::NuGet),
             PackageType::Rubygems => Some(Ecosystem::RubyGems),
             PackageType::Composer => Some(Ecosystem::Packagist),
-            PackageType::Generic | PackageType::Docker | PackageType::Helm => None,
+            PackageType::Generic | PackageType::Docker | PackageType::Helm | PackageType::Conda => {
+                None
+            }
         }
     }
 

@@ -219,6 +219,48 @@ pub fn go_module_zip(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// A `.conda` package of `name` `version` (build `0`, noarch) as conda-package-handling makes
+/// one: a zip of `metadata.json` and two zstd'd tars, `info-...` (with `info/index.json`) and
+/// `pkg-...` (one file).
+pub fn conda_package(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    let stem = format!("{name}-{version}-0");
+    let tar_zst = |files: &[(String, String)]| -> anyhow::Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, text) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, path, text.as_bytes())?;
+        }
+        Ok(zstd::encode_all(tar.into_inner()?.as_slice(), 3)?)
+    };
+    let index = serde_json::json!({
+        "name": name, "version": version, "build": "0", "build_number": 0, "depends": [],
+        "subdir": "noarch", "noarch": "generic", "license": "MIT",
+    });
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (path, bytes) in [
+        (
+            "metadata.json".to_owned(),
+            b"{\"conda_pkg_format_version\": 2}".to_vec(),
+        ),
+        (
+            format!("info-{stem}.tar.zst"),
+            tar_zst(&[("info/index.json".to_owned(), index.to_string())])?,
+        ),
+        (
+            format!("pkg-{stem}.tar.zst"),
+            tar_zst(&[(format!("share/bench/{name}.txt"), version.to_owned())])?,
+        ),
+    ] {
+        zip.start_file(path, stored)?;
+        zip.write_all(&bytes)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 /// The zip `composer archive` makes for the package `bench/<name>`: `composer.json` and one class.
 pub fn composer_zip(name: &str) -> anyhow::Result<Vec<u8>> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));

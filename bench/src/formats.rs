@@ -1,7 +1,7 @@
-//! The `formats` benchmark: the Cargo, Helm, Go, RubyGems and Composer front-ends read the way
-//! their clients read them — sparse index files and `.crate` downloads, `index.yaml` and chart
+//! The `formats` benchmark: the Cargo, Helm, Go, RubyGems, Composer and Conda front-ends read the
+//! way their clients read them — sparse index files and `.crate` downloads, `index.yaml` and chart
 //! archives, module version lists and zips, compact index info files and gems, `p2` metadata files
-//! and dist zips — from a node running
+//! and dist zips, a subdir's `repodata.json` and `.conda` packages — from a node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -27,10 +27,10 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts, Go modules, gems and Composer packages, to publish.
+    /// Crates, and as many charts, Go modules, gems, Composer and conda packages, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
-    /// Versions of each crate, chart, module, gem and Composer package.
+    /// Versions of each.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     versions: u64,
     /// Concurrent clients of every measurement.
@@ -99,6 +99,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "composer p2 file: GET /composer/<r>/p2/<vendor>/<name>.json (every version); dist: \
              GET /composer/<r>/dist/<vendor>/<name>/<version>.zip"
                 .to_owned(),
+            "conda repodata.json: GET /conda/<r>/noarch/repodata.json listing every package; \
+             package: GET /conda/<r>/noarch/<name>-<version>-0.conda"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -126,6 +129,7 @@ async fn measure(
     common::create_registry(&http, &base, &token, "gomods", "GO").await?;
     common::create_registry(&http, &base, &token, "gems", "RUBYGEMS").await?;
     common::create_registry(&http, &base, &token, "php", "COMPOSER").await?;
+    common::create_registry(&http, &base, &token, "channel", "CONDA").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -142,7 +146,7 @@ async fn measure(
     .await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "published {} crates, charts, Go modules, gems and Composer packages of {} versions each in {setup_seconds:.1} s",
+        "published {} packages of each format, {} versions each, in {setup_seconds:.1} s",
         dataset.packages, dataset.versions
     );
 
@@ -152,6 +156,7 @@ async fn measure(
     let go = read_go(&arca, dataset, &mut copies).await?;
     let gems = read_gems(&arca, dataset, &mut copies).await?;
     let composer = read_composer(&arca, dataset, &mut copies).await?;
+    let conda = read_conda(&arca, dataset, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -173,7 +178,7 @@ async fn measure(
     };
     let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
     let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
-    let composer_static = rebase(&composer)?;
+    let (composer_static, conda_static) = (rebase(&composer)?, rebase(&conda)?);
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -251,6 +256,28 @@ async fn measure(
                 )
                 .await?,
         );
+        rows.push(
+            timing
+                .row(
+                    "conda repodata.json",
+                    targets,
+                    [&conda, &conda_static],
+                    false,
+                    None,
+                )
+                .await?,
+        );
+        rows.push(
+            timing
+                .row(
+                    "conda package",
+                    targets,
+                    [&conda, &conda_static],
+                    true,
+                    None,
+                )
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -295,6 +322,12 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
                 Method::PUT,
                 format!("composer/php/packages/bench/{name}/{version}"),
                 archives::composer_zip(&name)?,
+                StatusCode::CREATED,
+            ),
+            (
+                Method::PUT,
+                format!("conda/channel/{name}-{version}-0.conda"),
+                archives::conda_package(&name, &version)?,
                 StatusCode::CREATED,
             ),
         ];
@@ -511,6 +544,47 @@ async fn read_composer(
     })
     .await?;
     Ok(collect(read, copies))
+}
+
+/// Reads `noarch/repodata.json` (which must list every package) and every package once.
+async fn read_conda(
+    arca: &Target,
+    dataset: Dataset,
+    copies: &mut HashMap<String, Bytes>,
+) -> anyhow::Result<Served> {
+    let repodata = fetch(arca, "conda/channel/noarch/repodata.json").await?;
+    let document: serde_json::Value = serde_json::from_slice(&repodata.2)?;
+    let listed = document["packages.conda"]
+        .as_object()
+        .map_or(0, serde_json::Map::len);
+    ensure!(
+        listed as u64 == dataset.packages * dataset.versions,
+        "repodata.json lists {listed} packages"
+    );
+    let reader = arca.clone();
+    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
+        let arca = reader.clone();
+        async move {
+            let name = Dataset::name(package);
+            let mut files = Vec::new();
+            for index in 0..dataset.versions {
+                let version = Dataset::version(index);
+                files.push(
+                    fetch(
+                        &arca,
+                        &format!("conda/channel/noarch/{name}-{version}-0.conda"),
+                    )
+                    .await?,
+                );
+            }
+            Ok(files)
+        }
+    })
+    .await?;
+    Ok(collect(
+        vec![(repodata, read.into_iter().flatten().collect())],
+        copies,
+    ))
 }
 
 type Fetched = (Item, String, Bytes);

@@ -338,18 +338,41 @@ fn stored_file(subdir: &str, file: &str) -> String {
 /// the firewall blocks the version.
 async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let records = records(ctx, &registry, subdir).await?;
-    let record = records
-        .get(file)
-        .ok_or_else(|| ApiError::not_found(format!("{subdir}/{file} not found")))?;
-    let field = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or_default();
-    let (name, version) = (field("name"), field("version"));
-    let sha256 = field("sha256").parse::<Sha256>().ok();
+    let not_found = || ApiError::not_found(format!("{subdir}/{file} not found"));
+    // A version and a build string hold no `-`: the name is what comes before them.
+    let stem = file
+        .strip_suffix(".conda")
+        .or_else(|| file.strip_suffix(".tar.bz2"))
+        .ok_or_else(not_found)?;
+    let mut parts = stem.rsplitn(3, '-');
+    let (_build, version, name) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(build), Some(version), Some(name)) => (build, version, name),
+        _ => return Err(not_found()),
+    };
     let stored = stored_file(subdir, file);
     let mut failure = None;
     for member in proxy::resolution_order(ctx.state, &registry) {
         let now = ctx.state.now_ms();
         let held = firewall::check_member(&ctx.state.meta.view()?, &member, name, version, now)?;
+        // A hosted member's own file, or a remote member's kept one; else the upstream's, checked
+        // against the sha256 its repodata lists.
+        let sha256 = if held || member.kind != RegistryKind::Remote {
+            None
+        } else {
+            match upstream_records(ctx, &member, subdir).await {
+                Ok(records) => match records.get(file) {
+                    Some(record) => record
+                        .get("sha256")
+                        .and_then(Value::as_str)
+                        .and_then(|hex| hex.parse::<Sha256>().ok()),
+                    None => continue,
+                },
+                Err(error) => {
+                    failure = Some(error);
+                    continue;
+                }
+            }
+        };
         if !held && member.kind != RegistryKind::Remote {
             continue;
         }
@@ -382,7 +405,7 @@ async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Respons
             Err(error) => failure = Some(ApiError::from(error)),
         }
     }
-    Err(failure.unwrap_or_else(|| ApiError::not_found(format!("{subdir}/{file} not found"))))
+    Err(failure.unwrap_or_else(not_found))
 }
 
 /// `PUT [<subdir>/]<file>.conda`: stores a package build (in the subdir its `index.json` names,

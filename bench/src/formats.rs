@@ -151,11 +151,11 @@ async fn measure(
     );
 
     let mut copies = HashMap::new();
-    let cargo = read_cargo(&arca, dataset, &mut copies).await?;
+    let cargo = read_per_package(&arca, dataset, &CARGO, &mut copies).await?;
     let helm = read_helm(&arca, dataset, &mut copies).await?;
-    let go = read_go(&arca, dataset, &mut copies).await?;
-    let gems = read_gems(&arca, dataset, &mut copies).await?;
-    let composer = read_composer(&arca, dataset, &mut copies).await?;
+    let go = read_per_package(&arca, dataset, &GO, &mut copies).await?;
+    let gems = read_per_package(&arca, dataset, &GEMS, &mut copies).await?;
+    let composer = read_per_package(&arca, dataset, &COMPOSER, &mut copies).await?;
     let conda = read_conda(&arca, dataset, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
@@ -364,10 +364,63 @@ async fn fetch(arca: &Target, path: &str) -> anyhow::Result<(Item, String, Bytes
     ))
 }
 
-/// Reads every crate's index file (which must list every version) and every `.crate` once.
-async fn read_cargo(
+/// How a per-package format is read: its page of one package, how many versions that page lists,
+/// and the URL of each version's file.
+struct PerPackage {
+    page: fn(&str) -> String,
+    listed: fn(&[u8], &str) -> usize,
+    file: fn(&str, &str) -> String,
+}
+
+/// Non-empty lines of a page.
+fn lines(page: &[u8], _name: &str) -> usize {
+    page.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+}
+
+/// The cargo index file and `.crate` downloads.
+const CARGO: PerPackage = PerPackage {
+    page: |name| format!("cargo/crates/index/{}", index_path(name)),
+    listed: lines,
+    file: |name, version| format!("cargo/crates/api/v1/crates/{name}/{version}/download"),
+};
+
+/// The Go version list and module zips.
+const GO: PerPackage = PerPackage {
+    page: |name| format!("go/gomods/example.com/{name}/@v/list"),
+    listed: lines,
+    file: |name, version| format!("go/gomods/example.com/{name}/@v/v{version}.zip"),
+};
+
+/// The compact index info file (after its `---` line) and gems.
+const GEMS: PerPackage = PerPackage {
+    page: |name| format!("rubygems/gems/info/{name}"),
+    listed: |page, name| lines(page, name).saturating_sub(1),
+    file: |name, version| format!("rubygems/gems/gems/{name}-{version}.gem"),
+};
+
+/// The Composer p2 metadata file and dist zips.
+const COMPOSER: PerPackage = PerPackage {
+    page: |name| format!("composer/php/p2/bench/{name}.json"),
+    listed: |page, name| {
+        serde_json::from_slice::<serde_json::Value>(page)
+            .ok()
+            .and_then(|document| {
+                document["packages"][format!("bench/{name}")]
+                    .as_array()
+                    .map(Vec::len)
+            })
+            .unwrap_or(0)
+    },
+    file: |name, version| format!("composer/php/dist/bench/{name}/{version}.zip"),
+};
+
+/// Reads every package's page (which must list every version) and every version's file once.
+async fn read_per_package(
     arca: &Target,
     dataset: Dataset,
+    format: &'static PerPackage,
     copies: &mut HashMap<String, Bytes>,
 ) -> anyhow::Result<Served> {
     let reader = arca.clone();
@@ -375,26 +428,17 @@ async fn read_cargo(
         let arca = reader.clone();
         async move {
             let name = Dataset::name(package);
-            let page = fetch(&arca, &format!("cargo/crates/index/{}", index_path(&name))).await?;
-            let lines = page
-                .2
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
+            let page = fetch(&arca, &(format.page)(&name)).await?;
+            let listed = (format.listed)(&page.2, &name);
             ensure!(
-                lines as u64 == dataset.versions,
-                "{name}: the index lists {lines} versions"
+                listed as u64 == dataset.versions,
+                "{}: lists {listed} versions",
+                page.1
             );
             let mut files = Vec::new();
             for index in 0..dataset.versions {
                 let version = Dataset::version(index);
-                files.push(
-                    fetch(
-                        &arca,
-                        &format!("cargo/crates/api/v1/crates/{name}/{version}/download"),
-                    )
-                    .await?,
-                );
+                files.push(fetch(&arca, &(format.file)(&name, &version)).await?);
             }
             Ok((page, files))
         }
@@ -437,113 +481,6 @@ async fn read_helm(
         vec![(index, read.into_iter().flatten().collect())],
         copies,
     ))
-}
-
-/// Reads every module's version list (which must list every version) and every module zip once.
-async fn read_go(
-    arca: &Target,
-    dataset: Dataset,
-    copies: &mut HashMap<String, Bytes>,
-) -> anyhow::Result<Served> {
-    let reader = arca.clone();
-    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
-        let arca = reader.clone();
-        async move {
-            let module = format!("go/gomods/example.com/{}", Dataset::name(package));
-            let page = fetch(&arca, &format!("{module}/@v/list")).await?;
-            let lines = page
-                .2
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
-            ensure!(
-                lines as u64 == dataset.versions,
-                "{module}: the list has {lines} versions"
-            );
-            let mut files = Vec::new();
-            for index in 0..dataset.versions {
-                let version = Dataset::version(index);
-                files.push(fetch(&arca, &format!("{module}/@v/v{version}.zip")).await?);
-            }
-            Ok((page, files))
-        }
-    })
-    .await?;
-    Ok(collect(read, copies))
-}
-
-/// Reads every gem's info file (which must list every version) and every `.gem` once.
-async fn read_gems(
-    arca: &Target,
-    dataset: Dataset,
-    copies: &mut HashMap<String, Bytes>,
-) -> anyhow::Result<Served> {
-    let reader = arca.clone();
-    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
-        let arca = reader.clone();
-        async move {
-            let name = Dataset::name(package);
-            let page = fetch(&arca, &format!("rubygems/gems/info/{name}")).await?;
-            // The `---` header, then a line per version.
-            let lines = page
-                .2
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
-            ensure!(
-                lines as u64 == dataset.versions + 1,
-                "{name}: the info file lists {} versions",
-                lines.saturating_sub(1)
-            );
-            let mut files = Vec::new();
-            for index in 0..dataset.versions {
-                let version = Dataset::version(index);
-                files
-                    .push(fetch(&arca, &format!("rubygems/gems/gems/{name}-{version}.gem")).await?);
-            }
-            Ok((page, files))
-        }
-    })
-    .await?;
-    Ok(collect(read, copies))
-}
-
-/// Reads every package's p2 metadata file (which must list every version) and every dist once.
-async fn read_composer(
-    arca: &Target,
-    dataset: Dataset,
-    copies: &mut HashMap<String, Bytes>,
-) -> anyhow::Result<Served> {
-    let reader = arca.clone();
-    let read = for_every_package(dataset, VERIFY_CONCURRENCY, move |package| {
-        let arca = reader.clone();
-        async move {
-            let name = Dataset::name(package);
-            let page = fetch(&arca, &format!("composer/php/p2/bench/{name}.json")).await?;
-            let document: serde_json::Value = serde_json::from_slice(&page.2)?;
-            let listed = document["packages"][format!("bench/{name}")]
-                .as_array()
-                .map_or(0, Vec::len);
-            ensure!(
-                listed as u64 == dataset.versions,
-                "bench/{name}: the metadata lists {listed} versions"
-            );
-            let mut files = Vec::new();
-            for index in 0..dataset.versions {
-                let version = Dataset::version(index);
-                files.push(
-                    fetch(
-                        &arca,
-                        &format!("composer/php/dist/bench/{name}/{version}.zip"),
-                    )
-                    .await?,
-                );
-            }
-            Ok((page, files))
-        }
-    })
-    .await?;
-    Ok(collect(read, copies))
 }
 
 /// Reads `noarch/repodata.json` (which must list every package) and every package once.

@@ -111,6 +111,22 @@ pub async fn receive_blob(
 /// How much of a refused request body is read (and dropped) so the client sees the refusal.
 const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// `decided` with the request's body handed back; when it is a refusal, the body is read and dropped
+/// first ([`discard_body`]), so the client gets the answer rather than a reset connection.
+pub async fn unless_refused<T, E>(
+    decided: Result<T, E>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(T, Body), E> {
+    match decided {
+        Ok(value) => Ok((value, body)),
+        Err(error) => {
+            discard_body(headers, body).await;
+            Err(error)
+        }
+    }
+}
+
 /// Reads and drops the body of a refused request (at most 64 MiB), so the error answer is not lost to
 /// a connection reset while the client is still sending — unless the client waits for
 /// `100 Continue`: then it has not sent the body and, answered now, never will.

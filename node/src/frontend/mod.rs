@@ -15,7 +15,7 @@ mod text_error;
 
 pub use blobs::{
     RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,
-    parse_range, read_small_blob, receive_blob, serve_blob,
+    parse_range, read_small_blob, receive_blob, serve_blob, unless_refused,
 };
 pub use cursor::BlobCursor;
 pub use error::ApiError;
@@ -172,6 +172,24 @@ impl AppState {
         let registry = self.meta.read(|view| view.registry(name))?;
         caller.require_on(name, registry.as_ref(), needed)?;
         registry.ok_or_else(|| ApiError::not_found(format!("registry {name} not found")))
+    }
+
+    /// A document rendered from the metadata, kept while the metadata is as it was when it was
+    /// rendered (see [`rendered`]): `key` names it, `render` makes it.
+    pub async fn render_once<E, Fut>(
+        &self,
+        key: &str,
+        render: impl FnOnce() -> Fut,
+    ) -> Result<bytes::Bytes, E>
+    where
+        Fut: Future<Output = Result<bytes::Bytes, E>>,
+    {
+        let applied = self
+            .meta
+            .raft_metrics()
+            .last_applied
+            .map_or(0, |log| log.index);
+        self.rendered.get_or_render(key, applied, render).await
     }
 
     /// [`Self::registry_for`], refusing a registry of another type than `package_type` (400).

@@ -34,7 +34,7 @@ use self::index::{INDEX_ENTRY, IndexEntry, YANKED, json_response};
 use self::names::{CrateName, crate_of_index_path};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::{discard_body, serve_blob};
+use crate::frontend::{serve_blob, unless_refused};
 use crate::meta::{PackageContents, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -160,13 +160,10 @@ async fn route(
     match (endpoint, method) {
         (Endpoint::Config, Method::GET | Method::HEAD) => index::config(ctx),
         (Endpoint::IndexFile(name), Method::GET | Method::HEAD) => index::file(ctx, &name).await,
-        (Endpoint::Publish, Method::PUT) => match ctx.for_writes() {
-            Ok(target) => publish::publish(&target, body).await,
-            Err(error) => {
-                discard_body(headers, body).await;
-                Err(error)
-            }
-        },
+        (Endpoint::Publish, Method::PUT) => {
+            let (target, body) = unless_refused(ctx.for_writes(), headers, body).await?;
+            publish::publish(&target, body).await
+        }
         (Endpoint::Download(name, version), Method::GET | Method::HEAD) => {
             download(ctx, &name, &version).await
         }

@@ -25,14 +25,14 @@ use arca_protocol::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::{ApiError, BlobCursor, discard_body, receive_blob, serve_blob};
+use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -207,16 +207,10 @@ async fn route(
             dist(ctx, &name, &version).await
         }
         (Endpoint::Upload { name, version }, Method::PUT) => {
-            let target = match ctx
+            let writable = ctx
                 .authorize(Role::Write)
-                .and_then(|registry| ctx.state.write_target(&registry))
-            {
-                Ok(target) => target,
-                Err(error) => {
-                    discard_body(headers, body).await;
-                    return Err(error);
-                }
-            };
+                .and_then(|registry| ctx.state.write_target(&registry));
+            let (target, body) = unless_refused(writable, headers, body).await?;
             upload(ctx, &target, &name, &version, body).await
         }
         (_, method) => Err(ApiError::new(
@@ -232,23 +226,32 @@ async fn route(
 /// there to ask).
 async fn root(ctx: &Context<'_>) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let members = proxy::resolution_order(ctx.state, &registry);
-    let mut document = json!({
-        "packages": [],
-        "metadata-url": format!("{}/p2/%package%.json", ctx.base_url()),
-    });
-    if members
-        .iter()
-        .all(|member| member.kind != RegistryKind::Remote)
-    {
-        let view = ctx.state.meta.view()?;
-        let mut names = std::collections::BTreeSet::new();
-        for member in &members {
-            names.extend(view.package_names(&member.name, None, usize::MAX)?);
-        }
-        document["available-packages"] = json!(names);
-    }
-    Ok(axum::Json(document).into_response())
+    let base = ctx.base_url();
+    // Rendered once per metadata change (and origin: the document holds absolute URLs).
+    let key = format!("composer.packages/{}/{base}", registry.name);
+    let body = ctx
+        .state
+        .render_once(&key, || async {
+            let members = proxy::resolution_order(ctx.state, &registry);
+            let mut document = json!({
+                "packages": [],
+                "metadata-url": format!("{base}/p2/%package%.json"),
+            });
+            if members
+                .iter()
+                .all(|member| member.kind != RegistryKind::Remote)
+            {
+                let view = ctx.state.meta.view()?;
+                let mut names = std::collections::BTreeSet::new();
+                for member in &members {
+                    names.extend(view.package_names(&member.name, None, usize::MAX)?);
+                }
+                document["available-packages"] = json!(names);
+            }
+            Ok::<_, ApiError>(bytes::Bytes::from(document.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The metadata entries of `name` through `registry`, by version: each from the first member

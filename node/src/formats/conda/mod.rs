@@ -33,7 +33,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::frontend::{
-    ApiError, BlobCursor, discard_body, read_small_blob, receive_blob, serve_blob,
+    ApiError, BlobCursor, read_small_blob, receive_blob, serve_blob, unless_refused,
 };
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -254,18 +254,10 @@ async fn upstream_records(
 /// change.
 async fn repodata(ctx: &Context<'_>, subdir: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let applied = ctx
-        .state
-        .meta
-        .raft_metrics()
-        .last_applied
-        .map_or(0, |log| log.index);
     let body = ctx
         .state
-        .rendered
-        .get_or_render(
+        .render_once(
             &format!("conda.repodata/{}/{subdir}", registry.name),
-            applied,
             || async {
                 let (mut tar_bz2, mut conda) = (Map::new(), Map::new());
                 for (file, record) in records(ctx, &registry, subdir).await? {
@@ -292,41 +284,46 @@ async fn repodata(ctx: &Context<'_>, subdir: &str) -> Result<Response, ApiError>
 /// `GET channeldata.json`: the packages of the channel's hosted members and the subdirs they are in.
 async fn channel_data(ctx: &Context<'_>) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let mut packages: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
-    let mut subdirs = std::collections::BTreeSet::new();
-    for member in proxy::resolution_order(ctx.state, &registry) {
-        if member.kind == RegistryKind::Remote {
-            continue;
-        }
-        let view = ctx.state.meta.view()?;
-        for package in view.packages(&member.name, None, usize::MAX)? {
-            let Some(contents) = view.package_contents(&member.name, &package.name)? else {
-                continue;
-            };
-            for version in contents.versions.values() {
-                for key in version.attributes.keys() {
-                    if let Some((subdir, _)) = key
-                        .strip_prefix(RECORD)
-                        .and_then(|rest| rest.split_once('/'))
-                    {
-                        packages
-                            .entry(package.name.clone())
-                            .or_default()
-                            .insert(subdir.to_string());
-                        subdirs.insert(subdir.to_string());
+    let body = ctx
+        .state
+        .render_once(&format!("conda.channeldata/{}", registry.name), || async {
+            let mut packages: BTreeMap<String, std::collections::BTreeSet<String>> =
+                BTreeMap::new();
+            let mut subdirs = std::collections::BTreeSet::new();
+            let view = ctx.state.meta.view()?;
+            for member in proxy::resolution_order(ctx.state, &registry) {
+                if member.kind == RegistryKind::Remote {
+                    continue;
+                }
+                for package in view.packages(&member.name, None, usize::MAX)? {
+                    let Some(contents) = view.package_contents(&member.name, &package.name)? else {
+                        continue;
+                    };
+                    let builds = contents.versions.values().flat_map(|v| v.attributes.keys());
+                    for key in builds {
+                        if let Some((subdir, _)) = key
+                            .strip_prefix(RECORD)
+                            .and_then(|rest| rest.split_once('/'))
+                        {
+                            packages
+                                .entry(package.name.clone())
+                                .or_default()
+                                .insert(subdir.to_string());
+                            subdirs.insert(subdir.to_string());
+                        }
                     }
                 }
             }
-        }
-    }
-    let packages: Map<String, Value> = packages
-        .into_iter()
-        .map(|(name, subdirs)| (name, json!({ "subdirs": subdirs })))
-        .collect();
-    Ok(
-        axum::Json(json!({ "channeldata_version": 1, "packages": packages, "subdirs": subdirs }))
-            .into_response(),
-    )
+            let packages: Map<String, Value> = packages
+                .into_iter()
+                .map(|(name, subdirs)| (name, json!({ "subdirs": subdirs })))
+                .collect();
+            let document =
+                json!({ "channeldata_version": 1, "packages": packages, "subdirs": subdirs });
+            Ok::<_, ApiError>(bytes::Bytes::from(document.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The stored file name of a package file of `subdir`.
@@ -428,13 +425,7 @@ async fn upload(
                 ))
             }
         });
-    let target = match target {
-        Ok(target) => target,
-        Err(error) => {
-            discard_body(ctx.headers, body).await;
-            return Err(error);
-        }
-    };
+    let (target, body) = unless_refused(target, ctx.headers, body).await?;
     let target = &target;
     let blob = receive_blob(ctx.state, ctx.headers, body, None).await?;
     let (mut index, md5) = {

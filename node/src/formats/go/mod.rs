@@ -35,7 +35,9 @@ use self::names::{ModulePath, ModuleVersion};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::blob::BlobWriter;
-use crate::frontend::{BlobCursor, TextError, discard_body, receive_blob, serve_blob};
+use crate::frontend::{
+    BlobCursor, TextError, discard_body, receive_blob, serve_blob, unless_refused,
+};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -181,16 +183,10 @@ async fn route(
             version_file(ctx, &registry, &module, &version, kind).await
         }
         (Endpoint::File(module, version, FileKind::Zip), Method::PUT) => {
-            let target = match ctx
+            let writable = ctx
                 .authorize(Role::Write)
-                .and_then(|registry| Ok(ctx.state.write_target(&registry)?))
-            {
-                Ok(target) => target,
-                Err(error) => {
-                    discard_body(headers, body).await;
-                    return Err(error);
-                }
-            };
+                .and_then(|registry| Ok(ctx.state.write_target(&registry)?));
+            let (target, body) = unless_refused(writable, headers, body).await?;
             upload(ctx, &target, &module, &version, body).await
         }
         (_, method) => Err(TextError::new(

@@ -37,7 +37,7 @@ use crate::auth::{Caller, authenticate};
 use crate::ecosystems::helm_oci;
 use crate::frontend::archive::read_package_archive;
 use crate::frontend::{
-    ApiError, BlobCursor, discard_body, read_small_blob, receive_blob, serve_blob,
+    ApiError, BlobCursor, read_small_blob, receive_blob, serve_blob, unless_refused,
 };
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -138,13 +138,10 @@ async fn route(
     match (endpoint, method) {
         (Endpoint::Index, Method::GET | Method::HEAD) => index(ctx).await,
         (Endpoint::File(file), Method::GET | Method::HEAD) => download(ctx, &file).await,
-        (Endpoint::Upload, Method::POST) => match ctx.write_target() {
-            Ok(target) => upload(ctx, &target, body).await,
-            Err(error) => {
-                discard_body(headers, body).await;
-                Err(error)
-            }
-        },
+        (Endpoint::Upload, Method::POST) => {
+            let (target, body) = unless_refused(ctx.write_target(), headers, body).await?;
+            upload(ctx, &target, body).await
+        }
         (Endpoint::Upload | Endpoint::List, Method::GET) => list(ctx, None).await,
         (Endpoint::Chart(name), Method::GET) => list(ctx, Some(&name)).await,
         (Endpoint::ChartVersion(name, version), Method::GET) => {
@@ -368,16 +365,9 @@ async fn oci_charts(
 /// `GET /index.yaml`: rendered once per change of the metadata (see [`crate::frontend::rendered`]).
 async fn index(ctx: &Context<'_>) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let applied = ctx
-        .state
-        .meta
-        .raft_metrics()
-        .last_applied
-        .map_or(0, |log| log.index);
     let yaml = ctx
         .state
-        .rendered
-        .get_or_render(&format!("helm.index/{}", registry.name), applied, || {
+        .render_once(&format!("helm.index/{}", registry.name), || {
             render_index(ctx, &registry)
         })
         .await?;

@@ -32,7 +32,7 @@ use axum::routing::any;
 use self::index::{SPEC, SpecList, StoredGem, YANKED};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::{BlobCursor, TextError, discard_body, receive_blob, serve_blob};
+use crate::frontend::{BlobCursor, TextError, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -184,16 +184,10 @@ async fn route(
         (Endpoint::Gemspec(full), Method::GET | Method::HEAD) => gemspec(ctx, &full).await,
         (Endpoint::Gem(full), Method::GET | Method::HEAD) => download(ctx, &full).await,
         (Endpoint::Push, Method::POST) => {
-            let target = match ctx
+            let writable = ctx
                 .authorize(Role::Write)
-                .and_then(|registry| Ok(ctx.state.write_target(&registry)?))
-            {
-                Ok(target) => target,
-                Err(error) => {
-                    discard_body(headers, body).await;
-                    return Err(error);
-                }
-            };
+                .and_then(|registry| Ok(ctx.state.write_target(&registry)?));
+            let (target, body) = unless_refused(writable, headers, body).await?;
             push(ctx, &target, body).await
         }
         (Endpoint::Yank, Method::DELETE) => {
@@ -211,64 +205,55 @@ fn text_response(content_type: &'static str, body: impl Into<Body>) -> Response 
     ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
-/// The metadata's last applied log index: what rendered documents are kept for.
-fn applied(ctx: &Context<'_>) -> u64 {
-    ctx.state
-        .meta
-        .raft_metrics()
-        .last_applied
-        .map_or(0, |log| log.index)
-}
-
 /// `GET versions`: every gem with its versions and the md5 of its info file; remote members'
 /// upstream lines follow the hosted members' (later lines add versions, as the format says).
 async fn versions(ctx: &Context<'_>) -> Result<Response, TextError> {
     let registry = ctx.authorize(Role::Read)?;
     let body = ctx
         .state
-        .rendered
-        .get_or_render(
-            &format!("rubygems.versions/{}", registry.name),
-            applied(ctx),
-            || async {
-                let now =
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ctx.state.now_ms());
-                let mut body = format!(
-                    "created_at: {}\n---\n",
-                    humantime::format_rfc3339_seconds(now)
-                );
-                for member in proxy::resolution_order(ctx.state, &registry) {
-                    if member.kind == RegistryKind::Remote {
-                        body.push_str(&remote::versions_lines(ctx, &member).await?);
-                    } else {
-                        body.push_str(&index::versions_lines(&index::stored_gems(
-                            ctx, &member, None,
-                        )?));
-                    }
+        .render_once(&format!("rubygems.versions/{}", registry.name), || async {
+            let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ctx.state.now_ms());
+            let mut body = format!(
+                "created_at: {}\n---\n",
+                humantime::format_rfc3339_seconds(now)
+            );
+            for member in proxy::resolution_order(ctx.state, &registry) {
+                if member.kind == RegistryKind::Remote {
+                    body.push_str(&remote::versions_lines(ctx, &member).await?);
+                } else {
+                    body.push_str(&index::versions_lines(&index::stored_gems(
+                        ctx, &member, None,
+                    )?));
                 }
-                Ok::<_, TextError>(bytes::Bytes::from(body))
-            },
-        )
+            }
+            Ok::<_, TextError>(bytes::Bytes::from(body))
+        })
         .await?;
     Ok(text_response("text/plain; charset=utf-8", body))
 }
 
-/// `GET names`: every gem's name.
+/// `GET names`: every gem's name, rendered once per metadata change.
 async fn names(ctx: &Context<'_>) -> Result<Response, TextError> {
     let registry = ctx.authorize(Role::Read)?;
-    let mut names = std::collections::BTreeSet::new();
-    for member in proxy::resolution_order(ctx.state, &registry) {
-        if member.kind == RegistryKind::Remote {
-            names.extend(remote::names(ctx, &member).await?);
-        } else {
-            names.extend(index::stored_gems(ctx, &member, None)?.into_keys());
-        }
-    }
-    let mut body = String::from("---\n");
-    for name in names {
-        body.push_str(&name);
-        body.push('\n');
-    }
+    let body = ctx
+        .state
+        .render_once(&format!("rubygems.names/{}", registry.name), || async {
+            let mut names = std::collections::BTreeSet::new();
+            for member in proxy::resolution_order(ctx.state, &registry) {
+                if member.kind == RegistryKind::Remote {
+                    names.extend(remote::names(ctx, &member).await?);
+                } else {
+                    names.extend(index::stored_gems(ctx, &member, None)?.into_keys());
+                }
+            }
+            let mut body = String::from("---\n");
+            for name in names {
+                body.push_str(&name);
+                body.push('\n');
+            }
+            Ok::<_, TextError>(bytes::Bytes::from(body))
+        })
+        .await?;
     Ok(text_response("text/plain; charset=utf-8", body))
 }
 

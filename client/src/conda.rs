@@ -1,6 +1,6 @@
-//! Uploading to Conda channels, `/conda/{registry}/`: a `.conda` package is sent whole to
-//! `PUT <file>`; the channel reads the package's `info/index.json` for its name, version, build and
-//! subdir.
+//! Uploading to Conda channels, `/conda/{registry}/`: a `.conda` or `.tar.bz2` package is sent
+//! whole to `PUT <file>`; the channel reads the package's `info/index.json` for its name, version,
+//! build and subdir.
 
 use std::path::Path;
 
@@ -18,7 +18,7 @@ struct Stored {
 }
 
 impl Client {
-    /// Uploads the `.conda` package at `package` to the Conda registry `registry`.
+    /// Uploads the `.conda` or `.tar.bz2` package at `package` to the Conda registry `registry`.
     pub async fn push_conda(
         &self,
         registry: &str,
@@ -27,9 +27,12 @@ impl Client {
         let file = package
             .file_name()
             .and_then(|name| name.to_str())
-            .filter(|name| name.ends_with(".conda"))
+            .filter(|name| name.ends_with(".conda") || name.ends_with(".tar.bz2"))
             .ok_or_else(|| {
-                ClientError::Invalid(format!("{} is not a .conda package", package.display()))
+                ClientError::Invalid(format!(
+                    "{} is not a conda package (.conda or .tar.bz2)",
+                    package.display()
+                ))
             })?
             .to_string();
         let bytes = tokio::fs::read(package).await?;

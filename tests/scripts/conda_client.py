@@ -1,7 +1,8 @@
 """The Conda side of tests/tests/conda.rs, with the real py-rattler and conda-package-handling.
 
-    conda_client.py build OUT_DIR NAME VERSION BUILD DEPENDS_JSON CONTENT
-        makes OUT_DIR/NAME-VERSION-BUILD.conda (noarch), whose one file share/arca/NAME.txt holds CONTENT
+    conda_client.py build OUT_DIR NAME VERSION BUILD DEPENDS_JSON CONTENT EXTENSION
+        makes OUT_DIR/NAME-VERSION-BUILD.EXTENSION (noarch; EXTENSION is `conda` or `tar.bz2`), whose
+        one file share/arca/NAME.txt holds CONTENT
     conda_client.py install CHANNEL_URL PREFIX SPEC...
         solves SPEC... from the channel alone (linux-64 and noarch) and installs them into PREFIX;
         prints the solution, one "name version" a line
@@ -17,7 +18,7 @@ import conda_package_handling.api as cph
 import rattler
 
 
-def build(out_dir, name, version, build_string, depends, content):
+def build(out_dir, name, version, build_string, depends, content, extension):
     src = tempfile.mkdtemp()
     payload = f"share/arca/{name}.txt"
     os.makedirs(os.path.join(src, "info"))
@@ -53,7 +54,7 @@ def build(out_dir, name, version, build_string, depends, content):
     with open(os.path.join(src, "info", "files"), "w") as f:
         f.write(payload + "\n")
     files = ["info/index.json", "info/paths.json", "info/files", payload]
-    cph.create(src, files, f"{name}-{version}-{build_string}.conda", out_folder=out_dir)
+    cph.create(src, files, f"{name}-{version}-{build_string}.{extension}", out_folder=out_dir)
 
 
 async def install(channel, prefix, specs):
@@ -69,8 +70,8 @@ async def install(channel, prefix, specs):
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "build":
-        out_dir, name, version, build_string, depends, content = args
-        build(out_dir, name, version, build_string, json.loads(depends), content)
+        out_dir, name, version, build_string, depends, content, extension = args
+        build(out_dir, name, version, build_string, json.loads(depends), content, extension)
     elif command == "install":
         channel, prefix, *specs = args
         asyncio.run(install(channel, prefix, specs))

@@ -1,10 +1,11 @@
 //! Conda channels end to end with the real py-rattler (the solver and installer of pixi and
-//! rattler-build) and packages made by conda-package-handling: `.conda` packages (one at two
-//! versions, one depending on the newer) uploaded with `arca artifact push conda`; an environment
-//! solved from the channel alone and installed, with the newest version the dependency allows; a
-//! remote channel over the hosted one and a virtual channel over both serve the same environment;
-//! the firewall blocks a version; and packages that are not what they say are refused, storing
-//! nothing.
+//! rattler-build) and packages made by conda-package-handling: `.conda` packages at two versions and
+//! a `.tar.bz2` package depending on the newer, uploaded with `arca artifact push conda`;
+//! `repodata.json` and its `.zst`, which rattler reads; an environment solved from the channel alone
+//! and installed, with the newest version the dependency allows, with the credentials `arca registry
+//! configure conda` wrote; a remote channel over the hosted one and a virtual channel over both
+//! serve the same environment; the firewall blocks a version; and packages that are not what they
+//! say are refused, storing nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,7 +39,13 @@ impl CondaClient {
         run_command(&mut command)
     }
 
-    fn build(&self, out: &Path, name: &str, version: &str, depends: Value) -> Result<PathBuf> {
+    /// Builds `<name>-<version>-0.<extension>` (`conda` or `tar.bz2`) in `out`.
+    fn build(
+        &self,
+        out: &Path,
+        (name, version, extension): (&str, &str, &str),
+        depends: Value,
+    ) -> Result<PathBuf> {
         let out_text = out.to_str().context("a UTF-8 path")?;
         self.run(
             &[
@@ -49,11 +56,12 @@ impl CondaClient {
                 "0",
                 &depends.to_string(),
                 &format!("{name} {version}"),
+                extension,
             ],
             None,
         )?
         .ok()?;
-        Ok(out.join(format!("{name}-{version}-0.conda")))
+        Ok(out.join(format!("{name}-{version}-0.{extension}")))
     }
 
     /// Solves and installs `spec` from `channel` into a fresh prefix: the solution and the prefix.
@@ -112,10 +120,14 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
     create_registry(&node, local_registry("conda", "CONDA")).await?;
     let work = tempfile::tempdir()?;
     for version in ["1.0", "1.1"] {
-        let package = conda.build(work.path(), "arca-a", version, json!([]))?;
+        let package = conda.build(work.path(), ("arca-a", version, "conda"), json!([]))?;
         push(&node, "conda", &package)?;
     }
-    let b = conda.build(work.path(), "arca-b", "1.0", json!(["arca-a >=1.1"]))?;
+    let b = conda.build(
+        work.path(),
+        ("arca-b", "1.0", "tar.bz2"),
+        json!(["arca-a >=1.1"]),
+    )?;
     push(&node, "conda", &b)?;
 
     let repodata: Value = http()
@@ -125,7 +137,23 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
         .await?
         .json()
         .await?;
-    let record = &repodata["packages.conda"]["arca-b-1.0-0.conda"];
+    let zstd = http()
+        .get(format!("{}/conda/conda/noarch/repodata.json.zst", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let unpacked: Value = serde_json::from_slice(&zstd::decode_all(&zstd[..])?)?;
+    ensure!(
+        unpacked == repodata,
+        "repodata.json.zst differs: {unpacked}"
+    );
+    ensure!(
+        repodata["packages.conda"]["arca-a-1.1-0.conda"]["version"] == "1.1",
+        "{repodata}"
+    );
+    let record = &repodata["packages"]["arca-b-1.0-0.tar.bz2"];
     ensure!(record["depends"] == json!(["arca-a >=1.1"]), "{repodata}");
     ensure!(
         record["sha256"].as_str().is_some_and(|s| s.len() == 64),
@@ -136,9 +164,33 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
         "{record}"
     );
 
-    let auth = auth_file(&node, work.path())?;
+    // `arca registry configure conda` writes .condarc (the channel with the token) and rattler's
+    // credentials file, which the install reads.
+    let configured = node
+        .cli_command(
+            Some(&node.admin_token),
+            &["registry", "configure", "conda", "--registry", "conda"],
+        )
+        .current_dir(work.path())
+        .output()?;
+    ensure!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let condarc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(work.path().join(".condarc"))?)?;
     let channel = format!("{}/conda/conda", node.url);
-    let (solution, prefix) = conda.install(&channel, &auth, "arca-b")?;
+    let with_token = channel.replacen("http://", &format!("http://arca:{}@", node.admin_token), 1);
+    ensure!(
+        condarc["channels"][0].as_str() == Some(with_token.as_str()),
+        "{condarc:?}"
+    );
+    let (solution, prefix) = conda.install(
+        &channel,
+        &work.path().join("rattler-credentials.json"),
+        "arca-b",
+    )?;
     ensure!(solution == "arca-a 1.1\narca-b 1.0", "{solution}");
     ensure!(
         std::fs::read_to_string(prefix.join("share/arca/arca-a.txt"))? == "arca-a 1.1",
@@ -162,6 +214,7 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
         ),
     )
     .await?;
+    let auth = auth_file(&node, work.path())?;
     let (solution, _) = conda.install(&format!("{}/conda/conda-all", node.url), &auth, "arca-b")?;
     ensure!(solution == "arca-a 1.1\narca-b 1.0", "{solution}");
     let cached = http()
@@ -200,13 +253,13 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
     );
 
     // Packages that are not what they say are refused, and nothing is stored.
-    let renamed = work.path().join("arca-z-9.9-0.conda");
+    let renamed = work.path().join("arca-z-9.9-0.tar.bz2");
     std::fs::copy(&b, &renamed)?;
     for (path, body, why) in [
         (
-            "arca-z-9.9-0.conda",
+            "arca-z-9.9-0.tar.bz2",
             std::fs::read(&renamed)?,
-            "names arca-b-1.0-0.conda",
+            "names arca-b-1.0-0.tar.bz2",
         ),
         (
             "arca-y-1.0-0.conda",
@@ -214,11 +267,15 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
             "not a conda package",
         ),
         (
-            "linux-64/arca-b-1.0-0.conda",
+            "linux-64/arca-b-1.0-0.tar.bz2",
             std::fs::read(&b)?,
             "is for subdir",
         ),
-        ("arca-x-1.0-0.tar.bz2", b"bz".to_vec(), "not supported yet"),
+        (
+            "arca-x-1.0-0.tar.bz2",
+            b"bz".to_vec(),
+            "not a conda package",
+        ),
     ] {
         let response = http()
             .put(format!("{}/conda/conda/{path}", node.url))
@@ -234,7 +291,7 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
         );
     }
     let anonymous = http()
-        .put(format!("{}/conda/conda/arca-b-1.0-0.conda", node.url))
+        .put(format!("{}/conda/conda/arca-b-1.0-0.tar.bz2", node.url))
         .body(std::fs::read(&b)?)
         .send()
         .await?;
@@ -244,7 +301,7 @@ async fn rattler_solves_and_installs_through_hosted_remote_and_virtual_channels(
         anonymous.status()
     );
     let again = http()
-        .put(format!("{}/conda/conda/arca-b-1.0-0.conda", node.url))
+        .put(format!("{}/conda/conda/arca-b-1.0-0.tar.bz2", node.url))
         .bearer_auth(&node.admin_token)
         .body(std::fs::read(&b)?)
         .send()

@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -10,7 +10,9 @@
 //! command `GOPROXY` (and `GONOSUMDB`) in its env file (what `go env -w` writes), bundler the token for
 //! the server's host in `.bundle/config` and `gem push` its key in `~/.gem/credentials`, composer a
 //! repository in `composer.json` (or its global `config.json`) and `http-basic` credentials in
-//! `auth.json`. `--global` writes
+//! `auth.json`, conda the channel (with the token as Basic password, which conda reads from channel
+//! URLs) first in `.condarc`'s `channels` and rattler (pixi, rattler-build) a bearer token for the
+//! host in its credentials file. `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
 //! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -68,6 +70,12 @@ pub enum ConfigureCommand {
     /// Add a Composer registry to composer.json's repositories (or composer's global config) and
     /// its credentials to auth.json
     Composer {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Put a Conda registry first in conda's channels (.condarc) and give rattler (pixi) the
+    /// token (its credentials.json)
+    Conda {
         #[command(flatten)]
         target: Target,
     },
@@ -149,6 +157,7 @@ impl ConfigureCommand {
             ConfigureCommand::Go { target, .. } => (target, PackageType::Go),
             ConfigureCommand::Gem { target } => (target, PackageType::Rubygems),
             ConfigureCommand::Composer { target } => (target, PackageType::Composer),
+            ConfigureCommand::Conda { target } => (target, PackageType::Conda),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -173,6 +182,7 @@ impl ConfigureCommand {
             ConfigureCommand::Helm { target } => helm(context, target, token)?,
             ConfigureCommand::Gem { target } => gem(context, target, token)?,
             ConfigureCommand::Composer { target } => composer(context, target, token)?,
+            ConfigureCommand::Conda { target } => conda(context, target, token)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -606,24 +616,104 @@ fn composer(context: &Context, target: &Target, token: &str) -> Result<Configure
     })
 }
 
-/// Merges `entries` into the YAML mapping at `path` (a bundler config, gem's credentials) and
-/// writes it.
-fn merge_yaml(path: &Path, entries: &[(String, String)]) -> Result<()> {
-    let mut file: serde_yaml_ng::Mapping = match std::fs::read_to_string(path) {
+/// The YAML mapping in the file at `path`; empty when there is none.
+fn load_yaml(path: &Path) -> Result<serde_yaml_ng::Mapping> {
+    match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => serde_yaml_ng::from_str(&text)
-            .with_context(|| format!("{} is not a YAML mapping", path.display()))?,
-        Ok(_) => serde_yaml_ng::Mapping::new(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_yaml_ng::Mapping::new(),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
-    for (key, value) in entries {
-        file.insert(key.clone().into(), value.clone().into());
+            .with_context(|| format!("{} is not a YAML mapping", path.display())),
+        Ok(_) => Ok(serde_yaml_ng::Mapping::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(serde_yaml_ng::Mapping::new())
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Writes the YAML mapping `file` to `path`, creating its directory.
+fn write_yaml(path: &Path, file: &serde_yaml_ng::Mapping) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    write_private(path, &serde_yaml_ng::to_string(&file)?)
+    write_private(path, &serde_yaml_ng::to_string(file)?)
+}
+
+/// Merges `entries` into the YAML mapping at `path` (a bundler config, gem's credentials) and
+/// writes it.
+fn merge_yaml(path: &Path, entries: &[(String, String)]) -> Result<()> {
+    let mut file = load_yaml(path)?;
+    for (key, value) in entries {
+        file.insert(key.clone().into(), value.clone().into());
+    }
+    write_yaml(path, &file)
+}
+
+fn conda(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let channel = registry_url(context, "conda", &target.registry)?;
+    let host = channel
+        .host_str()
+        .context("the server URL has no host")?
+        .to_string();
+    let mut with_token = channel.clone();
+    if with_token.set_username(SERVER_ID).is_err() || with_token.set_password(Some(token)).is_err()
+    {
+        bail!("cannot put credentials into {channel}");
+    }
+    let with_token = with_token.as_str().trim_end_matches('/').to_string();
+    let (condarc, credentials) = if target.global {
+        let home = home()?;
+        (
+            home.join(".condarc"),
+            home.join(".rattler").join("credentials.json"),
+        )
+    } else {
+        let dir = target.directory()?;
+        (dir.join(".condarc"), dir.join("rattler-credentials.json"))
+    };
+    // The channel goes first; other channels stay after it, and an older entry for the same
+    // channel (with another token) goes.
+    let mut file = load_yaml(&condarc)?;
+    let plain = channel.as_str().trim_end_matches('/');
+    let same_channel = |entry: &str| {
+        reqwest::Url::parse(entry).is_ok_and(|mut url| {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.as_str().trim_end_matches('/') == plain
+        })
+    };
+    let mut channels = vec![serde_yaml_ng::Value::from(with_token)];
+    if let Some(serde_yaml_ng::Value::Sequence(existing)) = file.get("channels") {
+        channels.extend(
+            existing
+                .iter()
+                .filter(|entry| !entry.as_str().is_some_and(same_channel))
+                .cloned(),
+        );
+    }
+    file.insert("channels".into(), serde_yaml_ng::Value::Sequence(channels));
+    write_yaml(&condarc, &file)?;
+    merge_json(
+        &credentials,
+        &[&host],
+        serde_json::json!({ "BearerToken": token }),
+    )?;
+    let registry = target.registry.clone();
+    let mut notes = vec![format!(
+        "conda now installs from {plain} first; upload with `arca artifact push conda {registry}          <package>`"
+    )];
+    if !target.global {
+        notes.push(format!(
+            "use them with `export CONDARC={} RATTLER_AUTH_FILE={}`",
+            condarc.display(),
+            credentials.display()
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "conda",
+        registry,
+        files: vec![condarc, credentials],
+        notes,
+    })
 }
 
 /// bundler's setting key for the credentials of `host` (`BUNDLE_127__0__0__1`: `.` as `__`, `-`

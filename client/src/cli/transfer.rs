@@ -83,11 +83,11 @@ pub enum PushCommand {
         #[arg(long)]
         version: Option<String>,
     },
-    /// Upload a .conda package to a Conda channel (its info/index.json says where it goes)
+    /// Upload a conda package to a Conda channel (its info/index.json says where it goes)
     Conda {
         /// Registry name
         registry: String,
-        /// The .conda package
+        /// The .conda or .tar.bz2 package
         package: PathBuf,
     },
     /// Push a gem (`gem build`) to a RubyGems registry, as `gem push` does

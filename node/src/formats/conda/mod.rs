@@ -1,14 +1,16 @@
 //! Conda channels under `/conda/<registry>`, the channel URL conda, mamba and rattler take:
-//! `channeldata.json`, each subdir's `repodata.json` (`linux-64`, `noarch`, ...: every subdir name is
-//! a subdir, empty until a package lands in it), the package files, and uploads of `.conda`
-//! packages (`PUT [<subdir>/]<file>.conda`; `arca artifact push conda` sends the file alone and the
-//! package's `index.json` says its subdir).
+//! `channeldata.json`, each subdir's `repodata.json` and its zstd'd `repodata.json.zst` (`linux-64`,
+//! `noarch`, ...: every subdir name is a subdir, empty until a package lands in it), the package
+//! files, and uploads of `.conda` and `.tar.bz2` packages (`PUT [<subdir>/]<file>`; `arca artifact
+//! push conda` sends the file alone and the package's `index.json` says its subdir). Neither
+//! `current_repodata.json` nor sharded repodata is served: clients that ask for them take the
+//! 404 as "not offered" and read `repodata.json`.
 //!
 //! Storage mapping: a conda package name is a package, its version a version, and each build of it
 //! (one subdir, one build string) a file of that version named `<subdir>__<file>`; the package's
 //! `info/index.json`, read from the upload (see [`package_file`]) with the file's md5, sha256 and
 //! size added, is a version attribute `conda.index/<subdir>/<file>` from which `repodata.json` is
-//! rendered (once per metadata change). `.tar.bz2` packages are not taken yet.
+//! rendered (once per metadata change).
 //!
 //! Remote Conda channels proxy an upstream channel (its `repodata.json` per subdir a cached
 //! document, a package fetched once and checked against the sha256 the upstream lists); virtual ones
@@ -38,6 +40,7 @@ use crate::frontend::{
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
+use package_file::PackageForm;
 
 /// The prefix of the version attributes holding a build's record (`conda.index/<subdir>/<file>`).
 const RECORD: &str = "conda.index/";
@@ -90,7 +93,7 @@ fn is_subdir(name: &str) -> bool {
 
 /// A package file name: `<name>-<version>-<build>.conda` (or `.tar.bz2`), of safe characters.
 fn is_package_file(file: &str) -> bool {
-    (file.ends_with(".conda") || file.ends_with(".tar.bz2"))
+    PackageForm::of(file).is_some()
         && !file.starts_with('.')
         && file
             .chars()
@@ -101,7 +104,8 @@ fn is_package_file(file: &str) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
     ChannelData,
-    RepoData(String),
+    /// `<subdir>/repodata.json`, zstd'd when the flag says so.
+    RepoData(String, bool),
     File(String, String),
     /// `PUT <file>`: an upload to the subdir the package's `index.json` names.
     Upload(String),
@@ -110,7 +114,12 @@ enum Endpoint {
 fn parse_endpoint(path: &str) -> Option<Endpoint> {
     Some(match path.split('/').collect::<Vec<_>>().as_slice() {
         ["channeldata.json"] => Endpoint::ChannelData,
-        [subdir, "repodata.json"] if is_subdir(subdir) => Endpoint::RepoData(subdir.to_string()),
+        [subdir, "repodata.json"] if is_subdir(subdir) => {
+            Endpoint::RepoData(subdir.to_string(), false)
+        }
+        [subdir, "repodata.json.zst"] if is_subdir(subdir) => {
+            Endpoint::RepoData(subdir.to_string(), true)
+        }
         [subdir, file] if is_subdir(subdir) && is_package_file(file) => {
             Endpoint::File(subdir.to_string(), file.to_string())
         }
@@ -140,7 +149,9 @@ async fn route(
     let ctx = &ctx;
     match (endpoint, method) {
         (Endpoint::ChannelData, Method::GET | Method::HEAD) => channel_data(ctx).await,
-        (Endpoint::RepoData(subdir), Method::GET | Method::HEAD) => repodata(ctx, &subdir).await,
+        (Endpoint::RepoData(subdir, compressed), Method::GET | Method::HEAD) => {
+            repodata(ctx, &subdir, compressed).await
+        }
         (Endpoint::File(subdir, file), Method::GET | Method::HEAD) => {
             download(ctx, &subdir, &file).await
         }
@@ -250,17 +261,41 @@ async fn upstream_records(
     Ok(records)
 }
 
-/// `GET <subdir>/repodata.json`: every package file of the subdir, rendered once per metadata
-/// change.
-async fn repodata(ctx: &Context<'_>, subdir: &str) -> Result<Response, ApiError> {
+/// `GET <subdir>/repodata.json[.zst]`: every package file of the subdir, rendered (and
+/// compressed) once per metadata change.
+async fn repodata(ctx: &Context<'_>, subdir: &str, compressed: bool) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let body = ctx
-        .state
+    if compressed {
+        let key = format!("conda.repodata.zst/{}/{subdir}", registry.name);
+        let body = ctx
+            .state
+            .render_once(&key, || async {
+                let json = repodata_json(ctx, &registry, subdir).await?;
+                crate::blocking::spawn(move || zstd::bulk::compress(&json, 3))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map(bytes::Bytes::from)
+                    .map_err(ApiError::internal)
+            })
+            .await?;
+        return Ok(([(header::CONTENT_TYPE, "application/zstd")], body).into_response());
+    }
+    let body = repodata_json(ctx, &registry, subdir).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The `repodata.json` of `subdir` through `registry`, rendered once per metadata change.
+async fn repodata_json(
+    ctx: &Context<'_>,
+    registry: &Registry,
+    subdir: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    ctx.state
         .render_once(
             &format!("conda.repodata/{}/{subdir}", registry.name),
             || async {
                 let (mut tar_bz2, mut conda) = (Map::new(), Map::new());
-                for (file, record) in records(ctx, &registry, subdir).await? {
+                for (file, record) in records(ctx, registry, subdir).await? {
                     if file.ends_with(".conda") {
                         conda.insert(file, record);
                     } else {
@@ -277,8 +312,7 @@ async fn repodata(ctx: &Context<'_>, subdir: &str) -> Result<Response, ApiError>
                 Ok::<_, ApiError>(bytes::Bytes::from(document.to_string()))
             },
         )
-        .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        .await
 }
 
 /// `GET channeldata.json`: the packages of the channel's hosted members and the subdirs they are in.
@@ -337,10 +371,7 @@ async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Respons
     let registry = ctx.authorize(Role::Read)?;
     let not_found = || ApiError::not_found(format!("{subdir}/{file} not found"));
     // A version and a build string hold no `-`: the name is what comes before them.
-    let stem = file
-        .strip_suffix(".conda")
-        .or_else(|| file.strip_suffix(".tar.bz2"))
-        .ok_or_else(not_found)?;
+    let (stem, _) = PackageForm::of(file).ok_or_else(not_found)?;
     let mut parts = stem.rsplitn(3, '-');
     let (_build, version, name) = match (parts.next(), parts.next(), parts.next()) {
         (Some(build), Some(version), Some(name)) => (build, version, name),
@@ -405,26 +436,19 @@ async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Respons
     Err(failure.unwrap_or_else(not_found))
 }
 
-/// `PUT [<subdir>/]<file>.conda`: stores a package build (in the subdir its `index.json` names,
-/// which must be the URL's when it gives one); 409 when the file exists.
+/// `PUT [<subdir>/]<file>`: stores a package build, `.conda` or `.tar.bz2` (in the subdir its
+/// `index.json` names, which must be the URL's when it gives one); 409 when the file exists.
 async fn upload(
     ctx: &Context<'_>,
     subdir: Option<&str>,
     file: &str,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let (_, form) = PackageForm::of(file)
+        .ok_or_else(|| ApiError::invalid(format!("{file} is not a conda package file name")))?;
     let target = ctx
         .authorize(Role::Write)
-        .and_then(|registry| ctx.state.write_target(&registry))
-        .and_then(|target| {
-            if file.ends_with(".conda") {
-                Ok(target)
-            } else {
-                Err(ApiError::invalid(
-                    "only .conda packages are taken (.tar.bz2 is not supported yet)",
-                ))
-            }
-        });
+        .and_then(|registry| ctx.state.write_target(&registry));
     let (target, body) = unless_refused(target, ctx.headers, body).await?;
     let target = &target;
     let blob = receive_blob(ctx.state, ctx.headers, body, None).await?;
@@ -432,10 +456,7 @@ async fn upload(
         let cursor = BlobCursor::new(ctx.state.chunks.clone(), blob.clone());
         let md5_cursor = BlobCursor::new(ctx.state.chunks.clone(), blob.clone());
         crate::blocking::spawn(move || -> Result<_, String> {
-            Ok((
-                package_file::index_json(cursor)?,
-                package_file::md5_hex(md5_cursor)?,
-            ))
+            Ok((form.index_json(cursor)?, package_file::md5_hex(md5_cursor)?))
         })
         .await
         .map_err(ApiError::internal)?
@@ -449,7 +470,7 @@ async fn upload(
             .to_string()
     };
     let (name, version, build) = (field("name"), field("version"), field("build"));
-    let expected = format!("{name}-{version}-{build}.conda");
+    let expected = format!("{name}-{version}-{build}{}", form.extension());
     if name.is_empty() || version.is_empty() || build.is_empty() || expected != file {
         return Err(ApiError::invalid(format!(
             "info/index.json names {expected}, the upload is {file}"
@@ -531,7 +552,11 @@ mod tests {
         );
         assert_eq!(
             parse_endpoint("linux-64/repodata.json"),
-            Some(Endpoint::RepoData("linux-64".into()))
+            Some(Endpoint::RepoData("linux-64".into(), false))
+        );
+        assert_eq!(
+            parse_endpoint("noarch/repodata.json.zst"),
+            Some(Endpoint::RepoData("noarch".into(), true))
         );
         assert_eq!(
             parse_endpoint("noarch/arca-a-1.0-py_0.conda"),

@@ -14,6 +14,7 @@
 #   Go:   go 1.23                      (Debian bookworm-backports: golang-1.23-go, linked as `go`)
 #   RubyGems: gem, bundle              (Debian: ruby-full, ruby-bundler)
 #   Composer: composer, php, unzip     (Debian: composer, unzip)
+#   NuGet: nuget 2.8 on mono           (Debian: nuget)
 #   Conda: py-rattler, conda-package-handling (PyPI, in their own virtualenv; run through
 #          `arca-conda-python`, a wrapper in BIN_DIR)
 set -euo pipefail
@@ -221,6 +222,7 @@ apt_install gem ruby-full
 apt_install bundle ruby-bundler
 apt_install composer composer
 apt_install unzip unzip
+apt_install nuget nuget
 install_conda_clients
 
 echo "install-clients: installed: ${installed[*]:-nothing}"

@@ -24,6 +24,7 @@ mod helm;
 pub mod lockfiles;
 mod maven;
 mod npm;
+mod nuget;
 mod published;
 mod pypi;
 mod rubygems;

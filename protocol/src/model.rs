@@ -63,7 +63,7 @@ impl PackageType {
 
     /// The package types this build has a front-end for: registries of only these can be created
     /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 11] = [
+    pub const SERVED: [PackageType; 12] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Npm,
@@ -75,6 +75,7 @@ impl PackageType {
         PackageType::Rubygems,
         PackageType::Composer,
         PackageType::Conda,
+        PackageType::Nuget,
     ];
 
     /// True when this build serves registries of this type.

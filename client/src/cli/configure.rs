@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -12,10 +12,11 @@
 //! repository in `composer.json` (or its global `config.json`) and `http-basic` credentials in
 //! `auth.json`, conda the channel (with the token as Basic password, which conda reads from channel
 //! URLs) first in `.condarc`'s `channels` and rattler (pixi, rattler-build) a bearer token for the
-//! host in its credentials file. `--global` writes
+//! host in its credentials file, nuget and dotnet a `NuGet.Config` with the feed as the only
+//! source and the token as its `ClearTextPassword`. `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
-//! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` is only
-//! replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
+//! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` or
+//! `NuGet.Config` is only replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,14 @@ pub enum ConfigureCommand {
     Conda {
         #[command(flatten)]
         target: Target,
+    },
+    /// Make a NuGet registry the only source of nuget and dotnet, with the token (NuGet.Config)
+    Nuget {
+        #[command(flatten)]
+        target: Target,
+        /// Replace an existing NuGet.Config
+        #[arg(long)]
+        force: bool,
     },
     /// Point the go command at a Go registry (GOPROXY in a go env file)
     Go {
@@ -158,6 +167,7 @@ impl ConfigureCommand {
             ConfigureCommand::Gem { target } => (target, PackageType::Rubygems),
             ConfigureCommand::Composer { target } => (target, PackageType::Composer),
             ConfigureCommand::Conda { target } => (target, PackageType::Conda),
+            ConfigureCommand::Nuget { target, .. } => (target, PackageType::Nuget),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -183,6 +193,7 @@ impl ConfigureCommand {
             ConfigureCommand::Gem { target } => gem(context, target, token)?,
             ConfigureCommand::Composer { target } => composer(context, target, token)?,
             ConfigureCommand::Conda { target } => conda(context, target, token)?,
+            ConfigureCommand::Nuget { target, force } => nuget(context, target, token, *force)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -328,14 +339,14 @@ fn maven(context: &Context, target: &Target, token: &str, force: bool) -> Result
     } else {
         target.directory()?.join("settings.xml")
     };
-    if path.exists() && !force {
-        bail!(
-            "{} exists and arca does not merge XML: add a <server> with id {SERVER_ID} (password: \
-             the token) and a repository with id {SERVER_ID} to it by hand, or pass --force to \
-             replace it",
-            path.display()
-        );
-    }
+    refuse_existing_xml(
+        &path,
+        force,
+        &format!(
+            "add a <server> with id {SERVER_ID} (password: the token) and a repository with id \
+             {SERVER_ID} to it by hand"
+        ),
+    )?;
     let url = xml_escape(registry_url(context, "maven", &target.registry)?.as_str());
     let token = xml_escape(token);
     let repository = |element: &str| {
@@ -378,6 +389,80 @@ fn maven(context: &Context, target: &Target, token: &str, force: bool) -> Result
         ecosystem: "maven",
         registry: target.registry.clone(),
         files: vec![path],
+        notes,
+    })
+}
+
+/// Refuses to overwrite `path` unless `force`: arca does not merge XML files.
+fn refuse_existing_xml(path: &Path, force: bool, by_hand: &str) -> Result<()> {
+    if path.exists() && !force {
+        bail!(
+            "{} exists and arca does not merge XML: {by_hand}, or pass --force to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn nuget(context: &Context, target: &Target, token: &str, force: bool) -> Result<Configured> {
+    let url = registry_url(context, "nuget", &target.registry)?;
+    let key = format!("{SERVER_ID}-{}", target.registry);
+    // nuget.exe on Linux reads ~/.config/NuGet, dotnet ~/.nuget/NuGet.
+    let paths = if target.global {
+        let home = home()?;
+        vec![
+            home.join(".config").join("NuGet").join("NuGet.Config"),
+            home.join(".nuget").join("NuGet").join("NuGet.Config"),
+        ]
+    } else {
+        vec![target.directory()?.join("NuGet.Config")]
+    };
+    let (url_text, key_text, token_text) = (
+        xml_escape(url.as_str()),
+        xml_escape(&key),
+        xml_escape(token),
+    );
+    for path in &paths {
+        refuse_existing_xml(
+            path,
+            force,
+            &format!(
+                "add the source {key} ({url}) with the credentials Username {SERVER_ID} and                  ClearTextPassword <token> to it by hand"
+            ),
+        )?;
+    }
+    let config = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <!-- Written by `arca registry configure nuget`. -->\n\
+         <configuration>\n  <packageSources>\n    <clear />\n    \
+         <add key=\"{key_text}\" value=\"{url_text}\" />\n  </packageSources>\n  \
+         <packageSourceCredentials>\n    <{key_text}>\n      \
+         <add key=\"Username\" value=\"{SERVER_ID}\" />\n      \
+         <add key=\"ClearTextPassword\" value=\"{token_text}\" />\n    </{key_text}>\n  \
+         </packageSourceCredentials>\n</configuration>\n"
+    );
+    for path in &paths {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        write_private(path, &config)?;
+    }
+    let registry = target.registry.clone();
+    let mut notes = vec![format!(
+        "nuget and dotnet now restore from {url} alone; push with `nuget push <package.nupkg> \
+         -Source {key} -ApiKey <token>` or `arca artifact push nuget {registry} <package.nupkg>`"
+    )];
+    if !target.global {
+        notes.push(format!(
+            "nuget reads it from the project directory, or with `-ConfigFile {}`",
+            paths[0].display()
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "nuget",
+        registry,
+        files: paths,
         notes,
     })
 }

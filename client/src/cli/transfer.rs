@@ -1,7 +1,8 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
-//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems, Composer zips, conda packages and charts are published the way
-//! their ecosystems' tools do it (see [`arca_client::Client::push_npm`] and its siblings).
+//! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems,
+//! Composer zips, conda packages, NuGet packages and charts are published the way their ecosystems'
+//! tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,13 @@ pub enum PushCommand {
         /// Registry name
         registry: String,
         /// The .conda or .tar.bz2 package
+        package: PathBuf,
+    },
+    /// Push a .nupkg (`nuget pack`, `dotnet pack`) to a NuGet registry, as `nuget push` does
+    Nuget {
+        /// Registry name
+        registry: String,
+        /// The .nupkg file
         package: PathBuf,
     },
     /// Push a gem (`gem build`) to a RubyGems registry, as `gem push` does
@@ -232,6 +240,13 @@ impl PushCommand {
             }
             PushCommand::Conda { registry, package } => {
                 let published = client.push_conda(&registry, &package).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| package.display().to_string())?,
+                )
+            }
+            PushCommand::Nuget { registry, package } => {
+                let published = client.push_nuget(&registry, &package).await;
                 emit(
                     context.format,
                     &published.with_context(|| package.display().to_string())?,

@@ -6,4 +6,5 @@ pub mod crate_names;
 pub mod gem_version;
 pub mod helm_oci;
 pub mod maven_version;
+pub mod nuget_version;
 pub mod pypi_names;

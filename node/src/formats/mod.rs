@@ -11,6 +11,7 @@ pub mod go;
 pub mod helm;
 pub mod maven;
 pub mod npm;
+pub mod nuget;
 pub mod oci;
 pub mod pypi;
 pub mod rubygems;
@@ -31,5 +32,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(rubygems::RubyGems),
         Box::new(composer::Composer),
         Box::new(conda::Conda),
+        Box::new(nuget::NuGet),
     ])
 }

@@ -61,28 +61,6 @@ impl PackageType {
         PackageType::Conda,
     ];
 
-    /// The package types this build has a front-end for: registries of only these can be created
-    /// (the others are kept as names, so data that mentions them still loads).
-    pub const SERVED: [PackageType; 12] = [
-        PackageType::Generic,
-        PackageType::Docker,
-        PackageType::Npm,
-        PackageType::Pypi,
-        PackageType::Maven,
-        PackageType::Cargo,
-        PackageType::Helm,
-        PackageType::Go,
-        PackageType::Rubygems,
-        PackageType::Composer,
-        PackageType::Conda,
-        PackageType::Nuget,
-    ];
-
-    /// True when this build serves registries of this type.
-    pub fn is_served(self) -> bool {
-        PackageType::SERVED.contains(&self)
-    }
-
     /// The upper-case name used in the API and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {

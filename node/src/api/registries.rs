@@ -5,7 +5,7 @@ use arca_protocol::api::{
     UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
-use arca_protocol::{Command, PackageType, Registry, RegistryKind, RegistrySettings, Role};
+use arca_protocol::{Command, Registry, RegistryKind, RegistrySettings, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -83,14 +83,6 @@ async fn create(
     }
     if request.description.len() > 4096 {
         return Err(ApiError::invalid("description must be at most 4096 bytes"));
-    }
-    if !request.package_type.is_served() {
-        let served: Vec<&str> = PackageType::SERVED.iter().map(|t| t.as_str()).collect();
-        return Err(ApiError::invalid(format!(
-            "package type {} has no front-end in this build: registries can be of type {}",
-            request.package_type,
-            served.join(", ")
-        )));
     }
     let registry = Registry {
         name: request.name.clone(),

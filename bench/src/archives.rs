@@ -283,6 +283,26 @@ pub fn composer_zip(name: &str) -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// A `.nupkg` of version `version` of the package `name`: its `.nuspec` (named after the id) and
+/// one content file.
+pub fn nupkg(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    let nuspec = format!(
+        "<?xml version=\"1.0\"?>\n<package xmlns=\"http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd\">\
+         <metadata><id>{name}</id><version>{version}</version><authors>arca-bench</authors>\
+         <description>arca-bench package {name}</description></metadata></package>\n"
+    );
+    for (path, text) in [
+        (format!("{name}.nuspec"), nuspec),
+        (format!("content/{name}.txt"), format!("{name} {version}\n")),
+    ] {
+        zip.start_file(path, options)?;
+        zip.write_all(text.as_bytes())?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 /// The `.gem` `gem build` makes for version `version` of the gem `name` (one Ruby file): a tar of
 /// `metadata.gz` (the YAML specification) and `data.tar.gz`.
 pub fn gem(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {

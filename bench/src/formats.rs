@@ -1,7 +1,8 @@
-//! The `formats` benchmark: the Cargo, Helm, Go, RubyGems, Composer and Conda front-ends read the
-//! way their clients read them — sparse index files and `.crate` downloads, `index.yaml` and chart
-//! archives, module version lists and zips, compact index info files and gems, `p2` metadata files
-//! and dist zips, a subdir's `repodata.json` and `.conda` packages — from a node running
+//! The `formats` benchmark: the Cargo, Helm, Go, RubyGems, Composer, Conda and NuGet front-ends read
+//! the way their clients read them — sparse index files and `.crate` downloads, `index.yaml` and
+//! chart archives, module version lists and zips, compact index info files and gems, `p2` metadata
+//! files and dist zips, a subdir's `repodata.json` and `.conda` packages, v3 registration indexes
+//! and `.nupkg`s from the flat container — from a node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -27,7 +28,7 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts, Go modules, gems, Composer and conda packages, to publish.
+    /// Crates, and as many charts, Go modules, gems, Composer, conda and NuGet packages, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
     /// Versions of each.
@@ -102,6 +103,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "conda repodata.json: GET /conda/<r>/noarch/repodata.json listing every package; \
              package: GET /conda/<r>/noarch/<name>-<version>-0.conda"
                 .to_owned(),
+            "nuget registration: GET /nuget/<r>/v3/registration/<id>/index.json; .nupkg: GET \
+             /nuget/<r>/v3/flatcontainer/<id>/<version>/<id>.<version>.nupkg"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -130,6 +134,7 @@ async fn measure(
     common::create_registry(&http, &base, &token, "gems", "RUBYGEMS").await?;
     common::create_registry(&http, &base, &token, "php", "COMPOSER").await?;
     common::create_registry(&http, &base, &token, "channel", "CONDA").await?;
+    common::create_registry(&http, &base, &token, "feed", "NUGET").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -157,6 +162,7 @@ async fn measure(
     let gems = read_per_package(&arca, dataset, &GEMS, &mut copies).await?;
     let composer = read_per_package(&arca, dataset, &COMPOSER, &mut copies).await?;
     let conda = read_conda(&arca, dataset, &mut copies).await?;
+    let nuget = read_per_package(&arca, dataset, &NUGET, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -179,6 +185,7 @@ async fn measure(
     let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
     let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
     let (composer_static, conda_static) = (rebase(&composer)?, rebase(&conda)?);
+    let nuget_static = rebase(&nuget)?;
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -278,6 +285,22 @@ async fn measure(
                 )
                 .await?,
         );
+        rows.push(
+            timing
+                .row(
+                    "nuget registration",
+                    targets,
+                    [&nuget, &nuget_static],
+                    false,
+                    None,
+                )
+                .await?,
+        );
+        rows.push(
+            timing
+                .row(".nupkg", targets, [&nuget, &nuget_static], true, None)
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -328,6 +351,12 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
                 Method::PUT,
                 format!("conda/channel/{name}-{version}-0.conda"),
                 archives::conda_package(&name, &version)?,
+                StatusCode::CREATED,
+            ),
+            (
+                Method::PUT,
+                "nuget/feed/api/v2/package".to_owned(),
+                archives::nupkg(&name, &version)?,
                 StatusCode::CREATED,
             ),
         ];
@@ -414,6 +443,20 @@ const COMPOSER: PerPackage = PerPackage {
             .unwrap_or(0)
     },
     file: |name, version| format!("composer/php/dist/bench/{name}/{version}.zip"),
+};
+
+/// The v3 registration index (one page, every version inlined) and `.nupkg`s.
+const NUGET: PerPackage = PerPackage {
+    page: |name| format!("nuget/feed/v3/registration/{name}/index.json"),
+    listed: |page, _| {
+        serde_json::from_slice::<serde_json::Value>(page)
+            .ok()
+            .and_then(|document| document["items"][0]["items"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    },
+    file: |name, version| {
+        format!("nuget/feed/v3/flatcontainer/{name}/{version}/{name}.{version}.nupkg")
+    },
 };
 
 /// Reads every package's page (which must list every version) and every version's file once.

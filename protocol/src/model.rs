@@ -42,11 +42,13 @@ pub enum PackageType {
     Composer,
     /// Conda packages.
     Conda,
+    /// Hugging Face model and dataset repositories.
+    Huggingface,
 }
 
 impl PackageType {
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 12] = [
+    pub const ALL: [PackageType; 13] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -59,6 +61,7 @@ impl PackageType {
         PackageType::Rubygems,
         PackageType::Composer,
         PackageType::Conda,
+        PackageType::Huggingface,
     ];
 
     /// The upper-case name used in the API and on the command line.
@@ -76,6 +79,7 @@ impl PackageType {
             PackageType::Rubygems => "RUBYGEMS",
             PackageType::Composer => "COMPOSER",
             PackageType::Conda => "CONDA",
+            PackageType::Huggingface => "HUGGINGFACE",
         }
     }
 }
@@ -103,7 +107,7 @@ impl TryFrom<String> for PackageType {
 /// A package type name that Arca does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS, COMPOSER, CONDA)"
+    "unknown package type {0:?} (expected one of GENERIC, DOCKER, HELM, NPM, PYPI, MAVEN, GO, CARGO, NUGET, RUBYGEMS, COMPOSER, CONDA, HUGGINGFACE)"
 )]
 pub struct UnknownPackageType(pub String);
 

@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget|hf`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -13,7 +13,8 @@
 //! `auth.json`, conda the channel (with the token as Basic password, which conda reads from channel
 //! URLs) first in `.condarc`'s `channels` and rattler (pixi, rattler-build) a bearer token for the
 //! host in its credentials file, nuget and dotnet a `NuGet.Config` with the feed as the only
-//! source and the token as its `ClearTextPassword`. `--global` writes
+//! source and the token as its `ClearTextPassword`, `huggingface_hub` its `HF_ENDPOINT` and
+//! `HF_TOKEN` (an `hf.env` to source; with `--global` the token in its token file). `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` or
 //! `NuGet.Config` is only replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -87,6 +88,11 @@ pub enum ConfigureCommand {
         /// Replace an existing NuGet.Config
         #[arg(long)]
         force: bool,
+    },
+    /// Point huggingface_hub at a Hugging Face registry (HF_ENDPOINT and HF_TOKEN)
+    Hf {
+        #[command(flatten)]
+        target: Target,
     },
     /// Point the go command at a Go registry (GOPROXY in a go env file)
     Go {
@@ -168,6 +174,7 @@ impl ConfigureCommand {
             ConfigureCommand::Composer { target } => (target, PackageType::Composer),
             ConfigureCommand::Conda { target } => (target, PackageType::Conda),
             ConfigureCommand::Nuget { target, .. } => (target, PackageType::Nuget),
+            ConfigureCommand::Hf { target } => (target, PackageType::Huggingface),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -194,6 +201,7 @@ impl ConfigureCommand {
             ConfigureCommand::Composer { target } => composer(context, target, token)?,
             ConfigureCommand::Conda { target } => conda(context, target, token)?,
             ConfigureCommand::Nuget { target, force } => nuget(context, target, token, *force)?,
+            ConfigureCommand::Hf { target } => hugging_face(context, target, token)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -464,6 +472,44 @@ fn nuget(context: &Context, target: &Target, token: &str, force: bool) -> Result
         registry,
         files: paths,
         notes,
+    })
+}
+
+fn hugging_face(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let endpoint = context.client.url(&["hf", &target.registry])?;
+    let endpoint = endpoint.as_str().trim_end_matches('/');
+    let registry = target.registry.clone();
+    let exports = format!(
+        "export HF_ENDPOINT={endpoint}\n# Arca takes uploads through Git LFS, not Xet.\nexport HF_HUB_DISABLE_XET=1\n"
+    );
+    if target.global {
+        // huggingface_hub reads the token from $HF_HOME/token (~/.cache/huggingface/token); the
+        // endpoint only from the environment.
+        let hf_home = match std::env::var_os("HF_HOME").filter(|dir| !dir.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => home()?.join(".cache").join("huggingface"),
+        };
+        std::fs::create_dir_all(&hf_home)
+            .with_context(|| format!("creating {}", hf_home.display()))?;
+        let token_file = hf_home.join("token");
+        write_private(&token_file, token)?;
+        return Ok(Configured {
+            ecosystem: "huggingface",
+            registry,
+            files: vec![token_file],
+            notes: vec![format!("also set, in your shell profile:\n{exports}")],
+        });
+    }
+    let path = target.directory()?.join("hf.env");
+    write_private(&path, &format!("{exports}export HF_TOKEN={token}\n"))?;
+    Ok(Configured {
+        ecosystem: "huggingface",
+        registry,
+        files: vec![path.clone()],
+        notes: vec![format!(
+            "run `. {}`, then huggingface_hub uploads to and downloads from {endpoint}",
+            path.display()
+        )],
     })
 }
 

@@ -9,6 +9,7 @@ pub mod conda;
 pub mod generic;
 pub mod go;
 pub mod helm;
+pub mod huggingface;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
@@ -33,5 +34,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(composer::Composer),
         Box::new(conda::Conda),
         Box::new(nuget::NuGet),
+        Box::new(huggingface::HuggingFace),
     ])
 }

@@ -45,9 +45,11 @@ impl Ecosystem {
             PackageType::Nuget => Some(Ecosystem::NuGet),
             PackageType::Rubygems => Some(Ecosystem::RubyGems),
             PackageType::Composer => Some(Ecosystem::Packagist),
-            PackageType::Generic | PackageType::Docker | PackageType::Helm | PackageType::Conda => {
-                None
-            }
+            PackageType::Generic
+            | PackageType::Docker
+            | PackageType::Helm
+            | PackageType::Conda
+            | PackageType::Huggingface => None,
         }
     }
 

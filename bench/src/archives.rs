@@ -303,6 +303,30 @@ pub fn nupkg(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// The NDJSON body of a Hugging Face commit adding `weights-<version>.bin` (16 KiB, sent inline as
+/// the client sends regular files) to repository `bench/<name>`.
+pub fn hf_commit(name: &str, version: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let weights: Vec<u8> = format!("{name} {version} ")
+        .bytes()
+        .cycle()
+        .take(16 * 1024)
+        .collect();
+    let lines = [
+        serde_json::json!({ "key": "header", "value": { "summary": format!("{name} {version}") } }),
+        serde_json::json!({ "key": "file", "value": {
+            "path": format!("weights-{version}.bin"),
+            "content": base64::engine::general_purpose::STANDARD.encode(&weights),
+            "encoding": "base64",
+        } }),
+    ];
+    lines
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 /// The `.gem` `gem build` makes for version `version` of the gem `name` (one Ruby file): a tar of
 /// `metadata.gz` (the YAML specification) and `data.tar.gz`.
 pub fn gem(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {

@@ -2,7 +2,8 @@
 //! the way their clients read them — sparse index files and `.crate` downloads, `index.yaml` and
 //! chart archives, module version lists and zips, compact index info files and gems, `p2` metadata
 //! files and dist zips, a subdir's `repodata.json` and `.conda` packages, v3 registration indexes
-//! and `.nupkg`s from the flat container — from a node running
+//! and `.nupkg`s from the flat container, Hugging Face repository information and files (each
+//! version a commit adding one) — from a node running
 //! in this process, against the very same bytes served from memory by a plain static file server
 //! beside it. The static server is the limit: what answering those GETs costs with no registry
 //! behind them (no authentication, no metadata reads, no rendering, no chunk reads).
@@ -28,7 +29,8 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Options of `arca-bench formats`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Crates, and as many charts, Go modules, gems, Composer, conda and NuGet packages, to publish.
+    /// Crates, and as many charts, Go modules, gems, Composer, conda and NuGet packages and Hugging
+    /// Face repositories, to publish.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     packages: u64,
     /// Versions of each.
@@ -106,6 +108,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "nuget registration: GET /nuget/<r>/v3/registration/<id>/index.json; .nupkg: GET \
              /nuget/<r>/v3/flatcontainer/<id>/<version>/<id>.<version>.nupkg"
                 .to_owned(),
+            "hf repo info: GET /hf/<r>/api/models/<id>/revision/main (its files); hf file: GET \
+             /hf/<r>/<id>/resolve/main/<file> (16 KiB, one added per commit)"
+                .to_owned(),
             "the static server answers the bytes Arca gave for each URL, from a hash map"
                 .to_owned(),
         ],
@@ -135,6 +140,7 @@ async fn measure(
     common::create_registry(&http, &base, &token, "php", "COMPOSER").await?;
     common::create_registry(&http, &base, &token, "channel", "CONDA").await?;
     common::create_registry(&http, &base, &token, "feed", "NUGET").await?;
+    common::create_registry(&http, &base, &token, "models", "HUGGINGFACE").await?;
     let arca = Target::new(
         "arca",
         Url::parse(&format!("{base}/"))?,
@@ -163,6 +169,7 @@ async fn measure(
     let composer = read_per_package(&arca, dataset, &COMPOSER, &mut copies).await?;
     let conda = read_conda(&arca, dataset, &mut copies).await?;
     let nuget = read_per_package(&arca, dataset, &NUGET, &mut copies).await?;
+    let hf = read_per_package(&arca, dataset, &HUGGING_FACE, &mut copies).await?;
     let (static_base, server) = serve_static(copies).await?;
     let plain = Target::new("static", static_base, Auth::None, timing.clients)?;
     let rebase = |served: &Served| -> anyhow::Result<Served> {
@@ -185,7 +192,7 @@ async fn measure(
     let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
     let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
     let (composer_static, conda_static) = (rebase(&composer)?, rebase(&conda)?);
-    let nuget_static = rebase(&nuget)?;
+    let (nuget_static, hf_static) = (rebase(&nuget)?, rebase(&hf)?);
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
@@ -301,6 +308,16 @@ async fn measure(
                 .row(".nupkg", targets, [&nuget, &nuget_static], true, None)
                 .await?,
         );
+        rows.push(
+            timing
+                .row("hf repo info", targets, [&hf, &hf_static], false, None)
+                .await?,
+        );
+        rows.push(
+            timing
+                .row("hf file", targets, [&hf, &hf_static], true, None)
+                .await?,
+        );
         anyhow::Ok(())
     }
     .await;
@@ -312,6 +329,15 @@ async fn measure(
 /// Publishes every version of crate and chart `package`.
 async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Result<()> {
     let name = Dataset::name(package);
+    let create = serde_json::json!({ "name": format!("bench/{name}") }).to_string();
+    send(
+        arca,
+        Method::POST,
+        "hf/models/api/repos/create",
+        create.into_bytes(),
+        StatusCode::OK,
+    )
+    .await?;
     for index in 0..dataset.versions {
         let version = Dataset::version(index);
         let go_version = format!("v{version}");
@@ -359,19 +385,36 @@ async fn publish(arca: &Target, dataset: Dataset, package: u64) -> anyhow::Resul
                 archives::nupkg(&name, &version)?,
                 StatusCode::CREATED,
             ),
+            (
+                Method::POST,
+                format!("hf/models/api/models/bench/{name}/commit/main"),
+                archives::hf_commit(&name, &version),
+                StatusCode::OK,
+            ),
         ];
         for (method, path, body, expected) in uploads {
-            let what = format!("{method} {path} ({name} {version})");
-            let response = arca
-                .request(method, arca.url(&path)?)
-                .body(body)
-                .send()
-                .await
-                .with_context(|| what.clone())?;
-            expect_status(response, expected, &what).await?;
+            send(arca, method, &path, body, expected).await?;
         }
     }
     Ok(())
+}
+
+/// Sends one publishing request and checks its answer.
+async fn send(
+    arca: &Target,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    expected: StatusCode,
+) -> anyhow::Result<()> {
+    let what = format!("{method} {path}");
+    let response = arca
+        .request(method, arca.url(path)?)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| what.clone())?;
+    expect_status(response, expected, &what).await.map(drop)
 }
 
 /// The path of a crate's index file.
@@ -457,6 +500,30 @@ const NUGET: PerPackage = PerPackage {
     file: |name, version| {
         format!("nuget/feed/v3/flatcontainer/{name}/{version}/{name}.{version}.nupkg")
     },
+};
+
+/// A Hugging Face repository's information at `main` (whose tree holds one file per version, each
+/// added by a commit) and those files.
+const HUGGING_FACE: PerPackage = PerPackage {
+    page: |name| format!("hf/models/api/models/bench/{name}/revision/main"),
+    listed: |page, _| {
+        serde_json::from_slice::<serde_json::Value>(page)
+            .ok()
+            .and_then(|info| {
+                info["siblings"].as_array().map(|files| {
+                    files
+                        .iter()
+                        .filter(|f| {
+                            f["rfilename"]
+                                .as_str()
+                                .is_some_and(|n| n.starts_with("weights-"))
+                        })
+                        .count()
+                })
+            })
+            .unwrap_or(0)
+    },
+    file: |name, version| format!("hf/models/bench/{name}/resolve/main/weights-{version}.bin"),
 };
 
 /// Reads every package's page (which must list every version) and every version's file once.

@@ -75,6 +75,10 @@ def main():
     elif command == "install":
         channel, prefix, *specs = args
         asyncio.run(install(channel, prefix, specs))
+        # py-rattler's native threads now and then crash the interpreter's teardown (killed by a
+        # signal after the install finished and printed): leave without one.
+        sys.stdout.flush()
+        os._exit(0)
     else:
         sys.exit(f"unknown command {command}")
 

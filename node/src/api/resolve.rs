@@ -178,7 +178,7 @@ async fn resolve(
             })?
     };
     let origin = crate::http_server::public_origin(state.config.public_url.as_ref(), &headers);
-    let segment = percent_encoded_segment;
+    let segment = crate::frontend::percent_encode;
     let files = chosen
         .version
         .files
@@ -210,13 +210,6 @@ async fn resolve(
         metadata: chosen.version.metadata.clone(),
         files,
     }))
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn percent_encoded_segment(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 fn registry_named(state: &AppState, name: &str) -> Result<Registry, ApiError> {

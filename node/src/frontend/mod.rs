@@ -114,6 +114,29 @@ pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &
         .split_once('/')
 }
 
+/// `text` as one path segment or query value: everything but letters, digits and `*-._`
+/// percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// An `io::Write` feeding a digest: hashes what `io::copy` reads (a blob through a
+/// [`BlobCursor`]).
+pub struct DigestWriter<'a, D>(pub &'a mut D);
+
+impl<D: sha2::Digest> std::io::Write for DigestWriter<'_, D> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Decodes the `%XX` escapes of a raw request path (or one of its segments); `None` for a `%`
 /// without two hex digits, or bytes that are not UTF-8.
 pub fn percent_decode(segment: &str) -> Option<String> {

@@ -445,7 +445,7 @@ async fn upload(
             let mut hasher = <sha1::Sha1 as sha1::Digest>::new();
             std::io::copy(
                 &mut BlobCursor::new(state.chunks.clone(), blob),
-                &mut DigestWriter(&mut hasher),
+                &mut crate::frontend::DigestWriter(&mut hasher),
             )
             .map_err(|e| e.to_string())?;
             Ok((manifest, hex::encode(sha1::Digest::finalize(hasher))))
@@ -514,20 +514,6 @@ async fn put_version(
             format!("{name} {version} already exists"),
         )),
         Err(error) => Err(error.into()),
-    }
-}
-
-/// An `io::Write` feeding a digest.
-struct DigestWriter<'a, D>(&'a mut D);
-
-impl<D: sha1::Digest> std::io::Write for DigestWriter<'_, D> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

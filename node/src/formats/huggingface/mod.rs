@@ -705,7 +705,7 @@ async fn lfs_batch(ctx: &Context<'_>, repo: &RepoId, body: Body) -> Result<Respo
             let signature = upload_signature(ctx.state, &target, repo, oid, expires, &subject);
             let query = format!(
                 "expires={expires}&subject={}&signature={signature}",
-                percent_encode(&subject)
+                crate::frontend::percent_encode(&subject)
             );
             objects.push(json!({
                 "oid": oid,
@@ -761,18 +761,6 @@ fn upload_signature(
     blake3::keyed_hash(&key, signed.as_bytes())
         .to_hex()
         .to_string()
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The caller an LFS upload URL was signed for, when its signature holds and it has not expired.

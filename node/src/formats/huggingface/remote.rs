@@ -32,16 +32,7 @@ pub(super) async fn commit(
     repo: &RepoId,
     revision: &str,
 ) -> Result<Option<Commit>, ApiError> {
-    let encoded: String = revision
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = crate::frontend::percent_encode(revision);
     let path = format!("api/{}/{}/revision/{encoded}", repo.kind.plural(), repo.id);
     let key = format!("hf.info/{}/{}", repo.package(), revision);
     let document = match ctx

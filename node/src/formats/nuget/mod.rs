@@ -410,7 +410,7 @@ async fn push(ctx: &Context<'_>, target: &Registry, body: Body) -> Result<Respon
             let mut hasher = <sha2::Sha512 as sha2::Digest>::new();
             std::io::copy(
                 &mut BlobCursor::new(state.chunks.clone(), blob),
-                &mut DigestWriter(&mut hasher),
+                &mut crate::frontend::DigestWriter(&mut hasher),
             )
             .map_err(|e| e.to_string())?;
             let digest = sha2::Digest::finalize(hasher);
@@ -524,18 +524,4 @@ async fn set_listed(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// An `io::Write` feeding a digest.
-struct DigestWriter<'a, D>(&'a mut D);
-
-impl<D: sha2::Digest> std::io::Write for DigestWriter<'_, D> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

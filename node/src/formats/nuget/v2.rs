@@ -17,7 +17,7 @@ use quick_xml::escape::escape;
 
 use super::{Context, Entry, compare_versions, entries, search_ids};
 use crate::ecosystems::nuget_version;
-use crate::frontend::ApiError;
+use crate::frontend::{ApiError, percent_encode};
 
 /// Entries per feed page.
 const PAGE: usize = 100;
@@ -399,7 +399,7 @@ impl Feed {
                 .pairs
                 .iter()
                 .filter(|(key, _)| key != "$skip" && key != "$top")
-                .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+                .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
                 .collect();
             next.push(format!("$skip={end}"));
             if top != usize::MAX {
@@ -413,19 +413,6 @@ impl Feed {
         out.push_str("</feed>\n");
         out
     }
-}
-
-/// Percent-encodes what a query value may not hold as it is.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~'()$|,".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn now_text(ctx: &Context<'_>) -> String {

@@ -189,135 +189,30 @@ async fn measure(
             files: moved(&served.files)?,
         })
     };
-    let (cargo_static, helm_static) = (rebase(&cargo)?, rebase(&helm)?);
-    let (go_static, gems_static) = (rebase(&go)?, rebase(&gems)?);
-    let (composer_static, conda_static) = (rebase(&composer)?, rebase(&conda)?);
-    let (nuget_static, hf_static) = (rebase(&nuget)?, rebase(&hf)?);
+    // Each format read: its metadata page row and its file row.
+    let formats = [
+        (&cargo, "cargo index file", "cargo .crate"),
+        (&helm, "helm index.yaml", "helm chart"),
+        (&go, "go @v/list", "go module zip"),
+        (&gems, "gem info file", ".gem"),
+        (&composer, "composer p2 file", "composer dist"),
+        (&conda, "conda repodata.json", "conda package"),
+        (&nuget, "nuget registration", ".nupkg"),
+        (&hf, "hf repo info", "hf file"),
+    ];
     let targets = [&arca, &plain];
     let mut rows = Vec::new();
     let measured = async {
-        rows.push(
-            timing
-                .row(
-                    "cargo index file",
-                    targets,
-                    [&cargo, &cargo_static],
-                    false,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("cargo .crate", targets, [&cargo, &cargo_static], true, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "helm index.yaml",
-                    targets,
-                    [&helm, &helm_static],
-                    false,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("helm chart", targets, [&helm, &helm_static], true, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("go @v/list", targets, [&go, &go_static], false, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("go module zip", targets, [&go, &go_static], true, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("gem info file", targets, [&gems, &gems_static], false, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(".gem", targets, [&gems, &gems_static], true, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "composer p2 file",
-                    targets,
-                    [&composer, &composer_static],
-                    false,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "composer dist",
-                    targets,
-                    [&composer, &composer_static],
-                    true,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "conda repodata.json",
-                    targets,
-                    [&conda, &conda_static],
-                    false,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "conda package",
-                    targets,
-                    [&conda, &conda_static],
-                    true,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(
-                    "nuget registration",
-                    targets,
-                    [&nuget, &nuget_static],
-                    false,
-                    None,
-                )
-                .await?,
-        );
-        rows.push(
-            timing
-                .row(".nupkg", targets, [&nuget, &nuget_static], true, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("hf repo info", targets, [&hf, &hf_static], false, None)
-                .await?,
-        );
-        rows.push(
-            timing
-                .row("hf file", targets, [&hf, &hf_static], true, None)
-                .await?,
-        );
+        for (served, page_label, file_label) in formats {
+            let same_bytes = rebase(served)?;
+            for (label, files) in [(page_label, false), (file_label, true)] {
+                rows.push(
+                    timing
+                        .row(label, targets, [served, &same_bytes], files, None)
+                        .await?,
+                );
+            }
+        }
         anyhow::Ok(())
     }
     .await;

@@ -8,7 +8,7 @@ use arca_protocol::api::{
     AuditList, AuditQuery, ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest,
     CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, Deployment,
     DeploymentRequest, JoinTokenInfo, MetadataBody, PackageInfo, PackageSummary, Page, PageQuery,
-    RegistryInfo, ResolvedVersion, ScrubStatus, TokenInfo, VersionInfo, WhoAmI,
+    RegistryInfo, ResolvedVersion, ScrubStatus, SigningKeyInfo, TokenInfo, VersionInfo, WhoAmI,
 };
 use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
@@ -115,6 +115,18 @@ impl Client {
     }
 
     /// `PUT /api/v1/registries/{registry}/settings`: replaces the settings kept beside a registry
+    /// The public half of the signing key of a Debian or RPM registry.
+    pub async fn signing_key(&self, registry: &str) -> Result<SigningKeyInfo, ClientError> {
+        let url = self.api_url(&["registries", registry, "signing-key"])?;
+        self.send_json(self.request(Method::GET, url)).await
+    }
+
+    /// Replaces the signing key of a Debian or RPM registry with a new one.
+    pub async fn rotate_signing_key(&self, registry: &str) -> Result<SigningKeyInfo, ClientError> {
+        let url = self.api_url(&["registries", registry, "signing-key", "rotate"])?;
+        self.send_json(self.request(Method::POST, url)).await
+    }
+
     /// (`min_copies`, `upstream_ca_pem`).
     pub async fn set_registry_settings(
         &self,

@@ -14,6 +14,7 @@ mod cleanup;
 mod client;
 mod composer;
 mod conda;
+mod debian;
 mod error;
 mod firewall;
 mod firewall_admin;

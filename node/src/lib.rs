@@ -22,6 +22,7 @@ pub mod meta;
 pub mod policy;
 pub mod proxy;
 pub mod secrets;
+pub mod signing;
 pub mod transfer;
 
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub documents: Arc<frontend::documents::Documents>,
     /// Documents front-ends render from many records, kept while the metadata is unchanged.
     pub rendered: Arc<frontend::rendered::Rendered>,
+    /// What the Debian front-end keeps on this node (hosted indexes, files by hash).
+    pub debian: Arc<formats::debian::DebianState>,
     /// The background scrub of this node's chunks.
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
@@ -360,6 +363,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         logins: Arc::default(),
         documents: Arc::new(frontend::documents::Documents::default()),
         rendered: Arc::default(),
+        debian: Arc::default(),
         scrub,
         keys,
     };

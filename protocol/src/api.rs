@@ -147,6 +147,18 @@ fn one() -> u32 {
 /// a whole (a field left out is cleared).
 pub type SetRegistrySettingsRequest = crate::model::RegistrySettings;
 
+/// `GET /api/v1/registries/{registry}/signing-key` (and the answer of `POST .../rotate`): the
+/// public half of the key a Debian or RPM registry signs its metadata with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyInfo {
+    /// The key's fingerprint, upper-case hex.
+    pub fingerprint: String,
+    /// When it was made, unix milliseconds.
+    pub created_at: u64,
+    /// The public key, ASCII-armoured.
+    pub public_key: String,
+}
+
 /// `PUT /api/v1/registries/{registry}/replication`: the registry's new replication policy.
 pub type SetReplicationRequest = ReplicationPolicy;
 

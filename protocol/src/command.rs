@@ -10,7 +10,7 @@ use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
 use crate::model::{
     AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistrySettings,
-    Token,
+    SigningKey, Token,
 };
 
 /// Where a metadata operation applies.
@@ -418,6 +418,31 @@ pub enum Command {
         /// The settings.
         settings: RegistrySettings,
     },
+    /// Replace the OpenPGP key a Debian or RPM registry signs its metadata with (made when the
+    /// registry is created, and again on each rotation).
+    SetSigningKey {
+        /// Registry name.
+        registry: String,
+        /// The key, its secret half sealed.
+        key: SigningKey,
+    },
+}
+
+/// What an applied command changed among packages: one package of a registry, or everything a
+/// registry holds (or may render: its settings, members or firewall policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed<'a> {
+    /// One package.
+    Package {
+        /// Its registry.
+        registry: &'a str,
+        /// Its name.
+        package: &'a str,
+    },
+    /// A whole registry.
+    Registry(&'a str),
+    /// Every registry (firewall advisories, which any registry's verdicts read).
+    Everything,
 }
 
 /// The garbage-collection epoch of the node that wrote a command's new chunks, read while the
@@ -431,6 +456,95 @@ pub struct ChunkFence {
 }
 
 impl Command {
+    /// What applying this command changes among packages (nothing for commands about users,
+    /// tokens, replicas and the audit trail).
+    pub fn changed(&self) -> Vec<Changed<'_>> {
+        fn one<'a>(registry: &'a str, package: &'a str) -> Changed<'a> {
+            Changed::Package { registry, package }
+        }
+        match self {
+            Command::PutFile {
+                registry, package, ..
+            }
+            | Command::SetTag {
+                registry, package, ..
+            }
+            | Command::SetAttributes {
+                registry, package, ..
+            }
+            | Command::DeleteFile {
+                registry, package, ..
+            }
+            | Command::DeleteVersion {
+                registry, package, ..
+            }
+            | Command::CleanupVersion {
+                registry, package, ..
+            }
+            | Command::DeletePackage { registry, package }
+            | Command::LinkBlob {
+                registry, package, ..
+            }
+            | Command::UnlinkBlob {
+                registry, package, ..
+            }
+            | Command::PutManifest {
+                registry, package, ..
+            }
+            | Command::DeleteTag {
+                registry, package, ..
+            }
+            | Command::QuarantineVersion {
+                registry, package, ..
+            }
+            | Command::ReleaseVersion {
+                registry, package, ..
+            } => vec![one(registry, package)],
+            Command::CopyVersion {
+                package,
+                to_registry,
+                ..
+            } => vec![one(to_registry, package)],
+            Command::SetMetadata { target, .. } | Command::DeleteMetadata { target, .. } => {
+                vec![match target {
+                    MetadataTarget::Registry { registry } => Changed::Registry(registry),
+                    MetadataTarget::Package {
+                        registry, package, ..
+                    }
+                    | MetadataTarget::Version {
+                        registry, package, ..
+                    } => one(registry, package),
+                }]
+            }
+            Command::CreateRegistry { registry } => vec![Changed::Registry(&registry.name)],
+            Command::DeleteRegistry { name: registry }
+            | Command::SetReplication { registry, .. }
+            | Command::CacheDocument { registry, .. }
+            | Command::SetCleanupPolicy { registry, .. }
+            | Command::SetFirewallPolicy { registry, .. }
+            | Command::SetRegistrySettings { registry, .. }
+            | Command::SetSigningKey { registry, .. } => vec![Changed::Registry(registry)],
+            Command::ImportAdvisories { .. } => vec![Changed::Everything],
+            Command::Batch { commands } => commands.iter().flat_map(Command::changed).collect(),
+            Command::Fenced { command, .. } => command.changed(),
+            Command::CreateToken { .. }
+            | Command::RevokeToken { .. }
+            | Command::RotateToken { .. }
+            | Command::CreateUser { .. }
+            | Command::UpdateUser { .. }
+            | Command::DeleteUser { .. }
+            | Command::GrantRole { .. }
+            | Command::RevokeRole { .. }
+            | Command::CreateJoinToken { .. }
+            | Command::RecordReplicas { .. }
+            | Command::ForgetNode { .. }
+            | Command::RecordAudit { .. }
+            | Command::SettleAudit { .. }
+            | Command::SetAuditRetention { .. }
+            | Command::AdvanceGcEpoch { .. } => Vec::new(),
+        }
+    }
+
     /// The blobs this command carries (and so makes part of the state when applied), inline ones
     /// included: a batch's and a fenced command's, too.
     pub fn blobs(&self) -> Vec<&BlobRef> {

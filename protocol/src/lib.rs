@@ -16,12 +16,15 @@ pub mod model;
 pub mod names;
 
 pub use cluster::{NodeInfo, NodeRole, ReplicaSites, ReplicationMode, ReplicationPolicy};
-pub use command::{ChunkFence, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite};
+pub use command::{
+    Changed, ChunkFence, Command, CommandError, CommandOutcome, MetadataTarget, Overwrite,
+};
 pub use digest::{ChunkId, DigestParseError, Sha256};
 pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoordinate};
 pub use identity::{Grant, User, UserKind};
 pub use model::{
     BlobRef, CachedDocument, ChunkRef, CleanupPolicy, CleanupRule, FileEntry, ManifestInfo,
-    Package, PackageType, Registry, RegistryKind, RegistrySettings, Role, Token, Upstream, Version,
+    Package, PackageType, Registry, RegistryKind, RegistrySettings, Role, SigningKey, Token,
+    Upstream, Version,
 };
 pub use names::NameError;

@@ -44,11 +44,19 @@ pub enum PackageType {
     Conda,
     /// Hugging Face model and dataset repositories.
     Huggingface,
+    /// Debian packages (apt repositories).
+    Debian,
 }
 
 impl PackageType {
+    /// Whether registries of this type sign their repository metadata with their own OpenPGP key
+    /// (see [`SigningKey`]).
+    pub fn signs_metadata(self) -> bool {
+        matches!(self, PackageType::Debian)
+    }
+
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 13] = [
+    pub const ALL: [PackageType; 14] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -62,6 +70,7 @@ impl PackageType {
         PackageType::Composer,
         PackageType::Conda,
         PackageType::Huggingface,
+        PackageType::Debian,
     ];
 
     /// The upper-case name used in the API and on the command line.
@@ -80,6 +89,7 @@ impl PackageType {
             PackageType::Composer => "COMPOSER",
             PackageType::Conda => "CONDA",
             PackageType::Huggingface => "HUGGINGFACE",
+            PackageType::Debian => "DEBIAN",
         }
     }
 }
@@ -328,6 +338,21 @@ pub struct RegistrySettings {
     /// when there are enough; `None`: 1, the node that took it).
     #[serde(default)]
     pub min_copies: Option<u32>,
+}
+
+/// The OpenPGP key a Debian or RPM registry signs its repository metadata with (`InRelease`,
+/// `Release.gpg`, `repomd.xml.asc`), set with [`crate::Command::SetSigningKey`]. The secret half is
+/// kept sealed under the cluster's key (see the node's `secrets` module) and never leaves a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    /// The secret key (armoured), sealed.
+    pub sealed_secret: String,
+    /// The public key, ASCII-armoured: what clients are given to verify with.
+    pub public_key: String,
+    /// The key's fingerprint, upper-case hex.
+    pub fingerprint: String,
+    /// When the key was made, unix milliseconds.
+    pub created_at: u64,
 }
 
 fn default_metadata_ttl() -> u64 {

@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget|hf`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget|hf|apt`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -14,7 +14,9 @@
 //! URLs) first in `.condarc`'s `channels` and rattler (pixi, rattler-build) a bearer token for the
 //! host in its credentials file, nuget and dotnet a `NuGet.Config` with the feed as the only
 //! source and the token as its `ClearTextPassword`, `huggingface_hub` its `HF_ENDPOINT` and
-//! `HF_TOKEN` (an `hf.env` to source; with `--global` the token in its token file). `--global` writes
+//! `HF_TOKEN` (an `hf.env` to source; with `--global` the token in its token file), apt a
+//! `sources.list` line with the registry's key as `signed-by` and the token in an `auth.conf`.
+//! `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` or
 //! `NuGet.Config` is only replaced with `--force`. Every file is written by [`write_private`], as it holds the token.
@@ -93,6 +95,18 @@ pub enum ConfigureCommand {
     Hf {
         #[command(flatten)]
         target: Target,
+    },
+    /// Point apt at a Debian registry: a sources.list entry with the registry's signing key as
+    /// `signed-by`, the key, and the token in an auth.conf (with --global, under /etc/apt)
+    Apt {
+        #[command(flatten)]
+        target: Target,
+        /// The suite (distribution) to install from
+        #[arg(long)]
+        suite: String,
+        /// The components to install from
+        #[arg(long, default_value = "main", value_delimiter = ',')]
+        component: Vec<String>,
     },
     /// Point the go command at a Go registry (GOPROXY in a go env file)
     Go {
@@ -175,6 +189,7 @@ impl ConfigureCommand {
             ConfigureCommand::Conda { target } => (target, PackageType::Conda),
             ConfigureCommand::Nuget { target, .. } => (target, PackageType::Nuget),
             ConfigureCommand::Hf { target } => (target, PackageType::Huggingface),
+            ConfigureCommand::Apt { target, .. } => (target, PackageType::Debian),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -202,6 +217,11 @@ impl ConfigureCommand {
             ConfigureCommand::Conda { target } => conda(context, target, token)?,
             ConfigureCommand::Nuget { target, force } => nuget(context, target, token, *force)?,
             ConfigureCommand::Hf { target } => hugging_face(context, target, token)?,
+            ConfigureCommand::Apt {
+                target,
+                suite,
+                component,
+            } => apt(context, target, token, suite, component).await?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -843,6 +863,83 @@ fn conda(context: &Context, target: &Target, token: &str) -> Result<Configured> 
         ecosystem: "conda",
         registry,
         files: vec![condarc, credentials],
+        notes,
+    })
+}
+
+/// apt's files for a Debian registry: with `--global` `/etc/apt/sources.list.d/arca-<r>.list`,
+/// `/etc/apt/keyrings/arca-<r>.asc` and `/etc/apt/auth.conf.d/arca-<r>.conf`; else the same three
+/// in the current directory, for `apt-get -o Dir::Etc::SourceList=...`.
+async fn apt(
+    context: &Context,
+    target: &Target,
+    token: &str,
+    suite: &str,
+    components: &[String],
+) -> Result<Configured> {
+    let url = registry_url(context, "debian", &target.registry)?;
+    let base = url.as_str().trim_end_matches('/').to_string();
+    let key = context.client.signing_key(&target.registry).await?;
+    let name = format!("arca-{}", target.registry);
+    let (list, keyring, auth) = if target.global {
+        let etc = Path::new("/etc/apt");
+        (
+            etc.join("sources.list.d").join(format!("{name}.list")),
+            etc.join("keyrings").join(format!("{name}.asc")),
+            etc.join("auth.conf.d").join(format!("{name}.conf")),
+        )
+    } else {
+        let dir = target.directory()?;
+        (
+            dir.join(format!("{name}.list")),
+            dir.join(format!("{name}.asc")),
+            dir.join(format!("{name}-auth.conf")),
+        )
+    };
+    for file in [&list, &keyring, &auth] {
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    std::fs::write(&keyring, &key.public_key)
+        .with_context(|| format!("writing {}", keyring.display()))?;
+    std::fs::write(
+        &list,
+        format!(
+            "deb [signed-by={}] {base} {suite} {}\n",
+            keyring.display(),
+            components.join(" ")
+        ),
+    )
+    .with_context(|| format!("writing {}", list.display()))?;
+    // apt matches `machine` against the host, port and path the URL starts with; it sends
+    // credentials over plain HTTP only to a machine written with its `http://`.
+    let machine = match base.strip_prefix("https://") {
+        Some(rest) => rest,
+        None => base.as_str(),
+    };
+    write_private(
+        &auth,
+        &format!("machine {machine}/\nlogin {SERVER_ID}\npassword {token}\n"),
+    )?;
+    let mut notes = vec![format!(
+        "apt now installs from {base} {suite}, signed by key {}; upload with `arca artifact push \
+         debian {} <file.deb> --suite {suite}`",
+        key.fingerprint, target.registry
+    )];
+    if !target.global {
+        notes.push(format!(
+            "use them with `apt-get -o Dir::Etc::SourceList={} -o Dir::Etc::SourceParts=/dev/null \
+             -o Dir::Etc::netrc={} update`",
+            list.display(),
+            auth.display()
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "apt",
+        registry: target.registry.clone(),
+        files: vec![list, keyring, auth],
         notes,
     })
 }

@@ -1,8 +1,10 @@
-//! `arca registry`: create, list, get and delete registries, their replication policies and metadata,
-//! and (through [`super::configure`]) configuring package managers to use them.
+//! `arca registry`: create, list, get and delete registries, their replication policies, metadata
+//! and signing keys, and (through [`super::configure`]) configuring package managers to use them.
 
 use anyhow::{Context as _, Result};
-use arca_protocol::api::{CreateRegistryRequest, RegistryInfo};
+use std::io::Write as _;
+
+use arca_protocol::api::{CreateRegistryRequest, RegistryInfo, SigningKeyInfo};
 use arca_protocol::{
     MetadataTarget, PackageType, RegistryKind, RegistrySettings, ReplicaSites, ReplicationMode,
     ReplicationPolicy, Upstream,
@@ -123,12 +125,61 @@ pub enum RegistryCommand {
     /// Configure npm, pip, Maven or cargo to use a registry with this server and token
     #[command(subcommand)]
     Configure(ConfigureCommand),
+    /// Show or rotate the OpenPGP key a Debian or RPM registry signs its metadata with
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCommand),
     /// Set, show and run a registry's cleanup policy
     #[command(subcommand)]
     Cleanup(CleanupCommand),
     /// Audit dependencies against a registry's dependency firewall
     #[command(subcommand, name = "fw", visible_alias = "firewall")]
     Fw(FirewallCommand),
+}
+
+/// `arca registry signing-key get|rotate`.
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Show a registry's signing key (its fingerprint, or with --public the ASCII-armoured public
+    /// key, for apt's `signed-by` or dnf's `gpgkey`)
+    Get {
+        /// Registry name
+        registry: String,
+        /// Print the ASCII-armoured public key alone
+        #[arg(long)]
+        public: bool,
+    },
+    /// Make a new signing key for a registry; clients need its public key from then on
+    Rotate {
+        /// Registry name
+        registry: String,
+    },
+}
+
+impl SigningKeyCommand {
+    async fn run(self, context: &Context) -> Result<()> {
+        let client = &context.client;
+        let (key, public) = match self {
+            SigningKeyCommand::Get { registry, public } => {
+                (client.signing_key(&registry).await?, public)
+            }
+            SigningKeyCommand::Rotate { registry } => {
+                (client.rotate_signing_key(&registry).await?, false)
+            }
+        };
+        if public {
+            write!(std::io::stdout().lock(), "{}", key.public_key)?;
+            return Ok(());
+        }
+        emit(context.format, &key)
+    }
+}
+
+impl Row for SigningKeyInfo {
+    const HEADERS: &'static [&'static str] = &["FINGERPRINT", "CREATED"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.fingerprint.clone(), timestamp(self.created_at)]
+    }
 }
 
 /// The flag naming a registry for `registry metadata`.
@@ -268,6 +319,7 @@ impl RegistryCommand {
             }
             RegistryCommand::Metadata(command) => command.run(context).await,
             RegistryCommand::Configure(command) => command.run(context).await,
+            RegistryCommand::SigningKey(command) => command.run(context).await,
             RegistryCommand::Cleanup(command) => command.run(context).await,
             RegistryCommand::Fw(command) => command.run(context).await,
         }

@@ -1,7 +1,7 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
 //! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems,
-//! Composer zips, conda packages, NuGet packages and charts are published the way their ecosystems'
+//! Composer zips, conda packages, NuGet packages, Debian packages and charts are published the way their ecosystems'
 //! tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -90,6 +90,20 @@ pub enum PushCommand {
         registry: String,
         /// The .conda or .tar.bz2 package
         package: PathBuf,
+    },
+    /// Upload a .deb into a suite and component of a Debian registry (its control file says what
+    /// it is)
+    Debian {
+        /// Registry name
+        registry: String,
+        /// The .deb file
+        package: PathBuf,
+        /// The suite (distribution) it goes into: `stable`, `bookworm`...
+        #[arg(long)]
+        suite: String,
+        /// The component within the suite
+        #[arg(long, default_value = "main")]
+        component: String,
     },
     /// Push a .nupkg (`nuget pack`, `dotnet pack`) to a NuGet registry, as `nuget push` does
     Nuget {
@@ -240,6 +254,20 @@ impl PushCommand {
             }
             PushCommand::Conda { registry, package } => {
                 let published = client.push_conda(&registry, &package).await;
+                emit(
+                    context.format,
+                    &published.with_context(|| package.display().to_string())?,
+                )
+            }
+            PushCommand::Debian {
+                registry,
+                package,
+                suite,
+                component,
+            } => {
+                let published = client
+                    .push_debian(&registry, &package, &suite, &component)
+                    .await;
                 emit(
                     context.format,
                     &published.with_context(|| package.display().to_string())?,

@@ -1,15 +1,16 @@
-//! `/api/v1/registries`: create, list, get and delete registries.
+//! `/api/v1/registries`: create, list, get and delete registries; the signing keys of Debian and
+//! RPM registries (made on creation, fetched, rotated).
 
 use arca_protocol::api::{
     CreateRegistryRequest, RegistryInfo, SetRegistrySettingsRequest, SetReplicationRequest,
-    UpstreamInfo,
+    SigningKeyInfo, UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
 use arca_protocol::{Command, Registry, RegistryKind, RegistrySettings, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 
 use super::{ApiError, JsonBody, PathParams};
 use crate::meta::tables::RegistryRecord;
@@ -24,6 +25,11 @@ pub fn routes() -> Router<AppState> {
         .route("/registries/{registry}", get(fetch).delete(remove))
         .route("/registries/{registry}/replication", put(set_replication))
         .route("/registries/{registry}/settings", put(set_settings))
+        .route("/registries/{registry}/signing-key", get(signing_key))
+        .route(
+            "/registries/{registry}/signing-key/rotate",
+            post(rotate_signing_key),
+        )
 }
 
 /// How the API shows a registry, with the settings kept beside it.
@@ -115,19 +121,20 @@ async fn create(
             min_copies: request.min_copies,
         },
     )?;
-    let create = Command::CreateRegistry { registry };
-    let command = if settings == RegistrySettings::default() {
-        create
-    } else {
-        Command::Batch {
-            commands: vec![
-                create,
-                Command::SetRegistrySettings {
-                    registry: request.name.clone(),
-                    settings,
-                },
-            ],
-        }
+    let signs = registry.package_type.signs_metadata();
+    let mut commands = vec![Command::CreateRegistry { registry }];
+    if settings != RegistrySettings::default() {
+        commands.push(Command::SetRegistrySettings {
+            registry: request.name.clone(),
+            settings,
+        });
+    }
+    if signs {
+        commands.push(new_signing_key(&state, &request.name)?);
+    }
+    let command = match commands.len() {
+        1 => commands.remove(0),
+        _ => Command::Batch { commands },
     };
     state.meta.propose(command).await?;
     Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
@@ -299,6 +306,59 @@ async fn list(
             .map(|r| Ok(registry_info(r, &view.registry_settings(&r.registry.name)?)))
             .collect()
     })?))
+}
+
+/// A new signing key for `registry`, as the command that sets it.
+fn new_signing_key(state: &AppState, registry: &str) -> Result<Command, ApiError> {
+    let key = crate::signing::generate(registry, &state.keys, state.now_ms())
+        .map_err(ApiError::internal)?;
+    Ok(Command::SetSigningKey {
+        registry: registry.to_string(),
+        key,
+    })
+}
+
+/// The public half of `registry`'s signing key.
+fn signing_key_info(state: &AppState, registry: &str) -> Result<SigningKeyInfo, ApiError> {
+    let key = state.meta.view()?.signing_key(registry)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "registry {registry} has no signing key (only Debian and RPM registries sign)"
+        ))
+    })?;
+    Ok(SigningKeyInfo {
+        fingerprint: key.fingerprint,
+        created_at: key.created_at,
+        public_key: key.public_key,
+    })
+}
+
+/// `GET /registries/{registry}/signing-key`: the public key (readers of the registry may fetch
+/// it, as apt and dnf do).
+async fn signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<SigningKeyInfo>, ApiError> {
+    state.registry_for(&caller, &name, Role::Read)?;
+    Ok(Json(signing_key_info(&state, &name)?))
+}
+
+/// `POST /registries/{registry}/signing-key/rotate`: a new key replaces the old one; metadata is
+/// signed with it from then on, so clients need the new public key.
+async fn rotate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<SigningKeyInfo>, ApiError> {
+    let registry = state.registry_for(&caller, &name, Role::Admin)?;
+    if !registry.package_type.signs_metadata() {
+        return Err(ApiError::invalid(format!(
+            "registry {name} holds {} packages, whose metadata is not signed",
+            registry.package_type
+        )));
+    }
+    state.meta.propose(new_signing_key(&state, &name)?).await?;
+    Ok(Json(signing_key_info(&state, &name)?))
 }
 
 async fn fetch(

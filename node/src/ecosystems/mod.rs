@@ -3,6 +3,7 @@
 //! node.
 
 pub mod crate_names;
+pub mod debian_version;
 pub mod gem_version;
 pub mod helm_oci;
 pub mod maven_version;

@@ -6,6 +6,7 @@
 pub mod cargo;
 pub mod composer;
 pub mod conda;
+pub mod debian;
 pub mod generic;
 pub mod go;
 pub mod helm;
@@ -35,5 +36,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(conda::Conda),
         Box::new(nuget::NuGet),
         Box::new(huggingface::HuggingFace),
+        Box::new(debian::Debian),
     ])
 }

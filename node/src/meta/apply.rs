@@ -619,6 +619,13 @@ impl<'txn> Applier<'txn> {
                 )?;
                 Ok(Ok(()))
             }
+            Command::SetSigningKey { registry, key } => {
+                if self.registry_record(&registry)?.is_none() {
+                    return Ok(Err(not_found(format_args!("registry {registry}"))));
+                }
+                self.set_scalar(&format!("{}{registry}", scalar::SIGNING_KEY), &key)?;
+                Ok(Ok(()))
+            }
             Command::Fenced { fence, command } => self.apply(Command::Fenced { fence, command }),
             Command::RecordAudit { events } => {
                 self.record_audit(events)?;
@@ -1150,10 +1157,9 @@ impl Applier<'_> {
             self.remove_package(name, &package)?;
         }
         self.delete(Table::Registries, &registry_prefix)?;
-        self.delete(
-            Table::Meta,
-            &keys::of(&[&format!("{}{name}", scalar::REGISTRY_SETTINGS)]),
-        )?;
+        for kept_beside in [scalar::REGISTRY_SETTINGS, scalar::SIGNING_KEY] {
+            self.delete(Table::Meta, &keys::of(&[&format!("{kept_beside}{name}")]))?;
+        }
         Ok(Ok(()))
     }
 

@@ -20,9 +20,9 @@ use super::tables::{RecordError, decode, encode};
 
 /// The format of the Raft log database and of the commands in it that this build writes. Format 2
 /// added [`Command::Fenced`] and [`Command::AdvanceGcEpoch`], format 3
-/// [`Command::SetRegistrySettings`]; entries of formats 1 and 2 decode as they are (commands were
-/// only added).
-pub const LOG_FORMAT: u32 = 3;
+/// [`Command::SetRegistrySettings`], format 4 [`Command::SetSigningKey`]; entries of formats 1 to 3
+/// decode as they are (commands were only added).
+pub const LOG_FORMAT: u32 = 4;
 
 pub use super::tables::STATE_FORMAT;
 

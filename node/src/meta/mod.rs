@@ -8,6 +8,7 @@
 //! grown by a share of the state's size; the formats of everything written are in [`format`].
 
 pub mod apply;
+pub mod changes;
 mod copies;
 pub mod files;
 pub mod format;
@@ -891,6 +892,11 @@ impl Meta {
     /// A consistent view of the applied metadata, to read several things from one point in time.
     pub fn view(&self) -> ReadResult<ReadView> {
         self.state.view()
+    }
+
+    /// Which packages the commands this node applied lately changed (see [`changes`]).
+    pub fn changes(&self) -> &changes::PackageChanges {
+        self.state.changes()
     }
 
     /// Begins a garbage-collection step that may remove chunks of this node: once this returns,

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::TypeConfig;
 use super::apply::Applier;
+use super::changes::PackageChanges;
 use super::files::{DynBackend, MetaFiles, SnapshotFile};
 use super::format::{self, FormatError, INSTALLING_FILE, LOG_FILE, LOG_FORMAT, STATE_FILE};
 use super::snapshot;
@@ -507,26 +508,42 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 /// The state database readers use now; replaced when a snapshot is installed.
 #[derive(Clone)]
-pub struct StateHandle(Arc<RwLock<Arc<Database>>>);
+pub struct StateHandle {
+    db: Arc<RwLock<Arc<Database>>>,
+    changes: Arc<PackageChanges>,
+}
 
 impl StateHandle {
-    fn new(db: Database) -> StateHandle {
-        StateHandle(Arc::new(RwLock::new(Arc::new(db))))
+    fn new(db: Database) -> Result<StateHandle, StoreError> {
+        let db = Arc::new(db);
+        let applied = ReadView::open(db.clone())?
+            .last_applied()?
+            .map_or(0, |log_id| log_id.index);
+        Ok(StateHandle {
+            db: Arc::new(RwLock::new(db)),
+            changes: Arc::new(PackageChanges::starting_at(applied)),
+        })
     }
 
     /// The current state database.
     pub fn current(&self) -> Arc<Database> {
-        self.0
+        self.db
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
-    fn replace(&self, db: Database) {
+    /// Which packages the commands this node applied lately changed.
+    pub fn changes(&self) -> &PackageChanges {
+        &self.changes
+    }
+
+    fn replace(&self, db: Database, applied: u64) {
         *self
-            .0
+            .db
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(db);
+        self.changes.restart_at(applied);
     }
 
     /// A consistent view of the state as of now.
@@ -665,7 +682,10 @@ impl StateMachineStore {
         Ok(StateMachineStore {
             files,
             log_db,
-            state: StateHandle::new(db),
+            state: StateHandle::new(db).map_err(|source| OpenError::Database {
+                file: STATE_FILE.to_string(),
+                source,
+            })?,
             cache,
             durable: Arc::new(Mutex::new(Durable { at: Instant::now() })),
         })
@@ -802,9 +822,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let durable = self.durable_now();
-        let db = self.state.current();
+        let state = self.state.clone();
         blocking(StorageIOError::write_state_machine, move || {
-            apply_entries(&db, &entries, durable)
+            let outcomes = apply_entries(&state.current(), &entries, durable)?;
+            for (entry, outcome) in entries.iter().zip(&outcomes) {
+                if let (EntryPayload::Normal(logged), Ok(())) = (&entry.payload, outcome) {
+                    let command = logged.decode().map_err(any)?;
+                    state
+                        .changes()
+                        .record(entry.log_id.index, &command.changed());
+                }
+            }
+            Ok(outcomes)
         })
         .await
     }
@@ -859,7 +888,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     .rename(INSTALLING_FILE, STATE_FILE)
                     .map_err(any)?;
                 let db = open_state(store.files.as_ref(), STATE_FILE, store.cache).map_err(any)?;
-                store.state.replace(db);
+                store
+                    .state
+                    .replace(db, meta.last_log_id.map_or(0, |log_id| log_id.index));
                 let name = store.adopt_snapshot_file(&mut file)?;
                 store.keep_only(&SnapshotPointer { meta, file: name })
             },

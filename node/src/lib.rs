@@ -74,6 +74,8 @@ pub struct AppState {
     pub rendered: Arc<frontend::rendered::Rendered>,
     /// What the Debian front-end keeps on this node (hosted indexes, files by hash).
     pub debian: Arc<formats::debian::DebianState>,
+    /// What the RPM front-end keeps on this node (hosted metadata, signed repomd.xml).
+    pub rpm: Arc<formats::rpm::RpmState>,
     /// The background scrub of this node's chunks.
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
@@ -364,6 +366,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         documents: Arc::new(frontend::documents::Documents::default()),
         rendered: Arc::default(),
         debian: Arc::default(),
+        rpm: Arc::default(),
         scrub,
         keys,
     };

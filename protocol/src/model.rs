@@ -46,17 +46,19 @@ pub enum PackageType {
     Huggingface,
     /// Debian packages (apt repositories).
     Debian,
+    /// RPM packages (yum/dnf repositories).
+    Rpm,
 }
 
 impl PackageType {
     /// Whether registries of this type sign their repository metadata with their own OpenPGP key
     /// (see [`SigningKey`]).
     pub fn signs_metadata(self) -> bool {
-        matches!(self, PackageType::Debian)
+        matches!(self, PackageType::Debian | PackageType::Rpm)
     }
 
     /// Every package type, in display order.
-    pub const ALL: [PackageType; 14] = [
+    pub const ALL: [PackageType; 15] = [
         PackageType::Generic,
         PackageType::Docker,
         PackageType::Helm,
@@ -71,6 +73,7 @@ impl PackageType {
         PackageType::Conda,
         PackageType::Huggingface,
         PackageType::Debian,
+        PackageType::Rpm,
     ];
 
     /// The upper-case name used in the API and on the command line.
@@ -90,6 +93,7 @@ impl PackageType {
             PackageType::Conda => "CONDA",
             PackageType::Huggingface => "HUGGINGFACE",
             PackageType::Debian => "DEBIAN",
+            PackageType::Rpm => "RPM",
         }
     }
 }

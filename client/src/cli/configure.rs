@@ -1,4 +1,4 @@
-//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget|hf|apt`: points a package manager at one registry of the
+//! `arca registry configure npm|pip|maven|cargo|helm|go|gem|composer|conda|nuget|hf|apt|dnf`: points a package manager at one registry of the
 //! node with the server URL and token this command runs with, as `hc registry configure npm` does.
 //!
 //! npm gets `.npmrc` lines (`registry=` or `@scope:registry=`, and `//host/npm/R/:_authToken=`), pip a
@@ -15,7 +15,8 @@
 //! host in its credentials file, nuget and dotnet a `NuGet.Config` with the feed as the only
 //! source and the token as its `ClearTextPassword`, `huggingface_hub` its `HF_ENDPOINT` and
 //! `HF_TOKEN` (an `hf.env` to source; with `--global` the token in its token file), apt a
-//! `sources.list` line with the registry's key as `signed-by` and the token in an `auth.conf`.
+//! `sources.list` line with the registry's key as `signed-by` and the token in an `auth.conf`, dnf a
+//! `.repo` file with `repo_gpgcheck` on, the registry's key as `gpgkey` and the token as password.
 //! `--global` writes
 //! the user's files in the home directory, `--project-level` (the default) files in the current
 //! directory. INI-style files are merged key by key ([`IniFile`]); an existing `settings.xml` or
@@ -108,6 +109,12 @@ pub enum ConfigureCommand {
         #[arg(long, default_value = "main", value_delimiter = ',')]
         component: Vec<String>,
     },
+    /// Point dnf (and yum) at an RPM registry: a .repo file with repo_gpgcheck on, the registry's
+    /// key as gpgkey and the token as password (with --global, in /etc/yum.repos.d)
+    Dnf {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Point the go command at a Go registry (GOPROXY in a go env file)
     Go {
         #[command(flatten)]
@@ -190,6 +197,7 @@ impl ConfigureCommand {
             ConfigureCommand::Nuget { target, .. } => (target, PackageType::Nuget),
             ConfigureCommand::Hf { target } => (target, PackageType::Huggingface),
             ConfigureCommand::Apt { target, .. } => (target, PackageType::Debian),
+            ConfigureCommand::Dnf { target } => (target, PackageType::Rpm),
         };
         let client = &context.client;
         let token = client.token().context(
@@ -222,6 +230,7 @@ impl ConfigureCommand {
                 suite,
                 component,
             } => apt(context, target, token, suite, component).await?,
+            ConfigureCommand::Dnf { target } => dnf(context, target, token)?,
             ConfigureCommand::Go { target, private } => {
                 go(context, target, token, private.as_deref())?
             }
@@ -940,6 +949,43 @@ async fn apt(
         ecosystem: "apt",
         registry: target.registry.clone(),
         files: vec![list, keyring, auth],
+        notes,
+    })
+}
+
+/// dnf's `.repo` file for an RPM registry: `/etc/yum.repos.d/arca-<r>.repo` with `--global`, else
+/// `arca-<r>.repo` in the current directory (for `dnf --setopt=reposdir=<dir>`). Metadata
+/// signatures are checked (`repo_gpgcheck`); package signatures are the publishers' (`gpgcheck`
+/// stays off: Arca does not re-sign packages).
+fn dnf(context: &Context, target: &Target, token: &str) -> Result<Configured> {
+    let url = registry_url(context, "rpm", &target.registry)?;
+    let name = format!("arca-{}", target.registry);
+    let file = if target.global {
+        Path::new("/etc/yum.repos.d").join(format!("{name}.repo"))
+    } else {
+        target.directory()?.join(format!("{name}.repo"))
+    };
+    let repo = format!(
+        "[{name}]\nname=Arca registry {registry}\nbaseurl={url}\nenabled=1\nrepo_gpgcheck=1\n\
+         gpgcheck=0\ngpgkey={url}repodata/repomd.xml.key\nusername={SERVER_ID}\npassword={token}\n",
+        registry = target.registry,
+    );
+    write_private(&file, &repo)?;
+    let mut notes = vec![format!(
+        "dnf now installs from {url} (repository {name}, metadata signatures checked); upload with \
+         `arca artifact push rpm {} <file.rpm>`",
+        target.registry
+    )];
+    if !target.global {
+        notes.push(format!(
+            "use it with `dnf --setopt=reposdir={} --repo={name} ...`",
+            file.parent().unwrap_or(Path::new(".")).display()
+        ));
+    }
+    Ok(Configured {
+        ecosystem: "dnf",
+        registry: target.registry.clone(),
+        files: vec![file],
         notes,
     })
 }

@@ -26,7 +26,7 @@ pub enum RegistryCommand {
         /// Registry name
         name: String,
         /// Package type: GENERIC, DOCKER (OCI images and Helm charts), NPM, PYPI, MAVEN, CARGO, HELM, GO,
-        /// RUBYGEMS, COMPOSER, CONDA, NUGET, HUGGINGFACE or DEBIAN
+        /// RUBYGEMS, COMPOSER, CONDA, NUGET, HUGGINGFACE, DEBIAN or RPM
         #[arg(long, value_name = "TYPE")]
         package_type: PackageType,
         /// Free text for humans

@@ -1,7 +1,7 @@
 //! `arca artifact push|pull <format>`: moving files between the local disk and a registry, with a
 //! progress bar on stderr when stderr is a terminal (and silence when it is not). Generic files move
 //! as they are; npm tarballs, Python distributions, Maven artifacts, Go modules, crates, gems,
-//! Composer zips, conda packages, NuGet packages, Debian packages and charts are published the way their ecosystems'
+//! Composer zips, conda packages, NuGet packages, Debian and RPM packages and charts are published the way their ecosystems'
 //! tools do it (see [`arca_client::Client::push_npm`] and its siblings).
 
 use std::io::IsTerminal;
@@ -104,6 +104,13 @@ pub enum PushCommand {
         /// The component within the suite
         #[arg(long, default_value = "main")]
         component: String,
+    },
+    /// Upload an .rpm to an RPM registry (its headers say what it is)
+    Rpm {
+        /// Registry name
+        registry: String,
+        /// The .rpm file
+        package: PathBuf,
     },
     /// Push a .nupkg (`nuget pack`, `dotnet pack`) to a NuGet registry, as `nuget push` does
     Nuget {
@@ -268,6 +275,13 @@ impl PushCommand {
                 let published = client
                     .push_debian(&registry, &package, &suite, &component)
                     .await;
+                emit(
+                    context.format,
+                    &published.with_context(|| package.display().to_string())?,
+                )
+            }
+            PushCommand::Rpm { registry, package } => {
+                let published = client.push_rpm(&registry, &package).await;
                 emit(
                     context.format,
                     &published.with_context(|| package.display().to_string())?,

@@ -9,3 +9,4 @@ pub mod helm_oci;
 pub mod maven_version;
 pub mod nuget_version;
 pub mod pypi_names;
+pub mod rpm_version;

@@ -16,6 +16,7 @@ pub mod npm;
 pub mod nuget;
 pub mod oci;
 pub mod pypi;
+pub mod rpm;
 pub mod rubygems;
 
 use crate::frontend::FrontEnds;
@@ -37,5 +38,6 @@ pub fn front_ends() -> FrontEnds {
         Box::new(nuget::NuGet),
         Box::new(huggingface::HuggingFace),
         Box::new(debian::Debian),
+        Box::new(rpm::Rpm),
     ])
 }

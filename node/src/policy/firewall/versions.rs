@@ -10,7 +10,7 @@ use arca_protocol::PackageType;
 use arca_protocol::firewall::{AffectedPackage, AffectedRange, RangeEvent};
 
 use crate::ecosystems::pypi_names::normalize_project;
-use crate::ecosystems::{crate_names, debian_version, gem_version, maven_version};
+use crate::ecosystems::{crate_names, debian_version, gem_version, maven_version, rpm_version};
 
 /// An OSV ecosystem Arca can match versions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub enum Ecosystem {
     Packagist,
     /// `Debian` (every release: `Debian:12` and the like).
     Debian,
+    /// RPM distributions: `Red Hat`, `AlmaLinux`, `Rocky Linux`, `openSUSE`, `SUSE` (with or
+    /// without a `:release`).
+    Rpm,
 }
 
 impl Ecosystem {
@@ -48,6 +51,7 @@ impl Ecosystem {
             PackageType::Rubygems => Some(Ecosystem::RubyGems),
             PackageType::Composer => Some(Ecosystem::Packagist),
             PackageType::Debian => Some(Ecosystem::Debian),
+            PackageType::Rpm => Some(Ecosystem::Rpm),
             PackageType::Generic
             | PackageType::Docker
             | PackageType::Helm
@@ -71,6 +75,12 @@ impl Ecosystem {
             debian if debian == "Debian" || debian.starts_with("Debian:") => {
                 Some(Ecosystem::Debian)
             }
+            rpm if ["Red Hat", "AlmaLinux", "Rocky Linux", "openSUSE", "SUSE"]
+                .iter()
+                .any(|name| rpm == *name || rpm.starts_with(&format!("{name}:"))) =>
+            {
+                Some(Ecosystem::Rpm)
+            }
             _ => None,
         }
     }
@@ -87,6 +97,7 @@ impl Ecosystem {
             Ecosystem::RubyGems => "RubyGems",
             Ecosystem::Packagist => "Packagist",
             Ecosystem::Debian => "Debian",
+            Ecosystem::Rpm => "Red Hat",
         }
     }
 
@@ -114,6 +125,7 @@ impl Ecosystem {
             Ecosystem::NuGet => compare_nuget(a, b),
             Ecosystem::Packagist => compare_composer(a, b),
             Ecosystem::Debian => Some(debian_version::compare(a, b)),
+            Ecosystem::Rpm => Some(rpm_version::compare(a, b)),
             // A gem version's `-<platform>` does not order it.
             Ecosystem::RubyGems => {
                 let number = |v: &str| v.split('-').next().unwrap_or_default().to_string();
@@ -137,7 +149,7 @@ impl Ecosystem {
                 .map(|v| v.any_prerelease())
                 .unwrap_or(false),
             Ecosystem::Maven => version.contains('-'),
-            Ecosystem::Debian => version.contains('~'),
+            Ecosystem::Debian | Ecosystem::Rpm => version.contains('~'),
             Ecosystem::Packagist => composer_version(version).is_some_and(|(_, rank, _)| rank < 4),
             Ecosystem::RubyGems => version
                 .split('-')
@@ -346,6 +358,20 @@ pub fn fixed_versions(affected: &AffectedPackage) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debian_and_rpm_distributions_order_their_own_versions() {
+        for (ecosystem, name, version, fixed) in [
+            (Ecosystem::Debian, "Debian:12", "2.10-3", "2.10-4"),
+            (Ecosystem::Rpm, "Red Hat:enterprise_linux:9", "1.0-1", "1.0-2"),
+            (Ecosystem::Rpm, "AlmaLinux:9", "1:1.0-1.el9", "1:1.0-1.el9_1"),
+        ] {
+            assert_eq!(Ecosystem::parse(name), Some(ecosystem), "{name}");
+            let affected = range(false, &[("introduced", "0"), ("fixed", fixed)]);
+            assert!(in_range(ecosystem, &affected, version), "{name} {version}");
+            assert!(!in_range(ecosystem, &affected, fixed), "{name} {fixed}");
+        }
+    }
 
     fn range(semver: bool, events: &[(&str, &str)]) -> AffectedRange {
         AffectedRange {

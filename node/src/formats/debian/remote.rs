@@ -326,14 +326,26 @@ pub async fn index_file(
         .await?
         .ok_or_else(not_found)?;
     // Reading the index remembers the pool files it lists.
-    served(ctx, registry, key).await?;
-    let bytes = index_bytes(ctx, registry, key, &release, name)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(parts_response(
-        Parts(vec![Bytes::from(bytes)]),
-        "application/octet-stream",
-    ))
+    let unpacked = served(ctx, registry, key).await?.ok_or_else(not_found)?;
+    let parts = if name == "Packages" {
+        // Mirrors list the plain file's hash but serve only compressed forms: the plain file
+        // is the one unpacked, checked against that hash.
+        let path = format!("{}/binary-{}/Packages", key.component, key.architecture);
+        let (expected, _) = release.files.get(&path).ok_or_else(not_found)?;
+        let actual = unpacked.plain.sha256();
+        if &actual != expected {
+            return Err(bad_upstream(format!(
+                "the upstream's {path} unpacks to SHA-256 {actual}, its Release lists {expected}"
+            )));
+        }
+        unpacked.plain
+    } else {
+        let bytes = index_bytes(ctx, registry, key, &release, name)
+            .await?
+            .ok_or_else(not_found)?;
+        Parts(vec![Bytes::from(bytes)])
+    };
+    Ok(parts_response(parts, "application/octet-stream"))
 }
 
 /// `GET .../by-hash/SHA256/<hex>` of a remote registry: the file of the index its upstream's

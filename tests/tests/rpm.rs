@@ -440,10 +440,18 @@ async fn bad_rpm_uploads_are_refused_and_store_nothing() -> Result<()> {
         .map(|(at, _)| at)
         .context("a main header")?;
     bad_header[at] = 0;
+    // A changed byte in the main header's data, which its signature header's digest catches.
+    let mut tampered = bytes.clone();
+    let summary = bytes
+        .windows(16)
+        .position(|window| window == b"for the RPM test")
+        .context("the summary")?;
+    tampered[summary] = b'F';
     for (what, body) in [
         ("not an rpm", b"\x7fELF not an rpm at all".to_vec()),
         ("cut short", bytes[..bytes.len().min(700)].to_vec()),
         ("a broken header", bad_header),
+        ("a tampered header", tampered),
     ] {
         let response = http()
             .put(format!("{}/rpm/rpms/upload", node.url))

@@ -18,6 +18,9 @@ pub enum RpmError {
     /// The file is not laid out as an rpm.
     #[error("not an RPM package: {0}")]
     Layout(String),
+    /// The main header does not match the digest its signature header gives.
+    #[error("its header does not match the digest {0} its signature header gives")]
+    Digest(String),
     /// A tag a package must have is missing or malformed.
     #[error("its header lacks a valid {0}")]
     Missing(&'static str),
@@ -81,15 +84,21 @@ mod tag {
     pub const ENHANCENAME: u32 = 5055;
     pub const ENHANCEVERSION: u32 = 5056;
     pub const ENHANCEFLAGS: u32 = 5057;
+    /// Signature header: the digests of the main header.
+    pub const SIG_SHA1: u32 = 269;
+    pub const SIG_SHA256: u32 = 273;
     /// Signature header: the uncompressed payload's size, 32 and 64 bits.
     pub const SIG_PAYLOADSIZE: u32 = 1007;
     pub const SIG_LONGARCHIVESIZE: u32 = 271;
 }
 
-/// One header: its entries and data store.
+/// One header: its entries and data store, and the digests of its bytes (what the signature
+/// header's `SHA256` and `SHA1` tags give of the main header).
 struct Header {
     entries: Vec<(u32, u32, u32, u32)>,
     store: Vec<u8>,
+    sha256: String,
+    sha1: String,
 }
 
 /// A tag's value.
@@ -148,8 +157,24 @@ impl Header {
             }
             entries.push((tag, kind, offset, items));
         }
+        let digest = |algorithm| {
+            let mut context = ring::digest::Context::new(algorithm);
+            for bytes in [&intro[..], &index, &store] {
+                context.update(bytes);
+            }
+            hex::encode(context.finish())
+        };
+        let (sha256, sha1) = (
+            digest(&ring::digest::SHA256),
+            digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+        );
         Ok((
-            Header { entries, store },
+            Header {
+                entries,
+                store,
+                sha256,
+                sha1,
+            },
             16 + u64::from(count) * 16 + u64::from(store_len),
         ))
     }
@@ -335,6 +360,16 @@ pub fn read_package(mut file: impl Read) -> Result<RpmPackage, RpmError> {
         .map_err(|_| layout("the signature's padding is cut short"))?;
     let start = 96 + signature_len + padding;
     let (header, header_len) = Header::read(&mut file, MAX_ENTRIES, MAX_STORE)?;
+    for (tag, actual) in [
+        (tag::SIG_SHA256, &header.sha256),
+        (tag::SIG_SHA1, &header.sha1),
+    ] {
+        if let Some(expected) = signature.string(tag)
+            && !expected.eq_ignore_ascii_case(actual)
+        {
+            return Err(RpmError::Digest(expected));
+        }
+    }
     let text = |tag: u32| header.string(tag).unwrap_or_default();
     let required = |tag: u32, what: &'static str| {
         header

@@ -5,6 +5,7 @@
 //! The binaries are found beside the test executable (`target/<profile>/`); the README's test command
 //! builds them before the tests run.
 
+pub mod advisories;
 pub mod clients;
 pub mod cluster;
 pub mod oci;

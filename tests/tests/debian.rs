@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
+use arca_tests::advisories::block_before;
 use arca_tests::clients::{ClientOutput, in_ci, require_client, run_command};
 use arca_tests::remote::{create_registry, local_registry, remote_registry, virtual_registry};
 use arca_tests::{TestNode, http, raw_http, sha256_hex};
 use reqwest::StatusCode;
-use serde_json::json;
 
 /// The real packages the test installs: `hello` and every package it needs, as
 /// `scripts/install-clients.sh` fetched them (the machine's own distribution's).
@@ -388,42 +388,13 @@ async fn apt_installs_signed_packages_through_hosted_remote_and_virtual_registri
     }
 
     // The firewall blocks a version an imported Debian advisory names.
-    let policy = http()
-        .put(format!(
-            "{}/api/v1/registries/debs/firewall-policy",
-            node.url
-        ))
-        .bearer_auth(&node.admin_token)
-        .json(&json!({ "vulnerabilities": { "min_severity": "HIGH", "action": "block" } }))
-        .send()
-        .await?;
-    ensure!(policy.status() == StatusCode::OK, "{}", policy.status());
-    let advisories = tempfile::tempdir()?;
-    std::fs::write(
-        advisories.path().join("DEBIAN-CVE-2099-0001.json"),
-        serde_json::to_vec(&json!({
-            "id": "DEBIAN-CVE-2099-0001",
-            "modified": "2099-01-02T00:00:00Z",
-            "published": "2099-01-01T00:00:00Z",
-            "summary": "hello greets too loudly",
-            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
-            "affected": [{
-                "package": { "ecosystem": "Debian:12", "name": "hello" },
-                "ranges": [{ "type": "ECOSYSTEM", "events": [{ "introduced": "0" }, { "fixed": "2.10-4" }] }],
-            }],
-        }))?,
-    )?;
-    let imported = node.cli(&[
-        "fw",
-        "db",
-        "import",
-        advisories.path().to_str().context("utf-8")?,
-    ]);
-    ensure!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    block_before(
+        &node,
+        "debs",
+        "DEBIAN-CVE-2099-0001",
+        ("Debian:12", "hello", "2.10-4"),
+    )
+    .await?;
     let hello_path = {
         let packages = http()
             .get(format!(

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
+use arca_tests::advisories::block_before;
 use arca_tests::clients::{ClientOutput, require_client, run_command};
 use arca_tests::remote::{create_registry, local_registry, remote_registry, virtual_registry};
 use arca_tests::{TestNode, http, sha256_hex};
 use reqwest::StatusCode;
-use serde_json::json;
 
 /// Builds a noarch package with `rpmbuild` in `top`: its name, `[epoch:]version-release`, extra
 /// spec lines (`Requires:`), and the file it installs.
@@ -342,42 +342,13 @@ async fn dnf_downloads_signed_repositories_through_hosted_remote_and_virtual_reg
     ensure!(dnf.download("arca-rpms-all", &["arca-rpm-app"])? == expected);
 
     // The firewall blocks a version an imported advisory names.
-    let policy = http()
-        .put(format!(
-            "{}/api/v1/registries/rpms/firewall-policy",
-            node.url
-        ))
-        .bearer_auth(&node.admin_token)
-        .json(&json!({ "vulnerabilities": { "min_severity": "HIGH", "action": "block" } }))
-        .send()
-        .await?;
-    ensure!(policy.status() == StatusCode::OK, "{}", policy.status());
-    let advisories = tempfile::tempdir()?;
-    std::fs::write(
-        advisories.path().join("RHSA-2099-0001.json"),
-        serde_json::to_vec(&json!({
-            "id": "RHSA-2099:0001",
-            "modified": "2099-01-02T00:00:00Z",
-            "published": "2099-01-01T00:00:00Z",
-            "summary": "arca-rpm-lib reads too much",
-            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
-            "affected": [{
-                "package": { "ecosystem": "Red Hat:enterprise_linux:9", "name": "arca-rpm-lib" },
-                "ranges": [{ "type": "ECOSYSTEM", "events": [{ "introduced": "0" }, { "fixed": "1.0-2" }] }],
-            }],
-        }))?,
-    )?;
-    let imported = node.cli(&[
-        "fw",
-        "db",
-        "import",
-        advisories.path().to_str().context("utf-8")?,
-    ]);
-    ensure!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    block_before(
+        &node,
+        "rpms",
+        "RHSA-2099:0001",
+        ("Red Hat:enterprise_linux:9", "arca-rpm-lib", "1.0-2"),
+    )
+    .await?;
     let blocked = http()
         .get(format!(
             "{}/rpm/rpms/Packages/arca-rpm-lib/arca-rpm-lib-1.0-1.noarch.rpm",

@@ -107,6 +107,25 @@ where
     }
 }
 
+/// The public key `registry` signs its metadata with, ASCII-armoured (Debian's `key.asc`, RPM's
+/// `repomd.xml.key`); 404 for a registry that signs nothing.
+pub fn public_key_response(
+    state: &AppState,
+    registry: &Registry,
+) -> Result<axum::response::Response, ApiError> {
+    let key = state
+        .meta
+        .view()?
+        .signing_key(&registry.name)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("registry {} has no signing key", registry.name))
+        })?;
+    Ok(axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "application/pgp-keys")],
+        key.public_key,
+    )))
+}
+
 /// Splits a front-end's path `/<segment>/<registry>/<rest>` into the registry and the rest.
 pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &'p str)> {
     path.strip_prefix('/')?

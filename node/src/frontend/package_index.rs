@@ -102,6 +102,49 @@ impl Served {
     }
 }
 
+/// Index files recently served, by registry and SHA-256, for clients that read an older
+/// description of the repository (a Debian `InRelease`, an RPM `repomd.xml`) than the index now is.
+#[derive(Debug)]
+pub struct KeptByHash {
+    capacity: usize,
+    kept: Mutex<std::collections::VecDeque<(String, String, Parts)>>,
+}
+
+impl KeptByHash {
+    /// Keeps the last `capacity` files.
+    pub fn new(capacity: usize) -> Self {
+        KeptByHash {
+            capacity,
+            kept: Mutex::default(),
+        }
+    }
+
+    /// Keeps `parts` of `registry` under `sha256`.
+    pub fn remember(&self, registry: &str, sha256: &str, parts: &Parts) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept
+            .iter()
+            .any(|(name, hash, _)| name == registry && hash == sha256)
+        {
+            return;
+        }
+        kept.push_back((registry.to_string(), sha256.to_string(), parts.clone()));
+        while kept.len() > self.capacity {
+            kept.pop_front();
+        }
+    }
+
+    /// The file of `registry` kept under `sha256`.
+    pub fn get(&self, registry: &str, sha256: &str) -> Option<Parts> {
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(name, hash, _)| name == registry && hash == sha256)
+            .map(|(_, _, parts)| parts.clone())
+    }
+}
+
 /// `data` as one gzip member.
 pub fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(

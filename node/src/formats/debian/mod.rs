@@ -31,8 +31,7 @@ mod deb_file;
 pub mod index;
 mod remote;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arca_protocol::{Command, CommandError, Overwrite, PackageType, Registry, RegistryKind, Role};
 use axum::Router;
@@ -46,7 +45,7 @@ use md5::Digest as _;
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::ecosystems::debian_version;
-use crate::frontend::package_index::{PackageIndexes, Parts, Served};
+use crate::frontend::package_index::{KeptByHash, PackageIndexes, Parts, Served};
 use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -85,7 +84,7 @@ impl crate::frontend::FrontEnd for Debian {
 #[derive(Debug)]
 pub struct DebianState {
     hosted: PackageIndexes<IndexKey>,
-    by_hash: Mutex<VecDeque<(String, String, Parts)>>,
+    by_hash: KeptByHash,
     remote_pool: remote::PoolFiles,
 }
 
@@ -93,34 +92,9 @@ impl Default for DebianState {
     fn default() -> Self {
         DebianState {
             hosted: PackageIndexes::new(index::entries),
-            by_hash: Mutex::default(),
+            by_hash: KeptByHash::new(KEPT_BY_HASH),
             remote_pool: remote::PoolFiles::default(),
         }
-    }
-}
-
-impl DebianState {
-    fn remember_by_hash(&self, registry: &str, sha256: &str, parts: &Parts) {
-        let mut kept = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
-        if kept
-            .iter()
-            .any(|(name, hash, _)| name == registry && hash == sha256)
-        {
-            return;
-        }
-        kept.push_back((registry.to_string(), sha256.to_string(), parts.clone()));
-        while kept.len() > KEPT_BY_HASH {
-            kept.pop_front();
-        }
-    }
-
-    fn by_hash(&self, registry: &str, sha256: &str) -> Option<Parts> {
-        self.by_hash
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(name, hash, _)| name == registry && hash == sha256)
-            .map(|(_, _, parts)| parts.clone())
     }
 }
 
@@ -240,7 +214,9 @@ async fn route(
     };
     let ctx = &ctx;
     match (endpoint, method) {
-        (Endpoint::PublicKey, Method::GET | Method::HEAD) => public_key(ctx),
+        (Endpoint::PublicKey, Method::GET | Method::HEAD) => {
+            crate::frontend::public_key_response(ctx.state, &ctx.authorize(Role::Read)?)
+        }
         (Endpoint::Release(suite, file), Method::GET | Method::HEAD) => {
             release(ctx, &suite, file).await
         }
@@ -260,24 +236,6 @@ async fn route(
             format!("{method} is not supported on {}", uri.path()),
         )),
     }
-}
-
-/// `GET key.asc`: the registry's public key, ASCII-armoured.
-fn public_key(ctx: &Context<'_>) -> Result<Response, ApiError> {
-    let registry = ctx.authorize(Role::Read)?;
-    let key = ctx
-        .state
-        .meta
-        .view()?
-        .signing_key(&registry.name)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("registry {} has no signing key", registry.name))
-        })?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/pgp-keys")],
-        key.public_key,
-    )
-        .into_response())
 }
 
 /// A `Packages` file as a response.
@@ -348,12 +306,12 @@ async fn by_hash(ctx: &Context<'_>, key: &IndexKey, sha256: &str) -> Result<Resp
     if registry.kind == RegistryKind::Remote {
         return remote::by_hash(ctx, &registry, key, sha256).await;
     }
-    let kept = match ctx.state.debian.by_hash(&registry.name, sha256) {
+    let kept = match ctx.state.debian.by_hash.get(&registry.name, sha256) {
         Some(parts) => Some(parts),
         None => {
             // Rendering the suite's Release keeps what it lists.
             release_text(ctx, &registry, &key.suite).await?;
-            ctx.state.debian.by_hash(&registry.name, sha256)
+            ctx.state.debian.by_hash.get(&registry.name, sha256)
         }
     };
     let parts =
@@ -446,7 +404,8 @@ async fn release_text(
                 ));
                 ctx.state
                     .debian
-                    .remember_by_hash(&registry.name, &sha256, &parts);
+                    .by_hash
+                    .remember(&registry.name, &sha256, &parts);
             }
         }
     }

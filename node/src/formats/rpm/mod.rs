@@ -23,7 +23,7 @@ mod header;
 mod metadata;
 mod remote;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use arca_protocol::{Command, CommandError, Overwrite, PackageType, Registry, RegistryKind, Role};
@@ -36,7 +36,7 @@ use bytes::Bytes;
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::package_index::{PackageIndexes, Parts, Served};
+use crate::frontend::package_index::{KeptByHash, PackageIndexes, Served};
 use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -101,7 +101,7 @@ struct Signed {
 #[derive(Debug)]
 pub struct RpmState {
     hosted: PackageIndexes<MetadataFile>,
-    by_hash: Mutex<VecDeque<(String, String, Parts)>>,
+    by_hash: KeptByHash,
     signed: Mutex<HashMap<String, Signed>>,
     remote_packages: remote::UpstreamPackages,
 }
@@ -110,35 +110,10 @@ impl Default for RpmState {
     fn default() -> Self {
         RpmState {
             hosted: PackageIndexes::new(entries),
-            by_hash: Mutex::default(),
+            by_hash: KeptByHash::new(KEPT_BY_HASH),
             signed: Mutex::default(),
             remote_packages: remote::UpstreamPackages::default(),
         }
-    }
-}
-
-impl RpmState {
-    fn remember_by_hash(&self, registry: &str, sha256: &str, parts: &Parts) {
-        let mut kept = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
-        if kept
-            .iter()
-            .any(|(name, hash, _)| name == registry && hash == sha256)
-        {
-            return;
-        }
-        kept.push_back((registry.to_string(), sha256.to_string(), parts.clone()));
-        while kept.len() > KEPT_BY_HASH {
-            kept.pop_front();
-        }
-    }
-
-    fn by_hash(&self, registry: &str, sha256: &str) -> Option<Parts> {
-        self.by_hash
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(name, hash, _)| name == registry && hash == sha256)
-            .map(|(_, _, parts)| parts.clone())
     }
 }
 
@@ -231,7 +206,9 @@ async fn route(
             )
                 .into_response())
         }
-        (Endpoint::PublicKey, Method::GET | Method::HEAD) => public_key(ctx),
+        (Endpoint::PublicKey, Method::GET | Method::HEAD) => {
+            crate::frontend::public_key_response(ctx.state, &ctx.authorize(Role::Read)?)
+        }
         (Endpoint::Metadata(sha256), Method::GET | Method::HEAD) => {
             metadata_file(ctx, &sha256).await
         }
@@ -243,24 +220,6 @@ async fn route(
             format!("{method} is not supported on {}", uri.path()),
         )),
     }
-}
-
-/// `GET key.asc`: the registry's public key, ASCII-armoured.
-fn public_key(ctx: &Context<'_>) -> Result<Response, ApiError> {
-    let registry = ctx.authorize(Role::Read)?;
-    let key = ctx
-        .state
-        .meta
-        .view()?
-        .signing_key(&registry.name)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("registry {} has no signing key", registry.name))
-        })?;
-    Ok((
-        [(http_header::CONTENT_TYPE, "application/pgp-keys")],
-        key.public_key,
-    )
-        .into_response())
 }
 
 /// The metadata `file` through `registry`: each member's packages in resolution order.
@@ -296,7 +255,8 @@ async fn signed_repomd(ctx: &Context<'_>) -> Result<Signed, ApiError> {
         let sha256 = served.gzip.sha256();
         ctx.state
             .rpm
-            .remember_by_hash(&registry.name, &sha256, &served.gzip);
+            .by_hash
+            .remember(&registry.name, &sha256, &served.gzip);
         listed.push(Listed {
             file,
             location: format!("repodata/{sha256}-{}.xml.gz", file.kind()),
@@ -352,12 +312,12 @@ async fn signed_repomd(ctx: &Context<'_>) -> Result<Signed, ApiError> {
 /// `GET repodata/<sha256>-<kind>.xml.gz`: a metadata file a recent `repomd.xml` listed.
 async fn metadata_file(ctx: &Context<'_>, sha256: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let kept = match ctx.state.rpm.by_hash(&registry.name, sha256) {
+    let kept = match ctx.state.rpm.by_hash.get(&registry.name, sha256) {
         Some(parts) => Some(parts),
         None => {
             // Rendering repomd.xml keeps the files it lists.
             signed_repomd(ctx).await?;
-            ctx.state.rpm.by_hash(&registry.name, sha256)
+            ctx.state.rpm.by_hash.get(&registry.name, sha256)
         }
     };
     let parts = kept.ok_or_else(|| ApiError::not_found(format!("no metadata file {sha256}")))?;

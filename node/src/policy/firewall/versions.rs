@@ -363,8 +363,18 @@ mod tests {
     fn debian_and_rpm_distributions_order_their_own_versions() {
         for (ecosystem, name, version, fixed) in [
             (Ecosystem::Debian, "Debian:12", "2.10-3", "2.10-4"),
-            (Ecosystem::Rpm, "Red Hat:enterprise_linux:9", "1.0-1", "1.0-2"),
-            (Ecosystem::Rpm, "AlmaLinux:9", "1:1.0-1.el9", "1:1.0-1.el9_1"),
+            (
+                Ecosystem::Rpm,
+                "Red Hat:enterprise_linux:9",
+                "1.0-1",
+                "1.0-2",
+            ),
+            (
+                Ecosystem::Rpm,
+                "AlmaLinux:9",
+                "1:1.0-1.el9",
+                "1:1.0-1.el9_1",
+            ),
         ] {
             assert_eq!(Ecosystem::parse(name), Some(ecosystem), "{name}");
             let affected = range(false, &[("introduced", "0"), ("fixed", fixed)]);

@@ -123,6 +123,28 @@ fn glob_keyrings(root: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// dnf, with the `.repo` of `repo` in `repos` changed to trust `key` alone, downloading a package.
+fn dnf_with_key(repos: &Path, repo: &str, key: &str) -> Result<ClientOutput> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("key.asc"), key)?;
+    let text = std::fs::read_to_string(repos.join(format!("{repo}.repo")))?;
+    let gpgkey = text
+        .lines()
+        .find(|line| line.starts_with("gpgkey="))
+        .context("a gpgkey line")?;
+    std::fs::write(
+        dir.path().join(format!("{repo}.repo")),
+        text.replace(
+            gpgkey,
+            &format!("gpgkey=file://{}", dir.path().join("key.asc").display()),
+        ),
+    )?;
+    Dnf::new(dir.path())?.run(
+        repo,
+        &["download", "--destdir=/nonexistent", "arca-rpm-app"],
+    )
+}
+
 /// Writes the `.repo` for `registry` with `arca registry configure dnf` into `dir`.
 fn configure_dnf(node: &TestNode, registry: &str, dir: &Path) -> Result<()> {
     let output = node
@@ -250,38 +272,41 @@ async fn dnf_downloads_signed_repositories_through_hosted_remote_and_virtual_reg
         .join("downloaded/arca-rpm-app-2.0-1.noarch.rpm");
     ensure!(sha256_hex(&std::fs::read(&fetched)?) == sha256_hex(&std::fs::read(&app)?));
 
-    // Metadata signed by another key is refused.
+    // Metadata signed by another key is refused: another registry's key, and this registry's own
+    // key from before a rotation.
+    let key_of = |registry: &'static str| {
+        let url = format!("{}/rpm/{registry}/key.asc", node.url);
+        let token = node.admin_token.clone();
+        async move {
+            Ok::<_, anyhow::Error>(
+                http()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .text()
+                    .await?,
+            )
+        }
+    };
     create_registry(&node, local_registry("rpms-other", "RPM")).await?;
-    let other_key = http()
-        .get(format!("{}/rpm/rpms-other/key.asc", node.url))
-        .bearer_auth(&node.admin_token)
-        .send()
-        .await?
-        .text()
-        .await?;
-    let wrong = tempfile::tempdir()?;
-    std::fs::write(wrong.path().join("other.asc"), &other_key)?;
-    let repo = std::fs::read_to_string(repos.path().join("arca-rpms.repo"))?;
-    let gpgkey = repo
-        .lines()
-        .find(|line| line.starts_with("gpgkey="))
-        .context("a gpgkey line")?;
-    std::fs::write(
-        wrong.path().join("arca-rpms.repo"),
-        repo.replace(
-            gpgkey,
-            &format!("gpgkey=file://{}", wrong.path().join("other.asc").display()),
-        ),
-    )?;
-    let refused = Dnf::new(wrong.path())?.run(
-        "arca-rpms",
-        &["download", "--destdir=/nonexistent", "arca-rpm-app"],
-    )?;
+    let old_key = key_of("rpms").await?;
+    let rotated = node.cli(&["registry", "signing-key", "rotate", "rpms"]);
     ensure!(
-        !refused.success && refused.stderr.contains("GPG"),
+        rotated.status.success(),
         "{}",
-        refused.describe()
+        String::from_utf8_lossy(&rotated.stderr)
     );
+    ensure!(key_of("rpms").await? != old_key);
+    for key in [key_of("rpms-other").await?, old_key] {
+        let refused = dnf_with_key(repos.path(), "arca-rpms", &key)?;
+        ensure!(
+            !refused.success && refused.stderr.contains("GPG"),
+            "{}",
+            refused.describe()
+        );
+    }
+    ensure!(Dnf::new(repos.path())?.download("arca-rpms", &["arca-rpm-app"])? == expected);
 
     // A remote registry over a static repository made by createrepo_c, and a virtual one over it
     // and a local registry that takes its uploads.

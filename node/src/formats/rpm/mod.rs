@@ -92,6 +92,8 @@ impl crate::frontend::FrontEnd for Rpm {
 #[derive(Debug, Clone)]
 struct Signed {
     listed: Vec<Listed>,
+    /// The fingerprint of the key that signed it (a rotation signs again).
+    fingerprint: String,
     repomd: Bytes,
     signature: Bytes,
 }
@@ -266,18 +268,6 @@ async fn signed_repomd(ctx: &Context<'_>) -> Result<Signed, ApiError> {
             sha256,
         });
     }
-    let kept = ctx
-        .state
-        .rpm
-        .signed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&registry.name)
-        .filter(|signed| signed.listed == listed)
-        .cloned();
-    if let Some(signed) = kept {
-        return Ok(signed);
-    }
     let stored_key = ctx
         .state
         .meta
@@ -286,9 +276,22 @@ async fn signed_repomd(ctx: &Context<'_>) -> Result<Signed, ApiError> {
         .ok_or_else(|| {
             ApiError::internal(format!("registry {} has no signing key", registry.name))
         })?;
+    let kept = ctx
+        .state
+        .rpm
+        .signed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&registry.name)
+        .filter(|signed| signed.listed == listed && signed.fingerprint == stored_key.fingerprint)
+        .cloned();
+    if let Some(signed) = kept {
+        return Ok(signed);
+    }
     let repomd = metadata::repomd(&listed, ctx.state.now_ms() / 1000);
     let keys = ctx.state.keys.clone();
     let text = repomd.clone();
+    let fingerprint = stored_key.fingerprint.clone();
     let signature = crate::blocking::spawn(move || {
         RepositoryKey::open(&stored_key, &keys)?.sign_detached(text.as_bytes())
     })
@@ -297,6 +300,7 @@ async fn signed_repomd(ctx: &Context<'_>) -> Result<Signed, ApiError> {
     .map_err(ApiError::internal)?;
     let signed = Signed {
         listed,
+        fingerprint,
         repomd: Bytes::from(repomd),
         signature: Bytes::from(signature),
     };

@@ -145,6 +145,32 @@ impl KeptByHash {
     }
 }
 
+/// `plain` and its gzip'd form as [`Served`], compressed once per metadata change (under
+/// `cache_key`), for a document read whole from elsewhere (a remote registry's upstream index).
+pub async fn served_whole(
+    state: &AppState,
+    cache_key: &str,
+    plain: Bytes,
+    entries: u64,
+) -> Result<Served, ApiError> {
+    if plain.is_empty() {
+        return Ok(Served::default());
+    }
+    let to_compress = plain.clone();
+    let gzipped = state
+        .render_once(cache_key, || async move {
+            crate::blocking::spawn(move || gzip(&to_compress))
+                .await
+                .map_err(ApiError::internal)
+        })
+        .await?;
+    Ok(Served {
+        plain: Parts(vec![plain]),
+        gzip: Parts(vec![gzipped]),
+        entries,
+    })
+}
+
 /// `data` as one gzip member.
 pub fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(

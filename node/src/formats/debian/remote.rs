@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::control::Paragraph;
 use super::index::IndexKey;
 use super::{Context, parts_response};
-use crate::frontend::package_index::{Parts, Served, gzip};
+use crate::frontend::package_index::{Parts, Served, served_whole};
 use crate::frontend::{ApiError, read_small_blob};
 use crate::meta::StateRead;
 use crate::proxy::ProxyError;
@@ -185,16 +185,14 @@ pub async fn served(
     if plain.is_empty() {
         return Ok(None);
     }
-    let gzipped = gzip(&plain);
     let entries = plain
         .split(|byte| *byte == b'\n')
         .filter(|line| line.starts_with(b"Package:"))
         .count() as u64;
-    Ok(Some(Served {
-        plain: Parts(vec![plain]),
-        gzip: Parts(vec![gzipped]),
-        entries,
-    }))
+    let gzip_key = format!("{cache_key}.gz");
+    Ok(Some(
+        served_whole(ctx.state, &gzip_key, plain, entries).await?,
+    ))
 }
 
 /// The text of a `Packages` file fetched as `name`.

@@ -19,7 +19,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::Context;
 use super::metadata::MetadataFile;
-use crate::frontend::package_index::{Parts, Served, gzip};
+use crate::frontend::package_index::{Served, served_whole};
 use crate::frontend::{ApiError, read_small_blob};
 use crate::proxy::ProxyError;
 
@@ -278,15 +278,7 @@ pub async fn served(
         })
         .await?;
     let entries = memchr::memmem::find_iter(&packages, b"<package ").count() as u64;
-    if packages.is_empty() {
-        return Ok(Served::default());
-    }
-    let gzipped = gzip(&packages);
-    Ok(Served {
-        plain: Parts(vec![packages]),
-        gzip: Parts(vec![gzipped]),
-        entries,
-    })
+    served_whole(ctx.state, &format!("{key}.gz"), packages, entries).await
 }
 
 /// The package at `path` as the upstream's `primary.xml` lists it; `None` when it lists none.

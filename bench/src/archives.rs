@@ -1,6 +1,8 @@
 //! Tiny but well-formed packages for the `packages` and `formats` benchmarks: npm tarballs (a gzip'd tar holding
 //! `package/package.json` and `package/index.js`) with the publish document npm sends, and pure-Python
-//! wheels (`<module>/__init__.py` and a `.dist-info` with `METADATA`, `WHEEL` and `RECORD`).
+//! wheels (`<module>/__init__.py` and a `.dist-info` with `METADATA`, `WHEEL` and `RECORD`), and the
+//! packages of the other formats (crates, charts, Go module zips, conda packages, Composer zips,
+//! `.nupkg`s, Hugging Face commits, gems and Debian `.deb`s).
 
 use std::io::{Cursor, Write};
 
@@ -352,6 +354,94 @@ pub fn gem(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(tar.into_inner()?)
 }
 
+/// The mtime of every member of a generated `.deb`, so that the same package is the same bytes.
+const DEB_MTIME: u64 = 1_700_000_000;
+
+/// A `.deb` as `dpkg-deb --build` makes it, of version `version` of the package `name`
+/// (architecture amd64) holding one small file: an `ar` archive of `debian-binary` (`2.0`),
+/// `control.tar.gz` (`./control`) and `data.tar.gz` (`./usr/share/doc/<name>/README` and its
+/// directories).
+pub fn deb(name: &str, version: &str) -> anyhow::Result<Vec<u8>> {
+    let control = format!(
+        "Package: {name}\nVersion: {version}\nArchitecture: amd64\n\
+         Maintainer: Bench <b@example.invalid>\nSection: misc\nPriority: optional\n\
+         Description: bench package {name}\n a benchmark package\n"
+    );
+    let control_tar = dot_tar_gz(&[("./", None), ("./control", Some(control.as_bytes()))])?;
+    let doc = format!("./usr/share/doc/{name}/");
+    let readme = format!("{doc}README");
+    let text = format!("{name} {version}: a package of arca-bench debian\n");
+    let data_tar = dot_tar_gz(&[
+        ("./", None),
+        ("./usr/", None),
+        ("./usr/share/", None),
+        ("./usr/share/doc/", None),
+        (&doc, None),
+        (&readme, Some(text.as_bytes())),
+    ])?;
+    ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &control_tar),
+        ("data.tar.gz", &data_tar),
+    ])
+}
+
+/// A gzip'd tar of `entries` (a path, and the content of a file or `None` for a directory), their
+/// paths kept as given (`./...`, as dpkg-deb writes them; the tar crate's path setters drop `./`).
+fn dot_tar_gz(entries: &[(&str, Option<&[u8]>)]) -> anyhow::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        let field = &mut header.as_old_mut().name;
+        anyhow::ensure!(
+            path.len() < field.len(),
+            "{path:?} is too long for a tar name"
+        );
+        field[..path.len()].copy_from_slice(path.as_bytes());
+        let content = content.unwrap_or_default();
+        header.set_entry_type(if path.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        header.set_mode(if path.ends_with('/') { 0o755 } else { 0o644 });
+        header.set_size(content.len() as u64);
+        header.set_mtime(DEB_MTIME);
+        header.set_username("root")?;
+        header.set_groupname("root")?;
+        header.set_cksum();
+        tar.append(&header, content)?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+/// A Unix `ar` archive of `members` (name, bytes), in the common format dpkg reads: the magic, then
+/// each member after its 60-byte header, padded to an even length with `\n`.
+fn ar(members: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, bytes) in members {
+        anyhow::ensure!(
+            name.len() <= 16,
+            "{name:?} is too long for an ar member name"
+        );
+        let header = format!(
+            "{name:<16}{DEB_MTIME:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            0,
+            0,
+            "100644",
+            bytes.len()
+        );
+        debug_assert_eq!(header.len(), 60);
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(bytes);
+        if bytes.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -389,6 +479,37 @@ mod tests {
             doc["versions"]["1.2.0"]["dist"]["shasum"],
             hex::encode(Sha1::digest(&v.tarball))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn deb_is_an_ar_archive_of_the_three_members() -> anyhow::Result<()> {
+        let deb = deb("bench-pkg-00042", "1.0-1")?;
+        let mut rest = deb
+            .strip_prefix(b"!<arch>\n".as_slice())
+            .context("no ar magic")?;
+        let mut members = Vec::new();
+        while !rest.is_empty() {
+            let (header, after) = rest.split_at(60);
+            assert_eq!(&header[58..], b"`\n");
+            let name = String::from_utf8_lossy(&header[..16]).trim_end().to_owned();
+            let size: usize = String::from_utf8_lossy(&header[48..58]).trim().parse()?;
+            members.push((name, after[..size].to_vec()));
+            rest = &after[size + size % 2..];
+        }
+        let names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["debian-binary", "control.tar.gz", "data.tar.gz"]);
+        assert_eq!(members[0].1, b"2.0\n");
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(members[1].1.as_slice()).read_to_end(&mut tar)?;
+        let mut control = String::new();
+        for entry in tar::Archive::new(tar.as_slice()).entries()? {
+            let mut entry = entry?;
+            if entry.path_bytes().as_ref() == b"./control" {
+                entry.read_to_string(&mut control)?;
+            }
+        }
+        assert!(control.starts_with("Package: bench-pkg-00042\nVersion: 1.0-1\n"));
         Ok(())
     }
 

@@ -550,7 +550,7 @@ fn collect(read: Vec<(Fetched, Vec<Fetched>)>, copies: &mut HashMap<String, Byte
 }
 
 /// Serves `copies` (path to bytes) on a free port of 127.0.0.1; returns its base URL and its task.
-async fn serve_static(
+pub async fn serve_static(
     copies: HashMap<String, Bytes>,
 ) -> anyhow::Result<(Url, tokio::task::JoinHandle<()>)> {
     let copies = Arc::new(copies);

@@ -68,6 +68,20 @@
 //! cargo run --release -p arca-bench -- installs
 //! ```
 //!
+//! `debian` pushes `--packages` (default 10,000) generated `.deb`s to a Debian registry of a node
+//! run as a child process and includes them into a reprepro repository (`reprepro`, installed by
+//! `scripts/install-clients.sh`), then times, `--runs` (default 3) times, adding one more package:
+//! Arca's push and the time until its `InRelease` and `Packages.gz` reflect it, against one
+//! `reprepro includedeb`; and GETs/s of `Packages.gz` and `Packages` against reprepro's files served
+//! by a static server:
+//!
+//! ```text
+//! cargo build --release -p arca-node -p arca-client -p arca-bench && ./target/release/arca-bench debian
+//! ```
+//!
+//! Options: `--packages N`, `--runs N`, `--clients N`, `--seconds S`, `--batch N`, `--reprepro
+//! PATH`, `--node-bin PATH`, `--dir PATH`, `--json`.
+//!
 //! `cluster` starts a cluster of three nodes in this process (sites `site-1` to `site-3`, one node
 //! each, all on 127.0.0.1, data under `--dir`) and measures three things. Replication: fresh
 //! incompressible blobs of 1 MiB (`--samples`, default 20) and 64 MiB (default 5) are PUT at node 1
@@ -139,6 +153,7 @@ mod archives;
 mod cluster;
 mod common;
 mod data;
+mod debian;
 mod formats;
 mod generic;
 mod installs;
@@ -175,6 +190,9 @@ enum Command {
     /// Downloads of a Go module graph by the real go command through a Go registry, against the
     /// same module files read from disk (GOPROXY=file://).
     Installs(installs::Args),
+    /// Adding one package to an apt repository (push, then the signed index served) and GETs of
+    /// its Packages files, against reprepro.
+    Debian(debian::Args),
     /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
     /// commits on three nodes against one, on a cluster started in this process.
     Cluster(cluster::Args),
@@ -198,6 +216,7 @@ fn main() -> anyhow::Result<()> {
         Command::Packages(args) => runtime.block_on(packages::run(args)),
         Command::Formats(args) => runtime.block_on(formats::run(args)),
         Command::Installs(args) => runtime.block_on(installs::run(args)),
+        Command::Debian(args) => runtime.block_on(debian::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),

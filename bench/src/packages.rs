@@ -797,6 +797,16 @@ pub struct Timing {
     pub seconds: Duration,
 }
 
+/// One target's GETs over every run of a measurement.
+pub struct Gets {
+    /// Requests per second of each run, in the order they ran.
+    pub rates: Vec<f64>,
+    /// Every answer's latency in microseconds, over every run.
+    pub micros: Vec<u32>,
+    /// The `Content-Type`s answered.
+    pub content_types: BTreeSet<String>,
+}
+
 impl Timing {
     /// Times GETs of random pages (or, with `files`, random files) of `served[0]` on `targets[0]`
     /// (Arca) and of `served[1]` on `targets[1]` (the peer), `runs` times each, alternating which
@@ -809,9 +819,6 @@ impl Timing {
         files: bool,
         accept: Option<&'static str>,
     ) -> anyhow::Result<RequestRow> {
-        let mut rates = [Vec::new(), Vec::new()];
-        let mut latencies = [Vec::new(), Vec::new()];
-        let mut content_types = [BTreeSet::new(), BTreeSet::new()];
         let items: [Arc<Vec<Item>>; 2] = [0, 1].map(|t| {
             let from = if files {
                 &served[t].files
@@ -827,11 +834,55 @@ impl Timing {
                     .collect(),
             )
         });
+        let mut measured = self.each(label, &targets, &items, accept).await?;
+        let (Some(peer), Some(arca)) = (measured.pop(), measured.pop()) else {
+            bail!("{label}: measured fewer than two targets");
+        };
+        let joined = |types: BTreeSet<String>| types.into_iter().collect::<Vec<_>>().join(" + ");
+        Ok(RequestRow {
+            rate: SideBySide::new(
+                label,
+                "req/s",
+                Rates::new(arca.rates).context("no runs")?,
+                Rates::new(peer.rates).context("no runs")?,
+            ),
+            peer_name: targets[1].name,
+            arca_content_type: joined(arca.content_types),
+            peer_content_type: joined(peer.content_types),
+            arca_latency: Latency::from_micros(arca.micros).context("no answers from arca")?,
+            peer_latency: Latency::from_micros(peer.micros)
+                .with_context(|| format!("no answers from {}", targets[1].name))?,
+        })
+    }
+
+    /// Times GETs of random `items[t]` on `targets[t]`, `runs` times each, alternating the order of
+    /// the targets (the last first in even runs); one result per target, in `targets`' order.
+    pub async fn each(
+        &self,
+        label: &str,
+        targets: &[&Target],
+        items: &[Arc<Vec<Item>>],
+        accept: Option<&'static str>,
+    ) -> anyhow::Result<Vec<Gets>> {
+        ensure!(
+            targets.len() == items.len(),
+            "{label}: {} targets but {} item lists",
+            targets.len(),
+            items.len()
+        );
+        let mut all: Vec<Gets> = targets
+            .iter()
+            .map(|_| Gets {
+                rates: Vec::new(),
+                micros: Vec::new(),
+                content_types: BTreeSet::new(),
+            })
+            .collect();
         for run in 0..self.runs {
-            let order = if run.is_multiple_of(2) {
-                [1, 0]
+            let order: Vec<usize> = if run.is_multiple_of(2) {
+                (0..targets.len()).rev().collect()
             } else {
-                [0, 1]
+                (0..targets.len()).collect()
             };
             for t in order {
                 eprintln!(
@@ -854,35 +905,14 @@ impl Timing {
                     seed,
                 )
                 .await?;
-                rates[t].push(micros.len() as f64 / started.elapsed().as_secs_f64());
-                latencies[t].append(&mut micros);
-                content_types[t].append(&mut types);
+                let gets = &mut all[t];
+                gets.rates
+                    .push(micros.len() as f64 / started.elapsed().as_secs_f64());
+                gets.micros.append(&mut micros);
+                gets.content_types.append(&mut types);
             }
         }
-        let [arca_rates, peer_rates] = rates;
-        let [arca_micros, peer_micros] = latencies;
-        Ok(RequestRow {
-            rate: SideBySide::new(
-                label,
-                "req/s",
-                Rates::new(arca_rates).context("no runs")?,
-                Rates::new(peer_rates).context("no runs")?,
-            ),
-            peer_name: targets[1].name,
-            arca_content_type: content_types[0]
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" + "),
-            peer_content_type: content_types[1]
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" + "),
-            arca_latency: Latency::from_micros(arca_micros).context("no answers from arca")?,
-            peer_latency: Latency::from_micros(peer_micros)
-                .with_context(|| format!("no answers from {}", targets[1].name))?,
-        })
+        Ok(all)
     }
 }
 

@@ -444,6 +444,233 @@ impl PackagesReport {
     }
 }
 
+/// The runs of one figure: each run's value, their median and their spread.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spread {
+    /// Each run's value, in the order they ran.
+    pub runs: Vec<f64>,
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The lowest run.
+    pub min: f64,
+    /// The highest run.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Summarises the runs; `None` when there were none.
+    pub fn new(runs: Vec<f64>) -> Option<Spread> {
+        let (max, median) = best_and_median(&runs)?;
+        let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+        Some(Spread {
+            runs,
+            median,
+            min,
+            max,
+        })
+    }
+
+    /// `median (min-max)`, with `decimals` decimals.
+    fn cell(&self, decimals: usize) -> String {
+        format!(
+            "{:.decimals$} ({:.decimals$}-{:.decimals$})",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+/// One figure of the `debian` benchmark, of Arca and (when it was measured) of the peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebianFigure {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// Its unit (`"ms"`: lower is better; `"req/s"`: higher is better).
+    pub unit: &'static str,
+    /// Arca's runs.
+    pub arca: Spread,
+    /// The peer's runs (`None`: the peer has no such step, or is missing).
+    pub peer: Option<Spread>,
+    /// Arca's median over the peer's median.
+    pub ratio_median: Option<f64>,
+    /// When the figure is a rate of GETs: the bytes of each answer and the latencies, of Arca.
+    pub arca_gets: Option<GetsOf>,
+    /// The peer's.
+    pub peer_gets: Option<GetsOf>,
+}
+
+/// What one server answered to GETs of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct GetsOf {
+    /// Bytes of each answer.
+    pub bytes: u64,
+    /// Latencies over every run.
+    pub latency: Latency,
+}
+
+impl GetsOf {
+    /// `<bytes> bytes, <MiB/s at the median rate>, p50/p99 <ms>`.
+    fn describe(&self, rate: &Spread) -> String {
+        format!(
+            "{} bytes, {:.0} MiB/s, p50/p99 {:.2}/{:.2} ms",
+            self.bytes,
+            self.bytes as f64 * rate.median / (1024.0 * 1024.0),
+            self.latency.p50_ms,
+            self.latency.p99_ms
+        )
+    }
+}
+
+impl DebianFigure {
+    /// Puts Arca's runs next to the peer's (when there are any).
+    pub fn new(label: &str, unit: &'static str, arca: Spread, peer: Option<Spread>) -> Self {
+        DebianFigure {
+            label: label.to_owned(),
+            unit,
+            ratio_median: peer.as_ref().map(|peer| arca.median / peer.median),
+            arca,
+            peer,
+            arca_gets: None,
+            peer_gets: None,
+        }
+    }
+}
+
+/// The `debian` benchmark's setup: generating the packages, loading Arca and the peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebianSetup {
+    /// Seconds generating every `.deb` (and writing it to disk) took.
+    pub generate_seconds: f64,
+    /// Their mean size in bytes.
+    pub deb_mean_bytes: u64,
+    /// Concurrent pushes while loading Arca.
+    pub push_concurrency: usize,
+    /// Seconds pushing the packages to Arca took.
+    pub arca_push_seconds: f64,
+    /// Milliseconds the first GET of `InRelease` took (every `Packages` file built, then the
+    /// `Release`).
+    pub arca_first_inrelease_ms: f64,
+    /// Milliseconds the first GET of `Packages.gz` after it took.
+    pub arca_first_packages_gz_ms: f64,
+    /// Packages per `reprepro includedeb` while loading the peer.
+    pub peer_batch: usize,
+    /// Seconds loading the peer took (`None`: it is missing).
+    pub peer_include_seconds: Option<f64>,
+    /// Bytes of Arca's `Packages` and `Packages.gz` with every package loaded.
+    pub arca_index_bytes: (u64, u64),
+    /// Bytes of the peer's (`None`: it is missing).
+    pub peer_index_bytes: Option<(u64, u64)>,
+}
+
+/// Everything the `debian` benchmark found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebianReport {
+    /// Always `"debian"`.
+    pub benchmark: &'static str,
+    /// Packages loaded before the measured runs.
+    pub packages: u64,
+    /// Runs of each measurement.
+    pub runs: usize,
+    /// Concurrent clients of the GETs.
+    pub clients: usize,
+    /// Seconds each run of the GETs lasted.
+    pub seconds: f64,
+    /// The `arca-node` binary run.
+    pub node_bin: String,
+    /// The peer, with its version and whether it signs (or why it is missing).
+    pub peer: String,
+    /// The temporary directory everything was written in (removed at the end).
+    pub dir: String,
+    /// The setup.
+    pub setup: DebianSetup,
+    /// The figures.
+    pub rows: Vec<DebianFigure>,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl DebianReport {
+    /// The human-readable table: medians with their spread, the ratio, then the setup.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "arca-bench debian  packages={}  runs={}  clients={}  seconds={}  dir={}",
+            self.packages, self.runs, self.clients, self.seconds, self.dir
+        );
+        let _ = writeln!(
+            out,
+            "{:<40} {:>26} {:>26} {:>10}",
+            "(median (min-max) of the runs)", "arca", "reprepro", "arca/peer"
+        );
+        for row in &self.rows {
+            let decimals = if row.unit == "ms" { 1 } else { 0 };
+            let _ = writeln!(
+                out,
+                "{:<40} {:>26} {:>26} {:>10}",
+                format!("{} ({})", row.label, row.unit),
+                row.arca.cell(decimals),
+                row.peer
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |peer| peer.cell(decimals)),
+                row.ratio_median
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.3}"))
+            );
+        }
+        for row in &self.rows {
+            if let Some(arca) = &row.arca_gets {
+                let peer = match (&row.peer_gets, &row.peer) {
+                    (Some(gets), Some(rate)) => gets.describe(rate),
+                    _ => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}: arca {} | reprepro {peer}",
+                    row.label,
+                    arca.describe(&row.arca)
+                );
+            }
+        }
+        let s = &self.setup;
+        let _ = writeln!(
+            out,
+            "setup: {} .debs generated in {:.1} s ({} bytes each on average); pushed to Arca {} at \
+             a time in {:.1} s ({:.0}/s); first InRelease {:.0} ms, then Packages.gz {:.0} ms",
+            self.packages + self.runs as u64,
+            s.generate_seconds,
+            s.deb_mean_bytes,
+            s.push_concurrency,
+            s.arca_push_seconds,
+            self.packages as f64 / s.arca_push_seconds.max(1e-9),
+            s.arca_first_inrelease_ms,
+            s.arca_first_packages_gz_ms
+        );
+        if let Some(seconds) = s.peer_include_seconds {
+            let _ = writeln!(
+                out,
+                "setup: reprepro includedeb of {} packages, {} per invocation: {seconds:.1} s",
+                self.packages, s.peer_batch
+            );
+        }
+        let (packages, gz) = s.arca_index_bytes;
+        let peer = s.peer_index_bytes.map_or_else(
+            || "-".to_owned(),
+            |(packages, gz)| format!("{packages} / {gz}"),
+        );
+        let _ = writeln!(
+            out,
+            "index bytes (Packages / Packages.gz) with {} packages: arca {packages} / {gz} | \
+             reprepro {peer}",
+            self.packages
+        );
+        let _ = writeln!(out, "node: {}", self.node_bin);
+        let _ = writeln!(out, "peer: {}", self.peer);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
 /// One timed interval of the `cluster` benchmark's replication samples.
 #[derive(Debug, Clone, Serialize)]
 pub struct LagRow {
@@ -1383,6 +1610,16 @@ mod tests {
         assert!(Rates::new(Vec::new()).is_none());
         let m = SideBySide::new("push", "MiB/s", arca, peer);
         assert_eq!((m.ratio_best, m.ratio_median), (2.0, 2.0));
+    }
+
+    #[test]
+    fn spread_of_runs() {
+        let s = Spread::new(vec![3.0, 1.0, 2.0]).expect("runs");
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(s.cell(1), "2.0 (1.0-3.0)");
+        assert!(Spread::new(Vec::new()).is_none());
+        let f = DebianFigure::new("x", "ms", s.clone(), Some(s));
+        assert_eq!(f.ratio_median, Some(1.0));
     }
 
     #[test]

@@ -130,19 +130,7 @@ pub struct Args {
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let bin = match &args.node_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()
-            .context("finding this executable")?
-            .with_file_name("arca-node"),
-    };
-    ensure!(
-        bin.is_file(),
-        "{} not found: build it with `cargo build --release -p arca-node`, or pass --node-bin",
-        bin.display()
-    );
-    let bin =
-        std::fs::canonicalize(&bin).with_context(|| format!("resolving {}", bin.display()))?;
+    let bin = node_binary(args.node_bin.as_deref())?;
     let (temp, root) = common::temp_root(&args.dir)?;
     // Every node is stopped when `measure` returns, before their data is removed.
     let measured = measure(&args, &bin, &root).await;
@@ -162,6 +150,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.errors.len()
     );
     Ok(())
+}
+
+/// The `arca-node` binary to run: `given`, or the one beside this binary; canonical, and checked
+/// to exist.
+pub fn node_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let bin = match given {
+        Some(bin) => bin.to_owned(),
+        None => std::env::current_exe()
+            .context("finding this executable")?
+            .with_file_name("arca-node"),
+    };
+    ensure!(
+        bin.is_file(),
+        "{} not found: build it with `cargo build --release -p arca-node`, or pass --node-bin",
+        bin.display()
+    );
+    std::fs::canonicalize(&bin).with_context(|| format!("resolving {}", bin.display()))
 }
 
 /// How to read the numbers; printed under the table and carried in the JSON.
@@ -385,7 +390,7 @@ async fn measure(args: &Args, bin: &Path, root: &Path) -> anyhow::Result<ScaleRe
 
 /// How a node is stopped.
 #[derive(Debug, Clone, Copy)]
-enum Signal {
+pub enum Signal {
     /// A clean stop: the node shuts down and exits.
     Term,
     /// A crash.
@@ -404,7 +409,7 @@ impl Signal {
 /// An `arca-node` child process on 127.0.0.1, with its command line kept for restarts (same data
 /// directory, same ports). Killed (SIGKILL) and reaped when dropped, so that no node outlives the
 /// benchmark, however it ends.
-struct NodeProcess {
+pub struct NodeProcess {
     /// `node <id>`, for messages.
     name: String,
     bin: PathBuf,
@@ -412,7 +417,7 @@ struct NodeProcess {
     args: Vec<String>,
     child: Child,
     /// `http://127.0.0.1:<port>`.
-    url: String,
+    pub url: String,
     /// Its inter-node (QUIC) address.
     quic: String,
 }
@@ -420,7 +425,7 @@ struct NodeProcess {
 impl NodeProcess {
     /// Starts node `id` of `site` on `data_dir` with HTTP and QUIC on free ports of 127.0.0.1 and
     /// `extra` arguments, without waiting for it.
-    fn spawn(
+    pub fn spawn(
         bin: &Path,
         data_dir: &Path,
         id: u64,
@@ -459,7 +464,7 @@ impl NodeProcess {
     }
 
     /// Waits until the node has bound its HTTP port (and so written `http.addr`).
-    async fn ready(&mut self) -> anyhow::Result<()> {
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let addr_file = self.data_dir.join("http.addr");
         loop {
@@ -488,7 +493,7 @@ impl NodeProcess {
     }
 
     /// The admin token the node wrote on its first start.
-    fn admin_token(&self) -> anyhow::Result<String> {
+    pub fn admin_token(&self) -> anyhow::Result<String> {
         let path = self.data_dir.join("admin.token");
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -520,7 +525,7 @@ impl NodeProcess {
     }
 
     /// Sends `signal`, waits for the process to exit, and returns how long that took.
-    async fn stop(&mut self, signal: Signal) -> anyhow::Result<Duration> {
+    pub async fn stop(&mut self, signal: Signal) -> anyhow::Result<Duration> {
         let started = Instant::now();
         match signal {
             Signal::Term => {

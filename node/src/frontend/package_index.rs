@@ -171,6 +171,44 @@ pub async fn served_whole(
     })
 }
 
+/// What the indexes of each remote registry's upstream list, by path (a Debian pool file, an RPM
+/// package), as far as this node has read them. A registry deleted and created again under its
+/// name starts afresh (entries are kept per registry and creation time).
+#[derive(Debug)]
+pub struct UpstreamFiles<T> {
+    registries: Mutex<HashMap<(String, u64), HashMap<String, T>>>,
+}
+
+impl<T> Default for UpstreamFiles<T> {
+    fn default() -> Self {
+        UpstreamFiles {
+            registries: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Clone> UpstreamFiles<T> {
+    /// What `registry`'s upstream lists at `path`.
+    pub fn get(&self, registry: &arca_protocol::Registry, path: &str) -> Option<T> {
+        self.registries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(registry.name.clone(), registry.created_at))?
+            .get(path)
+            .cloned()
+    }
+
+    /// Adds what one of `registry`'s upstream indexes lists.
+    pub fn learn(&self, registry: &arca_protocol::Registry, listed: HashMap<String, T>) {
+        self.registries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((registry.name.clone(), registry.created_at))
+            .or_default()
+            .extend(listed);
+    }
+}
+
 /// `data` as one gzip member.
 pub fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(

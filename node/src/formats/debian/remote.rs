@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::sync::Mutex;
 
 use arca_protocol::{Registry, Sha256};
 use axum::http::StatusCode;
@@ -19,7 +18,7 @@ use bytes::Bytes;
 use super::control::Paragraph;
 use super::index::IndexKey;
 use super::{Context, parts_response};
-use crate::frontend::package_index::{Parts, Served, served_whole};
+use crate::frontend::package_index::{Parts, Served, UpstreamFiles, served_whole};
 use crate::frontend::{ApiError, read_small_blob};
 use crate::meta::StateRead;
 use crate::proxy::ProxyError;
@@ -37,32 +36,8 @@ pub struct PoolFile {
     pub sha256: Sha256,
 }
 
-/// The pool files each remote registry's upstream lists, by path, as far as this node has read
-/// its `Packages` files.
-#[derive(Debug, Default)]
-pub struct PoolFiles {
-    registries: Mutex<HashMap<String, HashMap<String, PoolFile>>>,
-}
-
-impl PoolFiles {
-    fn get(&self, registry: &str, path: &str) -> Option<PoolFile> {
-        self.registries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(registry)?
-            .get(path)
-            .cloned()
-    }
-
-    fn learn(&self, registry: &str, listed: HashMap<String, PoolFile>) {
-        self.registries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(registry.to_string())
-            .or_default()
-            .extend(listed);
-    }
-}
+/// The pool files remote registries' upstreams list.
+pub type PoolFiles = UpstreamFiles<PoolFile>;
 
 /// An upstream `Release`: its fields, and the files its `SHA256` list gives (path to hash and
 /// size).
@@ -178,7 +153,7 @@ pub async fn served(
             ctx.state
                 .debian
                 .remote_pool
-                .learn(&member.name, listed_pool_files(&plain));
+                .learn(member, listed_pool_files(&plain));
             Ok::<_, ApiError>(Bytes::from(plain))
         })
         .await?;
@@ -235,7 +210,7 @@ pub async fn pool_file(
     member: &Registry,
     path: &str,
 ) -> Result<Option<PoolFile>, ApiError> {
-    if let Some(found) = ctx.state.debian.remote_pool.get(&member.name, path) {
+    if let Some(found) = ctx.state.debian.remote_pool.get(member, path) {
         return Ok(Some(found));
     }
     let cached = ctx
@@ -260,7 +235,7 @@ pub async fn pool_file(
     for key in indexes {
         served(ctx, member, &key).await?;
     }
-    Ok(ctx.state.debian.remote_pool.get(&member.name, path))
+    Ok(ctx.state.debian.remote_pool.get(member, path))
 }
 
 /// The components of the upstream's `suite` (no architectures: a virtual registry lists those of

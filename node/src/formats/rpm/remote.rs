@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
 
 use arca_protocol::{Registry, Sha256};
 use axum::http::StatusCode;
@@ -19,7 +18,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::Context;
 use super::metadata::MetadataFile;
-use crate::frontend::package_index::{Served, served_whole};
+use crate::frontend::package_index::{Served, UpstreamFiles, served_whole};
 use crate::frontend::{ApiError, read_small_blob};
 use crate::proxy::ProxyError;
 
@@ -32,30 +31,8 @@ pub struct ListedPackage {
     pub sha256: Sha256,
 }
 
-/// The packages each remote registry's upstream lists, by path, as far as this node has read its
-/// `primary.xml`.
-#[derive(Debug, Default)]
-pub struct UpstreamPackages {
-    registries: Mutex<HashMap<String, HashMap<String, ListedPackage>>>,
-}
-
-impl UpstreamPackages {
-    fn get(&self, registry: &str, path: &str) -> Option<ListedPackage> {
-        self.registries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(registry)?
-            .get(path)
-            .cloned()
-    }
-
-    fn learn(&self, registry: &str, listed: HashMap<String, ListedPackage>) {
-        self.registries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(registry.to_string(), listed);
-    }
-}
+/// The packages remote registries' upstreams list.
+pub type UpstreamPackages = UpstreamFiles<ListedPackage>;
 
 fn bad_upstream(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM", message)
@@ -272,7 +249,7 @@ pub async fn served(
                 ctx.state
                     .rpm
                     .remote_packages
-                    .learn(&member.name, listed_packages(&document));
+                    .learn(member, listed_packages(&document));
             }
             Ok::<_, ApiError>(Bytes::copy_from_slice(packages_of(&document, file)))
         })
@@ -287,11 +264,11 @@ pub async fn package(
     member: &Registry,
     path: &str,
 ) -> Result<Option<ListedPackage>, ApiError> {
-    if let Some(found) = ctx.state.rpm.remote_packages.get(&member.name, path) {
+    if let Some(found) = ctx.state.rpm.remote_packages.get(member, path) {
         return Ok(Some(found));
     }
     served(ctx, member, MetadataFile::Primary).await?;
-    Ok(ctx.state.rpm.remote_packages.get(&member.name, path))
+    Ok(ctx.state.rpm.remote_packages.get(member, path))
 }
 
 #[cfg(test)]

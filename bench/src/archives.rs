@@ -442,11 +442,205 @@ fn ar(members: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// rpm's header types used by [`rpm`].
+const RPM_INT32: u32 = 4;
+const RPM_STRING: u32 = 6;
+const RPM_BIN: u32 = 7;
+const RPM_STRING_ARRAY: u32 = 8;
+const RPM_I18NSTRING: u32 = 9;
+
+/// One entry of an rpm header: its tag, type, count and data.
+struct RpmEntry {
+    tag: u32,
+    kind: u32,
+    count: u32,
+    data: Vec<u8>,
+}
+
+impl RpmEntry {
+    fn string(tag: u32, value: &str) -> RpmEntry {
+        RpmEntry::strings(tag, RPM_STRING, &[value])
+    }
+
+    fn i18n(tag: u32, value: &str) -> RpmEntry {
+        RpmEntry::strings(tag, RPM_I18NSTRING, &[value])
+    }
+
+    fn array(tag: u32, values: &[&str]) -> RpmEntry {
+        RpmEntry::strings(tag, RPM_STRING_ARRAY, values)
+    }
+
+    fn strings(tag: u32, kind: u32, values: &[&str]) -> RpmEntry {
+        let mut data = Vec::new();
+        for value in values {
+            data.extend_from_slice(value.as_bytes());
+            data.push(0);
+        }
+        RpmEntry {
+            tag,
+            kind,
+            count: values.len() as u32,
+            data,
+        }
+    }
+
+    fn int32(tag: u32, value: u32) -> RpmEntry {
+        RpmEntry {
+            tag,
+            kind: RPM_INT32,
+            count: 1,
+            data: value.to_be_bytes().to_vec(),
+        }
+    }
+}
+
+/// An rpm header (intro, index, store) of `entries` within an immutable region tagged `region`
+/// (62 for the signature header, 63 for the main one): the region's entry comes first and points
+/// at a 16-byte trailer ending the store, `{region, BIN, -(entries * 16), 16}`.
+fn rpm_header(region: u32, mut entries: Vec<RpmEntry>) -> Vec<u8> {
+    entries.sort_by_key(|entry| entry.tag);
+    let count = entries.len() as u32 + 1;
+    let mut index = Vec::new();
+    let mut store = Vec::new();
+    let mut entry = |tag: u32, kind: u32, offset: u32, count: u32| {
+        for field in [tag, kind, offset, count] {
+            index.extend_from_slice(&field.to_be_bytes());
+        }
+    };
+    let mut rest = Vec::new();
+    for e in &entries {
+        if e.kind == RPM_INT32 {
+            while !store.len().is_multiple_of(4) {
+                store.push(0);
+            }
+        }
+        rest.push((e.tag, e.kind, store.len() as u32, e.count));
+        store.extend_from_slice(&e.data);
+    }
+    let trailer = store.len() as u32;
+    for field in [region, RPM_BIN, (-(count as i32 * 16)) as u32, 16] {
+        store.extend_from_slice(&field.to_be_bytes());
+    }
+    entry(region, RPM_BIN, trailer, 16);
+    for (tag, kind, offset, count) in rest {
+        entry(tag, kind, offset, count);
+    }
+    let mut out = vec![0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&(store.len() as u32).to_be_bytes());
+    out.extend_from_slice(&index);
+    out.extend_from_slice(&store);
+    out
+}
+
+/// A gzip'd `newc` cpio archive holding only its `TRAILER!!!` entry: the payload of [`rpm`].
+fn empty_cpio_gz() -> anyhow::Result<Vec<u8>> {
+    let name = b"TRAILER!!!\0";
+    let mut cpio = b"070701".to_vec();
+    // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor,
+    // namesize, check.
+    for field in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, name.len(), 0] {
+        cpio.extend_from_slice(format!("{field:08x}").as_bytes());
+    }
+    cpio.extend_from_slice(name);
+    while !cpio.len().is_multiple_of(4) {
+        cpio.push(0);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&cpio)?;
+    Ok(gz.finish()?)
+}
+
+/// A binary `.rpm` (arch `noarch`, no files) of version `version`, release `release` of the
+/// package `name`, as rpm reads it: a 96-byte lead, a signature header (its region, `SIZE` and the
+/// `SHA256` of the main header) padded to 8 bytes, the main header (its region, name, version,
+/// release, summary, description, build time, size, license, group, OS, arch, source rpm, payload
+/// format and compressor, and the package's `Provides` of itself) and an empty cpio payload.
+pub fn rpm(name: &str, version: &str, release: &str) -> anyhow::Result<Vec<u8>> {
+    let evr = format!("{version}-{release}");
+    let header = rpm_header(
+        63,
+        vec![
+            RpmEntry::array(100, &["C"]),
+            RpmEntry::string(1000, name),
+            RpmEntry::string(1001, version),
+            RpmEntry::string(1002, release),
+            RpmEntry::i18n(1004, &format!("bench package {name}")),
+            RpmEntry::i18n(1005, &format!("{name}: a package of arca-bench rpm")),
+            RpmEntry::int32(1006, DEB_MTIME as u32),
+            RpmEntry::int32(1009, 0),
+            RpmEntry::string(1014, "MIT"),
+            RpmEntry::i18n(1016, "Unspecified"),
+            RpmEntry::string(1021, "linux"),
+            RpmEntry::string(1022, "noarch"),
+            RpmEntry::string(1044, &format!("{name}-{evr}.src.rpm")),
+            RpmEntry::array(1047, &[name]),
+            RpmEntry::int32(1112, 8),
+            RpmEntry::array(1113, &[&evr]),
+            RpmEntry::string(1124, "cpio"),
+            RpmEntry::string(1125, "gzip"),
+        ],
+    );
+    let payload = empty_cpio_gz()?;
+    let size = u32::try_from(header.len() + payload.len()).context("rpm too large")?;
+    let digest = hex::encode(Sha256::digest(&header));
+    let mut signature = rpm_header(
+        62,
+        vec![RpmEntry::string(273, &digest), RpmEntry::int32(1000, size)],
+    );
+    while !signature.len().is_multiple_of(8) {
+        signature.push(0);
+    }
+    let mut lead = vec![0u8; 96];
+    lead[..4].copy_from_slice(&[0xed, 0xab, 0xee, 0xdb]);
+    lead[4] = 3;
+    lead[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let full = format!("{name}-{evr}");
+    let len = full.len().min(65);
+    lead[10..10 + len].copy_from_slice(&full.as_bytes()[..len]);
+    lead[76..78].copy_from_slice(&1u16.to_be_bytes());
+    lead[78..80].copy_from_slice(&5u16.to_be_bytes());
+    let mut out = lead;
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn an_rpm_has_a_lead_two_headers_and_the_digest_of_its_main_header() -> anyhow::Result<()> {
+        let rpm = rpm("bench-pkg-0001", "1.0", "1")?;
+        assert_eq!(&rpm[..4], &[0xed, 0xab, 0xee, 0xdb]);
+        assert_eq!(&rpm[78..80], &[0, 5]);
+        let header_at = |at: usize| -> (usize, usize) {
+            let word = |i: usize| u32::from_be_bytes(rpm[at + i..at + i + 4].try_into().unwrap());
+            (word(8) as usize, word(12) as usize)
+        };
+        assert_eq!(&rpm[96..100], &[0x8e, 0xad, 0xe8, 0x01]);
+        let (entries, size) = header_at(96);
+        let main = (96 + 16 + entries * 16 + size).next_multiple_of(8);
+        assert_eq!(&rpm[main..main + 4], &[0x8e, 0xad, 0xe8, 0x01]);
+        let (entries, size) = header_at(main);
+        let end = main + 16 + entries * 16 + size;
+        let digest = hex::encode(Sha256::digest(&rpm[main..end]));
+        let signature = String::from_utf8_lossy(&rpm[96..main]);
+        assert!(signature.contains(&digest));
+        // `ARCA_BENCH_RPM_OUT=DIR cargo test -p arca-bench rpm` writes a few, for `rpm -qpi`.
+        if let Some(dir) = std::env::var_os("ARCA_BENCH_RPM_OUT") {
+            for index in 0..3 {
+                let name = format!("bench-pkg-{index:04}");
+                let path = std::path::Path::new(&dir).join(format!("{name}-1.0-1.noarch.rpm"));
+                std::fs::write(path, super::rpm(&name, "1.0", "1")?)?;
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn npm_tarball_holds_the_package_json_and_the_publish_document_matches() -> anyhow::Result<()> {

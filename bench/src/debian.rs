@@ -51,7 +51,7 @@ const PACKAGES: &str = "main/binary-amd64/Packages";
 /// The version of every generated package.
 const VERSION: &str = "1.0-1";
 /// Concurrent pushes while loading Arca.
-const PUSH_CONCURRENCY: usize = 16;
+pub(crate) const PUSH_CONCURRENCY: usize = 16;
 /// Pause between polls of Arca's index after a push.
 const POLL: Duration = Duration::from_millis(2);
 /// How long Arca may take to serve an index reflecting a push.
@@ -120,23 +120,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A generated package.
-struct Deb {
-    name: String,
-    /// Its file, for reprepro.
-    path: PathBuf,
+/// A generated (or downloaded) package.
+pub(crate) struct Deb {
+    pub(crate) name: String,
+    /// Its file, for the peer.
+    pub(crate) path: PathBuf,
     /// The same bytes, for Arca.
-    bytes: Bytes,
+    pub(crate) bytes: Bytes,
 }
 
-/// Writes packages `0..count` into `dir`.
-fn generate(dir: &Path, count: u64) -> anyhow::Result<Vec<Deb>> {
+/// Writes packages `0..count` into `dir`, `make` giving each name's file name and bytes.
+pub(crate) fn generate(
+    dir: &Path,
+    count: u64,
+    make: impl Fn(&str) -> anyhow::Result<(String, Vec<u8>)>,
+) -> anyhow::Result<Vec<Deb>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     (0..count)
         .map(|index| {
             let name = Dataset::name(index);
-            let bytes = archives::deb(&name, VERSION)?;
-            let path = dir.join(format!("{name}_{VERSION}_amd64.deb"));
+            let (file, bytes) = make(&name)?;
+            let path = dir.join(file);
             std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
             Ok(Deb {
                 name,
@@ -162,7 +166,17 @@ async fn measure(
     let started = Instant::now();
     let dir = root.join("debs");
     let total = args.packages + args.runs;
-    let debs = Arc::new(common::blocking(move || generate(&dir, total)).await?);
+    let debs = Arc::new(
+        common::blocking(move || {
+            generate(&dir, total, |name| {
+                Ok((
+                    format!("{name}_{VERSION}_amd64.deb"),
+                    archives::deb(name, VERSION)?,
+                ))
+            })
+        })
+        .await?,
+    );
     let generate_seconds = started.elapsed().as_secs_f64();
     let deb_mean_bytes = debs.iter().map(|d| d.bytes.len() as u64).sum::<u64>() / total;
     eprintln!(
@@ -283,25 +297,7 @@ struct ArcaLoaded {
 /// Pushes the first `count` packages to Arca, `PUSH_CONCURRENCY` at a time, then reads its
 /// `InRelease` and `Packages.gz` (the first, full, index build) and checks them.
 async fn load_arca(arca: &Target, debs: &Arc<Vec<Deb>>, count: u64) -> anyhow::Result<ArcaLoaded> {
-    let started = Instant::now();
-    let (pusher, all) = (arca.clone(), debs.clone());
-    let dataset = Dataset {
-        packages: count,
-        versions: 1,
-    };
-    for_every_package(dataset, PUSH_CONCURRENCY, move |index| {
-        let (arca, debs) = (pusher.clone(), all.clone());
-        async move {
-            let deb = usize::try_from(index)
-                .ok()
-                .and_then(|index| debs.get(index))
-                .context("no such package")?;
-            push(&arca, deb).await
-        }
-    })
-    .await?;
-    let push_seconds = started.elapsed().as_secs_f64();
-    eprintln!("pushed {count} packages to Arca in {push_seconds:.1} s");
+    let push_seconds = push_all(arca, debs, count, &upload_path()).await?;
 
     let started = Instant::now();
     let release = get(arca, "InRelease").await?;
@@ -469,14 +465,49 @@ fn notes(args: &Args) -> Vec<String> {
     ]
 }
 
+/// Pushes the first `count` of `packages` to `arca`'s `upload` path, `PUSH_CONCURRENCY` at a
+/// time (each answered 201); returns the seconds it took.
+pub(crate) async fn push_all(
+    arca: &Target,
+    packages: &Arc<Vec<Deb>>,
+    count: u64,
+    upload: &str,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let (pusher, all, upload) = (arca.clone(), packages.clone(), Arc::new(upload.to_owned()));
+    let dataset = Dataset {
+        packages: count,
+        versions: 1,
+    };
+    for_every_package(dataset, PUSH_CONCURRENCY, move |index| {
+        let (arca, debs, upload) = (pusher.clone(), all.clone(), upload.clone());
+        async move {
+            let deb = usize::try_from(index)
+                .ok()
+                .and_then(|index| debs.get(index))
+                .context("no such package")?;
+            push(&arca, &upload, deb).await
+        }
+    })
+    .await?;
+    let push_seconds = started.elapsed().as_secs_f64();
+    eprintln!("pushed {count} packages to Arca in {push_seconds:.1} s");
+    Ok(push_seconds)
+}
+
+/// Where `.deb`s are pushed, under the registry's URL.
+pub(crate) fn upload_path() -> String {
+    format!("upload/{SUITE}/{COMPONENT}")
+}
+
 /// Milliseconds of `duration`.
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Pushes `deb` to Arca's registry; it must be answered 201.
-async fn push(arca: &Target, deb: &Deb) -> anyhow::Result<()> {
-    let url = arca.url(&format!("upload/{SUITE}/{COMPONENT}"))?;
+/// Pushes `deb` to Arca's registry at `upload`; it must be answered 201.
+pub(crate) async fn push(arca: &Target, upload: &str, deb: &Deb) -> anyhow::Result<()> {
+    let url = arca.url(upload)?;
     let what = format!("{}: PUT {url} ({})", arca.name, deb.name);
     let response = arca
         .request(Method::PUT, url)
@@ -498,7 +529,7 @@ async fn get(target: &Target, path: &str) -> anyhow::Result<Bytes> {
 /// push's 201 and to the index's answers.
 async fn add_to_arca(arca: &Target, deb: &Deb) -> anyhow::Result<(Duration, Duration)> {
     let started = Instant::now();
-    push(arca, deb).await?;
+    push(arca, &upload_path(), deb).await?;
     let pushed = started.elapsed();
     loop {
         let release = get(arca, "InRelease").await?;
@@ -552,7 +583,7 @@ impl Index {
 }
 
 /// The text of a `Packages.gz` (every gzip member: Arca writes one per bucket).
-fn gunzip(gz: &[u8]) -> anyhow::Result<Bytes> {
+pub(crate) fn gunzip(gz: &[u8]) -> anyhow::Result<Bytes> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(gz)
         .read_to_end(&mut out)
@@ -584,54 +615,90 @@ async fn measure_gets(
     arca_index: &Packages,
     peer: Option<&Peer>,
 ) -> anyhow::Result<Vec<DebianFigure>> {
-    let files = match peer {
-        Some(peer) => {
-            let copies = HashMap::from([
-                (
-                    format!("/dists/{SUITE}/{PACKAGES}"),
-                    peer.index.plain.clone(),
-                ),
-                (
-                    format!("/dists/{SUITE}/{PACKAGES}.gz"),
-                    peer.index.gz.clone(),
-                ),
-            ]);
-            let (base, server) = serve_static(copies).await?;
-            match Target::new("reprepro", base, Auth::None, timing.clients) {
-                Ok(target) => Some((target, server)),
-                Err(error) => {
-                    server.abort();
-                    return Err(error);
+    let files = [(true, "GET Packages.gz"), (false, "GET Packages")]
+        .into_iter()
+        .map(|(gz, label)| {
+            let path = format!("dists/{SUITE}/{PACKAGES}{}", if gz { ".gz" } else { "" });
+            let pick = |index: &Packages| {
+                if gz {
+                    index.gz.clone()
+                } else {
+                    index.plain.clone()
                 }
+            };
+            FileGets {
+                label,
+                arca_path: path.clone(),
+                arca_len: pick(arca_index).len() as u64,
+                peer: peer.map(|peer| (path, pick(&peer.index))),
+            }
+        })
+        .collect();
+    measure_file_gets(timing, arca, "reprepro", files).await
+}
+
+/// One file whose GETs are measured: where Arca serves it and its length, and the peer's copy.
+pub(crate) struct FileGets {
+    /// The row's label.
+    pub(crate) label: &'static str,
+    /// Its path under Arca's target.
+    pub(crate) arca_path: String,
+    /// The length of Arca's answer.
+    pub(crate) arca_len: u64,
+    /// The peer's path (no leading `/`) and bytes, served by a static server.
+    pub(crate) peer: Option<(String, Bytes)>,
+}
+
+/// Times GETs of each of `files` on Arca and, when it has the peer's, on a static server of them
+/// (named `peer_name`); one row each.
+pub(crate) async fn measure_file_gets(
+    timing: &Timing,
+    arca: &Target,
+    peer_name: &'static str,
+    files: Vec<FileGets>,
+) -> anyhow::Result<Vec<DebianFigure>> {
+    let copies: HashMap<String, Bytes> = files
+        .iter()
+        .filter_map(|file| {
+            let (path, bytes) = file.peer.as_ref()?;
+            Some((format!("/{path}"), bytes.clone()))
+        })
+        .collect();
+    let server = if copies.is_empty() {
+        None
+    } else {
+        let (base, server) = serve_static(copies).await?;
+        match Target::new(peer_name, base, Auth::None, timing.clients) {
+            Ok(target) => Some((target, server)),
+            Err(error) => {
+                server.abort();
+                return Err(error);
             }
         }
-        None => None,
     };
     let measured = async {
         let mut rows = Vec::new();
-        for (gz, label) in [(true, "GET Packages.gz"), (false, "GET Packages")] {
-            let path = format!("dists/{SUITE}/{PACKAGES}{}", if gz { ".gz" } else { "" });
-            let item = |target: &Target, index: &Packages| -> anyhow::Result<Arc<Vec<Item>>> {
-                let bytes = if gz { &index.gz } else { &index.plain };
-                Ok(Arc::new(vec![Item {
-                    url: target.url(&path)?,
-                    len: bytes.len() as u64,
-                }]))
-            };
+        for file in &files {
             let mut targets = vec![arca];
-            let mut items = vec![item(arca, arca_index)?];
-            if let (Some((target, _)), Some(peer)) = (&files, peer) {
+            let mut items = vec![Arc::new(vec![Item {
+                url: arca.url(&file.arca_path)?,
+                len: file.arca_len,
+            }])];
+            if let (Some((target, _)), Some((path, bytes))) = (&server, &file.peer) {
                 targets.push(target);
-                items.push(item(target, &peer.index)?);
+                items.push(Arc::new(vec![Item {
+                    url: target.url(path)?,
+                    len: bytes.len() as u64,
+                }]));
             }
             let mut gets = timing
-                .each(label, &targets, &items, None)
+                .each(file.label, &targets, &items, None)
                 .await?
                 .into_iter();
             let arca_gets = gets.next().context("no GETs of Arca")?;
             let peer_gets = gets.next();
             let mut row = DebianFigure::new(
-                label,
+                file.label,
                 "req/s",
                 Spread::new(arca_gets.rates).context("no runs")?,
                 peer_gets
@@ -651,14 +718,14 @@ async fn measure_gets(
         anyhow::Ok(rows)
     }
     .await;
-    if let Some((_, server)) = files {
+    if let Some((_, server)) = server {
         server.abort();
     }
     measured
 }
 
 /// The version `reprepro --version` prints (and so, that it runs).
-fn reprepro_version(bin: &Path) -> anyhow::Result<String> {
+pub(crate) fn reprepro_version(bin: &Path) -> anyhow::Result<String> {
     let output = Command::new(bin)
         .arg("--version")
         .output()
@@ -682,12 +749,12 @@ fn reprepro_version(bin: &Path) -> anyhow::Result<String> {
 
 /// A reprepro repository in a temporary directory, signing with a throwaway key in its own
 /// `GNUPGHOME` when one could be made. Dropping it stops that home's gpg-agent.
-struct Reprepro {
+pub(crate) struct Reprepro {
     bin: PathBuf,
     /// The repository (`conf/`, `db/`, `dists/`, `pool/`).
-    base: PathBuf,
+    pub(crate) base: PathBuf,
     /// The key's home, when signing.
-    gnupghome: Option<PathBuf>,
+    pub(crate) gnupghome: Option<PathBuf>,
     /// How the `Release` is signed, for the report.
     signing: String,
 }
@@ -695,7 +762,7 @@ struct Reprepro {
 impl Reprepro {
     /// Makes the repository under `root`: codename `stable`, component `main`, architecture
     /// amd64, `Packages` and `Packages.gz` (reprepro's default), signed when a key can be made.
-    fn create(bin: &Path, root: &Path) -> anyhow::Result<Reprepro> {
+    pub(crate) fn create(bin: &Path, root: &Path) -> anyhow::Result<Reprepro> {
         let base = root.join("reprepro");
         let conf = base.join("conf");
         std::fs::create_dir_all(&conf).with_context(|| format!("creating {}", conf.display()))?;
@@ -733,7 +800,7 @@ impl Reprepro {
     }
 
     /// `reprepro -b <base> includedeb stable <files>`; returns how long it ran.
-    fn include(&self, files: &[PathBuf]) -> anyhow::Result<Duration> {
+    pub(crate) fn include(&self, files: &[PathBuf]) -> anyhow::Result<Duration> {
         let mut command = Command::new(&self.bin);
         command
             .arg("-b")
@@ -782,7 +849,7 @@ impl Drop for Reprepro {
 }
 
 /// Stops the gpg-agent of the GnuPG home `home`, if one runs.
-fn stop_agent(home: &Path) {
+pub(crate) fn stop_agent(home: &Path) {
     let _ = Command::new("gpgconf")
         .args(["--kill", "gpg-agent"])
         .env("GNUPGHOME", home)
@@ -791,7 +858,7 @@ fn stop_agent(home: &Path) {
 
 /// Makes an Ed25519 signing key without a passphrase in a new GnuPG home `home`; returns its
 /// fingerprint.
-fn throwaway_key(home: &Path) -> anyhow::Result<String> {
+pub(crate) fn throwaway_key(home: &Path) -> anyhow::Result<String> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;

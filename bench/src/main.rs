@@ -82,6 +82,25 @@
 //! Options: `--packages N`, `--runs N`, `--clients N`, `--seconds S`, `--batch N`, `--reprepro
 //! PATH`, `--node-bin PATH`, `--dir PATH`, `--json`.
 //!
+//! `rpm` does the same for dnf/yum repositories: `--packages` (default 10,000) generated `.rpm`s
+//! pushed to an RPM registry and indexed by `createrepo_c --no-database`; `--runs` times one more
+//! package: Arca's push and the time until `repodata/repomd.xml`, its `.asc` and the primary it
+//! lists reflect it, against `createrepo_c --update` plus `gpg --detach-sign` of `repomd.xml`; and
+//! GETs/s of `primary.xml.gz` against createrepo_c's served by a static server:
+//!
+//! ```text
+//! ./target/release/arca-bench rpm
+//! ```
+//!
+//! `apt-install` runs the real apt-get: `apt-get update` and `apt-get install --download-only` of
+//! `--package` (default `git`, ~50 real packages downloaded once from the machine's apt sources)
+//! through a Debian registry, against the same `.deb`s in a reprepro repository served as plain
+//! files, `--runs` (default 3) fresh apt roots each:
+//!
+//! ```text
+//! ./target/release/arca-bench apt-install
+//! ```
+//!
 //! `cluster` starts a cluster of three nodes in this process (sites `site-1` to `site-3`, one node
 //! each, all on 127.0.0.1, data under `--dir`) and measures three things. Replication: fresh
 //! incompressible blobs of 1 MiB (`--samples`, default 20) and 64 MiB (default 5) are PUT at node 1
@@ -149,6 +168,7 @@
 //!
 //! Everything written is removed at the end.
 
+mod apt;
 mod archives;
 mod cluster;
 mod common;
@@ -162,6 +182,7 @@ mod packages;
 mod peer;
 mod remote;
 mod report;
+mod rpm;
 mod scale;
 
 use clap::{Parser, Subcommand};
@@ -193,6 +214,12 @@ enum Command {
     /// Adding one package to an apt repository (push, then the signed index served) and GETs of
     /// its Packages files, against reprepro.
     Debian(debian::Args),
+    /// Adding one package to a dnf/yum repository (push, then the signed repodata served) and GETs
+    /// of its primary.xml.gz, against createrepo_c.
+    Rpm(rpm::Args),
+    /// apt-get update and install --download-only of a real package and its dependencies through a
+    /// Debian registry, against the same .debs in a reprepro repository served as plain files.
+    AptInstall(apt::Args),
     /// Replication lag across three sites, chunk transfer over QUIC against TCP, and Raft metadata
     /// commits on three nodes against one, on a cluster started in this process.
     Cluster(cluster::Args),
@@ -217,6 +244,8 @@ fn main() -> anyhow::Result<()> {
         Command::Formats(args) => runtime.block_on(formats::run(args)),
         Command::Installs(args) => runtime.block_on(installs::run(args)),
         Command::Debian(args) => runtime.block_on(debian::run(args)),
+        Command::Rpm(args) => runtime.block_on(rpm::run(args)),
+        Command::AptInstall(args) => runtime.block_on(apt::run(args)),
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),

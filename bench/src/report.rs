@@ -597,39 +597,7 @@ impl DebianReport {
             "arca-bench debian  packages={}  runs={}  clients={}  seconds={}  dir={}",
             self.packages, self.runs, self.clients, self.seconds, self.dir
         );
-        let _ = writeln!(
-            out,
-            "{:<40} {:>26} {:>26} {:>10}",
-            "(median (min-max) of the runs)", "arca", "reprepro", "arca/peer"
-        );
-        for row in &self.rows {
-            let decimals = if row.unit == "ms" { 1 } else { 0 };
-            let _ = writeln!(
-                out,
-                "{:<40} {:>26} {:>26} {:>10}",
-                format!("{} ({})", row.label, row.unit),
-                row.arca.cell(decimals),
-                row.peer
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), |peer| peer.cell(decimals)),
-                row.ratio_median
-                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.3}"))
-            );
-        }
-        for row in &self.rows {
-            if let Some(arca) = &row.arca_gets {
-                let peer = match (&row.peer_gets, &row.peer) {
-                    (Some(gets), Some(rate)) => gets.describe(rate),
-                    _ => "-".to_owned(),
-                };
-                let _ = writeln!(
-                    out,
-                    "{}: arca {} | reprepro {peer}",
-                    row.label,
-                    arca.describe(&row.arca)
-                );
-            }
-        }
+        figures(&mut out, &self.rows, "reprepro");
         let s = &self.setup;
         let _ = writeln!(
             out,
@@ -662,6 +630,83 @@ impl DebianReport {
              reprepro {peer}",
             self.packages
         );
+        let _ = writeln!(out, "node: {}", self.node_bin);
+        let _ = writeln!(out, "peer: {}", self.peer);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
+/// The rows of figures: medians with their spread, the peer's (named `peer_name`) and the ratio,
+/// then the bytes and latencies of the GETs.
+fn figures(out: &mut String, rows: &[DebianFigure], peer_name: &str) {
+    let _ = writeln!(
+        out,
+        "{:<40} {:>26} {:>26} {:>10}",
+        "(median (min-max) of the runs)", "arca", peer_name, "arca/peer"
+    );
+    for row in rows {
+        let decimals = if row.unit == "ms" { 1 } else { 0 };
+        let _ = writeln!(
+            out,
+            "{:<40} {:>26} {:>26} {:>10}",
+            format!("{} ({})", row.label, row.unit),
+            row.arca.cell(decimals),
+            row.peer
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |peer| peer.cell(decimals)),
+            row.ratio_median
+                .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.3}"))
+        );
+    }
+    for row in rows {
+        if let Some(arca) = &row.arca_gets {
+            let peer = match (&row.peer_gets, &row.peer) {
+                (Some(gets), Some(rate)) => gets.describe(rate),
+                _ => "-".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "{}: arca {} | {peer_name} {peer}",
+                row.label,
+                arca.describe(&row.arca)
+            );
+        }
+    }
+}
+
+/// What the `rpm` and `apt-install` benchmarks found: rows of figures of Arca against a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonReport {
+    /// `"rpm"` or `"apt-install"`.
+    pub benchmark: &'static str,
+    /// The parameters, as the table's first line shows them.
+    pub parameters: String,
+    /// The peer's column heading.
+    pub peer_name: &'static str,
+    /// The figures.
+    pub rows: Vec<DebianFigure>,
+    /// Setup figures and anything else measured besides the rows, one line each.
+    pub setup: Vec<String>,
+    /// The `arca-node` binary run.
+    pub node_bin: String,
+    /// The peer, with its version.
+    pub peer: String,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl ComparisonReport {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "arca-bench {}  {}", self.benchmark, self.parameters);
+        figures(&mut out, &self.rows, self.peer_name);
+        for line in &self.setup {
+            let _ = writeln!(out, "setup: {line}");
+        }
         let _ = writeln!(out, "node: {}", self.node_bin);
         let _ = writeln!(out, "peer: {}", self.peer);
         for note in &self.notes {

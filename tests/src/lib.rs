@@ -13,6 +13,7 @@ pub mod pki;
 pub mod remote;
 pub mod remote_maven;
 pub mod remote_pypi;
+pub mod static_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -4,9 +4,10 @@
 //! (`hello` and the packages it needs, fetched by `scripts/install-clients.sh`) and packages built
 //! with `dpkg-deb` (one depending on another, in two components), uploaded with `arca artifact push
 //! debian`; `apt-get update` and `apt-get install --download-only` resolve and fetch them through a
-//! hosted registry, a remote one over it and a virtual one; a rotated key makes apt refuse the
-//! repository until it is given the new key; the firewall blocks a version an imported Debian OSV
-//! advisory names; and bad uploads are refused, storing nothing.
+//! hosted registry, a remote one over it, a remote one over a static mirror laid out as Debian's
+//! (its Release listing the plain `Packages` it serves only as `.xz`) and a virtual one; a rotated
+//! key makes apt refuse the repository until it is given the new key; the firewall blocks a
+//! version an imported Debian OSV advisory names; and bad uploads are refused, storing nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +16,7 @@ use anyhow::{Context, Result, ensure};
 use arca_tests::advisories::block_before;
 use arca_tests::clients::{ClientOutput, in_ci, require_client, run_command};
 use arca_tests::remote::{create_registry, local_registry, remote_registry, virtual_registry};
+use arca_tests::static_server::StaticServer;
 use arca_tests::{TestNode, http, raw_http, sha256_hex};
 use reqwest::StatusCode;
 
@@ -237,8 +239,10 @@ fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apt_installs_signed_packages_through_hosted_remote_and_virtual_registries() -> Result<()> {
     let test = "apt_installs_signed_packages_through_hosted_remote_and_virtual_registries";
-    if require_client("apt-get", test).is_none() || require_client("dpkg-deb", test).is_none() {
-        return Ok(());
+    for client in ["apt-get", "dpkg-deb", "xz", "python3"] {
+        if require_client(client, test).is_none() {
+            return Ok(());
+        }
     }
     let Some(real) = real_packages(test) else {
         return Ok(());
@@ -386,6 +390,59 @@ async fn apt_installs_signed_packages_through_hosted_remote_and_virtual_registri
             .context("hello fetched")?;
         ensure!(same_bytes(fetched_hello, &hello)?);
     }
+
+    // A remote registry over a static mirror laid out as Debian's own: its Release lists the plain
+    // Packages' hash, but the mirror serves only Packages.xz.
+    let mirror = tempfile::tempdir()?;
+    let get = |path: String| {
+        let url = format!("{}/debian/debs/{path}", node.url);
+        let token = node.admin_token.clone();
+        async move {
+            let response = http().get(url).bearer_auth(token).send().await?;
+            ensure!(response.status() == StatusCode::OK, "{}", response.status());
+            Ok::<_, anyhow::Error>(response.bytes().await?)
+        }
+    };
+    let packages = get("dists/stable/main/binary-amd64/Packages".into()).await?;
+    for filename in String::from_utf8_lossy(&packages)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Filename: "))
+    {
+        let path = mirror.path().join(filename);
+        std::fs::create_dir_all(path.parent().context("a directory")?)?;
+        std::fs::write(path, get(filename.to_string()).await?)?;
+    }
+    let index = mirror.path().join("dists/stable/main/binary-amd64");
+    std::fs::create_dir_all(&index)?;
+    let mut xz = Command::new("xz")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(&mut xz.stdin.take().context("xz's stdin")?, &packages)?;
+    let packages_xz = xz.wait_with_output()?.stdout;
+    std::fs::write(index.join("Packages.xz"), &packages_xz)?;
+    std::fs::write(
+        mirror.path().join("dists/stable/Release"),
+        format!(
+            "Origin: Mirror\nSuite: stable\nCodename: stable\nDate: Sat, 05 Dec 2026 00:00:00 UTC\n\
+             Architectures: amd64\nComponents: main\n\
+             SHA256:\n {} {} main/binary-amd64/Packages\n {} {} main/binary-amd64/Packages.xz\n",
+            sha256_hex(&packages),
+            packages.len(),
+            sha256_hex(&packages_xz),
+            packages_xz.len()
+        ),
+    )?;
+    let server = StaticServer::start(mirror.path())?;
+    create_registry(
+        &node,
+        remote_registry("debs-mirror", "DEBIAN", &server.url, "unused", 300),
+    )
+    .await?;
+    let config = configure_apt(&node, "debs-mirror", "main")?;
+    let fetched = Apt::new(config.path(), "debs-mirror")?.download(&["hello"])?;
+    ensure!(fetched.len() == real.len(), "{:?}", names(&fetched));
 
     // The firewall blocks a version an imported Debian advisory names.
     block_before(

@@ -7,12 +7,13 @@
 //! imported Red Hat OSV advisory names; and bad uploads are refused, storing nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use arca_tests::advisories::block_before;
 use arca_tests::clients::{ClientOutput, require_client, run_command};
 use arca_tests::remote::{create_registry, local_registry, remote_registry, virtual_registry};
+use arca_tests::static_server::StaticServer;
 use arca_tests::{TestNode, http, sha256_hex};
 use reqwest::StatusCode;
 
@@ -170,47 +171,6 @@ fn push(node: &TestNode, registry: &str, rpm: &Path) -> Result<std::process::Out
         registry,
         rpm.to_str().context("a UTF-8 path")?,
     ]))
-}
-
-/// A static file server on 127.0.0.1 over `dir` (python's), stopped when dropped.
-struct StaticServer {
-    child: Child,
-    url: String,
-}
-
-impl StaticServer {
-    fn start(dir: &Path) -> Result<StaticServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(StaticServer { child, url });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        anyhow::bail!("the static server did not start")
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

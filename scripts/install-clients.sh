@@ -268,6 +268,8 @@ apt_package() {
 }
 
 apt_install dpkg-deb dpkg
+apt_install xz xz-utils
+apt_install python3 python3
 apt_install rpmbuild rpm
 apt_install dnf dnf
 apt_package dnf-plugins-core

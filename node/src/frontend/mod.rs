@@ -126,6 +126,79 @@ pub fn public_key_response(
     )))
 }
 
+/// Where a member of a read's resolution order holds a file: its package and version, and for a
+/// remote member the SHA-256 its upstream's index lists (the fetch is checked against it).
+pub struct MemberFile {
+    pub package: String,
+    pub version: String,
+    pub upstream_sha256: Option<arca_protocol::Sha256>,
+}
+
+/// `GET` of the file at `path` (the upstream's path too) through `registry`: from the first member
+/// `locate` finds it in (`Ok(None)`: not there), unless the firewall blocks its version; a remote
+/// member fetches it once, checked against what its upstream lists. A member that fails is passed
+/// over; its error is answered when no other member has the file.
+pub async fn serve_from_members<'a>(
+    state: &AppState,
+    headers: &HeaderMap,
+    registry: &Registry,
+    path: &str,
+    mut locate: impl FnMut(
+        Registry,
+    ) -> futures::future::BoxFuture<'a, Result<Option<MemberFile>, ApiError>>,
+) -> Result<axum::response::Response, ApiError> {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    let mut failure = None;
+    for member in crate::proxy::resolution_order(state, registry) {
+        let found = match locate(member.clone()).await {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(error) => {
+                failure = Some(error);
+                continue;
+            }
+        };
+        crate::policy::firewall::check_member(
+            &state.meta.view()?,
+            &member,
+            &found.package,
+            &found.version,
+            state.now_ms(),
+        )?;
+        let fetched = crate::proxy::find_or_fetch_file(
+            state,
+            std::slice::from_ref(&member),
+            (&found.package, &found.version, file),
+            |candidate| {
+                (candidate.kind == RegistryKind::Remote).then(|| {
+                    (
+                        path.to_string(),
+                        crate::proxy::Expected {
+                            sha256: found.upstream_sha256,
+                            ..Default::default()
+                        },
+                    )
+                })
+            },
+        )
+        .await;
+        match fetched {
+            Ok(Some((_, blob))) => {
+                return Ok(serve_blob(state, headers, &blob, |message| {
+                    axum::response::IntoResponse::into_response(ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "RANGE",
+                        message,
+                    ))
+                }));
+            }
+            Ok(None) | Err(crate::proxy::ProxyError::NotFound(_)) => {}
+            Err(error) => failure = Some(ApiError::from(error)),
+        }
+    }
+    Err(failure.unwrap_or_else(|| ApiError::not_found(format!("{path} not found"))))
+}
+
 /// Splits a front-end's path `/<segment>/<registry>/<rest>` into the registry and the rest.
 pub fn registry_and_rest<'p>(path: &'p str, segment: &str) -> Option<(&'p str, &'p str)> {
     path.strip_prefix('/')?

@@ -46,10 +46,9 @@ use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::ecosystems::debian_version;
 use crate::frontend::package_index::{KeptByHash, PackageIndexes, Parts, Served};
-use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
+use crate::frontend::{ApiError, BlobCursor, MemberFile, receive_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
-use crate::policy::firewall;
-use crate::proxy::{self, Expected, ProxyError};
+use crate::proxy;
 use crate::signing::RepositoryKey;
 use index::{CONTROL, IndexKey};
 
@@ -506,59 +505,34 @@ fn hosted_version(
 /// the SHA-256 its upstream's `Packages` lists), unless the firewall blocks the version.
 async fn download(ctx: &Context<'_>, path: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let not_found = || ApiError::not_found(format!("{path} not found"));
     let file = path.rsplit('/').next().unwrap_or_default();
-    let (package, version_in_name, _) = pool_file_parts(file).ok_or_else(not_found)?;
-    let mut failure = None;
-    for member in proxy::resolution_order(ctx.state, &registry) {
-        let (version, expected) = if member.kind == RegistryKind::Remote {
-            match remote::pool_file(ctx, &member, path).await {
-                Ok(Some(listed)) => (listed.version, Some(listed.sha256)),
-                Ok(None) => continue,
-                Err(error) => {
-                    failure = Some(error);
-                    continue;
-                }
-            }
-        } else {
-            let view = ctx.state.meta.view()?;
-            match hosted_version(&view, &member, package, version_in_name, file)? {
-                Some(version) => (version, None),
-                None => continue,
-            }
-        };
-        let now = ctx.state.now_ms();
-        firewall::check_member(&ctx.state.meta.view()?, &member, package, &version, now)?;
-        let upstream_path = path.to_string();
-        let found = proxy::find_or_fetch_file(
-            ctx.state,
-            std::slice::from_ref(&member),
-            (package, &version, file),
-            |candidate| {
-                (candidate.kind == RegistryKind::Remote).then(|| {
-                    (
-                        upstream_path.clone(),
-                        Expected {
-                            sha256: expected,
-                            ..Expected::default()
-                        },
-                    )
-                })
-            },
-        )
-        .await;
-        match found {
-            Ok(Some((_, blob))) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                        .into_response()
-                }));
-            }
-            Ok(None) | Err(ProxyError::NotFound(_)) => {}
-            Err(error) => failure = Some(ApiError::from(error)),
-        }
-    }
-    Err(failure.unwrap_or_else(not_found))
+    let (package, version_in_name, _) =
+        pool_file_parts(file).ok_or_else(|| ApiError::not_found(format!("{path} not found")))?;
+    crate::frontend::serve_from_members(ctx.state, ctx.headers, &registry, path, |member| {
+        Box::pin(async move {
+            let member = &member;
+            let found = if member.kind == RegistryKind::Remote {
+                remote::pool_file(ctx, member, path)
+                    .await?
+                    .map(|listed| (listed.version, Some(listed.sha256)))
+            } else {
+                hosted_version(
+                    &ctx.state.meta.view()?,
+                    member,
+                    package,
+                    version_in_name,
+                    file,
+                )?
+                .map(|version| (version, None))
+            };
+            Ok(found.map(|(version, upstream_sha256)| MemberFile {
+                package: package.to_string(),
+                version,
+                upstream_sha256,
+            }))
+        })
+    })
+    .await
 }
 
 /// The pool directory of a package: `pool/<first letter>/<name>/`, or `pool/lib<letter>/...` for

@@ -37,10 +37,9 @@ use bytes::Bytes;
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::frontend::package_index::{KeptByHash, PackageIndexes, Served};
-use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
+use crate::frontend::{ApiError, BlobCursor, MemberFile, receive_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
-use crate::policy::firewall;
-use crate::proxy::{self, Expected, ProxyError};
+use crate::proxy;
 use crate::signing::RepositoryKey;
 use metadata::{Listed, MetadataFile};
 
@@ -346,66 +345,38 @@ fn package_location(name: &str, file: &str) -> String {
 /// version.
 async fn download(ctx: &Context<'_>, path: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
-    let not_found = || ApiError::not_found(format!("{path} not found"));
     let file = path.rsplit('/').next().unwrap_or_default();
-    let mut failure = None;
-    for member in proxy::resolution_order(ctx.state, &registry) {
-        let (package, version, expected) = if member.kind == RegistryKind::Remote {
-            match remote::package(ctx, &member, path).await {
-                Ok(Some(listed)) => (listed.name, listed.evr, Some(listed.sha256)),
-                Ok(None) => continue,
-                Err(error) => {
-                    failure = Some(error);
-                    continue;
-                }
+    crate::frontend::serve_from_members(ctx.state, ctx.headers, &registry, path, |member| {
+        Box::pin(async move {
+            let member = &member;
+            if member.kind == RegistryKind::Remote {
+                return Ok(remote::package(ctx, member, path)
+                    .await?
+                    .map(|listed| MemberFile {
+                        package: listed.name,
+                        version: listed.evr,
+                        upstream_sha256: Some(listed.sha256),
+                    }));
             }
-        } else {
             let parts: Vec<&str> = path.split('/').collect();
             let ["Packages", name, _] = parts.as_slice() else {
-                continue;
+                return Ok(None);
             };
-            let view = ctx.state.meta.view()?;
-            match view
+            Ok(ctx
+                .state
+                .meta
+                .view()?
                 .versions(&member.name, name)?
                 .into_iter()
                 .find(|version| version.files.contains_key(file))
-            {
-                Some(version) => (name.to_string(), version.name, None),
-                None => continue,
-            }
-        };
-        let now = ctx.state.now_ms();
-        firewall::check_member(&ctx.state.meta.view()?, &member, &package, &version, now)?;
-        let upstream_path = path.to_string();
-        let found = proxy::find_or_fetch_file(
-            ctx.state,
-            std::slice::from_ref(&member),
-            (&package, &version, file),
-            |candidate| {
-                (candidate.kind == RegistryKind::Remote).then(|| {
-                    (
-                        upstream_path.clone(),
-                        Expected {
-                            sha256: expected,
-                            ..Expected::default()
-                        },
-                    )
-                })
-            },
-        )
-        .await;
-        match found {
-            Ok(Some((_, blob))) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                        .into_response()
-                }));
-            }
-            Ok(None) | Err(ProxyError::NotFound(_)) => {}
-            Err(error) => failure = Some(ApiError::from(error)),
-        }
-    }
-    Err(failure.unwrap_or_else(not_found))
+                .map(|version| MemberFile {
+                    package: name.to_string(),
+                    version: version.name,
+                    upstream_sha256: None,
+                }))
+        })
+    })
+    .await
 }
 
 /// `PUT upload`: stores an `.rpm` (its headers say what it is); 409 when its file exists.

@@ -59,42 +59,50 @@ const INDEX_LIMIT: Duration = Duration::from_secs(120);
 /// How a cleartext-signed `InRelease` starts.
 const SIGNED: &str = "-----BEGIN PGP SIGNED MESSAGE-----";
 
+/// The options `arca-bench debian` and `rpm` share: how many packages, runs and clients, and
+/// where the node and the files are.
+#[derive(Debug, clap::Args)]
+pub struct IndexRuns {
+    /// Packages in the repositories before the measured runs.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub packages: u64,
+    /// Runs of each measurement (each run adds one package).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub runs: u64,
+    /// Concurrent clients of the GETs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub clients: u64,
+    /// Seconds each run of the GETs lasts.
+    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
+    pub seconds: f64,
+    /// The `arca-node` binary to run (default: the one beside this binary).
+    #[arg(long, value_name = "PATH")]
+    pub node_bin: Option<PathBuf>,
+    /// Directory under which a temporary directory for the packages, the node's data and the
+    /// peer's repository is made (and removed at the end). Defaults to the current directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `arca-bench debian`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Packages in the repositories before the measured runs.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    packages: u64,
-    /// Runs of each measurement (each run adds one package).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
-    runs: u64,
-    /// Concurrent clients of the GETs.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    clients: u64,
-    /// Seconds each run of the GETs lasts.
-    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
-    seconds: f64,
+    #[command(flatten)]
+    pub index: IndexRuns,
     /// Packages per `reprepro includedeb` while loading reprepro (setup, not measured).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     batch: u64,
     /// The reprepro program.
     #[arg(long, default_value = "reprepro")]
     reprepro: PathBuf,
-    /// The `arca-node` binary to run (default: the one beside this binary).
-    #[arg(long, value_name = "PATH")]
-    node_bin: Option<PathBuf>,
-    /// Directory under which a temporary directory for the packages, the node's data and the
-    /// reprepro repository is made (and removed at the end). Defaults to the current directory.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let bin = scale::node_binary(args.node_bin.as_deref())?;
+    let bin = scale::node_binary(args.index.node_bin.as_deref())?;
     let reprepro = match reprepro_version(&args.reprepro) {
         Ok(version) => Some(version),
         Err(error) => {
@@ -105,14 +113,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
-    let (temp, root) = common::temp_root(&args.dir)?;
+    let (temp, root) = common::temp_root(&args.index.dir)?;
     let measured = measure(&args, &bin, &root, reprepro).await;
     let removed = temp
         .close()
         .with_context(|| format!("removing {}", root.display()));
     let report = measured?;
     removed?;
-    if args.json {
+    if args.index.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
@@ -158,14 +166,14 @@ async fn measure(
     root: &Path,
     reprepro_version: Option<String>,
 ) -> anyhow::Result<DebianReport> {
-    let clients = usize::try_from(args.clients).context("--clients is too large")?;
-    let runs = usize::try_from(args.runs).context("--runs is too large")?;
+    let clients = usize::try_from(args.index.clients).context("--clients is too large")?;
+    let runs = usize::try_from(args.index.runs).context("--runs is too large")?;
     let batch = usize::try_from(args.batch).context("--batch is too large")?;
-    let packages = usize::try_from(args.packages).context("--packages is too large")?;
+    let packages = usize::try_from(args.index.packages).context("--packages is too large")?;
 
     let started = Instant::now();
     let dir = root.join("debs");
-    let total = args.packages + args.runs;
+    let total = args.index.packages + args.index.runs;
     let debs = Arc::new(
         common::blocking(move || {
             generate(&dir, total, |name| {
@@ -202,7 +210,7 @@ async fn measure(
         Auth::Bearer(token),
         clients,
     )?;
-    let loaded = load_arca(&arca, &debs, args.packages).await?;
+    let loaded = load_arca(&arca, &debs, args.index.packages).await?;
     let peer = match reprepro_version {
         Some(version) => {
             let files: Vec<PathBuf> = debs[..packages].iter().map(|d| d.path.clone()).collect();
@@ -214,7 +222,7 @@ async fn measure(
     let timing = Timing {
         clients,
         runs,
-        seconds: Duration::from_secs_f64(args.seconds),
+        seconds: Duration::from_secs_f64(args.index.seconds),
     };
     let gets = measure_gets(&timing, &arca, &loaded.index, peer.as_ref()).await?;
     let added = add_one_by_one(&arca, peer.as_ref(), &debs[packages..]).await?;
@@ -244,10 +252,10 @@ async fn measure(
     rows.extend(gets);
     Ok(DebianReport {
         benchmark: "debian",
-        packages: args.packages,
+        packages: args.index.packages,
         runs,
         clients,
-        seconds: args.seconds,
+        seconds: args.index.seconds,
         node_bin: bin.display().to_string(),
         peer: peer.as_ref().map_or_else(
             || "missing (apt-get install reprepro)".to_owned(),
@@ -455,7 +463,7 @@ fn notes(args: &Args) -> Vec<String> {
              its own paragraphs) from memory through a plain static server (axum), the limit of \
              serving them; measured before the runs add their packages; the clients, the static \
              server (in this process) and the node share the machine's cores",
-            args.clients, args.seconds, args.packages
+            args.index.clients, args.index.seconds, args.index.packages
         ),
         "the files differ: reprepro's paragraphs carry SHA1 besides MD5sum and SHA256, so its \
          files are larger; MiB/s is the median req/s times the file's bytes"

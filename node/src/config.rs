@@ -123,6 +123,18 @@ pub struct Config {
     pub scrub_bytes_per_second: u64,
     /// How often a scrub pass starts, in seconds.
     pub scrub_interval_seconds: u64,
+    /// Where chunks are kept: `s3://<bucket>/<prefix>`, an S3-compatible bucket the nodes of a
+    /// site share (credentials from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`); not set,
+    /// the local chunk directory under `data_dir`.
+    pub storage: Option<StorageUrl>,
+    /// The object store's endpoint (`https://s3.example.com`); not set, AWS by region.
+    pub storage_endpoint: Option<String>,
+    /// The region requests to the object store are signed for.
+    pub storage_region: Option<String>,
+    /// PEM CA certificates the object store is trusted by, besides the system's store.
+    pub storage_ca_file: Option<PathBuf>,
+    /// Address the bucket in the host name (`<bucket>.<endpoint>`) instead of the path.
+    pub storage_virtual_hosted: bool,
 }
 
 impl Default for Config {
@@ -161,6 +173,11 @@ impl Default for Config {
             min_free_bytes: 1024 * 1024 * 1024,
             scrub_bytes_per_second: 16 * 1024 * 1024,
             scrub_interval_seconds: 7 * 24 * 3600,
+            storage: None,
+            storage_endpoint: None,
+            storage_region: None,
+            storage_ca_file: None,
+            storage_virtual_hosted: false,
         }
     }
 }
@@ -217,6 +234,19 @@ pub struct Overrides {
     /// The URL clients reach this node by, for absolute URLs in answers [env ARCA_PUBLIC_URL].
     #[arg(long, value_name = "URL")]
     pub public_url: Option<PublicUrl>,
+    /// Keep chunks in this S3-compatible bucket, shared by the site's nodes [default: the local
+    /// chunk directory; env ARCA_STORAGE].
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub storage: Option<StorageUrl>,
+    /// The object store's endpoint URL [env ARCA_STORAGE_ENDPOINT].
+    #[arg(long, value_name = "URL")]
+    pub storage_endpoint: Option<String>,
+    /// The region object-store requests are signed for [env ARCA_STORAGE_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub storage_region: Option<String>,
+    /// Also trust these PEM CA certificates for the object store [env ARCA_STORAGE_CA_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub storage_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -231,7 +261,8 @@ impl Config {
     /// `ARCA_MAX_CONNECTIONS_PER_SOURCE`, `ARCA_BODY_IDLE_TIMEOUT_MS`,
     /// `ARCA_MAX_CONCURRENT_UPLOADS`, `ARCA_MIN_FREE_BYTES`,
     /// `ARCA_SCRUB_BYTES_PER_SECOND`,
-    /// `ARCA_SCRUB_INTERVAL_SECONDS`), then `flags`.
+    /// `ARCA_SCRUB_INTERVAL_SECONDS`, `ARCA_STORAGE`, `ARCA_STORAGE_ENDPOINT`,
+    /// `ARCA_STORAGE_REGION`, `ARCA_STORAGE_CA_FILE`, `ARCA_STORAGE_VIRTUAL_HOSTED`), then `flags`.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
@@ -322,6 +353,23 @@ impl Config {
             "ARCA_SCRUB_INTERVAL_SECONDS",
             &mut config.scrub_interval_seconds,
         )?;
+        env_override(
+            &env,
+            "ARCA_STORAGE_VIRTUAL_HOSTED",
+            &mut config.storage_virtual_hosted,
+        )?;
+        if let Some(value) = env("ARCA_STORAGE") {
+            config.storage =
+                Some(
+                    value
+                        .parse()
+                        .map_err(|e: StorageUrlError| ConfigError::Env {
+                            name: "ARCA_STORAGE",
+                            value: value.clone(),
+                            reason: e.to_string(),
+                        })?,
+                );
+        }
         if env("ARCA_PUBLIC_URL").is_some() {
             let mut url = PublicUrl(String::new());
             env_override(&env, "ARCA_PUBLIC_URL", &mut url)?;
@@ -350,6 +398,8 @@ impl Config {
             ("ARCA_ADVERTISE_QUIC", &mut config.advertise_quic),
             ("ARCA_JOIN", &mut config.join),
             ("ARCA_JOIN_TOKEN", &mut config.join_token),
+            ("ARCA_STORAGE_ENDPOINT", &mut config.storage_endpoint),
+            ("ARCA_STORAGE_REGION", &mut config.storage_region),
         ] {
             if let Some(value) = env(name) {
                 *target = Some(value);
@@ -359,6 +409,7 @@ impl Config {
             ("ARCA_TLS_CERT", &mut config.tls_cert),
             ("ARCA_TLS_KEY", &mut config.tls_key),
             ("ARCA_UPSTREAM_CA_FILE", &mut config.upstream_ca_file),
+            ("ARCA_STORAGE_CA_FILE", &mut config.storage_ca_file),
         ] {
             if let Some(value) = env(name) {
                 *target = Some(PathBuf::from(value));
@@ -381,7 +432,14 @@ impl Config {
             http_redirect,
             trusted_proxies,
             public_url,
+            storage,
+            storage_endpoint,
+            storage_region,
+            storage_ca_file,
         } = flags;
+        if storage.is_some() {
+            config.storage = storage;
+        }
         if public_url.is_some() {
             config.public_url = public_url;
         }
@@ -402,6 +460,8 @@ impl Config {
             (&mut config.advertise_quic, advertise_quic),
             (&mut config.join, join),
             (&mut config.join_token, join_token),
+            (&mut config.storage_endpoint, storage_endpoint),
+            (&mut config.storage_region, storage_region),
         ] {
             if value.is_some() {
                 *target = value;
@@ -414,6 +474,7 @@ impl Config {
             (&mut config.tls_cert, tls_cert),
             (&mut config.tls_key, tls_key),
             (&mut config.upstream_ca_file, upstream_ca_file),
+            (&mut config.storage_ca_file, storage_ca_file),
         ] {
             if value.is_some() {
                 *target = value;
@@ -493,6 +554,77 @@ impl<'de> Deserialize<'de> for PublicUrl {
         String::deserialize(deserializer)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An object store location: `s3://<bucket>/<prefix>` (the prefix may be empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUrl {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, without leading or trailing `/`.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// A storage location that is not `s3://<bucket>/<prefix>`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is not an object store location: s3://<bucket>/<prefix> (leave it out for the local chunk directory)"
+)]
+pub struct StorageUrlError(String);
+
+impl std::str::FromStr for StorageUrl {
+    type Err = StorageUrlError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || StorageUrlError(text.to_string());
+        let rest = text.strip_prefix("s3://").ok_or_else(invalid)?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        let prefix = prefix.trim_matches('/');
+        let prefix_ok = prefix
+            .split('/')
+            .all(|part| part != "." && part != ".." && (prefix.is_empty() || !part.is_empty()));
+        if !bucket_ok || !prefix_ok {
+            return Err(invalid());
+        }
+        Ok(StorageUrl {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// The bucket chunks are kept in, when `storage` names one (credentials from the
+    /// environment).
+    pub fn bucket(&self) -> Option<crate::blob::BucketSettings> {
+        let storage = self.storage.as_ref()?;
+        Some(crate::blob::BucketSettings {
+            bucket: storage.bucket.clone(),
+            prefix: storage.prefix.clone(),
+            endpoint: self.storage_endpoint.clone(),
+            region: self.storage_region.clone(),
+            virtual_hosted: self.storage_virtual_hosted,
+            ca_file: self.storage_ca_file.clone(),
+        })
     }
 }
 
@@ -636,5 +768,58 @@ mod tests {
             config.public_url.map(|url| url.0),
             Some("https://r.example".into())
         );
+    }
+
+    #[test]
+    fn storage_is_an_s3_location_from_file_env_or_flags_and_local_without_one() {
+        assert!(
+            Config::default().bucket().is_none(),
+            "local chunks by default"
+        );
+        let parsed: StorageUrl = "s3://arca-chunks/site-a/".parse().expect("valid");
+        assert_eq!(
+            (parsed.bucket.as_str(), parsed.prefix.as_str()),
+            ("arca-chunks", "site-a")
+        );
+        let bare: StorageUrl = "s3://arca-chunks".parse().expect("no prefix");
+        assert_eq!(bare.prefix, "");
+        for invalid in [
+            "arca-chunks",
+            "gs://b/p",
+            "s3://Bad_Bucket/p",
+            "s3://b/p",
+            "s3://bucket/a/../b",
+        ] {
+            assert!(invalid.parse::<StorageUrl>().is_err(), "{invalid}");
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("arca.toml");
+        std::fs::write(
+            &file,
+            "storage = \"s3://from-file/p\"\nstorage_endpoint = \"http://127.0.0.1:3900\"\n",
+        )
+        .expect("write");
+        let env = |name: &str| match name {
+            "ARCA_STORAGE_REGION" => Some("garage".to_string()),
+            "ARCA_STORAGE_VIRTUAL_HOSTED" => Some("true".to_string()),
+            _ => None,
+        };
+        let config = Config::load(Some(&file), env, Overrides::default()).expect("config");
+        let bucket = config.bucket().expect("a bucket");
+        assert_eq!(bucket.bucket, "from-file");
+        assert_eq!(bucket.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(bucket.region.as_deref(), Some("garage"));
+        assert!(bucket.virtual_hosted);
+        let flags = Overrides {
+            storage: Some("s3://from-flag/q".parse().expect("valid")),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&file), |_: &str| None, flags).expect("config");
+        assert_eq!(
+            config.bucket().map(|b| b.bucket),
+            Some("from-flag".to_string())
+        );
+        let bad = |name: &str| (name == "ARCA_STORAGE").then(|| "/srv/chunks".to_string());
+        assert!(Config::load(None, bad, Overrides::default()).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod blob;
 pub mod blocking;
+pub mod breaker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -120,6 +121,9 @@ pub enum NodeError {
     /// The cache of a cache node could not be opened.
     #[error("cache: {0}")]
     Cache(#[from] blob::BlobError),
+    /// The object store chunks are kept in could not be used.
+    #[error(transparent)]
+    Storage(#[from] blob::BucketError),
     /// The HTTPS certificate or key could not be used.
     #[error("HTTPS: {0}")]
     Tls(String),
@@ -199,12 +203,19 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let chunks = Arc::new(
-        ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?,
-    );
+    let chunks = Arc::new(match config.bucket() {
+        Some(bucket) => {
+            let disk = blob::BucketDisk::open(&bucket)?;
+            tracing::info!(bucket = %bucket.bucket, prefix = %bucket.prefix, "chunks kept in object storage");
+            ChunkStore::on(Arc::new(disk), config.chunk_cache_bytes as usize)
+        }
+        None => {
+            ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?
+        }
+    });
     chunks.set_min_free(config.min_free_bytes);
     chunks.limit_writers(usize::try_from(config.max_concurrent_uploads).unwrap_or(usize::MAX));
-    if config.role == NodeRole::Cache {
+    if config.role == NodeRole::Cache || chunks.in_object_store() {
         let tiered = TieredChunkCache::open(
             &data_dir.join("cache"),
             config.cache_memory_bytes as usize,

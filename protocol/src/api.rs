@@ -596,6 +596,14 @@ pub struct GcReport {
     pub kept_in_grace: u64,
     /// Whether nothing was removed on purpose.
     pub dry_run: bool,
+    /// On an object store several nodes share, where removed chunks wait in a trash for the next
+    /// collection: trashed chunks deleted for good (in the trash for the grace period, still
+    /// unreferenced).
+    #[serde(default)]
+    pub purged: u64,
+    /// Trashed chunks put back because a version took them up after they were trashed.
+    #[serde(default)]
+    pub restored: u64,
 }
 
 /// `POST /api/v1/registries/{registry}/cleanup?dry_run=true|false`.

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use arca_protocol::api::{ClusterStatus, JoinTokenInfo};
 
-use crate::TestNode;
+use crate::{TestNode, http, sha256_hex};
 
 /// A member of a [`TestCluster`].
 pub struct Member {
@@ -19,6 +19,16 @@ pub struct Member {
     pub site: String,
     /// Its inter-node address.
     pub quic: String,
+}
+
+/// How to start one member of a [`TestCluster`].
+pub struct MemberSpec<'a> {
+    /// Its site.
+    pub site: &'a str,
+    /// Arguments of its own (`--storage ...`, say).
+    pub args: Vec<String>,
+    /// Environment variables of its own.
+    pub env: Vec<(&'a str, &'a str)>,
 }
 
 /// A cluster of `arca-node` processes.
@@ -69,20 +79,36 @@ impl TestCluster {
 
     /// [`TestCluster::start`] with environment variables for every node.
     pub async fn start_with(sites: &[&str], env: &[(&str, &str)]) -> Result<TestCluster> {
-        let (first, rest) = sites.split_first().context("at least one site")?;
-        let founder = start_member(1, first, &[], env)?;
+        let members: Vec<MemberSpec> = sites
+            .iter()
+            .map(|site| MemberSpec {
+                site,
+                args: Vec::new(),
+                env: env.to_vec(),
+            })
+            .collect();
+        Self::start_members(&members).await
+    }
+
+    /// Starts one full node per spec (the first founds the cluster, the others join), each with
+    /// its own arguments and environment, and waits until every node is a voter with no lag.
+    pub async fn start_members(members: &[MemberSpec<'_>]) -> Result<TestCluster> {
+        let (first, rest) = members.split_first().context("at least one member")?;
+        let founder_args: Vec<&str> = first.args.iter().map(String::as_str).collect();
+        let founder = start_member(1, first.site, &founder_args, &first.env)?;
         let mut cluster = TestCluster {
             members: vec![founder],
             join_token: String::new(),
         };
         cluster.join_token = cluster.create_join_token().await?;
-        for site in rest {
-            cluster.join(site, &[], env)?;
+        for spec in rest {
+            let extra: Vec<&str> = spec.args.iter().map(String::as_str).collect();
+            cluster.join(spec.site, &extra, &spec.env)?;
         }
-        let voters = sites.len().min(5);
+        let voters = members.len().min(5);
         cluster
             .wait_for_status(0, "every node a voter, none lagging", |status| {
-                status.nodes.len() == sites.len()
+                status.nodes.len() == members.len()
                     && status
                         .nodes
                         .iter()
@@ -192,5 +218,123 @@ impl TestCluster {
     /// The value of a metric (summed over its label sets matching `labels`) on member `index`.
     pub async fn metric(&self, index: usize, name: &str, labels: &str) -> Result<f64> {
         crate::metric(self.url(index), name, labels).await
+    }
+}
+
+/// Creates a registry of `package_type` through member 0.
+pub async fn create_registry(cluster: &TestCluster, name: &str, package_type: &str) -> Result<()> {
+    create_registry_with(
+        cluster,
+        serde_json::json!({"name": name, "package_type": package_type}),
+    )
+    .await
+}
+
+/// Creates a registry from a full creation body through member 0.
+pub async fn create_registry_with(cluster: &TestCluster, body: serde_json::Value) -> Result<()> {
+    let response = http()
+        .post(format!("{}/api/v1/registries", cluster.url(0)))
+        .bearer_auth(cluster.admin_token())
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(
+        response.status().as_u16() == 201,
+        "create registry: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(())
+}
+
+/// The URL of a generic file at member `index`.
+pub fn file_url(cluster: &TestCluster, index: usize, registry: &str, path: &str) -> String {
+    format!("{}/generic/{registry}/{path}", cluster.url(index))
+}
+
+/// PUTs a file at member `index`; returns the HTTP status (and prints the body of a refusal).
+pub async fn put(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<u16> {
+    let response = http()
+        .put(file_url(cluster, index, registry, path))
+        .bearer_auth(cluster.admin_token())
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    if status != 201 {
+        eprintln!(
+            "PUT {path} at member {index}: {status} {}",
+            response.text().await?
+        );
+    }
+    Ok(status)
+}
+
+/// GETs a file at member `index`: status and body.
+pub async fn get(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+) -> Result<(u16, Vec<u8>)> {
+    let response = http()
+        .get(file_url(cluster, index, registry, path))
+        .bearer_auth(cluster.admin_token())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.bytes().await?.to_vec()))
+}
+
+/// Checks that member `index` serves `expected` at `path`. Reads are answered from the member's own
+/// applied state, so on a member other than the writer a new file may take a moment to appear (up to
+/// 10 s here); a wrong body fails at once.
+pub async fn expect_file(
+    cluster: &TestCluster,
+    index: usize,
+    registry: &str,
+    path: &str,
+    expected: &[u8],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = get(cluster, index, registry, path).await?;
+        if status != 404 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    ensure!(status == 200, "GET {path} at member {index}: {status}");
+    ensure!(
+        sha256_hex(&body) == sha256_hex(expected),
+        "GET {path} at member {index}: {} bytes that differ from the {} pushed",
+        body.len(),
+        expected.len()
+    );
+    Ok(())
+}
+
+/// Waits until member `index` reports no blobs pending for its site.
+pub async fn wait_replicated(cluster: &TestCluster, index: usize) -> Result<()> {
+    let site = format!("site=\"{}\"", cluster.members[index].site);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = cluster
+            .metric(index, "arca_replication_pending_blobs", &site)
+            .await?;
+        let blobs = cluster.metric(index, "arca_blobs", "").await?;
+        if pending == 0.0 && blobs > 0.0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("member {index} still has {pending} blobs pending after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -8,6 +8,7 @@
 pub mod advisories;
 pub mod clients;
 pub mod cluster;
+pub mod garage;
 pub mod oci;
 pub mod pki;
 pub mod remote;

@@ -4,125 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use arca_tests::cluster::TestCluster;
+use anyhow::{Context, Result, ensure};
+use arca_tests::cluster::{
+    TestCluster, create_registry, create_registry_with, expect_file, file_url, get, put,
+    wait_replicated,
+};
 use arca_tests::oci::{Layout, Skopeo, host_of, sample_layers};
 use arca_tests::{clients::require_client, http, pseudo_random_bytes, sha256_hex};
-
-async fn create_registry(cluster: &TestCluster, name: &str, package_type: &str) -> Result<()> {
-    create_registry_with(
-        cluster,
-        serde_json::json!({"name": name, "package_type": package_type}),
-    )
-    .await
-}
-
-async fn create_registry_with(cluster: &TestCluster, body: serde_json::Value) -> Result<()> {
-    let response = http()
-        .post(format!("{}/api/v1/registries", cluster.url(0)))
-        .bearer_auth(cluster.admin_token())
-        .json(&body)
-        .send()
-        .await?;
-    ensure!(
-        response.status().as_u16() == 201,
-        "create registry: {} {}",
-        response.status(),
-        response.text().await?
-    );
-    Ok(())
-}
-
-fn file_url(cluster: &TestCluster, index: usize, registry: &str, path: &str) -> String {
-    format!("{}/generic/{registry}/{path}", cluster.url(index))
-}
-
-/// PUTs a file at member `index`; returns the HTTP status (and prints the body of a refusal).
-async fn put(
-    cluster: &TestCluster,
-    index: usize,
-    registry: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> Result<u16> {
-    let response = http()
-        .put(file_url(cluster, index, registry, path))
-        .bearer_auth(cluster.admin_token())
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    if status != 201 {
-        eprintln!(
-            "PUT {path} at member {index}: {status} {}",
-            response.text().await?
-        );
-    }
-    Ok(status)
-}
-
-/// GETs a file at member `index`: status and body.
-async fn get(
-    cluster: &TestCluster,
-    index: usize,
-    registry: &str,
-    path: &str,
-) -> Result<(u16, Vec<u8>)> {
-    let response = http()
-        .get(file_url(cluster, index, registry, path))
-        .bearer_auth(cluster.admin_token())
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.bytes().await?.to_vec()))
-}
-
-/// Checks that member `index` serves `expected` at `path`. Reads are answered from the member's own
-/// applied state, so on a member other than the writer a new file may take a moment to appear (up to
-/// 10 s here); a wrong body fails at once.
-async fn expect_file(
-    cluster: &TestCluster,
-    index: usize,
-    registry: &str,
-    path: &str,
-    expected: &[u8],
-) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (status, body) = loop {
-        let (status, body) = get(cluster, index, registry, path).await?;
-        if status != 404 || Instant::now() > deadline {
-            break (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    ensure!(status == 200, "GET {path} at member {index}: {status}");
-    ensure!(
-        sha256_hex(&body) == sha256_hex(expected),
-        "GET {path} at member {index}: {} bytes that differ from the {} pushed",
-        body.len(),
-        expected.len()
-    );
-    Ok(())
-}
-
-/// Waits until member `index` reports no blobs pending for its site.
-async fn wait_replicated(cluster: &TestCluster, index: usize) -> Result<()> {
-    let site = format!("site=\"{}\"", cluster.members[index].site);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pending = cluster
-            .metric(index, "arca_replication_pending_blobs", &site)
-            .await?;
-        let blobs = cluster.metric(index, "arca_blobs", "").await?;
-        if pending == 0.0 && blobs > 0.0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("member {index} still has {pending} blobs pending after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_sites_serve_what_one_site_pushed() -> Result<()> {

@@ -47,6 +47,8 @@ impl Row for GcReport {
         "REMOVED",
         "FREED",
         "KEPT IN GRACE",
+        "TRASH PURGED",
+        "TRASH RESTORED",
         "DRY RUN",
     ];
 
@@ -57,6 +59,8 @@ impl Row for GcReport {
             self.removed.to_string(),
             bytes(self.removed_bytes),
             self.kept_in_grace.to_string(),
+            self.purged.to_string(),
+            self.restored.to_string(),
             self.dry_run.to_string(),
         ]
     }

@@ -52,6 +52,12 @@ struct TierLabels {
     tier: &'static str,
 }
 
+/// Labels of object-storage requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StorageRequestLabels {
+    request: &'static str,
+}
+
 /// Every metric a node exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -101,6 +107,12 @@ pub struct Metrics {
     remote_errors: Family<RegistryLabels, Counter>,
     remote_stale: Family<RegistryLabels, Counter>,
     remote_upstream_millis: Family<RegistryLabels, Counter>,
+    storage_requests: Family<StorageRequestLabels, Counter>,
+    storage_errors: Counter,
+    storage_refused: Counter,
+    storage_request_micros: Counter,
+    storage_bytes_read: Counter,
+    storage_bytes_written: Counter,
 }
 
 impl Default for Metrics {
@@ -138,6 +150,12 @@ impl Metrics {
             chunk_bytes_written: Counter::default(),
             corrupt_chunk_reads: Counter::default(),
             chunk_cache_hits: Counter::default(),
+            storage_requests: Family::default(),
+            storage_errors: Counter::default(),
+            storage_refused: Counter::default(),
+            storage_request_micros: Counter::default(),
+            storage_bytes_read: Counter::default(),
+            storage_bytes_written: Counter::default(),
             gc_runs: Counter::default(),
             gc_chunks_removed: Counter::default(),
             gc_bytes_removed: Counter::default(),
@@ -268,6 +286,40 @@ impl Metrics {
                 "Bytes written to the chunk store",
                 metrics.chunk_bytes_written.clone(),
             );
+            registry.register(
+                "storage_requests",
+                "Requests sent to the object store chunks live in, by kind",
+                metrics.storage_requests.clone(),
+            );
+            for (name, help, counter) in [
+                (
+                    "storage_errors",
+                    "Object-store requests that failed after their retries",
+                    &metrics.storage_errors,
+                ),
+                (
+                    "storage_refused",
+                    "Object-store requests refused at once while its circuit was open",
+                    &metrics.storage_refused,
+                ),
+                (
+                    "storage_request_microseconds",
+                    "Time spent in object-store requests, in microseconds",
+                    &metrics.storage_request_micros,
+                ),
+                (
+                    "storage_bytes_read",
+                    "Bytes read from the object store",
+                    &metrics.storage_bytes_read,
+                ),
+                (
+                    "storage_bytes_written",
+                    "Bytes written to the object store",
+                    &metrics.storage_bytes_written,
+                ),
+            ] {
+                registry.register(name, help, counter.clone());
+            }
             registry.register(
                 "chunk_cache_hits",
                 "Chunk reads served from the memory tier",
@@ -430,6 +482,24 @@ impl Metrics {
             (&self.peer_bytes_sent, &transfer.chunk_bytes_sent),
         ] {
             catch_up(counter, source.load(Ordering::Relaxed));
+        }
+        if let Some(bucket) = state.chunks.bucket_stats() {
+            for (request, count) in crate::blob::REQUEST_KINDS.iter().zip(&bucket.requests) {
+                let labels = StorageRequestLabels { request };
+                catch_up(
+                    &self.storage_requests.get_or_create(&labels),
+                    count.load(Ordering::Relaxed),
+                );
+            }
+            for (counter, source) in [
+                (&self.storage_errors, &bucket.errors),
+                (&self.storage_refused, &bucket.refused),
+                (&self.storage_request_micros, &bucket.micros),
+                (&self.storage_bytes_read, &bucket.bytes_read),
+                (&self.storage_bytes_written, &bucket.bytes_written),
+            ] {
+                catch_up(counter, source.load(Ordering::Relaxed));
+            }
         }
         self.refresh_replication(state);
         for (registry, counters) in state.proxy.counters() {

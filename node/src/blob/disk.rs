@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::bucket::{BucketStats, Trash};
+
 /// Durable named files.
 pub trait ChunkDisk: Send + Sync + 'static {
     /// The bytes stored under `name` (`NotFound` when there are none).
@@ -31,6 +33,20 @@ pub trait ChunkDisk: Send + Sync + 'static {
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Bytes that can still be written (what the file system offers unprivileged writers).
     fn available(&self) -> io::Result<u64>;
+    /// Where removed chunks wait for a later collection, on a store several nodes write into
+    /// ([`Trash`]); `None`: removal is final.
+    fn trash(&self) -> Option<&dyn Trash> {
+        None
+    }
+    /// The collection epoch the writes into this store are fenced with, when several nodes write
+    /// into it (see [`crate::policy::gc`]); `None`: the node's own.
+    fn shared_fence(&self) -> Option<u64> {
+        None
+    }
+    /// The requests made to an object store, when the chunks live in one.
+    fn bucket_stats(&self) -> Option<&BucketStats> {
+        None
+    }
 }
 
 /// Chunk files in a local directory, fanned out over two levels of subdirectories.

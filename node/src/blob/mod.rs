@@ -1,11 +1,13 @@
 //! The content-addressed chunk store and the blobs built from it.
 //!
 //! A blob is cut into content-defined chunks (FastCDC); each chunk is named by its blake3 hash and
-//! written once to `<dir>/<aa>/<bb>/<hash>` (temp file, fsync, rename, fsync of the directory), so
+//! written once to `<dir>/<aa>/<bb>/<hash>` (temp file, fsync, rename, fsync of the directory), or
+//! to the site's S3-compatible bucket ([`BucketDisk`]) when the node is configured with one, so
 //! identical chunks in any blob are stored once. The blob's sha256 is computed on the same pass, and
 //! no blob is ever held whole in memory. Every read re-hashes the chunk and refuses to serve bytes that
 //! do not match their name.
 
+mod bucket;
 mod disk;
 mod reader;
 mod scrub;
@@ -13,6 +15,10 @@ mod store;
 mod tiered;
 mod writer;
 
+pub use bucket::{
+    BucketDisk, BucketError, BucketSettings, BucketStats, REQUEST_KINDS, StorageUnavailable, Trash,
+    is_unavailable,
+};
 pub use disk::{ChunkDisk, LocalDisk};
 pub use reader::{ByteRange, read_blob};
 pub use scrub::{ScrubCounts, Scrubber};
@@ -53,6 +59,22 @@ pub enum BlobError {
     /// A blocking task panicked or was cancelled.
     #[error("chunk store task failed: {0}")]
     Task(String),
+}
+
+impl BlobError {
+    /// The HTTP status this failure answers with, and its error code: 507 `INSUFFICIENT_STORAGE`
+    /// for a full disk, 503 `UNAVAILABLE` for an object store that is down, 500 `INTERNAL` for the
+    /// rest.
+    pub fn status(&self) -> (axum::http::StatusCode, &'static str) {
+        use axum::http::StatusCode;
+        match self {
+            BlobError::NoSpace { .. } => (StatusCode::INSUFFICIENT_STORAGE, "INSUFFICIENT_STORAGE"),
+            BlobError::Io(io) if is_unavailable(io) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
 }
 
 /// Deterministic bytes that do not repeat (xorshift), for the store's tests.

@@ -211,6 +211,10 @@ impl crate::meta::HoldChunks for std::sync::Weak<ChunkStore> {
         let store = self.upgrade()?;
         ChunkStore::hold(&store, blobs).map(|pins| Box::new(pins) as Box<dyn Send>)
     }
+
+    fn shared_fence(&self) -> Option<u64> {
+        self.upgrade()?.disk.shared_fence()
+    }
 }
 
 /// A garbage collection in progress on a store; at most one exists at a time. While it lives, every
@@ -255,6 +259,45 @@ impl Collection {
         drop(held);
         Ok(true)
     }
+}
+
+/// Trashed chunks, on a store whose removals wait for a later collection ([`super::Trash`]).
+impl Collection {
+    /// The trashed chunks whose ids start with `prefix`, each with when it was trashed (blocking);
+    /// none where removal is final.
+    pub fn list_trashed(&self, prefix: &str) -> io::Result<Vec<StoredChunk>> {
+        match self.store.disk.trash() {
+            Some(trash) => Ok(stored_chunks(trash.list(prefix)?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Puts a trashed chunk back: a version took it up after it was trashed (blocking).
+    pub fn restore(&self, id: &ChunkId) -> io::Result<()> {
+        match self.store.disk.trash() {
+            Some(trash) => trash.restore(&id.to_hex()),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes a trashed chunk for good (blocking).
+    pub fn purge(&self, id: &ChunkId) -> io::Result<()> {
+        match self.store.disk.trash() {
+            Some(trash) => trash.purge(&id.to_hex()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The listed names that are chunk names, as chunks.
+fn stored_chunks(listed: Vec<(String, SystemTime, u64)>) -> Vec<StoredChunk> {
+    listed
+        .into_iter()
+        .filter_map(|(name, modified, size)| {
+            let id: ChunkId = name.parse().ok()?;
+            (id.to_hex() == name).then_some(StoredChunk { id, modified, size })
+        })
+        .collect()
 }
 
 impl Drop for Collection {
@@ -334,15 +377,12 @@ impl ChunkStore {
 
     /// The chunk files whose ids start with the hex digits `prefix` (blocking).
     pub fn list(&self, prefix: &str) -> io::Result<Vec<StoredChunk>> {
-        Ok(self
-            .disk
-            .list(prefix)?
-            .into_iter()
-            .filter_map(|(name, modified, size)| {
-                let id: ChunkId = name.parse().ok()?;
-                (id.to_hex() == name).then_some(StoredChunk { id, modified, size })
-            })
-            .collect())
+        Ok(stored_chunks(self.disk.list(prefix)?))
+    }
+
+    /// The requests made to the object store the chunks live in, when they live in one.
+    pub fn bucket_stats(&self) -> Option<&super::BucketStats> {
+        self.disk.bucket_stats()
     }
 
     /// Checks the stored copy of a chunk against its name, read from disk (not the memory tier); a
@@ -438,10 +478,16 @@ impl ChunkStore {
         self.disk.contains(&id.to_hex())
     }
 
-    /// Makes this a cache node's store: chunks fetched from peers are kept in `tiered`, not on the
-    /// chunk directory.
+    /// Gives the store its tiered (memory and local disk) cache. On a cache node chunks fetched
+    /// from peers are kept there, not in the chunk directory; in front of an object store it keeps
+    /// the chunks read from the bucket, so hot chunks are served from this machine.
     pub fn set_tiered(&self, tiered: TieredChunkCache) {
         let _ = self.tiered.set(tiered);
+    }
+
+    /// True when the chunks live in an object store rather than on this machine's disk.
+    pub fn in_object_store(&self) -> bool {
+        self.disk.bucket_stats().is_some()
     }
 
     /// The cache node's tiered cache, when this is one.
@@ -453,16 +499,32 @@ impl ChunkStore {
     /// A chunk fetched from a peer is verified before it is served or kept. A local copy that fails
     /// verification (a bit flipped at rest) is replaced by a peer's good one when a peer has it.
     pub async fn read(self: &Arc<Self>, chunk: ChunkRef) -> Result<Bytes, BlobError> {
+        // In front of an object store, the tiered cache is asked before it (and keeps what it
+        // gives); on a cache node it is asked instead of the chunk directory.
+        let in_front = self.tiered.get().filter(|_| self.in_object_store());
+        if let Some(front) = in_front
+            && !self.cache.contains(&chunk.id)
+            && let Some(bytes) = front.get(&chunk).await
+        {
+            return Ok(bytes);
+        }
         let store = self.clone();
         let local = crate::blocking::spawn(move || store.get(&chunk))
             .await
             .map_err(|e| BlobError::Task(e.to_string()))?;
         let (missing, corrupt) = match local {
+            Ok(bytes) => {
+                if let Some(front) = in_front {
+                    front.insert(chunk.id, bytes.clone());
+                }
+                return Ok(bytes);
+            }
             Err(BlobError::Missing(id)) => (id, None),
             Err(corrupt @ BlobError::Corrupt { .. }) => (chunk.id.to_hex(), Some(corrupt)),
-            other => return other,
+            Err(other) => return Err(other),
         };
-        if let Some(tiered) = self.tiered.get()
+        let instead = self.tiered.get().filter(|_| in_front.is_none());
+        if let Some(tiered) = instead
             && let Some(bytes) = tiered.get(&chunk).await
         {
             return Ok(bytes);
@@ -476,7 +538,7 @@ impl ChunkStore {
             Err(error) => return Err(corrupt.unwrap_or(error)),
         };
         self.verify(&chunk, &data)?;
-        match self.tiered.get() {
+        match instead {
             Some(tiered) => tiered.insert(chunk.id, data.clone()),
             None => {
                 let store = self.clone();

@@ -172,16 +172,13 @@ impl From<crate::meta::view::StoreError> for ApiError {
     }
 }
 
-/// A full disk is 507 `INSUFFICIENT_STORAGE`; every other chunk store failure is 500.
+/// A full disk is 507 `INSUFFICIENT_STORAGE`, an object store that is down 503; every other chunk
+/// store failure is 500 ([`BlobError::status`]).
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
-        match error {
-            BlobError::NoSpace { .. } => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "INSUFFICIENT_STORAGE",
-                error.to_string(),
-            ),
-            other => Self::internal(other),
+        match error.status() {
+            (StatusCode::INTERNAL_SERVER_ERROR, _) => Self::internal(error),
+            (status, code) => Self::new(status, code, error.to_string()),
         }
     }
 }

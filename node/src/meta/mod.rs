@@ -143,6 +143,9 @@ pub struct Meta {
 pub trait HoldChunks: Send + Sync + 'static {
     /// Pins every chunk of `blobs` here; `None` (holding nothing) when one is not stored here.
     fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>>;
+    /// The collection epoch writes are fenced with when the chunks live in a store several nodes
+    /// write into; `None`: this node's own.
+    fn shared_fence(&self) -> Option<u64>;
 }
 
 /// Fenced proposals of one write (each after a collection step refused the one before) before it
@@ -424,14 +427,24 @@ impl Meta {
         }
     }
 
-    /// This node's collection epoch as applied here.
+    /// The collection epoch of this node's chunks as applied here.
     fn chunk_fence(&self) -> Result<ChunkFence, ProposeError> {
         use self::view::StateRead;
         let view = self.view().map_err(unavailable)?;
+        let fence = self.fence_id();
         Ok(ChunkFence {
-            node_id: self.node_id,
-            gc_epoch: view.gc_epoch(self.node_id).map_err(unavailable)?,
+            node_id: fence,
+            gc_epoch: view.gc_epoch(fence).map_err(unavailable)?,
         })
+    }
+
+    /// Whose collection epoch fences this node's writes: the shared store's when its chunks live
+    /// in one several nodes write into (they all fence with it), else this node's.
+    fn fence_id(&self) -> u64 {
+        self.chunks
+            .get()
+            .and_then(|chunks| chunks.shared_fence())
+            .unwrap_or(self.node_id)
     }
 
     /// True when the state applied here holds every one of `blobs`.
@@ -904,7 +917,7 @@ impl Meta {
     /// before it is applied here.
     pub async fn advance_gc_epoch(&self) -> Result<(), ProposeError> {
         self.propose_command(Command::AdvanceGcEpoch {
-            node_id: self.node_id,
+            node_id: self.fence_id(),
         })
         .await
     }
@@ -1138,6 +1151,10 @@ mod tests {
     }
 
     impl HoldChunks for TestHolder {
+        fn shared_fence(&self) -> Option<u64> {
+            None
+        }
+
         fn hold(&self, blobs: &[&BlobRef]) -> Option<Box<dyn Send>> {
             assert!(blobs.iter().all(|blob| !blob.chunks.is_empty()));
             let holds = self.holds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

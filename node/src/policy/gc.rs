@@ -31,6 +31,12 @@
 //!   and, during a run, claims it under the lock a removal takes; a chunk found present by
 //!   [`ChunkStore::contains`] (the replication worker) is claimed too.
 //!
+//! On an object store the nodes of a site share ([`crate::blob::BucketDisk`]) the nodes fence with
+//! one epoch, the store's, and a removal moves the chunk to the store's trash: another node's write
+//! may take a chunk up between the check and the removal, and no lock spans nodes. The next step
+//! over those fan-out directories, fenced again, puts back what a version took up and deletes for
+//! good what has been in the trash for the grace period.
+//!
 //! Runs on one node go one after another: a run asked for while another is going waits for it.
 //! A run never blocks pushes: listing, checking and removing files run on blocking threads, against
 //! a read transaction. Each node collects its own chunk directory; the bounded cache of a cache node
@@ -245,11 +251,15 @@ pub async fn collect(
     for group in prefixes.chunks(PREFIXES_PER_STEP) {
         let listing = collection.clone();
         let group = group.to_vec();
-        let listed = blocking(move || {
-            group.iter().try_fold(Vec::new(), |mut listed, prefix| {
-                listed.extend(listing.list(prefix)?);
-                Ok::<_, std::io::Error>(listed)
-            })
+        let (listed, trashed) = blocking(move || {
+            group.iter().try_fold(
+                (Vec::new(), Vec::new()),
+                |(mut listed, mut trashed), prefix| {
+                    listed.extend(listing.list(prefix)?);
+                    trashed.extend(listing.list_trashed(prefix)?);
+                    Ok::<_, std::io::Error>((listed, trashed))
+                },
+            )
         })
         .await?
         .map_err(BlobError::from)?;
@@ -261,12 +271,13 @@ pub async fn collect(
         let picked = blocking(move || pick(&picking, listed, &references, cutoff)).await??;
         report.referenced += picked.referenced;
         report.kept_in_grace += picked.kept;
-        if picked.candidates.is_empty() {
+        if picked.candidates.is_empty() && trashed.is_empty() {
             continue;
         }
         if options.dry_run {
             report.removed += picked.candidates.len() as u64;
             report.removed_bytes += picked.candidates.iter().map(|c| c.size).sum::<u64>();
+            report.purged += trashed.iter().filter(|c| c.modified < cutoff).count() as u64;
             continue;
         }
         if !unfenced {
@@ -275,11 +286,18 @@ pub async fn collect(
         let references = fence.references()?;
         let sweeping = collection.clone();
         let candidates = picked.candidates;
-        let swept = blocking(move || sweep(&sweeping, candidates, &references, cutoff)).await??;
+        let (swept, settled) = blocking(move || {
+            let settled = settle_trash(&sweeping, trashed, &references, cutoff)?;
+            let swept = sweep(&sweeping, candidates, &references, cutoff)?;
+            Ok::<_, StoreError>((swept, settled))
+        })
+        .await??;
         report.referenced += swept.referenced;
         report.kept_in_grace += swept.kept;
         report.removed += swept.removed;
         report.removed_bytes += swept.removed_bytes;
+        report.purged += settled.purged;
+        report.restored += settled.restored;
     }
     if !report.dry_run {
         let stats = &store.stats;
@@ -365,6 +383,41 @@ fn sweep(
         }
     }
     Ok(swept)
+}
+
+/// What became of the trashed chunks of a step.
+#[derive(Debug, Default)]
+struct Settled {
+    purged: u64,
+    restored: u64,
+}
+
+/// Decides about trashed chunks against the state after the fence: one a version took up since it
+/// was trashed goes back; one unreferenced and in the trash since before `cutoff` goes for good.
+/// (A write that took a chunk up while it was being trashed was applied before the fence or is
+/// refused by it, so the state read after it says every use a commit can still make.)
+fn settle_trash(
+    collection: &Collection,
+    trashed: Vec<StoredChunk>,
+    references: &dyn References,
+    cutoff: SystemTime,
+) -> Result<Settled, StoreError> {
+    let mut settled = Settled::default();
+    for chunk in trashed {
+        let outcome = if references.referenced(&chunk.id)? {
+            collection
+                .restore(&chunk.id)
+                .map(|()| settled.restored += 1)
+        } else if chunk.modified < cutoff {
+            collection.purge(&chunk.id).map(|()| settled.purged += 1)
+        } else {
+            Ok(())
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(chunk = %chunk.id, %error, "garbage collection: settling a trashed chunk");
+        }
+    }
+    Ok(settled)
 }
 
 #[cfg(test)]
@@ -512,6 +565,8 @@ mod tests {
                 removed_bytes: b"old and unreferenced".len() as u64,
                 kept_in_grace: 1,
                 dry_run: false,
+                purged: 0,
+                restored: 0,
             }
         );
         assert!(f.on_disk(&kept) && f.on_disk(&young));

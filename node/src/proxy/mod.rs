@@ -19,6 +19,7 @@ use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::blob::ChunkStore;
+use crate::breaker::CircuitBreaker;
 use crate::meta::StateRead;
 use futures::future::{BoxFuture, Shared};
 
@@ -29,8 +30,6 @@ pub use self::upstream::{Arrival, Expected, Fetched};
 
 /// How long a finished fetch is shared with requests that arrive after it.
 const FLIGHT_LINGER: Duration = Duration::from_millis(500);
-/// Consecutive failures after which an upstream's circuit opens.
-const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open circuit refuses requests before one is let through again.
 const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
 
@@ -70,13 +69,6 @@ impl From<crate::meta::StoreError> for ProxyError {
     fn from(error: crate::meta::StoreError) -> Self {
         ProxyError::Record(error.to_string())
     }
-}
-
-/// One upstream's circuit breaker.
-#[derive(Debug, Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
 }
 
 /// Per-registry figures for `/metrics`.
@@ -199,7 +191,7 @@ pub struct Proxy {
     client: upstream::UpstreamClient,
     flights: Arc<Mutex<HashMap<String, FlightEntry>>>,
     next_flight: std::sync::atomic::AtomicU64,
-    breakers: Mutex<HashMap<String, Breaker>>,
+    breakers: Mutex<HashMap<String, CircuitBreaker>>,
     counters: Mutex<HashMap<String, RemoteCounters>>,
 }
 
@@ -511,18 +503,9 @@ impl Proxy {
             .breakers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let breaker = breakers.entry(upstream.to_string()).or_default();
-        match breaker.open_until {
-            Some(until) if Instant::now() < until => {
-                Err(ProxyError::CircuitOpen(upstream.to_string()))
-            }
-            Some(_) => {
-                // Half open: let this request through; a failure opens the circuit again.
-                breaker.open_until = None;
-                breaker.failures = BREAKER_THRESHOLD - 1;
-                Ok(())
-            }
-            None => Ok(()),
+        match breakers.entry(upstream.to_string()).or_default().allows() {
+            true => Ok(()),
+            false => Err(ProxyError::CircuitOpen(upstream.to_string())),
         }
     }
 
@@ -531,7 +514,7 @@ impl Proxy {
             .breakers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        breakers.insert(upstream.to_string(), Breaker::default());
+        breakers.remove(upstream);
     }
 
     fn breaker_failure(&self, upstream: &str) {
@@ -539,11 +522,10 @@ impl Proxy {
             .breakers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let breaker = breakers.entry(upstream.to_string()).or_default();
-        breaker.failures += 1;
-        if breaker.failures >= BREAKER_THRESHOLD {
-            breaker.open_until = Some(Instant::now() + BREAKER_COOLDOWN);
-        }
+        breakers
+            .entry(upstream.to_string())
+            .or_default()
+            .failed(BREAKER_COOLDOWN);
     }
 }
 

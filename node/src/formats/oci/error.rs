@@ -173,13 +173,9 @@ impl From<crate::meta::view::StoreError> for OciError {
 
 impl From<BlobError> for OciError {
     fn from(error: BlobError) -> Self {
-        match error {
-            BlobError::NoSpace { .. } => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "INSUFFICIENT_STORAGE",
-                error.to_string(),
-            ),
-            other => Self::internal(other),
+        match error.status() {
+            (StatusCode::INTERNAL_SERVER_ERROR, _) => Self::internal(error),
+            (status, code) => Self::new(status, code, error.to_string()),
         }
     }
 }

@@ -115,11 +115,9 @@ impl From<ProposeError> for PypiError {
 
 impl From<BlobError> for PypiError {
     fn from(error: BlobError) -> Self {
-        match error {
-            BlobError::NoSpace { .. } => {
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
-            }
-            other => Self::internal(other),
+        match error.status() {
+            (StatusCode::INTERNAL_SERVER_ERROR, _) => Self::internal(error),
+            (status, _) => Self::new(status, error.to_string()),
         }
     }
 }

@@ -29,6 +29,7 @@ mod os_packages;
 mod published;
 mod pypi;
 mod rubygems;
+mod storage;
 
 pub use arca_protocol::api::UploadedFile;
 pub use cleanup::{
@@ -49,6 +50,7 @@ pub use gc::{GcReport, GcRequest};
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
 pub use maven::{MavenCoordinates, xml_escape};
 pub use published::Published;
+pub use storage::{MigrateRequest, MigrationStatus, StorageStatus};
 
 #[cfg(test)]
 mod tests;

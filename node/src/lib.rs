@@ -81,6 +81,9 @@ pub struct AppState {
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
     pub keys: Arc<secrets::ClusterKeys>,
+    /// The move of local chunks into the bucket, on a node started with a bucket over a data
+    /// directory that still held local chunks.
+    pub migration: Option<Arc<blob::Migration>>,
 }
 
 impl AppState {
@@ -203,16 +206,29 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let chunks = Arc::new(match config.bucket() {
+    let (disk, layered): (Arc<dyn blob::ChunkDisk>, _) = match config.bucket() {
         Some(bucket) => {
             let disk = blob::BucketDisk::open(&bucket)?;
             tracing::info!(bucket = %bucket.bucket, prefix = %bucket.prefix, "chunks kept in object storage");
-            ChunkStore::on(Arc::new(disk), config.chunk_cache_bytes as usize)
+            let local = blob::LocalDisk::open(&data_dir).map_err(dir_error)?;
+            match local.holds_chunks().map_err(dir_error)? {
+                true => {
+                    tracing::info!(
+                        "local chunks stay readable until they are moved into the bucket"
+                    );
+                    let layered = Arc::new(blob::LayeredDisk::new(disk, local));
+                    (layered.clone() as Arc<dyn blob::ChunkDisk>, Some(layered))
+                }
+                false => (Arc::new(disk) as Arc<dyn blob::ChunkDisk>, None),
+            }
         }
-        None => {
-            ChunkStore::open(&data_dir, config.chunk_cache_bytes as usize).map_err(dir_error)?
-        }
-    });
+        None => (
+            Arc::new(blob::LocalDisk::open(&data_dir).map_err(dir_error)?)
+                as Arc<dyn blob::ChunkDisk>,
+            None,
+        ),
+    };
+    let chunks = Arc::new(ChunkStore::on(disk, config.chunk_cache_bytes as usize));
     chunks.set_min_free(config.min_free_bytes);
     chunks.limit_writers(usize::try_from(config.max_concurrent_uploads).unwrap_or(usize::MAX));
     if config.role == NodeRole::Cache || chunks.in_object_store() {
@@ -360,6 +376,14 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         meta.clone(),
         metrics.clone(),
     )));
+    let migration = layered.map(|disk| {
+        let target = config
+            .storage
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        blob::Migration::open(disk, meta.clone(), target)
+    });
     let state = AppState {
         meta: meta.clone(),
         chunks: chunks.clone(),
@@ -379,6 +403,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         debian: Arc::default(),
         rpm: Arc::default(),
         scrub,
+        migration,
         keys,
     };
     if let Some(redirect) = &redirect {

@@ -458,6 +458,44 @@ pub struct ClusterStatus {
     pub nodes: Vec<ClusterNodeStatus>,
 }
 
+/// `GET /api/v1/storage`: where the answering node keeps its chunks, and the move of its local
+/// chunks into an object store, when one began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// `local` (the chunk directory under the data directory) or `s3://<bucket>/<prefix>`.
+    pub backend: String,
+    /// The move of local chunks into the bucket, when the node has local chunks to move or moved
+    /// them.
+    pub migration: Option<MigrationStatus>,
+}
+
+/// How the move of a node's local chunks into its bucket goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationStatus {
+    /// The bucket the chunks move into.
+    pub target: String,
+    /// `waiting` (not asked for yet), `running`, `finished`, or `failed` (asked again, it resumes).
+    pub state: String,
+    /// Fan-out prefixes (of 256) moved.
+    pub prefixes_done: u16,
+    /// Chunks moved since the node started.
+    pub moved_chunks: u64,
+    /// Their bytes.
+    pub moved_bytes: u64,
+    /// Local chunks that failed verification and were left where they are (the scrub replaces
+    /// them with a peer's copy).
+    pub corrupt_chunks: u64,
+    /// Why the last run stopped, when it failed.
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/storage/migrate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateRequest {
+    /// The bucket to move into, `s3://<bucket>/<prefix>`: the one the node is configured with.
+    pub to: String,
+}
+
 /// `GET /api/v1/cluster/scrub`: the background scrub of the node that answered, which reads every
 /// chunk it holds, checks its blake3 hash, and replaces a damaged one with a peer's good copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

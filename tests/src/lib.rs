@@ -182,6 +182,18 @@ impl TestNode {
         self.spawn()
     }
 
+    /// Starts the node again on the same data directory with other arguments and environment
+    /// (kept for later restarts).
+    pub fn restart_with(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
+        self.kill();
+        self.args = extra.iter().map(|a| a.to_string()).collect();
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn()
+    }
+
     /// Sends SIGTERM and waits for the process to end (a clean stop).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -252,3 +252,124 @@ async fn the_store_going_away_mid_push_is_a_503_that_commits_nothing() -> Result
     ensure!(read.status().as_u16() == 200 && read.bytes().await? == data);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_moves_its_local_chunks_into_the_bucket_while_serving_and_after_a_crash()
+-> Result<()> {
+    let Some(garage) = Garage::start("a_node_moves_its_local_chunks")? else {
+        return Ok(());
+    };
+    let mut node = TestNode::start()?;
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status().as_u16() == 201);
+    // Files of one chunk each, so the move takes long enough to be cut short.
+    let files: Vec<Vec<u8>> = (1..=120)
+        .map(|seed| pseudo_random_bytes(48 << 10, seed))
+        .collect();
+    for (index, data) in files.iter().enumerate() {
+        let response = http()
+            .put(format!("{}/generic/files/f/1/{index}.bin", node.url))
+            .bearer_auth(&node.admin_token)
+            .body(data.clone())
+            .send()
+            .await?;
+        ensure!(response.status().as_u16() == 201, "push {index}");
+    }
+    let local_bytes: u64 = chunk_files(node.data_dir())
+        .iter()
+        .map(|(_, size)| size)
+        .sum();
+    ensure!(local_bytes == (files.len() * files[0].len()) as u64);
+
+    let args = garage.node_args("moved");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    node.restart_with(&args, &garage.env())?;
+    let read_all = |node: &TestNode| {
+        let (url, token) = (node.url.clone(), node.admin_token.clone());
+        let files = files.clone();
+        async move {
+            for (index, data) in files.iter().enumerate() {
+                let response = http()
+                    .get(format!("{url}/generic/files/f/1/{index}.bin"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                ensure!(response.status().as_u16() == 200, "GET {index}");
+                ensure!(
+                    response.bytes().await?[..] == data[..],
+                    "GET {index}: other bytes"
+                );
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    read_all(&node)
+        .await
+        .context("local chunks before the move")?;
+    let target = "s3://arca-chunks/moved";
+    let wrong = node.cli(&["storage", "migrate", "--to", "s3://arca-chunks/elsewhere"]);
+    ensure!(
+        !wrong.status.success(),
+        "a move into another bucket than the node's was accepted"
+    );
+
+    // Cut the move short with SIGKILL once it has begun; the restarted node resumes it.
+    let started = node.cli(&["storage", "migrate", "--to", target, "--format", "json"]);
+    ensure!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let client = node.admin_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .storage_status()
+        .await?
+        .migration
+        .map_or(0, |m| m.moved_chunks)
+        == 0
+    {
+        ensure!(Instant::now() < deadline, "the move never began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    node.kill();
+    node.restart()?;
+    let status = node.cli(&[
+        "storage", "migrate", "--to", target, "--wait", "--format", "json",
+    ]);
+    ensure!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+    ensure!(status["migration"]["state"] == "finished", "{status}");
+    ensure!(
+        chunk_files(node.data_dir()).is_empty(),
+        "local chunks left after the move"
+    );
+    let in_bucket = garage.objects("moved/chunks").await?;
+    ensure!(
+        bytes_of(&in_bucket) == local_bytes,
+        "the bucket holds {} bytes",
+        bytes_of(&in_bucket)
+    );
+    read_all(&node).await.context("after the move")?;
+
+    // The next start finds no local chunks and reads the bucket alone.
+    node.restart()?;
+    read_all(&node)
+        .await
+        .context("after a restart on the bucket alone")?;
+    let storage = node.admin_client().storage_status().await?;
+    ensure!(
+        storage.migration.is_none() && storage.backend == target,
+        "{storage:?}"
+    );
+    Ok(())
+}

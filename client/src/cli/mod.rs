@@ -14,6 +14,7 @@ mod metadata;
 mod output;
 mod registry;
 mod session;
+mod storage;
 mod token;
 mod transfer;
 mod user;
@@ -79,6 +80,9 @@ enum Command {
     /// Remove chunks no artifact references any more (admin)
     #[command(subcommand)]
     Gc(gc::GcCommand),
+    /// Where the node keeps its chunks; move local chunks into its bucket (admin)
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// The dependency firewall's vulnerability database
     #[command(subcommand)]
     Fw(firewall_admin::FwCommand),
@@ -123,6 +127,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cluster(command) => command.run(&context).await,
         Command::Audit(command) => command.run(&context).await,
         Command::Gc(command) => command.run(&context).await,
+        Command::Storage(command) => command.run(&context).await,
         Command::Fw(command) => command.run(&context).await,
     }
 }

@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod registries;
 pub mod resolve;
+pub mod storage;
 pub mod tokens;
 pub mod users;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(cluster::routes())
         .merge(gc::routes())
+        .merge(storage::routes())
         .merge(cleanup::routes())
         .merge(firewall::routes())
         .merge(resolve::routes())

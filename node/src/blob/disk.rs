@@ -69,6 +69,33 @@ impl LocalDisk {
         Ok(LocalDisk { root, tmp })
     }
 
+    /// True when any chunk file is stored here (a node that starts with a bucket then keeps them
+    /// readable until they are moved into it).
+    pub fn holds_chunks(&self) -> io::Result<bool> {
+        for first in read_dir_if_exists(&self.root)? {
+            for second in read_dir_if_exists(&first)? {
+                if !read_dir_if_exists(&second)?.is_empty() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the fan-out directories of `prefix` that hold nothing any more.
+    pub fn remove_empty_directories(&self, prefix: &str) -> io::Result<()> {
+        let first = self.root.join(prefix);
+        for second in read_dir_if_exists(&first)? {
+            if read_dir_if_exists(&second)?.is_empty() {
+                fs::remove_dir(&second)?;
+            }
+        }
+        if first.exists() && read_dir_if_exists(&first)?.is_empty() {
+            fs::remove_dir(&first)?;
+        }
+        Ok(())
+    }
+
     /// The file that holds `name` (tests damage it on purpose).
     pub fn path_of(&self, name: &str) -> PathBuf {
         let fan_out = |range: std::ops::Range<usize>| name.get(range).unwrap_or("_");

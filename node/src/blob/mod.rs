@@ -9,6 +9,7 @@
 
 mod bucket;
 mod disk;
+mod migrate;
 mod reader;
 mod scrub;
 mod store;
@@ -20,6 +21,7 @@ pub use bucket::{
     is_unavailable,
 };
 pub use disk::{ChunkDisk, LocalDisk};
+pub use migrate::{LayeredDisk, MigrateError, Migration};
 pub use reader::{ByteRange, read_blob};
 pub use scrub::{ScrubCounts, Scrubber};
 pub use store::{

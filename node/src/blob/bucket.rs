@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
@@ -86,14 +86,6 @@ pub enum BucketError {
         /// The cause.
         source: io::Error,
     },
-    /// The bucket did not answer a first listing.
-    #[error("object storage s3://{bucket}: {reason}")]
-    Unreachable {
-        /// The bucket.
-        bucket: String,
-        /// What failed.
-        reason: String,
-    },
 }
 
 /// The object store failed (after its retries) or its circuit is open: the chunk store answers
@@ -146,8 +138,9 @@ pub trait Trash: Send + Sync {
     fn list(&self, prefix: &str) -> io::Result<Vec<(String, SystemTime, u64)>>;
     /// Puts a trashed chunk back in the store (`NotFound` when it is not in the trash).
     fn restore(&self, name: &str) -> io::Result<()>;
-    /// Deletes a trashed chunk for good.
-    fn purge(&self, name: &str) -> io::Result<()>;
+    /// Deletes trashed chunks for good, in as few requests as the store allows (S3's
+    /// DeleteObjects takes 1,000 keys).
+    fn purge(&self, names: &[String]) -> io::Result<()>;
 }
 
 /// Chunk objects in one bucket under one prefix.
@@ -166,7 +159,7 @@ pub struct BucketDisk {
 }
 
 impl BucketDisk {
-    /// A client for the bucket of `settings`, checked with one listing.
+    /// A client for the bucket of `settings`, tried with one listing.
     pub fn open(settings: &BucketSettings) -> Result<BucketDisk, BucketError> {
         let settings_error = |error: object_store::Error| BucketError::Settings(error.to_string());
         let mut options = ClientOptions::new()
@@ -228,11 +221,16 @@ impl BucketDisk {
             breaker: Mutex::default(),
             stats: BucketStats::default(),
         };
-        disk.list_under("chunks", "00")
-            .map_err(|error| BucketError::Unreachable {
-                bucket: settings.bucket.clone(),
-                reason: error.to_string(),
-            })?;
+        // A store that is down (or refuses these credentials) does not keep the node from its
+        // other duties (Raft votes, metadata reads): chunk reads and writes answer 503 until it
+        // answers.
+        if let Err(error) = disk.list_under("chunks", "00") {
+            tracing::error!(
+                bucket = %settings.bucket,
+                %error,
+                "object storage does not answer; chunk reads and writes fail until it does"
+            );
+        }
         Ok(disk)
     }
 
@@ -448,7 +446,18 @@ impl Trash for BucketDisk {
         self.delete(self.key("trash", name))
     }
 
-    fn purge(&self, name: &str) -> io::Result<()> {
-        self.delete(self.key("trash", name))
+    fn purge(&self, names: &[String]) -> io::Result<()> {
+        let keys: Vec<object_store::Result<ObjectPath>> = names
+            .iter()
+            .map(|name| Ok(self.key("trash", name)))
+            .collect();
+        let store = self.store.clone();
+        self.call(Request::Delete, async move {
+            store
+                .delete_stream(futures::stream::iter(keys).boxed())
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .map(drop)
     }
 }

@@ -280,10 +280,10 @@ impl Collection {
         }
     }
 
-    /// Deletes a trashed chunk for good (blocking).
-    pub fn purge(&self, id: &ChunkId) -> io::Result<()> {
+    /// Deletes trashed chunks for good, in batches (blocking).
+    pub fn purge(&self, ids: &[ChunkId]) -> io::Result<()> {
         match self.store.disk.trash() {
-            Some(trash) => trash.purge(&id.to_hex()),
+            Some(trash) => trash.purge(&ids.iter().map(ChunkId::to_hex).collect::<Vec<_>>()),
             None => Ok(()),
         }
     }

@@ -385,6 +385,9 @@ fn sweep(
     Ok(swept)
 }
 
+/// Trashed chunks deleted per request (what S3's DeleteObjects takes).
+const PURGE_BATCH: usize = 1000;
+
 /// What became of the trashed chunks of a step.
 #[derive(Debug, Default)]
 struct Settled {
@@ -403,18 +406,23 @@ fn settle_trash(
     cutoff: SystemTime,
 ) -> Result<Settled, StoreError> {
     let mut settled = Settled::default();
+    let mut expired = Vec::new();
     for chunk in trashed {
-        let outcome = if references.referenced(&chunk.id)? {
-            collection
-                .restore(&chunk.id)
-                .map(|()| settled.restored += 1)
+        if references.referenced(&chunk.id)? {
+            match collection.restore(&chunk.id) {
+                Ok(()) => settled.restored += 1,
+                Err(error) => {
+                    tracing::warn!(chunk = %chunk.id, %error, "garbage collection: restoring a trashed chunk");
+                }
+            }
         } else if chunk.modified < cutoff {
-            collection.purge(&chunk.id).map(|()| settled.purged += 1)
-        } else {
-            Ok(())
-        };
-        if let Err(error) = outcome {
-            tracing::warn!(chunk = %chunk.id, %error, "garbage collection: settling a trashed chunk");
+            expired.push(chunk.id);
+        }
+    }
+    for batch in expired.chunks(PURGE_BATCH) {
+        match collection.purge(batch) {
+            Ok(()) => settled.purged += batch.len() as u64,
+            Err(error) => tracing::warn!(%error, "garbage collection: purging trashed chunks"),
         }
     }
     Ok(settled)
@@ -541,6 +549,109 @@ mod tests {
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A store several nodes would write into: removal moves a chunk into a trash directory.
+    struct TrashingDisk {
+        live: LocalDisk,
+        trash: LocalDisk,
+    }
+
+    impl ChunkDisk for TrashingDisk {
+        fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+            self.live.read(name)
+        }
+        fn size(&self, name: &str) -> std::io::Result<u64> {
+            self.live.size(name)
+        }
+        fn contains(&self, name: &str) -> bool {
+            self.live.contains(name)
+        }
+        fn write_durable(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+            self.live.write_durable(name, data)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<(String, SystemTime, u64)>> {
+            self.live.list(prefix)
+        }
+        fn modified(&self, name: &str) -> std::io::Result<SystemTime> {
+            self.live.modified(name)
+        }
+        fn touch(&self, name: &str) -> std::io::Result<()> {
+            self.live.touch(name)
+        }
+        fn remove(&self, name: &str) -> std::io::Result<()> {
+            self.trash.write_durable(name, &self.live.read(name)?)?;
+            self.live.remove(name)
+        }
+        fn available(&self) -> std::io::Result<u64> {
+            self.live.available()
+        }
+        fn trash(&self) -> Option<&dyn crate::blob::Trash> {
+            Some(self)
+        }
+    }
+
+    impl crate::blob::Trash for TrashingDisk {
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<(String, SystemTime, u64)>> {
+            self.trash.list(prefix)
+        }
+        fn restore(&self, name: &str) -> std::io::Result<()> {
+            self.live.write_durable(name, &self.trash.read(name)?)?;
+            self.trash.remove(name)
+        }
+        fn purge(&self, names: &[String]) -> std::io::Result<()> {
+            names.iter().try_for_each(|name| self.trash.remove(name))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_store_trashes_then_restores_what_a_version_took_up_and_purges_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(TrashingDisk {
+            live: LocalDisk::open(&dir.path().join("live")).expect("live"),
+            trash: LocalDisk::open(&dir.path().join("trash")).expect("trash"),
+        });
+        let store = Arc::new(ChunkStore::on(disk.clone(), 1 << 20));
+        let taken_up = store.put(b"taken up while trashed").expect("put").id;
+        let garbage = store.put(b"garbage").expect("put").id;
+        let age = |disk: &LocalDisk, id: &ChunkId| {
+            File::open(disk.path_of(&id.to_hex()))
+                .expect("chunk file")
+                .set_modified(SystemTime::now() - 2 * HOUR)
+                .expect("set mtime");
+        };
+        age(&disk.live, &taken_up);
+        age(&disk.live, &garbage);
+        let collect_with = |referenced: &'static [&'static [u8]]| {
+            let store = store.clone();
+            async move {
+                let ids: Vec<ChunkId> = referenced
+                    .iter()
+                    .map(|data| ChunkId(*blake3::hash(data).as_bytes()))
+                    .collect();
+                let fence = Hooks::fixed(&ids);
+                collect(&store, GcOptions::default(), &SystemClock, &all(), &fence)
+                    .await
+                    .expect("collect")
+            }
+        };
+
+        let report = collect_with(&[]).await;
+        assert_eq!((report.removed, report.purged), (2, 0), "{report:?}");
+        assert!(!disk.live.contains(&taken_up.to_hex()) && disk.trash.contains(&taken_up.to_hex()));
+
+        // A version took the chunk up after it was trashed: the next step puts it back. The other
+        // has not been in the trash for the grace period yet.
+        let report = collect_with(&[b"taken up while trashed"]).await;
+        assert_eq!((report.restored, report.purged), (1, 0), "{report:?}");
+        assert!(disk.live.contains(&taken_up.to_hex()));
+        assert!(disk.trash.contains(&garbage.to_hex()));
+
+        age(&disk.trash, &garbage);
+        let report = collect_with(&[b"taken up while trashed"]).await;
+        assert_eq!((report.removed, report.purged), (0, 1), "{report:?}");
+        assert!(!disk.trash.contains(&garbage.to_hex()) && !disk.live.contains(&garbage.to_hex()));
+        assert!(disk.live.contains(&taken_up.to_hex()));
+    }
 
     fn all() -> Vec<String> {
         prefixes().collect()

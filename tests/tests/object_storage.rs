@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use arca_tests::cluster::{
-    MemberSpec, TestCluster, create_registry, expect_file, get, put, wait_replicated,
+    MemberSpec, TestCluster, create_registry, create_registry_with, expect_file, get, put,
+    wait_replicated,
 };
 use arca_tests::garage::Garage;
 use arca_tests::{TestNode, chunk_files, http, pseudo_random_bytes};
@@ -164,6 +165,28 @@ async fn a_site_shares_one_bucket_and_another_site_keeps_its_own_copy() -> Resul
     );
     ensure!(garage.objects("site-a/chunks").await? == site_a);
     expect_file(&cluster, 0, "files", "one/1/one.bin", &first).await?;
+
+    // The bucket is one copy: a registry that wants two is refused while site B is down, though
+    // A2 is up.
+    cluster.members[1].node.restart()?;
+    cluster.members[2].node.stop();
+    create_registry_with(
+        &cluster,
+        json!({"name": "twice", "package_type": "GENERIC", "min_copies": 2}),
+    )
+    .await?;
+    let status = put(
+        &cluster,
+        0,
+        "twice",
+        "t/1/t.bin",
+        pseudo_random_bytes(1 << 20, 13),
+    )
+    .await?;
+    ensure!(
+        status == 503,
+        "a push with min_copies 2 and only the bucket: {status}"
+    );
     Ok(())
 }
 

@@ -485,6 +485,12 @@ impl ChunkStore {
         let _ = self.tiered.set(tiered);
     }
 
+    /// True when what this store keeps is durable: a full node's chunk directory or bucket, not a
+    /// cache node's bounded cache.
+    pub fn keeps_durable_copies(&self) -> bool {
+        self.tiered.get().is_none() || self.in_object_store()
+    }
+
     /// True when the chunks live in an object store rather than on this machine's disk.
     pub fn in_object_store(&self) -> bool {
         self.disk.bucket_stats().is_some()

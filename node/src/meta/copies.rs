@@ -2,7 +2,8 @@
 //! ([`arca_protocol::RegistrySettings`]). Before a write that carries new blobs commits, this node
 //! asks other full members to hold each blob durably now ([`PeerRequest::HoldBlob`]: the peer
 //! fetches the chunks from here and writes them to its disk), members of other sites first, one per
-//! site, so the copies survive losing a node or a site. The write commits only when enough of them
+//! site, so the copies survive losing a node or a site; when this node's chunks are in a bucket its
+//! site shares, only members of other sites count (the bucket is one copy). The write commits only when enough of them
 //! said yes; otherwise it is refused with [`CommandError::Retry`] (503) and nothing is recorded.
 
 use std::time::Duration;
@@ -81,8 +82,13 @@ impl Meta {
     }
 
     /// The other full members' QUIC addresses, in the order to ask them: the nearest of each other
-    /// site first, then the others of other sites, then those of this node's site.
+    /// site first, then the others of other sites, then those of this node's site, unless this
+    /// node's chunks are in a bucket its site shares (its site's nodes then hold the same copy).
     fn copy_candidates(&self) -> Vec<String> {
+        let site_shares_one_copy = self
+            .chunks
+            .get()
+            .is_some_and(|chunks| chunks.shared_fence().is_some());
         let own = self.node_id();
         let members = self.members();
         let own_site = members
@@ -92,6 +98,7 @@ impl Meta {
         let mut others: Vec<(bool, std::time::Duration, String, String)> = members
             .into_iter()
             .filter(|(id, node)| *id != own && node.role == NodeRole::Full)
+            .filter(|(_, node)| !(site_shares_one_copy && Some(&node.site) == own_site.as_ref()))
             .map(|(_, node)| {
                 let rtt = self.network.round_trip(&node.quic).unwrap_or(Duration::MAX);
                 (

@@ -88,7 +88,7 @@ impl NodeService {
     /// Puts every chunk of `blob` on this node's disk now, fetching what it lacks from the other
     /// members (the node that took the push has them), for a push that waits for its copies.
     async fn hold(&self, blob: &arca_protocol::BlobRef) -> Reply {
-        if self.chunks.tiered().is_some() {
+        if !self.chunks.keeps_durable_copies() {
             return PeerError::Invalid("a cache node holds no durable copies".to_string()).into();
         }
         for chunk in &blob.chunks {

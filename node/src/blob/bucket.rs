@@ -461,3 +461,50 @@ impl Trash for BucketDisk {
         .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(prefix: &str) -> BucketSettings {
+        BucketSettings {
+            bucket: "arca-chunks".into(),
+            prefix: prefix.into(),
+            endpoint: Some("http://127.0.0.1:3900".into()),
+            region: Some("garage".into()),
+            virtual_hosted: false,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn nodes_of_one_bucket_and_prefix_fence_alike_and_never_as_a_node() {
+        let a = settings("site-a").fence();
+        assert_eq!(
+            a,
+            settings("/site-a/").fence(),
+            "the same place however written"
+        );
+        assert_ne!(
+            a,
+            settings("site-b").fence(),
+            "another prefix is another store"
+        );
+        assert!(
+            a >= 1 << 63,
+            "node ids are small numbers; a store's epoch is none of them"
+        );
+    }
+
+    #[test]
+    fn a_failure_to_reach_the_store_is_told_apart_from_a_missing_chunk() {
+        let down = io::Error::other(StorageUnavailable("connection refused".into()));
+        assert!(is_unavailable(&down));
+        assert!(!is_unavailable(&io::Error::new(
+            io::ErrorKind::NotFound,
+            "x"
+        )));
+        let (status, code) = crate::blob::BlobError::Io(down).status();
+        assert_eq!((status.as_u16(), code), (503, "UNAVAILABLE"));
+    }
+}

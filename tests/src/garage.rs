@@ -192,6 +192,12 @@ impl Garage {
         Ok(objects)
     }
 
+    /// When the object `key` was last written (or copied onto itself).
+    pub async fn modified(&self, key: &str) -> Result<std::time::SystemTime> {
+        let meta = self.client()?.head(&ObjectPath::from(key)).await?;
+        Ok(meta.last_modified.into())
+    }
+
     /// Deletes one object behind the back of every node.
     pub async fn delete(&self, key: &str) -> Result<()> {
         Ok(self.client()?.delete(&ObjectPath::from(key)).await?)

@@ -396,3 +396,53 @@ async fn a_node_moves_its_local_chunks_into_the_bucket_while_serving_and_after_a
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_pushed_again_is_touched_in_the_bucket() -> Result<()> {
+    let Some(garage) = Garage::start("a_chunk_pushed_again")? else {
+        return Ok(());
+    };
+    let args = garage.node_args("touched");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = TestNode::start_with(&args, &garage.env())?;
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(created.status().as_u16() == 201);
+    let data = pseudo_random_bytes(1 << 20, 21);
+    let push = |version: &'static str| {
+        http()
+            .put(format!(
+                "{}/generic/files/same/{version}/same.bin",
+                node.url
+            ))
+            .bearer_auth(&node.admin_token)
+            .body(data.clone())
+            .send()
+    };
+    ensure!(push("1").await?.status().as_u16() == 201);
+    let objects = garage.objects("touched/chunks").await?;
+    let (key, _) = objects.first().context("no chunk in the bucket")?;
+    let written = garage.modified(key).await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ensure!(push("2").await?.status().as_u16() == 201);
+    ensure!(
+        garage.objects("touched/chunks").await? == objects,
+        "the bytes were stored twice"
+    );
+    let touched = garage.modified(key).await?;
+    ensure!(
+        touched > written,
+        "the reused chunk's age did not start again"
+    );
+    let errors = arca_tests::metric(&node.url, "arca_storage_errors_total", "").await?;
+    ensure!(
+        errors == 0.0,
+        "{errors} object-store requests failed\n{}",
+        node.log()
+    );
+    Ok(())
+}

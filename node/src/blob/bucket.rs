@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
 
@@ -146,9 +146,6 @@ pub trait Trash: Send + Sync {
 /// Chunk objects in one bucket under one prefix.
 pub struct BucketDisk {
     store: AmazonS3,
-    /// The same bucket with `x-amz-metadata-directive: REPLACE` on every request: a copy of an
-    /// object onto itself, which refreshes its age, is allowed only with it.
-    toucher: AmazonS3,
     prefix: String,
     /// The collection epoch every node of the bucket fences with.
     fence: u64,
@@ -178,8 +175,16 @@ impl BucketDisk {
             }
         }
         let builder = |options: ClientOptions| {
+            // A touch is a copy of the object onto itself, allowed only with
+            // `x-amz-metadata-directive: REPLACE`; like every x-amz-* header it must be signed,
+            // and object_store signs the header it sends with a conditional copy, so a touch is
+            // one ([`BucketDisk::touch`]).
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(&settings.bucket)
+                .with_copy_if_not_exists(S3CopyIfNotExists::Header(
+                    "x-amz-metadata-directive".to_string(),
+                    "REPLACE".to_string(),
+                ))
                 .with_virtual_hosted_style_request(settings.virtual_hosted)
                 .with_client_options(options)
                 .with_retry(RetryConfig {
@@ -199,12 +204,6 @@ impl BucketDisk {
             }
             builder.build().map_err(settings_error)
         };
-        let mut replace = reqwest::header::HeaderMap::new();
-        replace.insert(
-            "x-amz-metadata-directive",
-            reqwest::header::HeaderValue::from_static("REPLACE"),
-        );
-        let toucher = builder(options.clone().with_default_headers(replace))?;
         let store = builder(options)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -214,7 +213,6 @@ impl BucketDisk {
             .map_err(|error| BucketError::Settings(format!("starting its runtime: {error}")))?;
         let disk = BucketDisk {
             store,
-            toucher,
             prefix: settings.prefix.trim_matches('/').to_string(),
             fence: settings.fence(),
             runtime: Some(runtime),
@@ -323,12 +321,16 @@ impl BucketDisk {
         self.call(Request::Head, async move { store.head(&key).await })
     }
 
+    /// Copies `from` to `to`; onto itself, with the header that makes the store take it (a new
+    /// modification time, the same bytes).
     fn copy(&self, from: ObjectPath, to: ObjectPath) -> io::Result<()> {
-        let store = match from == to {
-            true => self.toucher.clone(),
-            false => self.store.clone(),
-        };
-        self.call(Request::Copy, async move { store.copy(&from, &to).await })
+        let store = self.store.clone();
+        self.call(Request::Copy, async move {
+            match from == to {
+                true => store.copy_if_not_exists(&from, &to).await,
+                false => store.copy(&from, &to).await,
+            }
+        })
     }
 
     fn delete(&self, key: ObjectPath) -> io::Result<()> {

@@ -2,9 +2,18 @@
 //! registries it is given, and checking HTTP answers.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
+
+/// How much a download buffers before each write into its file.
+const WRITE_BUFFER: usize = 2 << 20;
 
 /// Makes `dir` if needed and a temporary directory `arca-bench-*` inside it (removed when the returned
 /// guard is closed or dropped), and returns the guard and the directory's canonical path.
@@ -131,4 +140,66 @@ pub fn positive(text: &str) -> Result<f64, String> {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("{text:?} is not a number above 0")),
     }
+}
+
+/// Writes the body `stream` into the new file `path` and fsyncs it; returns the bytes written.
+/// `what` names the download in errors.
+pub async fn stream_into_file<E>(
+    stream: impl Stream<Item = Result<Bytes, E>>,
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<u64>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut stream = std::pin::pin!(stream);
+    let file = tokio::fs::File::create_new(path)
+        .await
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut written = 0u64;
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.with_context(|| format!("reading the body of {what}"))?;
+        out.write_all(&bytes)
+            .await
+            .with_context(|| format!("writing {}", path.display()))?;
+        written += bytes.len() as u64;
+    }
+    out.flush()
+        .await
+        .with_context(|| format!("writing {}", path.display()))?;
+    out.into_inner()
+        .sync_all()
+        .await
+        .with_context(|| format!("syncing {}", path.display()))?;
+    Ok(written)
+}
+
+/// Calls `work(i)` for every `i` in `0..total` from `workers` concurrent tasks, each taking the next
+/// `i` when its call returns, and returns the sum of what the calls returned (bytes read, say).
+pub async fn fan_out<F, Fut>(workers: usize, total: u64, work: F) -> anyhow::Result<u64>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<u64>> + Send + 'static,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers {
+        let (next, work) = (next.clone(), work.clone());
+        tasks.spawn(async move {
+            let mut sum = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return anyhow::Ok(sum);
+                }
+                sum += work(i).await?;
+            }
+        });
+    }
+    let mut sum = 0;
+    while let Some(done) = tasks.join_next().await {
+        sum += done.context("a worker task panicked")??;
+    }
+    Ok(sum)
 }

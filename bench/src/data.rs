@@ -34,9 +34,15 @@ pub fn random_bytes(context: &str, seed: &[u8], size: usize) -> (Vec<u8>, String
 ///
 /// The bytes are [`pseudo_random`], keyed by a fixed context and the size.
 pub fn generate(path: &Path, size: u64) -> anyhow::Result<String> {
+    generate_seeded(path, size, &size.to_le_bytes())
+}
+
+/// [`generate`], with the bytes keyed by `seed` instead of the size: different seeds give
+/// unrelated files, which no chunk store can deduplicate against each other.
+pub fn generate_seeded(path: &Path, size: u64, seed: &[u8]) -> anyhow::Result<String> {
     let mut file =
         File::create_new(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut xof = pseudo_random("arca-bench 2025 generic source file", &size.to_le_bytes());
+    let mut xof = pseudo_random("arca-bench 2025 generic source file", seed);
     let mut sha = Sha256::new();
     let mut block = vec![0u8; BLOCK];
     let mut left = size;

@@ -1,5 +1,9 @@
 //! The `generic` benchmark: push and pull one large file through a generic registry of a node running
 //! in this process, against a plain copy of the same file on the same disk.
+//!
+//! With `--storage garage` the node keeps its chunks in a Garage bucket (see [`crate::storage`]), and
+//! fresh files are also pushed and pulled through it beside the same bytes PUT into and GET from the
+//! bucket directly.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -7,19 +11,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use reqwest::{StatusCode, header};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::common::{self, blocking, expect_status};
 use crate::data;
-use crate::report::{Compared, GenericReport, Measurement};
+use crate::report::{Compared, GarageReport, GenericReport, Measurement};
+use crate::storage::{Bucket, Limit, Node, Pairs, Source, Stand, StorageArgs};
 
 /// Registry, package and file the benchmark pushes to and pulls from.
 const REGISTRY: &str = "bench";
 const PACKAGE: &str = "big";
 const FILENAME: &str = "big.bin";
 
-/// How much of the source the push reads per body frame, and the pull buffers per write.
+/// How much of the source the push reads per body frame.
 const IO_BUFFER: usize = 2 << 20;
 
 /// Options of `arca-bench generic`.
@@ -39,6 +43,8 @@ pub struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 /// What the node answers to a generic upload.
@@ -85,13 +91,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sha256,
     };
 
-    let node = common::start_node(root.join("node")).await?;
-    let measured = measure(&node, &files, runs).await;
-    let stopped = node.shutdown().await.context("stopping the node");
+    let stand = Stand::start(&args.storage, root.join("node")).await?;
+    let measured = async {
+        let table = measure(&stand.node, &files, runs).await?;
+        let garage = match &stand.bucket {
+            Some(bucket) => Some(against_bucket(&stand.node, bucket, &files, runs, &root).await?),
+            None => None,
+        };
+        anyhow::Ok((table, garage))
+    }
+    .await;
+    let stopped = stand.stop().await;
     let removed = temp
         .close()
         .with_context(|| format!("removing {}", root.display()));
-    let (copy, push_cold, push_dedup, pull) = measured?;
+    let ((copy, push_cold, push_dedup, pull), garage) = measured?;
     stopped?;
     removed?;
 
@@ -107,6 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pull: Compared::new(pull, &copy),
         copy,
         notes: notes(),
+        garage,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -134,17 +149,31 @@ fn notes() -> Vec<String> {
     .collect()
 }
 
+/// How to read the `--storage garage` rows; the shared notes follow them.
+fn garage_notes() -> Vec<String> {
+    [
+        "push / PUT: each run a fresh file of --size-mib MiB (unrelated to the one above and to the \
+         other runs'), PUT through the node as above (version 2.<run>) and PUT directly as one object \
+         from the same file; bytes pushed count every push through the node, those of the rows above too",
+        "pull / GET: each run's file streamed into a new file and fsynced on both sides, size and \
+         sha256 verified after the clock stops; nothing has read the file before, so through the \
+         node every chunk comes from the bucket (see the GETs in the pull phase's counters)",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// Measures the copy, the pushes (versions 1.0, 1.1, ...) and the pulls (of 1.0).
 async fn measure(
-    node: &arca_node::RunningNode,
+    node: &Node,
     files: &Files,
     runs: usize,
 ) -> anyhow::Result<(Measurement, Measurement, Option<Measurement>, Measurement)> {
-    let token = common::admin_token(node).await?;
-    let token = token.as_str();
-    let base = format!("http://{}", node.http_addr);
+    let token = node.token.as_str();
+    let base = node.base.as_str();
     let client = reqwest::Client::new();
-    common::create_registry(&client, &base, token, REGISTRY, "GENERIC").await?;
+    common::create_registry(&client, base, token, REGISTRY, "GENERIC").await?;
 
     let mut copies = Vec::with_capacity(runs);
     for run in 1..=runs {
@@ -163,7 +192,7 @@ async fn measure(
 
     let mut pushes = Vec::with_capacity(runs);
     for run in 0..runs {
-        let url = file_url(&base, run);
+        let url = file_url(base, 1, run);
         let kind = if run == 0 { "cold" } else { "dedup" };
         eprintln!("push {}/{runs} ({kind}) to {url} ...", run + 1);
         let started = Instant::now();
@@ -180,7 +209,7 @@ async fn measure(
     }
 
     let mut pulls = Vec::with_capacity(runs);
-    let url = file_url(&base, 0);
+    let url = file_url(base, 1, 0);
     for run in 1..=runs {
         eprintln!("pull {run}/{runs} from {url} ...");
         let started = Instant::now();
@@ -209,9 +238,102 @@ async fn measure(
     ))
 }
 
-/// The URL of the benchmark file in version `1.{run}`.
-fn file_url(base: &str, run: usize) -> String {
-    format!("{base}/generic/{REGISTRY}/{PACKAGE}/1.{run}/{FILENAME}")
+/// With `--storage garage`: per run, a fresh file pushed through the node and PUT directly into
+/// its bucket, then pulled and GET back; what the bucket holds after; the node's counters over each
+/// phase.
+async fn against_bucket(
+    node: &Node,
+    bucket: &Bucket,
+    files: &Files,
+    runs: usize,
+    root: &Path,
+) -> anyhow::Result<GarageReport> {
+    let mut limit = Limit::new(node, bucket, runs);
+    limit
+        .phase("the rows above (plain copies; pushes of one file, cold then dedup; its pulls)")
+        .await?;
+    let client = reqwest::Client::new();
+    let size = files.size;
+
+    // (URL in the registry, name in the bucket, sha256) of each run's file.
+    let mut fresh = Vec::with_capacity(runs);
+    let mut pushes = Pairs::default();
+    for run in 0..runs {
+        let source = root.join(format!("fresh-{run}.bin"));
+        eprintln!("generating fresh file {}/{runs} ...", run + 1);
+        let sha256 = blocking({
+            let source = source.clone();
+            move || data::generate_seeded(&source, size, format!("fresh {run}").as_bytes())
+        })
+        .await?;
+        let (url, name) = (file_url(&node.base, 2, run), format!("generic/{run}.bin"));
+        eprintln!(
+            "push {}/{runs} of it: through the node and directly ...",
+            run + 1
+        );
+        let through_arca = async {
+            let uploaded = push(&client, &url, &node.token, &source, size).await?;
+            ensure!(
+                uploaded.size == size && uploaded.sha256 == sha256,
+                "the node stored {} bytes with sha256 {}, the source has {size} bytes with sha256 \
+                 {sha256}",
+                uploaded.size,
+                uploaded.sha256
+            );
+            Ok(size)
+        };
+        let direct = bucket.put(vec![(name.clone(), Source::File(source.clone(), size))]);
+        pushes.time(run, through_arca, direct).await?;
+        tokio::fs::remove_file(&source)
+            .await
+            .with_context(|| format!("removing {}", source.display()))?;
+        fresh.push((url, name, sha256));
+    }
+    limit.row("Arca push / direct PUT", pushes)?;
+    limit
+        .phase("pushes of the fresh files through the node, and their direct PUTs")
+        .await?;
+
+    let mut pulls = Pairs::default();
+    let (through_arca, direct) = (root.join("pulled-arca.bin"), root.join("pulled-direct.bin"));
+    for (run, (url, name, sha256)) in fresh.iter().enumerate() {
+        eprintln!("pull {}/{runs}: through the node and directly ...", run + 1);
+        pulls
+            .time(
+                run,
+                pull(&client, url, &node.token, &through_arca),
+                bucket.get_into_file(name, &direct),
+            )
+            .await?;
+        for path in [&through_arca, &direct] {
+            let pulled = path.clone();
+            let (got_size, got_sha256) = blocking(move || data::sha256_file(&pulled)).await?;
+            ensure!(
+                got_size == size && got_sha256 == *sha256,
+                "{} has {got_size} bytes with sha256 {got_sha256}, the source had {size} bytes \
+                 with sha256 {sha256}",
+                path.display()
+            );
+            tokio::fs::remove_file(path)
+                .await
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    limit.row("Arca pull / direct GET", pulls)?;
+    limit
+        .phase("pulls of the fresh files through the node, and their direct GETs")
+        .await?;
+
+    // The rows above pushed one file `runs` times; each fresh file was pushed once.
+    let runs = runs as u64;
+    let pushed = size.saturating_mul(runs.saturating_mul(2));
+    let unique = size.saturating_mul(runs + 1);
+    limit.finish(pushed, unique, garage_notes()).await
+}
+
+/// The URL of the benchmark file in version `{major}.{run}`.
+fn file_url(base: &str, major: u32, run: usize) -> String {
+    format!("{base}/generic/{REGISTRY}/{PACKAGE}/{major}.{run}/{FILENAME}")
 }
 
 /// Streams `path` to `url` and returns the node's answer.
@@ -241,33 +363,20 @@ async fn push(
         .with_context(|| format!("reading the answer to PUT {url}"))
 }
 
-/// Streams `url` into the new file `path` and fsyncs it.
-async fn pull(client: &reqwest::Client, url: &str, token: &str, path: &Path) -> anyhow::Result<()> {
+/// Streams `url` into the new file `path`, fsyncs it, and returns the bytes written.
+async fn pull(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let what = format!("GET {url}");
     let response = client
         .get(url)
         .bearer_auth(token)
         .send()
         .await
-        .with_context(|| format!("GET {url}"))?;
-    let mut response = expect_status(response, StatusCode::OK, &format!("GET {url}")).await?;
-    let file = tokio::fs::File::create_new(path)
-        .await
-        .with_context(|| format!("creating {}", path.display()))?;
-    let mut out = tokio::io::BufWriter::with_capacity(IO_BUFFER, file);
-    while let Some(bytes) = response
-        .chunk()
-        .await
-        .with_context(|| format!("reading the body of GET {url}"))?
-    {
-        out.write_all(&bytes)
-            .await
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    out.flush()
-        .await
-        .with_context(|| format!("writing {}", path.display()))?;
-    out.into_inner()
-        .sync_all()
-        .await
-        .with_context(|| format!("syncing {}", path.display()))
+        .with_context(|| what.clone())?;
+    let response = expect_status(response, StatusCode::OK, &what).await?;
+    common::stream_into_file(response.bytes_stream(), path, &what).await
 }

@@ -11,7 +11,24 @@
 //!
 //! Options: `--size-mib N` (file size), `--runs N` (repetitions of each measurement, default 3),
 //! `--dir PATH` (where the temporary node data, source file and copies go; default the current
-//! directory, so the work tree's disk), `--json` (machine-readable output instead of the table).
+//! directory, so the work tree's disk), `--json` (machine-readable output instead of the table),
+//! `--storage local|garage` and `--node-bin PATH` (below).
+//!
+//! `--storage garage` (for `generic` and `oci`; the default is `local`) keeps the node's chunks in
+//! an S3 bucket: a single-node Garage (`garage`, installed by `scripts/install-clients.sh`) is
+//! started on 127.0.0.1 and the release `arca-node` (beside this binary, or `--node-bin`) runs as a
+//! child process with `--storage s3://...` and the bucket's credentials. The benchmark's own rows
+//! are measured as with `local`; then, each run on fresh bytes, Arca's push and pull are timed
+//! beside the same bytes PUT into and GET from the bucket directly with `object_store` (the limit),
+//! and it prints "Arca push / direct PUT" and "Arca pull / direct GET" (median and min-max of the
+//! runs, and the ratio of the medians), the bytes the bucket holds against the bytes pushed, and how
+//! the node's `arca_storage_*` counters (requests by kind, their time, bytes) grew in each phase:
+//!
+//! ```text
+//! cargo build --release -p arca-node -p arca-bench
+//! ./target/release/arca-bench generic --storage garage --size-mib 256
+//! ./target/release/arca-bench oci --storage garage
+//! ```
 //!
 //! `oci` compares the OCI Distribution API (Docker Registry V2) of a node started in this process with
 //! the CNCF distribution registry (`docker-registry`, 2.8 from Debian, started as a child process), both
@@ -27,7 +44,7 @@
 //! ```
 //!
 //! Options: `--layer-mib N`, `--layers N`, `--runs N`, `--scale F` (multiplies the number of pulls, for
-//! shorter runs), `--seconds S`, `--dir PATH`, `--json`.
+//! shorter runs), `--seconds S`, `--dir PATH`, `--json`, `--storage local|garage`, `--node-bin PATH`.
 //!
 //! `packages` compares the npm and PyPI registries of a node started in this process with verdaccio
 //! 6.5.2 (npm) and pypiserver (PyPI), both child processes on 127.0.0.1 storing under `--dir` (install
@@ -184,6 +201,7 @@ mod remote;
 mod report;
 mod rpm;
 mod scale;
+mod storage;
 
 use clap::{Parser, Subcommand};
 

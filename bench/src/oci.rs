@@ -1,11 +1,14 @@
 //! The `oci` benchmark: push an image, pull its layers and GET its manifest through the OCI
 //! Distribution API (Docker Registry V2) of a node running in this process, against the CNCF
 //! distribution registry (`docker-registry`) running beside it on the same disk.
+//!
+//! With `--storage garage` the node keeps its chunks in a Garage bucket (see [`crate::storage`]), and
+//! fresh images are also pushed and their layers pulled through it beside the same blobs PUT into
+//! and GET from the bucket directly.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
@@ -16,7 +19,8 @@ use tokio::task::JoinSet;
 
 use crate::common::{self, blocking, expect_status};
 use crate::data;
-use crate::report::{OciReport, Rates, SideBySide, mib_per_second};
+use crate::report::{GarageReport, OciReport, Rates, SideBySide, mib_per_second};
+use crate::storage::{Bucket, Limit, Node, Pairs, Source, Stand, StorageArgs};
 
 /// The Arca registry the benchmark creates, and the repository it pushes to on both registries.
 const REGISTRY: &str = "bench";
@@ -69,6 +73,8 @@ pub struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 /// One registry under test: where its V2 API is and how to authenticate to it.
@@ -134,6 +140,25 @@ struct Image {
     config: Blob,
     layers: Vec<Blob>,
     manifest: Bytes,
+}
+
+impl Image {
+    /// What the pulls and the manifest GETs need of it.
+    fn pushed(&self) -> Pushed {
+        Pushed {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.bytes.len() as u64))
+                .collect(),
+            manifest: self.manifest.clone(),
+        }
+    }
+
+    /// The bytes of its layers.
+    fn layer_bytes(&self) -> u64 {
+        self.layers.iter().map(|l| l.bytes.len() as u64).sum()
+    }
 }
 
 /// What stays of the last image pushed, for the pulls and the manifest GETs.
@@ -258,8 +283,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (temp, root) = common::temp_root(&args.dir)?;
     let peer_dir = root.join("distribution");
     let peer = Peer::start(&peer_dir).await?;
-    let node = match common::start_node(root.join("arca")).await {
-        Ok(node) => node,
+    let stand = match Stand::start(&args.storage, root.join("arca")).await {
+        Ok(stand) => stand,
         Err(error) => {
             let _ = peer.stop().await;
             return Err(error);
@@ -273,19 +298,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pulls_one,
         pulls_many,
         seconds,
+        nonce: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()),
     };
     let measured = async {
-        let arca_target = arca_target(&node).await?;
+        let arca_target = arca_target(&stand.node).await?;
         let peer_target = Target::new("distribution", peer.base.clone(), None)?;
-        setup.measure(&arca_target, &peer_target).await
+        let rows = setup.measure(&arca_target, &peer_target).await?;
+        let garage = match &stand.bucket {
+            Some(bucket) => Some(
+                setup
+                    .against_bucket(&arca_target, &stand.node, bucket)
+                    .await?,
+            ),
+            None => None,
+        };
+        anyhow::Ok((rows, garage))
     }
     .await;
     let peer_stopped = peer.stop().await;
-    let arca_stopped = node.shutdown().await.context("stopping the node");
+    let arca_stopped = stand.stop().await;
     let removed = temp
         .close()
         .with_context(|| format!("removing {}", root.display()));
-    let [push, pull_one_client, pull_many_clients, manifest_get] = measured?;
+    let ([push, pull_one_client, pull_many_clients, manifest_get], garage) = measured?;
     peer_stopped?;
     arca_stopped?;
     removed?;
@@ -307,6 +345,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pull_many_clients,
         manifest_get,
         notes: notes(),
+        garage,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -337,14 +376,47 @@ fn notes() -> Vec<String> {
     .collect()
 }
 
+/// How to read the `--storage garage` rows; the shared notes follow them.
+fn garage_notes() -> Vec<String> {
+    [
+        "push / PUT: each run a fresh image (new layers, unrelated to those of the rows above), pushed \
+         through the node as above, and its config and layers PUT directly at once, one object \
+         each (no manifest); MiB/s = layer bytes / wall time",
+        "pull / GET, first read: after every push, each run's layers GET once, all at once, bodies \
+         read and counted, not stored: nothing has read them yet, so through the node every chunk \
+         comes from the bucket",
+        "pull / GET, 1 client and 32 clients: the last image's layers round-robin, as many pulls as \
+         above, after every layer's sha256 was verified once on both sides: through the node they \
+         are read again, from its memory tier of chunks (see the counters), so these rows compare \
+         its cache with the bucket",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// Connects to the node's V2 API as `arca` with the admin token, after creating the DOCKER registry.
-async fn arca_target(node: &arca_node::RunningNode) -> anyhow::Result<Target> {
-    let token = common::admin_token(node).await?;
-    let base = Url::parse(&format!("http://{}/", node.http_addr))?;
-    let target = Target::new("arca", base, Some(("arca".to_owned(), token.clone())))?;
-    let management = format!("http://{}", node.http_addr);
-    common::create_registry(&target.client, &management, &token, REGISTRY, "DOCKER").await?;
+async fn arca_target(node: &Node) -> anyhow::Result<Target> {
+    let base = Url::parse(&format!("{}/", node.base))?;
+    let target = Target::new("arca", base, Some(("arca".to_owned(), node.token.clone())))?;
+    common::create_registry(&target.client, &node.base, &node.token, REGISTRY, "DOCKER").await?;
     Ok(target)
+}
+
+/// The name in the bucket of the blob `digest` (`sha256:<hex>`) PUT directly.
+fn direct_name(digest: &str) -> String {
+    format!("oci/{}", digest.replace(':', "/"))
+}
+
+/// The names in the bucket and sizes of the layers of `pushed`, PUT directly.
+fn direct_objects(pushed: &Pushed) -> Arc<Vec<(String, u64)>> {
+    Arc::new(
+        pushed
+            .layers
+            .iter()
+            .map(|(digest, size)| (direct_name(digest), *size))
+            .collect(),
+    )
 }
 
 /// The shape of the benchmark.
@@ -355,16 +427,14 @@ struct Setup {
     pulls_one: u64,
     pulls_many: u64,
     seconds: Duration,
+    /// Seeds every image's layers, so that no two runs or invocations share one.
+    nonce: u64,
 }
 
 impl Setup {
     /// Measures push, pulls with one and with many clients, and manifest GETs, each `runs` times
     /// against each target, and returns them in that order.
     async fn measure(&self, arca: &Target, peer: &Target) -> anyhow::Result<[SideBySide; 4]> {
-        let nonce = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
         let targets = [arca, peer];
         // rates[measurement][target][run]
         let mut rates = vec![vec![Vec::new(); 2]; 4];
@@ -383,24 +453,16 @@ impl Setup {
                 self.layers,
                 self.layer_size >> 20
             );
-            let image = self.image(nonce, run).await?;
+            let image = self.image(run).await?;
             for t in order(run) {
                 let target = targets[t];
                 eprintln!("push {}/{} to {} ...", run + 1, self.runs, target.name);
                 let started = Instant::now();
                 push_image(target, &image).await?;
                 let elapsed = started.elapsed().as_secs_f64();
-                let bytes = image.layers.iter().map(|l| l.bytes.len() as u64).sum();
-                rates[0][t].push(mib_per_second(bytes, elapsed));
+                rates[0][t].push(mib_per_second(image.layer_bytes(), elapsed));
             }
-            pushed = Some(Pushed {
-                layers: image
-                    .layers
-                    .iter()
-                    .map(|l| (l.digest.clone(), l.bytes.len() as u64))
-                    .collect(),
-                manifest: image.manifest.clone(),
-            });
+            pushed = Some(image.pushed());
         }
         let pushed = Arc::new(pushed.context("no runs")?);
         for target in targets {
@@ -458,10 +520,138 @@ impl Setup {
             .map_err(|_| anyhow::anyhow!("four measurements"))
     }
 
+    /// With `--storage garage`: per run, a fresh image pushed through the node and its blobs PUT
+    /// directly into its bucket; then the last one's layers pulled and GET back, by one client and
+    /// by many; what the bucket holds after; the node's counters over each phase.
+    async fn against_bucket(
+        &self,
+        arca: &Target,
+        node: &Node,
+        bucket: &Bucket,
+    ) -> anyhow::Result<GarageReport> {
+        let mut limit = Limit::new(node, bucket, self.runs);
+        limit
+            .phase("the rows above (pushes of fresh images, blob pulls, manifest GETs)")
+            .await?;
+        let mut pushes = Pairs::default();
+        // What each run pushed, for the first reads.
+        let mut images = Vec::with_capacity(self.runs);
+        for run in 0..self.runs {
+            eprintln!(
+                "generating {} layers of {} MiB ...",
+                self.layers,
+                self.layer_size >> 20
+            );
+            // Numbered after the runs of the rows above, so that its layers are new to the node.
+            let image = self.image(self.runs + run).await?;
+            let bytes = image.layer_bytes();
+            let objects = std::iter::once(&image.config)
+                .chain(&image.layers)
+                .map(|blob| {
+                    (
+                        direct_name(&blob.digest),
+                        Source::Memory(blob.bytes.clone()),
+                    )
+                })
+                .collect();
+            eprintln!(
+                "push {}/{}: through the node and directly ...",
+                run + 1,
+                self.runs
+            );
+            let through_arca = async {
+                push_image(arca, &image).await?;
+                Ok(bytes)
+            };
+            let direct = async {
+                bucket.put(objects).await?;
+                Ok(bytes)
+            };
+            pushes.time(run, through_arca, direct).await?;
+            images.push(Arc::new(image.pushed()));
+        }
+        limit.row("Arca push / direct PUT", pushes)?;
+        limit
+            .phase("pushes of the fresh images through the node, and direct PUTs of their blobs")
+            .await?;
+
+        // Every layer once, all at once, as nothing has read them yet: through the node, every
+        // chunk comes from the bucket.
+        let mut first_reads = Pairs::default();
+        for (run, pushed) in images.iter().enumerate() {
+            eprintln!(
+                "first read {}/{} of the image's layers: through the node and directly ...",
+                run + 1,
+                self.runs
+            );
+            let layers = pushed.layers.len();
+            first_reads
+                .time(
+                    run,
+                    pull_blobs(arca, pushed, layers, layers as u64),
+                    bucket.get_many(direct_objects(pushed), layers, layers as u64),
+                )
+                .await?;
+        }
+        limit.row("Arca pull / direct GET, first read", first_reads)?;
+        limit
+            .phase("first reads of each image's layers through the node, and their direct GETs")
+            .await?;
+
+        let pushed = images.pop().context("no runs")?;
+        eprintln!("verifying the last image through the node and directly ...");
+        verify(arca, &pushed).await?;
+        for (digest, size) in &pushed.layers {
+            let (got_size, got) = bucket.sha256(&direct_name(digest)).await?;
+            ensure!(
+                got_size == *size && format!("sha256:{got}") == *digest,
+                "the bucket's {} has {got_size} bytes with sha256 {got}, expected {size} bytes of \
+                 {digest}",
+                direct_name(digest)
+            );
+        }
+        let objects = direct_objects(&pushed);
+        for (clients, pulls) in [(1, self.pulls_one), (PULL_CLIENTS, self.pulls_many)] {
+            let mut pairs = Pairs::default();
+            for run in 0..self.runs {
+                eprintln!(
+                    "pull {}/{}: {pulls} pulls by {clients} clients through the node and directly \
+                     ...",
+                    run + 1,
+                    self.runs
+                );
+                pairs
+                    .time(
+                        run,
+                        pull_blobs(arca, &pushed, clients, pulls),
+                        bucket.get_many(objects.clone(), clients, pulls),
+                    )
+                    .await?;
+            }
+            let who = if clients == 1 {
+                "1 client".to_owned()
+            } else {
+                format!("{clients} clients")
+            };
+            limit.row(&format!("Arca pull / direct GET, {who}"), pairs)?;
+            limit
+                .phase(&format!(
+                    "pulls of the last image's layers through the node and direct GETs, {who}"
+                ))
+                .await?;
+        }
+
+        // Every image, those of the rows above and these, was new.
+        let pushed = (self.layers as u64)
+            .saturating_mul(self.layer_size as u64)
+            .saturating_mul(2 * self.runs as u64);
+        limit.finish(pushed, pushed, garage_notes()).await
+    }
+
     /// Generates the image of push run `run`: fresh layers (unrelated to every other run's and
     /// invocation's), a config naming them, and the manifest.
-    async fn image(&self, nonce: u64, run: usize) -> anyhow::Result<Image> {
-        let (count, size) = (self.layers, self.layer_size);
+    async fn image(&self, run: usize) -> anyhow::Result<Image> {
+        let (nonce, count, size) = (self.nonce, self.layers, self.layer_size);
         let layers = blocking(move || {
             Ok((0..count)
                 .map(|index| {
@@ -626,37 +816,26 @@ async fn pull_blobs(
     clients: usize,
     pulls: u64,
 ) -> anyhow::Result<u64> {
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..clients {
-        let (target, pushed, next) = (target.clone(), pushed.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut total = 0u64;
-            loop {
-                let pull = next.fetch_add(1, Ordering::Relaxed);
-                if pull >= pulls {
-                    return anyhow::Ok(total);
-                }
-                let (digest, size) = &pushed.layers[(pull % pushed.layers.len() as u64) as usize];
-                let mut response = get(&target, &format!("blobs/{digest}"), None).await?;
-                let mut read = 0u64;
-                while let Some(bytes) = response.chunk().await? {
-                    read += bytes.len() as u64;
-                }
-                ensure!(
-                    read == *size,
-                    "{}: GET blobs/{digest} gave {read} of {size} bytes",
-                    target.name
-                );
-                total += read;
+    ensure!(!pushed.layers.is_empty(), "an image without layers");
+    let (target, pushed) = (target.clone(), pushed.clone());
+    common::fan_out(clients, pulls, move |pull| {
+        let (target, pushed) = (target.clone(), pushed.clone());
+        async move {
+            let (digest, size) = &pushed.layers[(pull % pushed.layers.len() as u64) as usize];
+            let mut response = get(&target, &format!("blobs/{digest}"), None).await?;
+            let mut read = 0u64;
+            while let Some(bytes) = response.chunk().await? {
+                read += bytes.len() as u64;
             }
-        });
-    }
-    let mut total = 0;
-    while let Some(read) = tasks.join_next().await {
-        total += read.context("pull task panicked")??;
-    }
-    Ok(total)
+            ensure!(
+                read == *size,
+                "{}: GET blobs/{digest} gave {read} of {size} bytes",
+                target.name
+            );
+            Ok(read)
+        }
+    })
+    .await
 }
 
 /// GETs the manifest by tag with [`MANIFEST_CLIENTS`] concurrent clients until `duration` has passed,

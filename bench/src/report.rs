@@ -106,6 +106,9 @@ pub struct GenericReport {
     pub pull: Compared,
     /// How to read the numbers.
     pub notes: Vec<String>,
+    /// With `--storage garage`: the node against the bucket it keeps its chunks in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub garage: Option<GarageReport>,
 }
 
 impl GenericReport {
@@ -137,6 +140,9 @@ impl GenericReport {
         row(&mut out, &self.pull.measurement, Some(&self.pull));
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
+        }
+        if let Some(garage) = &self.garage {
+            garage.write(&mut out);
         }
         out
     }
@@ -243,6 +249,9 @@ pub struct OciReport {
     pub manifest_get: SideBySide,
     /// How to read the numbers.
     pub notes: Vec<String>,
+    /// With `--storage garage`: the node against the bucket it keeps its chunks in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub garage: Option<GarageReport>,
 }
 
 impl OciReport {
@@ -287,7 +296,191 @@ impl OciReport {
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
+        if let Some(garage) = &self.garage {
+            garage.write(&mut out);
+        }
         out
+    }
+}
+
+/// One operation through a bucket-backed node against the same bytes moved to or from the bucket
+/// directly (the limit), run by run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitRow {
+    /// What was measured, as the table shows it.
+    pub label: String,
+    /// The unit of both sides (`"MiB/s"`): higher is better.
+    pub unit: &'static str,
+    /// Through Arca.
+    pub arca: Spread,
+    /// Directly to or from the bucket.
+    pub direct: Spread,
+    /// Arca's median over the direct median.
+    pub ratio_median: f64,
+}
+
+impl LimitRow {
+    /// Puts Arca's runs next to the direct ones; `None` when either side has no runs.
+    pub fn new(label: &str, arca: Vec<f64>, direct: Vec<f64>) -> Option<LimitRow> {
+        let (arca, direct) = (Spread::new(arca)?, Spread::new(direct)?);
+        Some(LimitRow {
+            label: label.to_owned(),
+            unit: "MiB/s",
+            ratio_median: arca.median / direct.median,
+            arca,
+            direct,
+        })
+    }
+}
+
+/// What the bucket holds after the pushes, against what was pushed.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketHeld {
+    /// Bytes pushed through Arca, every push counted.
+    pub pushed_bytes: u64,
+    /// Of them, bytes of distinct content (what a deduplicating store needs to keep).
+    pub unique_bytes: u64,
+    /// Objects under the node's prefix.
+    pub arca_objects: u64,
+    /// Their bytes.
+    pub arca_bytes: u64,
+    /// Objects written directly, beside the node's.
+    pub direct_objects: u64,
+    /// Their bytes.
+    pub direct_bytes: u64,
+}
+
+/// The node's object-store counters (`arca_storage_*` and `arca_chunk*` of its `/metrics`) over one
+/// phase of the benchmark: how much each grew.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoragePhase {
+    /// What ran in the phase.
+    pub label: String,
+    /// Sample name (with labels) and how much it grew.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+impl StoragePhase {
+    /// The growth of the sample `name` (0 when it is missing).
+    fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// One line: requests by kind, their summed time and mean, bytes, chunk work.
+    fn describe(&self) -> String {
+        const KINDS: [&str; 6] = ["get", "put", "head", "list", "copy", "delete"];
+        let by_kind: Vec<String> = KINDS
+            .iter()
+            .map(|kind| {
+                let count = self.get(&format!(
+                    "arca_storage_requests_total{{request=\"{kind}\"}}"
+                ));
+                format!("{kind} {count}")
+            })
+            .collect();
+        let requests: u64 = self
+            .counters
+            .iter()
+            .filter(|(name, _)| name.starts_with("arca_storage_requests_total"))
+            .map(|(_, count)| count)
+            .sum();
+        let micros = self.get("arca_storage_request_microseconds_total");
+        let mib = |name: &str| self.get(name) as f64 / (1024.0 * 1024.0);
+        format!(
+            "requests {} ({}); errors {}, refused {}; request time {:.2} s summed, {:.1} ms each; written {:.1} \
+             MiB, read {:.1} MiB; chunks written {}, deduplicated {}, memory-tier hits {}",
+            requests,
+            by_kind.join(", "),
+            self.get("arca_storage_errors_total"),
+            self.get("arca_storage_refused_total"),
+            micros as f64 / 1e6,
+            micros as f64 / 1e3 / requests.max(1) as f64,
+            mib("arca_storage_bytes_written_total"),
+            mib("arca_storage_bytes_read_total"),
+            self.get("arca_chunks_written_total"),
+            self.get("arca_chunks_deduplicated_total"),
+            self.get("arca_chunk_cache_hits_total")
+        )
+    }
+}
+
+/// What `--storage garage` adds to the `generic` and `oci` reports: the node keeping its chunks in
+/// a Garage bucket, against the same bytes moved to and from that bucket directly.
+#[derive(Debug, Clone, Serialize)]
+pub struct GarageReport {
+    /// `garage --version`.
+    pub store: String,
+    /// The S3 endpoint.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix the node keeps its chunks under.
+    pub node_prefix: String,
+    /// The prefix the direct objects go under.
+    pub direct_prefix: String,
+    /// The `arca-node` binary run.
+    pub node_bin: String,
+    /// Runs of each row.
+    pub runs: usize,
+    /// Arca against the direct requests.
+    pub rows: Vec<LimitRow>,
+    /// The bucket after every push.
+    pub held: BucketHeld,
+    /// The node's object-store counters, phase by phase.
+    pub phases: Vec<StoragePhase>,
+    /// How to read the numbers.
+    pub notes: Vec<String>,
+}
+
+impl GarageReport {
+    /// Appends the section to a benchmark's table: the rows (median and spread), the bucket's
+    /// contents, the counters of each phase, and the notes.
+    pub fn write(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\nstorage: garage  {}  endpoint={}  bucket={}  node prefix={}  node={}",
+            self.store, self.endpoint, self.bucket, self.node_prefix, self.node_bin
+        );
+        let _ = writeln!(
+            out,
+            "{:<44} {:>24} {:>24} {:>12}",
+            format!("(median (min-max) of {} runs)", self.runs),
+            "arca",
+            "direct",
+            "arca/direct"
+        );
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<44} {:>24} {:>24} {:>12.3}",
+                format!("{} ({})", row.label, row.unit),
+                row.arca.cell(1),
+                row.direct.cell(1),
+                row.ratio_median
+            );
+        }
+        let h = &self.held;
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            out,
+            "bucket after the pushes: node prefix {} objects, {:.1} MiB, for {:.1} MiB pushed ({:.1} \
+             MiB distinct): held/distinct {:.3}, held/pushed {:.3}; direct prefix {} objects, {:.1} MiB",
+            h.arca_objects,
+            mib(h.arca_bytes),
+            mib(h.pushed_bytes),
+            mib(h.unique_bytes),
+            h.arca_bytes as f64 / h.unique_bytes.max(1) as f64,
+            h.arca_bytes as f64 / h.pushed_bytes.max(1) as f64,
+            h.direct_objects,
+            mib(h.direct_bytes)
+        );
+        let _ = writeln!(out, "the node's object-store counters, phase by phase:");
+        for phase in &self.phases {
+            let _ = writeln!(out, "  {}: {}", phase.label, phase.describe());
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
     }
 }
 

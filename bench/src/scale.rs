@@ -415,6 +415,8 @@ pub struct NodeProcess {
     bin: PathBuf,
     data_dir: PathBuf,
     args: Vec<String>,
+    /// Variables set in its environment besides this process's.
+    env: Vec<(String, String)>,
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
@@ -431,6 +433,19 @@ impl NodeProcess {
         id: u64,
         site: &str,
         extra: &[String],
+    ) -> anyhow::Result<NodeProcess> {
+        Self::spawn_with_env(bin, data_dir, id, site, extra, Vec::new())
+    }
+
+    /// [`NodeProcess::spawn`], with `env` set in the node's environment (the object store's
+    /// credentials, say).
+    pub fn spawn_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        id: u64,
+        site: &str,
+        extra: &[String],
+        env: Vec<(String, String)>,
     ) -> anyhow::Result<NodeProcess> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -451,12 +466,13 @@ impl NodeProcess {
         .map(str::to_owned)
         .to_vec();
         args.extend_from_slice(extra);
-        let child = launch(bin, data_dir, &args)?;
+        let child = launch(bin, data_dir, &args, &env)?;
         Ok(NodeProcess {
             name: format!("node {id}"),
             bin: bin.to_owned(),
             data_dir: data_dir.to_owned(),
             args,
+            env,
             child,
             url: format!("http://{http}"),
             quic,
@@ -554,7 +570,7 @@ impl NodeProcess {
 
     /// Starts the process again with the same command line, without waiting for it.
     fn respawn(&mut self) -> anyhow::Result<()> {
-        self.child = launch(&self.bin, &self.data_dir, &self.args)?;
+        self.child = launch(&self.bin, &self.data_dir, &self.args, &self.env)?;
         Ok(())
     }
 }
@@ -566,9 +582,14 @@ impl Drop for NodeProcess {
     }
 }
 
-/// Runs `bin` with `args`, its output appended to its log in `data_dir`; `http.addr` is removed
-/// first, so that its reappearance says this process is serving.
-fn launch(bin: &Path, data_dir: &Path, args: &[String]) -> anyhow::Result<Child> {
+/// Runs `bin` with `args` and `env`, its output appended to its log in `data_dir`; `http.addr` is
+/// removed first, so that its reappearance says this process is serving.
+fn launch(
+    bin: &Path,
+    data_dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<Child> {
     let addr_file = data_dir.join("http.addr");
     match std::fs::remove_file(&addr_file) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
@@ -584,6 +605,7 @@ fn launch(bin: &Path, data_dir: &Path, args: &[String]) -> anyhow::Result<Child>
         .with_context(|| format!("opening {}", log_path.display()))?;
     Command::new(bin)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .env("RUST_LOG", LOG_FILTER)
         // An error's message, not pages of backtrace or colour codes, is what the end of the log
         // must show.

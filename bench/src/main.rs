@@ -187,6 +187,7 @@
 
 mod apt;
 mod archives;
+mod bucket_gc;
 mod cluster;
 mod common;
 mod data;
@@ -217,6 +218,8 @@ struct Cli {
 enum Command {
     /// Push and pull one large file through a generic registry, against a plain file copy.
     Generic(generic::Args),
+    /// Garbage collection of a node whose chunks are in a Garage bucket, at a million chunk objects.
+    BucketGc(bucket_gc::Args),
     /// Push an image, pull its layers and GET its manifest over the OCI Distribution API, against the
     /// CNCF distribution registry (docker-registry).
     Oci(oci::Args),
@@ -257,6 +260,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Generic(args) => runtime.block_on(generic::run(args)),
+        Command::BucketGc(args) => runtime.block_on(bucket_gc::run(args)),
         Command::Oci(args) => runtime.block_on(oci::run(args)),
         Command::Packages(args) => runtime.block_on(packages::run(args)),
         Command::Formats(args) => runtime.block_on(formats::run(args)),

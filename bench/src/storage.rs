@@ -354,7 +354,7 @@ fn direct_key(name: &str) -> ObjectPath {
 }
 
 /// A client of Garage's bucket with the key the node is given.
-fn client(garage: &Garage) -> anyhow::Result<AmazonS3> {
+pub(crate) fn client(garage: &Garage) -> anyhow::Result<AmazonS3> {
     let args = garage.node_args(NODE_PREFIX);
     let region = args
         .iter()

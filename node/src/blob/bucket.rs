@@ -143,6 +143,47 @@ pub trait Trash: Send + Sync {
     fn purge(&self, names: &[String]) -> io::Result<()>;
 }
 
+/// How long a chunk seen in the bucket is taken as there without asking again.
+const PRESENT_FOR: Duration = Duration::from_secs(60);
+/// The most chunks remembered as seen.
+const PRESENT_MAX: usize = 100_000;
+
+/// Chunks this node saw in the bucket lately (wrote, touched, or found), so the checks a write
+/// makes again before it commits, and the replication worker's after it, cost no request. A
+/// removal forgets the chunk; another node's collection may trash one meanwhile, and the trash
+/// puts it back when a version uses it (see the module docs).
+#[derive(Default)]
+struct Present(Mutex<std::collections::HashMap<String, Instant>>);
+
+impl Present {
+    fn names(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.names()
+            .get(name)
+            .is_some_and(|seen| seen.elapsed() < PRESENT_FOR)
+    }
+
+    fn saw(&self, name: &str) {
+        let mut names = self.names();
+        if names.len() >= PRESENT_MAX {
+            names.retain(|_, seen| seen.elapsed() < PRESENT_FOR);
+            if names.len() >= PRESENT_MAX {
+                names.clear();
+            }
+        }
+        names.insert(name.to_string(), Instant::now());
+    }
+
+    fn forget(&self, name: &str) {
+        self.names().remove(name);
+    }
+}
+
 /// Chunk objects in one bucket under one prefix.
 pub struct BucketDisk {
     store: AmazonS3,
@@ -151,6 +192,7 @@ pub struct BucketDisk {
     fence: u64,
     runtime: Option<tokio::runtime::Runtime>,
     breaker: Mutex<CircuitBreaker>,
+    present: Present,
     /// What the bucket has been asked.
     pub stats: BucketStats,
 }
@@ -217,6 +259,7 @@ impl BucketDisk {
             fence: settings.fence(),
             runtime: Some(runtime),
             breaker: Mutex::default(),
+            present: Present::default(),
             stats: BucketStats::default(),
         };
         // A store that is down (or refuses these credentials) does not keep the node from its
@@ -387,12 +430,22 @@ impl ChunkDisk for BucketDisk {
 
     /// A failure to ask counts as absent: the caller writes the chunk (and fails the same way) or
     /// refuses the write.
+    /// Chunks seen in the bucket in the last [`PRESENT_FOR`] are taken as there without asking.
     fn contains(&self, name: &str) -> bool {
-        self.head(self.key("chunks", name)).is_ok()
+        if self.present.knows(name) {
+            return true;
+        }
+        let found = self.head(self.key("chunks", name)).is_ok();
+        if found {
+            self.present.saw(name);
+        }
+        found
     }
 
     fn write_durable(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.put(self.key("chunks", name), Bytes::copy_from_slice(data))
+        self.put(self.key("chunks", name), Bytes::copy_from_slice(data))?;
+        self.present.saw(name);
+        Ok(())
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<(String, SystemTime, u64)>> {
@@ -408,11 +461,14 @@ impl ChunkDisk for BucketDisk {
     /// A copy of the object onto itself: the store gives it a new modification time.
     fn touch(&self, name: &str) -> io::Result<()> {
         let key = self.key("chunks", name);
-        self.copy(key.clone(), key)
+        self.copy(key.clone(), key)?;
+        self.present.saw(name);
+        Ok(())
     }
 
     /// Moves the chunk to the trash (see the module docs).
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.present.forget(name);
         self.copy(self.key("chunks", name), self.key("trash", name))?;
         self.delete(self.key("chunks", name))
     }

@@ -244,11 +244,16 @@ impl Collection {
         if held.holds(id) {
             return Ok(false);
         }
-        match self.store.disk.modified(&name) {
-            Ok(modified) if modified < cutoff => {}
-            Ok(_) => return Ok(false),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(error) => return Err(error.into()),
+        // Where removal is final the age is read again; where it goes to a trash, the age the
+        // listing gave stands (a reuse here since is claimed; one at another node sharing the
+        // store is put back from the trash) and the request is saved.
+        if self.store.disk.trash().is_none() {
+            match self.store.disk.modified(&name) {
+                Ok(modified) if modified < cutoff => {}
+                Ok(_) => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
         }
         match self.store.disk.remove(&name) {
             Ok(()) => {}

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use arca_protocol::api::{
     AuditList, AuditQuery, ClusterStatus, CopyVersionRequest, CreateJoinTokenRequest,
     CreateRegistryRequest, CreateTokenRequest, CreatedToken, DeleteMetadataRequest, Deployment,
-    DeploymentRequest, JoinTokenInfo, MetadataBody, PackageInfo, PackageSummary, Page, PageQuery,
-    RegistryInfo, ResolvedVersion, ScrubStatus, SigningKeyInfo, TokenInfo, VersionInfo, WhoAmI,
+    DeploymentRequest, EventList, EventsQuery, JoinTokenInfo, MetadataBody, PackageInfo,
+    PackageSummary, Page, PageQuery, RegistryInfo, ResolvedVersion, ScrubStatus, SigningKeyInfo,
+    TokenInfo, VersionInfo, WhoAmI,
 };
 use arca_protocol::identity::{
     CreateUserRequest, Grant, LoginRequest, UpdateUserRequest, UserInfo,
@@ -467,6 +468,28 @@ impl Client {
         let url = self.api_url(&["audit", "retention"])?;
         self.send_json(self.request(Method::PUT, url).json(retention))
             .await
+    }
+
+    /// `GET /api/v1/events`: the changes after the query's cursor that this caller may see, as
+    /// CloudEvents, and the cursor to ask after next.
+    pub async fn events(&self, query: &EventsQuery) -> Result<EventList, ClientError> {
+        let mut url = self.api_url(&["events"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in [
+                ("after", query.after),
+                ("limit", query.limit.map(u64::from)),
+                ("wait_seconds", query.wait_seconds),
+            ] {
+                if let Some(value) = value {
+                    pairs.append_pair(key, &value.to_string());
+                }
+            }
+            if let Some(registry) = &query.registry {
+                pairs.append_pair("registry", registry);
+            }
+        }
+        self.send_json(self.request(Method::GET, url)).await
     }
 
     /// `GET /api/v1/audit`: the audit events the query selects, newest first.

@@ -458,6 +458,53 @@ pub struct ClusterStatus {
     pub nodes: Vec<ClusterNodeStatus>,
 }
 
+/// `GET /api/v1/events?after=&limit=&registry=&wait_seconds=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsQuery {
+    /// The cursor: answer events after this one (`next` of the previous answer; 0 or none: from
+    /// the oldest kept).
+    pub after: Option<u64>,
+    /// The most events answered (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// Only events of this registry.
+    pub registry: Option<String>,
+    /// When nothing is new, wait this long (at most 30 s) for the next change before answering.
+    pub wait_seconds: Option<u64>,
+}
+
+/// One change, as a CloudEvent 1.0 in JSON (structured mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// The event's id: the audit event's, unique and increasing across the cluster.
+    pub id: String,
+    /// `/registries/<registry>`, or `/cluster` for changes of no registry.
+    pub source: String,
+    /// `io.arca.artifact.pushed`, `io.arca.artifact.deleted`, `io.arca.artifact.quarantined`,
+    /// `io.arca.artifact.released`, `io.arca.tag.moved`, `io.arca.registry.changed` or
+    /// `io.arca.admin.changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the change was requested, RFC 3339.
+    pub time: String,
+    /// The path the change was made at.
+    pub subject: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The audit event: who, from where, what, how it ended.
+    pub data: crate::model::AuditEvent,
+}
+
+/// The answer of `GET /api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventList {
+    /// The events, oldest first.
+    pub events: Vec<CloudEvent>,
+    /// The cursor to ask after next time (past events the caller may not see, too).
+    pub next: u64,
+}
+
 /// `GET /api/v1/storage`: where the answering node keeps its chunks, and the move of its local
 /// chunks into an object store, when one began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

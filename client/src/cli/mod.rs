@@ -7,6 +7,7 @@ mod cleanup;
 mod cluster;
 mod config;
 mod configure;
+mod events;
 mod firewall;
 mod firewall_admin;
 mod gc;
@@ -83,6 +84,9 @@ enum Command {
     /// Where the node keeps its chunks; move local chunks into its bucket (admin)
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// The changes (pushes, deletions, tag moves, quarantine) after a cursor, as CloudEvents;
+    /// --follow to wait for new ones
+    Events(events::EventsArgs),
     /// The dependency firewall's vulnerability database
     #[command(subcommand)]
     Fw(firewall_admin::FwCommand),
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(command) => command.run(&context).await,
         Command::Gc(command) => command.run(&context).await,
         Command::Storage(command) => command.run(&context).await,
+        Command::Events(args) => args.run(&context).await,
         Command::Fw(command) => command.run(&context).await,
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cleanup;
 pub mod cluster;
 pub mod deployments;
+pub mod events;
 pub mod firewall;
 pub mod gc;
 pub mod metadata;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cluster::routes())
         .merge(gc::routes())
         .merge(storage::routes())
+        .merge(events::routes())
         .merge(cleanup::routes())
         .merge(firewall::routes())
         .merge(resolve::routes())

@@ -1,0 +1,235 @@
+//! The event stream (`GET /api/v1/events`, `arca events`): pushes, deletions, quarantine and release
+//! as CloudEvents in the order they were applied, a cursor that resumes where the last answer
+//! stopped, only the registries a caller may read, and long polling that answers as soon as a
+//! change is applied.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use arca_tests::{TestNode, http};
+use serde_json::{Value, json};
+
+async fn call(
+    node: &TestNode,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
+    let mut request = http()
+        .request(method, format!("{}{path}", node.url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    ensure!(status.is_success(), "{path}: {status} {text}");
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn push(node: &TestNode, registry: &str, path: &str) -> Result<()> {
+    let response = http()
+        .put(format!("{}/generic/{registry}/{path}", node.url))
+        .bearer_auth(&node.admin_token)
+        .body(format!("bytes of {path}"))
+        .send()
+        .await?;
+    ensure!(
+        response.status().as_u16() == 201,
+        "push {path}: {}",
+        response.status()
+    );
+    Ok(())
+}
+
+async fn events(node: &TestNode, token: &str, query: &str) -> Result<Value> {
+    call(
+        node,
+        token,
+        reqwest::Method::GET,
+        &format!("/api/v1/events?{query}"),
+        None,
+    )
+    .await
+}
+
+/// The (type, subject) of each event.
+fn kinds(answer: &Value) -> Vec<(String, String)> {
+    answer["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|e| {
+                    (
+                        e["type"].as_str().unwrap_or("").to_string(),
+                        e["subject"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_them() -> Result<()> {
+    let node = TestNode::start()?;
+    let admin = node.admin_token.clone();
+    for name in ["one", "two"] {
+        call(
+            &node,
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/registries",
+            Some(json!({"name": name, "package_type": "GENERIC"})),
+        )
+        .await?;
+    }
+    let start = events(&node, &admin, "").await?["next"]
+        .as_u64()
+        .unwrap_or(0);
+    push(&node, "one", "a/1/a.bin").await?;
+    push(&node, "two", "b/1/b.bin").await?;
+    call(
+        &node,
+        &admin,
+        reqwest::Method::DELETE,
+        "/api/v1/registries/one/packages/a/versions/1",
+        None,
+    )
+    .await?;
+    call(
+        &node,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/registries/two/packages/b/versions/1/quarantine",
+        Some(json!({"reason": "under review"})),
+    )
+    .await?;
+    call(
+        &node,
+        &admin,
+        reqwest::Method::DELETE,
+        "/api/v1/registries/two/packages/b/versions/1/quarantine",
+        None,
+    )
+    .await?;
+
+    let all = events(&node, &admin, &format!("after={start}")).await?;
+    let expected: Vec<(String, String)> = [
+        ("io.arca.artifact.pushed", "/generic/one/a/1/a.bin"),
+        ("io.arca.artifact.pushed", "/generic/two/b/1/b.bin"),
+        (
+            "io.arca.artifact.deleted",
+            "/api/v1/registries/one/packages/a/versions/1",
+        ),
+        (
+            "io.arca.artifact.quarantined",
+            "/api/v1/registries/two/packages/b/versions/1/quarantine",
+        ),
+        (
+            "io.arca.artifact.released",
+            "/api/v1/registries/two/packages/b/versions/1/quarantine",
+        ),
+    ]
+    .iter()
+    .map(|(kind, subject)| (kind.to_string(), subject.to_string()))
+    .collect();
+    ensure!(kinds(&all) == expected, "admin's events: {all:#}");
+    let first = &all["events"][0];
+    ensure!(
+        first["specversion"] == "1.0" && first["source"] == "/registries/one",
+        "{first}"
+    );
+    ensure!(
+        first["data"]["actor"].is_string()
+            && first["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{first}"
+    );
+
+    // The cursor: nothing after the last one; a page of two goes on where it stopped.
+    let next = all["next"].as_u64().unwrap_or(0);
+    ensure!(kinds(&events(&node, &admin, &format!("after={next}")).await?).is_empty());
+    let page = events(&node, &admin, &format!("after={start}&limit=2")).await?;
+    ensure!(kinds(&page) == expected[..2], "first page: {page:#}");
+    let rest = events(&node, &admin, &format!("after={}&limit=10", page["next"])).await?;
+    ensure!(kinds(&rest) == expected[2..], "second page: {rest:#}");
+
+    // A viewer of registry two sees two's events only, and no admin changes.
+    let token = call(
+        &node,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "two-reader", "scopes": [{"role": "viewer", "registry": "two"}]})),
+    )
+    .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let seen = events(&node, &token, "").await?;
+    ensure!(
+        !kinds(&seen).is_empty()
+            && seen["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().all(|e| e["source"] == "/registries/two")),
+        "the viewer of two: {seen:#}"
+    );
+    let anonymous = http()
+        .get(format!("{}/api/v1/events", node.url))
+        .send()
+        .await?;
+    ensure!(anonymous.status().as_u16() == 401);
+
+    // A long poll answers as soon as the next change is applied.
+    let latest = events(&node, &admin, "").await?["next"]
+        .as_u64()
+        .unwrap_or(0);
+    let started = Instant::now();
+    let waiting = format!("after={latest}&wait_seconds=20");
+    let poll = events(&node, &token, &waiting);
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        push(&node, "two", "c/1/c.bin").await
+    };
+    let (polled, pushed) = tokio::join!(poll, change);
+    pushed?;
+    let polled = polled?;
+    ensure!(
+        kinds(&polled)
+            == [(
+                "io.arca.artifact.pushed".to_string(),
+                "/generic/two/c/1/c.bin".to_string()
+            )],
+        "long poll: {polled:#}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(10),
+        "the long poll waited {:?}",
+        started.elapsed()
+    );
+
+    // The CLI prints the same events.
+    let output = node.cli(&[
+        "--format",
+        "json",
+        "events",
+        "--registry",
+        "two",
+        "--after",
+        &latest.to_string(),
+    ]);
+    ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout)?;
+    ensure!(
+        kinds(&printed) == kinds(&polled),
+        "arca events: {printed:#}"
+    );
+    Ok(())
+}

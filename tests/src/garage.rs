@@ -145,14 +145,24 @@ impl Garage {
 
     /// The `arca-node` arguments that keep its chunks in the bucket under `prefix`.
     pub fn node_args(&self, prefix: &str) -> Vec<String> {
+        self.node_args_at(prefix, &self.endpoint())
+    }
+
+    /// [`Garage::node_args`] reaching the store at `endpoint` (a TLS front of it, say).
+    pub fn node_args_at(&self, prefix: &str, endpoint: &str) -> Vec<String> {
         vec![
             "--storage".to_string(),
             format!("s3://{BUCKET}/{prefix}"),
             "--storage-endpoint".to_string(),
-            self.endpoint(),
+            endpoint.to_string(),
             "--storage-region".to_string(),
             REGION.to_string(),
         ]
+    }
+
+    /// The port of the S3 API.
+    pub fn s3_port(&self) -> u16 {
+        self.s3_port
     }
 
     /// Stops Garage (SIGKILL), as an outage would.

@@ -16,6 +16,31 @@ use arca_tests::garage::Garage;
 use arca_tests::{TestNode, chunk_files, http, pseudo_random_bytes};
 use serde_json::json;
 
+/// Creates the GENERIC registry `files` on `node`.
+async fn create_files_registry(node: &TestNode) -> Result<()> {
+    let created = http()
+        .post(format!("{}/api/v1/registries", node.url))
+        .bearer_auth(&node.admin_token)
+        .json(&json!({"name": "files", "package_type": "GENERIC"}))
+        .send()
+        .await?;
+    ensure!(
+        created.status().as_u16() == 201,
+        "create files: {}",
+        created.status()
+    );
+    Ok(())
+}
+
+/// A node keeping its chunks in the bucket under `prefix`, with the registry `files`.
+async fn node_on_bucket(garage: &Garage, prefix: &str) -> Result<TestNode> {
+    let args = garage.node_args(prefix);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = TestNode::start_with(&args, &garage.env())?;
+    create_files_registry(&node).await?;
+    Ok(node)
+}
+
 /// Total bytes of `objects`.
 fn bytes_of(objects: &[(String, u64)]) -> u64 {
     objects.iter().map(|(_, size)| size).sum()
@@ -208,16 +233,7 @@ async fn the_store_going_away_mid_push_is_a_503_that_commits_nothing() -> Result
     let Some(mut garage) = Garage::start("the_store_going_away")? else {
         return Ok(());
     };
-    let args = garage.node_args("solo");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let node = TestNode::start_with(&args, &garage.env())?;
-    let created = http()
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&json!({"name": "files", "package_type": "GENERIC"}))
-        .send()
-        .await?;
-    ensure!(created.status().as_u16() == 201);
+    let node = node_on_bucket(&garage, "solo").await?;
     let url = |path: &str| format!("{}/generic/files/{path}", node.url);
 
     let push = http()
@@ -283,13 +299,7 @@ async fn a_node_moves_its_local_chunks_into_the_bucket_while_serving_and_after_a
         return Ok(());
     };
     let mut node = TestNode::start()?;
-    let created = http()
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&json!({"name": "files", "package_type": "GENERIC"}))
-        .send()
-        .await?;
-    ensure!(created.status().as_u16() == 201);
+    create_files_registry(&node).await?;
     // Files of one chunk each, so the move takes long enough to be cut short.
     let files: Vec<Vec<u8>> = (1..=120)
         .map(|seed| pseudo_random_bytes(48 << 10, seed))
@@ -402,16 +412,7 @@ async fn a_chunk_pushed_again_is_touched_in_the_bucket() -> Result<()> {
     let Some(garage) = Garage::start("a_chunk_pushed_again")? else {
         return Ok(());
     };
-    let args = garage.node_args("touched");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let node = TestNode::start_with(&args, &garage.env())?;
-    let created = http()
-        .post(format!("{}/api/v1/registries", node.url))
-        .bearer_auth(&node.admin_token)
-        .json(&json!({"name": "files", "package_type": "GENERIC"}))
-        .send()
-        .await?;
-    ensure!(created.status().as_u16() == 201);
+    let node = node_on_bucket(&garage, "touched").await?;
     let data = pseudo_random_bytes(1 << 20, 21);
     let push = |version: &'static str| {
         http()
@@ -444,5 +445,57 @@ async fn a_chunk_pushed_again_is_touched_in_the_bucket() -> Result<()> {
         "{errors} object-store requests failed\n{}",
         node.log()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_behind_tls_from_a_private_ca_is_trusted_through_the_ca_file_alone() -> Result<()>
+{
+    let Some(garage) = Garage::start("a_bucket_behind_tls")? else {
+        return Ok(());
+    };
+    let pki = arca_tests::pki::TestPki::new()?;
+    let front = pki.tls_front(garage.s3_port()).await?;
+    let endpoint = format!("https://127.0.0.1:{}", front.port);
+    let args = garage.node_args_at("tls", &endpoint);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = TestNode::start_with(&args, &garage.env())?;
+    create_files_registry(&node).await?;
+    let data = pseudo_random_bytes(1 << 20, 31);
+    let push = |node: &TestNode| {
+        http()
+            .put(format!("{}/generic/files/t/1/t.bin", node.url))
+            .bearer_auth(&node.admin_token)
+            .body(data.clone())
+            .send()
+    };
+    let untrusted = push(&node).await?;
+    let status = untrusted.status().as_u16();
+    let body = untrusted.text().await?;
+    ensure!(
+        status == 503,
+        "a store whose certificate is not trusted: {status} {body}"
+    );
+    ensure!(
+        body.to_lowercase().contains("certificate"),
+        "the answer names the certificate: {body}"
+    );
+
+    let ca = pki.path("ca.pem");
+    let mut trusted = args.clone();
+    trusted.extend(["--storage-ca-file", ca.as_str()]);
+    node.restart_with(&trusted, &garage.env())?;
+    ensure!(
+        push(&node).await?.status().as_u16() == 201,
+        "{}",
+        node.log()
+    );
+    let read = http()
+        .get(format!("{}/generic/files/t/1/t.bin", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?;
+    ensure!(read.status().as_u16() == 200 && read.bytes().await? == data);
+    ensure!(bytes_of(&garage.objects("tls/chunks").await?) == data.len() as u64);
     Ok(())
 }

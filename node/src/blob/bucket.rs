@@ -321,7 +321,7 @@ impl BucketDisk {
                 self.breaker().succeeded();
                 return Err(io::Error::new(io::ErrorKind::NotFound, path));
             }
-            Ok(Ok(Err(error))) => error.to_string(),
+            Ok(Ok(Err(error))) => crate::frontend::with_causes(&error),
             Ok(Err(_elapsed)) => format!("no answer within {}s", REQUEST_DEADLINE.as_secs()),
             Err(_dropped) => "the request was dropped".to_string(),
         };

@@ -243,3 +243,26 @@ macro_rules! core_error_conversions {
         }
     )+};
 }
+
+/// `error` and each of its causes, outermost first.
+pub fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |error| error.source())
+}
+
+/// An error's message with every cause its message leaves out (`error sending request: ...:
+/// invalid peer certificate: UnknownIssuer`): an HTTP client's own message names none.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in causes(error) {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&more);
+        }
+    }
+    text
+}

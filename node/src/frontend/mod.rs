@@ -19,7 +19,7 @@ pub use blobs::{
     parse_range, read_small_blob, receive_blob, serve_blob, unless_refused,
 };
 pub use cursor::BlobCursor;
-pub use error::ApiError;
+pub use error::{ApiError, causes, with_causes};
 pub use extract::{JsonBody, PathParams, QueryParams};
 pub use text_error::TextError;
 

@@ -143,19 +143,8 @@ fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
 /// none: "error sending request for url"); a refused TLS certificate is [`ProxyError::Tls`], which
 /// no retry mends.
 fn request_error(context: &str, error: &reqwest::Error) -> ProxyError {
-    let mut message = format!("{context}{error}");
-    let mut tls = false;
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        tls |= is_tls(cause);
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    if tls {
+    let message = format!("{context}{}", crate::frontend::with_causes(error));
+    if crate::frontend::causes(error).skip(1).any(is_tls) {
         ProxyError::Tls(message)
     } else {
         ProxyError::Upstream(message)

@@ -61,21 +61,7 @@ impl PrefixNode {
         data_dir: PathBuf,
         prefix: &'static str,
     ) -> anyhow::Result<PrefixNode> {
-        let env = garage
-            .env()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        let mut process = NodeProcess::spawn_with_env(
-            bin,
-            &data_dir,
-            1,
-            "site-1",
-            &garage.node_args(prefix),
-            env,
-        )?;
-        process.ready().await?;
-        let token = process.admin_token()?;
+        let (process, token) = storage::node_on_bucket(bin, garage, &data_dir, prefix).await?;
         Ok(PrefixNode {
             process,
             token,

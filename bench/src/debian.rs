@@ -193,9 +193,8 @@ async fn measure(
     );
 
     // Killed when dropped, should anything below fail.
-    let mut node = NodeProcess::spawn(bin, &root.join("node"), 1, "site-1", &[])?;
-    node.ready().await?;
-    let token = node.admin_token()?;
+    let (mut node, token) =
+        NodeProcess::start(bin, &root.join("node"), "site-1", &[], Vec::new()).await?;
     common::create_registry(
         &reqwest::Client::new(),
         &node.url,

@@ -221,9 +221,8 @@ async fn measure(args: &Args, bin: &Path, root: &Path) -> anyhow::Result<ScaleRe
         .build()
         .context("building the HTTP client")?;
 
-    let mut node = NodeProcess::spawn(bin, &root.join("node-1"), 1, "site-1", &[])?;
-    node.ready().await?;
-    let token = node.admin_token()?;
+    let (mut node, token) =
+        NodeProcess::start(bin, &root.join("node-1"), "site-1", &[], Vec::new()).await?;
     common::create_registry(&client, &node.url, &token, GENERIC, "GENERIC").await?;
     let setup = ScaleSetup {
         benchmark: "scale",
@@ -435,6 +434,21 @@ impl NodeProcess {
         extra: &[String],
     ) -> anyhow::Result<NodeProcess> {
         Self::spawn_with_env(bin, data_dir, id, site, extra, Vec::new())
+    }
+
+    /// Spawns a node ([`NodeProcess::spawn_with_env`]), waits until it serves, and reads the
+    /// admin token it wrote. The process is killed if this fails.
+    pub async fn start(
+        bin: &Path,
+        data_dir: &Path,
+        site: &str,
+        extra: &[String],
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<(NodeProcess, String)> {
+        let mut node = Self::spawn_with_env(bin, data_dir, 1, site, extra, env)?;
+        node.ready().await?;
+        let token = node.admin_token()?;
+        Ok((node, token))
     }
 
     /// [`NodeProcess::spawn`], with `env` set in the node's environment (the object store's

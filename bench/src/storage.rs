@@ -129,16 +129,8 @@ impl Stand {
                 let bucket = Bucket::start(&bin).await?;
                 eprintln!("starting {} on the bucket ...", bin.display());
                 // Dropped on an error below, the process is killed and Garage stopped.
-                let mut process = NodeProcess::spawn_with_env(
-                    &bin,
-                    &data_dir,
-                    1,
-                    "site-1",
-                    &bucket.garage.node_args(NODE_PREFIX),
-                    bucket.env(),
-                )?;
-                process.ready().await?;
-                let token = process.admin_token()?;
+                let (process, token) =
+                    node_on_bucket(&bin, &bucket.garage, &data_dir, NODE_PREFIX).await?;
                 Ok(Stand {
                     node: Node {
                         base: process.url.clone(),
@@ -246,15 +238,6 @@ impl Bucket {
         })
     }
 
-    /// The environment the node needs to reach the bucket (its credentials).
-    fn env(&self) -> Vec<(String, String)> {
-        self.garage
-            .env()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect()
-    }
-
     /// PUTs every object (named under the direct prefix) at once, and returns their bytes.
     pub async fn put(&self, objects: Vec<(String, Source)>) -> anyhow::Result<u64> {
         let mut uploads = JoinSet::new();
@@ -346,6 +329,22 @@ impl Bucket {
             objects.iter().map(|(_, size)| size).sum(),
         ))
     }
+}
+
+/// A release node keeping its chunks in `garage`'s bucket under `prefix` (its flags and
+/// credentials), serving, with its admin token.
+pub(crate) async fn node_on_bucket(
+    bin: &Path,
+    garage: &Garage,
+    data_dir: &Path,
+    prefix: &str,
+) -> anyhow::Result<(NodeProcess, String)> {
+    let env = garage
+        .env()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    NodeProcess::start(bin, data_dir, "site-1", &garage.node_args(prefix), env).await
 }
 
 /// The key of the direct object `name`.

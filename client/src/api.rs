@@ -65,7 +65,7 @@ impl Client {
     }
 
     /// Sends a request whose answer has no body (204).
-    async fn send_empty(&self, method: Method, url: Url) -> Result<(), ClientError> {
+    pub(crate) async fn send_empty(&self, method: Method, url: Url) -> Result<(), ClientError> {
         self.send(self.request(method, url)).await.map(drop)
     }
 

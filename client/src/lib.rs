@@ -30,6 +30,7 @@ mod published;
 mod pypi;
 mod rubygems;
 mod storage;
+mod webhooks;
 
 pub use arca_protocol::api::UploadedFile;
 pub use cleanup::{
@@ -51,6 +52,7 @@ pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
 pub use maven::{MavenCoordinates, xml_escape};
 pub use published::Published;
 pub use storage::{MigrateRequest, MigrationStatus, StorageStatus};
+pub use webhooks::{DeliveriesQuery, WebhookDelivery, WebhookInfo, WebhookRequest, WebhookUpdate};
 
 #[cfg(test)]
 mod tests;

@@ -86,6 +86,13 @@ pub struct Config {
     /// Collect unreferenced chunks (with the default grace period of an hour) this often, in
     /// seconds; 0 runs garbage collection only when asked (`POST /api/v1/gc`).
     pub gc_interval_seconds: u64,
+    /// The wait before a webhook's first retry after a failed delivery, in milliseconds; each
+    /// failure in a row doubles it (with jitter), up to `webhook_retry_max_ms`.
+    pub webhook_retry_base_ms: u64,
+    /// The longest wait between retries of a webhook, in milliseconds.
+    pub webhook_retry_max_ms: u64,
+    /// A webhook is disabled after this many failed deliveries in a row.
+    pub webhook_disable_after: u32,
     /// PEM certificate chain to serve HTTPS with on the HTTP port (with `tls_key`; read again when
     /// the files change).
     pub tls_cert: Option<PathBuf>,
@@ -160,6 +167,9 @@ impl Default for Config {
             write_timeout_ms: 10_000,
             auto_promote: true,
             gc_interval_seconds: 0,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_max_ms: 10 * 60 * 1_000,
+            webhook_disable_after: 50,
             tls_cert: None,
             tls_key: None,
             upstream_ca_file: None,
@@ -321,6 +331,21 @@ impl Config {
             &env,
             "ARCA_GC_INTERVAL_SECONDS",
             &mut config.gc_interval_seconds,
+        )?;
+        env_override(
+            &env,
+            "ARCA_WEBHOOK_RETRY_BASE_MS",
+            &mut config.webhook_retry_base_ms,
+        )?;
+        env_override(
+            &env,
+            "ARCA_WEBHOOK_RETRY_MAX_MS",
+            &mut config.webhook_retry_max_ms,
+        )?;
+        env_override(
+            &env,
+            "ARCA_WEBHOOK_DISABLE_AFTER",
+            &mut config.webhook_disable_after,
         )?;
         env_override(
             &env,

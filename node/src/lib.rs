@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod secrets;
 pub mod signing;
 pub mod transfer;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub scrub: Arc<blob::Scrubber>,
     /// The cluster's keys: registry token signing, secrets sealed in the replicated state.
     pub keys: Arc<secrets::ClusterKeys>,
+    /// What posts events to webhooks (while this node leads).
+    pub webhooks: Arc<webhooks::Deliverer>,
     /// The move of local chunks into the bucket, on a node started with a bucket over a data
     /// directory that still held local chunks.
     pub migration: Option<Arc<blob::Migration>>,
@@ -384,6 +387,27 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             .unwrap_or_default();
         blob::Migration::open(disk, meta.clone(), target)
     });
+    let deliverer = Arc::new(webhooks::Deliverer::new(
+        meta.clone(),
+        keys.clone(),
+        upstream
+            .without_redirects(webhooks::POST_TIMEOUT)
+            .map_err(|error| NodeError::UpstreamCa {
+                path: config
+                    .upstream_ca_file
+                    .as_deref()
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default(),
+                reason: format!("the webhook client: {error}"),
+            })?,
+        clock.clone(),
+        webhooks::RetryPolicy {
+            base: std::time::Duration::from_millis(config.webhook_retry_base_ms.max(1)),
+            max: std::time::Duration::from_millis(config.webhook_retry_max_ms.max(1)),
+            disable_after: config.webhook_disable_after.max(1),
+        },
+    ));
+    background.push(tokio::spawn(deliverer.clone().run()));
     let state = AppState {
         meta: meta.clone(),
         chunks: chunks.clone(),
@@ -405,6 +429,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         scrub,
         migration,
         keys,
+        webhooks: deliverer,
     };
     if let Some(redirect) = &redirect {
         let address = redirect.local_addr().map_err(|source| NodeError::Http {

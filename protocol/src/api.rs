@@ -482,8 +482,9 @@ pub struct CloudEvent {
     /// `/registries/<registry>`, or `/cluster` for changes of no registry.
     pub source: String,
     /// `io.arca.artifact.pushed`, `io.arca.artifact.deleted`, `io.arca.artifact.quarantined`,
-    /// `io.arca.artifact.released`, `io.arca.tag.moved`, `io.arca.registry.changed` or
-    /// `io.arca.admin.changed`.
+    /// `io.arca.artifact.released`, `io.arca.artifact.deployed`, `io.arca.tag.moved`,
+    /// `io.arca.registry.changed`, `io.arca.admin.changed` (and `io.arca.webhook.test`, posted
+    /// to a webhook when asked).
     #[serde(rename = "type")]
     pub kind: String,
     /// When the change was requested, RFC 3339.
@@ -735,4 +736,67 @@ pub struct CleanupReport {
     pub deleted: Vec<PlannedDeletion>,
     /// The ones refused (an immutable registry refuses all; in a dry run too, since the real run would).
     pub refused: Vec<RefusedDeletion>,
+}
+
+/// `POST /api/v1/webhooks`: a new webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRequest {
+    /// Its name: 1-64 letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// Where events are posted (`http` or `https`).
+    pub url: String,
+    /// The signing secret (`whsec_<base64>` as Standard Webhooks libraries make them, or any
+    /// string of 16 to 256 bytes); `None`: the node makes one and answers it once.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Only events of this registry (`None`: every registry, and changes of none; admins only).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Only events of these types (`io.arca.artifact.pushed` or just `artifact.pushed`; empty:
+    /// every type).
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// A webhook as the API shows it (never its secret, except the one the node made, once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookInfo {
+    /// Its name.
+    pub name: String,
+    /// Where events are posted.
+    pub url: String,
+    /// Only events of this registry (`None`: all).
+    pub registry: Option<String>,
+    /// Only events of these types (empty: all).
+    pub events: Vec<String>,
+    /// False once disabled.
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Who created it.
+    pub created_by: String,
+    /// When, unix milliseconds.
+    pub created_at: u64,
+    /// The last event id delivered or passed over (the `after` cursor of `GET /api/v1/events`).
+    pub cursor: u64,
+    /// Attempts that failed in a row.
+    pub failures: u32,
+    /// The secret the node made for it: in the answer to its creation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `PATCH /api/v1/webhooks/{name}`: enable or disable a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookUpdate {
+    /// Enabled (which forgets its failures) or not.
+    pub enabled: bool,
+}
+
+/// `GET /api/v1/webhooks/{name}/deliveries`: the newest attempts first, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveriesQuery {
+    /// At most this many (1 to 1000; default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }

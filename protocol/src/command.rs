@@ -10,7 +10,7 @@ use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
 use crate::model::{
     AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistrySettings,
-    SigningKey, Token,
+    SigningKey, Token, Webhook, WebhookDelivery,
 };
 
 /// Where a metadata operation applies.
@@ -426,6 +426,42 @@ pub enum Command {
         /// The key, its secret half sealed.
         key: SigningKey,
     },
+    /// Create a webhook; fails if the name is taken. Its cursor starts at the newest audit event,
+    /// so it is given what happens from then on.
+    CreateWebhook {
+        /// The webhook.
+        webhook: Webhook,
+    },
+    /// Delete a webhook and its delivery log.
+    DeleteWebhook {
+        /// Its name.
+        name: String,
+    },
+    /// Enable a webhook (forgetting its failures) or disable it.
+    SetWebhookEnabled {
+        /// Its name.
+        name: String,
+        /// Enabled or not.
+        enabled: bool,
+        /// Why it is disabled, when it is.
+        reason: Option<String>,
+    },
+    /// The outcome of deliveries to a webhook: attempts to log, the cursor to advance to, the
+    /// failure count. Ignored when the webhook is gone or is another one of the same name.
+    RecordWebhookDeliveries {
+        /// Its name.
+        name: String,
+        /// Its id.
+        id: u64,
+        /// The last audit event id delivered or passed over (the cursor only moves forward).
+        cursor: u64,
+        /// The attempts, oldest first.
+        deliveries: Vec<WebhookDelivery>,
+        /// Attempts that have now failed in a row (`None`: unchanged, for test deliveries).
+        failures: Option<u32>,
+        /// Disable it, for this reason.
+        disable: Option<String>,
+    },
 }
 
 /// What an applied command changed among packages: one package of a registry, or everything a
@@ -541,7 +577,11 @@ impl Command {
             | Command::RecordAudit { .. }
             | Command::SettleAudit { .. }
             | Command::SetAuditRetention { .. }
-            | Command::AdvanceGcEpoch { .. } => Vec::new(),
+            | Command::AdvanceGcEpoch { .. }
+            | Command::CreateWebhook { .. }
+            | Command::DeleteWebhook { .. }
+            | Command::SetWebhookEnabled { .. }
+            | Command::RecordWebhookDeliveries { .. } => Vec::new(),
         }
     }
 

@@ -640,3 +640,65 @@ mod tests {
         assert!(!Role::Read.allows(Role::Write));
     }
 }
+
+/// A webhook: where the changes the event stream tells of are posted, as signed CloudEvents, set
+/// with [`crate::Command::CreateWebhook`]. The audit trail is its outbox: `cursor` is the id of the
+/// last audit event it has been given (or passed over), advanced through Raft as deliveries
+/// succeed, so a delivery survives restarts and leader changes (at least once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Its name, unique in the cluster.
+    pub name: String,
+    /// Chosen when it is created: a webhook deleted and created again under the same name takes
+    /// no progress of the old one.
+    pub id: u64,
+    /// Where events are posted (`http` or `https`).
+    pub url: String,
+    /// The signing secret, sealed under the cluster's key.
+    pub sealed_secret: String,
+    /// Only events of this registry (`None`: every registry, and changes of none).
+    pub registry: Option<String>,
+    /// Only events of these types (empty: every type).
+    pub events: Vec<String>,
+    /// False once disabled, by hand or after failing too often.
+    pub enabled: bool,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+    /// Who created it.
+    pub created_by: String,
+    /// When, unix milliseconds.
+    pub created_at: u64,
+    /// The last audit event id delivered or passed over.
+    pub cursor: u64,
+    /// Attempts that failed in a row (0 after a success).
+    pub failures: u32,
+    /// How many deliveries were ever logged (the next one's number).
+    pub logged: u64,
+}
+
+/// One attempt to post an event to a webhook, as its delivery log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    /// The event's id (`test-<time>` for a test event).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// When the attempt began, unix milliseconds.
+    pub at: u64,
+    /// The receiver's status code, when it answered.
+    pub status: Option<u16>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+    /// How long the attempt took, milliseconds.
+    pub duration_ms: u64,
+    /// The node that made it.
+    pub node_id: u64,
+}
+
+impl WebhookDelivery {
+    /// True when the receiver took the event (a 2xx answer).
+    pub fn succeeded(&self) -> bool {
+        self.status
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+}

@@ -24,19 +24,28 @@ fn refuse(what: &'static str, value: &str, reason: &'static str) -> NameError {
 
 /// A registry name: 1-64 characters of `[A-Za-z0-9._-]`, starting with a letter or digit.
 pub fn validate_registry_name(name: &str) -> Result<(), NameError> {
-    const WHAT: &str = "registry name";
+    validate_plain_name("registry name", name)
+}
+
+/// A webhook name: the same rules as [`validate_registry_name`].
+pub fn validate_webhook_name(name: &str) -> Result<(), NameError> {
+    validate_plain_name("webhook name", name)
+}
+
+/// A name of 1-64 characters of `[A-Za-z0-9._-]`, starting with a letter or digit.
+fn validate_plain_name(what: &'static str, name: &str) -> Result<(), NameError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(refuse(WHAT, name, "must be 1 to 64 characters"));
+        return Err(refuse(what, name, "must be 1 to 64 characters"));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(refuse(WHAT, name, "must start with a letter or digit"));
+        return Err(refuse(what, name, "must start with a letter or digit"));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
         return Err(refuse(
-            WHAT,
+            what,
             name,
             "may only contain letters, digits, '.', '_' and '-'",
         ));

@@ -15,6 +15,7 @@ pub mod remote;
 pub mod remote_maven;
 pub mod remote_pypi;
 pub mod static_server;
+pub mod webhook_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -19,6 +19,7 @@ mod storage;
 mod token;
 mod transfer;
 mod user;
+mod webhook;
 
 use anyhow::{Result, bail};
 use arca_client::Client;
@@ -87,6 +88,9 @@ enum Command {
     /// The changes (pushes, deletions, tag moves, quarantine) after a cursor, as CloudEvents;
     /// --follow to wait for new ones
     Events(events::EventsArgs),
+    /// Webhooks: events posted as signed CloudEvents as they happen, delivery logs, tests
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// The dependency firewall's vulnerability database
     #[command(subcommand)]
     Fw(firewall_admin::FwCommand),
@@ -133,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Gc(command) => command.run(&context).await,
         Command::Storage(command) => command.run(&context).await,
         Command::Events(args) => args.run(&context).await,
+        Command::Webhook(command) => command.run(&context).await,
         Command::Fw(command) => command.run(&context).await,
     }
 }

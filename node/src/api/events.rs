@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::meta::StateRead;
 use crate::meta::tables::Table;
+use crate::meta::view::ReadResult;
 
 /// Events answered when the query names no limit.
 const DEFAULT_LIMIT: u32 = 100;
@@ -76,51 +77,78 @@ fn read(
     limit: usize,
 ) -> Result<EventList, ApiError> {
     let admin = caller.require(Role::Admin).is_ok();
-    let mut next = query.after.unwrap_or(0);
+    let after = query.after.unwrap_or(0);
+    Ok(state.meta.read(|view| {
+        scan(view, after, limit, |event| {
+            let visible = match &event.data.registry {
+                Some(name) => match view.registry(name)? {
+                    Some(registry) => caller.may(&registry, Role::Read),
+                    None => admin,
+                },
+                None => admin,
+            };
+            let wanted = query
+                .registry
+                .as_ref()
+                .is_none_or(|name| event.data.registry.as_ref() == Some(name));
+            Ok(visible && wanted)
+        })
+    })?)
+}
+
+/// The events after audit id `after` that `wanted` takes, at most `limit`, looking through at
+/// most [`MAX_SCANNED`] audit events; `next` is the id of the last one looked at (the cursor to go
+/// on from, past what `wanted` left out).
+pub(crate) fn scan(
+    view: &impl StateRead,
+    after: u64,
+    limit: usize,
+    mut wanted: impl FnMut(&CloudEvent) -> ReadResult<bool>,
+) -> ReadResult<EventList> {
+    let mut next = after;
     let mut events = Vec::new();
     let mut scanned = 0;
-    state.meta.read(|view| {
-        while events.len() < limit && scanned < MAX_SCANNED {
-            let after = crate::meta::keys::Key::new().number(next).into_bytes();
-            let page: Vec<(Vec<u8>, AuditEvent)> =
-                view.scan(Table::Audit, &[], Some(&after), READ_PAGE)?;
-            let Some((_, last)) = page.last() else {
-                break;
-            };
-            let last_id = last.id;
-            scanned += page.len();
-            for (_, event) in page {
-                if events.len() == limit {
-                    return Ok(());
-                }
-                next = event.id;
-                let Some(kind) = kind_of(&event) else {
-                    continue;
-                };
-                let visible = match &event.registry {
-                    Some(name) => match view.registry(name)? {
-                        Some(registry) => caller.may(&registry, Role::Read),
-                        None => admin,
-                    },
-                    None => admin,
-                };
-                let wanted = query
-                    .registry
-                    .as_ref()
-                    .is_none_or(|name| event.registry.as_ref() == Some(name));
-                if visible && wanted {
-                    events.push(cloud_event(kind, event));
-                }
+    while events.len() < limit && scanned < MAX_SCANNED {
+        let from = crate::meta::keys::Key::new().number(next).into_bytes();
+        let page: Vec<(Vec<u8>, AuditEvent)> =
+            view.scan(Table::Audit, &[], Some(&from), READ_PAGE)?;
+        let Some((_, last)) = page.last() else {
+            break;
+        };
+        let last_id = last.id;
+        scanned += page.len();
+        for (_, event) in page {
+            if events.len() == limit {
+                return Ok(EventList { events, next });
             }
-            next = next.max(last_id);
+            next = event.id;
+            let Some(kind) = kind_of(&event) else {
+                continue;
+            };
+            let event = cloud_event(kind, event);
+            if wanted(&event)? {
+                events.push(event);
+            }
         }
-        Ok(())
-    })?;
+        next = next.max(last_id);
+    }
     Ok(EventList { events, next })
 }
 
+/// Every type of event [`kind_of`] tells.
+pub const EVENT_TYPES: &[&str] = &[
+    "io.arca.artifact.pushed",
+    "io.arca.artifact.deleted",
+    "io.arca.artifact.quarantined",
+    "io.arca.artifact.released",
+    "io.arca.artifact.deployed",
+    "io.arca.tag.moved",
+    "io.arca.registry.changed",
+    "io.arca.admin.changed",
+];
+
 /// What kind of change an audit event records: `None` for reads and for what did not succeed.
-fn kind_of(event: &AuditEvent) -> Option<&'static str> {
+pub(crate) fn kind_of(event: &AuditEvent) -> Option<&'static str> {
     let (method, route) = event.action.split_once(' ').unwrap_or((&event.action, ""));
     if !(200..300).contains(&event.result) || matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return None;
@@ -131,6 +159,8 @@ fn kind_of(event: &AuditEvent) -> Option<&'static str> {
             "DELETE" => "io.arca.artifact.released",
             _ => "io.arca.artifact.quarantined",
         }
+    } else if route.ends_with("/deployments") {
+        "io.arca.artifact.deployed"
     } else if route.contains("dist-tags") || route.contains("/tags/") {
         "io.arca.tag.moved"
     } else if event.registry.is_none() {
@@ -144,7 +174,7 @@ fn kind_of(event: &AuditEvent) -> Option<&'static str> {
     })
 }
 
-fn cloud_event(kind: &str, event: AuditEvent) -> CloudEvent {
+pub(crate) fn cloud_event(kind: &str, event: AuditEvent) -> CloudEvent {
     let time =
         humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(event.at));
     CloudEvent {
@@ -238,10 +268,17 @@ mod tests {
                 201,
                 Some("io.arca.admin.changed"),
             ),
+            (
+                "POST /api/v1/registries/{registry}/packages/{package}/versions/{version}/deployments",
+                Some("r"),
+                201,
+                Some("io.arca.artifact.deployed"),
+            ),
             ("GET /generic/{registry}/{*path}", Some("r"), 200, None),
             ("PUT /generic/{registry}/{*path}", Some("r"), 403, None),
         ];
         for (action, registry, result, expected) in cases {
+            assert!(expected.is_none_or(|kind| EVENT_TYPES.contains(&kind)));
             assert_eq!(
                 kind_of(&event(action, registry, result)),
                 expected,

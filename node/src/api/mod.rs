@@ -17,6 +17,7 @@ pub mod resolve;
 pub mod storage;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use arca_protocol::api::{Page, PageQuery, WhoAmI};
 use axum::extract::{FromRequestParts, State};
@@ -47,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         .merge(cleanup::routes())
         .merge(firewall::routes())
         .merge(resolve::routes())
-        .merge(deployments::routes());
+        .merge(deployments::routes())
+        .merge(webhooks::routes());
     let front_ends = crate::formats::front_ends();
     Router::new()
         .nest("/api/v1", api)

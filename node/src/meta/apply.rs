@@ -626,6 +626,21 @@ impl<'txn> Applier<'txn> {
                 self.set_scalar(&format!("{}{registry}", scalar::SIGNING_KEY), &key)?;
                 Ok(Ok(()))
             }
+            Command::CreateWebhook { webhook } => self.create_webhook(webhook),
+            Command::DeleteWebhook { name } => self.delete_webhook(&name),
+            Command::SetWebhookEnabled {
+                name,
+                enabled,
+                reason,
+            } => self.set_webhook_enabled(&name, enabled, reason),
+            Command::RecordWebhookDeliveries {
+                name,
+                id,
+                cursor,
+                deliveries,
+                failures,
+                disable,
+            } => self.record_webhook_deliveries(&name, id, cursor, deliveries, failures, disable),
             Command::Fenced { fence, command } => self.apply(Command::Fenced { fence, command }),
             Command::RecordAudit { events } => {
                 self.record_audit(events)?;

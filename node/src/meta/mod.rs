@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod store;
 pub mod tables;
 pub mod view;
+pub mod webhooks;
 
 pub use self::apply::MANIFEST_FILE;
 pub use self::view::{PackageContents, ReadView, StateRead, StoreError};

@@ -29,6 +29,11 @@
 //! | `advisories` | advisory id | [`Advisory`](arca_protocol::firewall::Advisory) |
 //! | `advisory_index` | `<ecosystem>/<name>`, advisory id | nothing |
 //! | `last_access` | registry, last access (else creation) time, package, version | nothing |
+//! | `webhooks` | webhook name | [`Webhook`](arca_protocol::model::Webhook) |
+//! | `webhook_deliveries` | webhook name, number | [`WebhookDelivery`](arca_protocol::model::WebhookDelivery) (the last [`WEBHOOK_LOG`]) |
+//!
+//! A table added after a format was released is created empty when a database of that format
+//! opens (its data had none of its records), so adding one is not a new format.
 
 use arca_protocol::{BlobRef, Registry};
 use redb::TableDefinition;
@@ -109,7 +114,14 @@ tables! {
     AdvisoryIndex => "advisory_index",
     /// Versions by when they were last downloaded (or created), for cleanup.
     LastAccess => "last_access",
+    /// Webhooks.
+    Webhooks => "webhooks",
+    /// The delivery log of each webhook.
+    WebhookDeliveries => "webhook_deliveries",
 }
+
+/// How many delivery attempts each webhook's log keeps.
+pub const WEBHOOK_LOG: u64 = 200;
 
 impl Table {
     /// The table's redb definition.

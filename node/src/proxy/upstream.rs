@@ -87,6 +87,16 @@ impl UpstreamClient {
         self.http.clone()
     }
 
+    /// A client trusting what the node-wide one trusts that follows no redirect and gives up on a
+    /// request after `timeout`: for posting events to webhooks, where a redirect would turn the
+    /// POST into a GET that looks delivered.
+    pub fn without_redirects(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        http_client_builder(&[self.extra_roots.as_deref().unwrap_or_default()])?
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+    }
+
     /// This client, trusting `upstream_ca` (a PEM bundle, a registry's own setting) too.
     pub fn trusting(&self, upstream_ca: Option<&str>) -> Result<UpstreamClient, ProxyError> {
         let Some(pem) = upstream_ca else {
@@ -115,6 +125,11 @@ impl UpstreamClient {
 /// A client trusting the system's store, the bundled web roots and the CA certificates in each of
 /// `bundles` (PEM).
 fn http_client(bundles: &[&[u8]]) -> Result<reqwest::Client, reqwest::Error> {
+    http_client_builder(bundles)?.build()
+}
+
+/// The builder of [`http_client`].
+fn http_client_builder(bundles: &[&[u8]]) -> Result<reqwest::ClientBuilder, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(Duration::from_secs(30))
@@ -124,7 +139,7 @@ fn http_client(bundles: &[&[u8]]) -> Result<reqwest::Client, reqwest::Error> {
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build()
+    Ok(builder)
 }
 
 /// True for a rustls error, also inside (nested) I/O errors, which hide what they wrap from

@@ -184,6 +184,17 @@
 //! `--skip-learner`, `--node-bin PATH`, `--dir PATH`, `--json`.
 //!
 //! Everything written is removed at the end.
+//!
+//! `webhooks` measures webhook delivery on a node started in this process, against a receiver
+//! that checks every signature: signed POSTs sent one after another straight to the receiver (the
+//! limit of an in-order sender), the time from a push's request to its event's arrival
+//! (p50/p99 of `--latency-events` pushes at `--rate` a second), a backlog of `--events` (10,000)
+//! queued while the webhook is disabled and drained once it is enabled (events/s and its ratio to
+//! the limit), and pushes/s with no webhook against one webhook given every push:
+//!
+//! ```text
+//! cargo run --release -p arca-bench -- webhooks
+//! ```
 
 mod apt;
 mod archives;
@@ -203,6 +214,7 @@ mod report;
 mod rpm;
 mod scale;
 mod storage;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -251,6 +263,9 @@ enum Command {
     /// disk, listing pages and CPU as the registry grows, then idle CPU, pushes during snapshots,
     /// restarts, an npm packument of many versions and a second node's catch-up.
     Scale(scale::Args),
+    /// Webhook delivery: latency from push to receiver, a 10,000-event backlog drained against
+    /// signed POSTs straight to the receiver, and pushes/s with and without a webhook.
+    Webhooks(webhooks::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -271,5 +286,6 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),
+        Command::Webhooks(args) => runtime.block_on(webhooks::run(args)),
     }
 }

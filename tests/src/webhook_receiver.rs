@@ -23,6 +23,8 @@ const TOLERANCE_SECONDS: u64 = 300;
 pub struct Seen {
     /// Events taken (signature good, answered 2xx), in the order they came, duplicates included.
     pub taken: Vec<Value>,
+    /// When each of `taken` came.
+    pub taken_at: Vec<Instant>,
     /// Posts whose signature, id or timestamp did not check out.
     pub forged: usize,
     /// Posts answered with an error on purpose.
@@ -202,6 +204,7 @@ async fn take(
     match serde_json::from_slice::<Value>(&body) {
         Ok(event) if id_matches(&event) => {
             seen.taken.push(event);
+            seen.taken_at.push(Instant::now());
             (StatusCode::NO_CONTENT, close)
         }
         _ => {

@@ -29,6 +29,7 @@ mod os_packages;
 mod published;
 mod pypi;
 mod rubygems;
+mod search;
 mod storage;
 mod webhooks;
 
@@ -51,6 +52,7 @@ pub use gc::{GcReport, GcRequest};
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
 pub use maven::{MavenCoordinates, xml_escape};
 pub use published::Published;
+pub use search::{SearchHit, SearchQuery, SearchResults};
 pub use storage::{MigrateRequest, MigrationStatus, StorageStatus};
 pub use webhooks::{DeliveriesQuery, WebhookDelivery, WebhookInfo, WebhookRequest, WebhookUpdate};
 

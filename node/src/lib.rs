@@ -22,6 +22,7 @@ pub mod inject;
 pub mod meta;
 pub mod policy;
 pub mod proxy;
+pub mod search;
 pub mod secrets;
 pub mod signing;
 pub mod transfer;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub keys: Arc<secrets::ClusterKeys>,
     /// What posts events to webhooks (while this node leads).
     pub webhooks: Arc<webhooks::Deliverer>,
+    /// This node's search index over every registry.
+    pub search: Arc<search::SearchIndex>,
     /// The move of local chunks into the bucket, on a node started with a bucket over a data
     /// directory that still held local chunks.
     pub migration: Option<Arc<blob::Migration>>,
@@ -133,6 +136,9 @@ pub enum NodeError {
     /// The HTTPS certificate or key could not be used.
     #[error("HTTPS: {0}")]
     Tls(String),
+    /// The search index could not be opened.
+    #[error(transparent)]
+    Search(#[from] search::SearchError),
     /// The CA bundle for upstreams could not be used.
     #[error("upstream_ca_file {path}: {reason}")]
     UpstreamCa {
@@ -408,6 +414,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         },
     ));
     background.push(tokio::spawn(deliverer.clone().run()));
+    let search = Arc::new(search::SearchIndex::open(&data_dir.join("search"))?);
+    background.push(tokio::spawn(search.clone().run(meta.clone())));
     let state = AppState {
         meta: meta.clone(),
         chunks: chunks.clone(),
@@ -430,6 +438,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         migration,
         keys,
         webhooks: deliverer,
+        search,
     };
     if let Some(redirect) = &redirect {
         let address = redirect.local_addr().map_err(|source| NodeError::Http {

@@ -800,3 +800,54 @@ pub struct DeliveriesQuery {
     #[serde(default)]
     pub limit: Option<u32>,
 }
+
+/// `GET /api/v1/search`: what to look for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    /// Words, and filters among them: `type:npm`, `registry:R`, `status:blocked`,
+    /// `pushed:>2026-01-01`, any other `key:value` for metadata.
+    #[serde(default)]
+    pub q: String,
+    /// Only this registry (as `registry:R` in `q`).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// At most this many hits (1 to 100; default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Hits to skip (for the next page).
+    #[serde(default)]
+    pub offset: Option<u32>,
+}
+
+/// One package a search found, with its best-matching version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Its registry.
+    pub registry: String,
+    /// The registry's package type, lower-case (`npm`, `docker`, ...).
+    pub package_type: String,
+    /// The package.
+    pub package: String,
+    /// The version that matched best.
+    pub version: String,
+    /// Its description (the start of it).
+    pub description: String,
+    /// The firewall's word on it: `allowed`, `warn`, `blocked`, `quarantined` or `released`.
+    pub status: String,
+    /// When it was pushed, unix milliseconds.
+    pub pushed_at: u64,
+    /// How well it matched (higher is better; comparable within one answer only).
+    pub score: f32,
+}
+
+/// The answer of `GET /api/v1/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// The packages found, best first.
+    pub hits: Vec<SearchHit>,
+    /// How many versions matched (a package may have several).
+    pub total_versions: u64,
+    /// The applied log index the answering node's index reflects (a change applied after it is
+    /// not searchable there yet).
+    pub indexed_to: u64,
+}

@@ -14,6 +14,7 @@ mod gc;
 mod metadata;
 mod output;
 mod registry;
+mod search;
 mod session;
 mod storage;
 mod token;
@@ -88,6 +89,9 @@ enum Command {
     /// The changes (pushes, deletions, tag moves, quarantine) after a cursor, as CloudEvents;
     /// --follow to wait for new ones
     Events(events::EventsArgs),
+    /// Find packages across every registry you may read (names, descriptions, keywords, files,
+    /// tags, metadata), with filters such as type:npm or status:blocked
+    Search(search::SearchArgs),
     /// Webhooks: events posted as signed CloudEvents as they happen, delivery logs, tests
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
@@ -137,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Gc(command) => command.run(&context).await,
         Command::Storage(command) => command.run(&context).await,
         Command::Events(args) => args.run(&context).await,
+        Command::Search(args) => args.run(&context).await,
         Command::Webhook(command) => command.run(&context).await,
         Command::Fw(command) => command.run(&context).await,
     }

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod registries;
 pub mod resolve;
+pub mod search;
 pub mod storage;
 pub mod tokens;
 pub mod users;
@@ -49,7 +50,8 @@ pub fn router(state: AppState) -> Router {
         .merge(firewall::routes())
         .merge(resolve::routes())
         .merge(deployments::routes())
-        .merge(webhooks::routes());
+        .merge(webhooks::routes())
+        .merge(search::routes());
     let front_ends = crate::formats::front_ends();
     Router::new()
         .nest("/api/v1", api)

@@ -21,6 +21,20 @@ pub enum ChangesSince {
     Everything,
 }
 
+/// What changed anywhere after some applied log index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedAnywhere {
+    /// These packages (registry, package) and these whole registries, and nothing else.
+    Some {
+        /// Packages changed.
+        packages: BTreeSet<(String, String)>,
+        /// Registries changed as a whole (created, deleted, their settings or policies).
+        registries: BTreeSet<String>,
+    },
+    /// Anything may have: read everything again.
+    Everything,
+}
+
 /// One change: the log index that made it, the registry (`None`: every registry) and the package
 /// (`None`: the whole registry).
 #[derive(Debug)]
@@ -125,6 +139,37 @@ impl PackageChanges {
         }
         (ChangesSince::Packages(packages), history.last)
     }
+
+    /// What changed in any registry after log index `after`, and the index that answer reaches.
+    pub fn anywhere_since(&self, after: u64) -> (ChangedAnywhere, u64) {
+        let history = self.history();
+        if after < history.complete_after {
+            return (ChangedAnywhere::Everything, history.last);
+        }
+        let mut packages = BTreeSet::new();
+        let mut registries = BTreeSet::new();
+        for change in history.changes.iter().rev() {
+            if change.index <= after {
+                break;
+            }
+            match (&change.registry, &change.package) {
+                (Some(registry), Some(package)) => {
+                    packages.insert((registry.clone(), package.clone()));
+                }
+                (Some(registry), None) => {
+                    registries.insert(registry.clone());
+                }
+                (None, _) => return (ChangedAnywhere::Everything, history.last),
+            }
+        }
+        (
+            ChangedAnywhere::Some {
+                packages,
+                registries,
+            },
+            history.last,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +199,25 @@ mod tests {
             changes.since("deb", 12).0,
             ChangesSince::Packages([].into())
         );
+    }
+
+    #[test]
+    fn a_reader_of_every_registry_learns_packages_and_whole_registries() {
+        let changes = PackageChanges::starting_at(10);
+        assert_eq!(changes.anywhere_since(9).0, ChangedAnywhere::Everything);
+        changes.record(11, &[package("deb", "a"), package("npm", "x")]);
+        changes.record(12, &[Changed::Registry("rpm")]);
+        let (since, reached) = changes.anywhere_since(10);
+        assert_eq!(reached, 12);
+        assert_eq!(
+            since,
+            ChangedAnywhere::Some {
+                packages: [("deb".into(), "a".into()), ("npm".into(), "x".into())].into(),
+                registries: ["rpm".to_string()].into(),
+            }
+        );
+        changes.record(13, &[Changed::Everything]);
+        assert_eq!(changes.anywhere_since(12).0, ChangedAnywhere::Everything);
     }
 
     #[test]

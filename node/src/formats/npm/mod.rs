@@ -177,7 +177,7 @@ async fn route(
         (Endpoint::WebLogin, _) => Err(NpmError::not_found(
             "web login is not offered: log in with a user name and an Arca token as the password",
         )),
-        (Endpoint::Search, Method::GET) => read::search(ctx, uri.query().unwrap_or("")),
+        (Endpoint::Search, Method::GET) => read::search(ctx, uri.query().unwrap_or("")).await,
         (Endpoint::AuditBulk, Method::POST) => audit::bulk(ctx, headers, body).await,
         (Endpoint::Packument(name), Method::GET | Method::HEAD) => {
             read::packument(ctx, &name).await

@@ -4,7 +4,7 @@
 //! `Warning: 110 - "Response is Stale"`.
 
 use crate::frontend::documents::accepts;
-use crate::meta::{PackageContents, StateRead};
+use crate::meta::StateRead;
 use arca_protocol::{RegistryKind, Role};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,6 +18,7 @@ use super::{Context, NpmError};
 use crate::frontend::documents::DocumentKey;
 use crate::frontend::serve_blob;
 use crate::proxy;
+use crate::search::query::ParsedQuery;
 
 /// The warning a packument built from a stale upstream copy carries.
 const STALE_WARNING: &str = "110 - \"Response is Stale\"";
@@ -157,13 +158,16 @@ pub async fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Respon
     }))
 }
 
-/// `GET /-/v1/search?text=&size=&from=`: packages whose name, description or keywords contain every
-/// word of `text`, in npm's search result format. A virtual registry searches what its members hold
-/// (a remote registry: the packages it has cached), a package of an earlier member hiding a later
-/// one's.
-pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
+/// `GET /-/v1/search?text=&size=&from=`: packages matching `text` (names, descriptions, keywords,
+/// READMEs; see [`crate::search`]), best first, in npm's search result format, answered from the
+/// node's search index. A virtual registry searches what its members hold (a remote registry: the
+/// packages it has cached), a package of an earlier member hiding a later one's.
+pub async fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
     let registry = ctx.authorize(Role::Read)?;
-    let members = proxy::resolution_order(ctx.state, &registry);
+    let members: Vec<String> = proxy::resolution_order(ctx.state, &registry)
+        .into_iter()
+        .map(|member| member.name)
+        .collect();
     let param = |key: &str| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == key)
@@ -177,41 +181,50 @@ pub fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError> {
     };
     let size = number("size", SEARCH_SIZE.0)?.clamp(1, SEARCH_SIZE.1);
     let from = number("from", 0)?;
-    let terms: Vec<String> = param("text")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .collect();
-    // Every package of the members, each with its latest version only. (This reads every package
-    // record of the registries searched; a search index replaces it.)
+    let parsed = ParsedQuery {
+        words: param("text")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect(),
+        registries: members.clone(),
+        ..ParsedQuery::default()
+    };
+    // Reading through this registry is what the caller was allowed: its members are searched
+    // whatever the caller may read of them directly.
+    let index = ctx.state.search.clone();
+    let (hits, total) = crate::blocking::spawn(move || index.search(&parsed, None, from, size))
+        .await
+        .map_err(NpmError::internal)?
+        .map_err(NpmError::internal)?;
     let view = ctx.state.meta.view()?;
-    let mut seen = std::collections::BTreeMap::<String, PackageContents>::new();
-    for member in &members {
-        for package in view.packages(&member.name, None, usize::MAX)? {
-            if seen.contains_key(&package.name) {
-                continue;
+    let mut shown = std::collections::BTreeMap::<String, (usize, serde_json::Value)>::new();
+    let mut order = Vec::new();
+    for hit in hits {
+        let rank = members
+            .iter()
+            .position(|m| *m == hit.registry)
+            .unwrap_or(usize::MAX);
+        if shown
+            .get(&hit.package)
+            .is_some_and(|(earlier, _)| *earlier <= rank)
+        {
+            continue;
+        }
+        let Some(contents) = view.package_contents(&hit.registry, &hit.package)? else {
+            continue;
+        };
+        if let Some(object) = packument::search_object(&contents, hit.score) {
+            if !shown.contains_key(&hit.package) {
+                order.push(hit.package.clone());
             }
-            let latest = match view.tag(&member.name, &package.name, "latest")? {
-                Some(latest) => Some(latest),
-                None => package.latest_version().map(str::to_string),
-            };
-            let mut contents =
-                PackageContents::empty(&package.name, package.created_at, package.updated_at);
-            if let Some(name) = latest
-                && let Some(version) = view.version(&member.name, &package.name, &name)?
-            {
-                contents.tags.insert("latest".into(), name.clone());
-                contents.versions.insert(name, version);
-            }
-            seen.insert(package.name.clone(), contents);
+            shown.insert(hit.package, (rank, object));
         }
     }
-    let hits: Vec<serde_json::Value> = seen
-        .values()
-        .filter_map(|package| packument::search_object(package, &terms))
+    let objects: Vec<serde_json::Value> = order
+        .into_iter()
+        .filter_map(|name| shown.remove(&name).map(|(_, object)| object))
         .collect();
-    let total = hits.len();
-    let objects: Vec<_> = hits.into_iter().skip(from).take(size).collect();
     Ok(Json(json!({
         "objects": objects,
         "total": total,

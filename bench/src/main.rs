@@ -185,6 +185,18 @@
 //!
 //! Everything written is removed at the end.
 //!
+//! `search` fills a generic registry with the scale benchmark's data set (`--versions`, default a
+//! million, of `pkg-<n>`) on a release `arca-node` child process, waits for the search index to
+//! catch up, then with `--clients` (32) clients for `--seconds` each times the cheapest API request
+//! (the floor) and a mix of searches (an exact name, a type-ahead prefix, a typo, a version, and a
+//! query every version matches): req/s, p50/p99, per kind too; then the index lag, push answered to
+//! searchable:
+//!
+//! ```text
+//! cargo build --release -p arca-node -p arca-bench
+//! ./target/release/arca-bench search --versions 1000000
+//! ```
+//!
 //! `webhooks` measures webhook delivery on a node started in this process, against a receiver
 //! that checks every signature: signed POSTs sent one after another straight to the receiver (the
 //! limit of an in-order sender), the time from a push's request to its event's arrival
@@ -213,6 +225,7 @@ mod remote;
 mod report;
 mod rpm;
 mod scale;
+mod search;
 mod storage;
 mod webhooks;
 
@@ -263,6 +276,9 @@ enum Command {
     /// disk, listing pages and CPU as the registry grows, then idle CPU, pushes during snapshots,
     /// restarts, an npm packument of many versions and a second node's catch-up.
     Scale(scale::Args),
+    /// Search at a million versions with 32 clients (a mix of queries) against the cheapest API
+    /// request, and the index lag from push to searchable.
+    Search(search::Args),
     /// Webhook delivery: latency from push to receiver, a 10,000-event backlog drained against
     /// signed POSTs straight to the receiver, and pushes/s with and without a webhook.
     Webhooks(webhooks::Args),
@@ -286,6 +302,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => runtime.block_on(cluster::run(args)),
         Command::Remote(args) => runtime.block_on(remote::run(args)),
         Command::Scale(args) => runtime.block_on(scale::run(args)),
+        Command::Search(args) => runtime.block_on(search::run(args)),
         Command::Webhooks(args) => runtime.block_on(webhooks::run(args)),
     }
 }

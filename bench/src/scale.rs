@@ -34,7 +34,7 @@ use crate::report::{
 };
 
 /// The generic registry the versions are pushed to.
-const GENERIC: &str = "scale";
+pub(crate) const GENERIC: &str = "scale";
 /// The npm registry of the packument measurement.
 const NPM: &str = "npm-scale";
 /// Its one package.
@@ -737,21 +737,21 @@ fn data_size(dir: &Path) -> anyhow::Result<u64> {
 /// Pushes version files to the generic registry by number: version `i` is
 /// `pkg-<i / per_package>/1.0.<i % per_package>/f.bin`, `size` bytes: `i`, then pseudo-random bytes.
 #[derive(Clone)]
-struct Pusher {
-    client: reqwest::Client,
+pub(crate) struct Pusher {
+    pub(crate) client: reqwest::Client,
     /// The node, `http://host:port`.
-    url: Arc<str>,
-    token: Arc<str>,
-    size: usize,
-    per_package: u64,
+    pub(crate) url: Arc<str>,
+    pub(crate) token: Arc<str>,
+    pub(crate) size: usize,
+    pub(crate) per_package: u64,
 }
 
 /// What a run of pushes did.
-struct Pushed {
+pub(crate) struct Pushed {
     /// Every number below this one (from the run's first) was pushed.
-    end: u64,
+    pub(crate) end: u64,
     /// Seconds from the first push to the last answer.
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Each push's latency, in microseconds.
     micros: Vec<u32>,
 }
@@ -811,7 +811,7 @@ impl Pusher {
     /// Pushes versions `from`, `from + 1`, ... with `clients` concurrent clients, each taking the
     /// next number when its push is answered, until `end`, or `deadline` when there is one, or until
     /// `stop` is set. Fails on the first push not answered 201.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         clients: usize,
         from: u64,

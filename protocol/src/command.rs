@@ -474,6 +474,11 @@ pub enum Changed<'a> {
         registry: &'a str,
         /// Its name.
         package: &'a str,
+        /// The one version changed (its files, attributes, metadata, firewall record, whether it
+        /// exists, a tag moved onto it), when the command changed no other (the version a moved
+        /// tag left is not counted: what shows tags reads them again); `None`: any of the
+        /// package's versions and tags may have changed.
+        version: Option<&'a str>,
     },
     /// A whole registry.
     Registry(&'a str),
@@ -495,61 +500,99 @@ impl Command {
     /// What applying this command changes among packages (nothing for commands about users,
     /// tokens, replicas and the audit trail).
     pub fn changed(&self) -> Vec<Changed<'_>> {
-        fn one<'a>(registry: &'a str, package: &'a str) -> Changed<'a> {
-            Changed::Package { registry, package }
+        fn whole<'a>(registry: &'a str, package: &'a str) -> Changed<'a> {
+            Changed::Package {
+                registry,
+                package,
+                version: None,
+            }
+        }
+        fn one<'a>(registry: &'a str, package: &'a str, version: &'a str) -> Changed<'a> {
+            Changed::Package {
+                registry,
+                package,
+                version: Some(version),
+            }
         }
         match self {
             Command::PutFile {
-                registry, package, ..
+                registry,
+                package,
+                version,
+                ..
             }
             | Command::SetTag {
-                registry, package, ..
+                registry,
+                package,
+                version,
+                ..
             }
             | Command::SetAttributes {
-                registry, package, ..
+                registry,
+                package,
+                version,
+                ..
             }
             | Command::DeleteFile {
-                registry, package, ..
+                registry,
+                package,
+                version,
+                ..
             }
             | Command::DeleteVersion {
-                registry, package, ..
+                registry,
+                package,
+                version,
             }
             | Command::CleanupVersion {
-                registry, package, ..
+                registry,
+                package,
+                version,
+                ..
             }
-            | Command::DeletePackage { registry, package }
+            | Command::QuarantineVersion {
+                registry,
+                package,
+                version,
+                ..
+            }
+            | Command::ReleaseVersion {
+                registry,
+                package,
+                version,
+                ..
+            }
+            | Command::PutManifest {
+                registry,
+                package,
+                digest: version,
+                ..
+            } => vec![one(registry, package, version)],
+            Command::DeletePackage { registry, package }
             | Command::LinkBlob {
                 registry, package, ..
             }
             | Command::UnlinkBlob {
                 registry, package, ..
             }
-            | Command::PutManifest {
-                registry, package, ..
-            }
             | Command::DeleteTag {
                 registry, package, ..
-            }
-            | Command::QuarantineVersion {
-                registry, package, ..
-            }
-            | Command::ReleaseVersion {
-                registry, package, ..
-            } => vec![one(registry, package)],
+            } => vec![whole(registry, package)],
             Command::CopyVersion {
                 package,
+                version,
                 to_registry,
                 ..
-            } => vec![one(to_registry, package)],
+            } => vec![one(to_registry, package, version)],
             Command::SetMetadata { target, .. } | Command::DeleteMetadata { target, .. } => {
                 vec![match target {
                     MetadataTarget::Registry { registry } => Changed::Registry(registry),
-                    MetadataTarget::Package {
-                        registry, package, ..
-                    }
-                    | MetadataTarget::Version {
-                        registry, package, ..
-                    } => one(registry, package),
+                    MetadataTarget::Package { registry, package } => whole(registry, package),
+                    MetadataTarget::Version {
+                        registry,
+                        package,
+                        version,
+                    } => one(registry, package, version),
                 }]
             }
             Command::CreateRegistry { registry } => vec![Changed::Registry(&registry.name)],

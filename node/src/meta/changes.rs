@@ -4,7 +4,7 @@
 //! memory, bounded, and is not replicated state: a reader it does not reach back far enough for
 //! (after a restart, a snapshot installation, or a burst of changes) is told to read everything.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use arca_protocol::Changed;
@@ -26,8 +26,8 @@ pub enum ChangesSince {
 pub enum ChangedAnywhere {
     /// These packages (registry, package) and these whole registries, and nothing else.
     Some {
-        /// Packages changed.
-        packages: BTreeSet<(String, String)>,
+        /// Packages changed (registry, package): the versions changed, or `None` for any.
+        packages: BTreeMap<(String, String), Option<BTreeSet<String>>>,
         /// Registries changed as a whole (created, deleted, their settings or policies).
         registries: BTreeSet<String>,
     },
@@ -35,13 +35,14 @@ pub enum ChangedAnywhere {
     Everything,
 }
 
-/// One change: the log index that made it, the registry (`None`: every registry) and the package
-/// (`None`: the whole registry).
+/// One change: the log index that made it, the registry (`None`: every registry), the package
+/// (`None`: the whole registry) and the version (`None`: any of the package's).
 #[derive(Debug)]
 struct Change {
     index: u64,
     registry: Option<String>,
     package: Option<String>,
+    version: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -80,17 +81,24 @@ impl PackageChanges {
         let mut history = self.history();
         history.last = history.last.max(index);
         for change in changed {
-            let (registry, package) = match change {
-                Changed::Package { registry, package } => {
-                    (Some(registry.to_string()), Some(package.to_string()))
-                }
-                Changed::Registry(registry) => (Some(registry.to_string()), None),
-                Changed::Everything => (None, None),
+            let (registry, package, version) = match change {
+                Changed::Package {
+                    registry,
+                    package,
+                    version,
+                } => (
+                    Some(registry.to_string()),
+                    Some(package.to_string()),
+                    version.map(str::to_string),
+                ),
+                Changed::Registry(registry) => (Some(registry.to_string()), None, None),
+                Changed::Everything => (None, None, None),
             };
             history.changes.push_back(Change {
                 index,
                 registry,
                 package,
+                version,
             });
         }
         while history.changes.len() > KEPT {
@@ -146,7 +154,7 @@ impl PackageChanges {
         if after < history.complete_after {
             return (ChangedAnywhere::Everything, history.last);
         }
-        let mut packages = BTreeSet::new();
+        let mut packages: BTreeMap<(String, String), Option<BTreeSet<String>>> = BTreeMap::new();
         let mut registries = BTreeSet::new();
         for change in history.changes.iter().rev() {
             if change.index <= after {
@@ -154,7 +162,16 @@ impl PackageChanges {
             }
             match (&change.registry, &change.package) {
                 (Some(registry), Some(package)) => {
-                    packages.insert((registry.clone(), package.clone()));
+                    let versions = packages
+                        .entry((registry.clone(), package.clone()))
+                        .or_insert_with(|| Some(BTreeSet::new()));
+                    match (&change.version, versions) {
+                        (Some(version), Some(versions)) => {
+                            versions.insert(version.clone());
+                        }
+                        (None, versions) => *versions = None,
+                        (Some(_), None) => {}
+                    }
                 }
                 (Some(registry), None) => {
                     registries.insert(registry.clone());
@@ -177,7 +194,11 @@ mod tests {
     use super::*;
 
     fn package<'a>(registry: &'a str, package: &'a str) -> Changed<'a> {
-        Changed::Package { registry, package }
+        Changed::Package {
+            registry,
+            package,
+            version: None,
+        }
     }
 
     #[test]
@@ -205,19 +226,31 @@ mod tests {
     fn a_reader_of_every_registry_learns_packages_and_whole_registries() {
         let changes = PackageChanges::starting_at(10);
         assert_eq!(changes.anywhere_since(9).0, ChangedAnywhere::Everything);
-        changes.record(11, &[package("deb", "a"), package("npm", "x")]);
-        changes.record(12, &[Changed::Registry("rpm")]);
+        let version = |package, version| Changed::Package {
+            registry: "npm",
+            package,
+            version: Some(version),
+        };
+        changes.record(11, &[package("deb", "a"), version("x", "1.0.0")]);
+        changes.record(12, &[Changed::Registry("rpm"), version("x", "2.0.0")]);
+        changes.record(13, &[version("y", "1.0.0"), package("npm", "y")]);
         let (since, reached) = changes.anywhere_since(10);
-        assert_eq!(reached, 12);
+        assert_eq!(reached, 13);
+        let versions = |names: &[&str]| Some(names.iter().map(|v| v.to_string()).collect());
         assert_eq!(
             since,
             ChangedAnywhere::Some {
-                packages: [("deb".into(), "a".into()), ("npm".into(), "x".into())].into(),
+                packages: [
+                    (("deb".into(), "a".into()), None),
+                    (("npm".into(), "x".into()), versions(&["1.0.0", "2.0.0"])),
+                    (("npm".into(), "y".into()), None),
+                ]
+                .into(),
                 registries: ["rpm".to_string()].into(),
             }
         );
-        changes.record(13, &[Changed::Everything]);
-        assert_eq!(changes.anywhere_since(12).0, ChangedAnywhere::Everything);
+        changes.record(14, &[Changed::Everything]);
+        assert_eq!(changes.anywhere_since(13).0, ChangedAnywhere::Everything);
     }
 
     #[test]

@@ -21,7 +21,7 @@
 pub mod document;
 pub mod query;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,7 @@ use crate::meta::changes::ChangedAnywhere;
 use crate::meta::{Meta, ReadView, StateRead, StoreError};
 
 /// The index's layout; an index of another is rebuilt.
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 /// The file in the index directory that names its layout.
 const SCHEMA_FILE: &str = "arca-schema";
 /// Memory the writer buffers documents in before it writes a segment.
@@ -101,6 +101,8 @@ pub enum SearchError {
 struct Fields {
     /// `registry \0 package`: what a package's documents are deleted by.
     package_key: Field,
+    /// `registry \0 package \0 version`: what a version's document is deleted by.
+    version_key: Field,
     registry: Field,
     package_type: Field,
     package: Field,
@@ -120,6 +122,7 @@ impl Fields {
         let mut builder = Schema::builder();
         let fields = Fields {
             package_key: builder.add_text_field("package_key", STRING),
+            version_key: builder.add_text_field("version_key", STRING),
             registry: builder.add_text_field("registry", STRING | STORED),
             package_type: builder.add_text_field("type", STRING | STORED),
             package: builder.add_text_field("package", STORED),
@@ -139,6 +142,10 @@ impl Fields {
 
 fn package_key(registry: &str, package: &str) -> String {
     format!("{registry}\0{package}")
+}
+
+fn version_key(registry: &str, package: &str, version: &str) -> String {
+    format!("{registry}\0{package}\0{version}")
 }
 
 /// The words of `text` as the index's default tokenizer makes them: runs of letters and digits,
@@ -226,6 +233,7 @@ impl SearchIndex {
         } = version_text(version, tags);
         let mut doc = TantivyDocument::default();
         doc.add_text(f.package_key, package_key(registry, package));
+        doc.add_text(f.version_key, version_key(registry, package, &version.name));
         doc.add_text(f.registry, registry);
         doc.add_text(f.package_type, package_type);
         doc.add_text(f.package, package);
@@ -339,11 +347,43 @@ impl SearchIndex {
         Ok(added)
     }
 
-    /// Takes in what changed: `packages`, and the `registries` changed as a whole.
+    /// Replaces the documents of `versions` of `package` of `registry` with what `view` says.
+    fn index_versions(
+        &self,
+        writer: &IndexWriter,
+        view: &ReadView,
+        (registry, package_type, package): (&str, &str, &str),
+        versions: &BTreeSet<String>,
+    ) -> Result<(), SearchError> {
+        let mut tags: Option<Vec<(String, String)>> = None;
+        for name in versions {
+            writer.delete_term(Term::from_field_text(
+                self.fields.version_key,
+                &version_key(registry, package, name),
+            ));
+            let Some(version) = view.version(registry, package, name)? else {
+                continue;
+            };
+            let all = match &mut tags {
+                Some(all) => all,
+                None => tags.insert(view.tags(registry, package)?.into_iter().collect()),
+            };
+            let own: Vec<String> = all
+                .iter()
+                .filter(|(_, target)| *target == version.name)
+                .map(|(tag, _)| tag.clone())
+                .collect();
+            writer.add_document(self.document(registry, package_type, package, &version, &own))?;
+        }
+        Ok(())
+    }
+
+    /// Takes in what changed: `packages` (the versions changed, or all), and the `registries`
+    /// changed as a whole.
     fn update(
         &self,
         view: &ReadView,
-        packages: &BTreeSet<(String, String)>,
+        packages: &BTreeMap<(String, String), Option<BTreeSet<String>>>,
         registries: &BTreeSet<String>,
         reached: u64,
     ) -> Result<(), SearchError> {
@@ -352,7 +392,7 @@ impl SearchIndex {
         for registry in registries {
             self.index_registry(&writer, view, registry)?;
         }
-        for (registry, package) in packages {
+        for ((registry, package), versions) in packages {
             if registries.contains(registry) {
                 continue;
             }
@@ -366,11 +406,17 @@ impl SearchIndex {
                     found
                 }
             };
-            match package_type {
-                Some(package_type) => {
+            match (package_type, versions) {
+                (Some(package_type), Some(versions)) => self.index_versions(
+                    &writer,
+                    view,
+                    (registry, &package_type, package),
+                    versions,
+                )?,
+                (Some(package_type), None) => {
                     self.index_package(&writer, view, registry, &package_type, package)?;
                 }
-                None => {
+                (None, _) => {
                     writer.delete_term(Term::from_field_text(
                         self.fields.package_key,
                         &package_key(registry, package),
@@ -431,7 +477,7 @@ impl SearchIndex {
                 deferred.remove(registry);
                 registries.insert(registry.clone());
             }
-            packages.retain(|(registry, _)| !registries.contains(registry));
+            packages.retain(|(registry, _), _| !registries.contains(registry));
             let index = self.clone();
             let view = match meta.view() {
                 Ok(view) => view,

@@ -93,6 +93,9 @@ pub struct Config {
     pub webhook_retry_max_ms: u64,
     /// A webhook is disabled after this many failed deliveries in a row.
     pub webhook_disable_after: u32,
+    /// A word-embedding model (word2vec's text format) search widens queries with by meaning;
+    /// without one, search is lexical.
+    pub search_embeddings: Option<PathBuf>,
     /// PEM certificate chain to serve HTTPS with on the HTTP port (with `tls_key`; read again when
     /// the files change).
     pub tls_cert: Option<PathBuf>,
@@ -170,6 +173,7 @@ impl Default for Config {
             webhook_retry_base_ms: 1_000,
             webhook_retry_max_ms: 10 * 60 * 1_000,
             webhook_disable_after: 50,
+            search_embeddings: None,
             tls_cert: None,
             tls_key: None,
             upstream_ca_file: None,
@@ -435,6 +439,7 @@ impl Config {
             ("ARCA_TLS_KEY", &mut config.tls_key),
             ("ARCA_UPSTREAM_CA_FILE", &mut config.upstream_ca_file),
             ("ARCA_STORAGE_CA_FILE", &mut config.storage_ca_file),
+            ("ARCA_SEARCH_EMBEDDINGS", &mut config.search_embeddings),
         ] {
             if let Some(value) = env(name) {
                 *target = Some(PathBuf::from(value));

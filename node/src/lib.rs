@@ -414,7 +414,16 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         },
     ));
     background.push(tokio::spawn(deliverer.clone().run()));
-    let search = Arc::new(search::SearchIndex::open(&data_dir.join("search"))?);
+    let embeddings = match &config.search_embeddings {
+        Some(path) => {
+            Some(search::meaning::Embeddings::load(path).map_err(search::SearchError::from)?)
+        }
+        None => None,
+    };
+    let search = Arc::new(search::SearchIndex::open(
+        &data_dir.join("search"),
+        embeddings,
+    )?);
     background.push(tokio::spawn(search.clone().run(meta.clone())));
     let state = AppState {
         meta: meta.clone(),

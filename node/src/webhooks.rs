@@ -4,7 +4,8 @@
 //! - **Outbox.** The replicated audit trail is the outbox and each webhook's cursor (the last
 //!   event id delivered or passed over) is replicated with it, so an event committed before a
 //!   crash, a restart or a change of leader is delivered afterwards by whichever node leads. The
-//!   cursor advances through Raft after a batch succeeds: an event whose delivery succeeded just
+//!   cursor advances through Raft when the task goes idle, after a failure, and every
+//!   [`RECORD_EVERY`] (or [`BATCH`] posts) while events keep coming: an event delivered just
 //!   before a crash may be posted again (receivers deduplicate on `webhook-id`), none is lost
 //!   while the trail keeps it.
 //! - **One sender.** Only the leader delivers, one task per webhook; a node that stops leading
@@ -40,6 +41,11 @@ const BATCH: usize = 100;
 pub const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the leader looks for webhooks created, deleted or enabled.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+/// While events keep coming, a webhook's cursor (and its log) is committed this often, or after
+/// [`BATCH`] attempts.
+const RECORD_EVERY: Duration = Duration::from_millis(250);
+/// The longest an idle delivery task waits for a change before it looks again.
+const IDLE_POLL: Duration = Duration::from_millis(50);
 /// A cursor moved past events a webhook did not ask for is committed once it is this far ahead
 /// of the committed one, or [`PASSED_OVER_AGE`] after it moved.
 const PASSED_OVER_EVENTS: u64 = 1000;
@@ -171,10 +177,11 @@ impl Deliverer {
     /// Delivers to one webhook until it is deleted, disabled or this node stops leading.
     async fn deliver(self: Arc<Self>, name: String, id: u64) {
         let mut changes = self.meta.watch();
-        // How far this task looked, past the committed cursor, without finding anything to post,
-        // and since when it is ahead of the committed cursor.
-        let mut passed_over = 0;
-        let mut ahead_since: Option<Instant> = None;
+        // How far this task delivered or passed over, perhaps past the committed cursor; the
+        // attempts not committed yet; and when the cursor was last committed.
+        let mut reached = 0;
+        let mut unrecorded: Vec<WebhookDelivery> = Vec::new();
+        let mut recorded_at = Instant::now();
         loop {
             if !self.leading() {
                 return;
@@ -183,7 +190,7 @@ impl Deliverer {
                 let Some(hook) = webhook(view, &name)? else {
                     return Ok(None);
                 };
-                let after = hook.cursor.max(passed_over);
+                let after = hook.cursor.max(reached);
                 let batch = crate::api::events::scan(view, after, BATCH, |event| {
                     Ok(wanted_by(&hook, event))
                 })?;
@@ -201,21 +208,23 @@ impl Deliverer {
                 }
             };
             if batch.events.is_empty() {
-                passed_over = passed_over.max(batch.next);
-                if passed_over > hook.cursor {
-                    let since = *ahead_since.get_or_insert_with(Instant::now);
-                    let due = passed_over - hook.cursor >= PASSED_OVER_EVENTS
-                        || since.elapsed() >= PASSED_OVER_AGE;
-                    if due
-                        && self
-                            .record(&hook, passed_over, Vec::new(), None, None)
-                            .await
-                    {
-                        ahead_since = None;
-                    }
+                reached = reached.max(batch.next);
+                // Idle: what was delivered is committed now; a cursor only moved past events
+                // the webhook did not ask for is committed now and then.
+                let due = !unrecorded.is_empty()
+                    || (reached > hook.cursor
+                        && (reached - hook.cursor >= PASSED_OVER_EVENTS
+                            || recorded_at.elapsed() >= PASSED_OVER_AGE));
+                if due
+                    && self
+                        .record(&hook, reached, unrecorded.clone(), Some(0), None)
+                        .await
+                {
+                    unrecorded.clear();
+                    recorded_at = Instant::now();
                 }
                 if batch.next == after {
-                    let _ = tokio::time::timeout(RECONCILE_EVERY, changes.changed()).await;
+                    let _ = tokio::time::timeout(IDLE_POLL, changes.changed()).await;
                 }
                 continue;
             }
@@ -228,43 +237,53 @@ impl Deliverer {
                 Ok(key) => key,
                 Err(reason) => {
                     let reason = format!("its secret cannot be read: {reason}");
-                    self.record(&hook, hook.cursor, Vec::new(), None, Some(reason))
+                    self.record(&hook, reached, unrecorded, None, Some(reason))
                         .await;
                     return;
                 }
             };
-            let mut log = Vec::new();
-            let mut delivered = hook.cursor;
             let mut failed = false;
             for event in &batch.events {
                 let delivery = self.post(&hook.url, &key, event).await;
                 let succeeded = delivery.succeeded();
-                log.push(delivery);
+                unrecorded.push(delivery);
                 if !succeeded {
                     failed = true;
                     break;
                 }
-                delivered = event.id.parse().unwrap_or(delivered);
+                reached = event.id.parse().unwrap_or(reached);
             }
-            let cursor = if failed { delivered } else { batch.next };
-            let failures = if failed { hook.failures + 1 } else { 0 };
-            let disable = (failed && failures >= self.retry.disable_after).then(|| {
+            if !failed {
+                reached = batch.next;
+                // Under a stream of events the cursor is committed every so often, not after
+                // each post: a crash posts again at most that much (at least once).
+                let due = unrecorded.len() >= BATCH || recorded_at.elapsed() >= RECORD_EVERY;
+                if due
+                    && self
+                        .record(&hook, reached, unrecorded.clone(), Some(0), None)
+                        .await
+                {
+                    unrecorded.clear();
+                    recorded_at = Instant::now();
+                }
+                continue;
+            }
+            let failures = hook.failures + 1;
+            let disable = (failures >= self.retry.disable_after).then(|| {
                 format!("{failures} deliveries in a row failed; enable it again once the receiver is back")
             });
             let disabled = disable.is_some();
             if self
-                .record(&hook, cursor, log, Some(failures), disable)
+                .record(&hook, reached, unrecorded.clone(), Some(failures), disable)
                 .await
             {
-                passed_over = cursor;
-                ahead_since = None;
+                unrecorded.clear();
+                recorded_at = Instant::now();
             }
             if disabled {
                 return;
             }
-            if failed {
-                tokio::time::sleep(self.retry.backoff(failures)).await;
-            }
+            tokio::time::sleep(self.retry.backoff(failures)).await;
         }
     }
 

@@ -233,6 +233,10 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
         "{pads:?}"
     );
     ensure!(found(&node, &node.admin_token, "zebra").await?.is_empty());
+    ensure!(
+        found(&node, &node.admin_token, "journal").await?.is_empty(),
+        "no model: no match by meaning"
+    );
 
     // Filters.
     ensure!(names(&found(&node, &node.admin_token, "type:generic").await?).len() == 2);
@@ -356,5 +360,63 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
     push(&node, "files", "packer/1.0.0/packer.zip").await?;
     eventually(&node, "packer", |h| names(h) == ["packer"]).await?;
     ensure!(found(&node, &node.admin_token, "routing").await?.is_empty());
+    Ok(())
+}
+
+/// A word-embedding model in word2vec's text format, made by the test: `journal` lies near
+/// `logging` and `logger`, `padding` near `pad`.
+const MODEL: &str = "\
+6 3
+logging 1 0 0
+journal 0.95 0.05 0
+logger 0.9 0.1 0
+pad 0 1 0
+padding 0.05 0.97 0
+zebra 0 0 1
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_embedding_model_finds_packages_by_meaning_behind_lexical_matches() -> Result<()> {
+    let model = tempfile::NamedTempFile::new()?;
+    std::fs::write(model.path(), MODEL)?;
+    let path = model.path().display().to_string();
+    let node = TestNode::start_with(&[], &[("ARCA_SEARCH_EMBEDDINGS", path.as_str())])?;
+    call(
+        &node,
+        Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "js", "package_type": "NPM"})),
+    )
+    .await?;
+    publish(&node, "@acme/logger", "0.3.0", "Structured logging", &[]).await?;
+    publish(
+        &node,
+        "left-pad",
+        "1.0.0",
+        "Pads strings on the left",
+        &["pad"],
+    )
+    .await?;
+    publish(
+        &node,
+        "journal-viewer",
+        "1.0.0",
+        "Reads systemd journal files",
+        &[],
+    )
+    .await?;
+    eventually(&node, "journal", |h| h.len() == 2).await?;
+
+    // "journal" is in one package's name and description, and means what another's says.
+    let hits = found(&node, &node.admin_token, "journal").await?;
+    ensure!(
+        names(&hits) == ["journal-viewer", "@acme/logger"],
+        "the word itself first: {hits:?}"
+    );
+    ensure!(names(&found(&node, &node.admin_token, "padding").await?) == ["left-pad"]);
+    ensure!(
+        found(&node, &node.admin_token, "zebra").await?.is_empty(),
+        "nothing near"
+    );
     Ok(())
 }

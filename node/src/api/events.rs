@@ -29,6 +29,8 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 /// The longest a poll may wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How often a waiting poll looks for new events.
+const POLL: Duration = Duration::from_millis(50);
 /// Audit events read per step while looking for ones the caller may see.
 const READ_PAGE: usize = 1000;
 /// The most audit events one answer looks through: a caller who may see few of them gets an
@@ -43,7 +45,7 @@ pub fn routes() -> Router<AppState> {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(query): QueryParams<EventsQuery>,
+    QueryParams(mut query): QueryParams<EventsQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     caller.require_login()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -60,11 +62,13 @@ async fn list(
         if !answer.events.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(answer));
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => {
-                return Ok(Json(read(&state, &caller, &query, limit as usize)?));
-            }
+        // What was looked through holds nothing for this caller: look on from where it ended.
+        query.after = Some(answer.next);
+        // The metrics watch may let an applied change pass without a word: look again at least
+        // every POLL as well.
+        let wake = deadline.min(tokio::time::Instant::now() + POLL);
+        if let Ok(Err(_)) = tokio::time::timeout_at(wake, changes.changed()).await {
+            return Ok(Json(read(&state, &caller, &query, limit as usize)?));
         }
     }
 }

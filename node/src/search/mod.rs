@@ -15,10 +15,14 @@
 //! - **Ranking.** BM25 over the fields, a name match weighing most, an exact name most of all;
 //!   typos of one letter (two in long words) forgiven in names; the last word matched as a prefix
 //!   (type-ahead); newer versions a little ahead; one hit per package, its best version.
+//! - **Meaning.** With a word-embedding model (`search_embeddings`), each query word is also
+//!   matched by the model's words nearest it in meaning, weighted below a match of the word itself
+//!   ([`meaning`]).
 //! - **Permissions.** A query names the registries its caller may read; nothing else is ever
 //!   matched.
 
 pub mod document;
+pub mod meaning;
 pub mod query;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -40,6 +44,7 @@ use tantivy::schema::{
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term};
 
 use self::document::{SHOWN_DESCRIPTION, VersionText, normalized_name, version_text};
+use self::meaning::{Embeddings, EmbeddingsError};
 use self::query::ParsedQuery;
 use crate::meta::changes::ChangedAnywhere;
 use crate::meta::{Meta, ReadView, StateRead, StoreError};
@@ -51,7 +56,7 @@ const SCHEMA_FILE: &str = "arca-schema";
 /// Memory the writer buffers documents in before it writes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// How long the indexer waits for changes before looking again.
-const IDLE_WAIT: Duration = Duration::from_millis(200);
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// A registry changed as a whole (its policies, a remote registry's cached documents) is indexed
 /// again at most this often.
 pub const REGISTRY_REINDEX_EVERY: Duration = Duration::from_secs(30);
@@ -75,6 +80,8 @@ const NAME_PREFIX_BOOST: f32 = 1.5;
 const FUZZY_BOOST: f32 = 0.8;
 const SUMMARY_BOOST: f32 = 1.5;
 const VERSION_BOOST: f32 = 2.0;
+/// What a match by meaning weighs against a match of the word itself (times the similarity).
+const MEANING_WEIGHT: f32 = 0.5;
 
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +101,9 @@ pub enum SearchError {
     /// The query cannot be understood.
     #[error(transparent)]
     Query(#[from] query::QueryError),
+    /// The embedding model cannot be used.
+    #[error(transparent)]
+    Embeddings(#[from] EmbeddingsError),
 }
 
 /// The fields of a version's document.
@@ -164,6 +174,8 @@ pub struct SearchIndex {
     fields: Fields,
     /// The applied log index the last commit reflects.
     indexed_to: AtomicU64,
+    /// The word-embedding model queries are widened with, when the node has one.
+    embeddings: Option<Embeddings>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -175,8 +187,9 @@ impl std::fmt::Debug for SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir` (made, or made again when it has another layout).
-    pub fn open(dir: &Path) -> Result<SearchIndex, SearchError> {
+    /// Opens the index in `dir` (made, or made again when it has another layout), its queries
+    /// widened by meaning with `embeddings` when given.
+    pub fn open(dir: &Path, embeddings: Option<Embeddings>) -> Result<SearchIndex, SearchError> {
         let (schema, fields) = Fields::schema();
         let marker = dir.join(SCHEMA_FILE);
         let current = std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == SCHEMA_VERSION);
@@ -202,6 +215,7 @@ impl SearchIndex {
             writer: Mutex::new(writer),
             fields,
             indexed_to: AtomicU64::new(indexed_to),
+            embeddings,
         })
     }
 
@@ -648,6 +662,11 @@ impl SearchIndex {
                     4..=7 => 1,
                     _ => 2,
                 };
+                for (near, similarity) in self.embeddings.iter().flat_map(|e| e.neighbours(piece)) {
+                    let weight = similarity * MEANING_WEIGHT;
+                    matches.push(boosted(scored(f.name, &near), NAME_BOOST * weight));
+                    matches.push(boosted(scored(f.summary, &near), SUMMARY_BOOST * weight));
+                }
                 if typos > 0 {
                     matches.push(boosted(
                         Box::new(FuzzyTermQuery::new(term(f.name, piece), typos, true)),

@@ -102,19 +102,21 @@ impl Node {
 
     /// The number of hits of `q`.
     async fn hits(&self, q: &str) -> anyhow::Result<usize> {
-        let answer = self.get(&format!("/api/v1/search?q={}", encode(q))).await?;
+        let response = self
+            .http
+            .get(format!("{}/api/v1/search", self.url))
+            .query(&[("q", q)])
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "search {q}: {}",
+            response.status()
+        );
+        let answer: serde_json::Value = response.json().await?;
         Ok(answer["hits"].as_array().map_or(0, Vec::len))
     }
-}
-
-/// `text` percent-encoded for a query string.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A query of kind `kind` over `packages` packages of `per_package` versions, from `seed`.

@@ -169,6 +169,58 @@ impl TestNode {
         std::fs::read_to_string(self.data_dir.path().join("node.log")).unwrap_or_default()
     }
 
+    /// Sends a management API request to `path` as `token` (no token when empty): the status and
+    /// the answer as JSON (`Null` when it is empty or not JSON).
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let mut request = http().request(method, format!("{}{path}", self.url));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    }
+
+    /// [`TestNode::api`], which must be answered with a 2xx: the answer.
+    pub async fn api_ok(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let (status, answer) = self.api(token, method, path, body).await?;
+        anyhow::ensure!((200..300).contains(&status), "{path}: {status} {answer}");
+        Ok(answer)
+    }
+
+    /// PUTs a small file (`bytes of <path>`) at `path` of generic registry `registry` as the admin;
+    /// 201 expected.
+    pub async fn push_generic(&self, registry: &str, path: &str) -> Result<()> {
+        let response = http()
+            .put(format!("{}/generic/{registry}/{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .body(format!("bytes of {path}"))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().as_u16() == 201,
+            "push {path}: {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -9,44 +9,8 @@ use anyhow::{Result, ensure};
 use arca_tests::{TestNode, http};
 use serde_json::{Value, json};
 
-async fn call(
-    node: &TestNode,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value> {
-    let mut request = http()
-        .request(method, format!("{}{path}", node.url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    ensure!(status.is_success(), "{path}: {status} {text}");
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn push(node: &TestNode, registry: &str, path: &str) -> Result<()> {
-    let response = http()
-        .put(format!("{}/generic/{registry}/{path}", node.url))
-        .bearer_auth(&node.admin_token)
-        .body(format!("bytes of {path}"))
-        .send()
-        .await?;
-    ensure!(
-        response.status().as_u16() == 201,
-        "push {path}: {}",
-        response.status()
-    );
-    Ok(())
-}
-
 async fn events(node: &TestNode, token: &str, query: &str) -> Result<Value> {
-    call(
-        node,
+    node.api_ok(
         token,
         reqwest::Method::GET,
         &format!("/api/v1/events?{query}"),
@@ -78,8 +42,7 @@ async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_the
     let node = TestNode::start()?;
     let admin = node.admin_token.clone();
     for name in ["one", "two"] {
-        call(
-            &node,
+        node.api_ok(
             &admin,
             reqwest::Method::POST,
             "/api/v1/registries",
@@ -90,26 +53,23 @@ async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_the
     let start = events(&node, &admin, "").await?["next"]
         .as_u64()
         .unwrap_or(0);
-    push(&node, "one", "a/1/a.bin").await?;
-    push(&node, "two", "b/1/b.bin").await?;
-    call(
-        &node,
+    node.push_generic("one", "a/1/a.bin").await?;
+    node.push_generic("two", "b/1/b.bin").await?;
+    node.api_ok(
         &admin,
         reqwest::Method::DELETE,
         "/api/v1/registries/one/packages/a/versions/1",
         None,
     )
     .await?;
-    call(
-        &node,
+    node.api_ok(
         &admin,
         reqwest::Method::POST,
         "/api/v1/registries/two/packages/b/versions/1/quarantine",
         Some(json!({"reason": "under review"})),
     )
     .await?;
-    call(
-        &node,
+    node.api_ok(
         &admin,
         reqwest::Method::DELETE,
         "/api/v1/registries/two/packages/b/versions/1/quarantine",
@@ -158,14 +118,14 @@ async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_the
     ensure!(kinds(&rest) == expected[2..], "second page: {rest:#}");
 
     // A viewer of registry two sees two's events only, and no admin changes.
-    let token = call(
-        &node,
-        &admin,
-        reqwest::Method::POST,
-        "/api/v1/tokens",
-        Some(json!({"name": "two-reader", "scopes": [{"role": "viewer", "registry": "two"}]})),
-    )
-    .await?["token"]
+    let token = node
+        .api_ok(
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "two-reader", "scopes": [{"role": "viewer", "registry": "two"}]})),
+        )
+        .await?["token"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -192,7 +152,7 @@ async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_the
     let poll = events(&node, &token, &waiting);
     let change = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        push(&node, "two", "c/1/c.bin").await
+        node.push_generic("two", "c/1/c.bin").await
     };
     let (polled, pushed) = tokio::join!(poll, change);
     pushed?;

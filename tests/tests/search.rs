@@ -14,32 +14,6 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn send(
-    node: &TestNode,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(u16, Value)> {
-    let mut request = http().request(method, format!("{}{path}", node.url));
-    if !token.is_empty() {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-async fn call(node: &TestNode, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let (status, answer) = send(node, &node.admin_token, method, path, body).await?;
-    ensure!((200..300).contains(&status), "{path}: {status} {answer}");
-    Ok(answer)
-}
-
 /// Publishes npm package `name` at `version` with `description` and `keywords`.
 async fn publish(
     node: &TestNode,
@@ -79,25 +53,16 @@ async fn publish(
     Ok(())
 }
 
-async fn push(node: &TestNode, registry: &str, path: &str) -> Result<()> {
-    let response = http()
-        .put(format!("{}/generic/{registry}/{path}", node.url))
-        .bearer_auth(&node.admin_token)
-        .body(format!("bytes of {path}"))
-        .send()
-        .await?;
-    ensure!(
-        response.status().as_u16() == 201,
-        "push {path}: {}",
-        response.status()
-    );
-    Ok(())
+/// The search API's path asking for `q`.
+fn search_path(q: &str) -> String {
+    let url = reqwest::Url::parse_with_params("http://node/api/v1/search", [("q", q)]);
+    let query = url.map(|url| url.query().unwrap_or_default().to_string());
+    format!("/api/v1/search?{}", query.unwrap_or_default())
 }
 
 /// The (package, version) of each hit of `q` for `token`.
 async fn found(node: &TestNode, token: &str, q: &str) -> Result<Vec<(String, String)>> {
-    let path = format!("/api/v1/search?q={}", urlencode(q));
-    let (status, answer) = send(node, token, Method::GET, &path, None).await?;
+    let (status, answer) = node.api(token, Method::GET, &search_path(q), None).await?;
     ensure!(status == 200, "{q}: {status} {answer}");
     Ok(answer["hits"]
         .as_array()
@@ -110,15 +75,6 @@ async fn found(node: &TestNode, token: &str, q: &str) -> Result<Vec<(String, Str
             )
         })
         .collect())
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn names(hits: &[(String, String)]) -> Vec<&str> {
@@ -149,8 +105,8 @@ async fn eventually(
 async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
     let mut node = TestNode::start()?;
     for (name, package_type) in [("js", "NPM"), ("files", "GENERIC"), ("secret", "GENERIC")] {
-        call(
-            &node,
+        node.api_ok(
+            &node.admin_token,
             Method::POST,
             "/api/v1/registries",
             Some(json!({"name": name, "package_type": package_type})),
@@ -190,15 +146,17 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
     )
     .await?;
     publish(&node, "@acme/logger", "0.3.0", "Structured logging", &[]).await?;
-    push(&node, "files", "terraform/1.9.0/terraform.zip").await?;
-    call(
-        &node,
+    node.push_generic("files", "terraform/1.9.0/terraform.zip")
+        .await?;
+    node.api_ok(
+        &node.admin_token,
         Method::PUT,
         "/api/v1/registries/files/packages/terraform/versions/1.9.0/metadata",
         Some(json!({"metadata": {"team": "Platform"}})),
     )
     .await?;
-    push(&node, "secret", "hidden-tool/1.0/tool.bin").await?;
+    node.push_generic("secret", "hidden-tool/1.0/tool.bin")
+        .await?;
 
     // The last change searchable means every earlier one is (the index takes them in order).
     eventually(&node, "hidden", |h| !h.is_empty()).await?;
@@ -249,8 +207,8 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
     ensure!(
         names(&found(&node, &node.admin_token, "type:npm pushed:>2000-01-01").await?).len() == 4
     );
-    call(
-        &node,
+    node.api_ok(
+        &node.admin_token,
         Method::POST,
         "/api/v1/registries/js/packages/right-pad/versions/1.0.0/quarantine",
         Some(json!({"reason": "under review"})),
@@ -266,38 +224,34 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
         ("status:fine", "statuses are"),
         ("pushed:>soon", "YYYY-MM-DD"),
     ] {
-        let (status, answer) = send(
-            &node,
-            &node.admin_token,
-            Method::GET,
-            &format!("/api/v1/search?q={}", urlencode(q)),
-            None,
-        )
-        .await?;
+        let (status, answer) = node
+            .api(&node.admin_token, Method::GET, &search_path(q), None)
+            .await?;
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         ensure!(
             status == 400 && message.contains(says),
             "{q}: {status} {answer}"
         );
     }
-    let (status, _) = send(
-        &node,
-        &node.admin_token,
-        Method::GET,
-        "/api/v1/search?q=pad&limit=0",
-        None,
-    )
-    .await?;
+    let (status, _) = node
+        .api(
+            &node.admin_token,
+            Method::GET,
+            "/api/v1/search?q=pad&limit=0",
+            None,
+        )
+        .await?;
     ensure!(status == 400, "limit 0: {status}");
 
     // Only what the caller may read: a viewer of js never sees files or secret.
-    let viewer = call(
-        &node,
-        Method::POST,
-        "/api/v1/tokens",
-        Some(json!({"name": "js-reader", "scopes": [{"role": "viewer", "registry": "js"}]})),
-    )
-    .await?["token"]
+    let viewer = node
+        .api_ok(
+            &node.admin_token,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "js-reader", "scopes": [{"role": "viewer", "registry": "js"}]})),
+        )
+        .await?["token"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -343,8 +297,8 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
     ensure!(cli["hits"][0]["package"] == "express-helpers", "{cli}");
 
     // Deletions leave the index; a restart keeps it.
-    call(
-        &node,
+    node.api_ok(
+        &node.admin_token,
         Method::DELETE,
         "/api/v1/registries/js/packages/express-helpers/versions/2.0.0",
         None,
@@ -357,7 +311,8 @@ async fn packages_are_found_ranked_filtered_and_kept_current() -> Result<()> {
         hits[0] == ("left-pad".into(), "1.1.0".into()),
         "after a restart: {hits:?}"
     );
-    push(&node, "files", "packer/1.0.0/packer.zip").await?;
+    node.push_generic("files", "packer/1.0.0/packer.zip")
+        .await?;
     eventually(&node, "packer", |h| names(h) == ["packer"]).await?;
     ensure!(found(&node, &node.admin_token, "routing").await?.is_empty());
     Ok(())
@@ -381,8 +336,8 @@ async fn a_word_embedding_model_finds_packages_by_meaning_behind_lexical_matches
     std::fs::write(model.path(), MODEL)?;
     let path = model.path().display().to_string();
     let node = TestNode::start_with(&[], &[("ARCA_SEARCH_EMBEDDINGS", path.as_str())])?;
-    call(
-        &node,
+    node.api_ok(
+        &node.admin_token,
         Method::POST,
         "/api/v1/registries",
         Some(json!({"name": "js", "package_type": "NPM"})),

@@ -482,7 +482,8 @@ pub struct CloudEvent {
     /// `/registries/<registry>`, or `/cluster` for changes of no registry.
     pub source: String,
     /// `io.arca.artifact.pushed`, `io.arca.artifact.deleted`, `io.arca.artifact.quarantined`,
-    /// `io.arca.artifact.released`, `io.arca.artifact.deployed`, `io.arca.tag.moved`,
+    /// `io.arca.artifact.released`, `io.arca.artifact.deployed`, `io.arca.artifact.cleaned`
+    /// (deleted by a cleanup policy), `io.arca.tag.moved`,
     /// `io.arca.registry.changed`, `io.arca.admin.changed` (and `io.arca.webhook.test`, posted
     /// to a webhook when asked).
     #[serde(rename = "type")]

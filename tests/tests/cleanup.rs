@@ -159,6 +159,39 @@ async fn dry_run_matches_the_real_run_and_exceptions_survive() {
             "tool {version}"
         );
     }
+    // Each deletion is an event (and in the audit trail), naming its rule.
+    let events: serde_json::Value = http()
+        .get(format!(
+            "{}/api/v1/events?registry=files&limit=1000",
+            node.url
+        ))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("JSON");
+    let cleaned: Vec<&serde_json::Value> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["type"] == "io.arca.artifact.cleaned")
+        .collect();
+    assert_eq!(cleaned.len(), real.deleted.len(), "{events:#}");
+    for deleted in &real.deleted {
+        let subject = format!(
+            "/api/v1/registries/files/packages/{}/versions/{}",
+            deleted.package, deleted.version
+        );
+        assert!(
+            cleaned
+                .iter()
+                .any(|event| event["subject"] == subject.as_str()
+                    && event["data"]["detail"] == "cleanup rule keep-two"),
+            "{subject}: {events:#}"
+        );
+    }
     // Nothing more to do: the plan is stable.
     let again = client.run_cleanup("files", true).await.expect("dry run");
     assert!(again.planned.is_empty(), "{again:?}");

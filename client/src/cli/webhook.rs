@@ -28,7 +28,7 @@ pub enum WebhookCommand {
         #[arg(long)]
         registry: Option<String>,
         /// Only events of these types, comma-separated (artifact.pushed, artifact.deleted,
-        /// artifact.quarantined, artifact.released, artifact.deployed, tag.moved,
+        /// artifact.quarantined, artifact.released, artifact.deployed, artifact.cleaned, tag.moved,
         /// registry.changed, admin.changed); default: all
         #[arg(long, value_delimiter = ',')]
         events: Vec<String>,

@@ -146,6 +146,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "io.arca.artifact.quarantined",
     "io.arca.artifact.released",
     "io.arca.artifact.deployed",
+    "io.arca.artifact.cleaned",
     "io.arca.tag.moved",
     "io.arca.registry.changed",
     "io.arca.admin.changed",
@@ -158,7 +159,9 @@ pub(crate) fn kind_of(event: &AuditEvent) -> Option<&'static str> {
         return None;
     }
     let api = route.starts_with("/api/");
-    Some(if route.ends_with("/quarantine") {
+    Some(if method == crate::policy::cleanup::CLEANUP_ACTION {
+        "io.arca.artifact.cleaned"
+    } else if route.ends_with("/quarantine") {
         match method {
             "DELETE" => "io.arca.artifact.released",
             _ => "io.arca.artifact.quarantined",
@@ -277,6 +280,12 @@ mod tests {
                 Some("r"),
                 201,
                 Some("io.arca.artifact.deployed"),
+            ),
+            (
+                "CLEANUP /api/v1/registries/{registry}/packages/{package}/versions/{version}",
+                Some("r"),
+                200,
+                Some("io.arca.artifact.cleaned"),
             ),
             ("GET /generic/{registry}/{*path}", Some("r"), 200, None),
             ("PUT /generic/{registry}/{*path}", Some("r"), 403, None),

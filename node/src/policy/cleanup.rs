@@ -10,11 +10,13 @@
 //! condition selects nothing. A selected version is kept when the rule's exceptions cover it: a tag
 //! points at it (`keep_tagged`), a tag matching one of the `keep_tags` globs points at it, or its metadata has one of the `keep_metadata` `key:value` pairs. A
 //! version is deleted when some rule selects it and does not keep it; the first such rule is reported.
+//! Each deletion is recorded in the audit trail with it (action [`CLEANUP_ACTION`], actor
+//! `cleanup`, the rule in its detail), so the event stream and webhooks tell of it.
 
 use std::collections::BTreeMap;
 
 use arca_protocol::api::{CleanupReport, PlannedDeletion, RefusedDeletion};
-use arca_protocol::model::{CleanupPolicy, CleanupRule};
+use arca_protocol::model::{AuditEvent, CleanupPolicy, CleanupRule};
 use arca_protocol::{Command, Version};
 
 use crate::meta::apply::access_time;
@@ -276,8 +278,32 @@ pub fn validate(policy: &CleanupPolicy) -> Result<(), String> {
     Ok(())
 }
 
+/// The method part of the audit action of a deletion by cleanup.
+pub const CLEANUP_ACTION: &str = "CLEANUP";
+
+/// The audit event of the deletion of `planned` from `registry` at `at`.
+fn deletion_event(registry: &str, planned: &PlannedDeletion, at: u64) -> AuditEvent {
+    AuditEvent {
+        id: 0,
+        at,
+        actor: "cleanup".to_string(),
+        actor_id: None,
+        source_ip: String::new(),
+        action: format!(
+            "{CLEANUP_ACTION} /api/v1/registries/{{registry}}/packages/{{package}}/versions/{{version}}"
+        ),
+        registry: Some(registry.to_string()),
+        target: format!(
+            "/api/v1/registries/{registry}/packages/{}/versions/{}",
+            planned.package, planned.version
+        ),
+        result: 200,
+        detail: Some(format!("cleanup rule {}", planned.rule)),
+    }
+}
+
 /// Plans the cleanup of `registry` now and, unless `dry_run`, deletes what it plans, one
-/// `CleanupVersion` each (which an immutable registry accepts: retention by policy is the one deletion
+/// `CleanupVersion` each (with its audit event) (which an immutable registry accepts: retention by policy is the one deletion
 /// it allows); a deletion the state machine refuses (the version went meanwhile) is reported as refused.
 pub async fn run(
     meta: &Meta,
@@ -297,11 +323,18 @@ pub async fn run(
         return Ok(report);
     }
     for planned in planned {
-        let command = Command::CleanupVersion {
-            registry: registry.to_string(),
-            package: planned.package.clone(),
-            version: planned.version.clone(),
-            rule: planned.rule.clone(),
+        let command = Command::Batch {
+            commands: vec![
+                Command::RecordAudit {
+                    events: vec![deletion_event(registry, &planned, now_ms)],
+                },
+                Command::CleanupVersion {
+                    registry: registry.to_string(),
+                    package: planned.package.clone(),
+                    version: planned.version.clone(),
+                    rule: planned.rule.clone(),
+                },
+            ],
         };
         match meta.propose(command).await {
             Ok(()) => {

@@ -187,19 +187,38 @@ impl std::fmt::Debug for SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir` (made, or made again when it has another layout), its queries
-    /// widened by meaning with `embeddings` when given.
+    /// Opens the index in `dir` (made, or made again when it has another layout or cannot be
+    /// opened: it is derived from the state, which rebuilds it), its queries widened by meaning
+    /// with `embeddings` when given.
     pub fn open(dir: &Path, embeddings: Option<Embeddings>) -> Result<SearchIndex, SearchError> {
-        let (schema, fields) = Fields::schema();
         let marker = dir.join(SCHEMA_FILE);
         let current = std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == SCHEMA_VERSION);
         if !current && dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
+        let (reader, writer, indexed_to) = match Self::open_parts(dir) {
+            Ok(parts) => parts,
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "the search index cannot be opened; building it again");
+                std::fs::remove_dir_all(dir)?;
+                Self::open_parts(dir)?
+            }
+        };
+        std::fs::write(&marker, SCHEMA_VERSION)?;
+        Ok(SearchIndex {
+            reader,
+            writer: Mutex::new(writer),
+            fields: Fields::schema().1,
+            indexed_to: AtomicU64::new(indexed_to),
+            embeddings,
+        })
+    }
+
+    /// The reader, the writer and the applied log index of the index in `dir`.
+    fn open_parts(dir: &Path) -> Result<(IndexReader, IndexWriter, u64), SearchError> {
         std::fs::create_dir_all(dir)?;
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = Index::open_or_create(directory, schema)?;
-        std::fs::write(&marker, SCHEMA_VERSION)?;
+        let index = Index::open_or_create(directory, Fields::schema().0)?;
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index
             .reader_builder()
@@ -210,13 +229,7 @@ impl SearchIndex {
             .payload
             .and_then(|payload| payload.parse().ok())
             .unwrap_or(0);
-        Ok(SearchIndex {
-            reader,
-            writer: Mutex::new(writer),
-            fields,
-            indexed_to: AtomicU64::new(indexed_to),
-            embeddings,
-        })
+        Ok((reader, writer, indexed_to))
     }
 
     /// The applied log index the index reflects.
@@ -743,5 +756,20 @@ impl SearchIndex {
         // Filters must match but add nothing to the score.
         clauses.extend(filters.into_iter().map(|q| (Occur::Must, boosted(q, 0.0))));
         Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_that_cannot_be_opened_is_made_again() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("search");
+        drop(SearchIndex::open(&path, None).expect("made"));
+        std::fs::write(path.join("meta.json"), b"{not json").expect("spoiled");
+        let index = SearchIndex::open(&path, None).expect("made again");
+        assert_eq!(index.indexed_to(), 0);
     }
 }

@@ -215,13 +215,16 @@ impl Deliverer {
                     || (reached > hook.cursor
                         && (reached - hook.cursor >= PASSED_OVER_EVENTS
                             || recorded_at.elapsed() >= PASSED_OVER_AGE));
-                if due
-                    && self
-                        .record(&hook, reached, unrecorded.clone(), Some(0), None)
-                        .await
-                {
-                    unrecorded.clear();
-                    recorded_at = Instant::now();
+                if due {
+                    self.commit(
+                        &hook,
+                        reached,
+                        &mut unrecorded,
+                        &mut recorded_at,
+                        Some(0),
+                        None,
+                    )
+                    .await;
                 }
                 if batch.next == after {
                     let _ = tokio::time::timeout(IDLE_POLL, changes.changed()).await;
@@ -258,13 +261,16 @@ impl Deliverer {
                 // Under a stream of events the cursor is committed every so often, not after
                 // each post: a crash posts again at most that much (at least once).
                 let due = unrecorded.len() >= BATCH || recorded_at.elapsed() >= RECORD_EVERY;
-                if due
-                    && self
-                        .record(&hook, reached, unrecorded.clone(), Some(0), None)
-                        .await
-                {
-                    unrecorded.clear();
-                    recorded_at = Instant::now();
+                if due {
+                    self.commit(
+                        &hook,
+                        reached,
+                        &mut unrecorded,
+                        &mut recorded_at,
+                        Some(0),
+                        None,
+                    )
+                    .await;
                 }
                 continue;
             }
@@ -273,17 +279,40 @@ impl Deliverer {
                 format!("{failures} deliveries in a row failed; enable it again once the receiver is back")
             });
             let disabled = disable.is_some();
-            if self
-                .record(&hook, reached, unrecorded.clone(), Some(failures), disable)
-                .await
-            {
-                unrecorded.clear();
-                recorded_at = Instant::now();
-            }
+            self.commit(
+                &hook,
+                reached,
+                &mut unrecorded,
+                &mut recorded_at,
+                Some(failures),
+                disable,
+            )
+            .await;
             if disabled {
                 return;
             }
             tokio::time::sleep(self.retry.backoff(failures)).await;
+        }
+    }
+
+    /// Commits a delivery task's progress: the cursor `reached` and the attempts in `unrecorded`,
+    /// which are then forgotten and `recorded_at` set to now; when that fails they are kept for the
+    /// next commit.
+    async fn commit(
+        &self,
+        hook: &Webhook,
+        reached: u64,
+        unrecorded: &mut Vec<WebhookDelivery>,
+        recorded_at: &mut Instant,
+        failures: Option<u32>,
+        disable: Option<String>,
+    ) {
+        if self
+            .record(hook, reached, unrecorded.clone(), failures, disable)
+            .await
+        {
+            unrecorded.clear();
+            *recorded_at = Instant::now();
         }
     }
 

@@ -726,13 +726,21 @@ async fn only_the_leader_delivers_and_a_new_leader_carries_on_after_a_crash() ->
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let pushed = pushed_ids(
-        &cluster.members[survivors[0]].node,
-        cluster.admin_token(),
-        "files",
-    )
-    .await?;
-    ensure!(pushed.len() >= 18, "{pushed:?}");
+    // The member asked applies the last pushes (made at the other survivor) moments later.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let pushed = loop {
+        let pushed = pushed_ids(
+            &cluster.members[survivors[0]].node,
+            cluster.admin_token(),
+            "files",
+        )
+        .await?;
+        if pushed.len() >= 18 {
+            break pushed;
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "{pushed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     receiver
         .wait_for(WAIT, |seen| pushed.is_subset(&seen.ids_of(PUSHED)))
         .await?;

@@ -21,6 +21,7 @@ mod gc;
 mod generic;
 mod go;
 mod helm;
+mod insights;
 pub mod lockfiles;
 mod maven;
 mod npm;
@@ -50,6 +51,10 @@ pub use firewall_admin::{
 };
 pub use gc::{GcReport, GcRequest};
 pub use generic::{CHECKSUM_HEADER, GenericFile, Progress, sha256_file};
+pub use insights::{
+    ConsumerUsage, DayUsage, IdleVersion, IdleVersions, InsightsQuery, NamedUsage, PackageInsights,
+    PackageUsage, TopPackages, UsageFigures, UsageOverview, VersionUsage,
+};
 pub use maven::{MavenCoordinates, xml_escape};
 pub use published::Published;
 pub use search::{SearchHit, SearchQuery, SearchResults};

@@ -93,6 +93,13 @@ pub struct Config {
     pub webhook_retry_max_ms: u64,
     /// A webhook is disabled after this many failed deliveries in a row.
     pub webhook_disable_after: u32,
+    /// Whether the node counts the downloads it serves for usage insights.
+    pub count_downloads: bool,
+    /// How often the node flushes its download counts into the replicated state, in milliseconds:
+    /// a crash loses at most this long's counts.
+    pub usage_flush_ms: u64,
+    /// How many days of daily download figures the cluster keeps (totals are kept for good).
+    pub usage_keep_days: u32,
     /// A word-embedding model (word2vec's text format) search widens queries with by meaning;
     /// without one, search is lexical.
     pub search_embeddings: Option<PathBuf>,
@@ -173,6 +180,9 @@ impl Default for Config {
             webhook_retry_base_ms: 1_000,
             webhook_retry_max_ms: 10 * 60 * 1_000,
             webhook_disable_after: 50,
+            count_downloads: true,
+            usage_flush_ms: 10_000,
+            usage_keep_days: 400,
             search_embeddings: None,
             tls_cert: None,
             tls_key: None,
@@ -351,6 +361,9 @@ impl Config {
             "ARCA_WEBHOOK_DISABLE_AFTER",
             &mut config.webhook_disable_after,
         )?;
+        env_override(&env, "ARCA_COUNT_DOWNLOADS", &mut config.count_downloads)?;
+        env_override(&env, "ARCA_USAGE_FLUSH_MS", &mut config.usage_flush_ms)?;
+        env_override(&env, "ARCA_USAGE_KEEP_DAYS", &mut config.usage_keep_days)?;
         env_override(
             &env,
             "ARCA_HEADER_READ_TIMEOUT_MS",

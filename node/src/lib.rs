@@ -26,6 +26,7 @@ pub mod search;
 pub mod secrets;
 pub mod signing;
 pub mod transfer;
+pub mod usage;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -87,6 +88,8 @@ pub struct AppState {
     pub webhooks: Arc<webhooks::Deliverer>,
     /// This node's search index over every registry.
     pub search: Arc<search::SearchIndex>,
+    /// The downloads this node served and has not yet flushed.
+    pub usage: Arc<usage::Usage>,
     /// The move of local chunks into the bucket, on a node started with a bucket over a data
     /// directory that still held local chunks.
     pub migration: Option<Arc<blob::Migration>>,
@@ -171,7 +174,11 @@ pub struct RunningNode {
     background: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    usage: Arc<usage::Usage>,
 }
+
+/// How long a stopping node tries to flush its last download counts.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl RunningNode {
     /// Resolves when the node's metadata store has stopped on an error it cannot go on after, with
@@ -184,6 +191,12 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
         let served = self.server.await;
+        // The last counts: what was served up to now is not left to the next flush that never comes.
+        match tokio::time::timeout(SHUTDOWN_FLUSH, self.usage.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "flushing download counts at shutdown"),
+            Err(_) => tracing::warn!("flushing download counts at shutdown took too long"),
+        }
         for task in &self.background {
             task.abort();
         }
@@ -425,6 +438,19 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         embeddings,
     )?);
     background.push(tokio::spawn(search.clone().run(meta.clone())));
+    let usage = Arc::new(usage::Usage::new(
+        meta.clone(),
+        clock.clone(),
+        metrics.clone(),
+        usage::UsageSettings {
+            enabled: config.count_downloads,
+            flush_every: std::time::Duration::from_millis(config.usage_flush_ms.max(10)),
+            keep_days: config.usage_keep_days.max(1),
+            node_id: config.node_id,
+            site: config.site.clone(),
+        },
+    ));
+    background.push(tokio::spawn(usage.clone().run()));
     let state = AppState {
         meta: meta.clone(),
         chunks: chunks.clone(),
@@ -448,6 +474,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         keys,
         webhooks: deliverer,
         search,
+        usage: usage.clone(),
     };
     if let Some(redirect) = &redirect {
         let address = redirect.local_addr().map_err(|source| NodeError::Http {
@@ -479,6 +506,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         background,
         stop,
         server,
+        usage,
     })
 }
 

@@ -852,3 +852,161 @@ pub struct SearchResults {
     /// not searchable there yet).
     pub indexed_to: u64,
 }
+
+/// `GET /api/v1/insights...`: which figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsightsQuery {
+    /// Only this registry (required where a package is named, and for idle versions).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The package (`/api/v1/insights/package`).
+    #[serde(default)]
+    pub package: Option<String>,
+    /// The figures of the last this many days, today included (1 to 366; default 30). For idle
+    /// versions: not downloaded for more than this many days.
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// At most this many entries (1 to 1000; default 20, idle versions 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The figures of something: whole downloads, bytes served, the last time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageFigures {
+    /// Whole downloads.
+    pub downloads: u64,
+    /// Bytes served.
+    pub bytes: u64,
+    /// When the last download was, unix milliseconds (`None`: never).
+    pub last_download_at: Option<u64>,
+}
+
+/// The figures of one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayUsage {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// Whole downloads.
+    pub downloads: u64,
+    /// Bytes served.
+    pub bytes: u64,
+}
+
+/// The figures of a registry or a site over the days asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedUsage {
+    /// The registry's or site's name.
+    pub name: String,
+    /// Its figures over the days.
+    #[serde(flatten)]
+    pub figures: UsageFigures,
+    /// Day by day (days without downloads left out).
+    pub daily: Vec<DayUsage>,
+}
+
+/// `GET /api/v1/insights`: the cluster's figures over the days asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageOverview {
+    /// The first day counted, `YYYY-MM-DD`.
+    pub from: String,
+    /// The last (today), `YYYY-MM-DD`.
+    pub to: String,
+    /// Each registry the caller may read that was downloaded from, most downloads first.
+    pub registries: Vec<NamedUsage>,
+    /// Bytes served at each site (for callers with a cluster-wide grant; empty otherwise).
+    pub sites: Vec<NamedUsage>,
+}
+
+/// A package among the most downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageUsage {
+    /// Its registry.
+    pub registry: String,
+    /// The package.
+    pub package: String,
+    /// Its figures over the days asked.
+    #[serde(flatten)]
+    pub figures: UsageFigures,
+}
+
+/// `GET /api/v1/insights/packages`: the most downloaded packages over the days asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopPackages {
+    /// The first day counted, `YYYY-MM-DD`.
+    pub from: String,
+    /// The last (today), `YYYY-MM-DD`.
+    pub to: String,
+    /// Most downloads first.
+    pub packages: Vec<PackageUsage>,
+}
+
+/// One version's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionUsage {
+    /// The version.
+    pub version: String,
+    /// Since it was pushed (or cached).
+    pub total: UsageFigures,
+    /// Over the days asked.
+    pub recent: UsageFigures,
+}
+
+/// One consumer of a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerUsage {
+    /// `anonymous`, `user:<name>`, `token:<name>` or `user:<name>/token:<name>`.
+    pub consumer: String,
+    /// Its figures since it first downloaded the package.
+    #[serde(flatten)]
+    pub figures: UsageFigures,
+    /// The version it downloaded last.
+    pub last_version: Option<String>,
+}
+
+/// `GET /api/v1/insights/package`: one package's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInsights {
+    /// The registry.
+    pub registry: String,
+    /// The package.
+    pub package: String,
+    /// The first day counted, `YYYY-MM-DD`.
+    pub from: String,
+    /// The last (today), `YYYY-MM-DD`.
+    pub to: String,
+    /// Every version's figures, most downloaded over the days asked first.
+    pub versions: Vec<VersionUsage>,
+    /// The package's figures day by day (days without downloads left out).
+    pub daily: Vec<DayUsage>,
+    /// Who downloaded it, most downloads first (shown to the registry's admins only; empty for
+    /// other callers).
+    pub consumers: Vec<ConsumerUsage>,
+}
+
+/// A version nobody downloaded for the days asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleVersion {
+    /// The package.
+    pub package: String,
+    /// The version.
+    pub version: String,
+    /// When it was last downloaded, unix milliseconds (`None`: never).
+    pub last_download_at: Option<u64>,
+    /// When it was pushed (or cached), unix milliseconds.
+    pub created_at: u64,
+}
+
+/// `GET /api/v1/insights/idle`: versions of a registry not downloaded (nor pushed) for more than
+/// the days asked, what a cleanup rule `not_downloaded_days` deletes; longest idle first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleVersions {
+    /// The registry.
+    pub registry: String,
+    /// Idle for more than this many days.
+    pub days: u32,
+    /// The versions, longest idle first.
+    pub versions: Vec<IdleVersion>,
+    /// True when there are more than `limit`.
+    pub truncated: bool,
+}

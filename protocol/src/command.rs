@@ -10,7 +10,7 @@ use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
 use crate::model::{
     AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistrySettings,
-    SigningKey, Token, Webhook, WebhookDelivery,
+    SigningKey, Token, UsageTally, Webhook, WebhookDelivery,
 };
 
 /// Where a metadata operation applies.
@@ -462,6 +462,21 @@ pub enum Command {
         /// Disable it, for this reason.
         disable: Option<String>,
     },
+    /// Downloads a node counted since its last flush, added to the usage figures. A batch whose
+    /// number is not above the last one applied from the same node is ignored, so a flush retried
+    /// after an unclear outcome is not counted twice.
+    RecordUsage {
+        /// The node that counted them.
+        node_id: u64,
+        /// The flush's number, rising with every flush of the node (across restarts too).
+        batch: u64,
+        /// The node's site.
+        site: String,
+        /// The figures.
+        tallies: Vec<UsageTally>,
+        /// How many days of daily figures are kept: older days are dropped as newer ones arrive.
+        keep_days: u32,
+    },
 }
 
 /// What an applied command changed among packages: one package of a registry, or everything a
@@ -624,7 +639,8 @@ impl Command {
             | Command::CreateWebhook { .. }
             | Command::DeleteWebhook { .. }
             | Command::SetWebhookEnabled { .. }
-            | Command::RecordWebhookDeliveries { .. } => Vec::new(),
+            | Command::RecordWebhookDeliveries { .. }
+            | Command::RecordUsage { .. } => Vec::new(),
         }
     }
 

@@ -702,3 +702,48 @@ impl WebhookDelivery {
             .is_some_and(|status| (200..300).contains(&status))
     }
 }
+
+/// Downloads one node counted since its last flush, for one registry, day, package (and version)
+/// and consumer: what [`crate::Command::RecordUsage`] adds to the usage figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTally {
+    /// The day they happened on, in days since the unix epoch (UTC).
+    pub day: u32,
+    /// The registry that holds what was downloaded (a virtual registry's member, not the virtual
+    /// registry asked).
+    pub registry: String,
+    /// The package (an OCI repository).
+    pub package: String,
+    /// The version downloaded; `None` for bytes that belong to no one version (OCI layers, which
+    /// images share).
+    pub version: Option<String>,
+    /// Who downloaded: `anonymous`, `user:<name>`, `token:<name>` (a token of no user) or
+    /// `user:<name>/token:<name>`.
+    pub consumer: String,
+    /// Whole downloads (a `200` answer; a ranged resumption adds bytes, not a download).
+    pub downloads: u64,
+    /// Bytes served.
+    pub bytes: u64,
+    /// The time of the last of them, unix milliseconds.
+    pub last_at: u64,
+}
+
+/// The usage figures of something over some time: whole downloads and bytes served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCount {
+    /// Whole downloads.
+    pub downloads: u64,
+    /// Bytes served.
+    pub bytes: u64,
+    /// When the last download (or byte) was served, unix milliseconds (0: never).
+    pub last_at: u64,
+}
+
+impl UsageCount {
+    /// Adds `other` to these figures.
+    pub fn add(&mut self, other: &UsageCount) {
+        self.downloads += other.downloads;
+        self.bytes += other.bytes;
+        self.last_at = self.last_at.max(other.last_at);
+    }
+}

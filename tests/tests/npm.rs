@@ -251,7 +251,7 @@ async fn packument(node: &TestNode, registry: &str, escaped_name: &str) -> Resul
 
 #[tokio::test]
 async fn npm_publish_install_view_and_dist_tags() -> Result<()> {
-    let node = TestNode::start()?;
+    let node = TestNode::start_with(&[], &[("ARCA_USAGE_FLUSH_MS", "200")])?;
     let test = "npm_publish_install_view_and_dist_tags";
     let Some(npm) = Npm::start(&node, "js", Some(&node.admin_token), test).await? else {
         return Ok(());
@@ -304,6 +304,34 @@ async fn npm_publish_install_view_and_dist_tags() -> Result<()> {
             .join("node_modules/@arca-test/util/index.js")
             .exists()
     );
+    // The install counts as one download of each tarball, in the usage figures.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let top = node
+            .api_ok(
+                &node.admin_token,
+                reqwest::Method::GET,
+                "/api/v1/insights/packages?registry=js",
+                None,
+            )
+            .await?;
+        let mut counted: Vec<(String, u64)> = top["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let name = p["package"].as_str().unwrap_or_default().to_string();
+                (name, p["downloads"].as_u64().unwrap_or_default())
+            })
+            .collect();
+        counted.sort();
+        let installed = [("@arca-test/util", 1), ("app-b", 1), ("dep-a", 1)];
+        if counted == installed.map(|(name, n)| (name.to_string(), n)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{top:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let lock: Value = serde_json::from_slice(&std::fs::read(project.join("package-lock.json"))?)?;
     for (path, escaped, version) in [
         ("node_modules/dep-a", "dep-a", "1.0.0"),

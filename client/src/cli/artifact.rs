@@ -72,6 +72,10 @@ pub enum ArtifactCommand {
     /// Record that a version was deployed to an environment, or list where it was
     #[command(subcommand)]
     Deployment(DeploymentCommand),
+    /// Usage figures: downloads and bytes per registry and site with the most downloaded packages;
+    /// with --registry that registry's; with --package one package's versions, days and consumers;
+    /// with --idle the versions nobody downloaded for --days
+    Stats(super::stats::StatsArgs),
     /// Set, show or delete a package's or version's metadata
     #[command(subcommand)]
     Metadata(MetadataCommand<ArtifactTarget>),
@@ -267,6 +271,7 @@ impl ArtifactCommand {
                         .await?,
                 ),
             ),
+            ArtifactCommand::Stats(args) => args.run(context).await,
             ArtifactCommand::Metadata(command) => command.run(context).await,
             ArtifactCommand::Quarantine(args) => args.run(context, false).await,
             ArtifactCommand::Release(args) => args.run(context, true).await,

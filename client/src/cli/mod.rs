@@ -16,6 +16,7 @@ mod output;
 mod registry;
 mod search;
 mod session;
+mod stats;
 mod storage;
 mod token;
 mod transfer;

@@ -66,6 +66,12 @@ pub struct Metrics {
     pub upload_bytes: Counter,
     /// Bytes served in downloads (as planned when the response starts).
     pub download_bytes: Counter,
+    /// Whole downloads served (what usage insights count; a ranged read is bytes only).
+    pub downloads: Counter,
+    /// Download counts flushed into the replicated state.
+    pub usage_flushes: Counter,
+    /// Flushes of download counts that failed (the counts are sent again).
+    pub usage_flush_failures: Counter,
     /// Audit events of callers without valid credentials not kept (over their budget).
     pub audit_events_skipped: Counter,
     raft_term: Gauge,
@@ -129,6 +135,9 @@ impl Metrics {
             requests: Family::default(),
             upload_bytes: Counter::default(),
             download_bytes: Counter::default(),
+            downloads: Counter::default(),
+            usage_flushes: Counter::default(),
+            usage_flush_failures: Counter::default(),
             audit_events_skipped: Counter::default(),
             raft_term: Gauge::default(),
             raft_last_log_index: Gauge::default(),
@@ -194,6 +203,21 @@ impl Metrics {
                 "download_bytes",
                 "Bytes served in downloads",
                 metrics.download_bytes.clone(),
+            );
+            registry.register(
+                "downloads",
+                "Whole downloads served",
+                metrics.downloads.clone(),
+            );
+            registry.register(
+                "usage_flushes",
+                "Download counts flushed into the replicated state",
+                metrics.usage_flushes.clone(),
+            );
+            registry.register(
+                "usage_flush_failures",
+                "Flushes of download counts that failed and are sent again",
+                metrics.usage_flush_failures.clone(),
             );
             registry.register(
                 "audit_events_skipped",

@@ -10,6 +10,7 @@ pub mod deployments;
 pub mod events;
 pub mod firewall;
 pub mod gc;
+pub mod insights;
 pub mod metadata;
 pub mod metrics;
 pub mod registries;
@@ -51,7 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(resolve::routes())
         .merge(deployments::routes())
         .merge(webhooks::routes())
-        .merge(search::routes());
+        .merge(search::routes())
+        .merge(insights::routes());
     let front_ends = crate::formats::front_ends();
     Router::new()
         .nest("/api/v1", api)

@@ -21,6 +21,7 @@ use crate::auth::Caller;
 use crate::meta::StateRead;
 use crate::policy::firewall::{self, versions::Ecosystem};
 use crate::proxy;
+use crate::usage::Download;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -261,12 +262,18 @@ async fn download(
     let members = proxy::resolution_order(&state, &registry);
     let found =
         proxy::find_or_fetch_file(&state, &members, (&package, &version, &file), |_| None).await?;
-    let (_, blob) = found
+    let (holder, blob) = found
         .ok_or_else(|| ApiError::not_found(format!("{package} {version} has no file {file}")))?;
     Ok(crate::frontend::serve_blob(
         &state,
         &headers,
         &blob,
+        Some(Download {
+            registry: &holder.name,
+            package: &package,
+            version: Some(&version),
+            caller: &caller,
+        }),
         |message| {
             ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
         },

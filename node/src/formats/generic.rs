@@ -20,6 +20,7 @@ use crate::frontend::{ApiError, PathParams};
 use crate::frontend::{discard_body, receive_blob, serve_blob};
 use crate::meta::StateRead;
 use crate::proxy::{self, Content, Expected};
+use crate::usage::Download;
 
 /// The generic front-end: files at `/generic/<registry>/<package>/<version>/<file>`.
 pub struct Generic;
@@ -178,33 +179,55 @@ async fn download(
             ))
         })
         .await?;
-    match located {
-        Some((_, Content::Stored(blob))) => Ok(serve_file(&state, &headers, &blob)),
-        Some((_, Content::Arriving(arriving))) => Ok(stream_arriving(arriving)),
-        None => Err(ApiError::not_found(format!(
+    let Some((holder, content)) = located else {
+        return Err(ApiError::not_found(format!(
             "file {package}/{version}/{filename} not found in {registry}"
-        ))),
+        )));
+    };
+    let download = Download {
+        registry: &holder.name,
+        package,
+        version: Some(version),
+        caller: &caller,
+    };
+    match content {
+        Content::Stored(blob) => Ok(serve_file(&state, &headers, &blob, Some(download))),
+        Content::Arriving(arriving) => Ok(stream_arriving(&state, arriving, download)),
     }
 }
 
 /// Answers with a file a remote registry is fetching, streamed as it arrives (ranges are served once
-/// it is stored).
-pub fn stream_arriving(arriving: proxy::Arriving) -> Response {
+/// it is stored), counted as a download of `download`.
+pub fn stream_arriving(
+    state: &AppState,
+    arriving: proxy::Arriving,
+    download: Download<'_>,
+) -> Response {
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(axum::http::header::CONTENT_TYPE, "application/octet-stream");
-    if let Some(length) = arriving.declared_length() {
+    let length = arriving.declared_length();
+    if let Some(length) = length {
         builder = builder.header(axum::http::header::CONTENT_LENGTH, length);
     }
+    let body = state
+        .usage
+        .sending(&download, length)
+        .count(arriving.into_body());
     builder
-        .body(Body::from_stream(arriving.into_body()))
+        .body(Body::from_stream(body))
         .unwrap_or_else(|error| ApiError::internal(error).into_response())
 }
 
 /// Answers a download of `blob` with [`serve_blob`]; an unsatisfiable range gets a 416 in Arca's error
 /// format.
-pub fn serve_file(state: &AppState, headers: &HeaderMap, blob: &BlobRef) -> Response {
-    serve_blob(state, headers, blob, |message| {
+pub fn serve_file(
+    state: &AppState,
+    headers: &HeaderMap,
+    blob: &BlobRef,
+    download: Option<Download<'_>>,
+) -> Response {
+    serve_blob(state, headers, blob, download, |message| {
         ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "RANGE_NOT_SATISFIABLE",

@@ -10,6 +10,7 @@ use futures::StreamExt;
 
 use crate::AppState;
 use crate::blob::{BlobError, BlobWriter, ByteRange, read_blob};
+use crate::usage::Download;
 
 /// Why an upload was not stored. Nothing is committed in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -206,14 +207,16 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNot
 /// `If-None-Match` names its ETag, 416 (with `Content-Range: bytes */size`) for an unsatisfiable one,
 /// its body made by `unsatisfiable` from a message, in the caller's error format. Every chunk is
 /// verified as it is read; a chunk that fails verification aborts the response instead of sending
-/// wrong bytes.
+/// wrong bytes. What is sent is counted as a download of `download`, when given (see
+/// [`crate::usage`]).
 pub fn serve_blob(
     state: &AppState,
     request_headers: &HeaderMap,
     blob: &BlobRef,
+    download: Option<Download<'_>>,
     unsatisfiable: impl FnOnce(String) -> Response,
 ) -> Response {
-    match ranged_response(state, request_headers, blob) {
+    match ranged_response(state, request_headers, blob, download) {
         Ok(response) => response,
         Err(RangeNotSatisfiable { size }) => {
             let mut response = unsatisfiable(format!("range not satisfiable for {size} bytes"));
@@ -229,6 +232,7 @@ fn ranged_response(
     state: &AppState,
     request_headers: &HeaderMap,
     blob: &BlobRef,
+    download: Option<Download<'_>>,
 ) -> Result<Response, RangeNotSatisfiable> {
     let etag = format!("\"{}\"", blob.sha256);
     let mut builder = Response::builder()
@@ -274,7 +278,16 @@ fn ranged_response(
             std::io::Error::other(error)
         })
     });
-    Ok(response(builder, Body::from_stream(stream)))
+    let body = match download {
+        Some(download) => Body::from_stream(
+            state
+                .usage
+                .sending(&download, range.is_none().then_some(blob.size))
+                .count(stream),
+        ),
+        None => Body::from_stream(stream),
+    };
+    Ok(response(builder, body))
 }
 
 fn response(builder: axum::http::response::Builder, body: Body) -> Response {

@@ -137,10 +137,11 @@ pub struct MemberFile {
 /// `GET` of the file at `path` (the upstream's path too) through `registry`: from the first member
 /// `locate` finds it in (`Ok(None)`: not there), unless the firewall blocks its version; a remote
 /// member fetches it once, checked against what its upstream lists. A member that fails is passed
-/// over; its error is answered when no other member has the file.
+/// over; its error is answered when no other member has the file. The file counts as a download by
+/// `caller` of the version.
 pub async fn serve_from_members<'a>(
     state: &AppState,
-    headers: &HeaderMap,
+    (headers, caller): (&HeaderMap, &crate::auth::Caller),
     registry: &Registry,
     path: &str,
     mut locate: impl FnMut(
@@ -184,13 +185,25 @@ pub async fn serve_from_members<'a>(
         .await;
         match fetched {
             Ok(Some((_, blob))) => {
-                return Ok(serve_blob(state, headers, &blob, |message| {
-                    axum::response::IntoResponse::into_response(ApiError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "RANGE",
-                        message,
-                    ))
-                }));
+                let download = crate::usage::Download {
+                    registry: &member.name,
+                    package: &found.package,
+                    version: Some(&found.version),
+                    caller,
+                };
+                return Ok(serve_blob(
+                    state,
+                    headers,
+                    &blob,
+                    Some(download),
+                    |message| {
+                        axum::response::IntoResponse::into_response(ApiError::new(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            "RANGE",
+                            message,
+                        ))
+                    },
+                ));
             }
             Ok(None) | Err(crate::proxy::ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(ApiError::from(error)),

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use super::keys::{self, Key};
 use super::tables::{BlobRecord, RegistryRecord, Table, encode, scalar};
+use super::usage::access_time;
 use super::view::{
     KeyRange, ReadResult, Source, StateRead, StoreError, blob_key, blob_node_key, child_key,
     chunk_key, node_blob_key, package_key, registry_key,
@@ -641,6 +642,16 @@ impl<'txn> Applier<'txn> {
                 failures,
                 disable,
             } => self.record_webhook_deliveries(&name, id, cursor, deliveries, failures, disable),
+            Command::RecordUsage {
+                node_id,
+                batch,
+                site,
+                tallies,
+                keep_days,
+            } => {
+                self.record_usage(node_id, batch, &site, tallies, keep_days)?;
+                Ok(Ok(()))
+            }
             Command::Fenced { fence, command } => self.apply(Command::Fenced { fence, command }),
             Command::RecordAudit { events } => {
                 self.record_audit(events)?;
@@ -719,20 +730,6 @@ fn new_version(name: &str, at: u64) -> Version {
         firewall: None,
         size: 0,
     }
-}
-
-/// When a version was last downloaded, else when it was created: what cleanup's "not downloaded
-/// for" rule looks at.
-pub fn access_time(version: &Version) -> u64 {
-    last_access(version).unwrap_or(version.created_at)
-}
-
-fn last_access(version: &Version) -> Option<u64> {
-    version
-        .attributes
-        .get(crate::proxy::LAST_ACCESS)?
-        .parse()
-        .ok()
 }
 
 /// The key of a version in the last-access index.
@@ -884,11 +881,11 @@ impl Applier<'_> {
         {
             record.latest = Some(candidate);
         }
-        if let Some(access) = last_access(&version) {
-            record.last_access = Some(record.last_access.map_or(access, |seen| seen.max(access)));
-        }
-        let old_access = previous.as_ref().map(access_time);
-        let new_access = access_time(&version);
+        let old_access = match &previous {
+            Some(old) => Some(access_time(self, registry, package, old)?),
+            None => None,
+        };
+        let new_access = access_time(self, registry, package, &version)?;
         if old_access != Some(new_access) {
             if let Some(old) = old_access {
                 self.delete(
@@ -916,10 +913,12 @@ impl Applier<'_> {
             return Ok(false);
         };
         self.delete(Table::Versions, &child_key(registry, package, version))?;
+        let accessed = access_time(self, registry, package, &removed)?;
         self.delete(
             Table::LastAccess,
-            &access_key(registry, access_time(&removed), package, version),
+            &access_key(registry, accessed, package, version),
         )?;
+        self.forget_version_usage(registry, package, version)?;
         for (tag, target) in self.tags(registry, package)? {
             if target == version {
                 self.delete(Table::Tags, &child_key(registry, package, &tag))?;
@@ -963,10 +962,12 @@ impl Applier<'_> {
                 Table::Versions,
                 &child_key(registry, package, &version.name),
             )?;
+            let accessed = access_time(self, registry, package, &version)?;
             self.delete(
                 Table::LastAccess,
-                &access_key(registry, access_time(&version), package, &version.name),
+                &access_key(registry, accessed, package, &version.name),
             )?;
+            self.forget_version_usage(registry, package, &version.name)?;
             for file in version.files.values() {
                 self.unreference_blob(&file.sha256)?;
             }
@@ -978,6 +979,7 @@ impl Applier<'_> {
         for digest in self.package_blobs(registry, package)? {
             self.unlink_blob(registry, package, &digest)?;
         }
+        self.forget_package_usage(registry, package)?;
         if self.delete(Table::Packages, &package_key(registry, package))? {
             self.add_to_registry(registry, -1, 0, 0)?;
         }

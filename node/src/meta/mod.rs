@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod snapshot;
 pub mod store;
 pub mod tables;
+pub mod usage;
 pub mod view;
 pub mod webhooks;
 

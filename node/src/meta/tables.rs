@@ -28,9 +28,14 @@
 //! | `audit_times` | time, event id | nothing |
 //! | `advisories` | advisory id | [`Advisory`](arca_protocol::firewall::Advisory) |
 //! | `advisory_index` | `<ecosystem>/<name>`, advisory id | nothing |
-//! | `last_access` | registry, last access (else creation) time, package, version | nothing |
+//! | `last_access` | registry, last download (else creation) time, package, version | nothing |
 //! | `webhooks` | webhook name | [`Webhook`](arca_protocol::model::Webhook) |
 //! | `webhook_deliveries` | webhook name, number | [`WebhookDelivery`](arca_protocol::model::WebhookDelivery) (the last [`WEBHOOK_LOG`]) |
+//! | `usage_versions` | registry, package, version | [`UsageCount`](arca_protocol::model::UsageCount): the version's downloads |
+//! | `usage_consumers` | registry, package, consumer | [`ConsumerRecord`](super::usage::ConsumerRecord) |
+//! | `usage_days` | day, registry, package, version (empty: no one version) | [`UsageCount`](arca_protocol::model::UsageCount) |
+//! | `usage_registry_days` | day, registry | [`UsageCount`](arca_protocol::model::UsageCount) |
+//! | `usage_site_days` | day, site | [`UsageCount`](arca_protocol::model::UsageCount) |
 //!
 //! A table added after a format was released is created empty when a database of that format
 //! opens (its data had none of its records), so adding one is not a new format.
@@ -118,6 +123,16 @@ tables! {
     Webhooks => "webhooks",
     /// The delivery log of each webhook.
     WebhookDeliveries => "webhook_deliveries",
+    /// Each version's download totals.
+    UsageVersions => "usage_versions",
+    /// Each package's download totals per consumer.
+    UsageConsumers => "usage_consumers",
+    /// Downloads of each version per day.
+    UsageDays => "usage_days",
+    /// Downloads from each registry per day.
+    UsageRegistryDays => "usage_registry_days",
+    /// Downloads served at each site per day.
+    UsageSiteDays => "usage_site_days",
 }
 
 /// How many delivery attempts each webhook's log keeps.

@@ -19,16 +19,12 @@ use arca_protocol::api::{CleanupReport, PlannedDeletion, RefusedDeletion};
 use arca_protocol::model::{AuditEvent, CleanupPolicy, CleanupRule};
 use arca_protocol::{Command, Version};
 
-use crate::meta::apply::access_time;
-use crate::meta::keys::{self, Key};
-use crate::meta::tables::Table;
+use crate::meta::usage::{self, DAY_MS, access_time};
 use crate::meta::view::ReadResult;
 use crate::meta::{Meta, ProposeError, StateRead, StoreError};
 
 /// A version the policy deletes.
 pub type Planned = PlannedDeletion;
-
-const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// Packages read per step of a plan.
 const PAGE: usize = 1000;
@@ -70,7 +66,16 @@ pub fn plan(
                     return Ok(());
                 }
                 let tags = view.tags(registry, package)?;
-                for (version, reason) in rule_selects(rule, versions, total, &tags, now_ms) {
+                let accessed = versions
+                    .iter()
+                    .map(|v| Ok((v.name.clone(), access_time(view, registry, package, v)?)))
+                    .collect::<ReadResult<BTreeMap<_, _>>>()?;
+                let candidates = Candidates {
+                    total,
+                    tags: &tags,
+                    accessed: &accessed,
+                };
+                for (version, reason) in rule_selects(rule, versions, &candidates, now_ms) {
                     chosen
                         .entry((package.to_string(), version.name.clone()))
                         .or_insert_with(|| Planned {
@@ -131,17 +136,8 @@ fn idle_versions(
     days: u32,
 ) -> ReadResult<BTreeMap<String, Vec<Version>>> {
     let cutoff = now_ms.saturating_sub(u64::from(days) * DAY_MS);
-    let start = keys::of(&[registry]);
-    let end = Key::new().part(registry).number(cutoff).into_bytes();
     let mut found: BTreeMap<String, Vec<Version>> = BTreeMap::new();
-    let range = (
-        std::ops::Bound::Included(start),
-        std::ops::Bound::Excluded(end),
-    );
-    for entry in view.range_raw(Table::LastAccess, &range)? {
-        let key = entry?.0.value().to_vec();
-        let package = keys::text_part(&key, 2)?;
-        let version = keys::text_part(&key, 3)?;
+    for (package, version, _) in usage::idle_versions(view, registry, cutoff, usize::MAX)? {
         if let Some(stored) = view.version(registry, &package, &version)? {
             found.entry(package).or_default().push(stored);
         }
@@ -149,14 +145,21 @@ fn idle_versions(
     Ok(found)
 }
 
+/// What a rule weighs a package's versions with: how many its patterns match, the package's tags,
+/// and when each version was last downloaded (else created).
+struct Candidates<'a> {
+    total: usize,
+    tags: &'a BTreeMap<String, String>,
+    accessed: &'a BTreeMap<String, u64>,
+}
+
 /// The versions of a package that `rule` deletes, with the reason: of `versions` (those its
-/// patterns match, `total` of them), all but the newest `keep_last`, and those created or last
-/// downloaded longer ago than it says, unless a tag or metadata it keeps covers them.
+/// patterns match, `candidates.total` of them), all but the newest `keep_last`, and those created
+/// or last downloaded longer ago than it says, unless a tag or metadata it keeps covers them.
 fn rule_selects(
     rule: &CleanupRule,
     mut versions: Vec<Version>,
-    total: usize,
-    tags: &BTreeMap<String, String>,
+    candidates: &Candidates<'_>,
     now_ms: u64,
 ) -> Vec<(Version, String)> {
     // Newest first: by creation time, then by name.
@@ -173,7 +176,8 @@ fn rule_selects(
                 continue;
             }
             reasons.push(format!(
-                "not among the newest {keep} of {total} versions (number {})",
+                "not among the newest {keep} of {} versions (number {})",
+                candidates.total,
                 index + 1
             ));
         }
@@ -188,7 +192,12 @@ fn rule_selects(
             ));
         }
         if let Some(days) = rule.not_downloaded_days {
-            let idle = now_ms.saturating_sub(access_time(&version));
+            let accessed = candidates
+                .accessed
+                .get(&version.name)
+                .copied()
+                .unwrap_or(version.created_at);
+            let idle = now_ms.saturating_sub(accessed);
             if idle <= u64::from(days) * DAY_MS {
                 continue;
             }
@@ -197,7 +206,7 @@ fn rule_selects(
                 idle / DAY_MS
             ));
         }
-        let kept_by_tag = tags.iter().any(|(tag, target)| {
+        let kept_by_tag = candidates.tags.iter().any(|(tag, target)| {
             target == &version.name
                 && (rule.keep_tagged || rule.keep_tags.iter().any(|p| glob_match(p, tag)))
         });
@@ -558,6 +567,104 @@ mod tests {
             }],
         );
         assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
+    }
+
+    /// A flush of `downloads` of `tool` `version` (`None`: layer bytes) on day `day`.
+    fn flush(state: &TestState, batch: u64, day: u32, version: Option<&str>, downloads: u64) {
+        state
+            .apply(Command::RecordUsage {
+                node_id: 1,
+                batch,
+                site: "eu".into(),
+                tallies: vec![arca_protocol::model::UsageTally {
+                    day,
+                    registry: "files".into(),
+                    package: "tool".into(),
+                    version: version.map(str::to_string),
+                    consumer: "user:ci".into(),
+                    downloads,
+                    bytes: downloads * 10,
+                    last_at: u64::from(day) * DAY_MS,
+                }],
+                keep_days: 30,
+            })
+            .expect("usage");
+    }
+
+    #[test]
+    fn counted_downloads_keep_versions_from_the_not_downloaded_rule() {
+        let state = state(false);
+        put(&state, "tool", "1.0", 200);
+        put(&state, "tool", "1.1", 200);
+        let five_days_ago = usage::day_of(NOW - 5 * DAY_MS);
+        flush(&state, 1, five_days_ago, Some("1.1"), 1);
+        set_policy(
+            &state,
+            vec![CleanupRule {
+                not_downloaded_days: Some(90),
+                ..rule("idle")
+            }],
+        );
+        assert_eq!(planned(&state), pairs(&[("tool", "1.0")]));
+        let idle = usage::idle_versions(&state.view(), "files", NOW - 90 * DAY_MS, 10);
+        let idle: Vec<_> = idle.expect("idle").into_iter().map(|(_, v, _)| v).collect();
+        assert_eq!(idle, ["1.0"]);
+    }
+
+    #[test]
+    fn usage_flushes_count_once_and_daily_figures_age_out() {
+        let state = state(false);
+        put(&state, "tool", "1.0", 10);
+        let today = usage::day_of(NOW);
+        flush(&state, 5, today - 40, Some("1.0"), 2);
+        // The same flush again (its outcome was unclear), and an older one: neither counts.
+        flush(&state, 5, today - 40, Some("1.0"), 2);
+        flush(&state, 4, today - 40, Some("1.0"), 2);
+        flush(&state, 6, today - 40, None, 0);
+        let view = state.view();
+        let total = usage::version_usage(&view, "files", "tool", "1.0").expect("read");
+        assert_eq!(total.map(|t| (t.downloads, t.bytes)), Some((2, 20)));
+        let consumers = usage::consumers(&view, "files", "tool").expect("read");
+        assert_eq!(consumers.len(), 1);
+        assert_eq!(consumers[0].0, "user:ci");
+        assert_eq!(consumers[0].1.last_version.as_deref(), Some("1.0"));
+        let sites = usage::site_days(&view, (today - 40, today)).expect("read");
+        assert_eq!(sites.len(), 1);
+        assert_eq!((sites[0].1.as_str(), sites[0].2.downloads), ("eu", 2));
+        drop(view);
+        // A flush 40 days later drops the daily figures older than 30 days; totals stay.
+        flush(&state, 7, today, Some("1.0"), 1);
+        let view = state.view();
+        let mut days = Vec::new();
+        usage::version_days(&view, (today - 40, today), &[], |row| days.push(row.day))
+            .expect("read");
+        assert_eq!(days, [today]);
+        assert!(
+            usage::registry_days(&view, (0, today - 1))
+                .expect("read")
+                .is_empty()
+        );
+        let total = usage::version_usage(&view, "files", "tool", "1.0").expect("read");
+        assert_eq!(total.map(|t| t.downloads), Some(3));
+        drop(view);
+        // Deleting the version forgets its totals.
+        state
+            .apply(Command::DeleteVersion {
+                registry: "files".into(),
+                package: "tool".into(),
+                version: "1.0".into(),
+            })
+            .expect("delete");
+        let view = state.view();
+        assert_eq!(
+            usage::version_usage(&view, "files", "tool", "1.0").expect("read"),
+            None
+        );
+        assert!(
+            usage::consumers(&view, "files", "tool")
+                .expect("read")
+                .is_empty()
+        );
     }
 
     #[test]

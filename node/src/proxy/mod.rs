@@ -577,7 +577,6 @@ pub async fn find_or_start_file(
         if let Some(blob) = recorded {
             if registry.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&registry.name);
-                touch(state, &registry.name, package, version);
             }
             return Ok(Some((registry.clone(), Content::Stored(blob))));
         }
@@ -642,41 +641,9 @@ pub async fn find_or_start_file(
 pub const ORIGIN: &str = "origin";
 /// The version attribute holding when a cached file was fetched (unix milliseconds).
 pub const CACHED_AT: &str = "cached_at";
-/// The version attribute holding when a cached version was last served (unix milliseconds).
+/// The version attribute in which builds before usage figures recorded when a cached version was
+/// last served (unix milliseconds); still read as a last download.
 pub const LAST_ACCESS: &str = "last_access";
-/// How stale a recorded last access may get before a read records a new one.
-const LAST_ACCESS_RESOLUTION_MS: u64 = 3600 * 1000;
-
-/// Records that a version a remote registry cached was served now, unless a recent access is already
-/// recorded (at most one metadata write per version and hour; in the background, never failing the
-/// read).
-pub fn touch(state: &AppState, registry: &str, package: &str, version: &str) {
-    let now = state.now_ms();
-    let recent = state
-        .meta
-        .read(|view| view.version(registry, package, version))
-        .ok()
-        .flatten()
-        .and_then(|v| v.attributes.get(LAST_ACCESS)?.parse::<u64>().ok())
-        .is_some_and(|last| now.saturating_sub(last) < LAST_ACCESS_RESOLUTION_MS);
-    if recent {
-        return;
-    }
-    let state = state.clone();
-    let command = Command::SetAttributes {
-        registry: registry.to_string(),
-        package: package.to_string(),
-        version: version.to_string(),
-        set: [(LAST_ACCESS.to_string(), now.to_string())].into(),
-        remove: Vec::new(),
-        at: now,
-    };
-    tokio::spawn(async move {
-        if let Err(error) = state.meta.propose(command).await {
-            tracing::debug!(%error, "recording a last access");
-        }
-    });
-}
 
 /// The registries a read of `registry` tries, in order: itself, or a virtual registry's members.
 pub fn resolution_order(state: &AppState, registry: &Registry) -> Vec<Registry> {

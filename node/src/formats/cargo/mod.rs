@@ -38,6 +38,7 @@ use crate::frontend::{serve_blob, unless_refused};
 use crate::meta::{PackageContents, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
+use crate::usage::Download;
 
 /// Search results answered when the query names no `per_page`, and the most answered.
 const SEARCH_PAGE: (usize, usize) = (10, 100);
@@ -218,9 +219,21 @@ async fn download(
         };
         match found {
             Ok(Some(blob)) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    CargoError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
-                }));
+                let download = Download {
+                    registry: &member.name,
+                    package: &package,
+                    version: Some(version),
+                    caller: &ctx.caller,
+                };
+                return Ok(serve_blob(
+                    ctx.state,
+                    ctx.headers,
+                    &blob,
+                    Some(download),
+                    |message| {
+                        CargoError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
+                    },
+                ));
             }
             Ok(None) => {}
             Err(error) => failure = Some(error),

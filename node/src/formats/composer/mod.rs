@@ -36,6 +36,7 @@ use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_ref
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
+use crate::usage::Download;
 
 /// The version attribute holding the version's `composer.json`, as JSON.
 const MANIFEST: &str = "composer.json";
@@ -373,10 +374,22 @@ async fn dist(ctx: &Context<'_>, name: &str, version: &str) -> Result<Response, 
         };
         match found {
             Ok(Some(blob)) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                        .into_response()
-                }));
+                let download = Download {
+                    registry: &member.name,
+                    package: name,
+                    version: Some(version),
+                    caller: &ctx.caller,
+                };
+                return Ok(serve_blob(
+                    ctx.state,
+                    ctx.headers,
+                    &blob,
+                    Some(download),
+                    |message| {
+                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
+                            .into_response()
+                    },
+                ));
             }
             Ok(None) => {}
             Err(error) => failure = Some(error),

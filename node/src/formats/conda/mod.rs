@@ -40,6 +40,7 @@ use crate::frontend::{
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
+use crate::usage::Download;
 use package_file::PackageForm;
 
 /// The prefix of the version attributes holding a build's record (`conda.index/<subdir>/<file>`).
@@ -424,10 +425,22 @@ async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Respons
         .await;
         match found {
             Ok(Some((_, blob))) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                        .into_response()
-                }));
+                let download = Download {
+                    registry: &member.name,
+                    package: name,
+                    version: Some(version),
+                    caller: &ctx.caller,
+                };
+                return Ok(serve_blob(
+                    ctx.state,
+                    ctx.headers,
+                    &blob,
+                    Some(download),
+                    |message| {
+                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
+                            .into_response()
+                    },
+                ));
             }
             Ok(None) | Err(ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(ApiError::from(error)),

@@ -508,7 +508,8 @@ async fn download(ctx: &Context<'_>, path: &str) -> Result<Response, ApiError> {
     let file = path.rsplit('/').next().unwrap_or_default();
     let (package, version_in_name, _) =
         pool_file_parts(file).ok_or_else(|| ApiError::not_found(format!("{path} not found")))?;
-    crate::frontend::serve_from_members(ctx.state, ctx.headers, &registry, path, |member| {
+    let asked = (ctx.headers, &ctx.caller);
+    crate::frontend::serve_from_members(ctx.state, asked, &registry, path, |member| {
         Box::pin(async move {
             let member = &member;
             let found = if member.kind == RegistryKind::Remote {

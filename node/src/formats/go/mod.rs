@@ -41,6 +41,7 @@ use crate::frontend::{
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
+use crate::usage::Download;
 
 /// Go module registries at `/go/<registry>/`.
 pub struct Go;
@@ -334,7 +335,9 @@ async fn version_file(
             continue;
         }
         match remote::file(ctx, &member, module, version, &file).await {
-            Ok(Some(blob)) => return Ok(serve_file(ctx, &blob, kind)),
+            Ok(Some(blob)) => {
+                return Ok(serve_file(ctx, (&member, module, version), &blob, kind));
+            }
             Ok(None) => {}
             Err(error) => failure = Some(error),
         }
@@ -385,11 +388,24 @@ async fn stored_file(
         |_| None,
     )
     .await?;
-    Ok(found.map(|(_, blob)| serve_file(ctx, &blob, kind)))
+    Ok(found.map(|(_, blob)| serve_file(ctx, (member, module, version), &blob, kind)))
 }
 
-fn serve_file(ctx: &Context<'_>, blob: &BlobRef, kind: FileKind) -> Response {
-    let mut response = serve_blob(ctx.state, ctx.headers, blob, |message| {
+/// Answers with a file of `module` `version` that `holder` holds; a `.zip` counts as a download
+/// (the `.info` and `.mod` the go command reads first do not).
+fn serve_file(
+    ctx: &Context<'_>,
+    (holder, module, version): (&Registry, &ModulePath, &ModuleVersion),
+    blob: &BlobRef,
+    kind: FileKind,
+) -> Response {
+    let download = (kind == FileKind::Zip).then(|| Download {
+        registry: &holder.name,
+        package: module.as_str(),
+        version: Some(version.as_str()),
+        caller: &ctx.caller,
+    });
+    let mut response = serve_blob(ctx.state, ctx.headers, blob, download, |message| {
         TextError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     });
     if let Ok(value) = header::HeaderValue::from_str(kind.content_type()) {

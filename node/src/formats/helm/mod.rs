@@ -42,6 +42,7 @@ use crate::frontend::{
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
+use crate::usage::Download;
 
 /// The version attribute holding the chart's `Chart.yaml`, as JSON.
 const CHART: &str = "helm.chart";
@@ -473,10 +474,22 @@ async fn download(ctx: &Context<'_>, file: &str) -> Result<Response, ApiError> {
         };
         match found {
             Ok(Some(blob)) => {
-                return Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-                    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                        .into_response()
-                }));
+                let download = Download {
+                    registry: &member.name,
+                    package: name,
+                    version: Some(version),
+                    caller: &ctx.caller,
+                };
+                return Ok(serve_blob(
+                    ctx.state,
+                    ctx.headers,
+                    &blob,
+                    Some(download),
+                    |message| {
+                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
+                            .into_response()
+                    },
+                ));
             }
             Ok(None) => {}
             Err(error) => failure = Some(error),

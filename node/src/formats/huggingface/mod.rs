@@ -35,6 +35,7 @@ use crate::auth::{Caller, authenticate};
 use crate::frontend::{ApiError, receive_blob, serve_blob, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::proxy;
+use crate::usage::Download;
 use repo::{Commit, CommitInfo, Operation, RepoId, RepoKind, TreeFile};
 
 /// Files at least this large go through LFS (as on the Hub).
@@ -1158,10 +1159,11 @@ async fn resolve(
         ));
     };
     let now = ctx.state.now_ms();
+    let package = repo.package();
     crate::policy::firewall::check_member(
         &ctx.state.meta.view()?,
         &found.member,
-        &repo.package(),
+        &package,
         &found.commit.id,
         now,
     )?;
@@ -1169,7 +1171,13 @@ async fn resolve(
         Some(blob) => blob.clone(),
         None => remote::file(ctx, &found.member, repo, &found.commit, path, &file).await?,
     };
-    let mut response = serve_blob(ctx.state, ctx.headers, &blob, |message| {
+    let download = Download {
+        registry: &found.member.name,
+        package: &package,
+        version: Some(&found.commit.id),
+        caller: &ctx.caller,
+    };
+    let mut response = serve_blob(ctx.state, ctx.headers, &blob, Some(download), |message| {
         ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
     });
     let headers = response.headers_mut();

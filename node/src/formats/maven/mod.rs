@@ -45,6 +45,7 @@ use crate::frontend::ApiError;
 use crate::frontend::{discard_body, receive_blob};
 use crate::meta::ProposeError;
 use crate::meta::{StateRead, StoreError};
+use crate::usage::Download;
 
 /// Registry metadata key: how many builds of each SNAPSHOT version to keep.
 pub const SNAPSHOT_KEEP_KEY: &str = "maven.snapshot.keep";
@@ -115,6 +116,9 @@ struct FoundFile {
     blob: BlobRef,
     /// The requested checksum when it was kept at upload time.
     kept_checksum: Option<String>,
+    /// The registry whose version holds the file (`None`: a document a remote registry cached,
+    /// which is no version's).
+    holder: Option<String>,
 }
 
 /// The stored file `filename` names in `version`: the file itself, or for a plain `-SNAPSHOT` name
@@ -189,6 +193,7 @@ fn lookup_file(
     Ok(view.blob(&entry.sha256)?.map(|blob| FoundFile {
         blob,
         kept_checksum,
+        holder: Some(registry.to_string()),
     }))
 }
 
@@ -334,7 +339,15 @@ async fn download(
                 .ok_or_else(not_found)?;
             let response = match path.checksum {
                 Some(kind) => checksum_response(checksum_of(&state, &found, kind).await?),
-                None => serve_file(&state, &headers, &found.blob),
+                None => {
+                    let download = found.holder.as_deref().map(|holder| Download {
+                        registry: holder,
+                        package: &package,
+                        version: Some(version),
+                        caller: &caller,
+                    });
+                    serve_file(&state, &headers, &found.blob, download)
+                }
             };
             Ok(warn_if_stale(response, stale))
         }

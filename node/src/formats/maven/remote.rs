@@ -130,6 +130,7 @@ async fn remote_file(
                 FoundFile {
                     blob: document.cached.blob,
                     kept_checksum: None,
+                    holder: None,
                 },
                 document.stale,
             ))),
@@ -148,7 +149,6 @@ async fn remote_file(
     let package = file.coordinates.package();
     if let Some(found) = recorded {
         state.proxy.count_hit(&member.name);
-        proxy::touch(state, &member.name, &package, file.version);
         return Ok(Some((found, false)));
     }
     let sha1 = upstream_sha1(state, member, file.upstream_path).await?;
@@ -165,10 +165,11 @@ async fn remote_file(
         },
     )
     .await?;
-    Ok(located.map(|(_, blob)| {
+    Ok(located.map(|(holder, blob)| {
         let found = FoundFile {
             blob,
             kept_checksum: None,
+            holder: Some(holder.name),
         };
         (found, false)
     }))

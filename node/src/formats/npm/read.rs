@@ -19,6 +19,7 @@ use crate::frontend::documents::DocumentKey;
 use crate::frontend::serve_blob;
 use crate::proxy;
 use crate::search::query::ParsedQuery;
+use crate::usage::Download;
 
 /// The warning a packument built from a stale upstream copy carries.
 const STALE_WARNING: &str = "110 - \"Response is Stale\"";
@@ -150,12 +151,22 @@ pub async fn list_tags(ctx: &Context<'_>, name: &str) -> Result<Response, NpmErr
 pub async fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Response, NpmError> {
     let registry = ctx.authorize(Role::Read)?;
     let name = PackageName::parse_existing(name)?;
-    let blob = remote::tarball(ctx.state, &registry, &name, file)
+    let (holder, version, blob) = remote::tarball(ctx.state, &registry, &name, file)
         .await?
         .ok_or_else(|| NpmError::not_found(format!("{name} has no tarball {file}")))?;
-    Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-        NpmError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
-    }))
+    let download = Download {
+        registry: &holder.name,
+        package: name.as_str(),
+        version: Some(&version),
+        caller: &ctx.caller,
+    };
+    Ok(serve_blob(
+        ctx.state,
+        ctx.headers,
+        &blob,
+        Some(download),
+        |message| NpmError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response(),
+    ))
 }
 
 /// `GET /-/v1/search?text=&size=&from=`: packages matching `text` (names, descriptions, keywords,

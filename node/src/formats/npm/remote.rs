@@ -324,7 +324,7 @@ pub async fn tarball(
     registry: &Registry,
     name: &PackageName,
     file: &str,
-) -> Result<Option<BlobRef>, NpmError> {
+) -> Result<Option<(Registry, String, BlobRef)>, NpmError> {
     let mut failure = None;
     for member in proxy::resolution_order(state, registry) {
         let recorded = state
@@ -364,7 +364,7 @@ pub async fn tarball(
         )
         .await;
         match found {
-            Ok(Some((_, blob))) => return Ok(Some(blob)),
+            Ok(Some((holder, blob))) => return Ok(Some((holder, version, blob))),
             Ok(None) => {}
             Err(error) => failure = Some(error),
         }

@@ -41,6 +41,7 @@ use crate::frontend::{ApiError, BlobCursor, TextError, receive_blob, serve_blob,
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall::{self, versions::Ecosystem};
 use crate::proxy;
+use crate::usage::Download;
 use package::PackageMetadata;
 
 /// The version attribute holding what the `.nuspec` says, as JSON.
@@ -326,12 +327,24 @@ async fn download(ctx: &Context<'_>, id: &str, version: &str) -> Result<Response
     let version = nuget_version::normalize(version)
         .ok_or_else(not_found)?
         .to_ascii_lowercase();
-    let blob = find_package(ctx, &registry, &id, &version)
+    let (holder, blob) = find_package(ctx, &registry, &id, &version)
         .await?
         .ok_or_else(not_found)?;
-    Ok(serve_blob(ctx.state, ctx.headers, &blob, |message| {
-        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
-    }))
+    let download = Download {
+        registry: &holder.name,
+        package: &id,
+        version: Some(&version),
+        caller: &ctx.caller,
+    };
+    Ok(serve_blob(
+        ctx.state,
+        ctx.headers,
+        &blob,
+        Some(download),
+        |message| {
+            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
+        },
+    ))
 }
 
 /// The `.nupkg` of `id` `version` (both lower case, the version normalized) through `registry`.
@@ -340,7 +353,7 @@ async fn find_package(
     registry: &Registry,
     id: &str,
     version: &str,
-) -> Result<Option<arca_protocol::BlobRef>, ApiError> {
+) -> Result<Option<(Registry, arca_protocol::BlobRef)>, ApiError> {
     let file = nupkg_file(id, version);
     let mut failure = None;
     for member in proxy::resolution_order(ctx.state, registry) {
@@ -368,7 +381,7 @@ async fn find_package(
         )
         .await;
         match found {
-            Ok(Some((_, blob))) => return Ok(Some(blob)),
+            Ok(Some(found)) => return Ok(Some(found)),
             Ok(None) | Err(proxy::ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(ApiError::from(error)),
         }

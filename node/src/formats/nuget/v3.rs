@@ -126,7 +126,7 @@ async fn flat_file(
         return Err(not_found());
     }
     let registry = ctx.authorize(Role::Read)?;
-    let blob = find_package(ctx, &registry, &id, &version)
+    let (_, blob) = find_package(ctx, &registry, &id, &version)
         .await?
         .ok_or_else(not_found)?;
     let chunks = ctx.state.chunks.clone();

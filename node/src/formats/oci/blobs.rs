@@ -28,6 +28,7 @@ use crate::blob::{BlobWriter, WriterCheckpoint, read_blob};
 use crate::frontend::{append_body, declared_length, discard_body, serve_blob};
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::Content;
+use crate::usage::Download;
 
 /// Upload sessions idle for longer than this are dropped.
 const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(300);
@@ -434,15 +435,24 @@ pub async fn fetch(
         };
         linked_blob(state, &name, &digest)
     };
-    let found = super::remote::find_blob(state, name, &digest, linked)
+    let (holder, found) = super::remote::find_blob(state, name, &digest, linked)
         .await?
         .ok_or_else(|| OciError::blob_unknown(&digest))?;
+    // A layer is bytes served, not a download of one image: images share layers.
+    let download = Download {
+        registry: &holder.name,
+        package: &name.repository,
+        version: None,
+        caller: &caller.caller,
+    };
     let mut response = match found {
-        Content::Stored(blob) => serve_blob(state, headers, &blob, |message| {
+        Content::Stored(blob) => serve_blob(state, headers, &blob, Some(download), |message| {
             OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message)
                 .into_response()
         }),
-        Content::Arriving(arriving) => crate::formats::generic::stream_arriving(arriving),
+        Content::Arriving(arriving) => {
+            crate::formats::generic::stream_arriving(state, arriving, download)
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&digest) {
         response

@@ -23,6 +23,7 @@ use crate::blob::BlobWriter;
 use crate::frontend::read_small_blob;
 use crate::meta::MANIFEST_FILE;
 use crate::meta::{StateRead, StoreError};
+use crate::usage::Download;
 
 /// The largest manifest accepted.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -231,7 +232,7 @@ pub async fn put(
         .await?;
     let mut answer = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),
-        ("docker-content-digest", digest),
+        ("docker-content-digest", digest.clone()),
     ];
     if let Some(subject) = subject {
         answer.push(("oci-subject", subject));
@@ -269,6 +270,7 @@ pub async fn fetch(
         .await?
         .ok_or_else(|| OciError::manifest_unknown(reference))?;
     let FoundManifest {
+        holder,
         digest,
         media_type,
         blob,
@@ -288,7 +290,7 @@ pub async fn fetch(
     let etag = format!("\"{digest}\"");
     let mut answer = vec![
         ("content-type", media_type),
-        ("docker-content-digest", digest),
+        ("docker-content-digest", digest.clone()),
         ("etag", etag),
         ("content-length", blob.size.to_string()),
     ];
@@ -299,7 +301,23 @@ pub async fn fetch(
         return Ok(with_headers(StatusCode::OK.into_response(), &answer));
     }
     let bytes = read_small_blob(state, &blob).await?;
-    Ok(with_headers(Body::from(bytes).into_response(), &answer))
+    // A pull is counted once, by its manifest (layers count as bytes served; see `blobs::fetch`).
+    let download = Download {
+        registry: &holder,
+        package: &name.repository,
+        version: Some(&digest),
+        caller: &caller.caller,
+    };
+    let body = state
+        .usage
+        .sending(&download, Some(blob.size))
+        .count(futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            bytes::Bytes::from(bytes),
+        )]));
+    Ok(with_headers(
+        Body::from_stream(body).into_response(),
+        &answer,
+    ))
 }
 
 /// The manifest `reference` (a tag or a digest) of a repository as recorded: its digest, media type

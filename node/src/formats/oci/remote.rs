@@ -15,8 +15,11 @@ use crate::frontend::read_small_blob;
 use crate::meta::{StateRead, StoreError};
 use crate::proxy::{self, Content, Expected, Fetched, ProxyError, Record};
 
-/// A manifest found for a reference: its digest, media type and bytes, and whether it is a stale copy.
+/// A manifest found for a reference: its digest, media type and bytes, the registry that holds it,
+/// and whether it is a stale copy.
 pub struct FoundManifest {
+    /// The registry that holds it (a virtual registry's member).
+    pub holder: String,
     /// `sha256:...`
     pub digest: String,
     /// Its media type.
@@ -121,6 +124,7 @@ pub async fn find_manifest(
                 state.proxy.count_hit(&registry.name);
             }
             return Ok(Some(FoundManifest {
+                holder: registry.name.clone(),
                 digest,
                 media_type,
                 blob,
@@ -173,6 +177,7 @@ async fn remote_manifest(
             .map(|(_, media_type, _)| media_type)
             .unwrap_or(document.cached.content_type);
         return Ok(FoundManifest {
+            holder: registry.name.clone(),
             digest,
             media_type,
             blob,
@@ -215,6 +220,7 @@ async fn remote_manifest(
         manifests::lookup(state, &registry.name, repository, reference)?
             .ok_or_else(|| ProxyError::Record(format!("manifest {reference} was not recorded")))?;
     Ok(FoundManifest {
+        holder: registry.name.clone(),
         digest,
         media_type,
         blob,
@@ -271,14 +277,14 @@ pub async fn find_blob(
     name: &RepositoryName,
     digest: &str,
     linked: impl Fn(&str) -> Result<Option<BlobRef>, StoreError>,
-) -> Result<Option<Content>, OciError> {
+) -> Result<Option<(Registry, Content)>, OciError> {
     let mut failure = None;
     for registry in candidates(state, name) {
         if let Some(blob) = linked(&registry.name)? {
             if registry.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&registry.name);
             }
-            return Ok(Some(Content::Stored(blob)));
+            return Ok(Some((registry, Content::Stored(blob))));
         }
         if registry.kind != RegistryKind::Remote {
             continue;
@@ -320,7 +326,7 @@ pub async fn find_blob(
             Err(error) => Err(error),
         };
         match started {
-            Ok(arriving) => return Ok(Some(Content::Arriving(arriving))),
+            Ok(arriving) => return Ok(Some((registry, Content::Arriving(arriving)))),
             Err(ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(error),
         }

@@ -42,9 +42,11 @@ use self::model::{YANKED, YANKED_REASON};
 use self::names::{normalize_project, normalize_version};
 use self::remote::Resolved;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::formats::oci::query_param;
 use crate::frontend::serve_blob;
 use crate::proxy;
+use crate::usage::Download;
 
 /// The PyPI upload API and simple index at `/pypi/<registry>/`.
 pub struct Pypi;
@@ -101,7 +103,17 @@ fn open_registry(
     needed: Role,
 ) -> Result<Registry, PypiError> {
     let caller = crate::auth::authenticate(state, headers)?;
-    let registry = state.registry_for(&caller, name, needed)?;
+    registry_as(state, &caller, name, needed)
+}
+
+/// [`open_registry`] for a caller already authenticated.
+fn registry_as(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    needed: Role,
+) -> Result<Registry, PypiError> {
+    let registry = state.registry_for(caller, name, needed)?;
     if registry.package_type != PackageType::Pypi {
         return Err(PypiError::not_found(format!(
             "registry {name} holds {} packages, not PYPI",
@@ -214,15 +226,24 @@ async fn download(
     Path((registry, project, version, filename)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, PypiError> {
-    let found = open_registry(&state, &headers, &registry, Role::Read)?;
+    let caller = crate::auth::authenticate(&state, &headers)?;
+    let found = registry_as(&state, &caller, &registry, Role::Read)?;
     let project = normalize_project(&project);
     crate::policy::firewall::check_read(&state, &found, &project, &version)?;
-    let blob = remote::find_file(&state, &found, &project, &version, &filename)
+    let (holder, blob) = remote::find_file(&state, &found, &project, &version, &filename)
         .await?
         .ok_or_else(|| {
             PypiError::not_found(format!("file {project}/{version}/{filename} not found"))
         })?;
-    Ok(serve_blob(&state, &headers, &blob, |message| {
+    // A file's core metadata (PEP 658), which installers read before choosing, is no download.
+    let stored = stored_version(&version);
+    let download = (!filename.ends_with(model::METADATA_SUFFIX)).then(|| Download {
+        registry: &holder.name,
+        package: &project,
+        version: Some(&stored),
+        caller: &caller,
+    });
+    Ok(serve_blob(&state, &headers, &blob, download, |message| {
         PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     }))
 }

@@ -269,20 +269,20 @@ pub async fn find_file(
     project: &str,
     version: &str,
     filename: &str,
-) -> Result<Option<BlobRef>, PypiError> {
+) -> Result<Option<(Registry, BlobRef)>, PypiError> {
     let mut failure = None;
     for member in proxy::resolution_order(state, registry) {
         if let Some(blob) = recorded_file(state, &member.name, project, version, filename)? {
             if member.kind == RegistryKind::Remote {
                 state.proxy.count_hit(&member.name);
             }
-            return Ok(Some(blob));
+            return Ok(Some((member, blob)));
         }
         if member.kind != RegistryKind::Remote {
             continue;
         }
         match fetch_file(state, &member, project, version, filename).await {
-            Ok(Some(blob)) => return Ok(Some(blob)),
+            Ok(Some(blob)) => return Ok(Some((member, blob))),
             Ok(None) => {}
             Err(error) => failure = Some(error),
         }

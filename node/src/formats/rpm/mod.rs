@@ -346,7 +346,8 @@ fn package_location(name: &str, file: &str) -> String {
 async fn download(ctx: &Context<'_>, path: &str) -> Result<Response, ApiError> {
     let registry = ctx.authorize(Role::Read)?;
     let file = path.rsplit('/').next().unwrap_or_default();
-    crate::frontend::serve_from_members(ctx.state, ctx.headers, &registry, path, |member| {
+    let asked = (ctx.headers, &ctx.caller);
+    crate::frontend::serve_from_members(ctx.state, asked, &registry, path, |member| {
         Box::pin(async move {
             let member = &member;
             if member.kind == RegistryKind::Remote {

@@ -36,6 +36,7 @@ use crate::frontend::{BlobCursor, TextError, receive_blob, serve_blob, unless_re
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
+use crate::usage::Download;
 
 /// The largest form body of a yank.
 const YANK_FORM_LIMIT: usize = 64 * 1024;
@@ -368,7 +369,7 @@ async fn gemspec(ctx: &Context<'_>, full: &str) -> Result<Response, TextError> {
             continue;
         }
         match remote::gem_file(ctx, &member, full, remote::GemFile::Gemspec).await {
-            Ok(Some(blob)) => return Ok(serve_gem_blob(ctx, &blob)),
+            Ok(Some((_, blob))) => return Ok(serve_gem_blob(ctx, &blob, None)),
             Ok(None) => {}
             Err(error) => failure = Some(error),
         }
@@ -376,8 +377,20 @@ async fn gemspec(ctx: &Context<'_>, full: &str) -> Result<Response, TextError> {
     Err(failure.unwrap_or_else(|| TextError::not_found(format!("{full} not found"))))
 }
 
-fn serve_gem_blob(ctx: &Context<'_>, blob: &arca_protocol::BlobRef) -> Response {
-    serve_blob(ctx.state, ctx.headers, blob, |message| {
+/// Answers with a gem's file, counted as a download of the version `download` names (a `.gem`;
+/// not the specification a client reads first).
+fn serve_gem_blob(
+    ctx: &Context<'_>,
+    blob: &arca_protocol::BlobRef,
+    download: Option<(&Registry, &str, &str)>,
+) -> Response {
+    let download = download.map(|(holder, name, version)| Download {
+        registry: &holder.name,
+        package: name,
+        version: Some(version),
+        caller: &ctx.caller,
+    });
+    serve_blob(ctx.state, ctx.headers, blob, download, |message| {
         TextError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     })
 }
@@ -402,13 +415,15 @@ async fn download(ctx: &Context<'_>, full: &str) -> Result<Response, TextError> 
                 )
                 .await?;
                 if let Some((_, blob)) = found {
-                    return Ok(serve_gem_blob(ctx, &blob));
+                    return Ok(serve_gem_blob(ctx, &blob, Some((&member, name, version))));
                 }
             }
         }
         if member.kind == RegistryKind::Remote {
             match remote::gem_file(ctx, &member, full, remote::GemFile::Gem).await {
-                Ok(Some(blob)) => return Ok(serve_gem_blob(ctx, &blob)),
+                Ok(Some(((name, version), blob))) => {
+                    return Ok(serve_gem_blob(ctx, &blob, Some((&member, name, version))));
+                }
                 Ok(None) => {}
                 Err(error) => failure = Some(error),
             }

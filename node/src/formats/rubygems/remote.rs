@@ -98,14 +98,14 @@ pub enum GemFile {
 }
 
 /// The `.gem` or `.gemspec.rz` of the version `full` (`<gem>-<version>`) in the remote registry
-/// `member`: kept already, or fetched from the upstream. `None` when the upstream's info does not
-/// list the version.
-pub async fn gem_file(
+/// `member`: kept already, or fetched from the upstream, with the gem's name and version as `full`
+/// splits into them. `None` when the upstream's info does not list the version.
+pub async fn gem_file<'f>(
     ctx: &Context<'_>,
     member: &Registry,
-    full: &str,
+    full: &'f str,
     which: GemFile,
-) -> Result<Option<BlobRef>, TextError> {
+) -> Result<Option<((&'f str, &'f str), BlobRef)>, TextError> {
     for (name, version) in super::split_full_name(full) {
         let lines = info_lines(ctx, member, name).await?;
         let Some(line) = lines.get(version) else {
@@ -144,7 +144,7 @@ pub async fn gem_file(
         )
         .await;
         return match found {
-            Ok(found) => Ok(found.map(|(_, blob)| blob)),
+            Ok(found) => Ok(found.map(|(_, blob)| ((name, version), blob))),
             Err(ProxyError::NotFound(_)) => Ok(None),
             Err(error) => Err(error.into()),
         };

@@ -263,9 +263,32 @@ async fn downloads_are_counted_by_version_consumer_day_and_site() -> Result<()> 
     let output = node.cli(&["artifact", "stats", "--idle"]);
     ensure!(!output.status.success(), "--idle needs --registry");
 
+    // Downloads lift a package in search among those that match as well.
+    node.push_generic("files", "alpha-popular/1.0/a.bin")
+        .await?;
+    node.push_generic("files", "alpha-fresh/1.0/a.bin").await?;
+    for _ in 0..9 {
+        let path = "files/alpha-popular/1.0/a.bin";
+        ensure!(download(&node, &node.admin_token, path, None).await? == 200);
+    }
+    let search = "/api/v1/search?q=alpha";
+    let found = eventually(&node.url, &node.admin_token, search, |answer| {
+        let score = |name: &str| {
+            answer["hits"]
+                .as_array()
+                .and_then(|hits| hits.iter().find(|hit| hit["package"] == name))
+                .and_then(|hit| hit["score"].as_f64())
+        };
+        // Ten downloads: ×1.1 (1 + 0.1 × log10 10).
+        matches!((score("alpha-popular"), score("alpha-fresh")),
+            (Some(popular), Some(fresh)) if popular / fresh > 1.09)
+    })
+    .await?;
+    ensure!(found["hits"][0]["package"] == "alpha-popular", "{found:#}");
+
     // Metrics count downloads with no per-package labels.
     let downloads = arca_tests::metric(&node.url, "arca_downloads_total", "").await?;
-    ensure!(downloads == 5.0, "arca_downloads_total {downloads}");
+    ensure!(downloads == 14.0, "arca_downloads_total {downloads}");
     Ok(())
 }
 

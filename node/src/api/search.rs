@@ -92,10 +92,16 @@ async fn search(
     parsed.registries = named;
     let readable = readable_registries(&state, &caller)?;
     let index = state.search.clone();
-    let (hits, total_versions) =
-        crate::blocking::spawn(move || index.search(&parsed, readable.as_deref(), offset, limit))
-            .await
-            .map_err(ApiError::internal)??;
+    let meta = state.meta.clone();
+    let (hits, total_versions) = crate::blocking::spawn(move || {
+        let view = meta.view()?;
+        let downloads = |registry: &str, package: &str| {
+            crate::meta::usage::package_downloads(&view, registry, package)
+        };
+        Ok::<_, ApiError>(index.search(&parsed, readable.as_deref(), (offset, limit), downloads)?)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(Json(SearchResults {
         hits,
         total_versions,

@@ -21,9 +21,10 @@ use super::tables::{RecordError, decode, encode};
 /// The format of the Raft log database and of the commands in it that this build writes. Format 2
 /// added [`Command::Fenced`] and [`Command::AdvanceGcEpoch`], format 3
 /// [`Command::SetRegistrySettings`], format 4 [`Command::SetSigningKey`], format 5 the webhook
-/// commands ([`Command::CreateWebhook`] and the three after it); entries of formats 1 to 4 decode
-/// as they are (commands were only added).
-pub const LOG_FORMAT: u32 = 5;
+/// commands ([`Command::CreateWebhook`] and the three after it), format 6
+/// [`Command::RecordUsage`]; entries of formats 1 to 5 decode as they are (commands were only
+/// added).
+pub const LOG_FORMAT: u32 = 6;
 
 pub use super::tables::STATE_FORMAT;
 

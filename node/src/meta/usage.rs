@@ -130,6 +130,17 @@ pub fn package_versions_usage(
     .collect()
 }
 
+/// How many times a package's versions were downloaded, all told (`0` when the view cannot say).
+pub fn package_downloads(view: &(impl StateRead + ?Sized), registry: &str, package: &str) -> u64 {
+    match package_versions_usage(view, registry, package) {
+        Ok(versions) => versions.iter().map(|(_, count)| count.downloads).sum(),
+        Err(error) => {
+            tracing::debug!(%error, registry, package, "reading a package's downloads");
+            0
+        }
+    }
+}
+
 /// A package's consumers with their figures.
 pub fn consumers(
     view: &(impl StateRead + ?Sized),

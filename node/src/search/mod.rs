@@ -70,6 +70,9 @@ const VERSIONS_PER_HIT: usize = 5;
 const MAX_VERSIONS_LOOKED_AT: usize = 2000;
 /// How much a version newer by a month counts over an old one, at most (a factor on the score).
 const RECENCY_WEIGHT: f32 = 0.25;
+/// How much downloads lift a package: its score is multiplied by `1 + this × log10(1 + downloads)`
+/// (×1.3 for a thousand downloads, ×1.6 for a million).
+const DOWNLOADS_WEIGHT: f32 = 0.1;
 /// Versions of one package whose scores differ by less than this fraction match as well (the
 /// newest of them is the package's hit).
 const SAME_SCORE: f32 = 0.02;
@@ -554,13 +557,14 @@ impl SearchIndex {
     }
 
     /// The best `limit` packages after `offset` matching `parsed` among `readable` registries
-    /// (`None`: every registry), each with its best version, and how many versions match.
+    /// (`None`: every registry), each with its best version, and how many versions match. A
+    /// package's `downloads` (registry, package) lift it among those found.
     pub fn search(
         &self,
         parsed: &ParsedQuery,
         readable: Option<&[String]>,
-        offset: usize,
-        limit: usize,
+        (offset, limit): (usize, usize),
+        downloads: impl Fn(&str, &str) -> u64,
     ) -> Result<(Vec<SearchHit>, u64), SearchError> {
         if readable.is_some_and(<[String]>::is_empty) {
             return Ok((Vec::new(), 0));
@@ -626,6 +630,11 @@ impl SearchIndex {
                 }
             }
         }
+        for hit in &mut hits {
+            let downloads = downloads(&hit.registry, &hit.package) as f32;
+            hit.score *= 1.0 + DOWNLOADS_WEIGHT * (1.0 + downloads).log10();
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         let hits = hits.into_iter().skip(offset).take(limit).collect();
         Ok((hits, total as u64))
     }

@@ -204,10 +204,18 @@ pub async fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError
     // Reading through this registry is what the caller was allowed: its members are searched
     // whatever the caller may read of them directly.
     let index = ctx.state.search.clone();
-    let (hits, total) = crate::blocking::spawn(move || index.search(&parsed, None, from, size))
-        .await
-        .map_err(NpmError::internal)?
-        .map_err(NpmError::internal)?;
+    let meta = ctx.state.meta.clone();
+    let (hits, total) = crate::blocking::spawn(move || {
+        let view = meta.view().map_err(NpmError::from)?;
+        let downloads = |registry: &str, package: &str| {
+            crate::meta::usage::package_downloads(&view, registry, package)
+        };
+        index
+            .search(&parsed, None, (from, size), downloads)
+            .map_err(NpmError::internal)
+    })
+    .await
+    .map_err(NpmError::internal)??;
     let view = ctx.state.meta.view()?;
     let mut shown = std::collections::BTreeMap::<String, (usize, serde_json::Value)>::new();
     let mut order = Vec::new();

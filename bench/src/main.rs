@@ -215,6 +215,7 @@ mod cluster;
 mod common;
 mod data;
 mod debian;
+mod downloads;
 mod formats;
 mod generic;
 mod installs;
@@ -282,6 +283,9 @@ enum Command {
     /// Webhook delivery: latency from push to receiver, a 10,000-event backlog drained against
     /// signed POSTs straight to the receiver, and pushes/s with and without a webhook.
     Webhooks(webhooks::Args),
+    /// What counting downloads for usage insights costs: GETs/s of two nodes side by side, one
+    /// counting and one not, and the counted figures checked against the GETs answered.
+    Downloads(downloads::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -304,5 +308,6 @@ fn main() -> anyhow::Result<()> {
         Command::Scale(args) => runtime.block_on(scale::run(args)),
         Command::Search(args) => runtime.block_on(search::run(args)),
         Command::Webhooks(args) => runtime.block_on(webhooks::run(args)),
+        Command::Downloads(args) => runtime.block_on(downloads::run(args)),
     }
 }

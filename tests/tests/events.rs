@@ -193,3 +193,115 @@ async fn changes_stream_as_cloud_events_after_a_cursor_to_those_who_may_read_the
     );
     Ok(())
 }
+
+/// Waits until the events after `after` (as `token`, at the node at `url`) hold one of type
+/// `kind` whose subject starts with `subject`; all of them.
+async fn wait_for_kind(
+    url: &str,
+    token: &str,
+    after: u64,
+    (kind, subject): (&str, &str),
+) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer: Value = http()
+            .get(format!("{url}/api/v1/events?after={after}&limit=1000"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if kinds(&answer)
+            .iter()
+            .any(|(k, s)| k == kind && s.starts_with(subject))
+        {
+            return Ok(answer);
+        }
+        ensure!(Instant::now() < deadline, "no {kind} event: {answer:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_firewall_verdict_is_an_event() -> Result<()> {
+    let node = TestNode::start()?;
+    let admin = node.admin_token.clone();
+    node.api_ok(
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "guarded", "package_type": "GENERIC"})),
+    )
+    .await?;
+    node.push_generic("guarded", "evil-tool/1.0/tool.bin")
+        .await?;
+    let start = events(&node, &admin, "").await?["next"]
+        .as_u64()
+        .unwrap_or(0);
+    // A policy that denies it: the version is evaluated again and is now BLOCKED.
+    node.api_ok(
+        &admin,
+        reqwest::Method::PUT,
+        "/api/v1/registries/guarded/firewall-policy",
+        Some(json!({"deny": [{"package": "evil-*"}]})),
+    )
+    .await?;
+    let answer = wait_for_kind(&node.url, &admin, start, ("io.arca.firewall.verdict", "")).await?;
+    let verdict = answer["events"]
+        .as_array()
+        .and_then(|events| {
+            events
+                .iter()
+                .find(|e| e["type"] == "io.arca.firewall.verdict")
+        })
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        verdict["subject"] == "guarded/evil-tool@1.0"
+            && verdict["source"] == "/registries/guarded"
+            && verdict["data"]["result"] == 403
+            && verdict["data"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("BLOCKED")),
+        "{verdict:#}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_has_copied_what_it_had_to_is_an_event() -> Result<()> {
+    use arca_tests::cluster::{TestCluster, create_registry, put};
+    let cluster = TestCluster::start(&["a", "b"]).await?;
+    create_registry(&cluster, "files", "GENERIC").await?;
+    let token = cluster.admin_token().to_string();
+    let start: Value = http()
+        .get(format!("{}/api/v1/events", cluster.url(0)))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let start = start["next"].as_u64().unwrap_or(0);
+    // Large enough to be stored as chunks (small files live inline in the metadata).
+    let bytes = arca_tests::pseudo_random_bytes(256 * 1024, 7);
+    ensure!(put(&cluster, 0, "files", "tool/1.0/tool.bin", bytes).await? == 201);
+    let answer = wait_for_kind(
+        cluster.url(0),
+        &token,
+        start,
+        ("io.arca.replication.completed", "/cluster/sites/b/"),
+    )
+    .await?;
+    let seen = kinds(&answer);
+    let pushed = seen
+        .iter()
+        .position(|(kind, _)| kind == "io.arca.artifact.pushed");
+    let copied = seen.iter().position(|(kind, subject)| {
+        kind == "io.arca.replication.completed" && subject.starts_with("/cluster/sites/b/")
+    });
+    ensure!(
+        matches!((pushed, copied), (Some(p), Some(c)) if p < c),
+        "site b's catch-up comes after the push: {seen:?}"
+    );
+    Ok(())
+}

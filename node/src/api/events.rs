@@ -148,12 +148,18 @@ pub const EVENT_TYPES: &[&str] = &[
     "io.arca.artifact.deployed",
     "io.arca.artifact.cleaned",
     "io.arca.tag.moved",
+    "io.arca.firewall.verdict",
+    "io.arca.replication.completed",
     "io.arca.registry.changed",
     "io.arca.admin.changed",
 ];
 
 /// What kind of change an audit event records: `None` for reads and for what did not succeed.
 pub(crate) fn kind_of(event: &AuditEvent) -> Option<&'static str> {
+    // A verdict is news whatever it is (a BLOCKED one is recorded with a 403).
+    if event.action == crate::policy::firewall::VERDICT_ACTION {
+        return Some("io.arca.firewall.verdict");
+    }
     let (method, route) = event.action.split_once(' ').unwrap_or((&event.action, ""));
     if !(200..300).contains(&event.result) || matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return None;
@@ -161,6 +167,8 @@ pub(crate) fn kind_of(event: &AuditEvent) -> Option<&'static str> {
     let api = route.starts_with("/api/");
     Some(if method == crate::policy::cleanup::CLEANUP_ACTION {
         "io.arca.artifact.cleaned"
+    } else if method == crate::meta::apply::REPLICATED_ACTION {
+        "io.arca.replication.completed"
     } else if route.ends_with("/quarantine") {
         match method {
             "DELETE" => "io.arca.artifact.released",
@@ -286,6 +294,24 @@ mod tests {
                 Some("r"),
                 200,
                 Some("io.arca.artifact.cleaned"),
+            ),
+            (
+                "FIREWALL evaluate",
+                Some("r"),
+                403,
+                Some("io.arca.firewall.verdict"),
+            ),
+            (
+                "FIREWALL evaluate",
+                Some("r"),
+                200,
+                Some("io.arca.firewall.verdict"),
+            ),
+            (
+                "REPLICATED /cluster/sites/{site}/nodes/{node}",
+                None,
+                200,
+                Some("io.arca.replication.completed"),
             ),
             ("GET /generic/{registry}/{*path}", Some("r"), 200, None),
             ("PUT /generic/{registry}/{*path}", Some("r"), 403, None),

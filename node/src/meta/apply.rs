@@ -573,6 +573,7 @@ impl<'txn> Applier<'txn> {
                 Ok(Ok(()))
             }
             Command::RecordReplicas { node_id, blobs } => {
+                let was_behind = self.counter(&pending_counter(node_id))? > 0;
                 for blob in blobs {
                     if !self.contains(Table::Blobs, &blob_key(&blob))? {
                         continue;
@@ -582,6 +583,9 @@ impl<'txn> Applier<'txn> {
                     if self.delete(Table::Pending, &node_blob_key(node_id, &blob))? {
                         self.add_counter(&pending_counter(node_id), -1)?;
                     }
+                }
+                if was_behind && self.counter(&pending_counter(node_id))? == 0 {
+                    self.record_caught_up(node_id)?;
                 }
                 Ok(Ok(()))
             }
@@ -710,6 +714,38 @@ impl<'txn> Applier<'txn> {
                 record,
             } => firewall::set_quarantine(self, (&registry, &package, &version), record, true),
         }
+    }
+}
+
+/// The method part of the audit action recording that a full node holds every blob its site's
+/// replication policy wants (after having had some to copy).
+pub const REPLICATED_ACTION: &str = "REPLICATED";
+
+impl Applier<'_> {
+    /// Records in the audit trail that full node `node_id` has copied every blob it had to: each
+    /// version whose push came before this event is held at its site.
+    fn record_caught_up(&mut self, node_id: u64) -> ReadResult<()> {
+        let site = self
+            .full_nodes()?
+            .into_iter()
+            .find(|(id, _)| *id == node_id)
+            .map(|(_, site)| site)
+            .unwrap_or_default();
+        let event = AuditEvent {
+            id: 0,
+            at: self.counter(scalar::FIREWALL_CLOCK)?,
+            actor: "replication".to_string(),
+            actor_id: None,
+            source_ip: "-".to_string(),
+            action: format!("{REPLICATED_ACTION} /cluster/sites/{{site}}/nodes/{{node}}"),
+            registry: None,
+            target: format!("/cluster/sites/{site}/nodes/{node_id}"),
+            result: 200,
+            detail: Some(format!(
+                "node {node_id} at site {site} holds every blob its site's replication policy wants"
+            )),
+        };
+        self.record_audit(vec![event])
     }
 }
 

@@ -818,6 +818,9 @@ fn visit(
     Ok(())
 }
 
+/// The audit action of a change of a version's firewall status.
+pub const VERDICT_ACTION: &str = "FIREWALL evaluate";
+
 fn status_event(
     registry: &str,
     package: &str,
@@ -835,7 +838,7 @@ fn status_event(
         actor: "firewall".into(),
         actor_id: None,
         source_ip: "-".into(),
-        action: "FIREWALL evaluate".into(),
+        action: VERDICT_ACTION.into(),
         registry: Some(registry.to_string()),
         target: format!("{registry}/{package}@{version}"),
         result: if verdict.status == FirewallStatus::Blocked {

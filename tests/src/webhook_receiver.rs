@@ -89,6 +89,11 @@ impl Receiver {
         })
     }
 
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Listens again on its port.
     pub async fn resume(&mut self) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;

@@ -770,3 +770,48 @@ async fn only_the_leader_delivers_and_a_new_leader_carries_on_after_a_crash() ->
     ensure!(seen.forged == 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_post_over_https_to_a_receiver_with_a_private_ca() -> Result<()> {
+    let pki = arca_tests::pki::TestPki::new()?;
+    let receiver = Receiver::start(SECRET).await?;
+    let front = pki.tls_front(receiver.port()).await?;
+    let url = format!("https://127.0.0.1:{}/hook", front.port);
+    let hook = json!({"name": "secure", "url": url, "secret": SECRET, "registry": "apps"});
+
+    // A node that does not trust the receiver's CA posts nothing, and says why.
+    let untrusting = TestNode::start_with(&[], &FAST_RETRIES)?;
+    create_registry(&untrusting, "apps").await?;
+    let admin = untrusting.admin_token.clone();
+    untrusting
+        .api_ok(&admin, Method::POST, "/api/v1/webhooks", Some(hook.clone()))
+        .await?;
+    let test = untrusting
+        .api_ok(&admin, Method::POST, "/api/v1/webhooks/secure/test", None)
+        .await?;
+    let error = test["error"].as_str().unwrap_or_default().to_lowercase();
+    ensure!(
+        test["status"].is_null() && error.contains("certificate"),
+        "{test}"
+    );
+    ensure!(receiver.seen().taken.is_empty());
+    drop(untrusting);
+
+    // Told to trust it (`--upstream-ca-file`, as for upstream registries), a node delivers.
+    let ca = pki.path("ca.pem");
+    let node = TestNode::start_with(&["--upstream-ca-file", &ca], &FAST_RETRIES)?;
+    create_registry(&node, "apps").await?;
+    let admin = node.admin_token.clone();
+    node.api_ok(&admin, Method::POST, "/api/v1/webhooks", Some(hook))
+        .await?;
+    node.push_generic("apps", "app/1/app.bin").await?;
+    receiver
+        .wait_for(WAIT, |seen| {
+            seen.taken
+                .iter()
+                .any(|e| e["type"] == PUSHED && e["subject"] == "/generic/apps/app/1/app.bin")
+        })
+        .await?;
+    ensure!(receiver.seen().forged == 0, "every post was signed");
+    Ok(())
+}

@@ -221,6 +221,9 @@ async fn cargo_publishes_resolves_yanks_and_builds_through_hosted_remote_and_vir
         "{}",
         found.describe()
     );
+    // From the search index: words of the description (the last one a prefix) find both.
+    let (_, found) = get_json(&node, "/cargo/crates/api/v1/crates?q=test%20cra").await?;
+    ensure!(found["meta"]["total"] == 2, "{found}");
     let owners = cargo
         .run(
             work.path(),

@@ -91,17 +91,11 @@ async fn search(
     }
     parsed.registries = named;
     let readable = readable_registries(&state, &caller)?;
-    let index = state.search.clone();
-    let meta = state.meta.clone();
-    let (hits, total_versions) = crate::blocking::spawn(move || {
-        let view = meta.view()?;
-        let downloads = |registry: &str, package: &str| {
-            crate::meta::usage::package_downloads(&view, registry, package)
-        };
-        Ok::<_, ApiError>(index.search(&parsed, readable.as_deref(), (offset, limit), downloads)?)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let (hits, total_versions) = state
+        .search
+        .clone()
+        .find(state.meta.clone(), parsed, readable, (offset, limit))
+        .await?;
     Ok(Json(SearchResults {
         hits,
         total_versions,

@@ -107,6 +107,9 @@ pub enum SearchError {
     /// The embedding model cannot be used.
     #[error(transparent)]
     Embeddings(#[from] EmbeddingsError),
+    /// The task answering the query failed.
+    #[error("search task: {0}")]
+    Task(String),
 }
 
 /// The fields of a version's document.
@@ -637,6 +640,65 @@ impl SearchIndex {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         let hits = hits.into_iter().skip(offset).take(limit).collect();
         Ok((hits, total as u64))
+    }
+
+    /// [`SearchIndex::search`] off the async workers, with each package's downloads read from
+    /// `meta`'s usage figures.
+    pub async fn find(
+        self: Arc<Self>,
+        meta: Meta,
+        parsed: ParsedQuery,
+        readable: Option<Vec<String>>,
+        page: (usize, usize),
+    ) -> Result<(Vec<SearchHit>, u64), SearchError> {
+        crate::blocking::spawn(move || {
+            let view = meta.view()?;
+            let downloads = |registry: &str, package: &str| {
+                crate::meta::usage::package_downloads(&view, registry, package)
+            };
+            self.search(&parsed, readable.as_deref(), page, downloads)
+        })
+        .await
+        .map_err(|error| SearchError::Task(error.to_string()))?
+    }
+
+    /// The packages matching `words` among `members` (a registry's resolution order), best first,
+    /// as a package manager's own search answers through that registry: one hit per package name,
+    /// an earlier member's package hiding a later one's. Reading through the registry is what the
+    /// caller was allowed, so its members are searched whatever the caller may read of them
+    /// directly. Also how many versions matched.
+    pub async fn find_in_members(
+        self: Arc<Self>,
+        meta: Meta,
+        members: Vec<String>,
+        words: Vec<String>,
+        page: (usize, usize),
+    ) -> Result<(Vec<SearchHit>, u64), SearchError> {
+        let parsed = ParsedQuery {
+            words,
+            registries: members.clone(),
+            ..ParsedQuery::default()
+        };
+        let (hits, total) = self.find(meta, parsed, None, page).await?;
+        let mut chosen: Vec<(usize, SearchHit)> = Vec::new();
+        for hit in hits {
+            let rank = members
+                .iter()
+                .position(|member| *member == hit.registry)
+                .unwrap_or(usize::MAX);
+            match chosen
+                .iter_mut()
+                .find(|(_, kept)| kept.package == hit.package)
+            {
+                Some((kept_rank, kept)) if rank < *kept_rank => {
+                    *kept_rank = rank;
+                    *kept = hit;
+                }
+                Some(_) => {}
+                None => chosen.push((rank, hit)),
+            }
+        }
+        Ok((chosen.into_iter().map(|(_, hit)| hit).collect(), total))
     }
 
     /// The tantivy query of `parsed` within `readable`.

@@ -179,7 +179,7 @@ async fn route(
             "owners are not kept per crate here: who may publish is given by Arca's role grants \
              (arca user grant / arca token create)",
         )),
-        (Endpoint::Search, Method::GET) => search(ctx, uri.query().unwrap_or("")),
+        (Endpoint::Search, Method::GET) => search(ctx, uri.query().unwrap_or("")).await,
         (_, method) => Err(CargoError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on {}", uri.path()),
@@ -270,11 +270,12 @@ fn owners(ctx: &Context<'_>, name: &CrateName) -> Result<Response, CargoError> {
     ))
 }
 
-/// `GET /api/v1/crates?q=&per_page=`: crates whose name or description contains every word of `q`
-/// (`-` and `_` alike),
-/// each with its highest version that is not yanked. A virtual registry searches what its members
-/// hold (a remote registry: the crates it has cached).
-fn search(ctx: &Context<'_>, query: &str) -> Result<Response, CargoError> {
+/// `GET /api/v1/crates?q=&per_page=`: crates matching `q` (names, descriptions, keywords; typos
+/// forgiven, the last word a prefix; see [`crate::search`]), best first, each with its highest
+/// version that is not yanked, answered from the node's search index. A virtual registry searches
+/// what its members hold (a remote registry: the crates it has cached), a crate of an earlier member
+/// hiding a later one's.
+async fn search(ctx: &Context<'_>, query: &str) -> Result<Response, CargoError> {
     let registry = ctx.authorize(Role::Read)?;
     let param = |key: &str| {
         form_urlencoded::parse(query.as_bytes())
@@ -288,35 +289,40 @@ fn search(ctx: &Context<'_>, query: &str) -> Result<Response, CargoError> {
         None => SEARCH_PAGE.0,
     }
     .clamp(1, SEARCH_PAGE.1);
-    let terms: Vec<String> = param("q")
+    let members: Vec<String> = proxy::resolution_order(ctx.state, &registry)
+        .into_iter()
+        .map(|member| member.name)
+        .collect();
+    let words = param("q")
         .unwrap_or_default()
         .split_whitespace()
-        .map(|term| term.to_lowercase().replace('_', "-"))
+        .map(str::to_lowercase)
         .collect();
+    // The most a page holds is asked for, so that `meta.total` counts every crate found up to it.
+    let (hits, _) = ctx
+        .state
+        .search
+        .clone()
+        .find_in_members(ctx.state.meta.clone(), members, words, (0, SEARCH_PAGE.1))
+        .await
+        .map_err(CargoError::internal)?;
     let view = ctx.state.meta.view()?;
-    let mut found = std::collections::BTreeMap::<String, serde_json::Value>::new();
-    for member in proxy::resolution_order(ctx.state, &registry) {
-        for package in view.packages(&member.name, None, usize::MAX)? {
-            if found.contains_key(&package.name) {
-                continue;
-            }
-            let Some(contents) = view.package_contents(&member.name, &package.name)? else {
-                continue;
-            };
-            if let Some(hit) = search_hit(&contents, &terms) {
-                found.insert(package.name.clone(), hit);
-            }
-        }
+    let mut crates = Vec::new();
+    for hit in hits {
+        let Some(contents) = view.package_contents(&hit.registry, &hit.package)? else {
+            continue;
+        };
+        crates.extend(search_hit(&contents));
     }
-    let total = found.len();
-    let crates: Vec<serde_json::Value> = found.into_values().take(per_page).collect();
+    let total = crates.len();
+    crates.truncate(per_page);
     Ok(json_response(
         serde_json::json!({ "crates": crates, "meta": { "total": total } }).to_string(),
     ))
 }
 
-/// A crate as search lists it, when its name or description holds every term.
-fn search_hit(contents: &PackageContents, terms: &[String]) -> Option<serde_json::Value> {
+/// A crate as search lists it: its name, its highest version that is not yanked, its description.
+fn search_hit(contents: &PackageContents) -> Option<serde_json::Value> {
     let newest = contents
         .versions
         .values()
@@ -333,20 +339,11 @@ fn search_hit(contents: &PackageContents, terms: &[String]) -> Option<serde_json
         .get("description")
         .cloned()
         .unwrap_or_default();
-    // As in crate names, `-` and `_` are one character to search.
-    let text = format!("{} {}", entry.name, description)
-        .to_lowercase()
-        .replace('_', "-");
-    terms
-        .iter()
-        .all(|term| text.contains(term.as_str()))
-        .then(|| {
-            serde_json::json!({
-                "name": entry.name,
-                "max_version": max_version.to_string(),
-                "description": description,
-            })
-        })
+    Some(serde_json::json!({
+        "name": entry.name,
+        "max_version": max_version.to_string(),
+        "description": description,
+    }))
 }
 
 #[cfg(test)]

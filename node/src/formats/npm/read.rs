@@ -18,7 +18,6 @@ use super::{Context, NpmError};
 use crate::frontend::documents::DocumentKey;
 use crate::frontend::serve_blob;
 use crate::proxy;
-use crate::search::query::ParsedQuery;
 use crate::usage::Download;
 
 /// The warning a packument built from a stale upstream copy carries.
@@ -192,58 +191,26 @@ pub async fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError
     };
     let size = number("size", SEARCH_SIZE.0)?.clamp(1, SEARCH_SIZE.1);
     let from = number("from", 0)?;
-    let parsed = ParsedQuery {
-        words: param("text")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect(),
-        registries: members.clone(),
-        ..ParsedQuery::default()
-    };
-    // Reading through this registry is what the caller was allowed: its members are searched
-    // whatever the caller may read of them directly.
-    let index = ctx.state.search.clone();
-    let meta = ctx.state.meta.clone();
-    let (hits, total) = crate::blocking::spawn(move || {
-        let view = meta.view().map_err(NpmError::from)?;
-        let downloads = |registry: &str, package: &str| {
-            crate::meta::usage::package_downloads(&view, registry, package)
-        };
-        index
-            .search(&parsed, None, (from, size), downloads)
-            .map_err(NpmError::internal)
-    })
-    .await
-    .map_err(NpmError::internal)??;
+    let words = param("text")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let (hits, total) = ctx
+        .state
+        .search
+        .clone()
+        .find_in_members(ctx.state.meta.clone(), members, words, (from, size))
+        .await
+        .map_err(NpmError::internal)?;
     let view = ctx.state.meta.view()?;
-    let mut shown = std::collections::BTreeMap::<String, (usize, serde_json::Value)>::new();
-    let mut order = Vec::new();
+    let mut objects = Vec::new();
     for hit in hits {
-        let rank = members
-            .iter()
-            .position(|m| *m == hit.registry)
-            .unwrap_or(usize::MAX);
-        if shown
-            .get(&hit.package)
-            .is_some_and(|(earlier, _)| *earlier <= rank)
-        {
-            continue;
-        }
         let Some(contents) = view.package_contents(&hit.registry, &hit.package)? else {
             continue;
         };
-        if let Some(object) = packument::search_object(&contents, hit.score) {
-            if !shown.contains_key(&hit.package) {
-                order.push(hit.package.clone());
-            }
-            shown.insert(hit.package, (rank, object));
-        }
+        objects.extend(packument::search_object(&contents, hit.score));
     }
-    let objects: Vec<serde_json::Value> = order
-        .into_iter()
-        .filter_map(|name| shown.remove(&name).map(|(_, object)| object))
-        .collect();
     Ok(Json(json!({
         "objects": objects,
         "total": total,

@@ -154,7 +154,7 @@ async fn nuget_pushes_and_installs_through_hosted_remote_and_virtual_feeds() -> 
     let Some(nuget) = clients(test) else {
         return Ok(());
     };
-    let node = TestNode::start()?;
+    let node = TestNode::start_with(&[], &[("ARCA_USAGE_FLUSH_MS", "200")])?;
     create_registry(&node, local_registry("nuget", "NUGET")).await?;
     let work = tempfile::tempdir()?;
     let dir = work.path();
@@ -296,7 +296,21 @@ async fn nuget_pushes_and_installs_through_hosted_remote_and_virtual_feeds() -> 
     );
     let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&content));
     ensure!(release["packageHash"] == hash.as_str(), "{release}");
-    let search = get_json(&node, "/nuget/nuget/v3/search?q=greet").await?;
+    // Search shows the downloads the usage figures counted (the nupkg was just fetched).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let search = loop {
+        let search = get_json(&node, "/nuget/nuget/v3/search?q=greet").await?;
+        let counted = search["data"][0]["versions"]
+            .as_array()
+            .and_then(|versions| versions.iter().find(|v| v["version"] == "1.0.0"))
+            .and_then(|v| v["downloads"].as_u64())
+            .unwrap_or(0);
+        if counted >= 1 && search["data"][0]["totalDownloads"].as_u64() >= Some(counted) {
+            break search;
+        }
+        ensure!(std::time::Instant::now() < deadline, "{search}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     ensure!(
         search["totalHits"] == 1 && search["data"][0]["version"] == "1.0.0",
         "{search}"
@@ -321,12 +335,13 @@ async fn nuget_pushes_and_installs_through_hosted_remote_and_virtual_feeds() -> 
             ],
         )?
         .ok()?;
+    // Its one download is the real client's install of it above.
     let search = get_json(&node, "/nuget/nuget/v3/search?q=words").await?;
     ensure!(
         search["data"][0]["versions"]
             == json!([{
                 "version": "1.0.0",
-                "downloads": 0,
+                "downloads": 1,
                 "@id": format!("{}/nuget/nuget/v3/registration/arca.words/1.0.0.json", node.url),
             }]),
         "{search}"

@@ -50,6 +50,7 @@ def main():
                     "files": sorted(api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)),
                     "branches": sorted(b.name for b in refs.branches),
                     "tags": sorted(t.name for t in refs.tags),
+                    "downloads": info.downloads,
                 }
             )
         )

@@ -66,7 +66,7 @@ async fn huggingface_hub_uploads_and_downloads_through_hosted_remote_and_virtual
         python,
         home: tempfile::tempdir()?,
     };
-    let node = TestNode::start()?;
+    let node = TestNode::start_with(&[], &[("ARCA_USAGE_FLUSH_MS", "200")])?;
     create_registry(&node, local_registry("hf", "HUGGINGFACE")).await?;
     let work = tempfile::tempdir()?;
     let folder = work.path().join("m1");
@@ -273,6 +273,13 @@ async fn huggingface_hub_uploads_and_downloads_through_hosted_remote_and_virtual
         "{}",
         blocked.status()
     );
+
+    // The files the client downloaded count, and the Hub's repository info says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while info(&hub, &node, "hf", "main")?["downloads"].as_u64() < Some(1) {
+        ensure!(std::time::Instant::now() < deadline, "no downloads counted");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // Commits naming what was never uploaded, or paths outside the repository, are refused and
     // main stays where it was; missing repositories, revisions and files get the Hub's codes.

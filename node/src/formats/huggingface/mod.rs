@@ -406,6 +406,13 @@ async fn info(
         })
         .collect();
     let (owner, _) = repo.id.split_once('/').unwrap_or((&repo.id, ""));
+    // Files served of the repository, as the usage figures count them (the Hub counts the last
+    // 30 days; these are all time).
+    let downloads = crate::meta::usage::package_downloads(
+        &ctx.state.meta.view()?,
+        &found.member.name,
+        &repo.package(),
+    );
     Ok(axum::Json(json!({
         "_id": repo.package(),
         "id": repo.id,
@@ -417,7 +424,7 @@ async fn info(
         "private": !registry.allow_anonymous_read,
         "gated": false,
         "disabled": false,
-        "downloads": 0,
+        "downloads": downloads,
         "likes": 0,
         "tags": [],
         "siblings": siblings,

@@ -120,6 +120,8 @@ struct Entry {
     /// The `.nupkg`'s size and SHA-512 (base64), where known.
     size: Option<u64>,
     sha512: Option<String>,
+    /// How many times it was downloaded, through any member (the usage figures).
+    downloads: u64,
 }
 
 impl Entry {
@@ -165,6 +167,15 @@ async fn entries(ctx: &Context<'_>, registry: &Registry, id: &str) -> Result<Vec
         for entry in found {
             all.entry(entry.key()).or_insert(entry);
         }
+        let counted = ctx
+            .state
+            .meta
+            .read(|view| crate::meta::usage::package_versions_usage(view, &member.name, id))?;
+        for (version, count) in counted {
+            if let Some(entry) = all.get_mut(&version.to_ascii_lowercase()) {
+                entry.downloads += count.downloads;
+            }
+        }
     }
     if let Some(error) = failure
         && all.is_empty()
@@ -196,6 +207,7 @@ fn stored_entries(state: &AppState, member: &Registry, id: &str) -> Result<Vec<E
                 published_ms: stored.created_at,
                 size: Some(stored.size),
                 sha512: stored.attributes.get(SHA512).cloned(),
+                downloads: 0,
                 metadata,
             })
         })

@@ -221,6 +221,7 @@ fn entry_of(catalog: &Value) -> Option<Entry> {
         sha512: (text("packageHashAlgorithm").as_deref() == Some("SHA512"))
             .then(|| text("packageHash"))
             .flatten(),
+        downloads: 0,
     })
 }
 

@@ -83,9 +83,9 @@ pub(super) async fn route(
             let Some(entry) = all.iter().find(|entry| Some(entry.key()) == key) else {
                 return Err(ApiError::not_found(format!("{id} {version} not found")));
             };
-            let flags = Latest::flags(&all, entry);
+            let standing = Standing::of(&all, entry);
             let mut document = String::from(XML_DECLARATION);
-            document.push_str(&entry_xml(ctx, entry, flags, true));
+            document.push_str(&entry_xml(ctx, entry, &standing, true));
             return Ok(Some(atom(document)));
         }
     };
@@ -258,7 +258,26 @@ impl Latest {
 /// One entry with its "latest" flags.
 struct FeedEntry {
     entry: Entry,
-    flags: (bool, bool),
+    standing: Standing,
+}
+
+/// Where a version stands among its package's: whether it is the latest (listed, not a
+/// prerelease) and the absolute latest, and the package's downloads over every version.
+struct Standing {
+    latest: bool,
+    absolute_latest: bool,
+    package_downloads: u64,
+}
+
+impl Standing {
+    fn of(all: &[Entry], entry: &Entry) -> Standing {
+        let (latest, absolute_latest) = Latest::flags(all, entry);
+        Standing {
+            latest,
+            absolute_latest,
+            package_downloads: all.iter().map(|entry| entry.downloads).sum(),
+        }
+    }
 }
 
 struct Feed {
@@ -278,10 +297,9 @@ async fn collect(
     for id in ids {
         let all = v2_entries(ctx, registry, id).await?;
         for entry in all.iter().filter(|entry| keep(entry)) {
-            let flags = Latest::flags(&all, entry);
             out.push(FeedEntry {
+                standing: Standing::of(&all, entry),
                 entry: entry.clone(),
-                flags,
             });
         }
     }
@@ -338,7 +356,7 @@ async fn updates(
         };
         for entry in chosen {
             out.push(FeedEntry {
-                flags: Latest::flags(&all, entry),
+                standing: Standing::of(&all, entry),
                 entry: entry.clone(),
             });
         }
@@ -351,9 +369,9 @@ impl Feed {
     /// newest first; `Id` orders by id).
     fn filtered(mut self, query: &Query) -> Feed {
         let filter = query.filter();
-        self.entries.retain(|FeedEntry { entry, flags }| {
-            (!filter.latest || flags.0)
-                && (!filter.absolute_latest || flags.1)
+        self.entries.retain(|FeedEntry { entry, standing }| {
+            (!filter.latest || standing.latest)
+                && (!filter.absolute_latest || standing.absolute_latest)
                 && filter
                     .id
                     .as_ref()
@@ -390,8 +408,8 @@ impl Feed {
             base = escape(&base),
             name = self.name,
         );
-        for FeedEntry { entry, flags } in page {
-            out.push_str(&entry_xml(ctx, entry, *flags, false));
+        for FeedEntry { entry, standing } in page {
+            out.push_str(&entry_xml(ctx, entry, standing, false));
         }
         let asked_more = top > page_size && end < self.entries.len();
         if asked_more {
@@ -448,12 +466,7 @@ fn dependencies_text(entry: &Entry) -> String {
 }
 
 /// One `<entry>`; `alone` makes it a document of its own (with the namespaces).
-fn entry_xml(
-    ctx: &Context<'_>,
-    entry: &Entry,
-    (latest, absolute): (bool, bool),
-    alone: bool,
-) -> String {
+fn entry_xml(ctx: &Context<'_>, entry: &Entry, standing: &Standing, alone: bool) -> String {
     let base = ctx.base_url();
     let metadata = &entry.metadata;
     let key = format!("Packages(Id='{}',Version='{}')", metadata.id, entry.version);
@@ -478,10 +491,18 @@ fn entry_xml(
         typed("Created", "DateTime", created.clone()),
         text("Dependencies", Some(&dependencies_text(entry))),
         text("Description", Some(&metadata.description)),
-        typed("DownloadCount", "Int32", "0".into()),
+        typed(
+            "DownloadCount",
+            "Int32",
+            standing.package_downloads.min(i32::MAX as u64).to_string(),
+        ),
         text("IconUrl", metadata.icon_url.as_deref()),
-        typed("IsLatestVersion", "Boolean", latest.to_string()),
-        typed("IsAbsoluteLatestVersion", "Boolean", absolute.to_string()),
+        typed("IsLatestVersion", "Boolean", standing.latest.to_string()),
+        typed(
+            "IsAbsoluteLatestVersion",
+            "Boolean",
+            standing.absolute_latest.to_string(),
+        ),
         typed("IsPrerelease", "Boolean", entry.is_prerelease().to_string()),
         typed("Listed", "Boolean", entry.listed.to_string()),
         typed("Published", "DateTime", published.clone()),
@@ -500,7 +521,11 @@ fn entry_xml(
         ),
         text("Tags", metadata.tags.as_deref()),
         text("Title", metadata.title.as_deref()),
-        typed("VersionDownloadCount", "Int32", "0".into()),
+        typed(
+            "VersionDownloadCount",
+            "Int32",
+            entry.downloads.min(i32::MAX as u64).to_string(),
+        ),
         text("LicenseUrl", metadata.license_url.as_deref()),
     ]
     .concat();

@@ -4,9 +4,7 @@
 //! inlined, and `registration/<id>/<version>.json`) and the search query service (`search`). Push
 //! is the v2 endpoint (`PackagePublish/2.0.0`).
 
-use std::collections::BTreeMap;
-
-use arca_protocol::{Registry, Role};
+use arca_protocol::Role;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -341,8 +339,6 @@ async fn search(ctx: &Context<'_>, query: Option<&str>) -> Result<Response, ApiE
         if total <= skip || data.len() >= take {
             continue;
         }
-        let downloads = version_downloads(ctx, &registry, &id)?;
-        let downloads_of = |entry: &Entry| downloads.get(&entry.key()).copied().unwrap_or(0);
         let metadata = &latest.metadata;
         let index = format!("{base}/v3/registration/{id}/index.json");
         data.push(json!({
@@ -356,34 +352,16 @@ async fn search(ctx: &Context<'_>, query: Option<&str>) -> Result<Response, ApiE
             "title": metadata.title.clone().unwrap_or_else(|| metadata.id.clone()),
             "authors": metadata.authors.split(',').map(str::trim).collect::<Vec<_>>(),
             "tags": metadata.tags.as_deref().unwrap_or_default().split_whitespace().collect::<Vec<_>>(),
-            "totalDownloads": visible.iter().map(downloads_of).sum::<u64>(),
+            "totalDownloads": visible.iter().map(|entry| entry.downloads).sum::<u64>(),
             "verified": false,
             "versions": visible.iter().map(|entry| json!({
                 "version": entry.version,
-                "downloads": downloads_of(entry),
+                "downloads": entry.downloads,
                 "@id": format!("{base}/v3/registration/{id}/{}.json", entry.key()),
             })).collect::<Vec<_>>(),
         }));
     }
     Ok(json_response(&json!({ "totalHits": total, "data": data })))
-}
-
-/// How many times each version of `id` was downloaded through any member of `registry`, by its
-/// lower-cased version (the usage figures).
-fn version_downloads(
-    ctx: &Context<'_>,
-    registry: &Registry,
-    id: &str,
-) -> Result<BTreeMap<String, u64>, ApiError> {
-    let view = ctx.state.meta.view()?;
-    let mut downloads = BTreeMap::new();
-    for member in crate::proxy::resolution_order(ctx.state, registry) {
-        for (version, count) in crate::meta::usage::package_versions_usage(&view, &member.name, id)?
-        {
-            *downloads.entry(version.to_ascii_lowercase()).or_default() += count.downloads;
-        }
-    }
-    Ok(downloads)
 }
 
 #[cfg(test)]

@@ -332,6 +332,21 @@ async fn npm_publish_install_view_and_dist_tags() -> Result<()> {
         assert!(std::time::Instant::now() < deadline, "{top:#}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // npm's search shows them too.
+    let found: Value = http()
+        .get(format!("{}/npm/js/-/v1/search?text=dep-a", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let dep_a = found["objects"]
+        .as_array()
+        .and_then(|objects| objects.iter().find(|o| o["package"]["name"] == "dep-a"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dep_a["downloads"]["monthly"], 1, "{found:#}");
+    assert_eq!(dep_a["downloads"]["weekly"], 1, "{found:#}");
     let lock: Value = serde_json::from_slice(&std::fs::read(project.join("package-lock.json"))?)?;
     for (path, escaped, version) in [
         ("node_modules/dep-a", "dep-a", "1.0.0"),

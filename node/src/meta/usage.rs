@@ -141,6 +141,20 @@ pub fn package_downloads(view: &(impl StateRead + ?Sized), registry: &str, packa
     }
 }
 
+/// How many times a package's versions were downloaded on the days `from..=to`.
+pub fn package_downloads_between(
+    view: &(impl StateRead + ?Sized),
+    registry: &str,
+    package: &str,
+    days: (u32, u32),
+) -> ReadResult<u64> {
+    let mut downloads = 0;
+    version_days(view, days, &[registry, package], |row| {
+        downloads += row.count.downloads;
+    })?;
+    Ok(downloads)
+}
+
 /// A package's consumers with their figures.
 pub fn consumers(
     view: &(impl StateRead + ?Sized),

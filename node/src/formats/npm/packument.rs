@@ -229,9 +229,23 @@ fn maintainers(manifest: &Map<String, Value>) -> Vec<Value> {
     people
 }
 
-/// The search result object of a package when every one of `terms` (lower case) occurs in its name,
-/// description or keywords; `None` otherwise.
-pub fn search_object(package: &PackageContents, score: f32) -> Option<Value> {
+/// A package's downloads over the last week and the last 30 days, as npm's search shows them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecentDownloads {
+    /// The last 7 days, today included.
+    pub weekly: u64,
+    /// The last 30 days, today included.
+    pub monthly: u64,
+}
+
+/// The search result object of a package (its latest version) with the score search gave it and
+/// its downloads; its popularity is the monthly downloads on a log scale (1 at a million). `None`
+/// for a package without versions.
+pub fn search_object(
+    package: &PackageContents,
+    score: f32,
+    downloads: RecentDownloads,
+) -> Option<Value> {
     let latest = latest(package)?;
     let manifest = stored_manifest(latest);
     let scope = package
@@ -256,9 +270,10 @@ pub fn search_object(package: &PackageContents, score: f32) -> Option<Value> {
             "publisher": { "username": publisher },
             "maintainers": maintainers(&manifest),
         },
+        "downloads": { "weekly": downloads.weekly, "monthly": downloads.monthly },
         "score": {
             "final": score,
-            "detail": { "quality": 1.0, "popularity": 1.0, "maintenance": 1.0 },
+            "detail": { "popularity": ((1.0 + downloads.monthly as f64).log10() / 6.0).min(1.0) },
         },
         "searchScore": score,
     }))
@@ -351,8 +366,14 @@ mod tests {
     #[test]
     fn a_search_object_shows_the_latest_version() {
         let pkg = package();
-        let hit = search_object(&pkg, 2.5).expect("has versions");
+        let downloads = RecentDownloads {
+            weekly: 9,
+            monthly: 99,
+        };
+        let hit = search_object(&pkg, 2.5, downloads).expect("has versions");
         assert_eq!(hit["package"]["version"], "2.0.0");
+        assert_eq!(hit["downloads"]["monthly"], 99);
+        assert_eq!(hit["score"]["detail"]["popularity"], 2.0 / 6.0);
         assert_eq!(hit["package"]["scope"], "s");
         assert_eq!(hit["package"]["maintainers"][0]["username"], "ci");
         assert_eq!(hit["searchScore"], 2.5);

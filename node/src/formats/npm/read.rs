@@ -204,12 +204,25 @@ pub async fn search(ctx: &Context<'_>, query: &str) -> Result<Response, NpmError
         .await
         .map_err(NpmError::internal)?;
     let view = ctx.state.meta.view()?;
+    let today = crate::meta::usage::day_of(ctx.state.now_ms());
     let mut objects = Vec::new();
     for hit in hits {
         let Some(contents) = view.package_contents(&hit.registry, &hit.package)? else {
             continue;
         };
-        objects.extend(packument::search_object(&contents, hit.score));
+        let since = |days: u32| {
+            crate::meta::usage::package_downloads_between(
+                &view,
+                &hit.registry,
+                &hit.package,
+                (today.saturating_sub(days - 1), today),
+            )
+        };
+        let downloads = packument::RecentDownloads {
+            weekly: since(7)?,
+            monthly: since(30)?,
+        };
+        objects.extend(packument::search_object(&contents, hit.score, downloads));
     }
     Ok(Json(json!({
         "objects": objects,

@@ -375,3 +375,50 @@ async fn a_word_embedding_model_finds_packages_by_meaning_behind_lexical_matches
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_that_moves_is_found_on_the_version_it_moved_to_only() -> Result<()> {
+    let node = TestNode::start()?;
+    node.api_ok(
+        &node.admin_token,
+        Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "js", "package_type": "NPM"})),
+    )
+    .await?;
+    publish(&node, "tagged-tool", "1.0.0", "A tool", &[]).await?;
+    publish(&node, "tagged-tool", "1.1.0", "A tool", &[]).await?;
+    let tag = |version: &'static str| {
+        let node = &node;
+        async move {
+            let response = http()
+                .put(format!(
+                    "{}/npm/js/-/package/tagged-tool/dist-tags/canary",
+                    node.url
+                ))
+                .bearer_auth(&node.admin_token)
+                .json(&version)
+                .send()
+                .await?;
+            ensure!(response.status().is_success(), "{}", response.status());
+            anyhow::Ok(())
+        }
+    };
+    tag("1.1.0").await?;
+    eventually(&node, "canary", |hits| {
+        hits == [("tagged-tool".to_string(), "1.1.0".to_string())]
+    })
+    .await?;
+    // Moved to the older version: the newer one no longer holds the tag's word, so one version
+    // matches, the one the tag names now.
+    tag("1.0.0").await?;
+    eventually(&node, "canary", |hits| {
+        hits == [("tagged-tool".to_string(), "1.0.0".to_string())]
+    })
+    .await?;
+    let (_, answer) = node
+        .api(&node.admin_token, Method::GET, &search_path("canary"), None)
+        .await?;
+    ensure!(answer["total_versions"] == 1, "{answer}");
+    Ok(())
+}

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use arca_protocol::api::SearchHit;
 use arca_protocol::model::Version;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
 };
@@ -50,7 +50,7 @@ use crate::meta::changes::ChangedAnywhere;
 use crate::meta::{Meta, ReadView, StateRead, StoreError};
 
 /// The index's layout; an index of another is rebuilt.
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "3";
 /// The file in the index directory that names its layout.
 const SCHEMA_FILE: &str = "arca-schema";
 /// Memory the writer buffers documents in before it writes a segment.
@@ -130,6 +130,9 @@ struct Fields {
     body: Field,
     metadata: Field,
     status: Field,
+    /// Each tag pointing at the version, whole: which documents hold a tag's word (a tag that
+    /// moves away is taken out of the version it left).
+    tag: Field,
     pushed: Field,
 }
 
@@ -150,6 +153,7 @@ impl Fields {
             body: builder.add_text_field("body", TEXT),
             metadata: builder.add_text_field("metadata", STRING),
             status: builder.add_text_field("status", STRING | STORED),
+            tag: builder.add_text_field("tag", STRING),
             pushed: builder.add_u64_field("pushed", INDEXED | FAST | STORED),
         };
         (builder.build(), fields)
@@ -291,6 +295,9 @@ impl SearchIndex {
         for status in statuses {
             doc.add_text(f.status, status);
         }
+        for tag in tags {
+            doc.add_text(f.tag, tag);
+        }
         doc.add_u64(f.pushed, version.created_at);
         doc
     }
@@ -380,7 +387,8 @@ impl SearchIndex {
         Ok(added)
     }
 
-    /// Replaces the documents of `versions` of `package` of `registry` with what `view` says.
+    /// Replaces the documents of `versions` of `package` of `registry` with what `view` says, and
+    /// of the versions a tag of the package has moved away from since they were indexed.
     fn index_versions(
         &self,
         writer: &IndexWriter,
@@ -388,8 +396,10 @@ impl SearchIndex {
         (registry, package_type, package): (&str, &str, &str),
         versions: &BTreeSet<String>,
     ) -> Result<(), SearchError> {
-        let mut tags: Option<Vec<(String, String)>> = None;
-        for name in versions {
+        let tags = view.tags(registry, package)?;
+        let mut versions = versions.clone();
+        versions.extend(self.versions_tags_left(registry, package, &tags)?);
+        for name in &versions {
             writer.delete_term(Term::from_field_text(
                 self.fields.version_key,
                 &version_key(registry, package, name),
@@ -397,18 +407,56 @@ impl SearchIndex {
             let Some(version) = view.version(registry, package, name)? else {
                 continue;
             };
-            let all = match &mut tags {
-                Some(all) => all,
-                None => tags.insert(view.tags(registry, package)?.into_iter().collect()),
-            };
-            let own: Vec<String> = all
+            let own: Vec<String> = tags
                 .iter()
-                .filter(|(_, target)| *target == version.name)
+                .filter(|(_, target)| **target == version.name)
                 .map(|(tag, _)| tag.clone())
                 .collect();
             writer.add_document(self.document(registry, package_type, package, &version, &own))?;
         }
         Ok(())
+    }
+
+    /// The versions of `package` whose documents (as last committed) hold one of `tags` that now
+    /// points at another version.
+    fn versions_tags_left(
+        &self,
+        registry: &str,
+        package: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeSet<String>, SearchError> {
+        let mut left = BTreeSet::new();
+        if tags.is_empty() {
+            return Ok(left);
+        }
+        let searcher = self.reader.searcher();
+        let in_package =
+            Term::from_field_text(self.fields.package_key, &package_key(registry, package));
+        for (tag, target) in tags {
+            let query = BooleanQuery::new(vec![
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(in_package.clone(), IndexRecordOption::Basic))
+                        as Box<dyn Query>,
+                ),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.fields.tag, tag),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ]);
+            for address in searcher.search(&query, &DocSetCollector)? {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                if let Some(version) = doc.get_first(self.fields.version).and_then(|v| v.as_str())
+                    && version != target
+                {
+                    left.insert(version.to_string());
+                }
+            }
+        }
+        Ok(left)
     }
 
     /// Takes in what changed: `packages` (the versions changed, or all), and the `registries`

@@ -31,8 +31,10 @@ use rand::Rng;
 use ring::hmac;
 
 use crate::clock::Clock;
-use crate::meta::Meta;
+use crate::meta::keys;
+use crate::meta::tables::Table;
 use crate::meta::webhooks::{webhook, webhooks};
+use crate::meta::{Meta, StateRead};
 use crate::secrets::ClusterKeys;
 
 /// Events posted per batch: the cursor is committed after each.
@@ -51,6 +53,8 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 const PASSED_OVER_EVENTS: u64 = 1000;
 /// See [`PASSED_OVER_EVENTS`].
 const PASSED_OVER_AGE: Duration = Duration::from_secs(10);
+/// The type a delivery-log entry of events lost before delivery is given.
+pub const GAP_EVENT: &str = "io.arca.webhook.gap";
 /// The prefix of a secret in Standard Webhooks' form, whose rest is the key in base64.
 const STANDARD_SECRET_PREFIX: &str = "whsec_";
 
@@ -191,13 +195,24 @@ impl Deliverer {
                     return Ok(None);
                 };
                 let after = hook.cursor.max(reached);
+                let oldest = view
+                    .scan_keys(Table::Audit, &[], None, 1)?
+                    .first()
+                    .map(|key| keys::number_part(key, 0))
+                    .transpose()?;
                 let batch = crate::api::events::scan(view, after, BATCH, |event| {
                     Ok(wanted_by(&hook, event))
                 })?;
-                Ok(Some((hook, after, batch)))
+                Ok(Some((hook, after, oldest, batch)))
             });
             let (hook, after, batch) = match found {
-                Ok(Some((hook, after, batch))) if hook.id == id && hook.enabled => {
+                Ok(Some((hook, after, oldest, batch))) if hook.id == id && hook.enabled => {
+                    if let Some((gap, last_lost)) = self.gap(after, oldest) {
+                        tracing::warn!(webhook = %name, error = ?gap.error, "events lost before delivery");
+                        unrecorded.push(gap);
+                        // Reported once: the lost ones count as passed over.
+                        reached = reached.max(last_lost);
+                    }
                     (hook, after, batch)
                 }
                 Ok(_) => return,
@@ -293,6 +308,31 @@ impl Deliverer {
             }
             tokio::time::sleep(self.retry.backoff(failures)).await;
         }
+    }
+
+    /// A delivery-log entry for the events after `after` that the audit trail's retention dropped
+    /// before they were delivered (the trail now begins at `oldest`), with the last of them, when
+    /// there are any: they cannot be delivered any more, and the log says which.
+    fn gap(&self, after: u64, oldest: Option<u64>) -> Option<(WebhookDelivery, u64)> {
+        let oldest = oldest?;
+        let first_lost = after + 1;
+        if oldest <= first_lost {
+            return None;
+        }
+        let last_lost = oldest - 1;
+        let entry = WebhookDelivery {
+            event_id: format!("{first_lost}-{last_lost}"),
+            event_type: GAP_EVENT.to_string(),
+            at: self.clock.now_ms(),
+            status: None,
+            error: Some(format!(
+                "events {first_lost} to {last_lost} were dropped by the audit trail's retention \
+                 before they were delivered"
+            )),
+            duration_ms: 0,
+            node_id: self.meta.node_id(),
+        };
+        Some((entry, last_lost))
     }
 
     /// Commits a delivery task's progress: the cursor `reached` and the attempts in `unrecorded`,

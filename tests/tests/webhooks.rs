@@ -815,3 +815,81 @@ async fn webhooks_post_over_https_to_a_receiver_with_a_private_ca() -> Result<()
     ensure!(receiver.seen().forged == 0, "every post was signed");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_audit_retention_dropped_before_delivery_are_logged_as_a_gap() -> Result<()> {
+    let node = TestNode::start_with(&[], &FAST_RETRIES)?;
+    create_registry(&node, "apps").await?;
+    let receiver = Receiver::start(SECRET).await?;
+    let admin = node.admin_token.clone();
+    node.api_ok(
+        &admin,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({"name": "late", "url": receiver.url, "secret": SECRET, "registry": "apps"})),
+    )
+    .await?;
+    node.api_ok(
+        &admin,
+        Method::PATCH,
+        "/api/v1/webhooks/late",
+        Some(json!({"enabled": false})),
+    )
+    .await?;
+    // The trail keeps 5 events; 10 pushes happen while the webhook is off.
+    node.api_ok(
+        &admin,
+        Method::PUT,
+        "/api/v1/audit/retention",
+        Some(json!({"max_events": 5})),
+    )
+    .await?;
+    for i in 0..10 {
+        node.push_generic("apps", &format!("app/{i}/app.bin"))
+            .await?;
+    }
+    node.api_ok(
+        &admin,
+        Method::PATCH,
+        "/api/v1/webhooks/late",
+        Some(json!({"enabled": true})),
+    )
+    .await?;
+    // What the trail still holds is delivered; what it dropped is one entry of the log.
+    receiver
+        .wait_for(WAIT, |seen| {
+            seen.taken
+                .iter()
+                .any(|e| e["subject"] == "/generic/apps/app/9/app.bin")
+        })
+        .await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    let gaps = loop {
+        let gaps: Vec<Value> = deliveries(&node, "late")
+            .await?
+            .into_iter()
+            .filter(|d| d["event_type"] == "io.arca.webhook.gap")
+            .collect();
+        if !gaps.is_empty() {
+            break gaps;
+        }
+        ensure!(std::time::Instant::now() < deadline, "no gap logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ensure!(gaps.len() == 1, "reported once: {gaps:?}");
+    ensure!(
+        gaps[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("dropped by the audit trail's retention")),
+        "{gaps:?}"
+    );
+    ensure!(
+        !receiver
+            .seen()
+            .taken
+            .iter()
+            .any(|e| e["subject"] == "/generic/apps/app/0/app.bin"),
+        "the first push was dropped before delivery"
+    );
+    Ok(())
+}

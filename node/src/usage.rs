@@ -69,6 +69,18 @@ pub struct Download<'a> {
     pub caller: &'a Caller,
 }
 
+impl<'a> Download<'a> {
+    /// A download by `caller` of a file of `version` of `package`, which `registry` holds.
+    pub fn of(registry: &'a str, package: &'a str, version: &'a str, caller: &'a Caller) -> Self {
+        Download {
+            registry,
+            package,
+            version: Some(version),
+            caller,
+        }
+    }
+}
+
 /// How a node counts and flushes.
 #[derive(Debug, Clone)]
 pub struct UsageSettings {

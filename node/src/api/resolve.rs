@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use arca_protocol::api::{ResolvedFile, ResolvedVersion};
 use arca_protocol::{Registry, Role, Version};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -264,18 +264,11 @@ async fn download(
         proxy::find_or_fetch_file(&state, &members, (&package, &version, &file), |_| None).await?;
     let (holder, blob) = found
         .ok_or_else(|| ApiError::not_found(format!("{package} {version} has no file {file}")))?;
-    Ok(crate::frontend::serve_blob(
+    let download = Download::of(&holder.name, &package, &version, &caller);
+    Ok(crate::frontend::serve_file(
         &state,
         &headers,
         &blob,
-        Some(Download {
-            registry: &holder.name,
-            package: &package,
-            version: Some(&version),
-            caller: &caller,
-        }),
-        |message| {
-            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
-        },
+        Some(download),
     ))
 }

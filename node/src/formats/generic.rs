@@ -6,7 +6,7 @@ use arca_protocol::api::UploadedFile;
 use arca_protocol::names::{
     validate_filename, validate_new_segment, validate_segment, validate_version,
 };
-use arca_protocol::{BlobRef, Command, Overwrite, PackageType, Registry, Role, Sha256};
+use arca_protocol::{Command, Overwrite, PackageType, Registry, Role, Sha256};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::frontend::{ApiError, PathParams};
-use crate::frontend::{discard_body, receive_blob, serve_blob};
+use crate::frontend::{discard_body, receive_blob, serve_file};
 use crate::meta::StateRead;
 use crate::proxy::{self, Content, Expected};
 use crate::usage::Download;
@@ -184,12 +184,7 @@ async fn download(
             "file {package}/{version}/{filename} not found in {registry}"
         )));
     };
-    let download = Download {
-        registry: &holder.name,
-        package,
-        version: Some(version),
-        caller: &caller,
-    };
+    let download = Download::of(&holder.name, package, version, &caller);
     match content {
         Content::Stored(blob) => Ok(serve_file(&state, &headers, &blob, Some(download))),
         Content::Arriving(arriving) => Ok(stream_arriving(&state, arriving, download)),
@@ -217,24 +212,6 @@ pub fn stream_arriving(
     builder
         .body(Body::from_stream(body))
         .unwrap_or_else(|error| ApiError::internal(error).into_response())
-}
-
-/// Answers a download of `blob` with [`serve_blob`]; an unsatisfiable range gets a 416 in Arca's error
-/// format.
-pub fn serve_file(
-    state: &AppState,
-    headers: &HeaderMap,
-    blob: &BlobRef,
-    download: Option<Download<'_>>,
-) -> Response {
-    serve_blob(state, headers, blob, download, |message| {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "RANGE_NOT_SATISFIABLE",
-            message,
-        )
-        .into_response()
-    })
 }
 
 async fn remove(

@@ -228,6 +228,23 @@ pub fn serve_blob(
     }
 }
 
+/// [`serve_blob`] answering an unsatisfiable range in Arca's own error format (416,
+/// `RANGE_NOT_SATISFIABLE`), for the front-ends whose protocols have none of their own.
+pub fn serve_file(
+    state: &AppState,
+    request_headers: &HeaderMap,
+    blob: &BlobRef,
+    download: Option<Download<'_>>,
+) -> Response {
+    serve_blob(state, request_headers, blob, download, |message| {
+        axum::response::IntoResponse::into_response(super::ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "RANGE_NOT_SATISFIABLE",
+            message,
+        ))
+    })
+}
+
 fn ranged_response(
     state: &AppState,
     request_headers: &HeaderMap,

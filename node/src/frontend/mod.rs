@@ -16,7 +16,7 @@ mod text_error;
 
 pub use blobs::{
     RangeNotSatisfiable, UploadError, append_body, content_length, declared_length, discard_body,
-    parse_range, read_small_blob, receive_blob, serve_blob, unless_refused,
+    parse_range, read_small_blob, receive_blob, serve_blob, serve_file, unless_refused,
 };
 pub use cursor::BlobCursor;
 pub use error::{ApiError, causes, with_causes};
@@ -185,25 +185,13 @@ pub async fn serve_from_members<'a>(
         .await;
         match fetched {
             Ok(Some((_, blob))) => {
-                let download = crate::usage::Download {
-                    registry: &member.name,
-                    package: &found.package,
-                    version: Some(&found.version),
+                let download = crate::usage::Download::of(
+                    &member.name,
+                    &found.package,
+                    &found.version,
                     caller,
-                };
-                return Ok(serve_blob(
-                    state,
-                    headers,
-                    &blob,
-                    Some(download),
-                    |message| {
-                        axum::response::IntoResponse::into_response(ApiError::new(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            "RANGE",
-                            message,
-                        ))
-                    },
-                ));
+                );
+                return Ok(serve_file(state, headers, &blob, Some(download)));
             }
             Ok(None) | Err(crate::proxy::ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(ApiError::from(error)),

@@ -219,12 +219,7 @@ async fn download(
         };
         match found {
             Ok(Some(blob)) => {
-                let download = Download {
-                    registry: &member.name,
-                    package: &package,
-                    version: Some(version),
-                    caller: &ctx.caller,
-                };
+                let download = Download::of(&member.name, &package, version, &ctx.caller);
                 return Ok(serve_blob(
                     ctx.state,
                     ctx.headers,

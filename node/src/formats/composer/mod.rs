@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_blob, unless_refused};
+use crate::frontend::{ApiError, BlobCursor, receive_blob, serve_file, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
 use crate::proxy;
@@ -374,22 +374,8 @@ async fn dist(ctx: &Context<'_>, name: &str, version: &str) -> Result<Response, 
         };
         match found {
             Ok(Some(blob)) => {
-                let download = Download {
-                    registry: &member.name,
-                    package: name,
-                    version: Some(version),
-                    caller: &ctx.caller,
-                };
-                return Ok(serve_blob(
-                    ctx.state,
-                    ctx.headers,
-                    &blob,
-                    Some(download),
-                    |message| {
-                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                            .into_response()
-                    },
-                ));
+                let download = Download::of(&member.name, name, version, &ctx.caller);
+                return Ok(serve_file(ctx.state, ctx.headers, &blob, Some(download)));
             }
             Ok(None) => {}
             Err(error) => failure = Some(error),

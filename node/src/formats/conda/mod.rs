@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::frontend::{
-    ApiError, BlobCursor, read_small_blob, receive_blob, serve_blob, unless_refused,
+    ApiError, BlobCursor, read_small_blob, receive_blob, serve_file, unless_refused,
 };
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -425,22 +425,8 @@ async fn download(ctx: &Context<'_>, subdir: &str, file: &str) -> Result<Respons
         .await;
         match found {
             Ok(Some((_, blob))) => {
-                let download = Download {
-                    registry: &member.name,
-                    package: name,
-                    version: Some(version),
-                    caller: &ctx.caller,
-                };
-                return Ok(serve_blob(
-                    ctx.state,
-                    ctx.headers,
-                    &blob,
-                    Some(download),
-                    |message| {
-                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                            .into_response()
-                    },
-                ));
+                let download = Download::of(&member.name, name, version, &ctx.caller);
+                return Ok(serve_file(ctx.state, ctx.headers, &blob, Some(download)));
             }
             Ok(None) | Err(ProxyError::NotFound(_)) => {}
             Err(error) => failure = Some(ApiError::from(error)),

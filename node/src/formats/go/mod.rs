@@ -399,12 +399,8 @@ fn serve_file(
     blob: &BlobRef,
     kind: FileKind,
 ) -> Response {
-    let download = (kind == FileKind::Zip).then(|| Download {
-        registry: &holder.name,
-        package: module.as_str(),
-        version: Some(version.as_str()),
-        caller: &ctx.caller,
-    });
+    let download = (kind == FileKind::Zip)
+        .then(|| Download::of(&holder.name, module.as_str(), version.as_str(), &ctx.caller));
     let mut response = serve_blob(ctx.state, ctx.headers, blob, download, |message| {
         TextError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     });

@@ -37,7 +37,7 @@ use crate::auth::{Caller, authenticate};
 use crate::ecosystems::helm_oci;
 use crate::frontend::archive::read_package_archive;
 use crate::frontend::{
-    ApiError, BlobCursor, read_small_blob, receive_blob, serve_blob, unless_refused,
+    ApiError, BlobCursor, read_small_blob, receive_blob, serve_file, unless_refused,
 };
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall;
@@ -474,22 +474,8 @@ async fn download(ctx: &Context<'_>, file: &str) -> Result<Response, ApiError> {
         };
         match found {
             Ok(Some(blob)) => {
-                let download = Download {
-                    registry: &member.name,
-                    package: name,
-                    version: Some(version),
-                    caller: &ctx.caller,
-                };
-                return Ok(serve_blob(
-                    ctx.state,
-                    ctx.headers,
-                    &blob,
-                    Some(download),
-                    |message| {
-                        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message)
-                            .into_response()
-                    },
-                ));
+                let download = Download::of(&member.name, name, version, &ctx.caller);
+                return Ok(serve_file(ctx.state, ctx.headers, &blob, Some(download)));
             }
             Ok(None) => {}
             Err(error) => failure = Some(error),

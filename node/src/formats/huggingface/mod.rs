@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::frontend::{ApiError, receive_blob, serve_blob, unless_refused};
+use crate::frontend::{ApiError, receive_blob, serve_file, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::proxy;
 use crate::usage::Download;
@@ -1178,15 +1178,8 @@ async fn resolve(
         Some(blob) => blob.clone(),
         None => remote::file(ctx, &found.member, repo, &found.commit, path, &file).await?,
     };
-    let download = Download {
-        registry: &found.member.name,
-        package: &package,
-        version: Some(&found.commit.id),
-        caller: &ctx.caller,
-    };
-    let mut response = serve_blob(ctx.state, ctx.headers, &blob, Some(download), |message| {
-        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
-    });
+    let download = Download::of(&found.member.name, &package, &found.commit.id, &ctx.caller);
+    let mut response = serve_file(ctx.state, ctx.headers, &blob, Some(download));
     let headers = response.headers_mut();
     let etag = format!("\"{}\"", file.tree.oid);
     for (name, value) in [

@@ -37,11 +37,12 @@ use futures::StreamExt;
 use self::checksum::{BodyChecksums, ChecksumKind};
 use self::layout::{ArtifactFile, Coordinates, LayoutError, MavenPath, Target, is_snapshot};
 use self::metadata::SnapshotFile;
-use super::generic::{publish_registry, serve_file};
+use super::generic::publish_registry;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::blob::read_blob;
 use crate::frontend::ApiError;
+use crate::frontend::serve_file;
 use crate::frontend::{discard_body, receive_blob};
 use crate::meta::ProposeError;
 use crate::meta::{StateRead, StoreError};
@@ -340,12 +341,10 @@ async fn download(
             let response = match path.checksum {
                 Some(kind) => checksum_response(checksum_of(&state, &found, kind).await?),
                 None => {
-                    let download = found.holder.as_deref().map(|holder| Download {
-                        registry: holder,
-                        package: &package,
-                        version: Some(version),
-                        caller: &caller,
-                    });
+                    let download = found
+                        .holder
+                        .as_deref()
+                        .map(|holder| Download::of(holder, &package, version, &caller));
                     serve_file(&state, &headers, &found.blob, download)
                 }
             };

@@ -153,12 +153,7 @@ pub async fn tarball(ctx: &Context<'_>, name: &str, file: &str) -> Result<Respon
     let (holder, version, blob) = remote::tarball(ctx.state, &registry, &name, file)
         .await?
         .ok_or_else(|| NpmError::not_found(format!("{name} has no tarball {file}")))?;
-    let download = Download {
-        registry: &holder.name,
-        package: name.as_str(),
-        version: Some(&version),
-        caller: &ctx.caller,
-    };
+    let download = Download::of(&holder.name, name.as_str(), &version, &ctx.caller);
     Ok(serve_blob(
         ctx.state,
         ctx.headers,

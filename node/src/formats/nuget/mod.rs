@@ -37,7 +37,7 @@ use base64::Engine as _;
 use crate::AppState;
 use crate::auth::{Caller, authenticate, caller_for_secret};
 use crate::ecosystems::nuget_version;
-use crate::frontend::{ApiError, BlobCursor, TextError, receive_blob, serve_blob, unless_refused};
+use crate::frontend::{ApiError, BlobCursor, TextError, receive_blob, serve_file, unless_refused};
 use crate::meta::{ProposeError, StateRead};
 use crate::policy::firewall::{self, versions::Ecosystem};
 use crate::proxy;
@@ -342,21 +342,8 @@ async fn download(ctx: &Context<'_>, id: &str, version: &str) -> Result<Response
     let (holder, blob) = find_package(ctx, &registry, &id, &version)
         .await?
         .ok_or_else(not_found)?;
-    let download = Download {
-        registry: &holder.name,
-        package: &id,
-        version: Some(&version),
-        caller: &ctx.caller,
-    };
-    Ok(serve_blob(
-        ctx.state,
-        ctx.headers,
-        &blob,
-        Some(download),
-        |message| {
-            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE", message).into_response()
-        },
-    ))
+    let download = Download::of(&holder.name, &id, &version, &ctx.caller);
+    Ok(serve_file(ctx.state, ctx.headers, &blob, Some(download)))
 }
 
 /// The `.nupkg` of `id` `version` (both lower case, the version normalized) through `registry`.

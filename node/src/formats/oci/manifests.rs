@@ -302,12 +302,7 @@ pub async fn fetch(
     }
     let bytes = read_small_blob(state, &blob).await?;
     // A pull is counted once, by its manifest (layers count as bytes served; see `blobs::fetch`).
-    let download = Download {
-        registry: &holder,
-        package: &name.repository,
-        version: Some(&digest),
-        caller: &caller.caller,
-    };
+    let download = Download::of(&holder, &name.repository, &digest, &caller.caller);
     let body = state
         .usage
         .sending(&download, Some(blob.size))

@@ -237,12 +237,8 @@ async fn download(
         })?;
     // A file's core metadata (PEP 658), which installers read before choosing, is no download.
     let stored = stored_version(&version);
-    let download = (!filename.ends_with(model::METADATA_SUFFIX)).then(|| Download {
-        registry: &holder.name,
-        package: &project,
-        version: Some(&stored),
-        caller: &caller,
-    });
+    let download = (!filename.ends_with(model::METADATA_SUFFIX))
+        .then(|| Download::of(&holder.name, &project, &stored, &caller));
     Ok(serve_blob(&state, &headers, &blob, download, |message| {
         PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     }))

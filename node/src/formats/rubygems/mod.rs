@@ -384,12 +384,8 @@ fn serve_gem_blob(
     blob: &arca_protocol::BlobRef,
     download: Option<(&Registry, &str, &str)>,
 ) -> Response {
-    let download = download.map(|(holder, name, version)| Download {
-        registry: &holder.name,
-        package: name,
-        version: Some(version),
-        caller: &ctx.caller,
-    });
+    let download = download
+        .map(|(holder, name, version)| Download::of(&holder.name, name, version, &ctx.caller));
     serve_blob(ctx.state, ctx.headers, blob, download, |message| {
         TextError::new(StatusCode::RANGE_NOT_SATISFIABLE, message).into_response()
     })

@@ -53,6 +53,18 @@ async fn publish(
     Ok(())
 }
 
+/// Creates the npm registry `js` the tests publish to.
+async fn create_npm_registry(node: &TestNode) -> Result<()> {
+    node.api_ok(
+        &node.admin_token,
+        Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "js", "package_type": "NPM"})),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The search API's path asking for `q`.
 fn search_path(q: &str) -> String {
     let url = reqwest::Url::parse_with_params("http://node/api/v1/search", [("q", q)]);
@@ -336,13 +348,7 @@ async fn a_word_embedding_model_finds_packages_by_meaning_behind_lexical_matches
     std::fs::write(model.path(), MODEL)?;
     let path = model.path().display().to_string();
     let node = TestNode::start_with(&[], &[("ARCA_SEARCH_EMBEDDINGS", path.as_str())])?;
-    node.api_ok(
-        &node.admin_token,
-        Method::POST,
-        "/api/v1/registries",
-        Some(json!({"name": "js", "package_type": "NPM"})),
-    )
-    .await?;
+    create_npm_registry(&node).await?;
     publish(&node, "@acme/logger", "0.3.0", "Structured logging", &[]).await?;
     publish(
         &node,
@@ -379,13 +385,7 @@ async fn a_word_embedding_model_finds_packages_by_meaning_behind_lexical_matches
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_that_moves_is_found_on_the_version_it_moved_to_only() -> Result<()> {
     let node = TestNode::start()?;
-    node.api_ok(
-        &node.admin_token,
-        Method::POST,
-        "/api/v1/registries",
-        Some(json!({"name": "js", "package_type": "NPM"})),
-    )
-    .await?;
+    create_npm_registry(&node).await?;
     publish(&node, "tagged-tool", "1.0.0", "A tool", &[]).await?;
     publish(&node, "tagged-tool", "1.1.0", "A tool", &[]).await?;
     let tag = |version: &'static str| {

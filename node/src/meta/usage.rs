@@ -119,15 +119,20 @@ pub fn package_versions_usage(
     registry: &str,
     package: &str,
 ) -> ReadResult<Vec<(String, UsageCount)>> {
-    view.scan::<UsageCount>(
-        Table::UsageVersions,
-        &package_key(registry, package),
-        None,
-        usize::MAX,
-    )?
-    .into_iter()
-    .map(|(key, count)| Ok((keys::text_part(&key, 2)?, count)))
-    .collect()
+    of_package(view, Table::UsageVersions, registry, package)
+}
+
+/// The records of a table keyed (registry, package, name) under one package, by name.
+fn of_package<T: serde::de::DeserializeOwned>(
+    view: &(impl StateRead + ?Sized),
+    table: Table,
+    registry: &str,
+    package: &str,
+) -> ReadResult<Vec<(String, T)>> {
+    view.scan::<T>(table, &package_key(registry, package), None, usize::MAX)?
+        .into_iter()
+        .map(|(key, record)| Ok((keys::text_part(&key, 2)?, record)))
+        .collect()
 }
 
 /// How many times a package's versions were downloaded, all told (`0` when the view cannot say).
@@ -161,15 +166,7 @@ pub fn consumers(
     registry: &str,
     package: &str,
 ) -> ReadResult<Vec<(String, ConsumerRecord)>> {
-    view.scan::<ConsumerRecord>(
-        Table::UsageConsumers,
-        &package_key(registry, package),
-        None,
-        usize::MAX,
-    )?
-    .into_iter()
-    .map(|(key, record)| Ok((keys::text_part(&key, 2)?, record)))
-    .collect()
+    of_package(view, Table::UsageConsumers, registry, package)
 }
 
 /// One day's figures of one version (`version` empty: a package's bytes of no one version).

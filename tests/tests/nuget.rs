@@ -315,6 +315,14 @@ async fn nuget_pushes_and_installs_through_hosted_remote_and_virtual_feeds() -> 
         search["totalHits"] == 1 && search["data"][0]["version"] == "1.0.0",
         "{search}"
     );
+    // Words of the description find it too (the search index reads the .nuspec).
+    let described = get_json(&node, "/nuget/nuget/v3/search?q=made%20nuget").await?;
+    ensure!(
+        described["data"]
+            .as_array()
+            .is_some_and(|data| data.iter().any(|p| p["id"] == "Arca.Greet")),
+        "{described}"
+    );
     let search = get_json(&node, "/nuget/nuget/v3/search?q=greet&prerelease=true").await?;
     ensure!(search["data"][0]["version"] == "2.0.0-beta.1", "{search}");
 

@@ -1,6 +1,7 @@
 //! What the search index takes from a version: the words each ecosystem keeps where it keeps them
-//! (a description in an attribute, npm's version manifest, PyPI's core metadata, OCI annotations,
-//! a Debian control file), file names, tags, key:value metadata and the firewall's status.
+//! (a description in an attribute, npm's version manifest, PyPI's core metadata, a NuGet
+//! `.nuspec`, OCI annotations, a Debian control file), file names, tags, key:value metadata and the
+//! firewall's status.
 
 use arca_protocol::firewall::FirewallStatus;
 use arca_protocol::model::Version;
@@ -8,6 +9,8 @@ use serde_json::Value;
 
 /// The attribute npm keeps a version's manifest in.
 const NPM_MANIFEST: &str = "npm.manifest";
+/// The attribute NuGet keeps what a version's `.nuspec` says in, as JSON.
+const NUGET_METADATA: &str = "nuget.metadata";
 /// The prefix of a Debian version's control files, one per architecture.
 const DEBIAN_CONTROL: &str = "deb.control/";
 /// OCI annotations that describe an image.
@@ -78,6 +81,21 @@ pub fn version_text(version: &Version, tags: &[String]) -> VersionText {
         }
         if let Some(readme) = manifest.get("readme").and_then(Value::as_str) {
             text.body.push(cut(readme, LONG_TEXT).to_string());
+        }
+    }
+    if let Some(nuspec) =
+        attribute(NUGET_METADATA).and_then(|json| serde_json::from_str::<Value>(json).ok())
+    {
+        for field in ["description", "summary", "title"] {
+            if let Some(text) = nuspec.get(field).and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                descriptions.push(text.to_string());
+            }
+        }
+        if let Some(tags) = nuspec.get("tags").and_then(Value::as_str) {
+            text.keywords
+                .extend(tags.split_whitespace().map(str::to_string));
         }
     }
     for (key, control) in &version.attributes {
@@ -227,6 +245,15 @@ mod tests {
             version_text(&debian, &[]).description,
             "example package based on GNU hello"
         );
+
+        let nuget = version(&[(
+            NUGET_METADATA,
+            r#"{"id":"Arca.Words","description":"Counts words","title":"Words","tags":"text nlp"}"#,
+        )]);
+        let text = version_text(&nuget, &[]);
+        assert_eq!(text.description, "Counts words");
+        assert!(text.body.contains(&"Words".to_string()));
+        assert_eq!(text.keywords, ["text", "nlp"]);
     }
 
     #[test]

@@ -50,7 +50,7 @@ use crate::meta::changes::ChangedAnywhere;
 use crate::meta::{Meta, ReadView, StateRead, StoreError};
 
 /// The index's layout; an index of another is rebuilt.
-const SCHEMA_VERSION: &str = "3";
+const SCHEMA_VERSION: &str = "4";
 /// The file in the index directory that names its layout.
 const SCHEMA_FILE: &str = "arca-schema";
 /// Memory the writer buffers documents in before it writes a segment.

@@ -214,40 +214,38 @@ fn stored_entries(state: &AppState, member: &Registry, id: &str) -> Result<Vec<E
         .collect())
 }
 
-/// The ids of the packages the hosted members of `registry` hold whose id, title, tags or
-/// description hold `term` (case-insensitively; every package for an empty term), in id order.
-fn search_ids(state: &AppState, registry: &Registry, term: &str) -> Result<Vec<String>, ApiError> {
-    let term = term.trim().to_ascii_lowercase();
-    let view = state.meta.view()?;
-    let mut ids = std::collections::BTreeSet::new();
-    for member in proxy::resolution_order(state, registry) {
-        if member.kind == RegistryKind::Remote {
-            continue;
+/// The ids of the packages `registry` offers for `term`: for an empty term every package its
+/// hosted members hold, in id order; otherwise the packages of any member (a remote one: those it
+/// has cached) that the search index finds by id, title, description, summary or tags, best
+/// first (see [`crate::search`]).
+async fn search_ids(
+    state: &AppState,
+    registry: &Registry,
+    term: &str,
+) -> Result<Vec<String>, ApiError> {
+    let words: Vec<String> = term.split_whitespace().map(str::to_lowercase).collect();
+    let members = proxy::resolution_order(state, registry);
+    if words.is_empty() {
+        let view = state.meta.view()?;
+        let mut ids = std::collections::BTreeSet::new();
+        for member in members.iter().filter(|m| m.kind != RegistryKind::Remote) {
+            ids.extend(view.package_names(&member.name, None, usize::MAX)?);
         }
-        for name in view.package_names(&member.name, None, usize::MAX)? {
-            if term.is_empty() || name.contains(&term) {
-                ids.insert(name);
-                continue;
-            }
-            let Some(contents) = view.package_contents(&member.name, &name)? else {
-                continue;
-            };
-            let matches = contents.versions.values().any(|version| {
-                version.attributes.get(METADATA).is_some_and(|json| {
-                    serde_json::from_str::<PackageMetadata>(json).is_ok_and(|m| {
-                        [m.title, m.tags, Some(m.description)]
-                            .into_iter()
-                            .flatten()
-                            .any(|text| text.to_ascii_lowercase().contains(&term))
-                    })
-                })
-            });
-            if matches {
-                ids.insert(name);
-            }
-        }
+        return Ok(ids.into_iter().collect());
     }
-    Ok(ids.into_iter().collect())
+    let names = members.into_iter().map(|member| member.name).collect();
+    let (hits, _) = state
+        .search
+        .clone()
+        .find_in_members(
+            state.meta.clone(),
+            names,
+            words,
+            (0, crate::search::MAX_LIMIT),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(hits.into_iter().map(|hit| hit.package).collect())
 }
 
 /// Every request. Errors are answered in plain text with the message as the status line's reason

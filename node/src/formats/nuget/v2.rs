@@ -44,7 +44,7 @@ pub(super) async fn route(
         "Packages" | "Packages()" => {
             let ids = match query.filter().id {
                 Some(id) => vec![id],
-                None => search_ids(ctx.state, &registry, "")?,
+                None => search_ids(ctx.state, &registry, "").await?,
             };
             Feed {
                 name: "Packages",
@@ -61,7 +61,7 @@ pub(super) async fn route(
         "Search()" | "Search" => {
             let term = query.text("searchTerm").unwrap_or_default();
             let prerelease = query.flag("includePrerelease");
-            let ids = search_ids(ctx.state, &registry, &term)?;
+            let ids = search_ids(ctx.state, &registry, &term).await?;
             Feed {
                 name: "Search",
                 entries: collect(ctx, &registry, &ids, |e| {

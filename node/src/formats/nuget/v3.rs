@@ -326,7 +326,7 @@ async fn search(ctx: &Context<'_>, query: Option<&str>) -> Result<Response, ApiE
     let base = ctx.base_url();
     let mut data = Vec::new();
     let mut total = 0usize;
-    for id in search_ids(ctx.state, &registry, &term)? {
+    for id in search_ids(ctx.state, &registry, &term).await? {
         let visible: Vec<Entry> = entries(ctx, &registry, &id)
             .await?
             .into_iter()

@@ -32,6 +32,7 @@
 //! | `webhooks` | webhook name | [`Webhook`](arca_protocol::model::Webhook) |
 //! | `webhook_deliveries` | webhook name, number | [`WebhookDelivery`](arca_protocol::model::WebhookDelivery) (the last [`WEBHOOK_LOG`]) |
 //! | `usage_versions` | registry, package, version | [`UsageCount`](arca_protocol::model::UsageCount): the version's downloads |
+//! | `usage_packages` | registry, package | [`UsageCount`](arca_protocol::model::UsageCount): the sum over its versions |
 //! | `usage_consumers` | registry, package, consumer | [`ConsumerRecord`](super::usage::ConsumerRecord) |
 //! | `usage_days` | day, registry, package, version (empty: no one version) | [`UsageCount`](arca_protocol::model::UsageCount) |
 //! | `usage_registry_days` | day, registry | [`UsageCount`](arca_protocol::model::UsageCount) |
@@ -125,6 +126,8 @@ tables! {
     WebhookDeliveries => "webhook_deliveries",
     /// Each version's download totals.
     UsageVersions => "usage_versions",
+    /// Each package's download totals (the sum over its versions).
+    UsagePackages => "usage_packages",
     /// Each package's download totals per consumer.
     UsageConsumers => "usage_consumers",
     /// Downloads of each version per day.

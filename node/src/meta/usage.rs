@@ -4,6 +4,8 @@
 //!
 //! - [`Table::UsageVersions`]: each version's totals, and so its last download, which moves the
 //!   version in the last-access index that cleanup's "not downloaded for" rule reads;
+//! - [`Table::UsagePackages`]: each package's totals, the sum over its versions (what search
+//!   ranks by, read in one lookup however many versions the package has);
 //! - [`Table::UsageConsumers`]: each package's totals per consumer (user, service account, token);
 //! - [`Table::UsageDays`], [`Table::UsageRegistryDays`], [`Table::UsageSiteDays`]: figures per day of
 //!   each version, each registry and each site, kept for a number of days the flush carries.
@@ -137,8 +139,8 @@ fn of_package<T: serde::de::DeserializeOwned>(
 
 /// How many times a package's versions were downloaded, all told (`0` when the view cannot say).
 pub fn package_downloads(view: &(impl StateRead + ?Sized), registry: &str, package: &str) -> u64 {
-    match package_versions_usage(view, registry, package) {
-        Ok(versions) => versions.iter().map(|(_, count)| count.downloads).sum(),
+    match view.get::<UsageCount>(Table::UsagePackages, &package_key(registry, package)) {
+        Ok(count) => count.map_or(0, |count| count.downloads),
         Err(error) => {
             tracing::debug!(%error, registry, package, "reading a package's downloads");
             0
@@ -325,6 +327,11 @@ impl Applier<'_> {
             &child_key(registry, package, version),
             &count,
         )?;
+        self.add_count(
+            Table::UsagePackages,
+            &package_key(registry, package),
+            &count,
+        )?;
         let after = access_time(self, registry, package, &stored)?;
         if after != before {
             self.delete(
@@ -373,12 +380,23 @@ impl Applier<'_> {
         package: &str,
         version: &str,
     ) -> ReadResult<()> {
-        self.delete(Table::UsageVersions, &child_key(registry, package, version))?;
+        let key = child_key(registry, package, version);
+        let Some(gone) = self.get::<UsageCount>(Table::UsageVersions, &key)? else {
+            return Ok(());
+        };
+        self.delete(Table::UsageVersions, &key)?;
+        let package_key = package_key(registry, package);
+        if let Some(mut total) = self.get::<UsageCount>(Table::UsagePackages, &package_key)? {
+            total.downloads = total.downloads.saturating_sub(gone.downloads);
+            total.bytes = total.bytes.saturating_sub(gone.bytes);
+            self.put(Table::UsagePackages, &package_key, &total)?;
+        }
         Ok(())
     }
 
-    /// Forgets a package's consumers (the package is being removed).
+    /// Forgets a package's totals and consumers (the package is being removed).
     pub(crate) fn forget_package_usage(&mut self, registry: &str, package: &str) -> ReadResult<()> {
+        self.delete(Table::UsagePackages, &package_key(registry, package))?;
         for key in self.scan_keys(
             Table::UsageConsumers,
             &package_key(registry, package),

@@ -632,6 +632,7 @@ mod tests {
         );
         let total = usage::version_usage(&view, "files", "tool", "1.0").expect("read");
         assert_eq!(total.map(|t| t.downloads), Some(3));
+        assert_eq!(usage::package_downloads(&view, "files", "tool"), 3);
         drop(view);
         // Deleting the version forgets its totals.
         state
@@ -646,6 +647,7 @@ mod tests {
             usage::version_usage(&view, "files", "tool", "1.0").expect("read"),
             None
         );
+        assert_eq!(usage::package_downloads(&view, "files", "tool"), 0);
         assert!(
             usage::consumers(&view, "files", "tool")
                 .expect("read")

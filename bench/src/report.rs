@@ -1607,6 +1607,8 @@ pub struct ScaleReport {
     pub versions_stored: u64,
     /// Restarts (`None` with `--skip-restart`).
     pub restarts: Option<Vec<Restart>>,
+    /// Web UI pages over the generic registry, after the last phase.
+    pub ui_pages: Vec<UiPageTime>,
     /// The npm package (`None` with `--skip-npm`, or when it failed).
     pub npm: Option<NpmPackument>,
     /// The second node's catch-up (`None` with `--skip-learner`, or when it failed).
@@ -1618,6 +1620,24 @@ pub struct ScaleReport {
     /// How to read the numbers.
     pub notes: Vec<String>,
 }
+
+/// A web UI page timed at the run's full size.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiPageTime {
+    /// What the page is.
+    pub page: &'static str,
+    /// Its path.
+    pub path: String,
+    /// Median milliseconds of its GETs, to the last byte.
+    pub median_ms: f64,
+    /// The slowest GET.
+    pub max_ms: f64,
+    /// Bytes of HTML.
+    pub bytes: u64,
+}
+
+/// The most milliseconds a UI page may take at a million versions (issue 18).
+pub const UI_PAGE_LIMIT_MS: f64 = 100.0;
 
 /// One garbage collection of a scale run.
 #[derive(Debug, Clone, Serialize)]
@@ -1645,6 +1665,32 @@ impl ScaleReport {
                     _ => "asked for as page=N (the node gave no next_cursor)",
                 }
             );
+        }
+        if !self.ui_pages.is_empty() {
+            let api_ms = self.by_phase.last().map_or(0.0, |last| last.first_page_ms);
+            let _ = writeln!(
+                out,
+                "\nweb UI pages with {} versions stored (median of GETs; ratio to the API's first \
+                 listing page, {api_ms:.2} ms, and to the {UI_PAGE_LIMIT_MS:.0} ms limit)",
+                self.by_phase.last().map_or(0, |last| last.versions)
+            );
+            let _ = writeln!(
+                out,
+                "{:<34} {:>9} {:>9} {:>9} {:>10} {:>9}",
+                "", "p50 ms", "max ms", "bytes", "/ API page", "/ limit"
+            );
+            for page in &self.ui_pages {
+                let _ = writeln!(
+                    out,
+                    "{:<34} {:>9.2} {:>9.2} {:>9} {:>10.2} {:>9.3}",
+                    page.page,
+                    page.median_ms,
+                    page.max_ms,
+                    page.bytes,
+                    page.median_ms / api_ms.max(1e-9),
+                    page.median_ms / UI_PAGE_LIMIT_MS
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -30,7 +30,7 @@ use crate::packages::{self, Auth, Item, Target};
 use crate::peer::free_port;
 use crate::report::{
     CatchUp, DeepPage, GcPass, Latency, NpmPackument, PushWindow, Restart, ScalePhase, ScaleReport,
-    ScaleSetup, SnapshotEffect, best_and_median,
+    ScaleSetup, SnapshotEffect, UiPageTime, best_and_median,
 };
 
 /// The generic registry the versions are pushed to.
@@ -289,6 +289,16 @@ async fn measure(args: &Args, bin: &Path, root: &Path) -> anyhow::Result<ScaleRe
         stored = pushed.end;
     }
 
+    eprintln!("ui: timing the web UI's pages ...");
+    let ui_pages = ui_pages(
+        &client,
+        &node.url,
+        &token,
+        stored,
+        args.versions_per_package,
+    )
+    .await?;
+
     eprintln!("idle: measuring the node's CPU over {IDLE:?} ...");
     let before = node.usage()?;
     let idle_started = Instant::now();
@@ -379,6 +389,7 @@ async fn measure(args: &Args, bin: &Path, root: &Path) -> anyhow::Result<ScaleRe
         last_file: last.path,
         versions_stored: stored,
         restarts,
+        ui_pages,
         npm,
         catch_up,
         skipped,
@@ -935,6 +946,62 @@ async fn get_page(
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let page = serde_json::from_slice(&body).with_context(|| format!("{what}: not JSON"))?;
     Ok((ms, page))
+}
+
+/// Times the web UI's pages over the generic registry holding `versions` versions (`per_package`
+/// to a package): the registry list, the registry's first and a middle page of packages, a
+/// package, a version, and a search; each GET [`PAGE_GETS`] times.
+async fn ui_pages(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    versions: u64,
+    per_package: u64,
+) -> anyhow::Result<Vec<UiPageTime>> {
+    let middle = (versions / per_package.max(1) / 2).to_string();
+    let package = format!("pkg-{middle}");
+    let pages = [
+        ("registries", "/ui/".to_string()),
+        ("registry, first page", format!("/ui/{GENERIC}")),
+        (
+            "registry, middle page",
+            format!("/ui/{GENERIC}?after={package}"),
+        ),
+        ("package (its versions)", format!("/ui/{GENERIC}/{package}")),
+        ("version", format!("/ui/{GENERIC}/{package}/1.0.0")),
+        ("search", format!("/ui/-/search?q={package}")),
+    ];
+    let mut timed = Vec::with_capacity(pages.len());
+    for (page, path) in pages {
+        let what = format!("GET {path}");
+        let mut times = Vec::with_capacity(PAGE_GETS);
+        let mut bytes = 0;
+        for _ in 0..PAGE_GETS {
+            let started = Instant::now();
+            let response = client
+                .get(format!("{url}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| what.clone())?;
+            let body = expect_status(response, StatusCode::OK, &what)
+                .await?
+                .bytes()
+                .await
+                .with_context(|| what.clone())?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            bytes = body.len() as u64;
+        }
+        let (max_ms, median_ms) = best_and_median(&times).context("no GETs")?;
+        timed.push(UiPageTime {
+            page,
+            path,
+            median_ms,
+            max_ms,
+            bytes,
+        });
+    }
+    Ok(timed)
 }
 
 /// Pushes for `seconds` with no snapshot asked for, then for as long while snapshots are built back

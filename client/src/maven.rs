@@ -65,21 +65,7 @@ impl MavenCoordinates {
     }
 }
 
-/// `text` with the five XML special characters escaped, for element content and attribute values.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use arca_protocol::client_config::xml_escape;
 
 /// The Maven extension of a local file name (`jar`, `tar.gz`).
 fn extension(path: &Path) -> Result<String, ClientError> {

@@ -26,6 +26,7 @@ pub mod search;
 pub mod secrets;
 pub mod signing;
 pub mod transfer;
+pub mod ui;
 pub mod usage;
 pub mod webhooks;
 

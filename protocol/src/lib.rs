@@ -6,6 +6,7 @@
 //! the JSON types of the management API. This crate does no I/O.
 
 pub mod api;
+pub mod client_config;
 pub mod cluster;
 pub mod command;
 pub mod digest;

@@ -26,8 +26,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use arca_client::xml_escape;
-use arca_protocol::PackageType;
+use arca_protocol::{PackageType, client_config};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -36,7 +35,7 @@ use super::config::write_private;
 use super::output::{Format, Tabular, emit};
 
 /// The server id the Maven files and `.pypirc` name the registry by.
-const SERVER_ID: &str = "arca";
+const SERVER_ID: &str = client_config::MAVEN_SERVER_ID;
 /// The user name pip and twine send with a token.
 const PYPI_USER: &str = "__token__";
 
@@ -384,43 +383,16 @@ fn maven(context: &Context, target: &Target, token: &str, force: bool) -> Result
              {SERVER_ID} to it by hand"
         ),
     )?;
-    let url = xml_escape(registry_url(context, "maven", &target.registry)?.as_str());
-    let token = xml_escape(token);
-    let repository = |element: &str| {
-        format!(
-            "        <{element}>\n          <id>{SERVER_ID}</id>\n          <url>{url}</url>\n          \
-             <releases><enabled>true</enabled></releases>\n          \
-             <snapshots><enabled>true</enabled></snapshots>\n        </{element}>\n"
-        )
-    };
-    let settings = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <!-- Written by `arca registry configure maven`. -->\n\
-         <settings xmlns=\"http://maven.apache.org/SETTINGS/1.0.0\" \
-         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
-         xsi:schemaLocation=\"http://maven.apache.org/SETTINGS/1.0.0 \
-         https://maven.apache.org/xsd/settings-1.0.0.xsd\">\n  \
-         <servers>\n    <server>\n      <id>{SERVER_ID}</id>\n      <username>arca</username>\n      \
-         <password>{token}</password>\n    </server>\n  </servers>\n  \
-         <profiles>\n    <profile>\n      <id>{SERVER_ID}</id>\n      \
-         <activation><activeByDefault>true</activeByDefault></activation>\n      \
-         <repositories>\n{}      </repositories>\n      \
-         <pluginRepositories>\n{}      </pluginRepositories>\n    </profile>\n  </profiles>\n  \
-         <activeProfiles>\n    <activeProfile>{SERVER_ID}</activeProfile>\n  </activeProfiles>\n\
-         </settings>\n",
-        repository("repository"),
-        repository("pluginRepository"),
-    );
+    let url = registry_url(context, "maven", &target.registry)?;
+    let settings = client_config::maven_settings(url.as_str(), token);
     write_private(&path, &settings)?;
     let mut notes = Vec::new();
     if !target.global {
         notes.push(format!("use it with `mvn -s {} ...`", path.display()));
     }
     notes.push(format!(
-        "to deploy, add to the pom:\n<distributionManagement>\n  <repository>\n    \
-         <id>{SERVER_ID}</id>\n    <url>{url}</url>\n  </repository>\n  <snapshotRepository>\n    \
-         <id>{SERVER_ID}</id>\n    <url>{url}</url>\n  </snapshotRepository>\n\
-         </distributionManagement>"
+        "to deploy, add to the pom:\n{}",
+        client_config::maven_distribution(url.as_str())
     ));
     Ok(Configured {
         ecosystem: "maven",
@@ -454,11 +426,6 @@ fn nuget(context: &Context, target: &Target, token: &str, force: bool) -> Result
     } else {
         vec![target.directory()?.join("NuGet.Config")]
     };
-    let (url_text, key_text, token_text) = (
-        xml_escape(url.as_str()),
-        xml_escape(&key),
-        xml_escape(token),
-    );
     for path in &paths {
         refuse_existing_xml(
             path,
@@ -468,16 +435,7 @@ fn nuget(context: &Context, target: &Target, token: &str, force: bool) -> Result
             ),
         )?;
     }
-    let config = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <!-- Written by `arca registry configure nuget`. -->\n\
-         <configuration>\n  <packageSources>\n    <clear />\n    \
-         <add key=\"{key_text}\" value=\"{url_text}\" />\n  </packageSources>\n  \
-         <packageSourceCredentials>\n    <{key_text}>\n      \
-         <add key=\"Username\" value=\"{SERVER_ID}\" />\n      \
-         <add key=\"ClearTextPassword\" value=\"{token_text}\" />\n    </{key_text}>\n  \
-         </packageSourceCredentials>\n</configuration>\n"
-    );
+    let config = client_config::nuget_config(&key, url.as_str(), token);
     for path in &paths {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)

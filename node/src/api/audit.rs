@@ -202,6 +202,17 @@ async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Json<AuditList>, ApiError> {
+    Ok(Json(AuditList {
+        events: find_events(&state, &caller, &query)?,
+    }))
+}
+
+/// The events `query` selects, newest first (admin).
+pub fn find_events(
+    state: &AppState,
+    caller: &Caller,
+    query: &AuditQuery,
+) -> Result<Vec<AuditEvent>, ApiError> {
     caller.require(Role::Admin)?;
     let now = state.now_ms();
     let since = query
@@ -250,7 +261,7 @@ async fn list(
             events.push(event);
         }
     }
-    Ok(Json(AuditList { events }))
+    Ok(events)
 }
 
 /// A point in time given as unix milliseconds, an RFC 3339 time, or a duration before `now` (`1h`).
@@ -409,10 +420,12 @@ pub async fn record(State(auditing): State<Auditing>, request: Request, next: Ne
     };
     // A change the request commits carries the event in its own Raft entry.
     let scope = (mutating && caller.is_ok()).then(|| {
-        let expected = front_end.map_or_else(
-            || management_status(&method),
-            |front_end| front_end.usual_status(&method),
-        );
+        let expected = match front_end {
+            Some(front_end) => front_end.usual_status(&method),
+            // The web UI's forms answer with a redirect.
+            None if target.starts_with("/ui/") => 303,
+            None => management_status(&method),
+        };
         RequestAudit::new(event(&caller, expected, None))
     });
     let response = match body {

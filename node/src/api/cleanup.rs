@@ -58,12 +58,24 @@ async fn run(
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<CleanupQuery>,
 ) -> Result<Json<CleanupReport>, ApiError> {
-    state.registry_for(&caller, &name, Role::Admin)?;
-    let task = tokio::spawn(async move {
-        cleanup::run(&state.meta, state.now_ms(), &name, query.dry_run).await
-    });
+    Ok(Json(run_policy(state, &caller, name, query.dry_run).await?))
+}
+
+/// Runs registry `name`'s cleanup policy, or a dry run of it (registry admin); the run goes on
+/// when the caller goes away.
+pub async fn run_policy(
+    state: AppState,
+    caller: &Caller,
+    name: String,
+    dry_run: bool,
+) -> Result<CleanupReport, ApiError> {
+    state.registry_for(caller, &name, Role::Admin)?;
+    let task =
+        tokio::spawn(
+            async move { cleanup::run(&state.meta, state.now_ms(), &name, dry_run).await },
+        );
     match task.await.map_err(ApiError::internal)? {
-        Ok(report) => Ok(Json(report)),
+        Ok(report) => Ok(report),
         Err(error @ CleanupError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
         Err(CleanupError::Store(error)) => Err(error.into()),
     }

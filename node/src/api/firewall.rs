@@ -249,48 +249,14 @@ async fn set_quarantine(
     request: QuarantineRequest,
     release: bool,
 ) -> Result<Response, ApiError> {
-    state.registry_for(&caller, &registry, Role::Admin)?;
-    let reason = match request.reason.trim() {
-        "" if release => "released by an admin".to_string(),
-        "" => "quarantined by an admin".to_string(),
-        reason => reason.to_string(),
-    };
-    let record = QuarantineRecord {
-        by: caller_name(&caller),
-        at: state.now_ms(),
-        reason: reason.clone(),
-    };
-    let previous = state
-        .meta
-        .read(|view| view.version(&registry, &package, &version))?
-        .and_then(|v| v.firewall)
-        .map(|f| (f.verdict.status, f.verdict.scan_id));
-    let command = if release {
-        Command::ReleaseVersion {
-            registry: registry.clone(),
-            package: package.clone(),
-            version: version.clone(),
-            record,
-        }
-    } else {
-        Command::QuarantineVersion {
-            registry: registry.clone(),
-            package: package.clone(),
-            version: version.clone(),
-            record,
-        }
-    };
-    state.meta.propose(command).await?;
-    let detail = match previous {
-        Some((status, scan)) => format!(
-            "{} {package}@{version}: {reason} (verdict {status}, {scan})",
-            if release { "release" } else { "quarantine" }
-        ),
-        None => format!(
-            "{} {package}@{version}: {reason}",
-            if release { "release" } else { "quarantine" }
-        ),
-    };
+    let detail = quarantine_or_release(
+        &state,
+        &caller,
+        (&registry, &package, &version),
+        &request.reason,
+        release,
+    )
+    .await?;
     let explanation = explain(
         State(state),
         caller,
@@ -301,6 +267,62 @@ async fn set_quarantine(
     let mut response = explanation.into_response();
     response.extensions_mut().insert(AuditDetail(detail));
     Ok(response)
+}
+
+/// Quarantines (or releases) a version by hand (registry admin); returns what the audit trail
+/// records of it.
+pub async fn quarantine_or_release(
+    state: &AppState,
+    caller: &Caller,
+    (registry, package, version): (&str, &str, &str),
+    reason: &str,
+    release: bool,
+) -> Result<String, ApiError> {
+    state.registry_for(caller, registry, Role::Admin)?;
+    let reason = match reason.trim() {
+        "" if release => "released by an admin".to_string(),
+        "" => "quarantined by an admin".to_string(),
+        reason => reason.to_string(),
+    };
+    let record = QuarantineRecord {
+        by: caller_name(caller),
+        at: state.now_ms(),
+        reason: reason.clone(),
+    };
+    let previous = state
+        .meta
+        .read(|view| view.version(registry, package, version))?
+        .and_then(|v| v.firewall)
+        .map(|f| (f.verdict.status, f.verdict.scan_id));
+    let (registry, package, version) = (
+        registry.to_string(),
+        package.to_string(),
+        version.to_string(),
+    );
+    let action = if release { "release" } else { "quarantine" };
+    let detail = match previous {
+        Some((status, scan)) => {
+            format!("{action} {package}@{version}: {reason} (verdict {status}, {scan})")
+        }
+        None => format!("{action} {package}@{version}: {reason}"),
+    };
+    let command = if release {
+        Command::ReleaseVersion {
+            registry,
+            package,
+            version,
+            record,
+        }
+    } else {
+        Command::QuarantineVersion {
+            registry,
+            package,
+            version,
+            record,
+        }
+    };
+    state.meta.propose(command).await?;
+    Ok(detail)
 }
 
 /// Imports OSV advisories into the vulnerability database (admin) and re-evaluates the versions of

@@ -34,6 +34,16 @@ async fn run(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("invalid garbage collection request: {e}")))?
     };
+    Ok(Json(collect(state, &caller, request).await?))
+}
+
+/// Runs one collection to its end (admin), after the one running, if any.
+pub async fn collect(
+    state: AppState,
+    caller: &Caller,
+    request: GcRequest,
+) -> Result<GcReport, ApiError> {
+    caller.require(Role::Admin)?;
     let options = GcOptions {
         dry_run: request.dry_run,
         grace: Duration::from_secs(request.grace_seconds),
@@ -42,7 +52,7 @@ async fn run(
         gc::run(&state.meta, &state.chunks, state.gc_clock.as_ref(), options).await
     });
     match task.await.map_err(ApiError::internal)? {
-        Ok(report) => Ok(Json(report)),
+        Ok(report) => Ok(report),
         Err(GcError::Blob(error)) => Err(error.into()),
         Err(GcError::Unavailable(error)) => Err(error.into()),
         Err(GcError::Store(error)) => Err(error.into()),

@@ -58,6 +58,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(front_ends.routes())
+        .merge(crate::ui::routes())
+        .route("/", get(crate::ui::root))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .fallback(not_found)
@@ -73,6 +75,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ui::session_credentials,
         ))
         .layer(axum::middleware::from_fn(auth::throttle::remember_source))
         .with_state(state)

@@ -78,6 +78,18 @@ async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateRegistryRequest>,
 ) -> Result<(StatusCode, Json<RegistryInfo>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_registry(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates a registry (admin), with its settings and, for Debian and RPM, its signing key.
+pub async fn create_registry(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateRegistryRequest,
+) -> Result<RegistryInfo, ApiError> {
     caller.require(Role::Admin)?;
     validate_registry_name(&request.name)?;
     if request.name.chars().any(|c| c.is_ascii_uppercase()) {
@@ -114,7 +126,7 @@ async fn create(
     };
     check_kind(&state.meta.view()?, &registry)?;
     let settings = checked_settings(
-        &state,
+        state,
         &registry,
         RegistrySettings {
             upstream_ca_pem: request.upstream_ca_pem,
@@ -130,14 +142,14 @@ async fn create(
         });
     }
     if signs {
-        commands.push(new_signing_key(&state, &request.name)?);
+        commands.push(new_signing_key(state, &request.name)?);
     }
     let command = match commands.len() {
         1 => commands.remove(0),
         _ => Command::Batch { commands },
     };
     state.meta.propose(command).await?;
-    Ok((StatusCode::CREATED, Json(info_of(&state, &request.name)?)))
+    info_of(state, &request.name)
 }
 
 /// `settings` for `registry`, checked: a CA bundle only for a remote registry and holding

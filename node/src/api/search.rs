@@ -74,6 +74,15 @@ async fn search(
     caller: Caller,
     QueryParams(request): QueryParams<SearchQuery>,
 ) -> Result<Json<SearchResults>, ApiError> {
+    Ok(Json(find(&state, &caller, request).await?))
+}
+
+/// What a search finds among the versions `caller` may read.
+pub async fn find(
+    state: &AppState,
+    caller: &Caller,
+    request: SearchQuery,
+) -> Result<SearchResults, ApiError> {
     let limit = request.limit.unwrap_or(DEFAULT_LIMIT) as usize;
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -87,18 +96,18 @@ async fn search(
     }
     let mut named = Vec::new();
     for registry in &parsed.registries {
-        named.extend(named_registries(&state, registry)?);
+        named.extend(named_registries(state, registry)?);
     }
     parsed.registries = named;
-    let readable = readable_registries(&state, &caller)?;
+    let readable = readable_registries(state, caller)?;
     let (hits, total_versions) = state
         .search
         .clone()
         .find(state.meta.clone(), parsed, readable, (offset, limit))
         .await?;
-    Ok(Json(SearchResults {
+    Ok(SearchResults {
         hits,
         total_versions,
         indexed_to: state.search.indexed_to(),
-    }))
+    })
 }

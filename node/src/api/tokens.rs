@@ -90,8 +90,20 @@ async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_token(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates a token for the caller itself, or (admin) for anyone; its secret is answered once.
+pub async fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateTokenRequest,
+) -> Result<CreatedToken, ApiError> {
     caller.require_login()?;
-    act_for(&caller, request.owner.as_deref())?;
+    act_for(caller, request.owner.as_deref())?;
     if request.name.trim().is_empty() || request.name.len() > 128 {
         return Err(ApiError::invalid("token name must be 1 to 128 characters"));
     }
@@ -107,34 +119,34 @@ async fn create(
             )));
         }
     };
-    let scopes = requested_scopes(&state, &caller, &request)?;
+    let scopes = requested_scopes(state, caller, &request)?;
     let spec = TokenSpec {
         name: request.name,
         scopes,
         owner: request.owner,
         expires_at,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(auth::issue::store(&state, spec).await?),
-    ))
+    Ok(auth::issue::store(state, spec).await?)
 }
 
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    let admin = admin_or_user(&caller)?;
+    Ok(Json(visible_tokens(&state, &caller)?))
+}
+
+/// The tokens `caller` may see: every token for an admin, a user's own tokens otherwise.
+pub fn visible_tokens(state: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>, ApiError> {
+    let admin = admin_or_user(caller)?;
     let user = caller.principal().and_then(|p| p.user.clone());
-    Ok(Json(
-        state
-            .meta
-            .read(|view| view.tokens())?
-            .iter()
-            .filter(|token| admin || token.owner == user)
-            .map(auth::token_info)
-            .collect(),
-    ))
+    Ok(state
+        .meta
+        .read(|view| view.tokens())?
+        .iter()
+        .filter(|token| admin || token.owner == user)
+        .map(auth::token_info)
+        .collect())
 }
 
 /// True for an admin, false for a user (who manages only its own tokens); refuses everyone else.
@@ -163,9 +175,15 @@ async fn revoke(
     caller: Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    managed_token(&state, &caller, &id)?;
-    state.meta.propose(Command::RevokeToken { id }).await?;
+    revoke_token(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes token `id` (its owner, or an admin).
+pub async fn revoke_token(state: &AppState, caller: &Caller, id: String) -> Result<(), ApiError> {
+    managed_token(state, caller, &id)?;
+    state.meta.propose(Command::RevokeToken { id }).await?;
+    Ok(())
 }
 
 async fn rotate(

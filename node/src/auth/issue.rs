@@ -22,10 +22,27 @@ pub async fn store(state: &AppState, spec: TokenSpec) -> Result<CreatedToken, Pr
     })
 }
 
+/// The name of the token behind a web UI session (sign-out revokes tokens named so).
+pub const WEB_SESSION_TOKEN: &str = "web session";
+
 /// Records a login token for `user`: owned by it, everything it may do, for twelve hours.
 pub async fn login_token(state: &AppState, user: &str) -> Result<CreatedToken, ProposeError> {
+    user_token(state, user, format!("login {user}")).await
+}
+
+/// Records the token of a web UI session `user` signed in to with its password: as a login token,
+/// named [`WEB_SESSION_TOKEN`].
+pub async fn web_session_token(state: &AppState, user: &str) -> Result<CreatedToken, ProposeError> {
+    user_token(state, user, WEB_SESSION_TOKEN.to_string()).await
+}
+
+async fn user_token(
+    state: &AppState,
+    user: &str,
+    name: String,
+) -> Result<CreatedToken, ProposeError> {
     let spec = TokenSpec {
-        name: format!("login {user}"),
+        name,
         scopes: vec![Grant::global(Role::Admin)],
         owner: Some(user.to_string()),
         expires_at: Some(state.now_ms().saturating_add(LOGIN_TOKEN_LIFETIME_MS)),

@@ -49,6 +49,17 @@ fn cut(text: &str, limit: usize) -> &str {
     &text[..end]
 }
 
+/// The README a version carries, where its format keeps one (npm's version manifest).
+pub fn readme(version: &Version) -> Option<String> {
+    let manifest = version.attributes.get(NPM_MANIFEST)?;
+    let manifest: Value = serde_json::from_str(manifest).ok()?;
+    manifest
+        .get("readme")
+        .and_then(Value::as_str)
+        .filter(|readme| !readme.trim().is_empty())
+        .map(str::to_string)
+}
+
 /// What `version` (tagged `tags`) gives the index.
 pub fn version_text(version: &Version, tags: &[String]) -> VersionText {
     let mut text = VersionText::default();

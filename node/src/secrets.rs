@@ -23,6 +23,7 @@ pub enum SealError {
 /// The keys of one cluster.
 pub struct ClusterKeys {
     token_key: [u8; 32],
+    form_key: [u8; 32],
     sealing: LessSafeKey,
 }
 
@@ -38,8 +39,10 @@ impl ClusterKeys {
         let material = ca_key.trim().as_bytes();
         let token_key = blake3::derive_key("arca 2026 oci registry token signing", material);
         let sealing = blake3::derive_key("arca 2026 sealing secrets in replicated state", material);
+        let form_key = blake3::derive_key("arca 2026 web ui form values", material);
         ClusterKeys {
             token_key,
+            form_key,
             sealing: LessSafeKey::new(
                 UnboundKey::new(&CHACHA20_POLY1305, &sealing)
                     .expect("a 32-byte key is a valid ChaCha20-Poly1305 key"),
@@ -50,6 +53,13 @@ impl ClusterKeys {
     /// The key registry tokens are signed with.
     pub fn token_key(&self) -> &[u8; 32] {
         &self.token_key
+    }
+
+    /// The value the web UI's forms carry for a session whose token secret is `secret`: keyed, so
+    /// that it tells nothing of the secret, and the same on every node.
+    pub fn form_value(&self, secret: &str) -> String {
+        let mac = blake3::keyed_hash(&self.form_key, secret.as_bytes());
+        hex::encode(&mac.as_bytes()[..16])
     }
 
     /// `secret` sealed (ChaCha20-Poly1305 under a random nonce), as text to store.

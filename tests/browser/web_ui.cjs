@@ -104,7 +104,7 @@ async function main() {
     await page.selectOption("#token-role", "contributor");
     await page.fill("#token-registry", registry);
     await page.fill("#token-days", "1");
-    await page.click('form.stacked button[type=submit]');
+    await page.click("#new-token button[type=submit]");
     const token = (await copyBlock(page, "Token")).trim();
     assert.match(token, /^arca_/);
     await shoot(page, "access");

@@ -379,6 +379,106 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // Policies are edited as the API takes them: malformed JSON is refused, a policy is stored.
+    let csrf = admin.csrf("/ui/private").await?;
+    let malformed = admin
+        .post(
+            "/ui/-/r/private/cleanup-policy",
+            &[("csrf", &csrf), ("policy", "{\"rules\": [")],
+        )
+        .await?;
+    ensure!(
+        malformed.status == 400,
+        "malformed policy: {}",
+        malformed.status
+    );
+    let policy = r#"{"rules": [{"name": "old", "keep_last": 3}]}"#;
+    let saved = admin
+        .post(
+            "/ui/-/r/private/cleanup-policy",
+            &[("csrf", &csrf), ("policy", policy)],
+        )
+        .await?;
+    ensure!(
+        saved.status == 303,
+        "cleanup policy: {} {}",
+        saved.status,
+        saved.body
+    );
+    let stored = node
+        .api_ok(
+            &node.admin_token,
+            Method::GET,
+            "/api/v1/registries/private/cleanup-policy",
+            None,
+        )
+        .await?;
+    ensure!(stored["rules"][0]["keep_last"] == 3, "{stored}");
+
+    // Users and their roles: a viewer may not make one; an admin makes one who can sign in.
+    let viewer_csrf = viewer.csrf("/ui/").await?;
+    let refused = viewer
+        .post(
+            "/ui/-/users",
+            &[
+                ("csrf", &viewer_csrf),
+                ("name", "mallory"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await?;
+    ensure!(
+        refused.status == 403,
+        "a viewer made a user: {}",
+        refused.status
+    );
+    let csrf = admin.csrf("/ui/-/access").await?;
+    let made = admin
+        .post(
+            "/ui/-/users",
+            &[
+                ("csrf", &csrf),
+                ("name", "carol"),
+                ("kind", "human"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await?;
+    ensure!(
+        made.status == 303,
+        "create user: {} {}",
+        made.status,
+        made.body
+    );
+    let granted = admin
+        .post(
+            "/ui/-/users/grants",
+            &[
+                ("csrf", &csrf),
+                ("user", "carol"),
+                ("role", "viewer"),
+                ("registry", "private"),
+                ("change", "grant"),
+            ],
+        )
+        .await?;
+    ensure!(
+        granted.status == 303,
+        "grant: {} {}",
+        granted.status,
+        granted.body
+    );
+    let mut carol = Browser::new(&node.url)?;
+    ensure!(carol.sign_in("carol", PASSWORD).await?.status == 303);
+    ensure!(carol.get("/ui/private/tool/1.0.0").await?.status == 200);
+    ensure!(
+        carol
+            .get("/ui/-/access")
+            .await?
+            .body
+            .contains("web session")
+    );
+
     // Signing out revokes the session's token: the cookie no longer stands for anyone, anywhere.
     let csrf = viewer.csrf("/ui/").await?;
     ensure!(

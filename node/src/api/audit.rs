@@ -95,6 +95,9 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/retention", get(retention).put(set_retention))
 }
 
+/// Ids read from the time index at a time while events are matched against a query.
+const AUDIT_BATCH: usize = 1000;
+
 /// Events per read of an export.
 const EXPORT_PAGE: usize = 1000;
 
@@ -246,19 +249,26 @@ pub fn find_events(
                 .as_deref()
                 .is_none_or(|action| event.action.to_lowercase().contains(action))
     };
-    // By the time index, newest request first: only the events of the window are looked at.
+    // By the time index, newest request first, a batch of ids at a time: only the events of the
+    // window are looked at, and only until enough match.
     let view = state.meta.view()?;
     let mut events = Vec::new();
-    let window =
-        view.audit_ids_between(since.unwrap_or(0), until.unwrap_or(u64::MAX), usize::MAX)?;
-    for id in window {
-        if events.len() >= limit as usize {
-            break;
+    let mut before = (until.unwrap_or(u64::MAX).saturating_add(1), 0);
+    'walk: loop {
+        let batch = view.audit_ids_before(since.unwrap_or(0), before, AUDIT_BATCH)?;
+        for &(at, id) in &batch {
+            if events.len() >= limit as usize {
+                break 'walk;
+            }
+            if let Some(event) = view.audit_event(id)?
+                && matches(&event)
+            {
+                events.push(event);
+            }
+            before = (at, id);
         }
-        if let Some(event) = view.audit_event(id)?
-            && matches(&event)
-        {
-            events.push(event);
+        if batch.len() < AUDIT_BATCH {
+            break;
         }
     }
     Ok(events)

@@ -38,17 +38,26 @@ async fn set(
     PathParams(name): PathParams<String>,
     JsonBody(policy): JsonBody<CleanupPolicy>,
 ) -> Result<Json<CleanupPolicy>, ApiError> {
-    state.registry_for(&caller, &name, Role::Admin)?;
+    Ok(Json(replace_policy(&state, &caller, &name, policy).await?))
+}
+
+/// Replaces registry `name`'s cleanup policy (admin); the stored policy.
+pub async fn replace_policy(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    policy: CleanupPolicy,
+) -> Result<CleanupPolicy, ApiError> {
+    state.registry_for(caller, name, Role::Admin)?;
     cleanup::validate(&policy).map_err(ApiError::invalid)?;
     state
         .meta
         .propose(Command::SetCleanupPolicy {
-            registry: name.clone(),
+            registry: name.to_string(),
             policy,
         })
         .await?;
-    let registry = state.registry_for(&caller, &name, Role::Admin)?;
-    Ok(Json(registry.cleanup))
+    Ok(state.registry_for(caller, name, Role::Admin)?.cleanup)
 }
 
 /// Runs the policy, or a dry run of it (admin). The run goes on when the caller goes away.

@@ -68,19 +68,28 @@ async fn set_policy(
     PathParams(name): PathParams<String>,
     JsonBody(policy): JsonBody<FirewallPolicy>,
 ) -> Result<Json<FirewallPolicy>, ApiError> {
-    state.registry_for(&caller, &name, Role::Admin)?;
+    Ok(Json(replace_policy(&state, &caller, &name, policy).await?))
+}
+
+/// Replaces registry `name`'s firewall policy (admin) and re-evaluates its versions; the stored
+/// policy.
+pub async fn replace_policy(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    policy: FirewallPolicy,
+) -> Result<FirewallPolicy, ApiError> {
+    state.registry_for(caller, name, Role::Admin)?;
     firewall::validate(&policy).map_err(ApiError::invalid)?;
     state
         .meta
         .propose(Command::SetFirewallPolicy {
-            registry: name.clone(),
+            registry: name.to_string(),
             policy,
             at: state.now_ms(),
         })
         .await?;
-    Ok(Json(
-        state.registry_for(&caller, &name, Role::Admin)?.firewall,
-    ))
+    Ok(state.registry_for(caller, name, Role::Admin)?.firewall)
 }
 
 /// A fresh id for an evaluation made on request (stored evaluations are numbered by the state

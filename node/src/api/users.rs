@@ -92,6 +92,18 @@ async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_user(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates a user or service account (admin), its password hashed with argon2id.
+pub async fn create_user(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateUserRequest,
+) -> Result<UserInfo, ApiError> {
     caller.require(Role::Admin)?;
     validate_user_name(&request.name)?;
     let password_hash = match (request.kind, request.password) {
@@ -100,7 +112,7 @@ async fn create(
                 "a service account has no password: it authenticates with tokens",
             ));
         }
-        (_, Some(password)) => Some(hash_password(&state, password).await?),
+        (_, Some(password)) => Some(hash_password(state, password).await?),
         (_, None) => None,
     };
     let now = state.now_ms();
@@ -114,7 +126,7 @@ async fn create(
         updated_at: now,
     };
     state.meta.propose(Command::CreateUser { user }).await?;
-    Ok((StatusCode::CREATED, Json(user_info(&state, &request.name)?)))
+    user_info(state, &request.name)
 }
 
 async fn list(
@@ -227,6 +239,7 @@ async fn grant(
         Command::GrantRole { user, grant, at }
     })
     .await
+    .map(Json)
 }
 
 async fn revoke(
@@ -239,22 +252,23 @@ async fn revoke(
         Command::RevokeRole { user, grant, at }
     })
     .await
+    .map(Json)
 }
 
 /// Grants or revokes (as `command` builds it) `grant` for user `name`, when the caller may manage it.
-async fn change_grant(
+pub async fn change_grant(
     state: &AppState,
     caller: &Caller,
     name: String,
     grant: Grant,
     command: impl FnOnce(String, Grant, u64) -> Command,
-) -> Result<Json<UserInfo>, ApiError> {
+) -> Result<UserInfo, ApiError> {
     may_manage_grant(state, caller, &grant)?;
     state
         .meta
         .propose(command(name.clone(), grant, state.now_ms()))
         .await?;
-    Ok(Json(user_info(state, &name)?))
+    user_info(state, &name)
 }
 
 async fn login(

@@ -647,11 +647,28 @@ pub trait StateRead: Source {
 
     /// Ids of audit events recorded at times in `[since, until]`, newest first, at most `limit`.
     fn audit_ids_between(&self, since: u64, until: u64, limit: usize) -> ReadResult<Vec<u64>> {
+        Ok(self
+            .audit_ids_before(since, (until.saturating_add(1), 0), limit)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// Audit events (time and id) recorded at `since` or later and before the event at time
+    /// `before.0` with id `before.1`, newest first, at most `limit`: the next `limit` of a walk
+    /// back through the trail continues before the last one answered.
+    fn audit_ids_before(
+        &self,
+        since: u64,
+        before: (u64, u64),
+        limit: usize,
+    ) -> ReadResult<Vec<(u64, u64)>> {
         let start = keys::Key::new().number(since).into_bytes();
         let end = keys::Key::new()
-            .number(until.saturating_add(1))
+            .number(before.0)
+            .number(before.1)
             .into_bytes();
-        let mut ids = Vec::new();
+        let mut found = Vec::new();
         for entry in self
             .range_raw(
                 Table::AuditTimes,
@@ -659,12 +676,16 @@ pub trait StateRead: Source {
             )?
             .rev()
         {
-            if ids.len() >= limit {
+            if found.len() >= limit {
                 break;
             }
-            ids.push(keys::number_part(entry?.0.value(), 1)?);
+            let key = entry?.0;
+            found.push((
+                keys::number_part(key.value(), 0)?,
+                keys::number_part(key.value(), 1)?,
+            ));
         }
-        Ok(ids)
+        Ok(found)
     }
 
     /// The advisory with id `id`.

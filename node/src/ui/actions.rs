@@ -311,6 +311,47 @@ pub async fn set_metadata(
     Ok(done(&link(&[&name]), Some(detail)))
 }
 
+/// A policy, as JSON.
+#[derive(Debug, Deserialize)]
+pub struct PolicyForm {
+    policy: String,
+}
+
+/// `policy`, read as the JSON the API takes for `what`.
+fn parse_policy<T: serde::de::DeserializeOwned>(policy: &str, what: &str) -> Result<T, UiError> {
+    serde_json::from_str(policy)
+        .map_err(|error| ApiError::invalid(format!("the {what} is not one: {error}")).into())
+}
+
+/// `POST /ui/-/r/{registry}/cleanup-policy`: replaces the cleanup policy (admin), as the API does.
+pub async fn set_cleanup_policy(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    Checked { viewer, form }: Checked<PolicyForm>,
+) -> PageResult {
+    let policy = parse_policy(&form.policy, "cleanup policy")?;
+    crate::api::cleanup::replace_policy(&state, &viewer.caller, &name, policy).await?;
+    Ok(done(
+        &link(&[&name]),
+        Some(format!("replaced the cleanup policy of {name}")),
+    ))
+}
+
+/// `POST /ui/-/r/{registry}/firewall-policy`: replaces the firewall policy (admin), as the API
+/// does; the registry's versions are evaluated again.
+pub async fn set_firewall_policy(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    Checked { viewer, form }: Checked<PolicyForm>,
+) -> PageResult {
+    let policy = parse_policy(&form.policy, "firewall policy")?;
+    crate::api::firewall::replace_policy(&state, &viewer.caller, &name, policy).await?;
+    Ok(done(
+        &link(&[&name]),
+        Some(format!("replaced the firewall policy of {name}")),
+    ))
+}
+
 /// The version a quarantine or release names, and why.
 #[derive(Debug, Deserialize)]
 pub struct VersionAction {

@@ -69,10 +69,20 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/-/r/{registry}/quarantine", post(actions::quarantine))
         .route("/ui/-/r/{registry}/release", post(actions::release))
         .route("/ui/-/r/{registry}/cleanup", post(actions::cleanup))
+        .route(
+            "/ui/-/r/{registry}/cleanup-policy",
+            post(actions::set_cleanup_policy),
+        )
+        .route(
+            "/ui/-/r/{registry}/firewall-policy",
+            post(actions::set_firewall_policy),
+        )
         .route("/ui/-/cluster", get(ops::cluster))
         .route("/ui/-/gc", post(ops::garbage_collection))
         .route("/ui/-/audit", get(ops::audit))
         .route("/ui/-/access", get(ops::access))
+        .route("/ui/-/users", post(ops::create_user))
+        .route("/ui/-/users/grants", post(ops::change_grant))
         .route("/ui/-/tokens", post(ops::create_token))
         .route("/ui/-/tokens/revoke", post(ops::revoke_token))
         .route("/ui/{registry}", get(pages::registry))
@@ -161,19 +171,21 @@ pub async fn session_credentials(
     let Some(secret) = cookie(request.headers(), SESSION_COOKIE).map(str::to_string) else {
         return next.run(request).await;
     };
-    let valid = {
-        let state = state.clone();
-        let secret = secret.clone();
-        crate::blocking::spawn(move || auth::caller_for_secret(&state, &secret))
-            .await
-            .is_ok_and(|caller| caller.is_ok())
-    };
-    if valid && let Ok(value) = HeaderValue::from_str(&format!("Bearer {secret}")) {
+    // A token made through another node may not have reached this one yet: a refusal is asked
+    // again once this node has caught up with the cluster. Only a refusal clears the cookie; when
+    // the token could not be checked at all, the handler answers why.
+    let mut checked = session_check(&state, &secret).await;
+    if checked == SessionCheck::Refused {
+        state.meta.catch_up().await;
+        checked = session_check(&state, &secret).await;
+    }
+    if checked != SessionCheck::Refused
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {secret}"))
+    {
         request.headers_mut().insert(header::AUTHORIZATION, value);
         return next.run(request).await;
     }
     let secure = over_https(&state, request.headers());
-    request.headers_mut().remove(header::COOKIE);
     let mut response = next.run(request).await;
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -182,13 +194,24 @@ pub async fn session_credentials(
     response
 }
 
-/// The CSRF value of a session: a digest of its secret.
-fn session_csrf(secret: &str) -> String {
-    let digest = sha2::Sha256::new()
-        .chain_update(b"arca web ui csrf\0")
-        .chain_update(secret.as_bytes())
-        .finalize();
-    hex::encode(&digest[..16])
+/// What a session cookie's token is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionCheck {
+    /// It stands for a caller.
+    Valid,
+    /// It was refused: unknown, revoked, expired, or its owner gone or disabled.
+    Refused,
+    /// It could not be checked (the metadata could not be read).
+    Unknown,
+}
+
+async fn session_check(state: &AppState, secret: &str) -> SessionCheck {
+    let (state, secret) = (state.clone(), secret.to_string());
+    match crate::blocking::spawn(move || auth::caller_for_secret(&state, &secret)).await {
+        Ok(Ok(_)) => SessionCheck::Valid,
+        Ok(Err(auth::AuthError::Unauthorized(_))) => SessionCheck::Refused,
+        Ok(Err(_)) | Err(_) => SessionCheck::Unknown,
+    }
 }
 
 /// Who is looking at a page, and what its forms must carry.
@@ -231,8 +254,10 @@ impl FromRequestParts<AppState> for Viewer {
             .await
             .map_err(UiError::from)?;
         let csrf = match auth::credentials(&parts.headers).ok().flatten() {
-            Some(auth::Credentials::Bearer(secret)) => Some(session_csrf(&secret)),
-            Some(auth::Credentials::Basic { password, .. }) => Some(session_csrf(&password)),
+            Some(auth::Credentials::Bearer(secret)) => Some(state.keys.form_value(&secret)),
+            Some(auth::Credentials::Basic { password, .. }) => {
+                Some(state.keys.form_value(&password))
+            }
             None => cookie(&parts.headers, SIGN_IN_COOKIE).map(str::to_string),
         };
         let new_sign_in = csrf.is_none();
@@ -283,7 +308,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Checked<T> {
             .headers
             .get(header::ORIGIN)
             .and_then(|origin| origin.to_str().ok())
-            .is_some_and(|origin| origin != viewer.origin)
+            .is_some_and(|origin| !own_origin(state, &parts.headers, origin))
             || parts
                 .headers
                 .get("sec-fetch-site")
@@ -307,6 +332,22 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Checked<T> {
         }
         Ok(Checked { viewer, form })
     }
+}
+
+/// Whether `origin` (a request's `Origin`) is the node's own: the scheme and host the request was
+/// sent to, or those of the configured public URL.
+fn own_origin(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+    let reached = crate::http_server::public_origin(None, headers);
+    let public = state.config.public_url.as_ref().map(|url| {
+        let text = url.as_str();
+        match text.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest))
+            }
+            None => text.to_string(),
+        }
+    });
+    origin == reached || public.is_some_and(|public| origin == public)
 }
 
 /// An error shown as a page with its status.
@@ -350,13 +391,31 @@ impl IntoResponse for UiError {
                 } }
             }
         };
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body.into_string(),
-        )
-            .into_response()
+        let mut response = (self.status, body.into_string()).into_response();
+        protect(response.headers_mut());
+        response
+            .extensions_mut()
+            .insert(crate::api::audit::AuditDetail(self.message));
+        response
     }
+}
+
+/// The headers every page is sent with: HTML, never cached, never framed, no script or style from
+/// elsewhere.
+fn protect(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
 }
 
 /// What a page answers.
@@ -372,14 +431,19 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'+')
     .remove(b':');
 
-/// `/ui/<segment>/<segment>...`, each segment percent-encoded (a `/` in a package name too).
-fn link(segments: &[&str]) -> String {
-    let mut path = String::from("/ui");
+/// `/<segment>/<segment>...`, each segment percent-encoded (a `/` in a package name too).
+fn encoded_path(segments: &[&str]) -> String {
+    let mut path = String::new();
     for segment in segments {
         path.push('/');
         path.extend(utf8_percent_encode(segment, SEGMENT));
     }
     path
+}
+
+/// `/ui/<segment>/<segment>...`, each segment percent-encoded.
+fn link(segments: &[&str]) -> String {
+    format!("/ui{}", encoded_path(segments))
 }
 
 /// A query string value, encoded.
@@ -446,23 +510,9 @@ fn page(viewer: &Viewer, title: &str, crumbs: &[(&str, String)], content: Markup
             }
         }
     };
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.into_string(),
-    )
-        .into_response();
+    let mut response = body.into_string().into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        ),
-    );
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    protect(headers);
     if viewer.new_sign_in {
         headers.append(
             header::SET_COOKIE,

@@ -3,8 +3,9 @@
 //! tokens with their scopes and expiry, created and revoked here.
 
 use arca_protocol::api::{AuditQuery, CreateTokenRequest, GcRequest};
+use arca_protocol::identity::{CreateUserRequest, UserKind};
 use arca_protocol::model::AuditEvent;
-use arca_protocol::{Grant, Role};
+use arca_protocol::{Command, Grant, Role};
 use axum::extract::State;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -194,6 +195,36 @@ fn access_page(state: &AppState, viewer: &Viewer, created: Option<(String, Strin
                         }
                     } }
                 } }
+                h3 { "New user" }
+                form.stacked #new-user method="post" action="/ui/-/users" {
+                    (viewer.csrf_field())
+                    label for="user-name" { "Name" }
+                    input #user-name type="text" name="name" required maxlength="64";
+                    label for="user-kind" { "Kind" }
+                    select #user-kind name="kind" {
+                        option value="human" { "person (signs in with a password)" }
+                        option value="service" { "service account (tokens only)" }
+                    }
+                    label for="user-password" { "Password (people)" }
+                    input #user-password type="password" name="password" autocomplete="new-password";
+                    button type="submit" { "Create user" }
+                }
+                h3 { "Grant or revoke a role" }
+                form.stacked #grant method="post" action="/ui/-/users/grants" {
+                    (viewer.csrf_field())
+                    label for="grant-user" { "User" }
+                    select #grant-user name="user" { @for user in &users { option value=(user.name) { (user.name) } } }
+                    label for="grant-role" { "Role" }
+                    select #grant-role name="role" { @for role in [Role::Read, Role::Write, Role::Admin] { option value=(role) { (role) } } }
+                    label for="grant-registry" { "On registry (empty: every registry)" }
+                    input #grant-registry type="text" name="registry";
+                    fieldset {
+                        legend { "Change" }
+                        label.choice { input type="radio" name="change" value="grant" checked; " grant" }
+                        label.choice { input type="radio" name="change" value="revoke"; " revoke" }
+                    }
+                    button type="submit" { "Apply" }
+                }
             }
         }
         section aria-labelledby="tokens-title" {
@@ -218,7 +249,7 @@ fn access_page(state: &AppState, viewer: &Viewer, created: Option<(String, Strin
                 } }
             } }
             h3 { "New token" }
-            form.stacked method="post" action="/ui/-/tokens" {
+            form.stacked #new-token method="post" action="/ui/-/tokens" {
                 (viewer.csrf_field())
                 label for="token-name" { "Name" }
                 input #token-name type="text" name="name" required maxlength="128";
@@ -289,6 +320,82 @@ pub async fn create_token(
         .extensions_mut()
         .insert(crate::api::audit::AuditDetail(detail));
     Ok(response)
+}
+
+/// The new-user form.
+#[derive(Debug, Deserialize)]
+pub struct NewUser {
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /ui/-/users`: creates a user or service account (admin), as `POST /api/v1/users` does.
+pub async fn create_user(
+    State(state): State<AppState>,
+    Checked { viewer, form }: Checked<NewUser>,
+) -> PageResult {
+    let kind = match form.kind.as_str() {
+        "" | "human" => UserKind::Human,
+        "service" => UserKind::Service,
+        other => return Err(ApiError::invalid(format!("unknown user kind {other:?}")).into()),
+    };
+    let request = CreateUserRequest {
+        name: form.name.trim().to_string(),
+        kind,
+        password: Some(form.password).filter(|password| !password.is_empty()),
+    };
+    let created = crate::api::users::create_user(&state, &viewer.caller, request).await?;
+    Ok(done(
+        "/ui/-/access",
+        Some(format!("created {} {}", created.kind, created.name)),
+    ))
+}
+
+/// A role to grant or revoke.
+#[derive(Debug, Deserialize)]
+pub struct GrantForm {
+    user: String,
+    role: String,
+    #[serde(default)]
+    registry: String,
+    change: String,
+}
+
+/// `POST /ui/-/users/grants`: grants or revokes a role, as `PUT|DELETE /api/v1/users/{name}/roles`
+/// do (a global admin any, a registry's admin those on it).
+pub async fn change_grant(
+    State(state): State<AppState>,
+    Checked { viewer, form }: Checked<GrantForm>,
+) -> PageResult {
+    let role: Role = form.role.parse().map_err(ApiError::invalid)?;
+    let grant = Grant {
+        role,
+        registry: Some(form.registry.trim().to_string()).filter(|r| !r.is_empty()),
+    };
+    let detail = format!("{} {grant} of {}", form.change, form.user);
+    let revoke = match form.change.as_str() {
+        "grant" => false,
+        "revoke" => true,
+        other => return Err(ApiError::invalid(format!("unknown change {other:?}")).into()),
+    };
+    crate::api::users::change_grant(
+        &state,
+        &viewer.caller,
+        form.user,
+        grant,
+        |user, grant, at| {
+            if revoke {
+                Command::RevokeRole { user, grant, at }
+            } else {
+                Command::GrantRole { user, grant, at }
+            }
+        },
+    )
+    .await?;
+    Ok(done("/ui/-/access", Some(detail)))
 }
 
 /// The token to revoke.

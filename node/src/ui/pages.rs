@@ -196,6 +196,14 @@ pub async fn registry(
                     input type="hidden" name="dry_run" value="true";
                     button type="submit" { "Cleanup: dry run" }
                 }
+                @for (path, id, label, policy) in [("cleanup-policy", "cleanup-policy", "Cleanup policy", pretty(&registry.cleanup)), ("firewall-policy", "firewall-policy", "Dependency firewall policy", pretty(&registry.firewall))] {
+                    form.stacked method="post" action={ "/ui/-/r/" (name) "/" (path) } {
+                        (viewer.csrf_field())
+                        label for=(id) { (label) " (JSON, as the API takes it)" }
+                        textarea id=(id) name="policy" rows="8" spellcheck="false" { (policy) }
+                        button type="submit" { "Save " (label.to_lowercase()) }
+                    }
+                }
                 form.inline.danger method="post" action={ "/ui/-/r/" (name) "/delete" } {
                     (viewer.csrf_field())
                     label for="confirm" { "Type the registry's name to delete it" }
@@ -319,6 +327,8 @@ pub async fn version(
 ) -> PageResult {
     let registry = state.registry_for(&viewer.caller, &registry_name, Role::Read)?;
     let sees_audit = viewer.is(Role::Admin);
+    // Where bytes are is the cluster's business: shown to callers with a cluster-wide grant.
+    let sees_nodes = viewer.is(Role::Read);
     let details = state.meta.read(|view| {
         let (Some(package_record), Some(version)) = (
             view.package(&registry_name, &package)?,
@@ -444,14 +454,14 @@ pub async fn version(
         section aria-labelledby="files-title" {
             h2 #files-title { "Files" }
             div.scroll { table {
-                thead { tr { th { "File" } th.num { "Size" } th { "sha256" } th { "On nodes" } } }
+                thead { tr { th { "File" } th.num { "Size" } th { "sha256" } @if sees_nodes { th { "On nodes" } } } }
                 tbody {
                     @for (file, entry) in &version.files {
                         tr {
                             td { (file) }
                             td.num { (size(entry.size)) }
                             td { code.digest { (entry.sha256) } }
-                            td { (details.replicas.get(file).map(String::as_str).unwrap_or_default()) }
+                            @if sees_nodes { td { (details.replicas.get(file).map(String::as_str).unwrap_or_default()) } }
                         }
                     }
                 }
@@ -563,7 +573,6 @@ fn history(
     version: &str,
 ) -> Result<Vec<arca_protocol::model::AuditEvent>, crate::meta::StoreError> {
     let mut events = Vec::new();
-    let named = format!("{package}@{version}");
     for id in view.audit_ids_between(0, u64::MAX, AUDIT_LOOKBACK)? {
         let Some(event) = view.audit_event(id)? else {
             continue;
@@ -571,12 +580,7 @@ fn history(
         if event.registry.as_deref() != Some(registry) {
             continue;
         }
-        let in_path = event.target.contains(package) && event.target.contains(version);
-        let in_detail = event
-            .detail
-            .as_deref()
-            .is_some_and(|detail| detail.contains(&named));
-        if in_path || in_detail {
+        if names_version(&event, package, version) {
             events.push(event);
         }
         if events.len() >= PAGE_ROWS {
@@ -584,6 +588,38 @@ fn history(
         }
     }
     Ok(events)
+}
+
+/// Whether an audit event is about `version` of `package`: its path has the package's last name
+/// segment and a segment that is the version or a file of it (`name-1.0.0.tgz`), or its detail
+/// names `package@version`.
+fn names_version(event: &arca_protocol::model::AuditEvent, package: &str, version: &str) -> bool {
+    let last_name = package.rsplit('/').next().unwrap_or(package);
+    let segments: Vec<&str> = event.target.split('/').collect();
+    // A file of the version: `<name>-<version>` then `.`, `-` or `_` and no digit (`1.0` is not
+    // `1.0.0`).
+    let file_prefix = format!("{last_name}-{version}");
+    let is_file = |segment: &str| {
+        segment.strip_prefix(&file_prefix).is_some_and(|rest| {
+            let mut rest = rest.chars();
+            matches!(rest.next(), Some('.' | '-' | '_'))
+                && rest.next().is_some_and(|c| !c.is_ascii_digit())
+        })
+    };
+    let in_path = segments.iter().any(|segment| segment.ends_with(last_name))
+        && segments
+            .iter()
+            .any(|segment| *segment == version || is_file(segment));
+    let named = format!("{package}@{version}");
+    let in_detail = event.detail.as_deref().is_some_and(|detail| {
+        detail.match_indices(&named).any(|(at, _)| {
+            matches!(
+                detail[at + named.len()..].chars().next(),
+                None | Some(':' | ' ' | ',')
+            )
+        })
+    });
+    in_path || in_detail
 }
 
 /// `?q=&offset=` of the search page.
@@ -653,7 +689,9 @@ pub async fn search(
 /// A version name as shown: an OCI digest cut to its first twelve hex digits.
 pub fn short_version(name: &str) -> &str {
     match name.strip_prefix("sha256:") {
-        Some(hex) if hex.len() > 12 => &name[..7 + 12],
+        Some(hex) if hex.len() > 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name.get(..7 + 12).unwrap_or(name)
+        }
         _ => name,
     }
 }
@@ -707,5 +745,46 @@ fn metadata_section(metadata: &arca_protocol::model::Metadata) -> Markup {
             h2 #metadata-title { "Metadata" }
             @if metadata.is_empty() { p { "No key:value metadata." } } @else { (key_values(metadata.iter())) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_shortened_and_other_names_are_not_cut() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(short_version(&digest), "sha256:abababababab");
+        assert_eq!(short_version("sha256:aaaaaaaaaaaé"), "sha256:aaaaaaaaaaaé");
+        assert_eq!(short_version("1.0.0"), "1.0.0");
+    }
+
+    fn event(target: &str, detail: Option<&str>) -> arca_protocol::model::AuditEvent {
+        arca_protocol::model::AuditEvent {
+            id: 1,
+            at: 0,
+            actor: "a".into(),
+            actor_id: None,
+            source_ip: "127.0.0.1".into(),
+            action: "PUT".into(),
+            registry: Some("r".into()),
+            target: target.into(),
+            result: 201,
+            detail: detail.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_versions_history_is_the_events_that_name_it() {
+        let tarball = event("/npm/r/ui-demo/-/ui-demo-1.0.0.tgz", None);
+        assert!(names_version(&tarball, "ui-demo", "1.0.0"));
+        assert!(!names_version(&tarball, "ui-demo", "1.0"));
+        let generic = event("/generic/r/tool/1.0.0/tool.txt", None);
+        assert!(names_version(&generic, "tool", "1.0.0"));
+        assert!(!names_version(&generic, "tool", "1.0.1"));
+        let quarantine = event("/ui/-/r/r/quarantine", Some("quarantine tool@1.0.0: why"));
+        assert!(names_version(&quarantine, "tool", "1.0.0"));
+        assert!(!names_version(&quarantine, "tool", "1.0"));
     }
 }

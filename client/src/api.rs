@@ -139,6 +139,18 @@ impl Client {
             .await
     }
 
+    /// `PATCH /api/v1/registries/{registry}`: changes the registry's description, flags, upstream
+    /// or members and answers the registry.
+    pub async fn update_registry(
+        &self,
+        registry: &str,
+        changes: &arca_protocol::RegistryChanges,
+    ) -> Result<RegistryInfo, ClientError> {
+        let url = self.api_url(&registry_path(registry))?;
+        self.send_json(self.request(Method::PATCH, url).json(changes))
+            .await
+    }
+
     /// `GET /api/v1/artifacts`: one page of packages, of one registry or of all: the page after
     /// `cursor` (a page's `next_cursor`) when given, else page number `page.page`.
     pub async fn list_artifacts(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::ReplicationPolicy;
 use crate::digest::Sha256;
 use crate::model::{
-    AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistrySettings,
-    SigningKey, Token, UsageTally, Webhook, WebhookDelivery,
+    AuditEvent, BlobRef, CachedDocument, CleanupPolicy, ManifestInfo, Registry, RegistryChanges,
+    RegistrySettings, SigningKey, Token, UsageTally, Webhook, WebhookDelivery,
 };
 
 /// Where a metadata operation applies.
@@ -477,6 +477,31 @@ pub enum Command {
         /// How many days of daily figures are kept: older days are dropped as newer ones arrive.
         keep_days: u32,
     },
+    /// Change a registry's description, flags, upstream or members.
+    UpdateRegistry {
+        /// Registry name.
+        name: String,
+        /// What changes.
+        changes: RegistryChanges,
+    },
+    /// [`Command::SettleAudit`] of the one event committed with a change: the newest event at `at`
+    /// of `actor_id` on `target` whose result is still `recorded` (the answer the change usually
+    /// gets), so that a refused request of the same caller on the same path in the same
+    /// millisecond is never taken for it.
+    SettleAuditEvent {
+        /// The event's time.
+        at: u64,
+        /// The event's caller.
+        actor_id: Option<String>,
+        /// The event's request path.
+        target: String,
+        /// The result it was committed with.
+        recorded: u16,
+        /// The HTTP status the request was answered with.
+        result: u16,
+        /// Why it ended as it did.
+        detail: Option<String>,
+    },
 }
 
 /// What an applied command changed among packages: one package of a registry, or everything a
@@ -617,6 +642,7 @@ impl Command {
             | Command::SetCleanupPolicy { registry, .. }
             | Command::SetFirewallPolicy { registry, .. }
             | Command::SetRegistrySettings { registry, .. }
+            | Command::UpdateRegistry { name: registry, .. }
             | Command::SetSigningKey { registry, .. } => vec![Changed::Registry(registry)],
             Command::ImportAdvisories { .. } => vec![Changed::Everything],
             Command::Batch { commands } => commands.iter().flat_map(Command::changed).collect(),
@@ -634,6 +660,7 @@ impl Command {
             | Command::ForgetNode { .. }
             | Command::RecordAudit { .. }
             | Command::SettleAudit { .. }
+            | Command::SettleAuditEvent { .. }
             | Command::SetAuditRetention { .. }
             | Command::AdvanceGcEpoch { .. }
             | Command::CreateWebhook { .. }

@@ -25,7 +25,7 @@ pub use firewall::{FirewallReason, FirewallStatus, FirewallVerdict, PackageCoord
 pub use identity::{Grant, User, UserKind};
 pub use model::{
     BlobRef, CachedDocument, ChunkRef, CleanupPolicy, CleanupRule, FileEntry, ManifestInfo,
-    Package, PackageType, Registry, RegistryKind, RegistrySettings, Role, SigningKey, Token,
-    Upstream, Version,
+    Package, PackageType, Registry, RegistryChanges, RegistryKind, RegistrySettings, Role,
+    SigningKey, Token, Upstream, Version,
 };
 pub use names::NameError;

@@ -214,6 +214,67 @@ pub struct Registry {
     pub firewall: crate::firewall::FirewallPolicy,
 }
 
+/// What [`crate::Command::UpdateRegistry`] changes of a registry (and the body of `PATCH
+/// /api/v1/registries/{name}`): each field given replaces the registry's; its name, package type
+/// and kind never change. Through the API, an upstream without a password keeps the one stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryChanges {
+    /// A new description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether a pushed version may never change.
+    #[serde(default)]
+    pub immutable: Option<bool>,
+    /// Whether anonymous callers may read.
+    #[serde(default)]
+    pub allow_anonymous_read: Option<bool>,
+    /// Whether a version's files may be pushed again.
+    #[serde(default)]
+    pub allow_redeploy: Option<bool>,
+    /// Whether downloads are recorded in the audit trail.
+    #[serde(default)]
+    pub audit_downloads: Option<bool>,
+    /// A remote registry's new upstream.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
+    /// A virtual registry's new members, in order.
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
+    /// A virtual registry's new publish target (an empty name: none).
+    #[serde(default)]
+    pub publish_to: Option<String>,
+}
+
+impl RegistryChanges {
+    /// `registry` with these changes made.
+    pub fn apply_to(&self, registry: &mut Registry) {
+        if let Some(description) = &self.description {
+            registry.description = description.clone();
+        }
+        if let Some(immutable) = self.immutable {
+            registry.immutable = immutable;
+        }
+        if let Some(anonymous) = self.allow_anonymous_read {
+            registry.allow_anonymous_read = anonymous;
+        }
+        if let Some(redeploy) = self.allow_redeploy {
+            registry.allow_redeploy = redeploy;
+        }
+        if let Some(audit) = self.audit_downloads {
+            registry.audit_downloads = audit;
+        }
+        if let Some(upstream) = &self.upstream {
+            registry.upstream = Some(upstream.clone());
+        }
+        if let Some(members) = &self.members {
+            registry.members = members.clone();
+        }
+        if let Some(target) = &self.publish_to {
+            registry.publish_to = Some(target.clone()).filter(|target| !target.is_empty());
+        }
+    }
+}
+
 /// A registry's cleanup policy: a version is deleted when some rule says so and no exception of that
 /// rule keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

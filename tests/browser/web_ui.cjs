@@ -177,6 +177,12 @@ async function main() {
     await page.waitForSelector('h1 ~ .status:text-is("released")');
     await shoot(page, "version");
 
+    step("the package page lists the version with its tag");
+    await page.click(`nav.crumbs a:text-is("${packageName}")`);
+    await page.waitForSelector("#versions-title");
+    assert.ok((await page.locator("table").last().innerText()).includes("latest"));
+    await shoot(page, "package");
+
     step("the audit log shows both, and the version's history too");
     await page.click('nav a:text("Audit")');
     await page.fill('input[name="registry"]', registry);

@@ -173,6 +173,100 @@ fn registries_are_created_listed_shown_and_deleted() {
 }
 
 #[test]
+fn a_registry_is_changed_in_place_and_what_does_not_fit_its_kind_is_refused() {
+    let node = TestNode::start().expect("node");
+    create_generic(&node, "files");
+    let changed = json_of(
+        &node,
+        &[
+            "registry",
+            "update",
+            "files",
+            "--description",
+            "build outputs",
+            "--immutable",
+            "true",
+            "--allow-anonymous-read",
+            "true",
+        ],
+    );
+    assert_eq!(changed["description"], "build outputs");
+    assert_eq!(changed["immutable"], true);
+    assert_eq!(changed["allow_anonymous_read"], true);
+    assert_eq!(changed["allow_redeploy"], false, "not given: unchanged");
+    let again = json_of(
+        &node,
+        &["registry", "update", "files", "--immutable", "false"],
+    );
+    assert_eq!(again["immutable"], false);
+    assert_eq!(again["description"], "build outputs");
+    let refused = fails(
+        &node,
+        Some(&node.admin_token),
+        &[
+            "registry",
+            "update",
+            "files",
+            "--upstream",
+            "https://example.invalid",
+        ],
+    );
+    assert!(
+        refused.contains("only a remote registry has an upstream"),
+        "{refused}"
+    );
+
+    // A remote registry's upstream changes; its password stays unless a new one is given.
+    let output = node
+        .cli_command(
+            Some(&node.admin_token),
+            &[
+                "registry",
+                "create",
+                "proxy",
+                "--package-type",
+                "NPM",
+                "--upstream",
+                "http://127.0.0.1:9/a",
+                "--upstream-user",
+                "u",
+                "--upstream-password-env",
+                "UPSTREAM_SECRET",
+                "--metadata-ttl",
+                "60",
+            ],
+        )
+        .env("UPSTREAM_SECRET", "s3cret")
+        .output()
+        .expect("arca");
+    assert!(output.status.success(), "{output:?}");
+    let moved = json_of(
+        &node,
+        &[
+            "registry",
+            "update",
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:9/b",
+            "--upstream-user",
+            "u",
+        ],
+    );
+    assert_eq!(moved["upstream"]["url"], "http://127.0.0.1:9/b");
+    assert_eq!(moved["upstream"]["has_password"], true);
+    assert_eq!(moved["upstream"]["metadata_ttl_seconds"], 60);
+    let refused = fails(
+        &node,
+        Some(&node.admin_token),
+        &["registry", "update", "proxy", "--members", "files"],
+    );
+    assert!(
+        refused.contains("only a virtual registry has members"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn a_large_file_is_pushed_and_pulled_back_intact() {
     let node = TestNode::start().expect("node starts");
     create_generic(&node, "files");

@@ -415,6 +415,36 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
         .await?;
     ensure!(stored["rules"][0]["keep_last"] == 3, "{stored}");
 
+    // Settings change in place: `private` opens to anonymous readers, and only its admin may.
+    let viewer_csrf = viewer.csrf("/ui/").await?;
+    let settings = [
+        ("csrf", viewer_csrf.as_str()),
+        ("description", "now public"),
+        ("allow_anonymous_read", "on"),
+    ];
+    ensure!(
+        viewer
+            .post("/ui/-/r/private/settings", &settings)
+            .await?
+            .status
+            == 403
+    );
+    let csrf = admin.csrf("/ui/private").await?;
+    let settings = [
+        ("csrf", csrf.as_str()),
+        ("description", "now public"),
+        ("allow_anonymous_read", "on"),
+    ];
+    let changed = admin.post("/ui/-/r/private/settings", &settings).await?;
+    ensure!(
+        changed.status == 303,
+        "settings: {} {}",
+        changed.status,
+        changed.body
+    );
+    let opened = anonymous.get("/ui/private").await?;
+    ensure!(opened.status == 200 && opened.body.contains("now public"));
+
     // Users and their roles: a viewer may not make one; an admin makes one who can sign in.
     let viewer_csrf = viewer.csrf("/ui/").await?;
     let refused = viewer
@@ -496,7 +526,7 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
     );
     let mut replay = Browser::new(&node.url)?;
     replay.cookies.push(cookie.clone());
-    let stale = replay.get("/ui/private").await?;
+    let stale = replay.get("/ui/-/access").await?;
     ensure!(
         stale.status == 401,
         "a signed-out session: {}",

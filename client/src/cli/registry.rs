@@ -6,8 +6,8 @@ use std::io::Write as _;
 
 use arca_protocol::api::{CreateRegistryRequest, RegistryInfo, SigningKeyInfo};
 use arca_protocol::{
-    MetadataTarget, PackageType, RegistryKind, RegistrySettings, ReplicaSites, ReplicationMode,
-    ReplicationPolicy, Upstream,
+    MetadataTarget, PackageType, RegistryChanges, RegistryKind, RegistrySettings, ReplicaSites,
+    ReplicationMode, ReplicationPolicy, Upstream,
 };
 use clap::{Args, Subcommand};
 
@@ -114,6 +114,46 @@ pub enum RegistryCommand {
         /// Trust the upstream through the node's certificate stores only again
         #[arg(long)]
         clear_upstream_ca: bool,
+    },
+    /// Change a registry's description, flags, upstream or members (those not given stay as
+    /// they are)
+    Update {
+        /// Registry name
+        name: String,
+        /// Free text for humans
+        #[arg(long)]
+        description: Option<String>,
+        /// Refuse overwrites of existing versions
+        #[arg(long, value_name = "true|false")]
+        immutable: Option<bool>,
+        /// Serve reads without a token
+        #[arg(long, value_name = "true|false")]
+        allow_anonymous_read: Option<bool>,
+        /// Allow released versions to be deployed again (Maven)
+        #[arg(long, value_name = "true|false")]
+        allow_redeploy: Option<bool>,
+        /// Record every download in the audit trail, not only changes
+        #[arg(long, value_name = "true|false")]
+        audit_downloads: Option<bool>,
+        /// A remote registry's new upstream URL
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// User for the upstream
+        #[arg(long, value_name = "USER", requires = "upstream")]
+        upstream_user: Option<String>,
+        /// Environment variable holding the upstream password or token (without it, the stored
+        /// one is kept)
+        #[arg(long, value_name = "VAR", requires = "upstream")]
+        upstream_password_env: Option<String>,
+        /// Seconds cached upstream metadata stays fresh (default: as it is)
+        #[arg(long, value_name = "SECONDS", requires = "upstream")]
+        metadata_ttl: Option<u64>,
+        /// A virtual registry's new members, tried in this order
+        #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+        members: Option<Vec<String>>,
+        /// The local member a virtual registry's publishes go to ("" for none)
+        #[arg(long, value_name = "REGISTRY")]
+        publish_to: Option<String>,
     },
     /// Delete a registry and everything in it
     Delete {
@@ -307,6 +347,63 @@ impl RegistryCommand {
                 emit(
                     context.format,
                     &client.set_registry_settings(&name, &settings).await?,
+                )
+            }
+            RegistryCommand::Update {
+                name,
+                description,
+                immutable,
+                allow_anonymous_read,
+                allow_redeploy,
+                audit_downloads,
+                upstream,
+                upstream_user,
+                upstream_password_env,
+                metadata_ttl,
+                members,
+                publish_to,
+            } => {
+                let upstream = match upstream {
+                    Some(url) => {
+                        let password = upstream_password_env
+                            .map(|var| {
+                                std::env::var(&var).with_context(|| {
+                                    format!(
+                                        "--upstream-password-env {var}: the variable is not set"
+                                    )
+                                })
+                            })
+                            .transpose()?;
+                        let metadata_ttl_seconds = match metadata_ttl {
+                            Some(seconds) => seconds,
+                            None => client
+                                .get_registry(&name)
+                                .await?
+                                .upstream
+                                .map_or(300, |upstream| upstream.metadata_ttl_seconds),
+                        };
+                        Some(Upstream {
+                            url,
+                            username: upstream_user,
+                            password,
+                            metadata_ttl_seconds,
+                        })
+                    }
+                    None => None,
+                };
+                let changes = RegistryChanges {
+                    description,
+                    immutable,
+                    allow_anonymous_read,
+                    allow_redeploy,
+                    audit_downloads,
+                    upstream,
+                    members,
+                    publish_to,
+                };
+                emit(
+                    context.format,
+                    &client.update_registry(&name, &changes).await?,
                 )
             }
             RegistryCommand::Delete { name } => {

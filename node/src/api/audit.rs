@@ -605,7 +605,7 @@ pub struct AuditRecorder {
 enum Entry {
     /// An event to record.
     Event(AuditEvent),
-    /// A [`Command::SettleAudit`].
+    /// A [`Command::SettleAuditEvent`].
     Settle(Box<Command>),
 }
 
@@ -676,10 +676,11 @@ impl AuditRecorder {
 
     /// Queues the answer of an event committed with its change; never waits.
     fn settle(&self, event: &AuditEvent, result: u16, detail: Option<String>) {
-        self.queue(Entry::Settle(Box::new(Command::SettleAudit {
+        self.queue(Entry::Settle(Box::new(Command::SettleAuditEvent {
             at: event.at,
             actor_id: event.actor_id.clone(),
             target: event.target.clone(),
+            recorded: event.result,
             result,
             detail,
         })));

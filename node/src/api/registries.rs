@@ -6,7 +6,7 @@ use arca_protocol::api::{
     SigningKeyInfo, UpstreamInfo,
 };
 use arca_protocol::names::validate_registry_name;
-use arca_protocol::{Command, Registry, RegistryKind, RegistrySettings, Role};
+use arca_protocol::{Command, Registry, RegistryChanges, RegistryKind, RegistrySettings, Role};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,7 +22,10 @@ use axum::Json;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/registries", get(list).post(create))
-        .route("/registries/{registry}", get(fetch).delete(remove))
+        .route(
+            "/registries/{registry}",
+            get(fetch).delete(remove).patch(update),
+        )
         .route("/registries/{registry}/replication", put(set_replication))
         .route("/registries/{registry}/settings", put(set_settings))
         .route("/registries/{registry}/signing-key", get(signing_key))
@@ -150,6 +153,72 @@ pub async fn create_registry(
     };
     state.meta.propose(command).await?;
     info_of(state, &request.name)
+}
+
+/// `PATCH /api/v1/registries/{registry}`: changes the registry's description, flags, upstream or
+/// members (admin of the registry).
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(changes): JsonBody<RegistryChanges>,
+) -> Result<Json<RegistryInfo>, ApiError> {
+    Ok(Json(
+        update_registry(&state, &caller, &name, changes).await?,
+    ))
+}
+
+/// Changes registry `name` as `changes` say, after the checks its creation has: an upstream only
+/// for a remote registry (without a password it keeps the stored one; a new one is sealed),
+/// members only for a virtual one.
+pub async fn update_registry(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    mut changes: RegistryChanges,
+) -> Result<RegistryInfo, ApiError> {
+    let registry = state.registry_for(caller, name, Role::Admin)?;
+    if changes
+        .description
+        .as_ref()
+        .is_some_and(|description| description.len() > 4096)
+    {
+        return Err(ApiError::invalid("description must be at most 4096 bytes"));
+    }
+    if changes.upstream.is_some() && registry.kind != RegistryKind::Remote {
+        return Err(ApiError::invalid(format!(
+            "registry {name} is {}: only a remote registry has an upstream",
+            registry.kind
+        )));
+    }
+    if (changes.members.is_some() || changes.publish_to.is_some())
+        && registry.kind != RegistryKind::Virtual
+    {
+        return Err(ApiError::invalid(format!(
+            "registry {name} is {}: only a virtual registry has members",
+            registry.kind
+        )));
+    }
+    if let Some(upstream) = &mut changes.upstream {
+        upstream.password = match upstream.password.take() {
+            Some(password) => Some(state.keys.seal(&password)),
+            None => registry
+                .upstream
+                .as_ref()
+                .and_then(|stored| stored.password.clone()),
+        };
+    }
+    let mut changed = registry.clone();
+    changes.apply_to(&mut changed);
+    check_kind(&state.meta.view()?, &changed)?;
+    state
+        .meta
+        .propose(Command::UpdateRegistry {
+            name: name.to_string(),
+            changes,
+        })
+        .await?;
+    info_of(state, name)
 }
 
 /// `settings` for `registry`, checked: a CA bundle only for a remote registry and holding

@@ -554,6 +554,9 @@ impl<'txn> Applier<'txn> {
             | Command::DeleteUser { .. }
             | Command::GrantRole { .. }
             | Command::RevokeRole { .. }) => self.apply_identity(command),
+            Command::UpdateRegistry { name, changes } => {
+                self.registry_change(&name, |registry| changes.apply_to(registry))
+            }
             Command::SetReplication { registry, policy } => {
                 let changed = self.registry_change(&registry, |r| r.replication = policy)?;
                 if changed.is_ok() {
@@ -672,25 +675,15 @@ impl<'txn> Applier<'txn> {
                 target,
                 result,
                 detail,
-            } => {
-                let prefix = Key::new().number(at).into_bytes();
-                let times = self.scan_keys(Table::AuditTimes, &prefix, None, usize::MAX)?;
-                for time_key in times.iter().rev() {
-                    let id_key = Key::new()
-                        .number(keys::number_part(time_key, 1)?)
-                        .into_bytes();
-                    let Some(mut event) = self.get::<AuditEvent>(Table::Audit, &id_key)? else {
-                        continue;
-                    };
-                    if event.actor_id == actor_id && event.target == target {
-                        event.result = result;
-                        event.detail = detail;
-                        self.put(Table::Audit, &id_key, &event)?;
-                        break;
-                    }
-                }
-                Ok(Ok(()))
-            }
+            } => self.settle_audit((at, &actor_id, &target), None, result, detail),
+            Command::SettleAuditEvent {
+                at,
+                actor_id,
+                target,
+                recorded,
+                result,
+                detail,
+            } => self.settle_audit((at, &actor_id, &target), Some(recorded), result, detail),
             Command::SetCleanupPolicy { registry, policy } => {
                 self.registry_change(&registry, |r| r.cleanup = policy)
             }
@@ -780,6 +773,37 @@ pub fn access_key(registry: &str, time: u64, package: &str, version: &str) -> Ve
 
 impl Applier<'_> {
     /// Changes a registry's settings.
+    /// Sets the result and detail of the newest audit event at `at` of `actor_id` on `target`
+    /// (whose result is `recorded`, when given).
+    fn settle_audit(
+        &mut self,
+        (at, actor_id, target): (u64, &Option<String>, &str),
+        recorded: Option<u16>,
+        result: u16,
+        detail: Option<String>,
+    ) -> Applied {
+        let prefix = Key::new().number(at).into_bytes();
+        let times = self.scan_keys(Table::AuditTimes, &prefix, None, usize::MAX)?;
+        for time_key in times.iter().rev() {
+            let id_key = Key::new()
+                .number(keys::number_part(time_key, 1)?)
+                .into_bytes();
+            let Some(mut event) = self.get::<AuditEvent>(Table::Audit, &id_key)? else {
+                continue;
+            };
+            if event.actor_id == *actor_id
+                && event.target == target
+                && recorded.is_none_or(|recorded| event.result == recorded)
+            {
+                event.result = result;
+                event.detail = detail;
+                self.put(Table::Audit, &id_key, &event)?;
+                break;
+            }
+        }
+        Ok(Ok(()))
+    }
+
     fn registry_change(&mut self, name: &str, change: impl FnOnce(&mut Registry)) -> Applied {
         let Some(mut record) = self.registry_record(name)? else {
             return Ok(Err(not_found(format_args!("registry {name}"))));
@@ -1749,6 +1773,35 @@ mod tests {
             result: 201,
             detail: None,
         }
+    }
+
+    #[test]
+    fn a_settled_event_is_the_one_committed_with_the_change_not_a_refusal_beside_it() {
+        let state = TestState::new();
+        let committed = audit_event("/ui/-/r/r/quarantine");
+        let refused = AuditEvent {
+            result: 403,
+            detail: Some("CSRF check failed".into()),
+            ..audit_event("/ui/-/r/r/quarantine")
+        };
+        // The change's event commits first; a refusal of the same millisecond is flushed after.
+        let record = |events| state.apply(Command::RecordAudit { events });
+        assert_eq!(record(vec![committed]), Ok(()));
+        assert_eq!(record(vec![refused]), Ok(()));
+        let settle = Command::SettleAuditEvent {
+            at: 5,
+            actor_id: Some("tok_1".into()),
+            target: "/ui/-/r/r/quarantine".into(),
+            recorded: 201,
+            result: 303,
+            detail: Some("quarantine tool@1.0".into()),
+        };
+        assert_eq!(state.apply(settle), Ok(()));
+        let events = state.newest_events(10);
+        assert_eq!(events[0].result, 403, "the refusal stays as it was");
+        assert_eq!(events[0].detail.as_deref(), Some("CSRF check failed"));
+        assert_eq!(events[1].result, 303);
+        assert_eq!(events[1].detail.as_deref(), Some("quarantine tool@1.0"));
     }
 
     #[test]

@@ -22,9 +22,9 @@ use super::tables::{RecordError, decode, encode};
 /// added [`Command::Fenced`] and [`Command::AdvanceGcEpoch`], format 3
 /// [`Command::SetRegistrySettings`], format 4 [`Command::SetSigningKey`], format 5 the webhook
 /// commands ([`Command::CreateWebhook`] and the three after it), format 6
-/// [`Command::RecordUsage`]; entries of formats 1 to 5 decode as they are (commands were only
-/// added).
-pub const LOG_FORMAT: u32 = 6;
+/// [`Command::RecordUsage`], format 7 [`Command::UpdateRegistry`] and [`Command::SettleAuditEvent`]; entries of formats 1 to 6
+/// decode as they are (commands were only added, at the end).
+pub const LOG_FORMAT: u32 = 7;
 
 pub use super::tables::STATE_FORMAT;
 

@@ -7,7 +7,7 @@
 //! out of it for the first command the request proposes within that scope and batches the two. The
 //! middleware then learns whether the event went in with a change ([`RequestAudit::recorded`]) and,
 //! if the answer turned out different from the one recorded, settles it
-//! ([`Command::SettleAudit`]); when no change committed, it records the event on its own as before.
+//! ([`Command::SettleAuditEvent`]); when no change committed, it records the event on its own as before.
 //! Work a request spawns (a background task) runs outside the scope and records nothing.
 
 use std::future::Future;

@@ -4,7 +4,9 @@
 //! audit trail records it like the API call, with the detail given here.
 
 use arca_protocol::api::CreateRegistryRequest;
-use arca_protocol::{Command, MetadataTarget, PackageType, RegistryKind, Role, Upstream};
+use arca_protocol::{
+    Command, MetadataTarget, PackageType, RegistryChanges, RegistryKind, Role, Upstream,
+};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -240,6 +242,72 @@ pub async fn create_registry(
             "created {} registry {} ({})",
             created.package_type, created.name, created.kind
         )),
+    ))
+}
+
+/// The settings form of a registry page (checkboxes send `on` when ticked; the upstream and
+/// member fields are there only for remote and virtual registries).
+#[derive(Debug, Deserialize)]
+pub struct RegistrySettingsForm {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    upstream: Option<String>,
+    #[serde(default)]
+    upstream_username: String,
+    #[serde(default)]
+    upstream_password: String,
+    #[serde(default)]
+    members: Option<String>,
+    #[serde(default)]
+    publish_to: Option<String>,
+    #[serde(default)]
+    immutable: Option<String>,
+    #[serde(default)]
+    allow_anonymous_read: Option<String>,
+    #[serde(default)]
+    allow_redeploy: Option<String>,
+    #[serde(default)]
+    audit_downloads: Option<String>,
+}
+
+/// `POST /ui/-/r/{registry}/settings`: changes the registry as `PATCH /api/v1/registries/{name}`
+/// does.
+pub async fn update_registry(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    Checked { viewer, form }: Checked<RegistrySettingsForm>,
+) -> PageResult {
+    let stored_ttl = state
+        .registry_for(&viewer.caller, &name, Role::Read)?
+        .upstream
+        .map(|upstream| upstream.metadata_ttl_seconds);
+    let changes = RegistryChanges {
+        description: Some(form.description.trim().to_string()),
+        immutable: Some(form.immutable.is_some()),
+        allow_anonymous_read: Some(form.allow_anonymous_read.is_some()),
+        allow_redeploy: Some(form.allow_redeploy.is_some()),
+        audit_downloads: Some(form.audit_downloads.is_some()),
+        upstream: form
+            .upstream
+            .as_deref()
+            .and_then(given)
+            .map(|url| Upstream {
+                url,
+                username: given(&form.upstream_username),
+                password: given(&form.upstream_password),
+                metadata_ttl_seconds: stored_ttl.unwrap_or(300),
+            }),
+        members: form
+            .members
+            .as_deref()
+            .map(|members| members.split(',').filter_map(given).collect()),
+        publish_to: form.publish_to.map(|target| target.trim().to_string()),
+    };
+    crate::api::registries::update_registry(&state, &viewer.caller, &name, changes).await?;
+    Ok(done(
+        &link(&[&name]),
+        Some(format!("changed the settings of registry {name}")),
     ))
 }
 

@@ -66,6 +66,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/-/r/{registry}/delete", post(actions::delete_registry))
         .route("/ui/-/r/{registry}/metadata", post(actions::set_metadata))
+        .route(
+            "/ui/-/r/{registry}/settings",
+            post(actions::update_registry),
+        )
         .route("/ui/-/r/{registry}/quarantine", post(actions::quarantine))
         .route("/ui/-/r/{registry}/release", post(actions::release))
         .route("/ui/-/r/{registry}/cleanup", post(actions::cleanup))

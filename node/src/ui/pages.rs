@@ -183,6 +183,30 @@ pub async fn registry(
         @if admin {
             section.admin aria-labelledby="admin-title" {
                 h2 #admin-title { "Administration" }
+                form.stacked #settings method="post" action={ "/ui/-/r/" (name) "/settings" } {
+                    (viewer.csrf_field())
+                    label for="settings-description" { "Description" }
+                    input #settings-description type="text" name="description" value=(registry.description);
+                    @if let Some(upstream) = &registry.upstream {
+                        label for="settings-upstream" { "Upstream URL" }
+                        input #settings-upstream type="url" name="upstream" value=(upstream.url);
+                        label for="settings-upstream-user" { "Upstream user" }
+                        input #settings-upstream-user type="text" name="upstream_username" value=(upstream.username.as_deref().unwrap_or_default()) autocomplete="off";
+                        label for="settings-upstream-password" { "Upstream password (empty: keep the stored one)" }
+                        input #settings-upstream-password type="password" name="upstream_password" autocomplete="new-password";
+                    }
+                    @if registry.kind == arca_protocol::RegistryKind::Virtual {
+                        label for="settings-members" { "Members, in order (comma-separated)" }
+                        input #settings-members type="text" name="members" value=(registry.members.join(","));
+                        label for="settings-publish-to" { "Publish to (empty: none)" }
+                        input #settings-publish-to type="text" name="publish_to" value=(registry.publish_to.as_deref().unwrap_or_default());
+                    }
+                    label.choice { input type="checkbox" name="immutable" value="on" checked[registry.immutable]; " Immutable" }
+                    label.choice { input type="checkbox" name="allow_anonymous_read" value="on" checked[registry.allow_anonymous_read]; " Anonymous reads" }
+                    label.choice { input type="checkbox" name="allow_redeploy" value="on" checked[registry.allow_redeploy]; " Allow redeploying a version" }
+                    label.choice { input type="checkbox" name="audit_downloads" value="on" checked[registry.audit_downloads]; " Record downloads in the audit trail" }
+                    button type="submit" { "Save settings" }
+                }
                 form.inline method="post" action={ "/ui/-/r/" (name) "/metadata" } {
                     (viewer.csrf_field())
                     label for="meta-key" { "Metadata key" }

@@ -538,6 +538,19 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
             .iter()
             .any(|(name, _)| name == "arca_session")
     );
+    replay.cookies.push(cookie.clone());
+    let ended = replay
+        .post("/ui/-/signout", &[("csrf", "whatever")])
+        .await?;
+    ensure!(
+        ended.status == 303
+            && !replay
+                .cookies
+                .iter()
+                .any(|(name, _)| name == "arca_session"),
+        "signing out of an ended session: {}",
+        ended.status
+    );
     let api = node
         .api(&cookie.1, Method::GET, "/api/v1/registries", None)
         .await?;

@@ -67,6 +67,20 @@ pub async fn sign_in(
             return Ok(refused);
         }
     };
+    // A sign-in over a session (from a tab left open) ends that session.
+    if let Some(token) = viewer
+        .caller
+        .principal()
+        .and_then(|principal| principal.token.as_ref())
+        .filter(|token| super::is_web_session(&token.name))
+    {
+        state
+            .meta
+            .propose(Command::RevokeToken {
+                id: token.id.clone(),
+            })
+            .await?;
+    }
     let (secret, who) = if with_token {
         let who = caller.principal().map(|p| p.name()).unwrap_or_default();
         (form.password, who)

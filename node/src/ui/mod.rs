@@ -190,7 +190,12 @@ pub async fn session_credentials(
         return next.run(request).await;
     }
     let secure = over_https(&state, request.headers());
-    let mut response = next.run(request).await;
+    // Signing out of a session that already ended has nothing left to do but forget the cookie.
+    let mut response = if request.uri().path() == "/ui/-/signout" {
+        Redirect::to("/ui/").into_response()
+    } else {
+        next.run(request).await
+    };
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, None, 0, secure),

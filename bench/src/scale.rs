@@ -930,10 +930,21 @@ async fn get_page(
     url: &Url,
     token: &str,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
+    let (ms, body) = timed_get(client, url.as_str(), token).await?;
+    let page = serde_json::from_slice(&body).with_context(|| format!("GET {url}: not JSON"))?;
+    Ok((ms, page))
+}
+
+/// GETs `url` (200 expected); returns the milliseconds until its last byte, and the body.
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<(f64, Bytes)> {
     let what = format!("GET {url}");
     let started = Instant::now();
     let response = client
-        .get(url.clone())
+        .get(url)
         .bearer_auth(token)
         .send()
         .await
@@ -943,9 +954,7 @@ async fn get_page(
         .bytes()
         .await
         .with_context(|| what.clone())?;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let page = serde_json::from_slice(&body).with_context(|| format!("{what}: not JSON"))?;
-    Ok((ms, page))
+    Ok((started.elapsed().as_secs_f64() * 1000.0, body))
 }
 
 /// Times the web UI's pages over the generic registry holding `versions` versions (`per_package`
@@ -973,23 +982,11 @@ async fn ui_pages(
     ];
     let mut timed = Vec::with_capacity(pages.len());
     for (page, path) in pages {
-        let what = format!("GET {path}");
         let mut times = Vec::with_capacity(PAGE_GETS);
         let mut bytes = 0;
         for _ in 0..PAGE_GETS {
-            let started = Instant::now();
-            let response = client
-                .get(format!("{url}{path}"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .with_context(|| what.clone())?;
-            let body = expect_status(response, StatusCode::OK, &what)
-                .await?
-                .bytes()
-                .await
-                .with_context(|| what.clone())?;
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            let (ms, body) = timed_get(client, &format!("{url}{path}"), token).await?;
+            times.push(ms);
             bytes = body.len() as u64;
         }
         let (max_ms, median_ms) = best_and_median(&times).context("no GETs")?;

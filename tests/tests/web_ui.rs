@@ -509,6 +509,58 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
             .contains("web session")
     );
 
+    // Through a virtual registry: its pages show the member that serves a package, and a reader
+    // of the virtual registry alone finds and opens versions through it.
+    node.api_ok(
+        &node.admin_token,
+        Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "hidden", "package_type": "GENERIC"})),
+    )
+    .await?;
+    node.push_generic("hidden", "gadget/2.0.0/gadget.txt")
+        .await?;
+    node.api_ok(
+        &node.admin_token,
+        Method::POST,
+        "/api/v1/registries",
+        Some(json!({"name": "front", "package_type": "GENERIC", "members": ["hidden"], "kind": "virtual"})),
+    )
+    .await?;
+    user(
+        &node,
+        "vera",
+        json!({"role": "viewer", "registry": "front"}),
+    )
+    .await?;
+    let mut vera = Browser::new(&node.url)?;
+    ensure!(vera.sign_in("vera", PASSWORD).await?.status == 303);
+    ensure!(vera.get("/ui/hidden/gadget/2.0.0").await?.status == 403);
+    let package = vera.get("/ui/front/gadget").await?;
+    ensure!(
+        package.status == 200
+            && package.body.contains("Served from")
+            && package.body.contains("/ui/front/gadget/2.0.0"),
+        "{} {}",
+        package.status,
+        package.body
+    );
+    ensure!(vera.get("/ui/front/gadget/2.0.0").await?.status == 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = vera.get("/ui/-/search?q=gadget").await?;
+        if found.body.contains("/ui/front/gadget/2.0.0") {
+            ensure!(!found.body.contains("/ui/hidden/"), "{}", found.body);
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "search: {}",
+            found.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     // Signing out revokes the session's token: the cookie no longer stands for anyone, anywhere.
     let csrf = viewer.csrf("/ui/").await?;
     ensure!(

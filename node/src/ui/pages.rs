@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use arca_protocol::api::SearchQuery;
-use arca_protocol::{PackageType, Role, Version};
+use arca_protocol::{PackageType, Registry, RegistryKind, Role, Version};
 use axum::extract::State;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -145,7 +145,10 @@ pub async fn registry(
         }
         section aria-labelledby="packages-title" {
             h2 #packages-title { "Packages" }
-            @if packages.is_empty() {
+            @if registry.kind == RegistryKind::Virtual {
+                p { "A virtual registry holds nothing itself: its packages are its members' (listed above), and "
+                    code { (link(&[&name])) "/<package>" } " shows the member that serves a package." }
+            } @else if packages.is_empty() {
                 p { "No packages" @if after.after.is_some() { " after this point" } "." }
             } @else {
                 div.scroll { table {
@@ -253,12 +256,13 @@ pub async fn package(
     QueryParams(after): QueryParams<After>,
 ) -> PageResult {
     let registry = state.registry_for(&viewer.caller, &registry_name, Role::Read)?;
+    let holder = holder(&state, &registry, &name, None)?;
+    let source = holder.name.as_str();
     let (package, tags, versions, downloads) = state.meta.read(|view| {
-        let package = view.package(&registry_name, &name)?;
-        let tags = view.tags(&registry_name, &name)?;
-        let versions =
-            view.versions_page(&registry_name, &name, after.after.as_deref(), PAGE_ROWS + 1)?;
-        let downloads = usage::package_downloads(view, &registry_name, &name);
+        let package = view.package(source, &name)?;
+        let tags = view.tags(source, &name)?;
+        let versions = view.versions_page(source, &name, after.after.as_deref(), PAGE_ROWS + 1)?;
+        let downloads = usage::package_downloads(view, source, &name);
         Ok((package, tags, versions, downloads))
     })?;
     let package = package.ok_or_else(|| {
@@ -282,6 +286,7 @@ pub async fn package(
             span.badge { (registry.package_type) }
         }
         dl.facts {
+            (served_from(&registry_name, source))
             @if let Some(latest) = package.latest_version() { dt { "Latest" } dd { a href=(link(&[&registry_name, &name, latest])) { (latest) } } }
             dt { "Versions" } dd { (package.version_count) " (" (size(package.size)) ")" }
             dt { "Downloads" } dd { (downloads) }
@@ -349,19 +354,22 @@ pub async fn version(
     viewer: Viewer,
     PathParams((registry_name, package, name)): PathParams<(String, String, String)>,
 ) -> PageResult {
-    let registry = state.registry_for(&viewer.caller, &registry_name, Role::Read)?;
+    let through = state.registry_for(&viewer.caller, &registry_name, Role::Read)?;
+    // Through a virtual registry, the member that serves the version: its records, its policy.
+    let registry = holder(&state, &through, &package, Some(&name))?;
+    let source = registry.name.clone();
     let sees_audit = viewer.is(Role::Admin);
     // Where bytes are is the cluster's business: shown to callers with a cluster-wide grant.
     let sees_nodes = viewer.is(Role::Read);
     let details = state.meta.read(|view| {
         let (Some(package_record), Some(version)) = (
-            view.package(&registry_name, &package)?,
-            view.version(&registry_name, &package, &name)?,
+            view.package(&source, &package)?,
+            view.version(&source, &package, &name)?,
         ) else {
             return Ok(None);
         };
-        let tags = view.tags_of(&registry_name, &package, &name)?;
-        let downloads = usage::version_usage(view, &registry_name, &package, &name)?;
+        let tags = view.tags_of(&source, &package, &name)?;
+        let downloads = usage::version_usage(view, &source, &package, &name)?;
         let mut replicas = BTreeMap::new();
         for (file, entry) in &version.files {
             let inline = view
@@ -384,12 +392,12 @@ pub async fn version(
             replicas.insert(file.clone(), placement);
         }
         let referrers = if registry.package_type == PackageType::Docker {
-            referrers(view, &registry_name, &package, &name)?
+            referrers(view, &source, &package, &name)?
         } else {
             Vec::new()
         };
         let audit = if sees_audit {
-            history(view, &registry_name, &package, &name)?
+            history(view, &source, &package, &name)?
         } else {
             Vec::new()
         };
@@ -427,6 +435,7 @@ pub async fn version(
         @if !description.is_empty() { p.description { (description) } }
         (copyable("Install", &setup::install_line(registry.package_type, &viewer.origin, &registry_name, (&package, &name), version.files.keys().next().map(String::as_str))))
         dl.facts {
+            (served_from(&registry_name, &source))
             dt { "Version" } dd { code { (name) } }
             dt { "Size" } dd { (size(version.size)) }
             dt { "Pushed" } dd { (time_element(version.created_at)) }
@@ -456,7 +465,7 @@ pub async fn version(
             @if let Some(record) = &firewall.release { p { "Released by " (record.by) " at " (time_element(record.at)) ": " (record.reason) } }
             @if admin {
                 div.actions {
-                    form.inline method="post" action={ "/ui/-/r/" (registry_name) "/quarantine" } {
+                    form.inline method="post" action={ "/ui/-/r/" (source) "/quarantine" } {
                         (viewer.csrf_field())
                         input type="hidden" name="package" value=(package);
                         input type="hidden" name="version" value=(name);
@@ -464,7 +473,7 @@ pub async fn version(
                         input #quarantine-reason type="text" name="reason";
                         button.danger type="submit" { "Quarantine" }
                     }
-                    form.inline method="post" action={ "/ui/-/r/" (registry_name) "/release" } {
+                    form.inline method="post" action={ "/ui/-/r/" (source) "/release" } {
                         (viewer.csrf_field())
                         input type="hidden" name="package" value=(package);
                         input type="hidden" name="version" value=(name);
@@ -565,6 +574,38 @@ pub async fn version(
         ],
         content,
     ))
+}
+
+/// The registry whose records a page of `registry` shows for `package` (and `version` of it, when
+/// given): itself, or for a virtual registry the first member, in resolution order, that holds it.
+fn holder(
+    state: &AppState,
+    registry: &Registry,
+    package: &str,
+    version: Option<&str>,
+) -> Result<Registry, UiError> {
+    if registry.kind != RegistryKind::Virtual {
+        return Ok(registry.clone());
+    }
+    for member in crate::proxy::resolution_order(state, registry) {
+        let holds = state.meta.read(|view| match version {
+            Some(version) => view.has_version(&member.name, package, version),
+            None => Ok(view.package(&member.name, package)?.is_some()),
+        })?;
+        if holds {
+            return Ok(member);
+        }
+    }
+    Ok(registry.clone())
+}
+
+/// The fact that a page of virtual registry `shown` shows member `source`'s records.
+fn served_from(shown: &str, source: &str) -> Markup {
+    html! {
+        @if shown != source {
+            dt { "Served from" } dd { "member " a href=(link(&[source])) { (source) } }
+        }
+    }
 }
 
 /// The manifests of `repository` whose subject is `digest` (among its first versions).
@@ -679,6 +720,32 @@ pub async fn search(
             .await?,
         )
     };
+    // A hit in a registry the viewer reads only through a virtual one links through that one.
+    let mut through: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(results) = &results {
+        let registries = state.meta.read(|view| view.registries())?;
+        for hit in &results.hits {
+            let direct = registries.iter().any(|r| {
+                r.registry.name == hit.registry && viewer.caller.may(&r.registry, Role::Read)
+            });
+            if direct || through.contains_key(&hit.registry) {
+                continue;
+            }
+            if let Some(virtual_registry) = registries.iter().find(|r| {
+                r.registry.kind == RegistryKind::Virtual
+                    && r.registry.members.contains(&hit.registry)
+                    && viewer.caller.may(&r.registry, Role::Read)
+            }) {
+                through.insert(hit.registry.clone(), virtual_registry.registry.name.clone());
+            }
+        }
+    }
+    let shown = |registry: &str| {
+        through
+            .get(registry)
+            .cloned()
+            .unwrap_or_else(|| registry.to_string())
+    };
     let content = html! {
         h1 { "Search" }
         form.search-page role="search" method="get" action="/ui/-/search" {
@@ -694,8 +761,9 @@ pub async fn search(
                 ol.hits start=(offset + 1) {
                     @for hit in &results.hits {
                         li {
-                            a.hit href=(link(&[&hit.registry, &hit.package, &hit.version])) { (hit.package) " " span.version { (short_version(&hit.version)) } }
-                            " in " a href=(link(&[&hit.registry])) { (hit.registry) }
+                            @let registry = shown(&hit.registry);
+                            a.hit href=(link(&[&registry, &hit.package, &hit.version])) { (hit.package) " " span.version { (short_version(&hit.version)) } }
+                            " in " a href=(link(&[&registry])) { (registry) }
                             " " span.badge { (hit.package_type) } " " span.status { (hit.status) }
                             @if !hit.description.is_empty() { p.description { (hit.description) } }
                         }

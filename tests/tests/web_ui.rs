@@ -509,6 +509,71 @@ async fn sessions_csrf_and_rbac_hold_on_every_form_and_page() -> Result<()> {
             .contains("web session")
     );
 
+    // Cleanup and garbage collection run as dry runs first, for admins only; a token made on the
+    // Access page is revoked there.
+    let csrf = admin.csrf("/ui/private").await?;
+    let cleanup = admin
+        .post(
+            "/ui/-/r/private/cleanup",
+            &[("csrf", &csrf), ("dry_run", "true")],
+        )
+        .await?;
+    ensure!(
+        cleanup.status == 200 && cleanup.body.contains("Cleanup of private (dry run)"),
+        "cleanup: {} {}",
+        cleanup.status,
+        cleanup.body
+    );
+    let gc = admin
+        .post("/ui/-/gc", &[("csrf", &csrf), ("dry_run", "true")])
+        .await?;
+    ensure!(
+        gc.status == 200 && gc.body.contains("Garbage collection (dry run)"),
+        "gc: {}",
+        gc.status
+    );
+    let carol_csrf = carol.csrf("/ui/").await?;
+    ensure!(
+        carol
+            .post("/ui/-/gc", &[("csrf", &carol_csrf), ("dry_run", "true")])
+            .await?
+            .status
+            == 403
+    );
+    let made = admin
+        .post(
+            "/ui/-/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "ci"),
+                ("role", "viewer"),
+                ("registry", "private"),
+            ],
+        )
+        .await?;
+    ensure!(
+        made.status == 200 && made.body.contains("not shown again"),
+        "token: {}",
+        made.status
+    );
+    let tokens = node
+        .api_ok(&node.admin_token, Method::GET, "/api/v1/tokens", None)
+        .await?;
+    let id = tokens
+        .as_array()
+        .and_then(|tokens| tokens.iter().find(|t| t["name"] == "ci"))
+        .and_then(|t| t["id"].as_str())
+        .context("the token made on the Access page")?
+        .to_string();
+    let revoked = admin
+        .post("/ui/-/tokens/revoke", &[("csrf", &csrf), ("id", &id)])
+        .await?;
+    ensure!(revoked.status == 303, "revoke: {}", revoked.status);
+    let tokens = node
+        .api_ok(&node.admin_token, Method::GET, "/api/v1/tokens", None)
+        .await?;
+    ensure!(!tokens.to_string().contains(&id), "{tokens}");
+
     // Through a virtual registry: its pages show the member that serves a package, and a reader
     // of the virtual registry alone finds and opens versions through it.
     node.api_ok(

@@ -269,13 +269,7 @@ impl RegistryCommand {
                             .with_context(|| format!("--upstream-ca-file {}", file.display()))
                     })
                     .transpose()?;
-                let password = upstream_password_env
-                    .map(|var| {
-                        std::env::var(&var).with_context(|| {
-                            format!("--upstream-password-env {var}: the variable is not set")
-                        })
-                    })
-                    .transpose()?;
+                let password = upstream_password(upstream_password_env)?;
                 let kind = match (&upstream, members.is_empty()) {
                     (Some(_), _) => RegistryKind::Remote,
                     (None, false) => RegistryKind::Virtual,
@@ -365,15 +359,7 @@ impl RegistryCommand {
             } => {
                 let upstream = match upstream {
                     Some(url) => {
-                        let password = upstream_password_env
-                            .map(|var| {
-                                std::env::var(&var).with_context(|| {
-                                    format!(
-                                        "--upstream-password-env {var}: the variable is not set"
-                                    )
-                                })
-                            })
-                            .transpose()?;
+                        let password = upstream_password(upstream_password_env)?;
                         let metadata_ttl_seconds = match metadata_ttl {
                             Some(seconds) => seconds,
                             None => client
@@ -470,6 +456,16 @@ fn kind(registry: &RegistryInfo) -> String {
 /// A replication policy in one cell: `all/eager`, `eu,us/on-demand`.
 fn replication(policy: &ReplicationPolicy) -> String {
     format!("{}/{}", policy.sites, policy.mode)
+}
+
+/// The upstream password held by the environment variable `--upstream-password-env` names.
+fn upstream_password(variable: Option<String>) -> Result<Option<String>> {
+    variable
+        .map(|var| {
+            std::env::var(&var)
+                .with_context(|| format!("--upstream-password-env {var}: the variable is not set"))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

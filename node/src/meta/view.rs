@@ -441,15 +441,20 @@ pub trait StateRead: Source {
 
     /// The tags of a package: tag to version.
     fn tags(&self, registry: &str, package: &str) -> ReadResult<BTreeMap<String, String>> {
-        self.scan::<String>(
-            Table::Tags,
-            &package_key(registry, package),
-            None,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(key, version)| Ok((keys::text_part(&key, 2)?, version)))
-        .collect()
+        self.first_tags(registry, package, usize::MAX)
+    }
+
+    /// The first `limit` tags of a package, by name: tag to version.
+    fn first_tags(
+        &self,
+        registry: &str,
+        package: &str,
+        limit: usize,
+    ) -> ReadResult<BTreeMap<String, String>> {
+        self.scan::<String>(Table::Tags, &package_key(registry, package), None, limit)?
+            .into_iter()
+            .map(|(key, version)| Ok((keys::text_part(&key, 2)?, version)))
+            .collect()
     }
 
     /// The version a tag points at.

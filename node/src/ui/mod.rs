@@ -48,6 +48,9 @@ const SIGN_IN_COOKIE: &str = "arca_signin";
 const SESSION_SECONDS: u64 = auth::issue::LOGIN_TOKEN_LIFETIME_MS / 1000;
 
 const STYLE: &str = include_str!("arca.css");
+/// Where the stylesheet and the script are served (read by no session).
+const STYLE_PATH: &str = "/ui/-/arca.css";
+const SCRIPT_PATH: &str = "/ui/-/arca.js";
 const SCRIPT: &str = include_str!("arca.js");
 
 /// Routes of the UI, below `/ui`.
@@ -55,8 +58,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(pages::home))
-        .route("/ui/-/arca.css", get(style))
-        .route("/ui/-/arca.js", get(script))
+        .route(STYLE_PATH, get(style))
+        .route(SCRIPT_PATH, get(script))
         .route("/ui/-/signin", post(actions::sign_in))
         .route("/ui/-/signout", post(actions::sign_out))
         .route("/ui/-/search", get(pages::search))
@@ -167,7 +170,10 @@ pub async fn session_credentials(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if !request.uri().path().starts_with("/ui/")
+    let path = request.uri().path();
+    if !path.starts_with("/ui/")
+        || path == STYLE_PATH
+        || path == SCRIPT_PATH
         || request.headers().contains_key(header::AUTHORIZATION)
     {
         return next.run(request).await;

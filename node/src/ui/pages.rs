@@ -260,7 +260,8 @@ pub async fn package(
     let source = holder.name.as_str();
     let (package, tags, versions, downloads) = state.meta.read(|view| {
         let package = view.package(source, &name)?;
-        let tags = view.tags(source, &name)?;
+        // A page of tags: an OCI repository may have very many.
+        let tags = view.first_tags(source, &name, PAGE_ROWS + 1)?;
         let versions = view.versions_page(source, &name, after.after.as_deref(), PAGE_ROWS + 1)?;
         let downloads = usage::package_downloads(view, source, &name);
         Ok((package, tags, versions, downloads))
@@ -301,7 +302,7 @@ pub async fn package(
                         li { span.tag { (tag) } " → " a href=(link(&[&registry_name, &name, target])) { (short_version(target)) } }
                     }
                 }
-                @if tags.len() > PAGE_ROWS { p { (tags.len() - PAGE_ROWS) " more tags." } }
+                @if tags.len() > PAGE_ROWS { p { "More tags are not shown; each version's page lists its own." } }
             }
         }
         section aria-labelledby="versions-title" {
@@ -465,21 +466,15 @@ pub async fn version(
             @if let Some(record) = &firewall.release { p { "Released by " (record.by) " at " (time_element(record.at)) ": " (record.reason) } }
             @if admin {
                 div.actions {
-                    form.inline method="post" action={ "/ui/-/r/" (source) "/quarantine" } {
-                        (viewer.csrf_field())
-                        input type="hidden" name="package" value=(package);
-                        input type="hidden" name="version" value=(name);
-                        label for="quarantine-reason" { "Reason" }
-                        input #quarantine-reason type="text" name="reason";
-                        button.danger type="submit" { "Quarantine" }
-                    }
-                    form.inline method="post" action={ "/ui/-/r/" (source) "/release" } {
-                        (viewer.csrf_field())
-                        input type="hidden" name="package" value=(package);
-                        input type="hidden" name="version" value=(name);
-                        label for="release-reason" { "Reason" }
-                        input #release-reason type="text" name="reason";
-                        button type="submit" { "Release" }
+                    @for (action, label, class) in [("quarantine", "Quarantine", "danger"), ("release", "Release", "")] {
+                        form.inline method="post" action={ "/ui/-/r/" (source) "/" (action) } {
+                            (viewer.csrf_field())
+                            input type="hidden" name="package" value=(package);
+                            input type="hidden" name="version" value=(name);
+                            label for={ (action) "-reason" } { "Reason" }
+                            input id={ (action) "-reason" } type="text" name="reason";
+                            button class=(class) type="submit" { (label) }
+                        }
                     }
                 }
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use arca_node::RunningNode;
-use arca_node::transfer::tls::ClusterIdentity;
+use arca_node::transfer::tls::{ClusterIdentity, NODE_SERVER_NAME};
 use arca_node::transfer::{PeerNetwork, PeerService, QuicTransport, Reply};
 use arca_protocol::api::{ClusterStatus, JoinTokenInfo};
 use arca_protocol::cluster::{PeerError, PeerRequest, PeerResponse};
@@ -21,9 +21,11 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::common::{self, blocking, expect_status, metric, scrape};
 use crate::data;
@@ -83,6 +85,9 @@ pub struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Measure chunk transfer only (no cluster is started: no replication or metadata rows).
+    #[arg(long)]
+    transfer_only: bool,
 }
 
 /// What the node answers to a generic upload.
@@ -132,9 +137,11 @@ fn notes() -> Vec<String> {
          is not counted; p99 is the nearest rank, so with 100 samples or fewer it is the slowest",
         "transfer: two arca-node QuicTransport endpoints (mutual TLS, one connection, one bidirectional \
          stream per FetchChunk, chunks answered from memory) against plain tokio TCP (TCP_NODELAY, no TLS, \
-         the same shape: a 4-byte chunk index, then a 4-byte length and the chunk); 8 concurrent is 8 \
-         streams on one QUIC connection against 8 TCP connections; both receivers fill a fresh buffer per \
-         chunk; an untimed first pass per row warms up and checks every chunk's blake3",
+         the same shape: a 4-byte chunk index, then a 4-byte length and the chunk; the limit) and against \
+         the same over TLS 1.3 on TCP with the nodes' own rustls configuration (the like-for-like \
+         encrypted limit); 8 concurrent is 8 streams on one QUIC connection against 8 TCP connections; \
+         every receiver fills a fresh buffer per chunk; an untimed first pass per row warms up and checks \
+         every chunk's blake3; the rows take turns, run after run",
         "metadata writes: PUT /api/v1/registries/bench/metadata with one key per client (one SetMetadata \
          command each), answered after commit and apply; the single node is a one-voter cluster, three \
          nodes need two of three to persist the entry; a follower forwards the write to the leader over \
@@ -164,11 +171,21 @@ async fn measure(args: &Args, root: &Path) -> anyhow::Result<ClusterReport> {
         .context("building the HTTP client")?;
     let clients = usize::try_from(args.clients).context("--clients is too large")?;
 
-    let mut nodes = Vec::new();
-    let clustered = on_cluster(args, root, &client, &mut nodes).await;
-    let stopped = stop_all(nodes).await;
-    let cluster = clustered?;
-    stopped?;
+    let cluster = if args.transfer_only {
+        ClusterFigures {
+            nodes: Vec::new(),
+            leader: None,
+            replication: Vec::new(),
+            commits: Vec::new(),
+        }
+    } else {
+        let mut nodes = Vec::new();
+        let clustered = on_cluster(args, root, &client, &mut nodes).await;
+        let stopped = stop_all(nodes).await;
+        let cluster = clustered?;
+        stopped?;
+        cluster
+    };
 
     let chunks = usize::try_from(args.chunks).context("--chunks is too large")?;
     let runs = usize::try_from(args.runs).context("--runs is too large")?;
@@ -851,21 +868,28 @@ fn random_chunks(count: usize) -> anyhow::Result<Vec<(ChunkRef, Bytes)>> {
         .collect()
 }
 
-/// Moves the same chunks over QUIC (two node transports) and over plain TCP, at each concurrency,
-/// and stops both servers whatever happened.
+/// Moves the same chunks over QUIC (two node transports), over plain TCP and over TLS on TCP (the
+/// nodes' own TLS configuration, with rustls), at each concurrency, and stops every server whatever
+/// happened.
 async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>> {
     let chunks = blocking(move || random_chunks(count)).await?;
     let refs: Arc<Vec<ChunkRef>> = Arc::new(chunks.iter().map(|(chunk, _)| *chunk).collect());
     let bodies: Arc<Vec<Bytes>> = Arc::new(chunks.iter().map(|(_, bytes)| bytes.clone()).collect());
     let server_identity = ClusterIdentity::create_cluster(1)?;
     let client_identity = ClusterIdentity::from_grant(server_identity.grant(2)?);
+    let acceptor = TlsAcceptor::from(Arc::new(server_identity.tls_server_config()?));
+    let connector = TlsConnector::from(Arc::new(client_identity.tls_client_config()?));
     let server = QuicTransport::bind("127.0.0.1:0".parse()?).context("binding a QUIC endpoint")?;
     let client = QuicTransport::bind("127.0.0.1:0".parse()?).context("binding a QUIC endpoint")?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a TCP listener")?;
-    let tcp_addr = listener.local_addr()?;
-    let tcp_server = tokio::spawn(serve_tcp(listener, bodies));
+    let bind = || async {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a TCP listener")
+    };
+    let (tcp_listener, tls_listener) = (bind().await?, bind().await?);
+    let (tcp_addr, tls_addr) = (tcp_listener.local_addr()?, tls_listener.local_addr()?);
+    let tcp_server = tokio::spawn(serve_tcp(tcp_listener, bodies.clone(), None));
+    let tls_server = tokio::spawn(serve_tcp(tls_listener, bodies, Some(acceptor)));
     let measured = async {
         server.serve(
             &server_identity,
@@ -881,41 +905,49 @@ async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>
         let bytes = refs.iter().map(|chunk| u64::from(chunk.size)).sum::<u64>();
         let mut pairs = Vec::new();
         for concurrency in CONCURRENCIES {
-            let mut streams = Vec::new();
+            let (mut tcp_streams, mut tls_streams) = (Vec::new(), Vec::new());
             for _ in 0..concurrency {
-                let stream = TcpStream::connect(tcp_addr).await?;
-                stream.set_nodelay(true)?;
-                streams.push(stream);
+                tcp_streams.push(connect_tcp(tcp_addr).await?);
+                let tls = connect_tcp(tls_addr).await?;
+                let name = ServerName::try_from(NODE_SERVER_NAME)?;
+                tls_streams.push(connector.connect(name, tls).await?);
             }
-            // Untimed: connects QUIC, and checks every chunk both ways.
-            streams = tcp_pass(streams, &refs, true).await?.0;
+            // Untimed: connects QUIC, and checks every chunk every way.
+            tcp_streams = tcp_pass(tcp_streams, &refs, true).await?.0;
+            tls_streams = tcp_pass(tls_streams, &refs, true).await?.0;
             quic_pass(&client, &quic_addr, &refs, concurrency, true).await?;
-            let (mut tcp_times, mut quic_times) = (Vec::new(), Vec::new());
+            let (mut tcp_times, mut tls_times, mut quic_times) =
+                (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..runs {
-                let (back, took) = tcp_pass(streams, &refs, false).await?;
-                streams = back;
+                let (back, took) = tcp_pass(tcp_streams, &refs, false).await?;
+                tcp_streams = back;
                 tcp_times.push(took);
+                let (back, took) = tcp_pass(tls_streams, &refs, false).await?;
+                tls_streams = back;
+                tls_times.push(took);
                 quic_times.push(quic_pass(&client, &quic_addr, &refs, concurrency, false).await?);
             }
             let plural = if concurrency == 1 { "" } else { "s" };
-            let tcp = Measurement::new(
-                &format!("tcp, {concurrency} connection{plural}"),
-                bytes,
-                &tcp_times,
-            )
-            .context("no runs")?;
-            let quic = Measurement::new(
-                &format!(
+            let measurement = |label: String, times: &[Duration]| {
+                Measurement::new(&label, bytes, times).context("no runs")
+            };
+            let tcp = measurement(format!("tcp, {concurrency} connection{plural}"), &tcp_times)?;
+            let tls = measurement(
+                format!("tls over tcp, {concurrency} connection{plural}"),
+                &tls_times,
+            )?;
+            let quic = measurement(
+                format!(
                     "quic, {concurrency} fetch{} at once",
                     if concurrency == 1 { "" } else { "es" }
                 ),
-                bytes,
                 &quic_times,
-            )
-            .context("no runs")?;
+            )?;
             pairs.push(TransferPair {
                 concurrency,
+                quic_to_tls_median: quic.median_mib_per_s / tls.median_mib_per_s,
                 quic: Compared::new(quic, &tcp),
+                tls: Compared::new(tls, &tcp),
                 tcp,
             });
         }
@@ -923,34 +955,32 @@ async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>
     }
     .await;
     tcp_server.abort();
+    tls_server.abort();
     client.close().await;
     server.close().await;
     measured
 }
 
-/// Serves chunks over TCP: per request, a big-endian u32 index in; a u32 length and the chunk out.
-async fn serve_tcp(listener: TcpListener, chunks: Arc<Vec<Bytes>>) {
+/// A TCP connection to `addr` with Nagle's algorithm off.
+async fn connect_tcp(addr: std::net::SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Serves chunks over TCP, in TLS when `tls` is given: per request, a big-endian u32 index in; a
+/// u32 length and the chunk out.
+async fn serve_tcp(listener: TcpListener, chunks: Arc<Vec<Bytes>>, tls: Option<TlsAcceptor>) {
     // Owned here, so that aborting this task ends every connection too.
     let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
-        let chunks = chunks.clone();
+        let (chunks, tls) = (chunks.clone(), tls.clone());
         connections.spawn(async move {
             let served = async {
-                let mut stream = stream;
                 stream.set_nodelay(true)?;
-                loop {
-                    let index = match stream.read_u32().await {
-                        Ok(index) => index as usize,
-                        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-                            return Ok(());
-                        }
-                        Err(error) => return Err(error),
-                    };
-                    let chunk = chunks.get(index).ok_or_else(|| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such chunk")
-                    })?;
-                    stream.write_u32(chunk.len() as u32).await?;
-                    stream.write_all(chunk).await?;
+                match tls {
+                    Some(acceptor) => answer_chunks(acceptor.accept(stream).await?, &chunks).await,
+                    None => answer_chunks(stream, &chunks).await,
                 }
             };
             let result: std::io::Result<()> = served.await;
@@ -962,13 +992,36 @@ async fn serve_tcp(listener: TcpListener, chunks: Arc<Vec<Bytes>>) {
     }
 }
 
+/// Answers chunk requests on one connection until the client closes it.
+async fn answer_chunks<S>(mut stream: S, chunks: &[Bytes]) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let index = match stream.read_u32().await {
+            Ok(index) => index as usize,
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let chunk = chunks.get(index).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such chunk")
+        })?;
+        stream.write_u32(chunk.len() as u32).await?;
+        stream.write_all(chunk).await?;
+        stream.flush().await?;
+    }
+}
+
 /// Fetches every chunk once over `streams` (one request at a time on each), and hands the streams
 /// back with the time it took.
-async fn tcp_pass(
-    streams: Vec<TcpStream>,
+async fn tcp_pass<S>(
+    streams: Vec<S>,
     refs: &Arc<Vec<ChunkRef>>,
     verify: bool,
-) -> anyhow::Result<(Vec<TcpStream>, Duration)> {
+) -> anyhow::Result<(Vec<S>, Duration)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -981,6 +1034,7 @@ async fn tcp_pass(
                     return anyhow::Ok(stream);
                 };
                 stream.write_u32(u32::try_from(index)?).await?;
+                stream.flush().await?;
                 let size = stream.read_u32().await? as usize;
                 ensure!(
                     size == chunk.size as usize,

@@ -940,8 +940,12 @@ pub struct TransferPair {
     pub concurrency: usize,
     /// Plain TCP copy of the same bytes.
     pub tcp: Measurement,
+    /// The same over TLS 1.3 on TCP (rustls, the nodes' configuration), with its ratios to TCP.
+    pub tls: Compared,
     /// The node's QUIC transport, with its ratios to TCP.
     pub quic: Compared,
+    /// QUIC's median MiB/s over TLS on TCP's.
+    pub quic_to_tls_median: f64,
 }
 
 /// Metadata writes against one cluster for a fixed time.
@@ -1027,34 +1031,36 @@ impl ClusterReport {
             nodes.join(","),
             self.dir
         );
-        let _ = writeln!(
-            out,
-            "\nreplication: PUT at node {}, read at node {} (ms)",
-            self.writer, self.reader
-        );
-        let _ = writeln!(
-            out,
-            "{:<56} {:>7} {:>9} {:>9} {:>9}",
-            "", "samples", "p50", "p99", "max"
-        );
-        for size in &self.replication {
-            for lag in &size.rows {
-                let l = &lag.latency;
-                let _ = writeln!(
-                    out,
-                    "{:<56} {:>7} {:>9.1} {:>9.1} {:>9.1}",
-                    format!("{:>2} MiB  {}", size.size_mib, lag.label),
-                    l.requests,
-                    l.p50_ms,
-                    l.p99_ms,
-                    l.max_ms
-                );
-            }
+        if !self.replication.is_empty() {
             let _ = writeln!(
                 out,
-                "{:>2} MiB  GETs at node {}: {}, wrong bodies: {}",
-                size.size_mib, self.reader, size.get_polls, size.wrong_bodies
+                "\nreplication: PUT at node {}, read at node {} (ms)",
+                self.writer, self.reader
             );
+            let _ = writeln!(
+                out,
+                "{:<56} {:>7} {:>9} {:>9} {:>9}",
+                "", "samples", "p50", "p99", "max"
+            );
+            for size in &self.replication {
+                for lag in &size.rows {
+                    let l = &lag.latency;
+                    let _ = writeln!(
+                        out,
+                        "{:<56} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+                        format!("{:>2} MiB  {}", size.size_mib, lag.label),
+                        l.requests,
+                        l.p50_ms,
+                        l.p99_ms,
+                        l.max_ms
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{:>2} MiB  GETs at node {}: {}, wrong bodies: {}",
+                    size.size_mib, self.reader, size.get_polls, size.wrong_bodies
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -1068,45 +1074,53 @@ impl ClusterReport {
         );
         for pair in &self.transfer {
             row(&mut out, &pair.tcp, None);
+            row(&mut out, &pair.tls.measurement, Some(&pair.tls));
             row(&mut out, &pair.quic.measurement, Some(&pair.quic));
-        }
-        let _ = writeln!(
-            out,
-            "\nmetadata writes: {} clients x {} s, runs={}",
-            self.clients, self.seconds, self.runs
-        );
-        let _ = writeln!(
-            out,
-            "{:<44} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs (commits/s)",
-            "(median)", "commits/s", "p50 ms", "p99 ms", "max ms", "vs 1 node", "errors"
-        );
-        for commit in &self.commits {
-            let (p50, p99, max) = commit
-                .latency
-                .as_ref()
-                .map_or((f64::NAN, f64::NAN, f64::NAN), |l| {
-                    (l.p50_ms, l.p99_ms, l.max_ms)
-                });
-            let runs: Vec<String> = commit
-                .commits_per_s
-                .runs
-                .iter()
-                .map(|r| format!("{r:.0}"))
-                .collect();
             let _ = writeln!(
                 out,
-                "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}  {}",
-                commit.label,
-                commit.commits_per_s.median,
-                p50,
-                p99,
-                max,
-                commit.ratio_to_single,
-                commit.errors,
-                runs.join(" ")
+                "{:<36} {:>12} {:>12.2}",
+                "  quic / tls over tcp (median)", "", pair.quic_to_tls_median
             );
-            if let Some(error) = &commit.first_error {
-                let _ = writeln!(out, "  first error: {error}");
+        }
+        if !self.commits.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nmetadata writes: {} clients x {} s, runs={}",
+                self.clients, self.seconds, self.runs
+            );
+            let _ = writeln!(
+                out,
+                "{:<44} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs (commits/s)",
+                "(median)", "commits/s", "p50 ms", "p99 ms", "max ms", "vs 1 node", "errors"
+            );
+            for commit in &self.commits {
+                let (p50, p99, max) = commit
+                    .latency
+                    .as_ref()
+                    .map_or((f64::NAN, f64::NAN, f64::NAN), |l| {
+                        (l.p50_ms, l.p99_ms, l.max_ms)
+                    });
+                let runs: Vec<String> = commit
+                    .commits_per_s
+                    .runs
+                    .iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}  {}",
+                    commit.label,
+                    commit.commits_per_s.median,
+                    p50,
+                    p99,
+                    max,
+                    commit.ratio_to_single,
+                    commit.errors,
+                    runs.join(" ")
+                );
+                if let Some(error) = &commit.first_error {
+                    let _ = writeln!(out, "  first error: {error}");
+                }
             }
         }
         for note in &self.notes {

@@ -32,8 +32,8 @@ pub struct Args {
     /// Size of the file pushed and pulled, in MiB.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     size_mib: u64,
-    /// How many times each measurement runs: the first push is cold, the others push the same bytes
-    /// again as new versions (deduplicated by the chunk store).
+    /// How many times each measurement runs: each run copies the source, pushes a fresh file (cold),
+    /// pushes the source again as a new version (deduplicated by the chunk store) and pulls it.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     runs: u64,
     /// Directory under which a temporary directory for the node's data, the source file and the copies
@@ -93,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let stand = Stand::start(&args.storage, root.join("node")).await?;
     let measured = async {
-        let table = measure(&stand.node, &files, runs).await?;
+        let table = measure(&stand.node, &files, &root, runs).await?;
         let garage = match &stand.bucket {
             Some(bucket) => Some(against_bucket(&stand.node, bucket, &files, runs, &root).await?),
             None => None,
@@ -117,7 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         dir: root.display().to_string(),
         sha256: files.sha256,
         push_cold: Compared::new(push_cold, &copy),
-        push_dedup: push_dedup.map(|dedup| Compared::new(dedup, &copy)),
+        push_dedup: Compared::new(push_dedup, &copy),
         pull: Compared::new(pull, &copy),
         copy,
         notes: notes(),
@@ -140,8 +140,13 @@ fn notes() -> Vec<String> {
         "push: PUT with Content-Length from a node in this process over 127.0.0.1, timed until the 201 \
          (the node fsyncs every chunk and commits the version through Raft before answering); sha256 \
          of the answer checked against the source",
-        "push (dedup): the same bytes pushed again as a new version; the chunk store already holds \
-         every chunk, so only hashing and metadata remain",
+        "push (cold): a fresh file each run (all made before the first run, unrelated to each other), \
+         so every chunk is new",
+        "push (dedup): the source pushed again as a new version (after an untimed first push); the \
+         chunk store already holds every chunk, so only hashing and metadata remain",
+        "the rows take turns, run after run (copy, cold push, dedup push, pull), so a slow minute of \
+         the disk falls on each alike; spread is the fastest run less the slowest, in percent of the \
+         median",
         "pull: GET streamed into a new file, then fsync; size and sha256 verified after the clock stops",
     ]
     .into_iter()
@@ -164,78 +169,95 @@ fn garage_notes() -> Vec<String> {
     .collect()
 }
 
-/// Measures the copy, the pushes (versions 1.0, 1.1, ...) and the pulls (of 1.0).
+/// Measures, run after run (so that the disk's moods fall on every row alike): the copy; a cold
+/// push of a fresh file (version 3.<run>); a dedup push of the source (version 1.<run + 1>, after
+/// an untimed first push as 1.0); a pull of 1.0. The fresh files are all made first: the write-back
+/// of a file just made slows whatever writes next.
 async fn measure(
     node: &Node,
     files: &Files,
+    root: &Path,
     runs: usize,
-) -> anyhow::Result<(Measurement, Measurement, Option<Measurement>, Measurement)> {
+) -> anyhow::Result<(Measurement, Measurement, Measurement, Measurement)> {
     let token = node.token.as_str();
     let base = node.base.as_str();
     let client = reqwest::Client::new();
     common::create_registry(&client, base, token, REGISTRY, "GENERIC").await?;
+    let size = files.size;
+    let mut fresh = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let path = root.join(format!("cold-{run}.bin"));
+        eprintln!("generating fresh file {}/{runs} ...", run + 1);
+        let sha256 = blocking({
+            let path = path.clone();
+            move || data::generate_seeded(&path, size, format!("cold {run}").as_bytes())
+        })
+        .await?;
+        fresh.push((path, sha256));
+    }
+    eprintln!("first push of the source (untimed) ...");
+    let first = push(&client, &file_url(base, 1, 0), token, &files.source, size).await?;
+    expect_stored(&first, size, &files.sha256)?;
 
-    let mut copies = Vec::with_capacity(runs);
-    for run in 1..=runs {
-        eprintln!("plain copy {run}/{runs} ...");
+    let (mut copies, mut colds, mut dedups, mut pulls) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (run, (fresh, fresh_sha256)) in fresh.iter().enumerate() {
+        eprintln!("run {}/{runs}: plain copy ...", run + 1);
         let (from, to) = (files.source.clone(), files.copy.clone());
         let started = Instant::now();
         let copied = blocking(move || data::copy(&from, &to)).await?;
         copies.push(started.elapsed());
-        ensure!(
-            copied == files.size,
-            "copied {copied} of {} bytes",
-            files.size
-        );
+        ensure!(copied == size, "copied {copied} of {size} bytes");
         tokio::fs::remove_file(&files.copy).await?;
-    }
 
-    let mut pushes = Vec::with_capacity(runs);
-    for run in 0..runs {
-        let url = file_url(base, 1, run);
-        let kind = if run == 0 { "cold" } else { "dedup" };
-        eprintln!("push {}/{runs} ({kind}) to {url} ...", run + 1);
+        eprintln!("run {}/{runs}: cold push of a fresh file ...", run + 1);
         let started = Instant::now();
-        let uploaded = push(&client, &url, token, &files.source, files.size).await?;
-        pushes.push(started.elapsed());
-        ensure!(
-            uploaded.size == files.size && uploaded.sha256 == files.sha256,
-            "the node stored {} bytes with sha256 {}, the source has {} bytes with sha256 {}",
-            uploaded.size,
-            uploaded.sha256,
-            files.size,
-            files.sha256
-        );
-    }
+        let uploaded = push(&client, &file_url(base, 3, run), token, fresh, size).await?;
+        colds.push(started.elapsed());
+        expect_stored(&uploaded, size, fresh_sha256)?;
+        tokio::fs::remove_file(fresh).await?;
 
-    let mut pulls = Vec::with_capacity(runs);
-    let url = file_url(base, 1, 0);
-    for run in 1..=runs {
-        eprintln!("pull {run}/{runs} from {url} ...");
+        eprintln!("run {}/{runs}: dedup push of the source ...", run + 1);
+        let url = file_url(base, 1, run + 1);
         let started = Instant::now();
-        pull(&client, &url, token, &files.pulled).await?;
+        let uploaded = push(&client, &url, token, &files.source, size).await?;
+        dedups.push(started.elapsed());
+        expect_stored(&uploaded, size, &files.sha256)?;
+
+        eprintln!("run {}/{runs}: pull ...", run + 1);
+        let started = Instant::now();
+        pull(&client, &file_url(base, 1, 0), token, &files.pulled).await?;
         pulls.push(started.elapsed());
         let pulled = files.pulled.clone();
-        let (size, sha256) = blocking(move || data::sha256_file(&pulled)).await?;
+        let (got_size, sha256) = blocking(move || data::sha256_file(&pulled)).await?;
         ensure!(
-            size == files.size && sha256 == files.sha256,
-            "pulled {size} bytes with sha256 {sha256}, the source has {} bytes with sha256 {}",
-            files.size,
+            got_size == size && sha256 == files.sha256,
+            "pulled {got_size} bytes with sha256 {sha256}, the source has {size} bytes with sha256 {}",
             files.sha256
         );
         tokio::fs::remove_file(&files.pulled).await?;
     }
 
-    let size = files.size;
     let measurement = |label: &str, runs: &[Duration]| {
         Measurement::new(label, size, runs).context("a measurement without runs")
     };
     Ok((
         measurement("plain copy (limit)", &copies)?,
-        measurement("arca push (cold, new bytes)", &pushes[..1])?,
-        Measurement::new("arca push (dedup, same bytes)", size, &pushes[1..]),
+        measurement("arca push (cold, new bytes)", &colds)?,
+        measurement("arca push (dedup, same bytes)", &dedups)?,
         measurement("arca pull", &pulls)?,
     ))
+}
+
+/// Fails unless the node says it stored `size` bytes with `sha256`.
+fn expect_stored(uploaded: &Uploaded, size: u64, sha256: &str) -> anyhow::Result<()> {
+    ensure!(
+        uploaded.size == size && uploaded.sha256 == sha256,
+        "the node stored {} bytes with sha256 {}, the source has {size} bytes with sha256 {sha256}",
+        uploaded.size,
+        uploaded.sha256
+    );
+    Ok(())
 }
 
 /// With `--storage garage`: per run, a fresh file pushed through the node and PUT directly into
@@ -273,13 +295,7 @@ async fn against_bucket(
         );
         let through_arca = async {
             let uploaded = push(&client, &url, &node.token, &source, size).await?;
-            ensure!(
-                uploaded.size == size && uploaded.sha256 == sha256,
-                "the node stored {} bytes with sha256 {}, the source has {size} bytes with sha256 \
-                 {sha256}",
-                uploaded.size,
-                uploaded.sha256
-            );
+            expect_stored(&uploaded, size, &sha256)?;
             Ok(size)
         };
         let direct = bucket.put(vec![(name.clone(), Source::File(source.clone(), size))]);

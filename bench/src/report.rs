@@ -18,6 +18,8 @@ pub struct Measurement {
     pub best_mib_per_s: f64,
     /// The median run's MiB/s (the mean of the middle two for an even count).
     pub median_mib_per_s: f64,
+    /// The fastest run's MiB/s less the slowest's, in percent of the median.
+    pub spread_percent: f64,
 }
 
 impl Measurement {
@@ -27,12 +29,14 @@ impl Measurement {
         let seconds: Vec<f64> = runs.iter().map(Duration::as_secs_f64).collect();
         let mib_per_s: Vec<f64> = seconds.iter().map(|s| mib_per_second(bytes, *s)).collect();
         let (best, median) = best_and_median(&mib_per_s)?;
+        let worst = mib_per_s.iter().copied().fold(f64::INFINITY, f64::min);
         Some(Measurement {
             label: label.to_owned(),
             seconds,
             mib_per_s,
             best_mib_per_s: best,
             median_mib_per_s: median,
+            spread_percent: (best - worst) / median.max(1e-9) * 100.0,
         })
     }
 }
@@ -97,11 +101,10 @@ pub struct GenericReport {
     pub sha256: String,
     /// The baseline: a plain copy of the source file on the same disk, fsynced.
     pub copy: Measurement,
-    /// The first push, of content the node had never seen.
+    /// Pushes of fresh files, content the node had never seen.
     pub push_cold: Compared,
-    /// Later pushes of the same bytes as new versions, whose chunks the node already holds.
-    /// `None` with a single run.
-    pub push_dedup: Option<Compared>,
+    /// Pushes of the source again as new versions, whose chunks the node already holds.
+    pub push_dedup: Compared,
     /// Pulls of the pushed file into a new file, fsynced.
     pub pull: Compared,
     /// How to read the numbers.
@@ -120,23 +123,14 @@ impl GenericReport {
             "arca-bench generic  size={} MiB  runs={}  dir={}",
             self.size_mib, self.runs, self.dir
         );
-        let _ = writeln!(
-            out,
-            "{:<36} {:>12} {:>12} {:>10} {:>10}  runs (MiB/s)",
-            "", "best MiB/s", "median", "best/copy", "med/copy"
-        );
+        row_header(&mut out, "copy", "runs");
         row(&mut out, &self.copy, None);
         row(&mut out, &self.push_cold.measurement, Some(&self.push_cold));
-        match &self.push_dedup {
-            Some(dedup) => row(&mut out, &dedup.measurement, Some(dedup)),
-            None => {
-                let _ = writeln!(
-                    out,
-                    "{:<36} {:>12}",
-                    "arca push (dedup, same bytes)", "n/a (needs --runs >= 2)"
-                );
-            }
-        }
+        row(
+            &mut out,
+            &self.push_dedup.measurement,
+            Some(&self.push_dedup),
+        );
         row(&mut out, &self.pull.measurement, Some(&self.pull));
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
@@ -148,18 +142,34 @@ impl GenericReport {
     }
 }
 
+/// Appends the header of a table of [`row`]s whose ratios are to `baseline`, each listing its
+/// `runs` last.
+fn row_header(out: &mut String, baseline: &str, runs: &str) {
+    let _ = writeln!(
+        out,
+        "{:<36} {:>12} {:>12} {:>10} {:>10} {:>7}  {runs} (MiB/s)",
+        "",
+        "best MiB/s",
+        "median",
+        format!("best/{baseline}"),
+        format!("med/{baseline}"),
+        "spread"
+    );
+}
+
 /// Appends one table row: `m`, and its ratios to the baseline (`None`: it is the baseline).
 fn row(out: &mut String, m: &Measurement, compared: Option<&Compared>) {
     let (best, median) = compared.map_or((1.0, 1.0), |c| (c.ratio_best, c.ratio_median));
     let runs: Vec<String> = m.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
     let _ = writeln!(
         out,
-        "{:<36} {:>12.1} {:>12.1} {:>10.2} {:>10.2}  {}",
+        "{:<36} {:>12.1} {:>12.1} {:>10.2} {:>10.2} {:>6.0}%  {}",
         m.label,
         m.best_mib_per_s,
         m.median_mib_per_s,
         best,
         median,
+        m.spread_percent,
         runs.join(" ")
     );
 }
@@ -1067,11 +1077,7 @@ impl ClusterReport {
             "\nchunk transfer: {} chunks of {} MiB over 127.0.0.1, runs={}",
             self.chunks, self.chunk_mib, self.runs
         );
-        let _ = writeln!(
-            out,
-            "{:<36} {:>12} {:>12} {:>10} {:>10}  runs (MiB/s)",
-            "", "best MiB/s", "median", "best/tcp", "med/tcp"
-        );
+        row_header(&mut out, "tcp", "runs");
         for pair in &self.transfer {
             row(&mut out, &pair.tcp, None);
             row(&mut out, &pair.tls.measurement, Some(&pair.tls));
@@ -1282,11 +1288,7 @@ impl RemoteReport {
             "\ngeneric: {} files of {} MiB, one GET each way",
             g.large_files, g.large_mib
         );
-        let _ = writeln!(
-            out,
-            "{:<36} {:>12} {:>12} {:>10} {:>10}  files (MiB/s)",
-            "", "best MiB/s", "median", "best/dir.", "med/dir."
-        );
+        row_header(&mut out, "dir.", "files");
         row(&mut out, &g.large_direct, None);
         row(
             &mut out,

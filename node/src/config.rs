@@ -130,7 +130,7 @@ pub struct Config {
     /// milliseconds.
     pub body_idle_timeout_ms: u64,
     /// Uploads (and upstream fetches) that buffer bytes at once; more wait their turn. Each holds
-    /// up to 40 MiB (a chunk being cut and the chunk writes in flight).
+    /// up to 48 MiB (the bytes being cut, and the chunk writes in flight).
     pub max_concurrent_uploads: u64,
     /// Free space, in bytes, chunk writes never take the data directory's disk below (uploads
     /// are answered 507 instead), so the metadata always has room.

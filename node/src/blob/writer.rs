@@ -17,12 +17,18 @@ use tokio::task::JoinHandle;
 
 use super::{BlobError, ChunkStore, Pins};
 
-/// Smallest chunk FastCDC cuts (except the last of a blob).
-const MIN_CHUNK: u32 = 512 * 1024;
+/// Smallest chunk FastCDC cuts (except the last of a blob). The gear hash skips the first
+/// `MIN_CHUNK` bytes of every chunk, so a larger minimum is less hashing per byte. It was 512 KiB
+/// until December 2026: bytes stored before then and pushed again are cut anew, and share few
+/// chunks with their earlier copy.
+const MIN_CHUNK: u32 = 1024 * 1024;
 /// Chunk size FastCDC aims at.
 const AVG_CHUNK: u32 = 2 * 1024 * 1024;
 /// Largest chunk; also the most a writer buffers before cutting.
 const MAX_CHUNK: u32 = 8 * 1024 * 1024;
+/// Bytes a writer's buffer holds per allocation: room for the uncut rest and at least one more
+/// chunk.
+const BUFFER_BYTES: usize = 2 * MAX_CHUNK as usize;
 /// Chunk writes that may run while more bytes are received.
 const WRITES_IN_FLIGHT: usize = 4;
 /// Blobs up to this size live in the metadata ([`BlobRef::inline`]): a file of their own would cost
@@ -101,6 +107,15 @@ impl BlobWriter {
         }
         self.sha256.update(data);
         self.size += data.len() as u64;
+        if self.buffer.capacity() - self.buffer.len() < data.len() {
+            // A new allocation, into which only the bytes not yet cut move (the chunks cut keep
+            // the old one until they are written). Left to grow by itself, the buffer would move
+            // the uncut rest (up to a whole chunk) after every cut.
+            let mut fresh =
+                BytesMut::with_capacity(BUFFER_BYTES.max(self.buffer.len() + data.len()));
+            fresh.extend_from_slice(&self.buffer);
+            self.buffer = fresh;
+        }
         self.buffer.extend_from_slice(data);
         while self.buffer.len() >= MAX_CHUNK as usize {
             let cut = first_cut(&self.buffer);

@@ -110,9 +110,11 @@ impl BlobWriter {
         if self.buffer.capacity() - self.buffer.len() < data.len() {
             // A new allocation, into which only the bytes not yet cut move (the chunks cut keep
             // the old one until they are written). Left to grow by itself, the buffer would move
-            // the uncut rest (up to a whole chunk) after every cut.
+            // the uncut rest (up to a whole chunk) after every cut. Small blobs double it as they
+            // grow, up to the full size.
+            let needed = self.buffer.len() + data.len();
             let mut fresh =
-                BytesMut::with_capacity(BUFFER_BYTES.max(self.buffer.len() + data.len()));
+                BytesMut::with_capacity(needed.max(needed.saturating_mul(2).min(BUFFER_BYTES)));
             fresh.extend_from_slice(&self.buffer);
             self.buffer = fresh;
         }

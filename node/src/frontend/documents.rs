@@ -6,9 +6,16 @@
 //! small read), finds the bytes rendered for its generation, and serves them without touching the
 //! versions. A change makes a new generation; its documents are rendered by the first request that
 //! wants them, and the old ones leave the bounded cache in time.
+//!
+//! Remote registries' upstream documents are kept here parsed too, by the digest of the bytes they
+//! were parsed from ([`Documents::parsed`]): a packument of thousands of versions takes a tenth of
+//! a second to parse, and a cold install reads each one at least twice (for the packument, then for
+//! the tarball it names).
 
+use std::any::Any;
 use std::sync::Arc;
 
+use arca_protocol::Sha256;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -115,7 +122,27 @@ pub fn accepts(request: &HeaderMap, header: header::HeaderName, item: &str) -> b
 /// The node's rendered documents, bounded in bytes.
 pub struct Documents {
     cache: foyer_memory::Cache<DocumentKey, Arc<Rendered>>,
+    parsed: foyer_memory::Cache<ParsedKey, Parsed>,
 }
+
+/// What an upstream document was parsed into, and from which bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ParsedKey {
+    /// What was parsed, and anything else the parse depends on (`npm packument <name>`, say).
+    pub what: String,
+    /// The sha256 of the bytes parsed.
+    pub sha256: Sha256,
+}
+
+/// A parsed document (of the type its [`ParsedKey::what`] says) and the size of its source.
+#[derive(Clone)]
+struct Parsed {
+    value: Arc<dyn Any + Send + Sync>,
+    source_bytes: usize,
+}
+
+/// Parsed documents' memory, per byte of their source (JSON trees take several times the text).
+const PARSED_WEIGHT_PER_BYTE: usize = 4;
 
 impl Documents {
     /// A cache keeping up to `bytes` of rendered documents.
@@ -128,7 +155,40 @@ impl Documents {
                     + key.package.len()
             })
             .build();
-        Documents { cache }
+        let parsed = foyer_memory::CacheBuilder::new(bytes.max(1))
+            .with_weighter(|key: &ParsedKey, parsed: &Parsed| {
+                parsed.source_bytes.saturating_mul(PARSED_WEIGHT_PER_BYTE) + key.what.len()
+            })
+            .build();
+        Documents { cache, parsed }
+    }
+
+    /// The document `key` names, as `parse` makes it from its `source_bytes` bytes when it is not
+    /// kept (or was kept as another type).
+    pub async fn parsed<T, E, F>(
+        &self,
+        key: ParsedKey,
+        source_bytes: usize,
+        parse: F,
+    ) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+        F: Future<Output = Result<T, E>>,
+    {
+        if let Some(kept) = self.parsed.get(&key)
+            && let Ok(value) = kept.value().value.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(parse.await?);
+        self.parsed.insert(
+            key,
+            Parsed {
+                value: value.clone(),
+                source_bytes,
+            },
+        );
+        Ok(value)
     }
 
     /// The document `key` names, rendered by `render` when it is not kept.
@@ -163,6 +223,37 @@ mod tests {
             generation,
             variant: "full".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_document_is_parsed_once_per_content() {
+        let documents = Documents::new(1 << 20);
+        let key = |byte: u8| ParsedKey {
+            what: "test document".into(),
+            sha256: Sha256([byte; 32]),
+        };
+        let parses = std::sync::atomic::AtomicUsize::new(0);
+        let parses = &parses;
+        let parse = |text: &'static str| async move {
+            parses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, ()>(text.to_string())
+        };
+        let first = documents.parsed(key(1), 3, parse("one")).await;
+        let again = documents.parsed(key(1), 3, parse("other")).await;
+        assert_eq!(first.expect("parsed").as_str(), "one");
+        assert_eq!(
+            again.expect("kept").as_str(),
+            "one",
+            "kept, not parsed again"
+        );
+        let changed = documents.parsed(key(2), 3, parse("two")).await;
+        assert_eq!(changed.expect("parsed").as_str(), "two");
+        // Kept as another type: parsed again, as the type asked for.
+        let number = documents
+            .parsed(key(2), 3, async { Ok::<_, ()>(2u32) })
+            .await;
+        assert_eq!(*number.expect("parsed"), 2);
+        assert_eq!(parses.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     #[test]

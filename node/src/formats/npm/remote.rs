@@ -16,6 +16,7 @@
 
 use crate::meta::{PackageContents, StateRead};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arca_protocol::{BlobRef, FileEntry, Registry, RegistryKind, Sha256, Version};
 use base64::Engine;
@@ -27,6 +28,7 @@ use super::names::PackageName;
 use super::packument::{DEPRECATED, MANIFEST};
 use super::publish::{stored_version_of_file, version_of_file};
 use crate::AppState;
+use crate::frontend::documents::ParsedKey;
 use crate::frontend::read_small_blob;
 use crate::policy::firewall;
 use crate::proxy::{self, Expected, ProxyError};
@@ -186,18 +188,29 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
     UpstreamPackument { package, locations }
 }
 
-/// Parses a cached packument document.
+/// A cached packument document, parsed (or as the node's documents keep it parsed already).
 async fn parse_cached(
     state: &AppState,
     name: &PackageName,
     blob: &BlobRef,
-) -> Result<UpstreamPackument, ProxyError> {
-    let bytes = read_small_blob(state, blob)
+) -> Result<Arc<UpstreamPackument>, ProxyError> {
+    let key = ParsedKey {
+        what: format!("npm packument {name}"),
+        sha256: blob.sha256,
+    };
+    let source_bytes = usize::try_from(blob.size).unwrap_or(usize::MAX);
+    state
+        .documents
+        .parsed(key, source_bytes, async {
+            let bytes = read_small_blob(state, blob).await.map_err(|e| {
+                ProxyError::Record(format!("reading the cached packument of {name}: {e}"))
+            })?;
+            let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                ProxyError::Upstream(format!("the packument of {name} is not JSON: {e}"))
+            })?;
+            Ok(from_upstream(name, &document))
+        })
         .await
-        .map_err(|e| ProxyError::Record(format!("reading the cached packument of {name}: {e}")))?;
-    let document: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::Upstream(format!("the packument of {name} is not JSON: {e}")))?;
-    Ok(from_upstream(name, &document))
 }
 
 /// The packument of `name` in the remote registry `registry`, as [`proxy::Proxy::document`] gives
@@ -207,7 +220,7 @@ async fn upstream_packument(
     state: &AppState,
     registry: &Registry,
     name: &PackageName,
-) -> Result<Option<(UpstreamPackument, bool)>, ProxyError> {
+) -> Result<Option<(Arc<UpstreamPackument>, bool)>, ProxyError> {
     let document = state
         .proxy
         .document(
@@ -236,7 +249,7 @@ async fn packument_naming(
     registry: &Registry,
     name: &PackageName,
     file: &str,
-) -> Result<Option<UpstreamPackument>, ProxyError> {
+) -> Result<Option<Arc<UpstreamPackument>>, ProxyError> {
     let cached = state
         .meta
         .read(|view| view.cached(&registry.name, &document_key(name)))
@@ -296,7 +309,7 @@ pub async fn resolve(
             RegistryKind::Remote => match upstream_packument(state, &member, name).await {
                 Ok(Some((packument, was_stale))) => {
                     stale |= was_stale;
-                    packages.push(packument.package);
+                    packages.push(packument.package.clone());
                 }
                 Ok(None) => {}
                 Err(error) => {

@@ -263,6 +263,18 @@ async fn npm_through_remote_and_virtual_registries() -> Result<()> {
         format!("{upstream_registry}/up-extra/-/up-extra-1.0.0.tgz")
     );
 
+    // A version published upstream shows once the remote's copy of the packument is older than
+    // its time to live (and the proxy's memory of the last fetch has passed): what was rendered
+    // from the older copy is not served again.
+    publisher.publish("up-later", "1.0.0", json!({}))?;
+    let before = get_json(&node, "/npm/npm-remote/up-later").await?;
+    assert_eq!(before["dist-tags"]["latest"], "1.0.0");
+    publisher.publish("up-later", "1.1.0", json!({}))?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = get_json(&node, "/npm/npm-remote/up-later").await?;
+    assert_eq!(after["dist-tags"]["latest"], "1.1.0");
+    assert!(after["versions"]["1.1.0"].is_object(), "{after}");
+
     // The remote registry takes no publishes, in npm's error format.
     let refused = remote
         .try_publish("no-publish", "1.0.0", json!({}))?

@@ -54,25 +54,44 @@ fn warn_if_stale(mut response: Response, resolved: &Resolved) -> Response {
 
 /// `GET /<name>`: the packument. A local registry's is rendered once per change of the package and
 /// served from the node's documents until the next (with an entity tag, so a client that has it
-/// gets 304); a remote or virtual registry's is built from what its members resolve to.
+/// gets 304); a remote or virtual registry's is built from what its members resolve to, and kept
+/// the same way for as long as they resolve to the same sources.
 pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
     let registry = ctx.authorize(Role::Read)?;
     if registry.kind == RegistryKind::Local {
         return local_packument(ctx, &registry.name, name);
     }
-    let (_, resolved) = resolve(ctx, name).await?;
-    let package = &resolved.package;
+    let (name, resolved) = resolve(ctx, name).await?;
+    let abbreviated = wants_abbreviated(ctx);
     let base = ctx.base_url();
-    let (document, media_type) = if wants_abbreviated(ctx) {
-        (packument::abbreviated(package, &base), ABBREVIATED)
-    } else {
-        (packument::full(package, &base), "application/json")
+    // Rendered once per set of sources (a member's new generation, an upstream's new packument).
+    let key = DocumentKey {
+        registry: registry.name.clone(),
+        package: name.to_string(),
+        generation: 0,
+        variant: format!(
+            "{} {base} {}",
+            if abbreviated { "abbreviated" } else { "full" },
+            resolved.sources
+        ),
     };
-    let mut response = Json(document).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    let rendered = ctx.state.documents.get_or_render(key, || {
+        let document = if abbreviated {
+            packument::abbreviated(&resolved.package, &base)
+        } else {
+            packument::full(&resolved.package, &base)
+        };
+        serde_json::to_vec(&document).map_err(NpmError::internal)
+    })?;
+    let media_type = if abbreviated {
+        ABBREVIATED
+    } else {
+        "application/json"
+    };
+    let mut response = rendered.respond(ctx.headers, media_type);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(warn_if_stale(response, &resolved))
 }
 

@@ -40,6 +40,10 @@ pub struct Resolved {
     pub package: PackageContents,
     /// True when an upstream failed and an older copy of its packument went into this.
     pub stale: bool,
+    /// What the package was made of: each member that had it, with the generation of its record
+    /// (local) or the digest of its upstream's packument (remote). A document rendered from one
+    /// resolution is the same for another with the same sources.
+    pub sources: String,
 }
 
 /// Where a version's tarball is upstream, and what it must hash to.
@@ -220,7 +224,7 @@ async fn upstream_packument(
     state: &AppState,
     registry: &Registry,
     name: &PackageName,
-) -> Result<Option<(Arc<UpstreamPackument>, bool)>, ProxyError> {
+) -> Result<Option<(Arc<UpstreamPackument>, bool, Sha256)>, ProxyError> {
     let document = state
         .proxy
         .document(
@@ -233,8 +237,9 @@ async fn upstream_packument(
         .await;
     match document {
         Ok(document) => {
-            let packument = parse_cached(state, name, &document.cached.blob).await?;
-            Ok(Some((packument, document.stale)))
+            let blob = &document.cached.blob;
+            let packument = parse_cached(state, name, blob).await?;
+            Ok(Some((packument, document.stale, blob.sha256)))
         }
         Err(ProxyError::NotFound(_)) => Ok(None),
         Err(error) => Err(error),
@@ -263,7 +268,7 @@ async fn packument_naming(
     }
     Ok(upstream_packument(state, registry, name)
         .await?
-        .map(|(packument, _)| packument))
+        .map(|(packument, _, _)| packument))
 }
 
 /// Merges packages in order: a version an earlier one has wins, each dist-tag comes from the first
@@ -298,17 +303,27 @@ pub async fn resolve(
     let mut packages = Vec::new();
     let mut stale = false;
     let mut failure = None;
+    let mut sources = Vec::new();
     for member in proxy::resolution_order(state, registry) {
         match member.kind {
             RegistryKind::Local => {
-                let stored = state
-                    .meta
-                    .read(|view| view.package_contents(&member.name, name.as_str()))?;
-                packages.extend(stored);
+                let stored = state.meta.read(|view| {
+                    let Some(record) = view.package(&member.name, name.as_str())? else {
+                        return Ok(None);
+                    };
+                    Ok(view
+                        .package_contents(&member.name, name.as_str())?
+                        .map(|contents| (record.generation, contents)))
+                })?;
+                if let Some((generation, contents)) = stored {
+                    sources.push(format!("{}@{generation}", member.name));
+                    packages.push(contents);
+                }
             }
             RegistryKind::Remote => match upstream_packument(state, &member, name).await {
-                Ok(Some((packument, was_stale))) => {
+                Ok(Some((packument, was_stale, sha256))) => {
                     stale |= was_stale;
+                    sources.push(format!("{}#{sha256}", member.name));
                     packages.push(packument.package.clone());
                 }
                 Ok(None) => {}
@@ -323,7 +338,11 @@ pub async fn resolve(
         }
     }
     match (merge(packages), failure) {
-        (Some(package), _) => Ok(Some(Resolved { package, stale })),
+        (Some(package), _) => Ok(Some(Resolved {
+            package,
+            stale,
+            sources: sources.join(" "),
+        })),
         (None, Some(error)) if registry.kind != RegistryKind::Virtual => Err(error.into()),
         (None, _) => Ok(None),
     }

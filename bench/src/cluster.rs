@@ -29,9 +29,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::common::{self, blocking, expect_status, metric, scrape};
 use crate::data;
+use crate::impairment::{Impairment, Relay};
 use crate::report::{
     ClusterReport, CommitRow, Compared, LagRow, Latency, Measurement, NodeSite, Rates,
-    ReplicationSize, TransferPair,
+    ReplicationSize, TransferPair, WanRow, mib_per_second,
 };
 
 /// The registry every write goes to (generic, replicated eagerly to every site: the default policy).
@@ -190,7 +191,7 @@ async fn measure(args: &Args, root: &Path) -> anyhow::Result<ClusterReport> {
     let chunks = usize::try_from(args.chunks).context("--chunks is too large")?;
     let runs = usize::try_from(args.runs).context("--runs is too large")?;
     eprintln!("chunk transfer: QUIC and TCP, {chunks} chunks of {CHUNK_MIB} MiB ...");
-    let transfer = transfer(chunks, runs).await?;
+    let (transfer, wan) = transfer(chunks, runs).await?;
 
     let (writer, reader) = (1, NODES);
     Ok(ClusterReport {
@@ -204,6 +205,7 @@ async fn measure(args: &Args, root: &Path) -> anyhow::Result<ClusterReport> {
         chunk_mib: CHUNK_MIB,
         runs,
         transfer,
+        wan,
         clients,
         seconds: args.seconds,
         commits: cluster.commits,
@@ -871,7 +873,7 @@ fn random_chunks(count: usize) -> anyhow::Result<Vec<(ChunkRef, Bytes)>> {
 /// Moves the same chunks over QUIC (two node transports), over plain TCP and over TLS on TCP (the
 /// nodes' own TLS configuration, with rustls), at each concurrency, and stops every server whatever
 /// happened.
-async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>> {
+async fn transfer(count: usize, runs: usize) -> anyhow::Result<(Vec<TransferPair>, Vec<WanRow>)> {
     let chunks = blocking(move || random_chunks(count)).await?;
     let refs: Arc<Vec<ChunkRef>> = Arc::new(chunks.iter().map(|(chunk, _)| *chunk).collect());
     let bodies: Arc<Vec<Bytes>> = Arc::new(chunks.iter().map(|(_, bytes)| bytes.clone()).collect());
@@ -951,7 +953,8 @@ async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>
                 tcp,
             });
         }
-        anyhow::Ok(pairs)
+        let wan = over_wan(&server, &client_identity, &refs, runs).await?;
+        anyhow::Ok((pairs, wan))
     }
     .await;
     tcp_server.abort();
@@ -959,6 +962,60 @@ async fn transfer(count: usize, runs: usize) -> anyhow::Result<Vec<TransferPair>
     client.close().await;
     server.close().await;
     measured
+}
+
+/// Impaired links the QUIC transfer is measured over: (round trip, loss).
+const WAN_LINKS: [(u64, f64); 4] = [(50, 0.001), (50, 0.01), (150, 0.001), (150, 0.01)];
+/// Chunks fetched over each impaired link per run (64 MiB of 4 MiB chunks).
+const WAN_CHUNKS: usize = 16;
+/// Fetches in flight over an impaired link, as the replication worker runs them.
+const WAN_CONCURRENCY: usize = 8;
+
+/// Fetches [`WAN_CHUNKS`] chunks from `server` through each of [`WAN_LINKS`], `runs` times, each
+/// run on a new connection (a new congestion window) from a new client endpoint.
+async fn over_wan(
+    server: &Arc<QuicTransport>,
+    identity: &ClusterIdentity,
+    refs: &Arc<Vec<ChunkRef>>,
+    runs: usize,
+) -> anyhow::Result<Vec<WanRow>> {
+    let refs: Arc<Vec<ChunkRef>> = Arc::new(refs.iter().take(WAN_CHUNKS).copied().collect());
+    let bytes = refs.iter().map(|chunk| u64::from(chunk.size)).sum::<u64>();
+    let mut rows = Vec::new();
+    for (round_trip_ms, loss) in WAN_LINKS {
+        let impairment = Impairment {
+            round_trip: Duration::from_millis(round_trip_ms),
+            loss,
+        };
+        let mut times = Vec::new();
+        for run in 1..=runs {
+            eprintln!(
+                "chunk transfer over a {round_trip_ms} ms, {}% loss link, run {run}/{runs} ...",
+                loss * 100.0
+            );
+            let relay = Relay::start(server.local_addr()?, impairment).await?;
+            let client =
+                QuicTransport::bind("127.0.0.1:0".parse()?).context("binding a QUIC endpoint")?;
+            client.serve(identity, Arc::new(ChunkServer::default()))?;
+            let addr: Arc<str> = relay.addr.to_string().into();
+            let took = quic_pass(&client, &addr, &refs, WAN_CONCURRENCY, true).await;
+            client.close().await;
+            times.push(took?);
+        }
+        let label = format!("quic, {round_trip_ms} ms rtt, {}% loss", loss * 100.0);
+        let measurement = Measurement::new(&label, bytes, &times).context("no runs")?;
+        let median_seconds = mib_per_second(bytes, 1.0) / measurement.median_mib_per_s;
+        rows.push(WanRow {
+            round_trip_ms,
+            loss_percent: loss * 100.0,
+            mib: bytes / MIB,
+            concurrency: WAN_CONCURRENCY,
+            median_round_trips: median_seconds * 1000.0 / round_trip_ms as f64,
+            median_seconds,
+            measurement,
+        });
+    }
+    Ok(rows)
 }
 
 /// A TCP connection to `addr` with Nagle's algorithm off.

@@ -218,6 +218,7 @@ mod debian;
 mod downloads;
 mod formats;
 mod generic;
+mod impairment;
 mod installs;
 mod oci;
 mod packages;

@@ -958,6 +958,25 @@ pub struct TransferPair {
     pub quic_to_tls_median: f64,
 }
 
+/// Chunks fetched over QUIC through one impaired link (delay and loss, see `impairment`).
+#[derive(Debug, Clone, Serialize)]
+pub struct WanRow {
+    /// Round trip the link adds.
+    pub round_trip_ms: u64,
+    /// Datagrams it drops each way, in percent.
+    pub loss_percent: f64,
+    /// MiB moved per run.
+    pub mib: u64,
+    /// Fetches in flight.
+    pub concurrency: usize,
+    /// Throughput of each run.
+    pub measurement: Measurement,
+    /// Seconds the median run took.
+    pub median_seconds: f64,
+    /// The same in round trips of the link.
+    pub median_round_trips: f64,
+}
+
 /// Metadata writes against one cluster for a fixed time.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommitRow {
@@ -1011,6 +1030,8 @@ pub struct ClusterReport {
     pub runs: usize,
     /// Chunk transfer throughput, per concurrency.
     pub transfer: Vec<TransferPair>,
+    /// 64 MiB over QUIC through impaired links.
+    pub wan: Vec<WanRow>,
     /// Concurrent clients of the metadata writes.
     pub clients: usize,
     /// Seconds each run of a row of metadata writes lasted (as asked).
@@ -1087,6 +1108,33 @@ impl ClusterReport {
                 "{:<36} {:>12} {:>12.2}",
                 "  quic / tls over tcp (median)", "", pair.quic_to_tls_median
             );
+        }
+        if let Some(first) = self.wan.first() {
+            let _ = writeln!(
+                out,
+                "\nover an impaired link (a userspace UDP relay: half the delay and the loss each way): \
+                 {} MiB in {} MiB chunks, {} fetches at once, a new connection per run",
+                first.mib, self.chunk_mib, first.concurrency
+            );
+            let _ = writeln!(
+                out,
+                "{:<36} {:>12} {:>10} {:>12} {:>12}  runs (MiB/s)",
+                "", "median MiB/s", "spread", "median s", "round trips"
+            );
+            for wan in &self.wan {
+                let m = &wan.measurement;
+                let runs: Vec<String> = m.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
+                let _ = writeln!(
+                    out,
+                    "{:<36} {:>12.1} {:>9.0}% {:>12.2} {:>12.1}  {}",
+                    m.label,
+                    m.median_mib_per_s,
+                    m.spread_percent,
+                    wan.median_seconds,
+                    wan.median_round_trips,
+                    runs.join(" ")
+                );
+            }
         }
         if !self.commits.is_empty() {
             let _ = writeln!(

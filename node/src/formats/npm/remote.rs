@@ -36,8 +36,9 @@ use crate::proxy::{self, Expected, ProxyError};
 /// A package as a read of some registry sees it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The package: stored (local), from the upstream's packument (remote), or merged (virtual).
-    pub package: PackageContents,
+    /// The package: stored (local), from the upstream's packument (remote, shared with the parsed
+    /// packument the node keeps), or merged (virtual).
+    pub package: Arc<PackageContents>,
     /// True when an upstream failed and an older copy of its packument went into this.
     pub stale: bool,
     /// What the package was made of: each member that had it, with the generation of its record
@@ -59,7 +60,7 @@ pub struct Location {
 #[derive(Debug, Clone)]
 pub struct UpstreamPackument {
     /// The package, with each version's tarball under this registry's file name.
-    pub package: PackageContents,
+    pub package: Arc<PackageContents>,
     /// Upstream tarball location by version.
     pub locations: BTreeMap<String, Location>,
 }
@@ -189,7 +190,10 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
         metadata: Default::default(),
         tags,
     };
-    UpstreamPackument { package, locations }
+    UpstreamPackument {
+        package: Arc::new(package),
+        locations,
+    }
 }
 
 /// A cached packument document, parsed (or as the node's documents keep it parsed already).
@@ -273,20 +277,33 @@ async fn packument_naming(
 
 /// Merges packages in order: a version an earlier one has wins, each dist-tag comes from the first
 /// one that has it.
-pub fn merge(packages: impl IntoIterator<Item = PackageContents>) -> Option<PackageContents> {
+/// A single package comes back as it is (not copied).
+pub fn merge(
+    packages: impl IntoIterator<Item = Arc<PackageContents>>,
+) -> Option<Arc<PackageContents>> {
     let mut packages = packages.into_iter();
-    let mut merged = packages.next()?;
-    for package in packages {
-        for (name, version) in package.versions {
-            merged.versions.entry(name).or_insert(version);
+    let first = packages.next()?;
+    let Some(second) = packages.next() else {
+        return Some(first);
+    };
+    let mut merged = Arc::unwrap_or_clone(first);
+    for package in std::iter::once(second).chain(packages) {
+        for (name, version) in &package.versions {
+            merged
+                .versions
+                .entry(name.clone())
+                .or_insert_with(|| version.clone());
         }
-        for (tag, target) in package.tags {
-            merged.tags.entry(tag).or_insert(target);
+        for (tag, target) in &package.tags {
+            merged
+                .tags
+                .entry(tag.clone())
+                .or_insert_with(|| target.clone());
         }
         merged.created_at = merged.created_at.min(package.created_at);
         merged.updated_at = merged.updated_at.max(package.updated_at);
     }
-    Some(merged)
+    Some(Arc::new(merged))
 }
 
 /// The package `name` as a read of `registry` sees it; `None` when no registry it reads has it.
@@ -317,7 +334,7 @@ pub async fn resolve(
                 })?;
                 if let Some((generation, contents)) = stored {
                     sources.push(format!("{}@{generation}", member.name));
-                    packages.push(contents);
+                    packages.push(Arc::new(contents));
                 }
             }
             RegistryKind::Remote => match upstream_packument(state, &member, name).await {
@@ -483,7 +500,7 @@ mod tests {
     fn merges_prefer_earlier_members() {
         let name = PackageName::parse("@s/pkg").expect("valid");
         let remote = from_upstream(&name, &upstream()).package;
-        let mut local = remote.clone();
+        let mut local = (*remote).clone();
         local.versions.remove("2.0.0");
         local
             .versions
@@ -492,11 +509,16 @@ mod tests {
             .attributes
             .insert(MANIFEST.into(), json!({"local": true}).to_string());
         local.tags = BTreeMap::from([("latest".into(), "1.0.0".into())]);
-        let merged = merge([local, remote]).expect("merged");
+        let merged = merge([Arc::new(local), remote.clone()]).expect("merged");
         assert_eq!(merged.versions.len(), 2);
         assert!(merged.versions["1.0.0"].attributes[MANIFEST].contains("local"));
         assert_eq!(merged.tags["latest"], "1.0.0");
         assert_eq!(merged.tags["old"], "1.0.0");
         assert!(merge(Vec::new()).is_none());
+        let alone = merge([remote.clone()]).expect("one package");
+        assert!(
+            Arc::ptr_eq(&alone, &remote),
+            "a single package is not copied"
+        );
     }
 }

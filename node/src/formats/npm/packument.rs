@@ -8,9 +8,14 @@
 //! from the base URL the client used.
 
 use crate::meta::PackageContents;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use arca_protocol::Version;
+use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 /// Version attribute holding the version's package.json manifest (JSON).
@@ -86,30 +91,68 @@ pub fn stored_manifest(version: &Version) -> Map<String, Value> {
     }
 }
 
-/// A version's manifest as clients see it: the stored manifest with its tarball URL under `base`
-/// (`http://host/npm/<registry>`) and its deprecation.
-pub fn version_manifest(package: &PackageContents, version: &Version, base: &str) -> Value {
-    Value::Object(manifest_object(package, version, base))
+/// A manifest's top-level fields, each kept as the JSON text it has in the manifest: reading them
+/// costs one scan of the text and an allocation per field name, not a tree of values, and writing
+/// them out copies the text as it is.
+pub type ManifestFields<'a> = BTreeMap<String, Cow<'a, RawValue>>;
+
+/// The top-level fields of the manifest stored with a version (none when it has no manifest, or
+/// one that is not a JSON object).
+fn stored_fields(version: &Version) -> ManifestFields<'_> {
+    let parsed: Option<BTreeMap<String, &RawValue>> = version
+        .attributes
+        .get(MANIFEST)
+        .and_then(|text| serde_json::from_str(text).ok());
+    parsed
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(field, value)| (field, Cow::Borrowed(value)))
+        .collect()
 }
 
-fn manifest_object(package: &PackageContents, version: &Version, base: &str) -> Map<String, Value> {
-    let mut manifest = stored_manifest(version);
-    manifest.insert("name".into(), json!(package.name));
-    manifest.insert("version".into(), json!(version.name));
+/// `value` as JSON text.
+fn json_text(value: &impl Serialize) -> Result<Cow<'static, RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(value).map(Cow::Owned)
+}
+
+/// A version's manifest as clients see it: the stored manifest with its tarball URL under `base`
+/// (`http://host/npm/<registry>`) and its deprecation.
+fn manifest_fields<'a>(
+    package: &PackageContents,
+    version: &'a Version,
+    base: &str,
+) -> Result<ManifestFields<'a>, serde_json::Error> {
+    let mut manifest = stored_fields(version);
+    manifest.insert("name".into(), json_text(&package.name)?);
+    manifest.insert("version".into(), json_text(&version.name)?);
     if let Some(file) = version.files.keys().next() {
-        let dist = manifest.entry("dist").or_insert_with(|| json!({}));
-        if let Value::Object(dist) = dist {
+        let dist = manifest
+            .get("dist")
+            .map_or(Ok(Value::Object(Map::new())), |dist| {
+                serde_json::from_str(dist.get())
+            })?;
+        if let Value::Object(mut dist) = dist {
             dist.insert(
                 "tarball".into(),
                 json!(format!("{base}/{}/-/{file}", package.name)),
             );
+            manifest.insert("dist".into(), json_text(&dist)?);
         }
     }
     match version.attributes.get(DEPRECATED) {
-        Some(message) => manifest.insert("deprecated".into(), json!(message)),
+        Some(message) => manifest.insert("deprecated".into(), json_text(message)?),
         None => manifest.remove("deprecated"),
     };
-    manifest
+    Ok(manifest)
+}
+
+/// One version's manifest as clients see it (`GET /<name>/<version>`), as JSON.
+pub fn version_manifest(
+    package: &PackageContents,
+    version: &Version,
+    base: &str,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&manifest_fields(package, version, base)?)
 }
 
 /// The version `latest` points at, or else the highest version.
@@ -127,68 +170,91 @@ pub fn latest(package: &PackageContents) -> Option<&Version> {
 }
 
 /// The `time` object: creation and modification of the package, publication of each version.
-fn times(package: &PackageContents) -> Map<String, Value> {
-    let mut time = Map::new();
-    time.insert("created".into(), json!(iso_time(package.created_at)));
-    time.insert("modified".into(), json!(iso_time(package.updated_at)));
+fn times(package: &PackageContents) -> BTreeMap<&str, String> {
+    let mut time = BTreeMap::new();
+    time.insert("created", iso_time(package.created_at));
+    time.insert("modified", iso_time(package.updated_at));
     for version in package.versions.values() {
-        time.insert(version.name.clone(), json!(iso_time(version.created_at)));
+        time.insert(version.name.as_str(), iso_time(version.created_at));
     }
     time
 }
 
-/// The full packument (`application/json`): every version's manifest, dist-tags, times, and the
-/// latest version's description, readme and other package-level fields.
-pub fn full(package: &PackageContents, base: &str) -> Value {
-    let mut packument = Map::new();
-    if let Some(latest) = latest(package) {
-        let manifest = stored_manifest(latest);
-        for field in PACKAGE_FIELDS {
-            if let Some(value) = manifest.get(field) {
-                packument.insert(field.into(), value.clone());
-            }
-        }
-    }
-    packument.insert("_id".into(), json!(package.name));
-    packument.insert("_rev".into(), json!(revision(package)));
-    packument.insert("name".into(), json!(package.name));
-    packument.insert("dist-tags".into(), json!(package.tags));
-    let versions: Map<String, Value> = package
-        .versions
-        .values()
-        .map(|v| (v.name.clone(), version_manifest(package, v, base)))
-        .collect();
-    packument.insert("versions".into(), Value::Object(versions));
-    packument.insert("time".into(), Value::Object(times(package)));
-    Value::Object(packument)
+/// The full packument (`application/json`).
+#[derive(Serialize)]
+struct FullPackument<'a> {
+    /// The latest version's description, readme and other package-level fields.
+    #[serde(flatten)]
+    package_fields: ManifestFields<'a>,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(rename = "_rev")]
+    revision: String,
+    name: &'a str,
+    #[serde(rename = "dist-tags")]
+    tags: &'a BTreeMap<String, String>,
+    versions: BTreeMap<&'a str, ManifestFields<'a>>,
+    time: BTreeMap<&'a str, String>,
 }
 
-/// The abbreviated packument (`application/vnd.npm.install-v1+json`): what an install needs.
-pub fn abbreviated(package: &PackageContents, base: &str) -> Value {
-    let versions: Map<String, Value> = package
+/// The full packument (`application/json`), as JSON: every version's manifest, dist-tags, times,
+/// and the latest version's description, readme and other package-level fields.
+pub fn full(package: &PackageContents, base: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let mut package_fields = latest(package).map(stored_fields).unwrap_or_default();
+    package_fields.retain(|field, _| PACKAGE_FIELDS.contains(&field.as_str()));
+    let versions = package
+        .versions
+        .values()
+        .map(|v| Ok((v.name.as_str(), manifest_fields(package, v, base)?)))
+        .collect::<Result<_, serde_json::Error>>()?;
+    serde_json::to_vec(&FullPackument {
+        package_fields,
+        id: &package.name,
+        revision: revision(package),
+        name: &package.name,
+        tags: &package.tags,
+        versions,
+        time: times(package),
+    })
+}
+
+/// The abbreviated packument (`application/vnd.npm.install-v1+json`).
+#[derive(Serialize)]
+struct AbbreviatedPackument<'a> {
+    name: &'a str,
+    modified: String,
+    #[serde(rename = "dist-tags")]
+    tags: &'a BTreeMap<String, String>,
+    versions: BTreeMap<&'a str, ManifestFields<'a>>,
+}
+
+/// The names of the scripts a manifest declares.
+type ScriptNames = BTreeMap<String, IgnoredAny>;
+
+/// The abbreviated packument (`application/vnd.npm.install-v1+json`), as JSON: what an install
+/// needs of each version.
+pub fn abbreviated(package: &PackageContents, base: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let versions = package
         .versions
         .values()
         .map(|version| {
-            let manifest = manifest_object(package, version, base);
-            let mut short: Map<String, Value> = ABBREVIATED_FIELDS
-                .iter()
-                .filter_map(|field| Some((field.to_string(), manifest.get(*field)?.clone())))
-                .collect();
+            let mut manifest = manifest_fields(package, version, base)?;
             let install_script = manifest
                 .get("scripts")
-                .and_then(Value::as_object)
+                .and_then(|scripts| serde_json::from_str::<ScriptNames>(scripts.get()).ok())
                 .is_some_and(|scripts| INSTALL_SCRIPTS.iter().any(|s| scripts.contains_key(*s)));
+            manifest.retain(|field, _| ABBREVIATED_FIELDS.contains(&field.as_str()));
             if install_script {
-                short.insert("hasInstallScript".into(), json!(true));
+                manifest.insert("hasInstallScript".into(), json_text(&true)?);
             }
-            (version.name.clone(), Value::Object(short))
+            Ok((version.name.as_str(), manifest))
         })
-        .collect();
-    json!({
-        "name": package.name,
-        "modified": iso_time(package.updated_at),
-        "dist-tags": package.tags,
-        "versions": versions,
+        .collect::<Result<_, serde_json::Error>>()?;
+    serde_json::to_vec(&AbbreviatedPackument {
+        name: &package.name,
+        modified: iso_time(package.updated_at),
+        tags: &package.tags,
+        versions,
     })
 }
 
@@ -281,8 +347,6 @@ pub fn search_object(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use arca_protocol::{FileEntry, Sha256};
 
     use super::*;
@@ -338,7 +402,9 @@ mod tests {
 
     #[test]
     fn full_packument_takes_package_fields_from_latest() {
-        let doc = full(&package(), "http://h/npm/r");
+        let doc: Value =
+            serde_json::from_slice(&full(&package(), "http://h/npm/r").expect("renders"))
+                .expect("JSON");
         assert_eq!(doc["name"], "@s/pkg");
         assert_eq!(doc["description"], "Fast Thing");
         assert_eq!(doc["readme"], "# pkg");
@@ -353,7 +419,9 @@ mod tests {
 
     #[test]
     fn abbreviated_packument_keeps_install_fields() {
-        let doc = abbreviated(&package(), "http://h/npm/r");
+        let doc: Value =
+            serde_json::from_slice(&abbreviated(&package(), "http://h/npm/r").expect("renders"))
+                .expect("JSON");
         let two = &doc["versions"]["2.0.0"];
         assert_eq!(two["dependencies"]["dep"], "^1.0.0");
         assert_eq!(two["hasInstallScript"], true);

@@ -4,7 +4,7 @@
 //! `Warning: 110 - "Response is Stale"`.
 
 use crate::frontend::documents::accepts;
-use crate::meta::StateRead;
+use crate::meta::{PackageContents, StateRead};
 use arca_protocol::{RegistryKind, Role};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,7 +15,7 @@ use super::names::PackageName;
 use super::packument::{self, ABBREVIATED};
 use super::remote::{self, Resolved};
 use super::{Context, NpmError};
-use crate::frontend::documents::DocumentKey;
+use crate::frontend::documents::{DocumentKey, Rendered};
 use crate::frontend::serve_blob;
 use crate::proxy;
 use crate::usage::Download;
@@ -75,14 +75,29 @@ pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmErr
             resolved.sources
         ),
     };
-    let rendered = ctx.state.documents.get_or_render(key, || {
-        let document = if abbreviated {
-            packument::abbreviated(&resolved.package, &base)
-        } else {
-            packument::full(&resolved.package, &base)
-        };
-        serde_json::to_vec(&document).map_err(NpmError::internal)
-    })?;
+    let rendered = ctx
+        .state
+        .documents
+        .get_or_render(key, || render(&resolved.package, abbreviated, &base))?;
+    Ok(warn_if_stale(
+        respond_packument(ctx, &rendered, abbreviated),
+        &resolved,
+    ))
+}
+
+/// The packument of `package` as JSON, abbreviated or full, with tarball URLs under `base`.
+fn render(package: &PackageContents, abbreviated: bool, base: &str) -> Result<Vec<u8>, NpmError> {
+    let document = if abbreviated {
+        packument::abbreviated(package, base)
+    } else {
+        packument::full(package, base)
+    };
+    document.map_err(NpmError::internal)
+}
+
+/// The response carrying a rendered packument: its media type, and no caching without asking
+/// again (the entity tag makes asking cheap).
+fn respond_packument(ctx: &Context<'_>, rendered: &Rendered, abbreviated: bool) -> Response {
     let media_type = if abbreviated {
         ABBREVIATED
     } else {
@@ -92,7 +107,7 @@ pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmErr
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(warn_if_stale(response, &resolved))
+    response
 }
 
 /// The packument of a package of the local registry `registry`, from the node's documents.
@@ -118,23 +133,9 @@ fn local_packument(ctx: &Context<'_>, registry: &str, name: &str) -> Result<Resp
         let package = view
             .package_contents(registry, name.as_str())?
             .ok_or_else(not_found)?;
-        let document = if abbreviated {
-            packument::abbreviated(&package, &base)
-        } else {
-            packument::full(&package, &base)
-        };
-        serde_json::to_vec(&document).map_err(NpmError::internal)
+        render(&package, abbreviated, &base)
     })?;
-    let media_type = if abbreviated {
-        ABBREVIATED
-    } else {
-        "application/json"
-    };
-    let mut response = rendered.respond(ctx.headers, media_type);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok(respond_packument(ctx, &rendered, abbreviated))
 }
 
 /// `GET /<name>/<version or dist-tag>`: one version's manifest.
@@ -146,12 +147,16 @@ pub async fn version(ctx: &Context<'_>, name: &str, wanted: &str) -> Result<Resp
         .versions
         .get(found)
         .ok_or_else(|| NpmError::not_found(format!("version not found: {name}@{wanted}")))?;
-    let response = Json(packument::version_manifest(
-        package,
-        version,
-        &ctx.base_url(),
-    ))
-    .into_response();
+    let manifest = packument::version_manifest(package, version, &ctx.base_url())
+        .map_err(NpmError::internal)?;
+    let response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        manifest,
+    )
+        .into_response();
     Ok(warn_if_stale(response, &resolved))
 }
 

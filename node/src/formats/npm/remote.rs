@@ -21,6 +21,8 @@ use std::sync::Arc;
 use arca_protocol::{BlobRef, FileEntry, Registry, RegistryKind, Sha256, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::NpmError;
@@ -76,8 +78,8 @@ fn upstream_path(name: &PackageName) -> String {
 }
 
 /// Unix milliseconds of an RFC 3339 time.
-fn unix_ms(time: Option<&Value>) -> Option<u64> {
-    let time = humantime::parse_rfc3339_weak(time?.as_str()?).ok()?;
+fn unix_ms(time: &str) -> Option<u64> {
+    let time = humantime::parse_rfc3339_weak(time).ok()?;
     let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
     u64::try_from(since.as_millis()).ok()
 }
@@ -104,19 +106,36 @@ fn expected_digests(dist: &Map<String, Value>) -> Expected {
     }
 }
 
+/// An object's members, each left as its JSON text.
+type RawMembers<'a> = BTreeMap<String, &'a RawValue>;
+
+/// `raw` read as `T`, or `None` when it is not one (an upstream's odd field is left out, not an
+/// error).
+fn read_as<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+    serde_json::from_str(raw?.get()).ok()
+}
+
 /// Reads an upstream packument (`{"name", "dist-tags", "versions", "time", ...}`). Versions without a
-/// tarball are left out: they could not be installed from here.
-pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument {
-    let times = document.get("time").and_then(Value::as_object);
-    let time_of = |key: &str| unix_ms(times.and_then(|t| t.get(key)));
+/// tarball are left out: they could not be installed from here. Fails only when the document is not
+/// a JSON object.
+pub fn from_upstream(
+    name: &PackageName,
+    document: &[u8],
+) -> Result<UpstreamPackument, serde_json::Error> {
+    // Each top-level field is left as its text: the document is scanned once, and each version's
+    // manifest is kept as the text the upstream sent.
+    let document: RawMembers = serde_json::from_slice(document)?;
+    let field = |name: &str| document.get(name).copied();
+    let times: BTreeMap<String, Value> = read_as(field("time")).unwrap_or_default();
+    let time_of = |key: &str| unix_ms(times.get(key)?.as_str()?);
     let mut versions = BTreeMap::new();
     let mut locations = BTreeMap::new();
-    let listed = document.get("versions").and_then(Value::as_object);
-    for (version, manifest) in listed.into_iter().flatten() {
-        let Value::Object(manifest) = manifest else {
+    let listed: RawMembers = read_as(field("versions")).unwrap_or_default();
+    for (version, manifest) in listed {
+        let Some(fields) = read_as::<RawMembers>(Some(manifest)) else {
             continue;
         };
-        let Some(dist) = manifest.get("dist").and_then(Value::as_object) else {
+        let Some(dist) = read_as::<Map<String, Value>>(fields.get("dist").copied()) else {
             continue;
         };
         let Some(url) = dist.get("tarball").and_then(Value::as_str) else {
@@ -126,20 +145,19 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
             version.clone(),
             Location {
                 url: url.to_string(),
-                expected: expected_digests(dist),
+                expected: expected_digests(&dist),
             },
         );
-        let mut manifest = manifest.clone();
         let mut attributes = BTreeMap::new();
-        if let Some(message) = manifest
-            .remove("deprecated")
-            .and_then(|m| m.as_str().map(str::to_string))
-            .filter(|m| !m.is_empty())
+        if let Some(message) = read_as::<String>(fields.get("deprecated").copied())
+            .filter(|message| !message.is_empty())
         {
             attributes.insert(DEPRECATED.to_string(), message);
         }
-        attributes.insert(MANIFEST.to_string(), Value::Object(manifest).to_string());
-        let created_at = time_of(version).unwrap_or_default();
+        // Kept as the upstream wrote it: its `deprecated` and `dist.tarball` are replaced when
+        // it is rendered.
+        attributes.insert(MANIFEST.to_string(), manifest.get().to_string());
+        let created_at = time_of(&version).unwrap_or_default();
         let file = FileEntry {
             sha256: Sha256([0; 32]),
             size: 0,
@@ -151,7 +169,7 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
                 name: version.clone(),
                 created_at,
                 updated_at: created_at,
-                files: BTreeMap::from([(name.tarball(version), file)]),
+                files: BTreeMap::from([(name.tarball(&version), file)]),
                 metadata: Default::default(),
                 manifest: None,
                 attributes,
@@ -160,16 +178,14 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
             },
         );
     }
-    let tags = document
-        .get("dist-tags")
-        .and_then(Value::as_object)
+    let listed_tags: BTreeMap<String, Value> = read_as(field("dist-tags")).unwrap_or_default();
+    let tags = listed_tags
         .into_iter()
-        .flatten()
         .filter_map(|(tag, target)| {
             let target = target.as_str()?;
             versions
                 .contains_key(target)
-                .then(|| (tag.clone(), target.to_string()))
+                .then(|| (tag, target.to_string()))
         })
         .collect();
     let newest = versions
@@ -190,10 +206,10 @@ pub fn from_upstream(name: &PackageName, document: &Value) -> UpstreamPackument 
         metadata: Default::default(),
         tags,
     };
-    UpstreamPackument {
+    Ok(UpstreamPackument {
         package: Arc::new(package),
         locations,
-    }
+    })
 }
 
 /// A cached packument document, parsed (or as the node's documents keep it parsed already).
@@ -213,10 +229,9 @@ async fn parse_cached(
             let bytes = read_small_blob(state, blob).await.map_err(|e| {
                 ProxyError::Record(format!("reading the cached packument of {name}: {e}"))
             })?;
-            let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                ProxyError::Upstream(format!("the packument of {name} is not JSON: {e}"))
-            })?;
-            Ok(from_upstream(name, &document))
+            from_upstream(name, &bytes).map_err(|e| {
+                ProxyError::Upstream(format!("the packument of {name} is not a JSON object: {e}"))
+            })
         })
         .await
 }
@@ -431,8 +446,8 @@ mod tests {
     use super::*;
     use crate::formats::npm::packument;
 
-    fn upstream() -> Value {
-        json!({
+    fn upstream() -> Vec<u8> {
+        serde_json::to_vec(&json!({
             "_id": "@s/pkg",
             "name": "@s/pkg",
             "dist-tags": {"latest": "2.0.0", "old": "1.0.0", "gone": "9.9.9"},
@@ -458,13 +473,14 @@ mod tests {
                 },
                 "3.0.0": {"name": "@s/pkg", "version": "3.0.0"},
             },
-        })
+        }))
+        .expect("JSON")
     }
 
     #[test]
     fn upstream_packuments_render_with_local_tarball_urls() {
         let name = PackageName::parse("@s/pkg").expect("valid");
-        let read = from_upstream(&name, &upstream());
+        let read = from_upstream(&name, &upstream()).expect("an object");
         assert_eq!(
             read.package.versions.keys().collect::<Vec<_>>(),
             ["1.0.0", "2.0.0"]
@@ -481,14 +497,17 @@ mod tests {
         assert!(read.locations["2.0.0"].expected.sha512.is_none());
         assert_eq!(read.package.created_at, 1_577_836_800_000);
 
-        let full = packument::full(&read.package, "http://h/npm/remote");
+        let render = |document: Result<Vec<u8>, serde_json::Error>| -> Value {
+            serde_json::from_slice(&document.expect("renders")).expect("JSON")
+        };
+        let full = render(packument::full(&read.package, "http://h/npm/remote"));
         assert_eq!(
             full["versions"]["1.0.0"]["dist"]["tarball"],
             "http://h/npm/remote/@s/pkg/-/pkg-1.0.0.tgz"
         );
         assert_eq!(full["versions"]["1.0.0"]["deprecated"], "use 2");
         assert_eq!(full["dist-tags"]["latest"], "2.0.0");
-        let short = packument::abbreviated(&read.package, "http://h/npm/remote");
+        let short = render(packument::abbreviated(&read.package, "http://h/npm/remote"));
         assert_eq!(short["versions"]["2.0.0"]["dependencies"]["dep"], "^1.0.0");
         assert_eq!(
             version_of_file(&read.package, "pkg-2.0.0.tgz").as_deref(),
@@ -497,9 +516,51 @@ mod tests {
     }
 
     #[test]
+    fn upstream_manifests_are_kept_as_sent_and_odd_fields_left_out() {
+        let name = PackageName::parse("pkg").expect("valid");
+        let document = br#"{"name": "pkg", "time": "not an object", "dist-tags": ["latest"],
+            "versions": {
+                "1.0.0": {"version": "1.0.0", "description": "says \"hi\" \u00e9", "deprecated": "",
+                          "scripts": {"postinstall": "x"}, "nested": {"deep": [1, {"a": null}]},
+                          "dist": {"tarball": "https://up.example/pkg/-/pkg-1.0.0.tgz"}},
+                "2.0.0": "not an object",
+                "3.0.0": {"dist": "not an object"}
+            }}"#;
+        let read = from_upstream(&name, document).expect("an object");
+        assert_eq!(read.package.versions.keys().collect::<Vec<_>>(), ["1.0.0"]);
+        assert!(
+            read.package.tags.is_empty(),
+            "dist-tags that are not an object"
+        );
+        assert_eq!(read.package.versions["1.0.0"].created_at, 0);
+        let full: Value = serde_json::from_slice(
+            &packument::full(&read.package, "http://h/npm/r").expect("renders"),
+        )
+        .expect("JSON");
+        let one = &full["versions"]["1.0.0"];
+        assert_eq!(one["description"], "says \"hi\" \u{e9}");
+        assert_eq!(one["nested"]["deep"][1]["a"], Value::Null);
+        assert_eq!(one["name"], "pkg", "the name is the package's");
+        assert!(
+            one.get("deprecated").is_none(),
+            "an empty deprecation is none"
+        );
+        assert_eq!(one["dist"]["tarball"], "http://h/npm/r/pkg/-/pkg-1.0.0.tgz");
+        let short: Value = serde_json::from_slice(
+            &packument::abbreviated(&read.package, "http://h/npm/r").expect("renders"),
+        )
+        .expect("JSON");
+        assert_eq!(short["versions"]["1.0.0"]["hasInstallScript"], true);
+        assert!(short["versions"]["1.0.0"].get("nested").is_none());
+        assert!(from_upstream(&name, b"[1, 2]").is_err());
+    }
+
+    #[test]
     fn merges_prefer_earlier_members() {
         let name = PackageName::parse("@s/pkg").expect("valid");
-        let remote = from_upstream(&name, &upstream()).package;
+        let remote = from_upstream(&name, &upstream())
+            .expect("an object")
+            .package;
         let mut local = (*remote).clone();
         local.versions.remove("2.0.0");
         local

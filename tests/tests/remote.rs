@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use anyhow::{Result, ensure};
-use arca_tests::{TestNode, http, pseudo_random_bytes, sha256_hex};
+use arca_tests::{TestNode, http, metric, pseudo_random_bytes, sha256_hex};
 
 async fn create_registry(node: &TestNode, body: serde_json::Value) -> Result<()> {
     let response = http()
@@ -159,8 +159,14 @@ async fn a_remote_registry_caches_and_keeps_serving_when_the_upstream_is_gone() 
         files_holding(node.data_dir(), upstream.admin_token.as_bytes())
     );
 
-    // 100 concurrent requests for one uncached file make exactly one upstream request.
+    // 100 concurrent requests for one uncached file make exactly one upstream request: one miss,
+    // and 99 hits (served from the cache or by joining the fetch under way).
+    let counter = |name: &'static str| metric(&node.url, name, "registry=\"mirror\"");
     let before = generic_downloads(&upstream).await?;
+    let (hits_before, misses_before) = (
+        counter("arca_remote_hits_total").await?,
+        counter("arca_remote_misses_total").await?,
+    );
     let path = format!("mirror/{}", files[1].0);
     let gets = (0..100).map(|_| get(&node, &path));
     for result in futures::future::join_all(gets).await {
@@ -173,6 +179,11 @@ async fn a_remote_registry_caches_and_keeps_serving_when_the_upstream_is_gone() 
         1.0,
         "one upstream fetch"
     );
+    assert_eq!(
+        counter("arca_remote_misses_total").await? - misses_before,
+        1.0
+    );
+    assert_eq!(counter("arca_remote_hits_total").await? - hits_before, 99.0);
 
     // A file that is not upstream is a 404; a remote registry takes no publishes.
     assert_eq!(get(&node, "mirror/tool/9.0/tool.bin").await?.0, 404);

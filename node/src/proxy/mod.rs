@@ -74,7 +74,8 @@ impl From<crate::meta::StoreError> for ProxyError {
 /// Per-registry figures for `/metrics`.
 #[derive(Debug, Default, Clone)]
 pub struct RemoteCounters {
-    /// Requests served from what was cached.
+    /// Requests served without an upstream request of their own: from what was cached, or by
+    /// joining a fetch already under way (or just finished) for the same object.
     pub hits: u64,
     /// Requests that went upstream.
     pub misses: u64,
@@ -318,6 +319,7 @@ impl Proxy {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(entry) = flights.get(&flight_key) {
+            self.count_hit(&registry.name);
             return Ok(Arriving {
                 result: entry.result.clone(),
                 arrival: entry.arrival.clone(),
@@ -447,28 +449,34 @@ impl Proxy {
             accept: accept.map(str::to_string),
             ..Expected::default()
         };
+        // A cached document is a copy of the upstream's, not a client's write: the reader is answered
+        // from the verified bytes as soon as they are stored, and the record follows off its path
+        // (requests in the meantime join the lingering flight; should the node stop before the
+        // record commits, the next read fetches the document again).
         let record: Record = {
             let state = state.clone();
             let registry = registry.name.clone();
             let key = key.to_string();
             Box::new(move |fetched: Fetched| {
-                async move {
-                    let document = CachedDocument {
-                        blob: fetched.blob.clone(),
-                        content_type: fetched.content_type.clone(),
-                        fetched_at: state.now_ms(),
-                    };
-                    state
+                let document = CachedDocument {
+                    blob: fetched.blob.clone(),
+                    content_type: fetched.content_type.clone(),
+                    fetched_at: state.now_ms(),
+                };
+                tokio::spawn(async move {
+                    let recorded = state
                         .meta
                         .propose(Command::CacheDocument {
-                            registry,
-                            key,
+                            registry: registry.clone(),
+                            key: key.clone(),
                             document,
                         })
-                        .await?;
-                    Ok(fetched)
-                }
-                .boxed()
+                        .await;
+                    if let Err(error) = recorded {
+                        tracing::warn!(registry, key, %error, "recording a fetched document");
+                    }
+                });
+                async move { Ok(fetched) }.boxed()
             })
         };
         match self

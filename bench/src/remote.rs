@@ -16,7 +16,8 @@ use crate::common::{self, blocking, expect_status, metric, scrape};
 use crate::data;
 use crate::packages::{self, Auth, Dataset, NPM_ACCEPT, Target};
 use crate::report::{
-    Compared, Latency, LatencyCompared, Measurement, RemoteGeneric, RemoteNpm, RemoteReport,
+    Compared, Latency, LatencyCompared, Measurement, RemoteGeneric, RemoteNpm, RemoteNpmMisses,
+    RemoteReport,
 };
 
 /// The upstream node's local registries.
@@ -62,6 +63,9 @@ pub struct Args {
     /// Installs through the remote: rounds of every packument, then every tarball.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     rounds: u64,
+    /// Runs of the npm cold-miss rows (each through a fresh remote registry).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    miss_runs: u64,
     /// Directory under which a temporary directory for both nodes' data is made (and removed at the
     /// end). Defaults to the current directory.
     #[arg(long, default_value = ".")]
@@ -105,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let removed = temp
         .close()
         .with_context(|| format!("removing {}", root.display()));
-    let (upstream, proxy, generic, npm) = measured?;
+    let (upstream, proxy, generic, npm, npm_misses) = measured?;
     proxy_stopped?;
     upstream_stopped?;
     removed?;
@@ -118,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         dir: root.display().to_string(),
         generic,
         npm,
+        npm_misses,
         notes: notes(),
     };
     if args.json {
@@ -156,6 +161,11 @@ fn notes() -> Vec<String> {
          answered 200 during the packument phases (its arca_http_requests_total) times the mean size \
          of the full packuments it serves (the proxy asks for application/json), measured before the \
          first install; response headers are not counted on either side",
+        "npm cold misses: a static server on 127.0.0.1 holds a packument of 3,000 versions (about \
+         2 KB of manifest each, like a large public package) and 64 of 5 versions; each run GETs the \
+         large one, then all small ones 16 at once, directly, through a remote registry made for the \
+         run (misses: fetch, store, record, render) and through it again (hits), with npm's Accept \
+         and no gzip; bodies are checked to be JSON",
         "hit ratio: the proxy's arca_remote_hits_total / (hits + arca_remote_misses_total) for the \
          npm remote over all installs; packuments stay fresh for the metadata TTL, so each is \
          fetched once unless the installs outlast it",
@@ -171,7 +181,7 @@ async fn measure(
     proxy: &arca_node::RunningNode,
     args: &Args,
     rounds: usize,
-) -> anyhow::Result<(String, String, RemoteGeneric, RemoteNpm)> {
+) -> anyhow::Result<(String, String, RemoteGeneric, RemoteNpm, RemoteNpmMisses)> {
     let (up, px) = (Node::of(upstream).await?, Node::of(proxy).await?);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -187,29 +197,38 @@ async fn measure(
         MIRROR_GENERIC,
         "GENERIC",
         &generic_upstream,
-        &up,
+        Some(&up),
     )
     .await?;
-    create_remote(&client, &px, MIRROR_NPM, "NPM", &npm_upstream, &up).await?;
+    create_remote(&client, &px, MIRROR_NPM, "NPM", &npm_upstream, Some(&up)).await?;
 
     let generic = measure_generic(&client, &up, &px, args.files, args.large).await?;
     let npm = measure_npm(&up, &px, args.packages, rounds).await?;
-    Ok((up.base, px.base, generic, npm))
+    let npm_misses = measure_npm_misses(&client, &px, args.miss_runs).await?;
+    Ok((up.base, px.base, generic, npm, npm_misses))
 }
 
 /// Creates the remote registry `name` on `proxy` over `url`, authenticating there with `upstream`'s
-/// admin token as the Basic password.
+/// admin token as the Basic password when it is a node.
 async fn create_remote(
     client: &reqwest::Client,
     proxy: &Node,
     name: &str,
     package_type: &str,
     url: &str,
-    upstream: &Node,
+    upstream: Option<&Node>,
 ) -> anyhow::Result<()> {
     let api = format!("{}/api/v1/registries", proxy.base);
     let what =
         format!("creating the remote {package_type} registry {name:?} over {url} (POST {api})");
+    let mut settings = serde_json::json!({
+        "url": url,
+        "metadata_ttl_seconds": METADATA_TTL_SECONDS,
+    });
+    if let Some(upstream) = upstream {
+        settings["username"] = "x".into();
+        settings["password"] = upstream.token.clone().into();
+    }
     let response = client
         .post(&api)
         .bearer_auth(&proxy.token)
@@ -217,12 +236,7 @@ async fn create_remote(
             "name": name,
             "package_type": package_type,
             "kind": "remote",
-            "upstream": {
-                "url": url,
-                "username": "x",
-                "password": upstream.token,
-                "metadata_ttl_seconds": METADATA_TTL_SECONDS,
-            },
+            "upstream": settings,
         }))
         .send()
         .await
@@ -601,6 +615,204 @@ async fn measure_npm(
     })
 }
 
+/// Versions of the large synthetic packument (typescript's had about 3,500 by 2026, 10 MB in all).
+const LARGE_PACKUMENT_VERSIONS: usize = 3_000;
+/// The small synthetic packuments, and the versions of each.
+const SMALL_PACKUMENTS: usize = 64;
+const SMALL_PACKUMENT_VERSIONS: usize = 5;
+/// Name of the large synthetic package.
+const LARGE_PACKAGE: &str = "large-package";
+
+/// A packument as a public registry serves it, with `versions` versions of `name`, each with a
+/// manifest of about 2 KB (forty devDependencies, scripts, people, dist).
+fn synthetic_packument(name: &str, versions: usize) -> anyhow::Result<Vec<u8>> {
+    use serde_json::{Map, Value, json};
+    let mut listed = Map::new();
+    let mut times = Map::new();
+    let version_of = |index: usize| format!("{}.{}.{}", index / 100, index / 10 % 10, index % 10);
+    for index in 0..versions {
+        let version = version_of(index);
+        let dev_dependencies: Map<String, Value> = (0..40)
+            .map(|d| {
+                (
+                    format!("@types/dev-dependency-{d}"),
+                    json!(format!("^{d}.{index}.0")),
+                )
+            })
+            .collect();
+        let digest = Sha256::digest(format!("{name}@{version}"));
+        let mut sha512 = digest.to_vec();
+        sha512.extend_from_slice(&digest);
+        listed.insert(
+            version.clone(),
+            json!({
+                "name": name,
+                "version": version,
+                "description": "A synthetic package shaped like a large public one",
+                "keywords": ["synthetic", "benchmark"],
+                "license": "Apache-2.0",
+                "homepage": "https://example.invalid/project",
+                "repository": {"type": "git", "url": "git+https://example.invalid/project.git"},
+                "main": "./lib/index.js",
+                "bin": {"tool": "./bin/tool.js"},
+                "scripts": {"build": "tsc -b", "test": "node --test", "lint": "eslint ."},
+                "engines": {"node": ">=14.17"},
+                "devDependencies": dev_dependencies,
+                "_npmUser": {"name": "publisher", "email": "publisher@example.invalid"},
+                "maintainers": [{"name": "publisher", "email": "publisher@example.invalid"}],
+                "gitHead": hex::encode(&digest[..20]),
+                "dist": {
+                    "tarball": format!("https://example.invalid/{name}/-/{name}-{version}.tgz"),
+                    "shasum": hex::encode(&digest[..20]),
+                    "integrity": format!("sha512-{}", base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD, &sha512)),
+                    "fileCount": 200,
+                    "unpackedSize": 20_000_000,
+                },
+            }),
+        );
+        times.insert(version, json!("2024-01-01T00:00:00.000Z"));
+    }
+    let latest = version_of(versions.saturating_sub(1));
+    times.insert("created".into(), json!("2020-01-01T00:00:00.000Z"));
+    times.insert("modified".into(), json!("2024-01-01T00:00:00.000Z"));
+    Ok(serde_json::to_vec(&json!({
+        "_id": name,
+        "name": name,
+        "dist-tags": {"latest": latest},
+        "versions": listed,
+        "time": times,
+        "readme": "# synthetic\n",
+    }))?)
+}
+
+/// GETs `url` as npm asks for a packument (with `token`, which a static server ignores) and checks
+/// that the body is JSON.
+async fn get_packument(client: &reqwest::Client, url: &Url, token: &str) -> anyhow::Result<()> {
+    let what = format!("GET {url}");
+    let response = client
+        .get(url.clone())
+        .bearer_auth(token)
+        .header(reqwest::header::ACCEPT, NPM_ACCEPT)
+        .send()
+        .await
+        .with_context(|| what.clone())?;
+    let response = expect_status(response, StatusCode::OK, &what).await?;
+    let body = response.bytes().await.with_context(|| what.clone())?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+        .with_context(|| format!("{what}: not JSON"))?;
+    Ok(())
+}
+
+/// GETs every one of `names` under `base`, [`CONCURRENCY`] at a time.
+async fn get_packuments(
+    client: &reqwest::Client,
+    base: &Url,
+    names: &[String],
+    token: &str,
+) -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(names)
+        .map(|name| async move { get_packument(client, &base.join(name)?, token).await })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// The npm cold-miss rows: packuments served by a static upstream (the limit: a public registry
+/// serves packuments as files), GET directly, through a fresh remote registry (every GET a miss:
+/// fetch, store, record, render) and through it again (hits).
+async fn measure_npm_misses(
+    client: &reqwest::Client,
+    px: &Node,
+    runs: u64,
+) -> anyhow::Result<RemoteNpmMisses> {
+    let large = synthetic_packument(LARGE_PACKAGE, LARGE_PACKUMENT_VERSIONS)?;
+    let large_bytes = large.len() as u64;
+    let small_names: Vec<String> = (0..SMALL_PACKUMENTS)
+        .map(|index| format!("small-package-{index}"))
+        .collect();
+    let mut copies = std::collections::HashMap::new();
+    copies.insert(format!("/{LARGE_PACKAGE}"), Bytes::from(large));
+    for name in &small_names {
+        let packument = synthetic_packument(name, SMALL_PACKUMENT_VERSIONS)?;
+        copies.insert(format!("/{name}"), Bytes::from(packument));
+    }
+    let small_bytes: u64 = small_names
+        .iter()
+        .filter_map(|name| copies.get(&format!("/{name}")))
+        .map(|body| body.len() as u64)
+        .sum();
+    let (upstream, server) = crate::formats::serve_static(copies).await?;
+    let large_name = [LARGE_PACKAGE.to_owned()];
+    let mut times: [Vec<Duration>; 6] = Default::default();
+    let measured = async {
+        for run in 0..runs {
+            eprintln!("npm cold misses, run {}/{runs} ...", run + 1);
+            let registry = format!("npm-misses-{run}");
+            let remote_url = format!("{}/npm/{registry}/", px.base);
+            create_remote(client, px, &registry, "NPM", upstream.as_str(), None).await?;
+            let remote = Url::parse(&remote_url)?;
+            let ways = [
+                (&upstream, &large_name[..]),
+                (&remote, &large_name[..]),
+                (&remote, &large_name[..]),
+                (&upstream, &small_names[..]),
+                (&remote, &small_names[..]),
+                (&remote, &small_names[..]),
+            ];
+            for (row, (base, names)) in ways.into_iter().enumerate() {
+                let started = Instant::now();
+                get_packuments(client, base, names, &px.token).await?;
+                times[row].push(started.elapsed());
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    server.abort();
+    measured?;
+    let large_label = format!(
+        "{:.1} MiB, {LARGE_PACKUMENT_VERSIONS} versions",
+        large_bytes as f64 / MIB as f64
+    );
+    let small_label = format!("{SMALL_PACKUMENTS} small, {CONCURRENCY} at once");
+    // Every row of a group is priced in the upstream's bytes, so that its MiB/s ratio is the
+    // inverse of its time ratio (the remote answers with abbreviated packuments, which are smaller).
+    let measurement = |row: usize, label: String| {
+        let bytes = if row < 3 { large_bytes } else { small_bytes };
+        Measurement::new(&label, bytes, &times[row]).context("no runs")
+    };
+    let large_direct = measurement(0, format!("{large_label}: direct"))?;
+    let small_direct = measurement(3, format!("{small_label}: direct"))?;
+    Ok(RemoteNpmMisses {
+        runs,
+        large_versions: LARGE_PACKUMENT_VERSIONS,
+        large_upstream_bytes: large_bytes,
+        small_packuments: SMALL_PACKUMENTS,
+        small_upstream_bytes: small_bytes,
+        large_cold: Compared::new(
+            measurement(1, "  through the remote, cold".into())?,
+            &large_direct,
+        ),
+        large_warm: Compared::new(
+            measurement(2, "  through the remote, warm".into())?,
+            &large_direct,
+        ),
+        small_cold: Compared::new(
+            measurement(4, "  through the remote, cold".into())?,
+            &small_direct,
+        ),
+        small_warm: Compared::new(
+            measurement(5, "  through the remote, warm".into())?,
+            &small_direct,
+        ),
+        large_direct,
+        small_direct,
+    })
+}
+
 /// GETs the packument of `name` through `mirror` as npm does, checks that its latest version is
 /// `version`, and returns its content type, its length and the latest version's tarball URL.
 async fn latest_tarball(
@@ -641,7 +853,10 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let cli = Cli::parse_from(["remote"]);
         let a = &cli.args;
-        assert_eq!((a.files, a.large, a.packages, a.rounds), (20, 3, 20, 100));
+        assert_eq!(
+            (a.files, a.large, a.packages, a.rounds, a.miss_runs),
+            (20, 3, 20, 100, 5)
+        );
         assert_eq!(a.dir, PathBuf::from("."));
         assert!(!a.json);
         assert!(Cli::try_parse_from(["remote", "--files", "0"]).is_err());

@@ -1282,6 +1282,69 @@ pub struct RemoteNpm {
     pub warm_rounds: Option<Latency>,
 }
 
+/// The npm cold-miss rows of the `remote` benchmark: packuments a static upstream serves, GET
+/// directly, through a fresh remote registry (misses) and through it again (hits). Every row of a
+/// group is priced in the upstream's bytes, so a ratio is the direct time over the row's time.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteNpmMisses {
+    /// Runs of each row (each run through a remote registry of its own).
+    pub runs: u64,
+    /// Versions in the large packument.
+    pub large_versions: usize,
+    /// Its bytes as the upstream serves it.
+    pub large_upstream_bytes: u64,
+    /// The large packument GET directly.
+    pub large_direct: Measurement,
+    /// Through the remote, a miss.
+    pub large_cold: Compared,
+    /// Through the remote again, a hit.
+    pub large_warm: Compared,
+    /// Small packuments GET in a row.
+    pub small_packuments: usize,
+    /// Their bytes as the upstream serves them.
+    pub small_upstream_bytes: u64,
+    /// The small packuments GET directly.
+    pub small_direct: Measurement,
+    /// Through the remote, misses.
+    pub small_cold: Compared,
+    /// Through the remote again, hits.
+    pub small_warm: Compared,
+}
+
+impl RemoteNpmMisses {
+    /// Appends the rows, and what a miss adds to the direct time, to `out`.
+    fn table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "
+npm cold misses: packuments from a static upstream, {} runs, a fresh remote each run              (MiB/s of the upstream's bytes)",
+            self.runs
+        );
+        row_header(out, "dir.", "runs");
+        let median_ms = |m: &Measurement| {
+            let mut seconds = m.seconds.clone();
+            seconds.sort_by(f64::total_cmp);
+            seconds.get(seconds.len() / 2).copied().unwrap_or_default() * 1000.0
+        };
+        for (direct, cold, warm) in [
+            (&self.large_direct, &self.large_cold, &self.large_warm),
+            (&self.small_direct, &self.small_cold, &self.small_warm),
+        ] {
+            row(out, direct, None);
+            row(out, &cold.measurement, Some(cold));
+            row(out, &warm.measurement, Some(warm));
+            let _ = writeln!(
+                out,
+                "  median ms: direct {:.1}, cold {:.1} (adds {:.1}), warm {:.1}",
+                median_ms(direct),
+                median_ms(&cold.measurement),
+                median_ms(&cold.measurement) - median_ms(direct),
+                median_ms(&warm.measurement)
+            );
+        }
+    }
+}
+
 /// Everything the `remote` benchmark found.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteReport {
@@ -1299,6 +1362,8 @@ pub struct RemoteReport {
     pub generic: RemoteGeneric,
     /// npm installs.
     pub npm: RemoteNpm,
+    /// npm packuments missed and hit.
+    pub npm_misses: RemoteNpmMisses,
     /// How to read the numbers.
     pub notes: Vec<String>,
 }
@@ -1412,6 +1477,7 @@ impl RemoteReport {
             }
         }
         let _ = writeln!(out, "packuments answered as: {}", n.packument_content_type);
+        self.npm_misses.table(&mut out);
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }

@@ -122,6 +122,9 @@ fn notes() -> Vec<String> {
          names, with no network latency between them, so these are the software's floors, not WAN figures",
         "PUT: generic upload at the writer, answered 201 once its chunks are fsynced there and the version \
          is committed by a Raft majority",
+        "limits: the blob's size of fresh bytes sent over a new loopback TCP connection to a \
+         receiver that writes them into a new file on the nodes' disk (with an fsync in the second \
+         row), timed before each pair of samples",
         "readable: GETs at the reader every ~1 ms after the 201 until a 200 whose body has the blob's size \
          and sha256 (stamped at the last byte, verified after); the reader streams bytes it lacks from a \
          peer, so this is metadata lag plus a read-through, not full replication",
@@ -246,7 +249,7 @@ async fn on_cluster(
     for (size_mib, default_samples) in SIZES_MIB {
         let samples = args.samples.unwrap_or(default_samples);
         eprintln!("replication: {samples} + {samples} blobs of {size_mib} MiB ...");
-        replication.push(replication_lag(&endpoints, size_mib, samples).await?);
+        replication.push(replication_lag(&endpoints, root, size_mib, samples).await?);
     }
 
     let clients = usize::try_from(args.clients).context("--clients is too large")?;
@@ -463,17 +466,31 @@ struct Sample {
 }
 
 /// Pushes `samples` read-polled and `samples` unread blobs of `size_mib` (alternately, after one
-/// uncounted warm-up blob) and summarises their times.
+/// uncounted warm-up blob) and summarises their times, beside the limits: a TCP copy of as many
+/// bytes over loopback into a file under `dir` (the nodes' disk), with and without an fsync.
 async fn replication_lag(
     at: &Endpoints,
+    dir: &Path,
     size_mib: u64,
     samples: u64,
 ) -> anyhow::Result<ReplicationSize> {
     let size = size_mib * MIB;
     sample(at, &format!("warmup-{size_mib}mib"), 0, size, true).await?;
+    let copied = Bytes::from(
+        data::random_bytes(
+            "replication limit",
+            &size.to_le_bytes(),
+            usize::try_from(size)?,
+        )
+        .0,
+    );
     let mut read = Vec::new();
     let mut unread = Vec::new();
+    let mut copies = Vec::new();
+    let mut durable_copies = Vec::new();
     for version in 1..=samples {
+        copies.push(tcp_copy_to_file(&copied, dir, false).await?);
+        durable_copies.push(tcp_copy_to_file(&copied, dir, true).await?);
         read.push(sample(at, &format!("read-{size_mib}mib"), version, size, true).await?);
         unread.push(sample(at, &format!("unread-{size_mib}mib"), version, size, false).await?);
     }
@@ -494,6 +511,8 @@ async fn replication_lag(
         .map(|s| s.readable.context("a read-polled sample was not read"))
         .collect::<anyhow::Result<_>>()?;
     let rows = vec![
+        row("limit: TCP copy into a file", copies)?,
+        row("limit: TCP copy into a file + fsync", durable_copies)?,
         row(
             "PUT at writer (start -> 201)",
             read.iter().map(|s| s.acked).collect(),
@@ -540,6 +559,37 @@ async fn replication_lag(
         wrong_bodies: read.iter().map(|s| s.wrong_bodies).sum(),
         rows,
     })
+}
+
+/// Sends `bytes` over a fresh loopback TCP connection to a receiver that writes them into a new
+/// file under `dir` (and fsyncs it when `durable`); the time from connecting until the receiver is
+/// done. The file is removed afterwards.
+async fn tcp_copy_to_file(bytes: &Bytes, dir: &Path, durable: bool) -> anyhow::Result<Duration> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let path = dir.join(format!("tcp-copy-{}", address.port()));
+    // The receiver is plain blocking code: `std::io::copy` from a socket to a file is the kernel's
+    // own splice where it can be.
+    let receiver = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let (mut stream, _) = listener.accept()?;
+            let mut file = std::fs::File::create(&path)?;
+            std::io::copy(&mut stream, &mut file)?;
+            if durable {
+                file.sync_data()?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let started = Instant::now();
+    let mut stream = connect_tcp(address).await?;
+    stream.write_all(bytes).await?;
+    stream.shutdown().await?;
+    receiver.await.context("the TCP receiver")??;
+    let elapsed = started.elapsed();
+    tokio::fs::remove_file(&path).await?;
+    Ok(elapsed)
 }
 
 /// Pushes one fresh blob of `size` bytes as `{package}/{version}/blob.bin` at the writer; then, at

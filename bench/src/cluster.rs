@@ -124,7 +124,8 @@ fn notes() -> Vec<String> {
          is committed by a Raft majority",
         "limits: the blob's size of fresh bytes sent over a new loopback TCP connection to a \
          receiver that writes them into a new file on the nodes' disk (with an fsync in the second \
-         row), timed before each pair of samples",
+         row; the third row makes two such copies at once, as both other sites copy every blob \
+         onto the one disk here), timed before each pair of samples",
         "readable: GETs at the reader every ~1 ms after the 201 until a 200 whose body has the blob's size \
          and sha256 (stamped at the last byte, verified after); the reader streams bytes it lacks from a \
          peer, so this is metadata lag plus a read-through, not full replication",
@@ -488,9 +489,16 @@ async fn replication_lag(
     let mut unread = Vec::new();
     let mut copies = Vec::new();
     let mut durable_copies = Vec::new();
+    let mut paired_copies = Vec::new();
     for version in 1..=samples {
         copies.push(tcp_copy_to_file(&copied, dir, false).await?);
         durable_copies.push(tcp_copy_to_file(&copied, dir, true).await?);
+        // Both other sites copy each blob at once, onto the same disk here.
+        let (first, second) = tokio::join!(
+            tcp_copy_to_file(&copied, dir, true),
+            tcp_copy_to_file(&copied, dir, true)
+        );
+        paired_copies.push(first?.max(second?));
         read.push(sample(at, &format!("read-{size_mib}mib"), version, size, true).await?);
         unread.push(sample(at, &format!("unread-{size_mib}mib"), version, size, false).await?);
     }
@@ -513,6 +521,7 @@ async fn replication_lag(
     let rows = vec![
         row("limit: TCP copy into a file", copies)?,
         row("limit: TCP copy into a file + fsync", durable_copies)?,
+        row("limit: 2 such copies at once (both sites)", paired_copies)?,
         row(
             "PUT at writer (start -> 201)",
             read.iter().map(|s| s.acked).collect(),

@@ -78,7 +78,7 @@ pub async fn packument(ctx: &Context<'_>, name: &str) -> Result<Response, NpmErr
     let rendered = ctx
         .state
         .documents
-        .get_or_render(key, || render(&resolved.package, abbreviated, &base))?;
+        .get_or_render(key, || render(resolved.package(), abbreviated, &base))?;
     Ok(warn_if_stale(
         respond_packument(ctx, &rendered, abbreviated),
         &resolved,
@@ -141,7 +141,7 @@ fn local_packument(ctx: &Context<'_>, registry: &str, name: &str) -> Result<Resp
 /// `GET /<name>/<version or dist-tag>`: one version's manifest.
 pub async fn version(ctx: &Context<'_>, name: &str, wanted: &str) -> Result<Response, NpmError> {
     let (name, resolved) = resolve(ctx, name).await?;
-    let package = &resolved.package;
+    let package = resolved.package();
     let found = package.tags.get(wanted).map_or(wanted, String::as_str);
     let version = package
         .versions
@@ -164,7 +164,7 @@ pub async fn version(ctx: &Context<'_>, name: &str, wanted: &str) -> Result<Resp
 pub async fn list_tags(ctx: &Context<'_>, name: &str) -> Result<Response, NpmError> {
     let (_, resolved) = resolve(ctx, name).await?;
     Ok(warn_if_stale(
-        Json(&resolved.package.tags).into_response(),
+        Json(&resolved.package().tags).into_response(),
         &resolved,
     ))
 }

@@ -16,7 +16,7 @@
 
 use crate::meta::{PackageContents, StateRead};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arca_protocol::{BlobRef, FileEntry, Registry, RegistryKind, Sha256, Version};
 use base64::Engine;
@@ -38,15 +38,27 @@ use crate::proxy::{self, Expected, ProxyError};
 /// A package as a read of some registry sees it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The package: stored (local), from the upstream's packument (remote, shared with the parsed
-    /// packument the node keeps), or merged (virtual).
-    pub package: Arc<PackageContents>,
+    /// The first member's package: stored (local), or from the upstream's packument (remote,
+    /// shared with the parsed packument the node keeps).
+    first: Arc<PackageContents>,
+    /// The later members' packages (a virtual registry's), merged into the first when asked for.
+    rest: Vec<Arc<PackageContents>>,
+    merged: OnceLock<Arc<PackageContents>>,
     /// True when an upstream failed and an older copy of its packument went into this.
     pub stale: bool,
     /// What the package was made of: each member that had it, with the generation of its record
     /// (local) or the digest of its upstream's packument (remote). A document rendered from one
     /// resolution is the same for another with the same sources.
     pub sources: String,
+}
+
+impl Resolved {
+    /// The package: the first member's, with what later members add merged in (once, and only
+    /// when asked for: a packument already rendered from the same sources needs no merge).
+    pub fn package(&self) -> &PackageContents {
+        self.merged
+            .get_or_init(|| merge(self.first.clone(), self.rest.iter().cloned()))
+    }
 }
 
 /// Where a version's tarball is upstream, and what it must hash to.
@@ -291,18 +303,17 @@ async fn packument_naming(
 }
 
 /// Merges packages in order: a version an earlier one has wins, each dist-tag comes from the first
-/// one that has it.
-/// A single package comes back as it is (not copied).
+/// one that has it. A single package comes back as it is (not copied).
 pub fn merge(
-    packages: impl IntoIterator<Item = Arc<PackageContents>>,
-) -> Option<Arc<PackageContents>> {
-    let mut packages = packages.into_iter();
-    let first = packages.next()?;
-    let Some(second) = packages.next() else {
-        return Some(first);
-    };
+    first: Arc<PackageContents>,
+    rest: impl IntoIterator<Item = Arc<PackageContents>>,
+) -> Arc<PackageContents> {
+    let mut rest = rest.into_iter().peekable();
+    if rest.peek().is_none() {
+        return first;
+    }
     let mut merged = Arc::unwrap_or_clone(first);
-    for package in std::iter::once(second).chain(packages) {
+    for package in rest {
         for (name, version) in &package.versions {
             merged
                 .versions
@@ -318,7 +329,7 @@ pub fn merge(
         merged.created_at = merged.created_at.min(package.created_at);
         merged.updated_at = merged.updated_at.max(package.updated_at);
     }
-    Some(Arc::new(merged))
+    Arc::new(merged)
 }
 
 /// The package `name` as a read of `registry` sees it; `None` when no registry it reads has it.
@@ -369,9 +380,12 @@ pub async fn resolve(
             RegistryKind::Virtual => {}
         }
     }
-    match (merge(packages), failure) {
-        (Some(package), _) => Ok(Some(Resolved {
-            package,
+    let mut packages = packages.into_iter();
+    match (packages.next(), failure) {
+        (Some(first), _) => Ok(Some(Resolved {
+            first,
+            rest: packages.collect(),
+            merged: OnceLock::new(),
             stale,
             sources: sources.join(" "),
         })),
@@ -570,13 +584,21 @@ mod tests {
             .attributes
             .insert(MANIFEST.into(), json!({"local": true}).to_string());
         local.tags = BTreeMap::from([("latest".into(), "1.0.0".into())]);
-        let merged = merge([Arc::new(local), remote.clone()]).expect("merged");
+        let merged = merge(Arc::new(local.clone()), [remote.clone()]);
         assert_eq!(merged.versions.len(), 2);
         assert!(merged.versions["1.0.0"].attributes[MANIFEST].contains("local"));
         assert_eq!(merged.tags["latest"], "1.0.0");
         assert_eq!(merged.tags["old"], "1.0.0");
-        assert!(merge(Vec::new()).is_none());
-        let alone = merge([remote.clone()]).expect("one package");
+        let resolved = Resolved {
+            first: Arc::new(local),
+            rest: vec![remote.clone()],
+            merged: OnceLock::new(),
+            stale: false,
+            sources: "local@1 remote#0".into(),
+        };
+        assert!(resolved.merged.get().is_none(), "nothing merged until asked");
+        assert_eq!(resolved.package(), &*merged);
+        let alone = merge(remote.clone(), []);
         assert!(
             Arc::ptr_eq(&alone, &remote),
             "a single package is not copied"

@@ -786,28 +786,21 @@ async fn measure_npm_misses(
     };
     let large_direct = measurement(0, format!("{large_label}: direct"))?;
     let small_direct = measurement(3, format!("{small_label}: direct"))?;
+    let compared = |row: usize, baseline: &Measurement| -> anyhow::Result<Compared> {
+        let label = if row % 3 == 1 { "cold" } else { "warm" };
+        let measured = measurement(row, format!("  through the remote, {label}"))?;
+        Ok(Compared::new(measured, baseline))
+    };
     Ok(RemoteNpmMisses {
         runs,
         large_versions: LARGE_PACKUMENT_VERSIONS,
         large_upstream_bytes: large_bytes,
         small_packuments: SMALL_PACKUMENTS,
         small_upstream_bytes: small_bytes,
-        large_cold: Compared::new(
-            measurement(1, "  through the remote, cold".into())?,
-            &large_direct,
-        ),
-        large_warm: Compared::new(
-            measurement(2, "  through the remote, warm".into())?,
-            &large_direct,
-        ),
-        small_cold: Compared::new(
-            measurement(4, "  through the remote, cold".into())?,
-            &small_direct,
-        ),
-        small_warm: Compared::new(
-            measurement(5, "  through the remote, warm".into())?,
-            &small_direct,
-        ),
+        large_cold: compared(1, &large_direct)?,
+        large_warm: compared(2, &large_direct)?,
+        small_cold: compared(4, &small_direct)?,
+        small_warm: compared(5, &small_direct)?,
         large_direct,
         small_direct,
     })

@@ -421,8 +421,8 @@ impl Proxy {
     }
 
     /// A metadata document of a remote registry: the cached copy while it is fresh, else fetched again
-    /// from `url` (asking for `accept` when given, and cached under `key`), else — when the upstream
-    /// fails — the stale copy.
+    /// from `url` (asking for `accept` when given, and cached under `key`: returned once stored,
+    /// recorded in the background), else — when the upstream fails — the stale copy.
     pub async fn document(
         &self,
         state: &AppState,

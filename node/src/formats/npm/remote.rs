@@ -596,7 +596,10 @@ mod tests {
             stale: false,
             sources: "local@1 remote#0".into(),
         };
-        assert!(resolved.merged.get().is_none(), "nothing merged until asked");
+        assert!(
+            resolved.merged.get().is_none(),
+            "nothing merged until asked"
+        );
         assert_eq!(resolved.package(), &*merged);
         let alone = merge(remote.clone(), []);
         assert!(

@@ -417,7 +417,8 @@ impl Metrics {
             for (name, help, family) in [
                 (
                     "remote_hits",
-                    "Remote registry: requests served from what was cached",
+                    "Remote registry: requests served without an upstream request of their own \
+                     (from the cache, or joining a fetch under way)",
                     &metrics.remote_hits,
                 ),
                 (

@@ -106,7 +106,8 @@ pub struct Arriving {
 }
 
 impl Arriving {
-    /// Waits until the object is stored, verified and recorded.
+    /// Waits until the object is stored, verified and recorded (a document's record may still be
+    /// on its way).
     pub async fn finish(self) -> Result<Fetched, ProxyError> {
         self.result.await
     }
@@ -183,7 +184,8 @@ impl Arriving {
     }
 }
 
-/// What to do with a fetched object before anyone else may fetch it again: record it.
+/// What to do with a fetched object before its flight ends (requests until then join it): record
+/// it, or — for a metadata document — start recording it.
 pub type Record =
     Box<dyn FnOnce(Fetched) -> BoxFuture<'static, Result<Fetched, ProxyError>> + Send>;
 

@@ -126,12 +126,11 @@ fn manifest_fields<'a>(
     manifest.insert("name".into(), json_text(&package.name)?);
     manifest.insert("version".into(), json_text(&version.name)?);
     if let Some(file) = version.files.keys().next() {
-        let dist = manifest
-            .get("dist")
-            .map_or(Ok(Value::Object(Map::new())), |dist| {
-                serde_json::from_str(dist.get())
-            })?;
-        if let Value::Object(mut dist) = dist {
+        // A `dist` that is not an object is left as it is.
+        let dist = manifest.get("dist").map_or(Some(Map::new()), |dist| {
+            serde_json::from_str::<Map<String, Value>>(dist.get()).ok()
+        });
+        if let Some(mut dist) = dist {
             dist.insert(
                 "tarball".into(),
                 json!(format!("{base}/{}/-/{file}", package.name)),
@@ -429,6 +428,20 @@ mod tests {
         assert!(two.get("readme").is_none());
         assert!(two.get("description").is_none());
         assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 2");
+    }
+
+    #[test]
+    fn a_dist_that_is_not_an_object_is_left_as_it_is() {
+        let mut package = package();
+        package.versions.insert(
+            "3.0.0".into(),
+            version("3.0.0", json!({"dist": "odd", "readme": "x"}), None),
+        );
+        let doc: Value =
+            serde_json::from_slice(&full(&package, "http://h/npm/r").expect("renders"))
+                .expect("JSON");
+        assert_eq!(doc["versions"]["3.0.0"]["dist"], "odd");
+        assert_eq!(doc["versions"]["2.0.0"]["dist"]["shasum"], "bb");
     }
 
     #[test]

@@ -169,6 +169,26 @@ fn garage_notes() -> Vec<String> {
     .collect()
 }
 
+/// Makes `<root>/<what>-<run>.bin`, `size` bytes of its own pseudo-random data; returns its path
+/// and sha256.
+async fn fresh_file(
+    root: &Path,
+    what: &str,
+    run: usize,
+    runs: usize,
+    size: u64,
+) -> anyhow::Result<(PathBuf, String)> {
+    let path = root.join(format!("{what}-{run}.bin"));
+    eprintln!("generating fresh file {}/{runs} ...", run + 1);
+    let seed = format!("{what} {run}");
+    let sha256 = blocking({
+        let path = path.clone();
+        move || data::generate_seeded(&path, size, seed.as_bytes())
+    })
+    .await?;
+    Ok((path, sha256))
+}
+
 /// Measures, run after run (so that the disk's moods fall on every row alike): the copy; a cold
 /// push of a fresh file (version 3.<run>); a dedup push of the source (version 1.<run + 1>, after
 /// an untimed first push as 1.0); a pull of 1.0. The fresh files are all made first: the write-back
@@ -186,14 +206,7 @@ async fn measure(
     let size = files.size;
     let mut fresh = Vec::with_capacity(runs);
     for run in 0..runs {
-        let path = root.join(format!("cold-{run}.bin"));
-        eprintln!("generating fresh file {}/{runs} ...", run + 1);
-        let sha256 = blocking({
-            let path = path.clone();
-            move || data::generate_seeded(&path, size, format!("cold {run}").as_bytes())
-        })
-        .await?;
-        fresh.push((path, sha256));
+        fresh.push(fresh_file(root, "cold", run, runs, size).await?);
     }
     eprintln!("first push of the source (untimed) ...");
     let first = push(&client, &file_url(base, 1, 0), token, &files.source, size).await?;
@@ -281,13 +294,7 @@ async fn against_bucket(
     let mut fresh = Vec::with_capacity(runs);
     let mut pushes = Pairs::default();
     for run in 0..runs {
-        let source = root.join(format!("fresh-{run}.bin"));
-        eprintln!("generating fresh file {}/{runs} ...", run + 1);
-        let sha256 = blocking({
-            let source = source.clone();
-            move || data::generate_seeded(&source, size, format!("fresh {run}").as_bytes())
-        })
-        .await?;
+        let (source, sha256) = fresh_file(root, "fresh", run, runs, size).await?;
         let (url, name) = (file_url(&node.base, 2, run), format!("generic/{run}.bin"));
         eprintln!(
             "push {}/{runs} of it: through the node and directly ...",

@@ -39,6 +39,12 @@ impl Measurement {
             spread_percent: (best - worst) / median.max(1e-9) * 100.0,
         })
     }
+
+    /// Each run's MiB/s, as the tables list them.
+    pub fn runs_text(&self) -> String {
+        let runs: Vec<String> = self.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
+        runs.join(" ")
+    }
 }
 
 /// MiB/s of moving `bytes` in `seconds`.
@@ -160,7 +166,6 @@ fn row_header(out: &mut String, baseline: &str, runs: &str) {
 /// Appends one table row: `m`, and its ratios to the baseline (`None`: it is the baseline).
 fn row(out: &mut String, m: &Measurement, compared: Option<&Compared>) {
     let (best, median) = compared.map_or((1.0, 1.0), |c| (c.ratio_best, c.ratio_median));
-    let runs: Vec<String> = m.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
     let _ = writeln!(
         out,
         "{:<36} {:>12.1} {:>12.1} {:>10.2} {:>10.2} {:>6.0}%  {}",
@@ -170,7 +175,7 @@ fn row(out: &mut String, m: &Measurement, compared: Option<&Compared>) {
         best,
         median,
         m.spread_percent,
-        runs.join(" ")
+        m.runs_text()
     );
 }
 
@@ -1123,7 +1128,6 @@ impl ClusterReport {
             );
             for wan in &self.wan {
                 let m = &wan.measurement;
-                let runs: Vec<String> = m.mib_per_s.iter().map(|r| format!("{r:.1}")).collect();
                 let _ = writeln!(
                     out,
                     "{:<36} {:>12.1} {:>9.0}% {:>12.2} {:>12.1}  {}",
@@ -1132,7 +1136,7 @@ impl ClusterReport {
                     m.spread_percent,
                     wan.median_seconds,
                     wan.median_round_trips,
-                    runs.join(" ")
+                    m.runs_text()
                 );
             }
         }
